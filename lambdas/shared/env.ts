@@ -1,0 +1,66 @@
+/**
+ * The environment contract between the CDK stack (which sets these variables) and the Lambdas
+ * (which validate them once, at cold start). Keys and defaults live here only; infra imports the
+ * type so a renamed variable fails to compile on both sides.
+ */
+import { z } from 'zod';
+import { ConfigurationError } from './errors.ts';
+
+const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const boolFrom = z.enum(['true', 'false']).transform((v) => v === 'true');
+const listFrom = z
+  .string()
+  .transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
+
+export const RekeyEnvSchema = z.object({
+  /** Secrets are named `<prefix><userName>`. */
+  REKEY_SECRET_PREFIX: z.string().regex(/^[A-Za-z0-9/_+=.@-]*$/).default('rekey/'),
+  /** The customer-managed KMS key that encrypts the secrets. */
+  REKEY_KMS_KEY_ID: z.string().min(1),
+  REKEY_TOPIC_ARN: z.string().startsWith('arn:'),
+  REKEY_EVENT_BUS_NAME: z.string().min(1).default('default'),
+  /** DynamoDB table holding one rotation lock per user. */
+  REKEY_LOCK_TABLE: z.string().min(1),
+  /** How long a lock is honoured if its execution never releases it (the state machine timeout). */
+  REKEY_LOCK_TTL_SECONDS: intFrom(60, 400 * 86400).default(60 * 86400),
+  /** A user carrying this tag is not rotated while the exemption holds (see domain/exemption.ts). */
+  REKEY_EXEMPT_TAG: z.string().min(1).default('rekey:exempt'),
+  /** Comma-separated user names rekey must never touch (break-glass, automation). */
+  REKEY_PROTECTED_USERS: listFrom.default([]),
+  /** Only users under this IAM path are touched. */
+  REKEY_USER_PATH_PREFIX: z.string().regex(/^\/([\x21-\x7e]*\/)?$/).default('/'),
+  /** When set, only users carrying this tag are touched. */
+  REKEY_OPT_IN_TAG: z.string().optional(),
+  REKEY_MAX_ADOPTION_CHECKS: intFrom(1, 100).default(3),
+  /**
+   * Key last-use times are compared with this much slack, in the safe direction: a use up to
+   * this many seconds before a reference instant counts as "after" it (IAM rounds last-used).
+   */
+  REKEY_LAST_USED_GRACE_SECONDS: intFrom(0, 86400).default(60),
+  /** The new key is tried this many times (IAM is eventually consistent) before it is discarded. */
+  REKEY_VERIFY_ATTEMPTS: intFrom(1, 20).default(8),
+  REKEY_VERIFY_BASE_DELAY_MS: intFrom(0, 60_000).default(1000),
+  /** Look up CloudTrail for who still uses the old key (2 requests/s per account: keep it modest). */
+  REKEY_CLOUDTRAIL_LOOKUP: boolFrom.default(false),
+});
+export type RekeyEnv = z.infer<typeof RekeyEnvSchema>;
+/** What the stack writes: every variable as a string. */
+export type RekeyEnvVars = { [K in keyof RekeyEnv]?: string };
+export type RekeyEnvKey = keyof RekeyEnv;
+
+/**
+ * Validate the variables one Lambda needs. Throws ConfigurationError naming every bad variable.
+ * Call at module scope so a broken deployment fails at cold start, not half-way through a step.
+ */
+export function loadEnv<K extends RekeyEnvKey>(
+  keys: readonly K[],
+  source: Record<string, string | undefined> = process.env,
+): Pick<RekeyEnv, K> {
+  const mask = Object.fromEntries(keys.map((k) => [k, true])) as { [P in K]: true };
+  const result = RekeyEnvSchema.pick(mask).safeParse(source);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new ConfigurationError(`invalid environment: ${problems}`);
+  }
+  return result.data as Pick<RekeyEnv, K>;
+}

@@ -1,0 +1,100 @@
+/**
+ * Named errors. Step Functions matches `Retry`/`Catch` on the Lambda error type, which is the
+ * error's `name`, so every class sets it explicitly (minifiers rename classes).
+ *
+ * Messages name the problem (user, key id, field) but never a secret value.
+ */
+export class RekeyError extends Error {
+  constructor(name: string, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+/** The execution input (or CLI input) is not a valid rotation request. Nothing was called. */
+export class InvalidInput extends RekeyError {
+  constructor(message: string) {
+    super('InvalidInput', message);
+  }
+}
+
+/** The IAM user does not exist (or is not visible to rekey). */
+export class UserNotFound extends RekeyError {
+  constructor(userName: string) {
+    super('UserNotFound', `IAM user "${userName}" does not exist`);
+  }
+}
+
+/** A Lambda's environment does not satisfy its contract (a deployment defect). */
+export class ConfigurationError extends RekeyError {
+  constructor(message: string) {
+    super('ConfigurationError', message);
+  }
+}
+
+/** The new key could not be stored; the key was deleted again (compensation). */
+export class SecretNotStored extends RekeyError {
+  constructor(userName: string, cause: string) {
+    super('SecretNotStored', `the new access key of "${userName}" could not be stored and was deleted: ${cause}`);
+  }
+}
+
+/** A key appeared that rekey did not create and cannot account for; nothing was changed. */
+export class UnexpectedKeyState extends RekeyError {
+  constructor(message: string) {
+    super('UnexpectedKeyState', message);
+  }
+}
+
+/** The new key did not authenticate as its user after every retry; it was discarded. */
+export class NewKeyNotWorking extends RekeyError {
+  constructor(message: string) {
+    super('NewKeyNotWorking', message);
+  }
+}
+
+/**
+ * After deactivation the old key was reactivated or used, or the new key stopped working.
+ * The workflow rolls back (reactivates the old key) on this error.
+ */
+export class RotationVerificationFailed extends RekeyError {
+  constructor(message: string) {
+    super('RotationVerificationFailed', message);
+  }
+}
+
+/** The delete step re-checked the old key and found it active or used since deactivation. */
+export class UnsafeToDelete extends RekeyError {
+  constructor(message: string) {
+    super('UnsafeToDelete', message);
+  }
+}
+
+/** Another execution holds this user's rotation lock (raised where the lock is re-checked). */
+export class RotationInProgress extends RekeyError {
+  constructor(userName: string, owner: string) {
+    super('RotationInProgress', `another rotation of "${userName}" is in progress (${owner})`);
+  }
+}
+
+/** Errors that mean "the request was refused before anything happened": no notification is sent. */
+export const REJECTION_ERRORS = ['InvalidInput', 'UserNotFound'] as const;
+
+/** Errors after which the workflow must reactivate the old key. */
+export const ROLLBACK_ERRORS = ['RotationVerificationFailed', 'UnsafeToDelete'] as const;
+
+/** The AWS error's name, for errors that are not RekeyErrors (SDK ServiceExceptions carry `name`). */
+export function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : 'Error';
+}
+
+export function isAwsError(error: unknown, ...names: string[]): boolean {
+  return error instanceof Error && names.includes(error.name);
+}
+
+/** A step received a payload that does not match its schema: a workflow defect, not user input. */
+export class InvalidPayload extends RekeyError {
+  constructor(message: string) {
+    super('InvalidPayload', message);
+  }
+}

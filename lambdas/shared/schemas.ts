@@ -1,0 +1,171 @@
+/**
+ * One schema per state-machine payload. The Lambdas validate what they receive with these; the
+ * TypeScript types come from them. The workflow carries key ids, dates, the secret's ARN and
+ * version id: never a secret value.
+ *
+ * The state document grows as the execution runs:
+ *   PlanRotation      -> the whole document (ResultPath $)
+ *   CreateSecondKey   -> $.newKey
+ *   CheckLastUsed     -> $.adoption
+ *   DeactivateOldKey  -> $.deactivation
+ *   Catch             -> $.error
+ *   terminal Notify   -> $.outcome
+ */
+import { z } from 'zod';
+
+/** IAM user names: 1-64 of letters, digits and +=,.@_- (IAM's own rule). */
+export const UserName = z
+  .string({ error: (issue) => (issue.input === undefined ? 'userName is required' : 'userName must be a string') })
+  .min(1, 'userName must not be empty')
+  .max(64, 'userName must be at most 64 characters')
+  .regex(/^[A-Za-z0-9+=,.@_-]+$/, 'userName may contain only letters, digits and +=,.@_-');
+
+/** The execution input accepted from the console, the CLI and the audit. Unknown fields are refused. */
+export const RotationInput = z.strictObject(
+  {
+    userName: UserName,
+    dryRun: z.boolean({ error: 'dryRun must be true or false' }).optional(),
+    reason: z.string({ error: 'reason must be a string' }).max(256, 'reason must be at most 256 characters').optional(),
+  },
+  { error: (issue) => (issue.code === 'unrecognized_keys' ? undefined : 'input must be a JSON object') },
+);
+export type RotationInput = z.infer<typeof RotationInput>;
+
+export const IsoDate = z.iso.datetime({ offset: true });
+
+export const KeyRef = z.object({
+  accessKeyId: z.string().min(16),
+  createDate: IsoDate,
+  lastUsedDate: IsoDate.nullable().optional(),
+});
+export type KeyRef = z.infer<typeof KeyRef>;
+
+export const STOP_REASONS = [
+  'NoAccessKeys',
+  'NoActiveKey',
+  'TwoActiveKeys',
+  'InactiveKeyWasUsed',
+  'RotationInProgress',
+  'UserExempt',
+  'UserProtected',
+  'UserOutOfScope',
+  'OldKeyStillInUse',
+] as const;
+export const StopReason = z.enum(STOP_REASONS);
+export type StopReason = z.infer<typeof StopReason>;
+
+/** What PlanRotation decides; it becomes the root of the state document. */
+export const Plan = z.object({
+  userName: UserName,
+  userArn: z.string().nullable(),
+  dryRun: z.boolean(),
+  reason: z.string().optional(),
+  executionId: z.string().min(1),
+  secretName: z.string().min(1),
+  action: z.enum(['ROTATE', 'STOP']),
+  stopReason: StopReason.optional(),
+  /** Whether a STOP deserves an alert (two active keys do; an exempt user does not). */
+  alert: z.boolean(),
+  message: z.string(),
+  /** The plan in words, for dry runs and the CLI. */
+  steps: z.array(z.string()),
+  /** The active key to rotate. */
+  oldKey: KeyRef.nullable(),
+  /** An inactive, never-used extra key to delete before creating the new one. */
+  extraKey: KeyRef.nullable(),
+  /** An active, never-used key without a stored secret left by a crashed create: deleted by the create step. */
+  orphanKey: KeyRef.nullable(),
+});
+export type Plan = z.infer<typeof Plan>;
+
+export const PlanInput = z.object({
+  input: z.unknown(),
+  executionId: z.string().min(1),
+});
+export type PlanInput = z.infer<typeof PlanInput>;
+
+export const NewKey = z.object({
+  accessKeyId: z.string().min(16),
+  createDate: IsoDate,
+  secretArn: z.string().min(1),
+  /** The secret version that holds the new key (the ClientRequestToken used to write it). */
+  versionId: z.string().min(32),
+});
+export type NewKey = z.infer<typeof NewKey>;
+
+export const Adoption = z.object({
+  /** How many times CheckLastUsed has looked at the old key. */
+  checks: z.number().int().nonnegative(),
+  inUse: z.boolean(),
+  lastUsedDate: IsoDate.nullable(),
+  lastUsedService: z.string().nullable(),
+  lastUsedRegion: z.string().nullable(),
+  /** Who/where from CloudTrail, when enabled and found (source IPs, user agents, event names). */
+  recentCallers: z.array(z.string()).optional(),
+  /** Whether another check is allowed (checks < maxAdoptionChecks). */
+  mayWaitAgain: z.boolean(),
+});
+export type Adoption = z.infer<typeof Adoption>;
+
+export const Deactivation = z.object({ deactivatedAt: IsoDate });
+export type Deactivation = z.infer<typeof Deactivation>;
+
+export const TaskError = z.object({ Error: z.string(), Cause: z.string().optional() });
+
+/** The state document after planning, as later steps see it. */
+export const RotationState = Plan.extend({
+  newKey: NewKey.optional(),
+  adoption: Adoption.optional(),
+  deactivation: Deactivation.optional(),
+  error: TaskError.optional(),
+});
+export type RotationState = z.infer<typeof RotationState>;
+
+/** Step inputs: the state document with the fields that step cannot work without. */
+export const CreateSecondKeyInput = RotationState.extend({ oldKey: KeyRef });
+export const VerifyNewKeyInput = RotationState.extend({ newKey: NewKey });
+export const CheckLastUsedInput = RotationState.extend({ oldKey: KeyRef, newKey: NewKey });
+export const DeactivateInput = RotationState.extend({ oldKey: KeyRef, newKey: NewKey });
+export const VerifyRotationInput = RotationState.extend({ oldKey: KeyRef, newKey: NewKey, deactivation: Deactivation });
+export const ReactivateInput = RotationState.extend({ oldKey: KeyRef });
+
+/** The delete step is used twice: the extra inactive key (must never have been used) and the old key. */
+export const DeleteKeyInput = z.object({
+  userName: UserName,
+  accessKeyId: z.string().min(16),
+  /** The key must not have been used at or after this instant; null: it must never have been used. */
+  notUsedSince: IsoDate.nullable(),
+});
+export type DeleteKeyInput = z.infer<typeof DeleteKeyInput>;
+
+export const NOTIFICATION_EVENTS = {
+  ROTATION_STARTED: 'Access Key Rotation Started',
+  NEW_KEY_READY: 'New Access Key Ready',
+  OLD_KEY_STILL_IN_USE: 'Old Access Key Still In Use',
+  KEY_DEACTIVATED: 'Access Key Deactivated',
+  ROTATION_COMPLETED: 'Access Key Rotation Completed',
+  ROTATION_STOPPED: 'Access Key Rotation Stopped',
+  ROTATION_FAILED: 'Access Key Rotation Failed',
+  ROLLED_BACK: 'Access Key Rolled Back',
+} as const;
+export type NotificationEvent = keyof typeof NOTIFICATION_EVENTS;
+export const NotificationEvent = z.enum(Object.keys(NOTIFICATION_EVENTS) as [NotificationEvent, ...NotificationEvent[]]);
+
+/** Events after which the execution ends: the notify step releases the user's lock. */
+export const TERMINAL_EVENTS: readonly NotificationEvent[] = [
+  'ROTATION_COMPLETED',
+  'ROTATION_STOPPED',
+  'ROTATION_FAILED',
+  'ROLLED_BACK',
+];
+
+export const NotifyInput = z.object({ event: NotificationEvent, state: RotationState });
+export type NotifyInput = z.infer<typeof NotifyInput>;
+
+export const OUTCOME_STATUSES = ['ROTATED', 'STOPPED', 'FAILED', 'ROLLED_BACK', 'DRY_RUN'] as const;
+export const Outcome = z.object({
+  status: z.enum(OUTCOME_STATUSES),
+  reason: z.string().optional(),
+  message: z.string(),
+});
+export type Outcome = z.infer<typeof Outcome>;
