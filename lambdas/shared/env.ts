@@ -8,13 +8,19 @@ import { ConfigurationError } from './errors.ts';
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const boolFrom = z.enum(['true', 'false']).transform((v) => v === 'true');
-const listFrom = z
-  .string()
-  .transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
+const listFrom = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0),
+);
 
 export const RekeyEnvSchema = z.object({
   /** Secrets are named `<prefix><userName>`. */
-  REKEY_SECRET_PREFIX: z.string().regex(/^[A-Za-z0-9/_+=.@-]*$/).default('rekey/'),
+  REKEY_SECRET_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9/_+=.@-]*$/)
+    .default('rekey/'),
   /** The customer-managed KMS key that encrypts the secrets. */
   REKEY_KMS_KEY_ID: z.string().min(1),
   REKEY_TOPIC_ARN: z.string().startsWith('arn:'),
@@ -28,7 +34,10 @@ export const RekeyEnvSchema = z.object({
   /** Comma-separated user names rekey must never touch (break-glass, automation). */
   REKEY_PROTECTED_USERS: listFrom.default([]),
   /** Only users under this IAM path are touched. */
-  REKEY_USER_PATH_PREFIX: z.string().regex(/^\/([\x21-\x7e]*\/)?$/).default('/'),
+  REKEY_USER_PATH_PREFIX: z
+    .string()
+    .regex(/^\/([\x21-\x7e]*\/)?$/)
+    .default('/'),
   /** When set, only users carrying this tag are touched. */
   REKEY_OPT_IN_TAG: z.string().optional(),
   REKEY_MAX_ADOPTION_CHECKS: intFrom(1, 100).default(3),
@@ -38,7 +47,7 @@ export const RekeyEnvSchema = z.object({
    */
   REKEY_LAST_USED_GRACE_SECONDS: intFrom(0, 86400).default(60),
   /** The new key is tried this many times (IAM is eventually consistent) before it is discarded. */
-  REKEY_VERIFY_ATTEMPTS: intFrom(1, 20).default(8),
+  REKEY_VERIFY_ATTEMPTS: intFrom(1, 20).default(6),
   REKEY_VERIFY_BASE_DELAY_MS: intFrom(0, 60_000).default(1000),
   /** Look up CloudTrail for who still uses the old key (2 requests/s per account: keep it modest). */
   REKEY_CLOUDTRAIL_LOOKUP: boolFrom.default(false),
@@ -56,11 +65,11 @@ export function loadEnv<K extends RekeyEnvKey>(
   keys: readonly K[],
   source: Record<string, string | undefined> = process.env,
 ): Pick<RekeyEnv, K> {
-  const mask = Object.fromEntries(keys.map((k) => [k, true])) as { [P in K]: true };
+  const mask: Partial<Record<RekeyEnvKey, true>> = Object.fromEntries(keys.map((k) => [k, true]));
   const result = RekeyEnvSchema.pick(mask).safeParse(source);
   if (!result.success) {
     const problems = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new ConfigurationError(`invalid environment: ${problems}`);
   }
-  return result.data as Pick<RekeyEnv, K>;
+  return result.data as unknown as Pick<RekeyEnv, K>;
 }

@@ -26,7 +26,10 @@ export function makeHandler<S extends z.ZodType, R>(
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use({
       onError: async (request) => {
-        logger.error('step failed', { errorName: errorName(request.error), errorMessage: request.error?.message });
+        logger.error('step failed', {
+          errorName: errorName(request.error),
+          errorMessage: request.error?.message,
+        });
       },
     }) as unknown as StepHandler<R>;
 }

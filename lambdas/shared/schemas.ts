@@ -15,7 +15,9 @@ import { z } from 'zod';
 
 /** IAM user names: 1-64 of letters, digits and +=,.@_- (IAM's own rule). */
 export const UserName = z
-  .string({ error: (issue) => (issue.input === undefined ? 'userName is required' : 'userName must be a string') })
+  .string({
+    error: (issue) => (issue.input === undefined ? 'userName is required' : 'userName must be a string'),
+  })
   .min(1, 'userName must not be empty')
   .max(64, 'userName must be at most 64 characters')
   .regex(/^[A-Za-z0-9+=,.@_-]+$/, 'userName may contain only letters, digits and +=,.@_-');
@@ -25,7 +27,10 @@ export const RotationInput = z.strictObject(
   {
     userName: UserName,
     dryRun: z.boolean({ error: 'dryRun must be true or false' }).optional(),
-    reason: z.string({ error: 'reason must be a string' }).max(256, 'reason must be at most 256 characters').optional(),
+    reason: z
+      .string({ error: 'reason must be a string' })
+      .max(256, 'reason must be at most 256 characters')
+      .optional(),
   },
   { error: (issue) => (issue.code === 'unrecognized_keys' ? undefined : 'input must be a JSON object') },
 );
@@ -126,7 +131,11 @@ export const CreateSecondKeyInput = RotationState.extend({ oldKey: KeyRef });
 export const VerifyNewKeyInput = RotationState.extend({ newKey: NewKey });
 export const CheckLastUsedInput = RotationState.extend({ oldKey: KeyRef, newKey: NewKey });
 export const DeactivateInput = RotationState.extend({ oldKey: KeyRef, newKey: NewKey });
-export const VerifyRotationInput = RotationState.extend({ oldKey: KeyRef, newKey: NewKey, deactivation: Deactivation });
+export const VerifyRotationInput = RotationState.extend({
+  oldKey: KeyRef,
+  newKey: NewKey,
+  deactivation: Deactivation,
+});
 export const ReactivateInput = RotationState.extend({ oldKey: KeyRef });
 
 /** The delete step is used twice: the extra inactive key (must never have been used) and the old key. */
@@ -149,7 +158,9 @@ export const NOTIFICATION_EVENTS = {
   ROLLED_BACK: 'Access Key Rolled Back',
 } as const;
 export type NotificationEvent = keyof typeof NOTIFICATION_EVENTS;
-export const NotificationEvent = z.enum(Object.keys(NOTIFICATION_EVENTS) as [NotificationEvent, ...NotificationEvent[]]);
+export const NotificationEvent = z.enum(
+  Object.keys(NOTIFICATION_EVENTS) as [NotificationEvent, ...NotificationEvent[]],
+);
 
 /** Events after which the execution ends: the notify step releases the user's lock. */
 export const TERMINAL_EVENTS: readonly NotificationEvent[] = [
@@ -159,7 +170,14 @@ export const TERMINAL_EVENTS: readonly NotificationEvent[] = [
   'ROLLED_BACK',
 ];
 
-export const NotifyInput = z.object({ event: NotificationEvent, state: RotationState });
+/**
+ * A notification may be sent from any point, including the failure path right after planning
+ * failed, when the state is still the raw request: every field but the user name is optional.
+ */
+export const NotifyInput = z.object({
+  event: NotificationEvent,
+  state: RotationState.partial().extend({ userName: z.string().optional() }),
+});
 export type NotifyInput = z.infer<typeof NotifyInput>;
 
 export const OUTCOME_STATUSES = ['ROTATED', 'STOPPED', 'FAILED', 'ROLLED_BACK', 'DRY_RUN'] as const;

@@ -33,8 +33,8 @@ export const STEPS = {
     env: ['REKEY_MAX_ADOPTION_CHECKS', 'REKEY_LAST_USED_GRACE_SECONDS', 'REKEY_CLOUDTRAIL_LOOKUP'],
   },
   'deactivate-old-key': {
-    description: 'Deactivates the old access key',
-    env: [],
+    description: 'Re-checks the old key is quiet, then deactivates it',
+    env: ['REKEY_LAST_USED_GRACE_SECONDS'],
   },
   'verify-rotation': {
     description: 'Checks the old key stayed inactive and unused and the new key still works',

@@ -1,0 +1,14 @@
+import { dynamodb, iam, secretsManager } from '../shared/clients.ts';
+import { systemClock } from '../shared/clock.ts';
+import { createSecondKey } from '../shared/domain/create-key.ts';
+import { loadEnv } from '../shared/env.ts';
+import { makeHandler } from '../shared/handler.ts';
+import { CreateSecondKeyInput } from '../shared/schemas.ts';
+import { STEPS } from '../shared/steps.ts';
+
+const env = loadEnv(STEPS['create-second-key'].env);
+const lock = { dynamodb, table: env.REKEY_LOCK_TABLE };
+
+export const handler = makeHandler(CreateSecondKeyInput, (state) =>
+  createSecondKey({ iam, secretsManager, lock, clock: systemClock, env }, state),
+);

@@ -1,0 +1,14 @@
+import { dynamodb, iam } from '../shared/clients.ts';
+import { systemClock } from '../shared/clock.ts';
+import { planRotation } from '../shared/domain/plan.ts';
+import { loadEnv } from '../shared/env.ts';
+import { makeHandler } from '../shared/handler.ts';
+import { PlanInput } from '../shared/schemas.ts';
+import { STEPS } from '../shared/steps.ts';
+
+const env = loadEnv(STEPS.plan.env);
+const lock = { dynamodb, table: env.REKEY_LOCK_TABLE };
+
+export const handler = makeHandler(PlanInput, (input) =>
+  planRotation({ iam, lock, clock: systemClock, env }, input),
+);

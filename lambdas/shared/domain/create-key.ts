@@ -1,0 +1,134 @@
+/**
+ * CreateSecondKey: create the new access key and store it in the SAME invocation, so the secret
+ * never crosses the workflow. Safe to retry and to re-run:
+ * - a version written under this execution's token for the key recorded in the journal is
+ *   returned as is (no second key);
+ * - a key orphaned by a crash (created after the journal's `creatingSince`, never used, secret
+ *   never stored) is deleted before a new one is made (no third key, no key without a secret);
+ * - a failure to store deletes the new key again (compensation);
+ * - any other extra key stops the step without touching anything.
+ */
+import { CreateAccessKeyCommand, DeleteAccessKeyCommand, type IAMClient } from '@aws-sdk/client-iam';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { Clock } from '../clock.ts';
+import { errorName, isAwsError, RotationInProgress, SecretNotStored, UnexpectedKeyState } from '../errors.ts';
+import { logger } from '../logger.ts';
+import type { NewKey, RotationState } from '../schemas.ts';
+import { getLastUse, isOrphanKey, iso, listAccessKeys, requireKey } from './keys.ts';
+import { clearCreating, type LockDeps, markCreating, readLock, recordCreatedKey } from './lock.ts';
+import { describeVersions, storePendingKey, versionTokenFor } from './secret.ts';
+
+export interface CreateKeyDeps {
+  iam: IAMClient;
+  secretsManager: SecretsManagerClient;
+  lock: LockDeps;
+  clock: Clock;
+  env: { REKEY_KMS_KEY_ID: string; REKEY_LAST_USED_GRACE_SECONDS: number };
+}
+
+type CreateInput = RotationState & { oldKey: NonNullable<RotationState['oldKey']> };
+
+export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): Promise<NewKey> {
+  const { userName, executionId, secretName } = state;
+  const oldKeyId = state.oldKey.accessKeyId;
+  const grace = deps.env.REKEY_LAST_USED_GRACE_SECONDS;
+
+  const lock = await readLock(deps.lock, userName);
+  if (lock?.owner !== executionId) throw new RotationInProgress(userName, lock?.owner ?? 'lock not held');
+
+  const token = versionTokenFor(executionId, userName, oldKeyId);
+  const keys = await listAccessKeys(deps.iam, userName);
+  requireKey(keys, oldKeyId, userName);
+  const versions = await describeVersions(deps.secretsManager, secretName);
+
+  /** Deletes orphans among the extra keys; returns an already stored key of this execution, if any. */
+  const sweep = async (): Promise<NewKey | null> => {
+    const current = await listAccessKeys(deps.iam, userName);
+    const journal = await readLock(deps.lock, userName);
+    for (const key of current.filter((k) => k.accessKeyId !== oldKeyId)) {
+      const stored =
+        versions?.stages[token] !== undefined &&
+        journal?.createdKeyId === key.accessKeyId &&
+        journal.createdVersionId === token;
+      if (stored && versions) {
+        return {
+          accessKeyId: key.accessKeyId,
+          createDate: iso(key.createDate),
+          secretArn: versions.arn,
+          versionId: token,
+        };
+      }
+      const lastUse = await getLastUse(deps.iam, key.accessKeyId);
+      if (!isOrphanKey(key, lastUse, journal?.creatingSince ?? null, grace)) {
+        throw new UnexpectedKeyState(
+          `"${userName}" has another access key, ${key.accessKeyId} (${key.status}), that this rotation did not ` +
+            'create; nothing was changed',
+        );
+      }
+      logger.warn('deleting an access key orphaned by a crashed create attempt', {
+        userName,
+        accessKeyId: key.accessKeyId,
+      });
+      await deps.iam.send(new DeleteAccessKeyCommand({ UserName: userName, AccessKeyId: key.accessKeyId }));
+    }
+    return null;
+  };
+
+  if (keys.length > 1) {
+    const done = await sweep();
+    if (done) {
+      await clearCreating(deps.lock, userName, executionId);
+      return done;
+    }
+  }
+
+  await markCreating(deps.lock, userName, executionId, deps.clock.now());
+  let created: { AccessKeyId?: string; SecretAccessKey?: string; CreateDate?: Date } | undefined;
+  try {
+    created = (await deps.iam.send(new CreateAccessKeyCommand({ UserName: userName }))).AccessKey;
+  } catch (error) {
+    // The key may exist although the response was lost: remove it now rather than leave a key
+    // whose secret nobody will ever hold. A retry would find it too; this does not wait for one.
+    if (!isAwsError(error, 'LimitExceeded', 'LimitExceededException')) await sweep();
+    if (isAwsError(error, 'LimitExceeded', 'LimitExceededException')) {
+      throw new UnexpectedKeyState(`"${userName}" already has two access keys; nothing was changed`);
+    }
+    throw error;
+  }
+  if (!created?.AccessKeyId || !created.SecretAccessKey) {
+    throw new UnexpectedKeyState('CreateAccessKey returned no key');
+  }
+  const createDate = created.CreateDate ?? deps.clock.now();
+  let stored: { arn: string; versionId: string };
+  try {
+    await recordCreatedKey(deps.lock, userName, executionId, created.AccessKeyId, token);
+    stored = await storePendingKey(deps.secretsManager, {
+      name: secretName,
+      kmsKeyId: deps.env.REKEY_KMS_KEY_ID,
+      token,
+      value: {
+        Version: 1,
+        AccessKeyId: created.AccessKeyId,
+        SecretAccessKey: created.SecretAccessKey,
+        UserName: userName,
+        CreateDate: iso(createDate),
+      },
+    });
+  } catch (error) {
+    await deps.iam.send(new DeleteAccessKeyCommand({ UserName: userName, AccessKeyId: created.AccessKeyId }));
+    // Only the error's name: a service message could quote the request, and the request held the secret.
+    throw new SecretNotStored(userName, errorName(error));
+  }
+  await clearCreating(deps.lock, userName, executionId);
+  logger.info('new access key created and stored', {
+    userName,
+    accessKeyId: created.AccessKeyId,
+    versionId: stored.versionId,
+  });
+  return {
+    accessKeyId: created.AccessKeyId,
+    createDate: iso(createDate),
+    secretArn: stored.arn,
+    versionId: stored.versionId,
+  };
+}

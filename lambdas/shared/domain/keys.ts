@@ -1,0 +1,77 @@
+/**
+ * Reading IAM access keys: the user's keys (through the SDK paginator) and a key's last use.
+ * Also the one comparison every safety check uses: "was this key used at or after an instant?".
+ */
+import {
+  GetAccessKeyLastUsedCommand,
+  type IAMClient,
+  paginateListAccessKeys,
+  type StatusType,
+} from '@aws-sdk/client-iam';
+import { UnexpectedKeyState } from '../errors.ts';
+
+export interface AccessKeyInfo {
+  accessKeyId: string;
+  /** Active | Inactive | Expired: do not assume only two values. */
+  status: StatusType | string;
+  createDate: Date;
+}
+
+export interface LastUse {
+  /** Absent when the key was never used (since IAM started tracking, 2015-04-22). */
+  date: Date | null;
+  service: string | null;
+  region: string | null;
+}
+
+export async function listAccessKeys(iam: IAMClient, userName: string): Promise<AccessKeyInfo[]> {
+  const keys: AccessKeyInfo[] = [];
+  for await (const page of paginateListAccessKeys({ client: iam }, { UserName: userName })) {
+    for (const k of page.AccessKeyMetadata ?? []) {
+      if (!k.AccessKeyId || !k.CreateDate) continue;
+      keys.push({ accessKeyId: k.AccessKeyId, status: k.Status ?? 'Unknown', createDate: k.CreateDate });
+    }
+  }
+  return keys;
+}
+
+/** Finds a key of the user, or throws naming it (a key deleted behind rekey's back). */
+export function requireKey(keys: AccessKeyInfo[], accessKeyId: string, userName: string): AccessKeyInfo {
+  const key = keys.find((k) => k.accessKeyId === accessKeyId);
+  if (!key) throw new UnexpectedKeyState(`access key ${accessKeyId} of "${userName}" no longer exists`);
+  return key;
+}
+
+export async function getLastUse(iam: IAMClient, accessKeyId: string): Promise<LastUse> {
+  const out = await iam.send(new GetAccessKeyLastUsedCommand({ AccessKeyId: accessKeyId }));
+  const u = out.AccessKeyLastUsed;
+  const known = (v: string | undefined) => (v && v !== 'N/A' ? v : null);
+  return { date: u?.LastUsedDate ?? null, service: known(u?.ServiceName), region: known(u?.Region) };
+}
+
+/**
+ * True when the key was used at or after `instant`, counting uses up to `graceSeconds` before it
+ * as "after": IAM reports last use with coarse granularity, so the comparison errs towards "in
+ * use" (which only ever delays a rotation, never deactivates or deletes a key too early).
+ */
+export function usedAtOrAfter(lastUse: LastUse, instant: Date, graceSeconds: number): boolean {
+  if (!lastUse.date) return false;
+  return lastUse.date.getTime() >= instant.getTime() - graceSeconds * 1000;
+}
+
+/**
+ * A key left behind by a create step that crashed before its secret was stored: active, never
+ * used, and created after the create step marked its intent in the user's lock journal (and
+ * before that intent was cleared). Nobody holds its secret, so deleting it harms nobody.
+ */
+export function isOrphanKey(
+  key: AccessKeyInfo,
+  lastUse: LastUse,
+  creatingSince: Date | null,
+  graceSeconds: number,
+): boolean {
+  if (!creatingSince || key.status !== 'Active' || lastUse.date) return false;
+  return key.createDate.getTime() >= creatingSince.getTime() - graceSeconds * 1000;
+}
+
+export const iso = (d: Date): string => d.toISOString();

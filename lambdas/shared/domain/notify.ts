@@ -1,0 +1,173 @@
+/**
+ * Notifications: one SNS message (readable as an email) and one EventBridge event (source
+ * `rekey`, detail-type from NOTIFICATION_EVENTS) per milestone. They carry user names, key ids,
+ * dates and reasons, built field by field from the state: never a secret. Terminal events also
+ * release the user's lock. Dry runs publish nothing.
+ */
+import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import type { Clock } from '../clock.ts';
+import {
+  NOTIFICATION_EVENTS,
+  type NotificationEvent,
+  type NotifyInput,
+  type Outcome,
+  TERMINAL_EVENTS,
+} from '../schemas.ts';
+import { type LockDeps, releaseLock } from './lock.ts';
+
+export interface NotifyDeps {
+  sns: SNSClient;
+  eventBridge: EventBridgeClient;
+  lock: LockDeps;
+  clock: Clock;
+  env: { REKEY_TOPIC_ARN: string; REKEY_EVENT_BUS_NAME: string };
+}
+
+type State = NotifyInput['state'];
+
+/** The `errorMessage` of a Lambda error's Cause (JSON with errorType/errorMessage/trace); never the trace. */
+export function causeMessage(cause: string | undefined): string | undefined {
+  if (!cause) return undefined;
+  try {
+    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
+    return typeof parsed.errorMessage === 'string' ? parsed.errorMessage : cause.slice(0, 500);
+  } catch {
+    return cause.slice(0, 500);
+  }
+}
+
+export function outcomeOf(event: NotificationEvent, state: State): Outcome | null {
+  const failure = state.error ? `${state.error.Error}: ${causeMessage(state.error.Cause) ?? ''}` : undefined;
+  switch (event) {
+    case 'ROTATION_COMPLETED':
+      return {
+        status: 'ROTATED',
+        message: `rotated "${state.userName}": ${state.oldKey?.accessKeyId} was replaced by ${state.newKey?.accessKeyId}`,
+      };
+    case 'ROTATION_STOPPED': {
+      const stillInUse = state.adoption?.inUse === true;
+      const reason = stillInUse ? 'OldKeyStillInUse' : (state.stopReason ?? 'Stopped');
+      const message = stillInUse
+        ? `the old key ${state.oldKey?.accessKeyId} of "${state.userName}" was still in use after ` +
+          `${state.adoption?.checks} checks (last used ${state.adoption?.lastUsedDate}` +
+          `${state.adoption?.lastUsedService ? ` by ${state.adoption.lastUsedService}` : ''}` +
+          `${state.adoption?.lastUsedRegion ? ` in ${state.adoption.lastUsedRegion}` : ''}); both keys stay active ` +
+          `and the secret holds the new key ${state.newKey?.accessKeyId}: switch the remaining consumers, then run the rotation again`
+        : (state.message ?? 'stopped');
+      return { status: 'STOPPED', reason, message };
+    }
+    case 'ROTATION_FAILED':
+      return {
+        status: 'FAILED',
+        reason: state.error?.Error ?? 'Unknown',
+        message: `rotation of "${state.userName}" failed: ${failure ?? 'unknown error'}`,
+      };
+    case 'ROLLED_BACK':
+      return {
+        status: 'ROLLED_BACK',
+        reason: state.error?.Error ?? 'Unknown',
+        message:
+          `rotation of "${state.userName}" was rolled back: the old key ${state.oldKey?.accessKeyId} is active again. ` +
+          `${failure ?? ''}`.trim(),
+      };
+    default:
+      return null;
+  }
+}
+
+function summary(event: NotificationEvent, state: State): string {
+  const user = `"${state.userName ?? 'unknown user'}"`;
+  switch (event) {
+    case 'ROTATION_STARTED':
+      return `Rotation of ${user} started: ${state.oldKey?.accessKeyId} will be replaced. ${state.reason ? `Reason: ${state.reason}.` : ''}`.trim();
+    case 'NEW_KEY_READY':
+      return (
+        `A new access key ${state.newKey?.accessKeyId} for ${user} is ready in ${state.secretName} (AWSCURRENT). ` +
+        `Switch every consumer to it; the old key ${state.oldKey?.accessKeyId} will be deactivated once it is no longer used.`
+      );
+    case 'OLD_KEY_STILL_IN_USE':
+      return (
+        `The old access key ${state.oldKey?.accessKeyId} of ${user} is still in use: last used ` +
+        `${state.adoption?.lastUsedDate}${state.adoption?.lastUsedService ? ` by ${state.adoption.lastUsedService}` : ''}` +
+        `${state.adoption?.lastUsedRegion ? ` in ${state.adoption.lastUsedRegion}` : ''}` +
+        `${state.adoption?.recentCallers?.length ? ` (${state.adoption.recentCallers.join('; ')})` : ''}. ` +
+        `Check ${state.adoption?.checks}; switch it to the new key ${state.newKey?.accessKeyId}.`
+      );
+    case 'KEY_DEACTIVATED':
+      return `The old access key ${state.oldKey?.accessKeyId} of ${user} was deactivated at ${state.deactivation?.deactivatedAt}. It will be deleted after the waiting period if it stays unused.`;
+    default:
+      return outcomeOf(event, state)?.message ?? event;
+  }
+}
+
+/** The event detail: an explicit list of fields (an allow-list is what keeps secrets out). */
+export function detailOf(event: NotificationEvent, state: State): Record<string, unknown> {
+  const outcome = outcomeOf(event, state);
+  return {
+    event,
+    userName: state.userName ?? null,
+    executionId: state.executionId ?? null,
+    oldAccessKeyId: state.oldKey?.accessKeyId ?? null,
+    oldKeyLastUsedDate: state.adoption?.lastUsedDate ?? state.oldKey?.lastUsedDate ?? null,
+    newAccessKeyId: state.newKey?.accessKeyId ?? null,
+    secretArn: state.newKey?.secretArn ?? null,
+    adoptionChecks: state.adoption?.checks ?? null,
+    recentCallers: state.adoption?.recentCallers ?? null,
+    deactivatedAt: state.deactivation?.deactivatedAt ?? null,
+    status: outcome?.status ?? null,
+    reason: outcome?.reason ?? state.stopReason ?? null,
+    message: summary(event, state),
+  };
+}
+
+export async function notify(
+  deps: NotifyDeps,
+  input: NotifyInput,
+): Promise<Outcome | { published: boolean }> {
+  const { event, state } = input;
+  const terminal = TERMINAL_EVENTS.includes(event);
+  const outcome = outcomeOf(event, state);
+  if (state.dryRun) return outcome ?? { published: false };
+
+  const detailType = NOTIFICATION_EVENTS[event];
+  const detail = detailOf(event, state);
+  const subject = `[rekey] ${detailType}: ${state.userName ?? 'unknown user'}`.slice(0, 99);
+  const body = [
+    detail.message,
+    '',
+    ...Object.entries(detail)
+      .filter(([k, v]) => v !== null && k !== 'message')
+      .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join('; ') : String(v)}`),
+  ].join('\n');
+  await deps.sns.send(
+    new PublishCommand({
+      TopicArn: deps.env.REKEY_TOPIC_ARN,
+      Subject: subject,
+      Message: body,
+      MessageAttributes: { event: { DataType: 'String', StringValue: event } },
+    }),
+  );
+  const put = await deps.eventBridge.send(
+    new PutEventsCommand({
+      Entries: [
+        {
+          Source: 'rekey',
+          DetailType: detailType,
+          Detail: JSON.stringify(detail),
+          EventBusName: deps.env.REKEY_EVENT_BUS_NAME,
+          Resources: state.newKey?.secretArn ? [state.newKey.secretArn] : [],
+        },
+      ],
+    }),
+  );
+  if (put.FailedEntryCount) {
+    throw new Error(
+      `EventBridge rejected the ${detailType} event: ${put.Entries?.[0]?.ErrorCode ?? 'unknown'}`,
+    );
+  }
+  if (terminal && state.userName && state.executionId) {
+    await releaseLock(deps.lock, state.userName, state.executionId, deps.clock.now());
+  }
+  return outcome ?? { published: true };
+}

@@ -1,0 +1,250 @@
+/**
+ * PlanRotation: validate the request, look at the user and its keys, take the user's lock, decide.
+ * Refusals that need nobody's attention (exempt, protected, nothing to do) are STOP plans without
+ * an alert; conditions a human must resolve (two active keys) are STOP plans with an alert.
+ */
+import { GetUserCommand, type IAMClient, type Tag } from '@aws-sdk/client-iam';
+import type { Clock } from '../clock.ts';
+import type { RekeyEnv } from '../env.ts';
+import { InvalidInput, isAwsError, UserNotFound } from '../errors.ts';
+import { type KeyRef, type Plan, type PlanInput, RotationInput, type StopReason } from '../schemas.ts';
+import { parseExemption } from './exemption.ts';
+import { type AccessKeyInfo, getLastUse, isOrphanKey, iso, type LastUse, listAccessKeys } from './keys.ts';
+import { acquireLock, type LockDeps, readLock, releaseLock } from './lock.ts';
+import { secretNameFor } from './secret.ts';
+
+export type PlanEnv = Pick<
+  RekeyEnv,
+  | 'REKEY_SECRET_PREFIX'
+  | 'REKEY_LOCK_TTL_SECONDS'
+  | 'REKEY_EXEMPT_TAG'
+  | 'REKEY_PROTECTED_USERS'
+  | 'REKEY_USER_PATH_PREFIX'
+  | 'REKEY_OPT_IN_TAG'
+  | 'REKEY_LAST_USED_GRACE_SECONDS'
+>;
+
+export interface PlanDeps {
+  iam: IAMClient;
+  lock: LockDeps;
+  clock: Clock;
+  env: PlanEnv;
+}
+
+/** Parses the execution input; every problem is named (`userName: must be at most 64 characters`). */
+export function parseRotationInput(raw: unknown): RotationInput {
+  const result = RotationInput.safeParse(raw);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    if (issue.code === 'unrecognized_keys') return `unknown field(s): ${issue.keys.join(', ')}`;
+    return issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message;
+  });
+  throw new InvalidInput(`invalid rotation request: ${problems.join('; ')}`);
+}
+
+export interface KeyView {
+  key: AccessKeyInfo;
+  lastUse: LastUse;
+}
+
+export type Decision = Pick<Plan, 'action' | 'alert' | 'message' | 'oldKey' | 'extraKey' | 'orphanKey'> & {
+  stopReason?: StopReason;
+};
+
+const ref = ({ key, lastUse }: KeyView): KeyRef => ({
+  accessKeyId: key.accessKeyId,
+  createDate: iso(key.createDate),
+  lastUsedDate: lastUse.date ? iso(lastUse.date) : null,
+});
+const describe = ({ key, lastUse }: KeyView) =>
+  `${key.accessKeyId} (${key.status}, created ${iso(key.createDate)}, ${lastUse.date ? `last used ${iso(lastUse.date)}` : 'never used'})`;
+
+function stop(reason: StopReason, alert: boolean, message: string): Decision {
+  return {
+    action: 'STOP',
+    stopReason: reason,
+    alert,
+    message,
+    oldKey: null,
+    extraKey: null,
+    orphanKey: null,
+  };
+}
+
+/** The decision table of DESIGN.md, as a pure function of the user's keys. */
+export function decide(
+  userName: string,
+  keys: KeyView[],
+  creatingSince: Date | null,
+  graceSeconds: number,
+): Decision {
+  if (keys.length === 0)
+    return stop('NoAccessKeys', false, `"${userName}" has no access keys: nothing to rotate`);
+  const orphans = keys.filter((k) => isOrphanKey(k.key, k.lastUse, creatingSince, graceSeconds));
+  const active = keys.filter((k) => k.key.status === 'Active' && !orphans.includes(k));
+  const others = keys.filter((k) => k.key.status !== 'Active');
+  if (active.length >= 2) {
+    return stop(
+      'TwoActiveKeys',
+      true,
+      `"${userName}" has two active access keys, ${active.map(describe).join(' and ')}; rekey will not guess ` +
+        'which one to replace: deactivate or delete one of them by hand',
+    );
+  }
+  const old = active[0];
+  if (!old) {
+    return stop(
+      'NoActiveKey',
+      false,
+      `"${userName}" has no active access key (${keys.map(describe).join(', ')})`,
+    );
+  }
+  const orphan = orphans[0] ?? null;
+  const extra = others[0] ?? null;
+  if (extra?.lastUse.date) {
+    return stop(
+      'InactiveKeyWasUsed',
+      true,
+      `"${userName}" has an inactive key that was used before, ${describe(extra)}; its slot is needed for the ` +
+        'new key, and rekey only removes keys that were never used: delete it by hand if it is no longer needed',
+    );
+  }
+  return {
+    action: 'ROTATE',
+    alert: false,
+    message: `rotate ${old.key.accessKeyId} of "${userName}"`,
+    oldKey: ref(old),
+    extraKey: extra ? ref(extra) : null,
+    orphanKey: orphan ? ref(orphan) : null,
+  };
+}
+
+function stepsFor(plan: Decision, userName: string, secretName: string): string[] {
+  if (plan.action === 'STOP' || !plan.oldKey) return [plan.message];
+  const old = plan.oldKey.accessKeyId;
+  return [
+    ...(plan.extraKey ? [`delete the inactive, never-used key ${plan.extraKey.accessKeyId}`] : []),
+    ...(plan.orphanKey
+      ? [`delete ${plan.orphanKey.accessKeyId}, left without a stored secret by a crashed attempt`]
+      : []),
+    `create a second access key for "${userName}" and store it in ${secretName} (AWSPENDING)`,
+    'prove the new key authenticates as the user, then make it AWSCURRENT and announce it',
+    `wait for consumers to adopt it; check ${old} was not used since the new key was created`,
+    `deactivate ${old}, wait, verify it stayed unused and the new key still works (else reactivate ${old})`,
+    `delete ${old}`,
+  ];
+}
+
+export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<Plan> {
+  const input = parseRotationInput(request.input);
+  const { userName } = input;
+  const dryRun = input.dryRun ?? false;
+  const { env } = deps;
+  const base = {
+    userName,
+    userArn: null as string | null,
+    dryRun,
+    ...(input.reason ? { reason: input.reason } : {}),
+    executionId: request.executionId,
+    secretName: secretNameFor(env.REKEY_SECRET_PREFIX, userName),
+  };
+  const finish = (d: Decision, userArn: string | null = null): Plan => ({
+    ...base,
+    userArn,
+    ...d,
+    steps: stepsFor(d, userName, base.secretName),
+  });
+
+  // Protected users are refused before any AWS call.
+  const lower = userName.toLowerCase();
+  if (env.REKEY_PROTECTED_USERS.some((u) => u.toLowerCase() === lower)) {
+    return finish(stop('UserProtected', false, `"${userName}" is a protected user: rekey never touches it`));
+  }
+
+  let user: { Arn?: string; Path?: string; Tags?: Tag[] };
+  try {
+    const out = await deps.iam.send(new GetUserCommand({ UserName: userName }));
+    user = out.User ?? {};
+  } catch (error) {
+    if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw new UserNotFound(userName);
+    throw error;
+  }
+  const userArn = user.Arn ?? null;
+  const tags = new Map((user.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+  const path = user.Path ?? '/';
+  if (!path.startsWith(env.REKEY_USER_PATH_PREFIX)) {
+    return finish(
+      stop(
+        'UserOutOfScope',
+        false,
+        `"${userName}" (path ${path}) is outside the configured path ${env.REKEY_USER_PATH_PREFIX}`,
+      ),
+      userArn,
+    );
+  }
+  if (env.REKEY_OPT_IN_TAG && !tags.has(env.REKEY_OPT_IN_TAG)) {
+    return finish(
+      stop('UserOutOfScope', false, `"${userName}" does not carry the opt-in tag ${env.REKEY_OPT_IN_TAG}`),
+      userArn,
+    );
+  }
+  const exemptValue = tags.get(env.REKEY_EXEMPT_TAG);
+  if (exemptValue !== undefined) {
+    const exemption = parseExemption(exemptValue, deps.clock.now());
+    if (!exemption.expired) {
+      const until = exemption.until ? ` until ${exemption.until.toISOString().slice(0, 10)}` : '';
+      return finish(
+        stop('UserExempt', false, `"${userName}" is exempt${until}: ${exemption.reason}`),
+        userArn,
+      );
+    }
+  }
+
+  let creatingSince: Date | null;
+  let lockTaken = false;
+  if (dryRun) {
+    const lock = await readLock(deps.lock, userName);
+    if (
+      lock?.owner &&
+      lock.owner !== request.executionId &&
+      lock.expiresAt * 1000 > deps.clock.now().getTime()
+    ) {
+      return finish(
+        stop('RotationInProgress', false, `a rotation of "${userName}" is in progress (${lock.owner})`),
+        userArn,
+      );
+    }
+    creatingSince = lock?.creatingSince ?? null;
+  } else {
+    const result = await acquireLock(
+      deps.lock,
+      userName,
+      request.executionId,
+      deps.clock.now(),
+      env.REKEY_LOCK_TTL_SECONDS,
+    );
+    if (!result.acquired) {
+      return finish(
+        stop('RotationInProgress', false, `a rotation of "${userName}" is in progress (${result.owner})`),
+        userArn,
+      );
+    }
+    creatingSince = result.lock.creatingSince;
+    lockTaken = true;
+  }
+
+  const release = () => releaseLock(deps.lock, userName, request.executionId, deps.clock.now());
+  let decision: Decision;
+  try {
+    const keys = await listAccessKeys(deps.iam, userName);
+    const views: KeyView[] = [];
+    for (const key of keys) views.push({ key, lastUse: await getLastUse(deps.iam, key.accessKeyId) });
+    decision = decide(userName, views, creatingSince, env.REKEY_LAST_USED_GRACE_SECONDS);
+  } catch (error) {
+    // The failure path cannot release a lock it does not know of: give it back before failing.
+    if (lockTaken) await release();
+    throw error;
+  }
+  if (decision.action === 'STOP' && lockTaken) await release();
+  return finish(decision, userArn);
+}

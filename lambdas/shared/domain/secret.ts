@@ -1,0 +1,146 @@
+/**
+ * The credential secret `<prefix><userName>`: JSON that is valid `credential_process` output plus
+ * the user name and the key's creation date. The new key is written as AWSPENDING by the create
+ * step and becomes AWSCURRENT only after it was proven to work; AWSPREVIOUS then holds the old one.
+ * Reads always name a version or a stage (a plain read can return a stale version in emulators).
+ */
+import { createHash } from 'node:crypto';
+import {
+  CreateSecretCommand,
+  DescribeSecretCommand,
+  GetSecretValueCommand,
+  PutSecretValueCommand,
+  type SecretsManagerClient,
+  UpdateSecretVersionStageCommand,
+} from '@aws-sdk/client-secrets-manager';
+import { z } from 'zod';
+import { InvalidInput, isAwsError } from '../errors.ts';
+
+export const CredentialSecret = z.object({
+  Version: z.literal(1),
+  AccessKeyId: z.string().min(16),
+  SecretAccessKey: z.string().min(1),
+  UserName: z.string(),
+  CreateDate: z.string(),
+});
+export type CredentialSecret = z.infer<typeof CredentialSecret>;
+
+/** Secrets Manager names allow letters, digits and /_+=.@- ; IAM user names may also hold ','. */
+export function secretNameFor(prefix: string, userName: string): string {
+  if (userName.includes(',')) {
+    throw new InvalidInput(`userName "${userName}" contains ',', which Secrets Manager names do not allow`);
+  }
+  return `${prefix}${userName}`;
+}
+
+/**
+ * The ClientRequestToken (= version id) for one execution's new key: deterministic, so a retried
+ * or re-run create step writes the same version instead of a second one.
+ */
+export function versionTokenFor(executionId: string, userName: string, oldKeyId: string): string {
+  return createHash('sha256').update(`${executionId}|${userName}|${oldKeyId}`).digest('hex');
+}
+
+/** Version id -> stages, or null when the secret does not exist. */
+export async function describeVersions(
+  sm: SecretsManagerClient,
+  secretId: string,
+): Promise<{ arn: string; stages: Record<string, string[]> } | null> {
+  try {
+    const out = await sm.send(new DescribeSecretCommand({ SecretId: secretId }));
+    return { arn: out.ARN ?? secretId, stages: out.VersionIdsToStages ?? {} };
+  } catch (error) {
+    if (isAwsError(error, 'ResourceNotFoundException')) return null;
+    throw error;
+  }
+}
+
+export function versionWithStage(stages: Record<string, string[]>, stage: string): string | null {
+  return Object.entries(stages).find(([, s]) => s.includes(stage))?.[0] ?? null;
+}
+
+/** Writes the new key as AWSPENDING (creating the secret, encrypted with rekey's KMS key, if needed). */
+export async function storePendingKey(
+  sm: SecretsManagerClient,
+  args: { name: string; kmsKeyId: string; token: string; value: CredentialSecret },
+): Promise<{ arn: string; versionId: string }> {
+  try {
+    await sm.send(
+      new CreateSecretCommand({
+        Name: args.name,
+        KmsKeyId: args.kmsKeyId,
+        Description: `Access key of IAM user ${args.value.UserName}, rotated by rekey`,
+        Tags: [
+          { Key: 'rekey:user', Value: args.value.UserName },
+          { Key: 'rekey:managed', Value: 'true' },
+        ],
+      }),
+    );
+  } catch (error) {
+    if (!isAwsError(error, 'ResourceExistsException')) throw error;
+  }
+  const out = await sm.send(
+    new PutSecretValueCommand({
+      SecretId: args.name,
+      ClientRequestToken: args.token,
+      SecretString: JSON.stringify(args.value),
+      VersionStages: ['AWSPENDING'],
+    }),
+  );
+  return { arn: out.ARN ?? args.name, versionId: out.VersionId ?? args.token };
+}
+
+export async function readCredential(
+  sm: SecretsManagerClient,
+  secretId: string,
+  at: { versionId: string } | { stage: string },
+): Promise<CredentialSecret> {
+  const out = await sm.send(
+    new GetSecretValueCommand(
+      'versionId' in at
+        ? { SecretId: secretId, VersionId: at.versionId }
+        : { SecretId: secretId, VersionStage: at.stage },
+    ),
+  );
+  // Error messages must not echo the value (JSON.parse quotes its input): name the secret only.
+  const notACredential = new Error(`secret ${secretId} does not hold a rekey credential`);
+  let json: unknown;
+  try {
+    json = JSON.parse(out.SecretString ?? 'null');
+  } catch {
+    throw notACredential;
+  }
+  const parsed = CredentialSecret.safeParse(json);
+  if (!parsed.success) throw notACredential;
+  return parsed.data;
+}
+
+/** Makes `versionId` AWSCURRENT (the old current becomes AWSPREVIOUS) and drops its AWSPENDING label. */
+export async function promoteVersion(
+  sm: SecretsManagerClient,
+  secretId: string,
+  versionId: string,
+): Promise<void> {
+  const described = await describeVersions(sm, secretId);
+  const stages = described?.stages ?? {};
+  const current = versionWithStage(stages, 'AWSCURRENT');
+  if (current !== versionId) {
+    await sm.send(
+      new UpdateSecretVersionStageCommand({
+        SecretId: secretId,
+        VersionStage: 'AWSCURRENT',
+        MoveToVersionId: versionId,
+        ...(current ? { RemoveFromVersionId: current } : {}),
+      }),
+    );
+  }
+  if (stages[versionId]?.includes('AWSPENDING')) {
+    await sm.send(
+      new UpdateSecretVersionStageCommand({
+        SecretId: secretId,
+        VersionStage: 'AWSPENDING',
+        RemoveFromVersionId: versionId,
+      }),
+    );
+  }
+}
