@@ -10,8 +10,8 @@ import { InvalidInput, isAwsError, UserNotFound } from '../errors.ts';
 import { type KeyRef, type Plan, type PlanInput, RotationInput, type StopReason } from '../schemas.ts';
 import { parseExemption } from './exemption.ts';
 import { type AccessKeyInfo, getLastUse, isOrphanKey, iso, type LastUse, listAccessKeys } from './keys.ts';
-import { acquireLock, type LockDeps, readLock, releaseLock } from './lock.ts';
-import { secretNameFor } from './secret.ts';
+import { acquireLock, type LockDeps, type LockItem, readLock, releaseLock } from './lock.ts';
+import { secretNameFor, versionTokenFor } from './secret.ts';
 
 export type PlanEnv = Pick<
   RekeyEnv,
@@ -71,15 +71,31 @@ function stop(reason: StopReason, alert: boolean, message: string): Decision {
   };
 }
 
+/** What the user's lock journal says about keys rekey itself created. */
+export interface Journal {
+  /** Set while a create step had not yet confirmed its secret was stored. */
+  creatingSince: Date | null;
+  /** The key this very execution created and stored in an earlier attempt (a re-run resumes it). */
+  ownKeyId: string | null;
+}
+
 /** The decision table of DESIGN.md, as a pure function of the user's keys. */
-export function decide(
-  userName: string,
-  keys: KeyView[],
-  creatingSince: Date | null,
-  graceSeconds: number,
-): Decision {
+export function decide(userName: string, keys: KeyView[], journal: Journal, graceSeconds: number): Decision {
   if (keys.length === 0)
     return stop('NoAccessKeys', false, `"${userName}" has no access keys: nothing to rotate`);
+  const own = keys.find((k) => k.key.accessKeyId === journal.ownKeyId);
+  const resumed = own && keys.find((k) => k !== own);
+  if (own && resumed) {
+    return {
+      action: 'ROTATE',
+      alert: false,
+      message: `resume the rotation of ${resumed.key.accessKeyId} of "${userName}" (new key ${own.key.accessKeyId} was created earlier by this execution)`,
+      oldKey: ref(resumed),
+      extraKey: null,
+      orphanKey: null,
+    };
+  }
+  const creatingSince = journal.creatingSince;
   const orphans = keys.filter((k) => isOrphanKey(k.key, k.lastUse, creatingSince, graceSeconds));
   const active = keys.filter((k) => k.key.status === 'Active' && !orphans.includes(k));
   const others = keys.filter((k) => k.key.status !== 'Active');
@@ -133,6 +149,24 @@ function stepsFor(plan: Decision, userName: string, secretName: string): string[
     `deactivate ${old}, wait, verify it stayed unused and the new key still works (else reactivate ${old})`,
     `delete ${old}`,
   ];
+}
+
+/** Reads the journal: is one of the keys the one this execution created and stored before? */
+function journalOf(
+  lock: LockItem | null,
+  keys: AccessKeyInfo[],
+  executionId: string,
+  userName: string,
+): Journal {
+  const own = keys.find(
+    (k) =>
+      k.accessKeyId === lock?.createdKeyId &&
+      keys.some(
+        (other) =>
+          other !== k && lock.createdVersionId === versionTokenFor(executionId, userName, other.accessKeyId),
+      ),
+  );
+  return { creatingSince: lock?.creatingSince ?? null, ownKeyId: own?.accessKeyId ?? null };
 }
 
 export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<Plan> {
@@ -200,10 +234,10 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
     }
   }
 
-  let creatingSince: Date | null;
+  let lock: LockItem | null;
   let lockTaken = false;
   if (dryRun) {
-    const lock = await readLock(deps.lock, userName);
+    lock = await readLock(deps.lock, userName);
     if (
       lock?.owner &&
       lock.owner !== request.executionId &&
@@ -214,7 +248,6 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
         userArn,
       );
     }
-    creatingSince = lock?.creatingSince ?? null;
   } else {
     const result = await acquireLock(
       deps.lock,
@@ -229,7 +262,7 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
         userArn,
       );
     }
-    creatingSince = result.lock.creatingSince;
+    lock = result.lock;
     lockTaken = true;
   }
 
@@ -239,7 +272,12 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
     const keys = await listAccessKeys(deps.iam, userName);
     const views: KeyView[] = [];
     for (const key of keys) views.push({ key, lastUse: await getLastUse(deps.iam, key.accessKeyId) });
-    decision = decide(userName, views, creatingSince, env.REKEY_LAST_USED_GRACE_SECONDS);
+    decision = decide(
+      userName,
+      views,
+      journalOf(lock, keys, request.executionId, userName),
+      env.REKEY_LAST_USED_GRACE_SECONDS,
+    );
   } catch (error) {
     // The failure path cannot release a lock it does not know of: give it back before failing.
     if (lockTaken) await release();
