@@ -41,22 +41,27 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
   requireKey(keys, oldKeyId, userName);
   const versions = await describeVersions(deps.secretsManager, secretName);
 
-  /** Deletes orphans among the extra keys; returns an already stored key of this execution, if any. */
-  const sweep = async (): Promise<NewKey | null> => {
+  /**
+   * Deletes orphans among the extra keys and counts them; returns the key this execution already
+   * stored instead, if there is one. Any other extra key stops the step.
+   */
+  const sweep = async (): Promise<{ stored: NewKey | null; removed: number }> => {
     const current = await listAccessKeys(deps.iam, userName);
     const journal = await readLock(deps.lock, userName);
+    let removed = 0;
     for (const key of current.filter((k) => k.accessKeyId !== oldKeyId)) {
-      const stored =
+      if (
         versions?.stages[token] !== undefined &&
         journal?.createdKeyId === key.accessKeyId &&
-        journal.createdVersionId === token;
-      if (stored && versions) {
-        return {
+        journal.createdVersionId === token
+      ) {
+        const stored = {
           accessKeyId: key.accessKeyId,
           createDate: iso(key.createDate),
           secretArn: versions.arn,
           versionId: token,
         };
+        return { stored, removed };
       }
       const lastUse = await getLastUse(deps.iam, key.accessKeyId);
       if (!isOrphanKey(key, lastUse, journal?.creatingSince ?? null, grace)) {
@@ -70,34 +75,39 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
         accessKeyId: key.accessKeyId,
       });
       await deps.iam.send(new DeleteAccessKeyCommand({ UserName: userName, AccessKeyId: key.accessKeyId }));
+      removed++;
     }
-    return null;
+    return { stored: null, removed };
   };
 
   if (keys.length > 1) {
-    const done = await sweep();
-    if (done) {
+    const { stored } = await sweep();
+    if (stored) {
       await clearCreating(deps.lock, userName, executionId);
-      return done;
+      return stored;
     }
   }
 
   await markCreating(deps.lock, userName, executionId, deps.clock.now());
   let created: { AccessKeyId?: string; SecretAccessKey?: string; CreateDate?: Date } | undefined;
-  try {
-    created = (await deps.iam.send(new CreateAccessKeyCommand({ UserName: userName }))).AccessKey;
-  } catch (error) {
-    // The key may exist although the response was lost: remove it now rather than leave a key
-    // whose secret nobody will ever hold. A retry would find it too; this does not wait for one.
-    if (!isAwsError(error, 'LimitExceeded', 'LimitExceededException')) await sweep();
-    if (isAwsError(error, 'LimitExceeded', 'LimitExceededException')) {
-      throw new UnexpectedKeyState(`"${userName}" already has two access keys; nothing was changed`);
+  for (let attempt = 1; !created; attempt++) {
+    try {
+      created = (await deps.iam.send(new CreateAccessKeyCommand({ UserName: userName }))).AccessKey;
+    } catch (error) {
+      // The key may exist although the response was lost (and an SDK retry may then have hit the
+      // two-key limit): remove such orphans now rather than leave keys whose secret nobody holds.
+      const { removed } = await sweep();
+      const limit = isAwsError(error, 'LimitExceeded', 'LimitExceededException');
+      if (limit && removed > 0 && attempt === 1) continue;
+      if (limit)
+        throw new UnexpectedKeyState(`"${userName}" already has two access keys; nothing was changed`);
+      throw error;
     }
-    throw error;
+    if (!created?.AccessKeyId || !created.SecretAccessKey)
+      throw new UnexpectedKeyState('CreateAccessKey returned no key');
   }
-  if (!created?.AccessKeyId || !created.SecretAccessKey) {
+  if (!created.AccessKeyId || !created.SecretAccessKey)
     throw new UnexpectedKeyState('CreateAccessKey returned no key');
-  }
   const createDate = created.CreateDate ?? deps.clock.now();
   let stored: { arn: string; versionId: string };
   try {

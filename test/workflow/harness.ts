@@ -1,0 +1,333 @@
+/**
+ * The workflow test world: a moto server of its own (request signing ON, everything runs as an
+ * admin IAM user), the state machine definition extracted from the `cdk synth` output of the
+ * global setup, the real handler modules bound to every Task, and read-back channels for what
+ * rekey publishes (SNS -> SQS, EventBridge rule -> SQS). It also collects every secret value the
+ * emulator ever held and every log line the handlers wrote, so each test can prove that no
+ * secret leaked anywhere.
+ */
+import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
+import {
+  CreateAccessKeyCommand,
+  CreateUserCommand,
+  IAMClient,
+  ListAccessKeysCommand,
+  ListUsersCommand,
+  PutUserPolicyCommand,
+  TagUserCommand,
+  UpdateAccessKeyCommand,
+} from '@aws-sdk/client-iam';
+import {
+  GetSecretValueCommand,
+  ListSecretsCommand,
+  ListSecretVersionIdsCommand,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import {
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { expect } from 'vitest';
+import { type LoadedDefinition, loadDefinition } from '../../cli/definition.ts';
+import { prepareLocalEnv } from '../../cli/local-env.ts';
+import { type RotationResult, type RunRotationOptions, runRotation } from '../../cli/local-runner.ts';
+import { type MotoServer, startMoto } from '../support/moto.ts';
+
+const REGION = 'us-east-1';
+type Credentials = { accessKeyId: string; secretAccessKey: string };
+
+export interface Notification {
+  /** The SNS message body (the email text). */
+  sns: string[];
+  /** EventBridge events as delivered: { 'detail-type', source, detail }. */
+  events: Array<{ 'detail-type': string; source: string; detail: Record<string, unknown> }>;
+}
+
+export interface World {
+  moto: MotoServer;
+  admin: Credentials;
+  iam: IAMClient;
+  secrets: SecretsManagerClient;
+  env: Record<string, string>;
+  definition: LoadedDefinition;
+  /** Every log line written to stdout/stderr while the world was up. */
+  logs: string[];
+  run(input: unknown, options?: Partial<RunRotationOptions>): Promise<RotationResult>;
+  createUser(
+    userName: string,
+    options?: { keys?: number; inactive?: number[]; tags?: Record<string, string>; path?: string },
+  ): Promise<Credentials[]>;
+  keysOf(userName: string): Promise<Array<{ id: string; status: string }>>;
+  /** The credential stored under a stage, read with an explicit stage. */
+  storedCredential(
+    userName: string,
+    stage?: string,
+  ): Promise<{ AccessKeyId: string; SecretAccessKey: string; [k: string]: unknown }>;
+  /** Signs sts:GetCallerIdentity with the credentials; returns the ARN or the error name. */
+  whoAmI(credentials: Credentials): Promise<string>;
+  /** Reads (and removes) what was published since the last call. */
+  drainNotifications(): Promise<Notification>;
+  /** Everything a mutating call could change: keys of every user, secrets and their versions, locks. */
+  snapshot(): Promise<string>;
+  /** Every SecretAccessKey that exists or existed: given to users at creation, or stored by rekey. */
+  knownSecrets(): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+/** Config for the tests: the defaults of cdk.json, with short verification backoff. */
+export interface WorldOptions {
+  config?: Record<string, unknown>;
+}
+
+export async function startWorld(options: WorldOptions = {}): Promise<World> {
+  const moto = await startMoto();
+  const base = { endpoint: moto.endpoint, region: REGION };
+
+  // With signing off, create the admin every client (and every handler) runs as, then turn it on.
+  const bootstrap = new IAMClient({
+    ...base,
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  });
+  await bootstrap.send(new CreateUserCommand({ UserName: 'rekey-admin' }));
+  await bootstrap.send(
+    new PutUserPolicyCommand({
+      UserName: 'rekey-admin',
+      PolicyName: 'everything',
+      PolicyDocument: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }],
+      }),
+    }),
+  );
+  const adminKey = (await bootstrap.send(new CreateAccessKeyCommand({ UserName: 'rekey-admin' }))).AccessKey;
+  if (!adminKey?.AccessKeyId || !adminKey.SecretAccessKey) throw new Error('no admin key');
+  const admin = { accessKeyId: adminKey.AccessKeyId, secretAccessKey: adminKey.SecretAccessKey };
+  bootstrap.destroy();
+  await moto.enableAuth();
+
+  const saved = { ...process.env };
+  Object.assign(process.env, {
+    AWS_ENDPOINT_URL: moto.endpoint,
+    AWS_REGION: REGION,
+    AWS_ACCESS_KEY_ID: admin.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: admin.secretAccessKey,
+  });
+  delete process.env.AWS_PROFILE;
+  delete process.env.AWS_SESSION_TOKEN;
+
+  const clientConfig = { ...base, credentials: admin };
+  const iam = new IAMClient(clientConfig);
+  const secrets = new SecretsManagerClient(clientConfig);
+  const sqs = new SQSClient(clientConfig);
+  const sns = new SNSClient(clientConfig);
+  const events = new EventBridgeClient(clientConfig);
+  const dynamodb = new DynamoDBClient(clientConfig);
+
+  const config = {
+    verifyBaseDelayMs: 10,
+    lastUsedGraceSeconds: 0,
+    ...options.config,
+  };
+  const env = await prepareLocalEnv({ config, source: {}, log: () => {} });
+  // Handlers log at INFO in tests so the secret scan reads everything they say.
+  env.POWERTOOLS_LOG_LEVEL = 'INFO';
+  Object.assign(process.env, env);
+
+  const queue = async (name: string) => {
+    const url = (await sqs.send(new CreateQueueCommand({ QueueName: name }))).QueueUrl ?? '';
+    const arn = (
+      await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }))
+    ).Attributes?.QueueArn;
+    return { url, arn: arn ?? '' };
+  };
+  const snsQueue = await queue('rekey-test-notifications');
+  await sns.send(
+    new SubscribeCommand({
+      TopicArn: env.REKEY_TOPIC_ARN,
+      Protocol: 'sqs',
+      Endpoint: snsQueue.arn,
+      Attributes: { RawMessageDelivery: 'true' },
+    }),
+  );
+  const eventQueue = await queue('rekey-test-events');
+  await events.send(
+    new PutRuleCommand({ Name: 'rekey-test', EventPattern: JSON.stringify({ source: ['rekey'] }) }),
+  );
+  await events.send(
+    new PutTargetsCommand({ Rule: 'rekey-test', Targets: [{ Id: 'queue', Arn: eventQueue.arn }] }),
+  );
+
+  // Capture everything written to stdout/stderr (the handlers' Powertools logs among it).
+  const logs: string[] = [];
+  const originalStdout = process.stdout.write.bind(process.stdout);
+  const originalStderr = process.stderr.write.bind(process.stderr);
+  const capture =
+    (original: typeof process.stdout.write) =>
+    (chunk: string | Uint8Array, ...rest: unknown[]): boolean => {
+      logs.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+      return (original as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
+    };
+  process.stdout.write = capture(originalStdout) as typeof process.stdout.write;
+  process.stderr.write = capture(originalStderr) as typeof process.stderr.write;
+
+  const definition = loadDefinition({ synth: false, log: () => {} });
+  const givenSecrets = new Set<string>([admin.secretAccessKey]);
+
+  const receiveAll = async (url: string): Promise<Message[]> => {
+    const all: Message[] = [];
+    for (;;) {
+      const out = await sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+      );
+      const batch = out.Messages ?? [];
+      all.push(...batch);
+      if (batch.length === 0) return all;
+      for (const m of batch)
+        await sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: m.ReceiptHandle }));
+    }
+  };
+
+  const world: World = {
+    moto,
+    admin,
+    iam,
+    secrets,
+    env,
+    definition,
+    logs,
+    run: (input, runOptions = {}) =>
+      runRotation({
+        input: input as never,
+        definition: definition.definition,
+        bindings: definition.bindings,
+        env,
+        noWait: true,
+        retryIntervalMs: 0,
+        ...runOptions,
+      }),
+    async createUser(userName, { keys = 1, inactive = [], tags = {}, path } = {}) {
+      await iam.send(
+        new CreateUserCommand({
+          UserName: userName,
+          ...(path ? { Path: path } : {}),
+        }),
+      );
+      if (Object.keys(tags).length) {
+        await iam.send(
+          new TagUserCommand({
+            UserName: userName,
+            Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+          }),
+        );
+      }
+      const created: Credentials[] = [];
+      for (let i = 0; i < keys; i++) {
+        const key = (await iam.send(new CreateAccessKeyCommand({ UserName: userName }))).AccessKey;
+        if (!key?.AccessKeyId || !key.SecretAccessKey) throw new Error('no key');
+        givenSecrets.add(key.SecretAccessKey);
+        created.push({ accessKeyId: key.AccessKeyId, secretAccessKey: key.SecretAccessKey });
+        if (inactive.includes(i)) {
+          await iam.send(
+            new UpdateAccessKeyCommand({
+              UserName: userName,
+              AccessKeyId: key.AccessKeyId,
+              Status: 'Inactive',
+            }),
+          );
+        }
+      }
+      return created;
+    },
+    async keysOf(userName) {
+      const out = await iam.send(new ListAccessKeysCommand({ UserName: userName }));
+      return (out.AccessKeyMetadata ?? []).map((k) => ({ id: k.AccessKeyId ?? '', status: k.Status ?? '' }));
+    },
+    async storedCredential(userName, stage = 'AWSCURRENT') {
+      const out = await secrets.send(
+        new GetSecretValueCommand({ SecretId: `${env.REKEY_SECRET_PREFIX}${userName}`, VersionStage: stage }),
+      );
+      return JSON.parse(out.SecretString ?? '{}');
+    },
+    async whoAmI(credentials) {
+      const sts = new STSClient({ ...base, credentials, maxAttempts: 1 });
+      try {
+        return (await sts.send(new GetCallerIdentityCommand({}))).Arn ?? '';
+      } catch (error) {
+        return (error as Error).name;
+      } finally {
+        sts.destroy();
+      }
+    },
+    async drainNotifications() {
+      const snsMessages = await receiveAll(snsQueue.url);
+      const eventMessages = await receiveAll(eventQueue.url);
+      return {
+        sns: snsMessages.map((m) => m.Body ?? ''),
+        events: eventMessages.map((m) => JSON.parse(m.Body ?? '{}')),
+      };
+    },
+    async snapshot() {
+      const users = (await iam.send(new ListUsersCommand({}))).Users ?? [];
+      const keys: Record<string, unknown> = {};
+      for (const u of users) keys[u.UserName ?? ''] = await world.keysOf(u.UserName ?? '');
+      const secretList = (await secrets.send(new ListSecretsCommand({}))).SecretList ?? [];
+      const secretVersions: Record<string, unknown> = {};
+      for (const s of secretList) {
+        const versions = await secrets.send(new ListSecretVersionIdsCommand({ SecretId: s.ARN }));
+        secretVersions[s.Name ?? ''] = (versions.Versions ?? []).map((v) => [v.VersionId, v.VersionStages]);
+      }
+      const locks = (await dynamodb.send(new ScanCommand({ TableName: env.REKEY_LOCK_TABLE }))).Items ?? [];
+      return JSON.stringify({ keys, secretVersions, locks });
+    },
+    async knownSecrets() {
+      const found = new Set(givenSecrets);
+      const secretList = (await secrets.send(new ListSecretsCommand({}))).SecretList ?? [];
+      for (const s of secretList) {
+        const versions = await secrets.send(new ListSecretVersionIdsCommand({ SecretId: s.ARN }));
+        for (const v of versions.Versions ?? []) {
+          const value = await secrets.send(
+            new GetSecretValueCommand({ SecretId: s.ARN, VersionId: v.VersionId }),
+          );
+          const parsed = JSON.parse(value.SecretString ?? '{}') as { SecretAccessKey?: string };
+          if (parsed.SecretAccessKey) found.add(parsed.SecretAccessKey);
+        }
+      }
+      return [...found];
+    },
+    async stop() {
+      process.stdout.write = originalStdout;
+      process.stderr.write = originalStderr;
+      for (const c of [iam, secrets, sqs, sns, events, dynamodb]) c.destroy();
+      await moto.stop();
+      for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
+      Object.assign(process.env, saved);
+    },
+  };
+  return world;
+}
+
+/**
+ * Asserts that no secret value occurs in any of the haystacks (execution history, task inputs and
+ * outputs, logs, notifications). The secrets are those of the world, so the check covers the old
+ * key (given to the user at creation), every key rekey stored, and the admin's own key.
+ */
+export async function expectNoSecretsIn(world: World, haystacks: Record<string, unknown>): Promise<void> {
+  const secrets = await world.knownSecrets();
+  expect(secrets.length).toBeGreaterThan(1);
+  for (const [where, value] of Object.entries(haystacks)) {
+    const text = typeof value === 'string' ? value : JSON.stringify(value);
+    for (const secret of secrets) {
+      expect(text.includes(secret), `a secret value appears in ${where}`).toBe(false);
+    }
+  }
+}
+
+export const outcomeStatus = (result: RotationResult): string | undefined =>
+  (result.output as { outcome?: { status?: string } } | undefined)?.outcome?.status;

@@ -1,0 +1,504 @@
+/**
+ * The rotation workflow end to end: the state machine definition from `cdk synth`, run by
+ * aws-local-stepfunctions, every Task bound to its real handler, against a moto server with
+ * request signing on. Every scenario ends with a scan for secret values in the execution history,
+ * the task inputs and outputs, the logs and the notifications.
+ */
+import { DeleteAccessKeyCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exitCodeFor, type RotationResult, type TaskOverride } from '../../cli/local-runner.ts';
+import { expectNoSecretsIn, type Notification, outcomeStatus, startWorld, type World } from './harness.ts';
+
+let world: World;
+
+beforeAll(async () => {
+  world = await startWorld({ config: { maxAdoptionChecks: 2, protectedUsers: ['break-glass'] } });
+});
+afterAll(async () => {
+  await world?.stop();
+});
+
+const detailTypes = (n: Notification) => n.events.map((e) => e['detail-type']);
+const statesEntered = (r: RotationResult) =>
+  r.events.filter((e) => e.type === 'StateEntered').map((e) => (e as { state: { name: string } }).state.name);
+
+async function expectClean(result: RotationResult, notifications: Notification): Promise<void> {
+  await expectNoSecretsIn(world, {
+    'the execution history': result.events,
+    'the task inputs and outputs': result.tasks,
+    'the execution output': result.output ?? null,
+    'the execution error': `${result.error} ${result.cause}`,
+    'the logs': world.logs.join(''),
+    'the notifications': notifications,
+  });
+}
+
+/** A consumer that still holds the old key and calls AWS with it. */
+function consumerOf(credentials: { accessKeyId: string; secretAccessKey: string }) {
+  return async () => {
+    const arn = await world.whoAmI(credentials);
+    expect(arn).toMatch(/^arn:aws:iam::/);
+  };
+}
+
+describe('happy path', () => {
+  it('replaces the only key, stores a working new key and deletes the old one', async () => {
+    const [old] = await world.createUser('alice');
+    if (!old) throw new Error('no key');
+
+    const result = await world.run({ userName: 'alice' });
+
+    expect(result.status).toBe('SUCCEEDED');
+    expect(outcomeStatus(result)).toBe('ROTATED');
+    expect(exitCodeFor(result)).toBe(0);
+    const keys = await world.keysOf('alice');
+    expect(keys).toHaveLength(1);
+    expect(keys[0]?.status).toBe('Active');
+    expect(keys[0]?.id).not.toBe(old.accessKeyId);
+    const stored = await world.storedCredential('alice');
+    expect(stored).toMatchObject({ Version: 1, AccessKeyId: keys[0]?.id, UserName: 'alice' });
+    expect(stored.SecretAccessKey).toEqual(expect.any(String));
+    expect(Number.isNaN(Date.parse(String(stored.CreateDate)))).toBe(false);
+    // Signing is on: the stored secret proves itself, a wrong one and the deleted old key do not.
+    expect(
+      await world.whoAmI({ accessKeyId: stored.AccessKeyId, secretAccessKey: stored.SecretAccessKey }),
+    ).toBe('arn:aws:iam::123456789012:user/alice');
+    expect(
+      await world.whoAmI({ accessKeyId: stored.AccessKeyId, secretAccessKey: `x${stored.SecretAccessKey}` }),
+    ).toBe('SignatureDoesNotMatch');
+    expect(await world.whoAmI(old)).toBe('InvalidClientTokenId');
+    const notifications = await world.drainNotifications();
+    expect(detailTypes(notifications)).toEqual([
+      'Access Key Rotation Started',
+      'New Access Key Ready',
+      'Access Key Deactivated',
+      'Access Key Rotation Completed',
+    ]);
+    const completed = notifications.events.at(-1)?.detail;
+    expect(completed).toMatchObject({
+      userName: 'alice',
+      oldAccessKeyId: old.accessKeyId,
+      newAccessKeyId: keys[0]?.id,
+    });
+    expect(
+      notifications.sns.some((body) => body.includes(`rotated "alice": ${old.accessKeyId} was replaced`)),
+    ).toBe(true);
+    const transitions = statesEntered(result).length;
+    console.info(
+      `happy-path rotation: ${transitions} state transitions, ${result.tasks.length} Lambda invocations`,
+    );
+    expect(transitions).toBeGreaterThan(10);
+    await expectClean(result, notifications);
+  });
+
+  it('keeps the previous key as AWSPREVIOUS on the next rotation', async () => {
+    await world.createUser('alice2');
+    await world.run({ userName: 'alice2' });
+    const first = await world.storedCredential('alice2');
+
+    const result = await world.run({ userName: 'alice2', reason: 'second rotation' });
+
+    expect(outcomeStatus(result)).toBe('ROTATED');
+    const current = await world.storedCredential('alice2');
+    const previous = await world.storedCredential('alice2', 'AWSPREVIOUS');
+    expect(previous.AccessKeyId).toBe(first.AccessKeyId);
+    expect(current.AccessKeyId).not.toBe(first.AccessKeyId);
+    expect((await world.keysOf('alice2')).map((k) => k.id)).toEqual([current.AccessKeyId]);
+    await expectClean(result, await world.drainNotifications());
+  });
+});
+
+describe('old key still in use', () => {
+  it('never deactivates it, stops safely after maxAdoptionChecks and alerts with its last use', async () => {
+    const [old] = await world.createUser('bob');
+    if (!old) throw new Error('no key');
+    const consumer = consumerOf(old);
+    // The consumer keeps calling AWS with the old key while rekey waits for adoption.
+    const beforeEachCheck: TaskOverride = async (input, invoke) => {
+      await consumer();
+      return invoke(input);
+    };
+
+    const result = await world.run({ userName: 'bob' }, { handlers: { 'check-last-used': beforeEachCheck } });
+
+    expect(result.status).toBe('SUCCEEDED');
+    expect(outcomeStatus(result)).toBe('STOPPED');
+    expect(exitCodeFor(result)).toBe(2);
+    expect(statesEntered(result)).not.toContain('Deactivate the old key');
+    expect(statesEntered(result).filter((s) => s === 'Check whether the old key is still used')).toHaveLength(
+      2,
+    );
+    const keys = await world.keysOf('bob');
+    expect(keys).toHaveLength(2);
+    expect(keys.every((k) => k.status === 'Active')).toBe(true);
+    const stored = await world.storedCredential('bob');
+    expect(stored.AccessKeyId).not.toBe(old.accessKeyId);
+    expect(keys.map((k) => k.id)).toContain(stored.AccessKeyId);
+    const notifications = await world.drainNotifications();
+    expect(detailTypes(notifications)).toEqual([
+      'Access Key Rotation Started',
+      'New Access Key Ready',
+      'Old Access Key Still In Use',
+      'Access Key Rotation Stopped',
+    ]);
+    const stopped = notifications.events.at(-1)?.detail ?? {};
+    expect(stopped).toMatchObject({
+      reason: 'OldKeyStillInUse',
+      oldAccessKeyId: old.accessKeyId,
+      status: 'STOPPED',
+    });
+    expect(stopped.oldKeyLastUsedDate).toEqual(expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/));
+    expect(String(stopped.message)).toContain(old.accessKeyId);
+    expect(String(stopped.message)).toContain(String(stopped.oldKeyLastUsedDate));
+    await expectClean(result, notifications);
+  });
+});
+
+describe('verification after deactivation fails', () => {
+  const scenarios: Array<
+    [string, (user: string, old: { accessKeyId: string; secretAccessKey: string }) => Promise<void>]
+  > = [
+    ['the old key was used after deactivation', async (_user, old) => consumerOf(old)()],
+    [
+      'the old key was reactivated',
+      async (user, old) => {
+        await world.iam.send(
+          new UpdateAccessKeyCommand({ UserName: user, AccessKeyId: old.accessKeyId, Status: 'Active' }),
+        );
+      },
+    ],
+    [
+      'the new key no longer authenticates',
+      async (user) => {
+        const current = await world.storedCredential(user);
+        await world.iam.send(
+          new DeleteAccessKeyCommand({ UserName: user, AccessKeyId: current.AccessKeyId }),
+        );
+      },
+    ],
+  ];
+
+  it.each(scenarios)('%s: reactivates the old key, alerts, and fails', async (what, disturb) => {
+    const user = `carol-${scenarios.findIndex(([w]) => w === what)}`;
+    const [old] = await world.createUser(user);
+    if (!old) throw new Error('no key');
+    const beforeVerify: TaskOverride = async (input, invoke) => {
+      await disturb(user, old);
+      return invoke(input);
+    };
+
+    const result = await world.run({ userName: user }, { handlers: { 'verify-rotation': beforeVerify } });
+
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('RotationRolledBack');
+    expect(exitCodeFor(result)).toBe(1);
+    expect(statesEntered(result)).toContain('Reactivate the old key');
+    expect(statesEntered(result)).not.toContain('Delete the old key');
+    const oldNow = (await world.keysOf(user)).find((k) => k.id === old.accessKeyId);
+    expect(oldNow?.status).toBe('Active');
+    const notifications = await world.drainNotifications();
+    expect(detailTypes(notifications).at(-1)).toBe('Access Key Rolled Back');
+    expect(notifications.events.at(-1)?.detail).toMatchObject({ reason: 'RotationVerificationFailed' });
+    await expectClean(result, notifications);
+  });
+});
+
+describe('extra keys', () => {
+  it('removes an inactive, never-used extra key first, then rotates', async () => {
+    const [active, extra] = await world.createUser('dave', { keys: 2, inactive: [1] });
+    if (!active || !extra) throw new Error('no keys');
+
+    const result = await world.run({ userName: 'dave' });
+
+    expect(outcomeStatus(result)).toBe('ROTATED');
+    expect(statesEntered(result)).toContain('Remove the unused extra key');
+    const keys = await world.keysOf('dave');
+    expect(keys).toHaveLength(1);
+    expect([active.accessKeyId, extra.accessKeyId]).not.toContain(keys[0]?.id);
+    expect((await world.storedCredential('dave')).AccessKeyId).toBe(keys[0]?.id);
+    await expectClean(result, await world.drainNotifications());
+  });
+
+  it('stops with TwoActiveKeys, alerts, and changes nothing when both keys are active', async () => {
+    await world.createUser('erin', { keys: 2 });
+    const before = await world.snapshot();
+
+    const result = await world.run({ userName: 'erin' });
+
+    expect(outcomeStatus(result)).toBe('STOPPED');
+    expect((result.output as { outcome: { reason: string } }).outcome.reason).toBe('TwoActiveKeys');
+    expect(exitCodeFor(result)).toBe(2);
+    expect(await world.snapshot()).toBe(before);
+    const notifications = await world.drainNotifications();
+    expect(detailTypes(notifications)).toEqual(['Access Key Rotation Stopped']);
+    expect(notifications.events[0]?.detail).toMatchObject({ reason: 'TwoActiveKeys', userName: 'erin' });
+    await expectClean(result, notifications);
+  });
+});
+
+describe('refusals: a clear error and zero mutating calls', () => {
+  it.each([
+    [
+      'an unknown user',
+      { userName: 'nobody-here' },
+      'FAILED',
+      'UserNotFound',
+      /"nobody-here" does not exist/,
+    ],
+    ['a protected user', { userName: 'Break-Glass' }, 'STOPPED', 'UserProtected', /protected/],
+    [
+      'an exempt user',
+      { userName: 'frank' },
+      'STOPPED',
+      'UserExempt',
+      /exempt until 2099-12-31: vendor SMTP relay/,
+    ],
+    ['a user without keys', { userName: 'grace' }, 'STOPPED', 'NoAccessKeys', /no access keys/],
+  ])('%s', async (_what, input, status, reason, message) => {
+    await world
+      .createUser('frank', { tags: { 'rekey:exempt': 'until=2099-12-31 vendor SMTP relay' } })
+      .catch(() => {});
+    await world.createUser('grace', { keys: 0 }).catch(() => {});
+    await world.createUser('Break-Glass').catch(() => {});
+    await world.drainNotifications();
+    const before = await world.snapshot();
+
+    const result = await world.run(input);
+
+    if (status === 'FAILED') {
+      expect(result.status).toBe('FAILED');
+      expect(result.cause ?? '').toContain(reason);
+      expect(result.cause ?? '').toMatch(message);
+      expect(exitCodeFor(result)).toBe(1);
+    } else {
+      expect(outcomeStatus(result)).toBe(status);
+      const outcome = (result.output as { outcome: { reason: string; message: string } }).outcome;
+      expect(outcome.reason).toBe(reason);
+      expect(outcome.message).toMatch(message);
+      expect(exitCodeFor(result)).toBe(2);
+    }
+    expect(await world.snapshot()).toBe(before);
+    expect(await world.drainNotifications()).toEqual({ sns: [], events: [] });
+  });
+
+  const malformed: Array<[string, unknown, RegExp]> = [
+    ['no userName', {}, /userName: userName is required/],
+    ['empty userName', { userName: '' }, /must not be empty/],
+    ['userName over 64 characters', { userName: 'a'.repeat(65) }, /at most 64 characters/],
+    ['a space in userName', { userName: 'al ice' }, /only letters, digits/],
+    ['a slash in userName', { userName: 'team/alice' }, /only letters, digits/],
+    ['a non-ASCII userName', { userName: 'alicé' }, /only letters, digits/],
+    ['a number as userName', { userName: 42 }, /userName must be a string/],
+    ['null userName', { userName: null }, /userName must be a string/],
+    ['an array as userName', { userName: ['alice'] }, /userName must be a string/],
+    ['dryRun as a string', { userName: 'alice', dryRun: 'yes' }, /dryRun must be true or false/],
+    ['reason as a number', { userName: 'alice', reason: 7 }, /reason must be a string/],
+    ['a reason over 256 characters', { userName: 'alice', reason: 'r'.repeat(257) }, /at most 256/],
+    ['an unknown field', { userName: 'alice', force: true }, /unknown field\(s\): force/],
+    ['a misspelt field', { username: 'alice' }, /unknown field\(s\): username/],
+    ['a string instead of an object', 'alice', /input must be a JSON object/],
+    ['an array instead of an object', ['alice'], /input must be a JSON object/],
+    ['a number instead of an object', 7, /input must be a JSON object/],
+    ['null instead of an object', null, /input must be a JSON object/],
+    ['a comma, which secret names cannot hold', { userName: 'al,ice' }, /contains ','/],
+  ];
+
+  it.each(malformed)('rejects %s before any AWS call', async (_what, input, message) => {
+    const before = await world.snapshot();
+
+    const result = await world.run(input);
+
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('RotationRequestRejected');
+    expect(result.cause ?? '').toContain('InvalidInput');
+    expect(result.cause ?? '').toMatch(message);
+    expect(exitCodeFor(result)).toBe(1);
+    expect(statesEntered(result)).toEqual(['Plan the rotation', 'Reject the request']);
+    expect(await world.snapshot()).toBe(before);
+    expect(await world.drainNotifications()).toEqual({ sns: [], events: [] });
+  });
+});
+
+describe('dry run', () => {
+  it('reports the full plan and makes no mutating call', async () => {
+    await world.createUser('heidi', { keys: 2, inactive: [1] });
+    const before = await world.snapshot();
+
+    const result = await world.run({ userName: 'heidi', dryRun: true });
+
+    expect(result.status).toBe('SUCCEEDED');
+    expect(outcomeStatus(result)).toBe('DRY_RUN');
+    expect(exitCodeFor(result)).toBe(0);
+    const steps = (result.output as { steps: string[] }).steps;
+    expect(steps.join('\n')).toMatch(/delete the inactive, never-used key/);
+    expect(steps.join('\n')).toMatch(/create a second access key/);
+    expect(steps.join('\n')).toMatch(/deactivate/);
+    expect(await world.snapshot()).toBe(before);
+    expect(await world.drainNotifications()).toEqual({ sns: [], events: [] });
+  });
+});
+
+describe('crash and retry', () => {
+  /** Makes CreateAccessKey succeed in the emulator but lose its response, `times` times. */
+  function loseCreateResponses(times: number): TaskOverride {
+    let left = times;
+    return async (input, invoke) => {
+      const { iam } = await import('../../lambdas/shared/clients.ts');
+      const id = 'lose-create-response';
+      iam.middlewareStack.remove(id);
+      if (left > 0) {
+        left--;
+        iam.middlewareStack.add(
+          (next, context) => async (args) => {
+            const out = await next(args);
+            if (context.commandName === 'CreateAccessKeyCommand') {
+              const lost = new Error('socket hang up after the request was applied');
+              lost.name = 'ECONNRESET';
+              throw lost;
+            }
+            return out;
+          },
+          { step: 'deserialize', name: id },
+        );
+      }
+      try {
+        return await invoke(input);
+      } finally {
+        iam.middlewareStack.remove(id);
+      }
+    };
+  }
+
+  it('a lost CreateAccessKey response and a retried step: no third key, no key without a stored secret', async () => {
+    const [old] = await world.createUser('ivan');
+    if (!old) throw new Error('no key');
+    let keysAtVerify: Array<{ id: string; status: string }> = [];
+    const result = await world.run(
+      { userName: 'ivan' },
+      {
+        handlers: {
+          'create-second-key': loseCreateResponses(1),
+          'verify-new-key': async (input, invoke) => {
+            keysAtVerify = await world.keysOf('ivan');
+            return invoke(input);
+          },
+        },
+      },
+    );
+
+    expect(outcomeStatus(result)).toBe('ROTATED');
+    expect(result.events.some((e) => e.type === 'StateRetried')).toBe(true);
+    // While the new key was being verified: the old key and exactly one stored new key.
+    expect(keysAtVerify).toHaveLength(2);
+    const pending = await world.storedCredential('ivan');
+    expect(keysAtVerify.map((k) => k.id).sort()).toEqual([old.accessKeyId, pending.AccessKeyId].sort());
+    expect((await world.keysOf('ivan')).map((k) => k.id)).toEqual([pending.AccessKeyId]);
+    await expectClean(result, await world.drainNotifications());
+  });
+
+  it('a create step that keeps crashing fails the run without leaving a key whose secret is not stored', async () => {
+    const [old] = await world.createUser('judy');
+    if (!old) throw new Error('no key');
+
+    const result = await world.run(
+      { userName: 'judy' },
+      { handlers: { 'create-second-key': loseCreateResponses(100) } },
+    );
+
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('RotationFailed');
+    expect(await world.keysOf('judy')).toEqual([{ id: old.accessKeyId, status: 'Active' }]);
+    expect(await world.drainNotifications().then(detailTypes)).toContain('Access Key Rotation Failed');
+  });
+
+  it('a re-run of the same execution resumes with the key it already stored', async () => {
+    const [old] = await world.createUser('ken');
+    if (!old) throw new Error('no key');
+    const failVerify: TaskOverride = () => {
+      const outage = new Error('STS is down');
+      outage.name = 'ServiceUnavailable';
+      throw outage;
+    };
+    const first = await world.run(
+      { userName: 'ken' },
+      { executionName: 'ken-rerun', handlers: { 'verify-new-key': failVerify } },
+    );
+    expect(first.status).toBe('FAILED');
+    const keysAfterFailure = await world.keysOf('ken');
+    expect(keysAfterFailure).toHaveLength(2);
+    const pending = await world.storedCredential('ken', 'AWSPENDING');
+    expect(keysAfterFailure.map((k) => k.id)).toContain(pending.AccessKeyId);
+
+    const second = await world.run({ userName: 'ken' }, { executionName: 'ken-rerun' });
+
+    expect(outcomeStatus(second)).toBe('ROTATED');
+    const keys = await world.keysOf('ken');
+    expect(keys.map((k) => k.id)).toEqual([pending.AccessKeyId]);
+    const current = await world.storedCredential('ken');
+    expect(current.AccessKeyId).toBe(pending.AccessKeyId);
+    expect(
+      await world.whoAmI({ accessKeyId: current.AccessKeyId, secretAccessKey: current.SecretAccessKey }),
+    ).toBe('arn:aws:iam::123456789012:user/ken');
+    await expectClean(second, await world.drainNotifications());
+  });
+
+  it('two concurrent rotations of one user: one proceeds, the other stops with RotationInProgress', async () => {
+    await world.createUser('leo');
+    let releaseWinner: () => void = () => {};
+    const loserPlanned = new Promise<void>((resolve) => {
+      releaseWinner = resolve;
+    });
+    const winner = world.run(
+      { userName: 'leo' },
+      {
+        executionName: 'leo-winner',
+        handlers: {
+          'create-second-key': async (input, invoke) => {
+            await loserPlanned;
+            return invoke(input);
+          },
+        },
+      },
+    );
+    // Start the rival once the winner holds the lock (its plan is done when create is reached).
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    let loserResult: RotationResult | undefined;
+    for (let i = 0; i < 100 && !loserResult; i++) {
+      const lock = JSON.parse(await world.snapshot()).locks as Array<{ owner?: { S: string } }>;
+      if (lock.some((l) => l.owner?.S.endsWith('leo-winner'))) {
+        loserResult = await world.run({ userName: 'leo' }, { executionName: 'leo-loser' });
+      } else {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    releaseWinner();
+    const winnerResult = await winner;
+
+    expect(outcomeStatus(winnerResult)).toBe('ROTATED');
+    expect(loserResult && outcomeStatus(loserResult)).toBe('STOPPED');
+    expect((loserResult?.output as { outcome: { reason: string } }).outcome.reason).toBe(
+      'RotationInProgress',
+    );
+    expect(loserResult?.tasks.map((t) => t.step)).toEqual(['plan']);
+    expect(await world.keysOf('leo')).toHaveLength(1);
+  });
+});
+
+describe('the definition under test', () => {
+  it('comes from the synthesized template and binds every Task to a handler', () => {
+    const bound = Object.values(world.definition.bindings);
+    expect(new Set(bound)).toEqual(
+      new Set([
+        'plan',
+        'create-second-key',
+        'verify-new-key',
+        'check-last-used',
+        'deactivate-old-key',
+        'verify-rotation',
+        'reactivate-old-key',
+        'delete-key',
+        'notify',
+      ]),
+    );
+  });
+});
