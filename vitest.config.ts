@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/support/setup.ts'],
+    globalSetup: ['test/support/global-setup.ts'],
     // Two cores: at most two test files at once (workflow files each run their own emulator).
     maxWorkers: 2,
     testTimeout: 120_000,
