@@ -1,0 +1,240 @@
+/**
+ * The deployment's configuration: cdk.json context key `rekey` (an object) over the defaults
+ * below, validated once. Pure TypeScript + zod on purpose: the local CLI runner imports
+ * `loadConfig` and `lambdaEnvironment` to give the handlers exactly the environment the stack
+ * gives the deployed Lambdas, without loading aws-cdk-lib.
+ */
+import { z } from 'zod';
+import type { RekeyEnvVars } from '../lambdas/shared/env.ts';
+import { UserName } from '../lambdas/shared/schemas.ts';
+import type { STEPS } from '../lambdas/shared/steps.ts';
+
+const DAY_SECONDS = 86_400;
+/** A Standard workflow execution may run for at most one year. */
+const MAX_EXECUTION_DAYS = 365;
+
+/** The retention periods CloudWatch Logs accepts (aws-logs RetentionDays; 9999 = never expire). */
+export const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+  9999,
+] as const;
+
+const int = (min: number, max: number) => z.int().min(min).max(max);
+
+/** An IAM principal (account root, user or role) that may read the stored secrets. */
+const PrincipalArn = z
+  .string()
+  .regex(
+    /^arn:aws(-[a-z]+)*:iam::\d{12}:(root|user\/[\w+=,.@/-]+|role\/[\w+=,.@/-]+)$/,
+    'must be an IAM principal ARN (arn:<partition>:iam::<account>:root|user/...|role/...)',
+  );
+
+export const RekeyConfigSchema = z
+  .strictObject({
+    /**
+     * Days consumers get to switch to the new key before the old key's last use is checked.
+     * @default 7
+     */
+    adoptionWaitDays: int(1, 90).default(7),
+    /**
+     * How many times the old key's last use is checked (each after an adoption wait) before the
+     * rotation stops safely with both keys active.
+     * @default 3
+     */
+    maxAdoptionChecks: int(1, 100).default(3),
+    /**
+     * Days an old key stays deactivated (and must stay unused) before it is deleted.
+     * @default 7
+     */
+    deleteAfterDays: int(1, 90).default(7),
+    /**
+     * Secrets are named `<secretPrefix><userName>`; rekey's IAM permissions cover this prefix only.
+     * @default 'rekey/'
+     */
+    secretPrefix: z
+      .string()
+      .min(1)
+      .max(256)
+      .regex(/^[A-Za-z0-9/_+=.@-]+$/, 'may contain only letters, digits and /_+=.@-')
+      .default('rekey/'),
+    /**
+     * Users carrying this tag are not rotated.
+     * @default 'rekey:exempt'
+     */
+    exemptTag: z.string().min(1).max(128).default('rekey:exempt'),
+    /**
+     * Users rekey must never touch (break-glass, automation). Passed to the Lambdas comma-joined,
+     * so a name containing a comma (legal in IAM) is refused here rather than split there.
+     * @default []
+     */
+    protectedUsers: z.array(UserName.refine((v) => !v.includes(','), 'must not contain a comma')).default([]),
+    /**
+     * Email addresses subscribed to the notifications topic (each must confirm the subscription).
+     * @default []
+     */
+    notificationEmails: z.array(z.email('must be an email address')).default([]),
+    /**
+     * Only users under this IAM path are touched; rekey's IAM permissions are scoped to it.
+     * @default '/'
+     */
+    userPathPrefix: z
+      .string()
+      .regex(/^\/([\x21-\x7e]*\/)?$/, "must start and end with '/' (e.g. '/' or '/ci/')")
+      .default('/'),
+    /**
+     * When set, only users carrying this tag are touched.
+     * @default - every user under userPathPrefix
+     */
+    optInTag: z.string().min(1).max(128).optional(),
+    /**
+     * Slack, in seconds, when comparing a key's last use with a reference instant (IAM rounds
+     * last-used times); always applied in the safe direction.
+     * @default 60
+     */
+    lastUsedGraceSeconds: int(0, DAY_SECONDS).default(60),
+    /**
+     * How many times the new key is tried while IAM propagates it before it is discarded.
+     * @default 8
+     */
+    verifyAttempts: int(1, 20).default(8),
+    /**
+     * First delay, in milliseconds, between attempts to use the new key (then backing off).
+     * @default 1000
+     */
+    verifyBaseDelayMs: int(0, 60_000).default(1000),
+    /**
+     * Look up CloudTrail for who still uses the old key (adds cloudtrail:LookupEvents).
+     * @default false
+     */
+    cloudTrailLookup: z.boolean().default(false),
+    /**
+     * Retention of every rekey log group, in days (a value CloudWatch Logs accepts; 9999 = never).
+     * @default 365
+     */
+    logRetentionDays: z
+      .number()
+      .refine((v) => (LOG_RETENTION_DAYS as readonly number[]).includes(v), {
+        message: `must be one of ${LOG_RETENTION_DAYS.join(', ')}`,
+      })
+      .default(365),
+    /**
+     * IAM principal ARNs allowed to read the stored secrets (the consumers of the rotated keys).
+     * @default []
+     */
+    consumerPrincipals: z.array(PrincipalArn).default([]),
+  })
+  .superRefine((c, ctx) => {
+    const days = executionDays(c);
+    if (days > MAX_EXECUTION_DAYS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['adoptionWaitDays'],
+        message:
+          `adoptionWaitDays * maxAdoptionChecks + deleteAfterDays + 1 is ${days} days; a Standard ` +
+          `workflow runs at most ${MAX_EXECUTION_DAYS} days`,
+      });
+    }
+  });
+
+export type RekeyConfig = z.infer<typeof RekeyConfigSchema>;
+
+/** What the CDK context exposes (a construct's `node`); structural, so no aws-cdk-lib import. */
+export interface ContextSource {
+  tryGetContext(key: string): unknown;
+}
+
+/** The cdk.json context key holding the configuration object. */
+export const CONTEXT_KEY = 'rekey';
+
+/** Read the raw configuration from the CDK context; `-c rekey='{...}'` arrives as a JSON string. */
+export function configFromContext(node: ContextSource): unknown {
+  const raw = node.tryGetContext(CONTEXT_KEY);
+  if (typeof raw !== 'string') return raw ?? {};
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    throw new Error(`invalid rekey configuration: context "${CONTEXT_KEY}" is not a JSON object`);
+  }
+}
+
+function isContextSource(source: unknown): source is ContextSource {
+  return (
+    typeof source === 'object' &&
+    source !== null &&
+    typeof (source as Partial<ContextSource>).tryGetContext === 'function'
+  );
+}
+
+/**
+ * Validate the configuration, from a construct node (reads context `rekey`) or a raw object.
+ * Throws an Error naming every invalid field.
+ */
+export function loadConfig(source: ContextSource | unknown = {}): RekeyConfig {
+  const raw = isContextSource(source) ? configFromContext(source) : (source ?? {});
+  const result = RekeyConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues
+      .map((i) => {
+        const field = i.path.length > 0 ? i.path.join('.') : CONTEXT_KEY;
+        return i.code === 'unrecognized_keys'
+          ? `unknown field(s) ${i.keys.join(', ')}`
+          : `${field}: ${i.message}`;
+      })
+      .join('; ');
+    throw new Error(`invalid rekey configuration: ${problems}`);
+  }
+  return result.data;
+}
+
+function executionDays(
+  c: Pick<RekeyConfig, 'adoptionWaitDays' | 'maxAdoptionChecks' | 'deleteAfterDays'>,
+): number {
+  // Every adoption wait may be taken, then the delete wait, plus a day for the steps themselves.
+  return c.adoptionWaitDays * c.maxAdoptionChecks + c.deleteAfterDays + 1;
+}
+
+/** The state machine's timeout, which is also how long a user's rotation lock is honoured. */
+export function stateMachineTimeoutSeconds(config: RekeyConfig): number {
+  return executionDays(config) * DAY_SECONDS;
+}
+
+/** The deployed resources the Lambdas address (CDK tokens in the stack, real names locally). */
+export interface RekeyResources {
+  /** Key id or ARN of the customer-managed KMS key that encrypts the secrets. */
+  readonly kmsKeyId: string;
+  readonly topicArn: string;
+  /** Name of the DynamoDB lock table. */
+  readonly lockTable: string;
+}
+
+/** Every variable a rotation step declares in STEPS (lambdas/shared/steps.ts). */
+export type StepEnvKey = (typeof STEPS)[keyof typeof STEPS]['env'][number];
+
+/**
+ * The rotation steps' environment: every variable set, as a string, except the opt-in tag,
+ * which is absent unless configured. A variable added to a step in STEPS fails to compile here
+ * until the stack sets it. (Variables of other Lambdas, e.g. the audit's, are not in here.)
+ */
+export type RotationEnvVars = Required<Pick<RekeyEnvVars, Exclude<StepEnvKey, 'REKEY_OPT_IN_TAG'>>> &
+  Pick<RekeyEnvVars, 'REKEY_OPT_IN_TAG'>;
+
+/** The environment contract (lambdas/shared/env.ts) of the rotation steps, for this configuration. */
+export function lambdaEnvironment(config: RekeyConfig, resources: RekeyResources): RotationEnvVars {
+  return {
+    REKEY_SECRET_PREFIX: config.secretPrefix,
+    REKEY_KMS_KEY_ID: resources.kmsKeyId,
+    REKEY_TOPIC_ARN: resources.topicArn,
+    REKEY_EVENT_BUS_NAME: 'default',
+    REKEY_LOCK_TABLE: resources.lockTable,
+    REKEY_LOCK_TTL_SECONDS: String(stateMachineTimeoutSeconds(config)),
+    REKEY_EXEMPT_TAG: config.exemptTag,
+    REKEY_PROTECTED_USERS: config.protectedUsers.join(','),
+    REKEY_USER_PATH_PREFIX: config.userPathPrefix,
+    ...(config.optInTag === undefined ? {} : { REKEY_OPT_IN_TAG: config.optInTag }),
+    REKEY_MAX_ADOPTION_CHECKS: String(config.maxAdoptionChecks),
+    REKEY_LAST_USED_GRACE_SECONDS: String(config.lastUsedGraceSeconds),
+    REKEY_VERIFY_ATTEMPTS: String(config.verifyAttempts),
+    REKEY_VERIFY_BASE_DELAY_MS: String(config.verifyBaseDelayMs),
+    REKEY_CLOUDTRAIL_LOOKUP: String(config.cloudTrailLookup),
+  };
+}
