@@ -1,0 +1,27 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import { Construct } from 'constructs';
+
+/** The attribute holding a lock's expiry (epoch seconds); DynamoDB TTL removes stale locks. */
+export const LOCK_TTL_ATTRIBUTE = 'expiresAt';
+
+/**
+ * One item per IAM user being rotated: at most one rotation per user at any time. A lock that
+ * was never released (an execution that died) expires with the state machine's timeout.
+ */
+export class LockTable extends Construct {
+  readonly table: dynamodb.Table;
+
+  constructor(scope: Construct, id: string) {
+    super(scope, id);
+    this.table = new dynamodb.Table(this, 'Table', {
+      partitionKey: { name: 'userName', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      timeToLiveAttribute: LOCK_TTL_ATTRIBUTE,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      // Locks mean something only while the state machine that owns them exists.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+  }
+}

@@ -1,0 +1,143 @@
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { HANDLER_METADATA_KEY, STEPS, type StepName } from '../../lambdas/shared/steps.ts';
+import { lambdaEnvironment, type RekeyConfig, type RekeyResources } from '../config.ts';
+
+/** The repository root: handlers live in `<root>/lambdas/<step>/index.ts`. */
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * middy 7 and Powertools are ESM-first; an ESM bundle that still contains a CommonJS `require`
+ * (transitive dependencies) needs one defined.
+ */
+const ESM_REQUIRE_BANNER =
+  "import { createRequire } from 'module';const require = createRequire(import.meta.url);";
+
+export interface RekeyFunctionProps {
+  /**
+   * The workflow step this function runs: its handler is `lambdas/<step>/index.ts` (export
+   * `handler`), its environment is exactly `STEPS[step].env`.
+   * @default - required
+   */
+  readonly step: StepName;
+  /**
+   * The validated deployment configuration (log retention, environment values).
+   * @default - required
+   */
+  readonly config: RekeyConfig;
+  /**
+   * The deployed resources the environment points at.
+   * @default - required
+   */
+  readonly resources: RekeyResources;
+  /**
+   * Memory size in MB. The steps make a handful of AWS calls; 256 MB gives enough CPU for a
+   * fast cold start of a bundled SDK.
+   * @default 256
+   */
+  readonly memorySize?: number;
+  /**
+   * Function timeout. The longest step (verify-new-key) retries for IAM propagation in-process.
+   * @default Duration.minutes(2)
+   */
+  readonly timeout?: Duration;
+}
+
+/**
+ * One rekey Lambda with every default in one place: Node.js 24 on arm64, ESM bundle with the
+ * AWS SDK inside (the version we test is the version we run), JSON logs to its own log group
+ * with retention, X-Ray, source maps, its own role, and the `rekey:handler` metadata the
+ * local runner uses to bind state-machine Tasks to handler modules.
+ */
+export class RekeyFunction extends Construct {
+  readonly step: StepName;
+  readonly lambdaFunction: NodejsFunction;
+  readonly role: iam.Role;
+  readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: RekeyFunctionProps) {
+    super(scope, id);
+    const { step, config, resources } = props;
+    this.step = step;
+
+    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+      retention: config.logRetentionDays as logs.RetentionDays,
+      // Rotation logs are audit evidence: keep them when the stack goes.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // An explicit role instead of the default one: the default attaches
+    // AWSLambdaBasicExecutionRole (logs:* on every log group); this one may write to its own.
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `rekey ${step}: ${STEPS[step].description}`,
+    });
+    this.logGroup.grantWrite(this.role);
+
+    this.lambdaFunction = new NodejsFunction(this, 'Function', {
+      entry: join(REPO_ROOT, 'lambdas', step, 'index.ts'),
+      handler: 'handler',
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
+      description: STEPS[step].description,
+      // Pinned, not NODEJS_LATEST: a runtime change should be a reviewed diff.
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: props.memorySize ?? 256,
+      timeout: props.timeout ?? Duration.minutes(2),
+      role: this.role,
+      logGroup: this.logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      applicationLogLevelV2: lambda.ApplicationLogLevel.INFO,
+      tracing: lambda.Tracing.ACTIVE,
+      environment: {
+        ...stepEnvironment(step, config, resources),
+        POWERTOOLS_SERVICE_NAME: 'rekey',
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+      bundling: {
+        forceDockerBundling: false,
+        format: OutputFormat.ESM,
+        target: 'node24',
+        minify: true,
+        sourceMap: true,
+        mainFields: ['module', 'main'],
+        banner: ESM_REQUIRE_BANNER,
+        // Bundle the SDK v3 rather than use the runtime's copy: the clients we test and mock
+        // are the ones that run, and a runtime SDK update cannot change behaviour under us.
+        bundleAwsSDK: true,
+        externalModules: [],
+      },
+    });
+
+    (this.lambdaFunction.node.defaultChild as lambda.CfnFunction).addMetadata(HANDLER_METADATA_KEY, step);
+
+    Validations.of(this.role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'xray:PutTraceSegments and xray:PutTelemetryRecords (active tracing) have no resource type; ' +
+        'so has cloudtrail:LookupEvents, granted to check-last-used only when cloudTrailLookup is on',
+    });
+  }
+}
+
+/** Exactly the variables the step declares in STEPS (an unset optional one is left out). */
+export function stepEnvironment(
+  step: StepName,
+  config: RekeyConfig,
+  resources: RekeyResources,
+): Record<string, string> {
+  const all: Record<string, string | undefined> = lambdaEnvironment(config, resources);
+  const env: Record<string, string> = {};
+  for (const key of STEPS[step].env) {
+    const value = all[key];
+    if (value !== undefined) env[key] = value;
+  }
+  return env;
+}

@@ -1,0 +1,445 @@
+import { Duration, Lazy, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import { REJECTION_ERRORS, type ROLLBACK_ERRORS } from '../../lambdas/shared/errors.ts';
+import type { NotificationEvent } from '../../lambdas/shared/schemas.ts';
+import type { StepName } from '../../lambdas/shared/steps.ts';
+import { type RekeyConfig, stateMachineTimeoutSeconds } from '../config.ts';
+
+/**
+ * Errors worth another attempt: the Lambda service's own transient failures and the
+ * throttling / 5xx / connection-reset names AWS SDK v3 errors carry when a step rethrows them.
+ * Every step is idempotent, so re-running one is safe.
+ */
+export const TRANSIENT_ERRORS = [
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.TooManyRequestsException',
+  'Lambda.Unknown',
+  'Throttling',
+  'ThrottlingException',
+  'TooManyRequestsException',
+  'RequestLimitExceeded',
+  'ProvisionedThroughputExceededException',
+  'ServiceFailure',
+  'ServiceUnavailable',
+  'InternalFailure',
+  'InternalServiceError',
+  'InternalServerError',
+  'TimeoutError',
+  'ECONNRESET',
+] as const;
+
+/**
+ * 2 s, doubling, 6 attempts, each wait capped at 60 s, full jitter: up to ~2 minutes of backoff,
+ * enough to outlast an IAM or Secrets Manager throttling burst (IAM's control-plane limits are
+ * low and shared account-wide) without holding a rotation for long. Full jitter spreads the
+ * retries of rotations the audit started together, so they do not throttle each other again.
+ */
+export const TRANSIENT_ERRORS_RETRY: sfn.RetryProps = {
+  errors: [...TRANSIENT_ERRORS],
+  interval: Duration.seconds(2),
+  backoffRate: 2,
+  maxAttempts: 6,
+  maxDelay: Duration.seconds(60),
+  jitterStrategy: sfn.JitterType.FULL,
+};
+
+const VERIFICATION_FAILED: (typeof ROLLBACK_ERRORS)[number] = 'RotationVerificationFailed';
+const UNSAFE_TO_DELETE: (typeof ROLLBACK_ERRORS)[number] = 'UnsafeToDelete';
+
+/**
+ * A literal JSON null in Parameters. CDK's TaskInput.fromObject silently drops null-valued
+ * fields; a token that resolves to null survives rendering.
+ */
+const jsonNull = () => Lazy.any({ produce: () => null });
+
+/** State names: they read as sentences in the console, and tests and the runner use them. */
+export const STATE = {
+  plan: 'Plan the rotation',
+  reject: 'Reject the request',
+  isDryRun: 'Is this a dry run?',
+  reportDryRun: 'Report the dry-run plan',
+  isKeyToRotate: 'Is there a key to rotate?',
+  doesStopNeedAlert: 'Does the stop need an alert?',
+  reportStopped: 'Report that the rotation stopped',
+  recordSafeStop: 'Record the safe stop',
+  stoppedSafely: 'Stopped safely',
+  isExtraKey: 'Is there an extra key to remove?',
+  removeExtraKey: 'Remove the unused extra key',
+  reportStarted: 'Report that the rotation started',
+  createSecondKey: 'Create the second key',
+  verifyNewKey: 'Verify the new key works',
+  reportNewKeyReady: 'Tell consumers the new key is ready',
+  waitForAdoption: 'Wait for consumers to adopt the new key',
+  checkLastUsed: 'Check whether the old key is still used',
+  isOldKeyInUse: 'Is the old key still in use?',
+  warnStillInUse: 'Warn that the old key is still in use',
+  deactivateOldKey: 'Deactivate the old key',
+  reportDeactivated: 'Report that the old key was deactivated',
+  waitBeforeDelete: 'Wait before deleting the old key',
+  verifyRotation: 'Verify the old key stayed unused',
+  deleteOldKey: 'Delete the old key',
+  reportComplete: 'Report that the rotation is complete',
+  rotationComplete: 'Rotation complete',
+  reactivateOldKey: 'Reactivate the old key',
+  reportRollback: 'Report the rollback',
+  rolledBack: 'Rotation rolled back',
+  reportFailure: 'Report the failure',
+  rotationFailed: 'Rotation failed',
+} as const;
+export type StateName = (typeof STATE)[keyof typeof STATE];
+
+/** Fail-state error names, for callers that tell outcomes apart. */
+export const FAIL_ERRORS = {
+  rejected: 'RotationRequestRejected',
+  rolledBack: 'RotationRolledBack',
+  failed: 'RotationFailed',
+} as const;
+
+export interface RotationStateMachineProps {
+  /**
+   * One Lambda per workflow step (lambdas/shared/steps.ts).
+   * @default - required
+   */
+  readonly functions: Readonly<Record<StepName, lambda.IFunction>>;
+  /**
+   * Waits, the execution timeout and log retention come from here.
+   * @default - required
+   */
+  readonly config: RekeyConfig;
+}
+
+/**
+ * The rotation workflow of DESIGN.md as a Standard, JSONPath-only state machine whose Tasks
+ * all invoke Lambdas directly (Resource = function ARN): exactly what the local engine runs.
+ */
+export class RotationStateMachine extends Construct {
+  readonly stateMachine: sfn.StateMachine;
+  readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: RotationStateMachineProps) {
+    super(scope, id);
+    const { functions, config } = props;
+
+    const invoke = (
+      name: StateName,
+      step: StepName,
+      comment: string,
+      options: { payload?: sfn.TaskInput; resultPath?: string } = {},
+    ): tasks.LambdaInvoke => {
+      const task = new tasks.LambdaInvoke(this, name, {
+        stateName: name,
+        comment,
+        lambdaFunction: functions[step],
+        // Resource = the function ARN: the Lambda gets the payload as its event and its return
+        // value is the result, with no {Payload} envelope to unwrap.
+        payloadResponseOnly: true,
+        // Replaced by TRANSIENT_ERRORS_RETRY, which covers the same Lambda errors and more.
+        retryOnServiceExceptions: false,
+        ...(options.payload ? { payload: options.payload } : {}),
+        resultPath: options.resultPath ?? sfn.JsonPath.DISCARD,
+      });
+      task.addRetry(TRANSIENT_ERRORS_RETRY);
+      return task;
+    };
+    const notify = (name: StateName, event: NotificationEvent, comment: string, resultPath?: string) =>
+      invoke(name, 'notify', comment, {
+        payload: sfn.TaskInput.fromObject({ event, state: sfn.JsonPath.entirePayload }),
+        ...(resultPath ? { resultPath } : {}),
+      });
+
+    // Terminal states.
+    const rotationFailed = new sfn.Fail(this, STATE.rotationFailed, {
+      stateName: STATE.rotationFailed,
+      comment: 'The rotation failed; the failure notification and the execution history say where.',
+      error: FAIL_ERRORS.failed,
+      cause: 'the rotation did not finish; see the failure notification and the execution history',
+    });
+    const reportFailure = notify(
+      STATE.reportFailure,
+      'ROTATION_FAILED',
+      'Alert that the rotation failed (the error is in $.error) and release the user lock.',
+      '$.outcome',
+    );
+    reportFailure.addCatch(rotationFailed);
+    reportFailure.next(rotationFailed);
+    /** Any unexpected error of a working step: alert, then fail. */
+    const onFailure = (task: tasks.LambdaInvoke) => task.addCatch(reportFailure, { resultPath: '$.error' });
+
+    const reject = new sfn.Fail(this, STATE.reject, {
+      stateName: STATE.reject,
+      comment: 'The request is invalid or names no IAM user; nothing was changed.',
+      error: FAIL_ERRORS.rejected,
+      causePath: '$.Cause',
+    });
+    const stoppedSafely = new sfn.Succeed(this, STATE.stoppedSafely, {
+      stateName: STATE.stoppedSafely,
+      comment: 'Nothing unsafe was done; the outcome says why the rotation stopped.',
+    });
+    const rotationComplete = new sfn.Succeed(this, STATE.rotationComplete, {
+      stateName: STATE.rotationComplete,
+      comment: 'The new key is in use and in the secret; the old key is deleted.',
+    });
+    const rolledBack = new sfn.Fail(this, STATE.rolledBack, {
+      stateName: STATE.rolledBack,
+      comment: 'Verification failed after deactivation; the old key is active again.',
+      error: FAIL_ERRORS.rolledBack,
+      cause: 'the old key was reactivated; see the notification',
+    });
+
+    // 1. Plan.
+    const plan = invoke(
+      STATE.plan,
+      'plan',
+      'Validate the request, check the user and its keys, take the user lock, and decide what to do.',
+      {
+        payload: sfn.TaskInput.fromObject({
+          input: sfn.JsonPath.entirePayload,
+          executionId: sfn.JsonPath.executionId,
+        }),
+        resultPath: '$',
+      },
+    );
+    // A rejected request (nothing was changed, so no notification) replaces the state with {Error, Cause}: the raw input is not carried on.
+    plan.addCatch(reject, { errors: [...REJECTION_ERRORS], resultPath: '$' });
+    onFailure(plan);
+
+    // Stops.
+    const reportStopped = notify(
+      STATE.reportStopped,
+      'ROTATION_STOPPED',
+      'Alert that the rotation stopped safely and why, and release the user lock.',
+      '$.outcome',
+    );
+    reportStopped.addCatch(rotationFailed);
+    reportStopped.next(stoppedSafely);
+    const recordSafeStop = new sfn.Pass(this, STATE.recordSafeStop, {
+      stateName: STATE.recordSafeStop,
+      comment: 'A stop that needs no alert (for example an exempt user): record why.',
+      parameters: {
+        status: 'STOPPED',
+        'reason.$': '$.stopReason',
+        'message.$': '$.message',
+      },
+      resultPath: '$.outcome',
+    }).next(stoppedSafely);
+    const doesStopNeedAlert = new sfn.Choice(this, STATE.doesStopNeedAlert, {
+      stateName: STATE.doesStopNeedAlert,
+      comment: 'Two active keys deserve an alert; an exempt or protected user does not.',
+    })
+      .when(sfn.Condition.booleanEquals('$.alert', true), reportStopped)
+      .otherwise(recordSafeStop);
+
+    // Rollback.
+    const reportRollback = notify(
+      STATE.reportRollback,
+      'ROLLED_BACK',
+      'Alert that the rotation was rolled back (the error is in $.error) and release the user lock.',
+      '$.outcome',
+    );
+    reportRollback.addCatch(rotationFailed);
+    reportRollback.next(rolledBack);
+    const reactivateOldKey = invoke(
+      STATE.reactivateOldKey,
+      'reactivate-old-key',
+      'Rollback: make the old key active again, so consumers that still use it keep working.',
+    );
+    onFailure(reactivateOldKey);
+    reactivateOldKey.next(reportRollback);
+
+    // The rotation itself.
+    const removeExtraKey = invoke(
+      STATE.removeExtraKey,
+      'delete-key',
+      'Delete the inactive extra key to free the second key slot; it must never have been used.',
+      {
+        payload: sfn.TaskInput.fromObject({
+          userName: sfn.JsonPath.stringAt('$.userName'),
+          accessKeyId: sfn.JsonPath.stringAt('$.extraKey.accessKeyId'),
+          // null = the key must never have been used (the schema requires the field).
+          notUsedSince: jsonNull(),
+        }),
+      },
+    );
+    onFailure(removeExtraKey);
+    const reportStarted = notify(
+      STATE.reportStarted,
+      'ROTATION_STARTED',
+      'Announce that the rotation of this user has started.',
+    );
+    onFailure(reportStarted);
+    removeExtraKey.next(reportStarted);
+    const isExtraKey = new sfn.Choice(this, STATE.isExtraKey, {
+      stateName: STATE.isExtraKey,
+      comment: 'A user may hold two keys; an inactive, unused extra key is removed to make room.',
+    })
+      .when(sfn.Condition.isNotNull('$.extraKey'), removeExtraKey)
+      .otherwise(reportStarted);
+
+    const createSecondKey = invoke(
+      STATE.createSecondKey,
+      'create-second-key',
+      'Create the new access key and store it in Secrets Manager in the same invocation.',
+      { resultPath: '$.newKey' },
+    );
+    onFailure(createSecondKey);
+    const verifyNewKey = invoke(
+      STATE.verifyNewKey,
+      'verify-new-key',
+      'Sign a call with the stored key, retrying while IAM propagates it, then make it AWSCURRENT.',
+    );
+    onFailure(verifyNewKey);
+    const reportNewKeyReady = notify(
+      STATE.reportNewKeyReady,
+      'NEW_KEY_READY',
+      'Tell consumers to switch to the new key in the secret.',
+    );
+    onFailure(reportNewKeyReady);
+    const waitForAdoption = new sfn.Wait(this, STATE.waitForAdoption, {
+      stateName: STATE.waitForAdoption,
+      comment: `Give consumers ${config.adoptionWaitDays} day(s) to switch to the new key.`,
+      time: sfn.WaitTime.duration(Duration.days(config.adoptionWaitDays)),
+    });
+    const checkLastUsed = invoke(
+      STATE.checkLastUsed,
+      'check-last-used',
+      'Check whether the old key was used after the new key was handed out.',
+      { resultPath: '$.adoption' },
+    );
+    onFailure(checkLastUsed);
+    const warnStillInUse = notify(
+      STATE.warnStillInUse,
+      'OLD_KEY_STILL_IN_USE',
+      'Warn that the old key is still used, with where it was last used, before waiting again.',
+    );
+    onFailure(warnStillInUse);
+    warnStillInUse.next(waitForAdoption);
+
+    const deactivateOldKey = invoke(STATE.deactivateOldKey, 'deactivate-old-key', 'Deactivate the old key.', {
+      resultPath: '$.deactivation',
+    });
+    onFailure(deactivateOldKey);
+    const reportDeactivated = notify(
+      STATE.reportDeactivated,
+      'KEY_DEACTIVATED',
+      'Announce that the old key is inactive (and can be reactivated until it is deleted).',
+    );
+    onFailure(reportDeactivated);
+    const waitBeforeDelete = new sfn.Wait(this, STATE.waitBeforeDelete, {
+      stateName: STATE.waitBeforeDelete,
+      comment: `Keep the old key inactive for ${config.deleteAfterDays} day(s) before deleting it.`,
+      time: sfn.WaitTime.duration(Duration.days(config.deleteAfterDays)),
+    });
+    const verifyRotation = invoke(
+      STATE.verifyRotation,
+      'verify-rotation',
+      'Check the old key stayed inactive and unused and the new key still works; roll back if not.',
+    );
+    verifyRotation.addCatch(reactivateOldKey, { errors: [VERIFICATION_FAILED], resultPath: '$.error' });
+    onFailure(verifyRotation);
+    const deleteOldKey = invoke(
+      STATE.deleteOldKey,
+      'delete-key',
+      'Delete the old key, after re-checking it is inactive and unused since its deactivation.',
+      {
+        payload: sfn.TaskInput.fromObject({
+          userName: sfn.JsonPath.stringAt('$.userName'),
+          accessKeyId: sfn.JsonPath.stringAt('$.oldKey.accessKeyId'),
+          notUsedSince: sfn.JsonPath.stringAt('$.deactivation.deactivatedAt'),
+        }),
+      },
+    );
+    deleteOldKey.addCatch(reactivateOldKey, { errors: [UNSAFE_TO_DELETE], resultPath: '$.error' });
+    onFailure(deleteOldKey);
+    const reportComplete = notify(
+      STATE.reportComplete,
+      'ROTATION_COMPLETED',
+      'Announce that the rotation is complete and release the user lock.',
+      '$.outcome',
+    );
+    reportComplete.addCatch(rotationFailed);
+
+    const isOldKeyInUse = new sfn.Choice(this, STATE.isOldKeyInUse, {
+      stateName: STATE.isOldKeyInUse,
+      comment:
+        'Deactivate only a key that went quiet; otherwise wait again, or stop safely with both keys active.',
+    })
+      .when(sfn.Condition.booleanEquals('$.adoption.inUse', false), deactivateOldKey)
+      .when(sfn.Condition.booleanEquals('$.adoption.mayWaitAgain', true), warnStillInUse)
+      .otherwise(reportStopped);
+
+    reportStarted
+      .next(createSecondKey)
+      .next(verifyNewKey)
+      .next(reportNewKeyReady)
+      .next(waitForAdoption)
+      .next(checkLastUsed)
+      .next(isOldKeyInUse);
+    deactivateOldKey
+      .next(reportDeactivated)
+      .next(waitBeforeDelete)
+      .next(verifyRotation)
+      .next(deleteOldKey)
+      .next(reportComplete)
+      .next(rotationComplete);
+
+    const isKeyToRotate = new sfn.Choice(this, STATE.isKeyToRotate, {
+      stateName: STATE.isKeyToRotate,
+      comment: 'The plan may stop: no key, two active keys, an exempt user, a rotation in progress.',
+    })
+      .when(sfn.Condition.stringEquals('$.action', 'STOP'), doesStopNeedAlert)
+      .otherwise(isExtraKey);
+    const reportDryRun = new sfn.Pass(this, STATE.reportDryRun, {
+      stateName: STATE.reportDryRun,
+      comment: 'A dry run ends with the plan; nothing was changed.',
+      parameters: { status: 'DRY_RUN', 'message.$': '$.message' },
+      resultPath: '$.outcome',
+    });
+    const isDryRun = new sfn.Choice(this, STATE.isDryRun, {
+      stateName: STATE.isDryRun,
+      comment: 'A dry run reports the plan and changes nothing.',
+    })
+      .when(sfn.Condition.booleanEquals('$.dryRun', true), reportDryRun)
+      .otherwise(isKeyToRotate);
+    plan.next(isDryRun);
+
+    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+      // The vendedlogs prefix keeps Step Functions from growing the account's CloudWatch Logs
+      // resource policy (a 5,120-character limit) with one entry per log group.
+      logGroupName: `/aws/vendedlogs/states/${Stack.of(this).stackName}-rotation`,
+      retention: config.logRetentionDays as logs.RetentionDays,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      comment:
+        'rekey: rotate one IAM user access key safely (create, verify, hand out, wait for adoption, ' +
+        'deactivate, verify, delete; roll back on failed verification). Input: {"userName": "..."}.',
+      definitionBody: sfn.DefinitionBody.fromChainable(plan),
+      timeout: Duration.seconds(stateMachineTimeoutSeconds(config)),
+      tracingEnabled: true,
+      logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
+    });
+
+    const role = this.stateMachine.role;
+    Validations.of(role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'X-Ray tracing (xray:PutTraceSegments, ...) and log delivery (logs:CreateLogDelivery, ...) ' +
+        'have no resource type',
+    });
+    for (const fn of new Set(Object.values(functions))) {
+      const logicalId = Stack.of(this).getLogicalId(fn.node.defaultChild as lambda.CfnFunction);
+      Validations.of(role).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${logicalId}.Arn>:*]`,
+        reason: 'LambdaInvoke grants the function and its versions/aliases (<arn>:*); only these functions',
+      });
+    }
+  }
+}
