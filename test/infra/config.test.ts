@@ -1,0 +1,181 @@
+import { readFileSync } from 'node:fs';
+import { App } from 'aws-cdk-lib';
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { describe, expect, it } from 'vitest';
+import {
+  LOG_RETENTION_DAYS,
+  lambdaEnvironment,
+  loadConfig,
+  type RekeyResources,
+  stateMachineTimeoutSeconds,
+} from '../../infra/config.ts';
+import { loadEnv } from '../../lambdas/shared/env.ts';
+import { STEP_NAMES, STEPS } from '../../lambdas/shared/steps.ts';
+
+/** Every variable some rotation step reads. */
+const STEP_ENV_KEYS = [...new Set(STEP_NAMES.flatMap((step) => STEPS[step].env))];
+
+const RESOURCES: RekeyResources = {
+  kmsKeyId: 'arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555',
+  topicArn: 'arn:aws:sns:us-east-1:123456789012:rekey',
+  lockTable: 'rekey-locks',
+};
+
+describe('loadConfig', () => {
+  it('fills every field with its default', () => {
+    // Act
+    const config = loadConfig({});
+
+    // Assess
+    expect(config).toEqual({
+      adoptionWaitDays: 7,
+      maxAdoptionChecks: 3,
+      deleteAfterDays: 7,
+      secretPrefix: 'rekey/',
+      exemptTag: 'rekey:exempt',
+      protectedUsers: [],
+      notificationEmails: [],
+      userPathPrefix: '/',
+      lastUsedGraceSeconds: 60,
+      verifyAttempts: 8,
+      verifyBaseDelayMs: 1000,
+      cloudTrailLookup: false,
+      logRetentionDays: 365,
+      consumerPrincipals: [],
+    });
+  });
+
+  it('reads the `rekey` context object of a construct node, over the defaults', () => {
+    // Prepare
+    const app = new App({ context: { rekey: { adoptionWaitDays: 3, protectedUsers: ['breakglass'] } } });
+
+    // Act
+    const config = loadConfig(app.node);
+
+    // Assess
+    expect(config.adoptionWaitDays).toBe(3);
+    expect(config.protectedUsers).toEqual(['breakglass']);
+    expect(config.deleteAfterDays).toBe(7);
+  });
+
+  it('accepts the context as a JSON string (cdk synth -c rekey=...)', () => {
+    const app = new App({ context: { rekey: '{"deleteAfterDays": 2}' } });
+    expect(loadConfig(app.node).deleteAfterDays).toBe(2);
+  });
+
+  it.each([
+    [{ adoptionWaitDays: -1 }, /adoptionWaitDays: /],
+    [{ adoptionWaitDays: 1.5 }, /adoptionWaitDays: /],
+    [{ maxAdoptionChecks: 0 }, /maxAdoptionChecks: /],
+    [{ deleteAfterDays: '7' }, /deleteAfterDays: /],
+    [{ secretPrefix: 'bad,prefix' }, /secretPrefix: /],
+    [{ secretPrefix: '' }, /secretPrefix: /],
+    [{ protectedUsers: ['ok', 'a,b'] }, /protectedUsers\.1: must not contain a comma/],
+    [{ notificationEmails: ['ops@example.com', 'not-an-email'] }, /notificationEmails\.1: must be an email/],
+    [{ userPathPrefix: 'ci/' }, /userPathPrefix: /],
+    [{ logRetentionDays: 10 }, /logRetentionDays: must be one of/],
+    [{ consumerPrincipals: ['alice'] }, /consumerPrincipals\.0: must be an IAM principal ARN/],
+    [{ cloudTrailLookup: 'yes' }, /cloudTrailLookup: /],
+    [{ optInTag: '' }, /optInTag: /],
+    [{ adoptionWaitDays: 90, maxAdoptionChecks: 5 }, /adoptionWaitDays: .*at most 365 days/],
+    [{ adoptionWaitDay: 7 }, /unknown field\(s\) adoptionWaitDay/],
+  ])('rejects %j naming the field', (raw, message) => {
+    expect(() => loadConfig(raw)).toThrow(message);
+  });
+
+  it('reports an invalid context through the same error', () => {
+    const app = new App({ context: { rekey: { verifyAttempts: 0 } } });
+    expect(() => loadConfig(app.node)).toThrow(/invalid rekey configuration: verifyAttempts: /);
+  });
+
+  it('accepts valid principals, emails and a nested user path', () => {
+    const config = loadConfig({
+      consumerPrincipals: ['arn:aws:iam::123456789012:role/app', 'arn:aws-us-gov:iam::123456789012:root'],
+      notificationEmails: ['ops@example.com'],
+      userPathPrefix: '/ci/external/',
+    });
+    expect(config.consumerPrincipals).toHaveLength(2);
+    expect(config.userPathPrefix).toBe('/ci/external/');
+  });
+
+  it('offers only retention periods CloudWatch Logs accepts', () => {
+    const valid = Object.values(RetentionDays).filter((v): v is number => typeof v === 'number');
+    expect(valid).toEqual(expect.arrayContaining([...LOG_RETENTION_DAYS]));
+  });
+
+  it('stays free of aws-cdk-lib, so the local runner can import it', () => {
+    const source = readFileSync(new URL('../../infra/config.ts', import.meta.url), 'utf8');
+    const imports = [...source.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
+    expect(imports.filter((m) => !m?.startsWith('../lambdas/shared/'))).toEqual(['zod']);
+  });
+});
+
+describe('stateMachineTimeoutSeconds', () => {
+  it('covers every adoption wait, the delete wait and one more day', () => {
+    expect(stateMachineTimeoutSeconds(loadConfig({}))).toBe((7 * 3 + 7 + 1) * 86_400);
+    expect(
+      stateMachineTimeoutSeconds(
+        loadConfig({ adoptionWaitDays: 2, maxAdoptionChecks: 4, deleteAfterDays: 3 }),
+      ),
+    ).toBe((2 * 4 + 3 + 1) * 86_400);
+  });
+});
+
+describe('lambdaEnvironment', () => {
+  it('sets every variable the rotation steps read, as strings, and nothing else', () => {
+    // Act
+    const env = lambdaEnvironment(loadConfig({ optInTag: 'rekey:opt-in' }), RESOURCES);
+
+    // Assess
+    expect(Object.keys(env).sort()).toEqual([...STEP_ENV_KEYS].sort());
+    for (const value of Object.values(env)) expect(typeof value).toBe('string');
+  });
+
+  it.each(STEP_NAMES)('satisfies the cold-start validation of %s', (step) => {
+    const env = lambdaEnvironment(loadConfig({}), RESOURCES);
+    expect(() => loadEnv(STEPS[step].env, env)).not.toThrow();
+  });
+
+  it('produces values the Lambdas accept and read back as configured', () => {
+    // Prepare
+    const config = loadConfig({
+      protectedUsers: ['breakglass', 'ci-bot'],
+      cloudTrailLookup: true,
+      verifyAttempts: 5,
+      userPathPrefix: '/ci/',
+      secretPrefix: 'keys/',
+    });
+
+    // Act
+    const parsed = loadEnv(STEP_ENV_KEYS, lambdaEnvironment(config, RESOURCES));
+
+    // Assess
+    expect(parsed).toEqual({
+      REKEY_SECRET_PREFIX: 'keys/',
+      REKEY_KMS_KEY_ID: RESOURCES.kmsKeyId,
+      REKEY_TOPIC_ARN: RESOURCES.topicArn,
+      REKEY_EVENT_BUS_NAME: 'default',
+      REKEY_LOCK_TABLE: RESOURCES.lockTable,
+      REKEY_LOCK_TTL_SECONDS: stateMachineTimeoutSeconds(config),
+      REKEY_EXEMPT_TAG: 'rekey:exempt',
+      REKEY_PROTECTED_USERS: ['breakglass', 'ci-bot'],
+      REKEY_USER_PATH_PREFIX: '/ci/',
+      REKEY_MAX_ADOPTION_CHECKS: 3,
+      REKEY_LAST_USED_GRACE_SECONDS: 60,
+      REKEY_VERIFY_ATTEMPTS: 5,
+      REKEY_VERIFY_BASE_DELAY_MS: 1000,
+      REKEY_CLOUDTRAIL_LOOKUP: true,
+    });
+  });
+
+  it('leaves the opt-in tag out unless configured', () => {
+    expect(lambdaEnvironment(loadConfig({}), RESOURCES)).not.toHaveProperty('REKEY_OPT_IN_TAG');
+    expect(lambdaEnvironment(loadConfig({ optInTag: 'rekey' }), RESOURCES).REKEY_OPT_IN_TAG).toBe('rekey');
+  });
+
+  it('gives the lock the longest lifetime the longest configurable execution needs', () => {
+    // The Lambdas cap the lock TTL; the largest valid configuration must fit under that cap.
+    const config = loadConfig({ adoptionWaitDays: 90, maxAdoptionChecks: 3, deleteAfterDays: 90 });
+    expect(() => loadEnv(['REKEY_LOCK_TTL_SECONDS'], lambdaEnvironment(config, RESOURCES))).not.toThrow();
+  });
+});

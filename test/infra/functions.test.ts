@@ -1,0 +1,137 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { afterAll, describe, expect, it } from 'vitest';
+import { lambdaEnvironment, loadConfig } from '../../infra/config.ts';
+import { RekeyFunction } from '../../infra/constructs/rekey-function.ts';
+import { HANDLER_METADATA_KEY, STEP_NAMES, STEPS } from '../../lambdas/shared/steps.ts';
+import { functionIdsByStep, functionOf, logicalIds, synth } from './helpers.ts';
+
+describe('the rekey functions', () => {
+  const { resources, config } = synth();
+
+  it('are one function per step, found by their rekey:handler metadata', () => {
+    const byStep = functionIdsByStep(resources);
+    expect([...byStep.keys()].sort()).toEqual([...STEP_NAMES].sort());
+    // No function without the metadata: the local runner could not bind it.
+    for (const id of logicalIds(resources, 'AWS::Lambda::Function')) {
+      expect(resources[id]?.Metadata?.[HANDLER_METADATA_KEY], id).toBeTypeOf('string');
+    }
+  });
+
+  it.each(STEP_NAMES)('%s runs nodejs24.x on arm64 with JSON logs, X-Ray, 256 MB and 2 minutes', (step) => {
+    const fn = functionOf(resources, step);
+    expect(fn.Properties).toMatchObject({
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      Handler: 'index.handler',
+      MemorySize: 256,
+      Timeout: 120,
+      TracingConfig: { Mode: 'Active' },
+      LoggingConfig: { LogFormat: 'JSON', ApplicationLogLevel: 'INFO' },
+    });
+  });
+
+  it.each(STEP_NAMES)('%s logs to its own log group, kept for the configured retention', (step) => {
+    const logGroupId = functionOf(resources, step).Properties.LoggingConfig.LogGroup.Ref;
+    const logGroup = resources[logGroupId];
+    expect(logGroup?.Type).toBe('AWS::Logs::LogGroup');
+    expect(logGroup?.Properties?.RetentionInDays).toBe(config.logRetentionDays);
+    const others = STEP_NAMES.filter((s) => s !== step).map(
+      (s) => functionOf(resources, s).Properties.LoggingConfig.LogGroup.Ref,
+    );
+    expect(others).not.toContain(logGroupId);
+  });
+
+  it.each(STEP_NAMES)('%s gets exactly the variables its step declares', (step) => {
+    const variables = functionOf(resources, step).Properties.Environment.Variables;
+    // The opt-in tag is optional and unset by default: left out rather than set empty.
+    const declared = STEPS[step].env.filter((k) => k !== 'REKEY_OPT_IN_TAG');
+    expect(Object.keys(variables).sort()).toEqual(
+      [...declared, 'POWERTOOLS_SERVICE_NAME', 'NODE_OPTIONS'].sort(),
+    );
+    expect(variables).toMatchObject({
+      POWERTOOLS_SERVICE_NAME: 'rekey',
+      NODE_OPTIONS: '--enable-source-maps',
+    });
+  });
+
+  it('passes configuration values through unchanged', () => {
+    const plain = lambdaEnvironment(config, { kmsKeyId: 'k', topicArn: 't', lockTable: 'l' });
+    for (const step of STEP_NAMES) {
+      const variables = functionOf(resources, step).Properties.Environment.Variables;
+      for (const [key, value] of Object.entries(variables)) {
+        if (typeof value === 'string' && key.startsWith('REKEY_')) {
+          expect(value, `${step} ${key}`).toBe(plain[key as keyof typeof plain]);
+        }
+      }
+    }
+  });
+
+  it('point the environment at the deployed resources', () => {
+    const vars = (step: (typeof STEP_NAMES)[number]) =>
+      functionOf(resources, step).Properties.Environment.Variables;
+    const [table] = logicalIds(resources, 'AWS::DynamoDB::Table');
+    const [topic] = logicalIds(resources, 'AWS::SNS::Topic');
+    expect(vars('plan').REKEY_LOCK_TABLE).toEqual({ Ref: table });
+    expect(vars('notify').REKEY_TOPIC_ARN).toEqual({ Ref: topic });
+    const secretsKeyAlias = Object.values(resources).find(
+      (r) => r.Type === 'AWS::KMS::Alias' && r.Properties?.AliasName === 'alias/rekey-secrets',
+    );
+    expect(vars('create-second-key').REKEY_KMS_KEY_ID).toEqual(secretsKeyAlias?.Properties?.TargetKeyId);
+  });
+
+  it('sets the opt-in tag and protected users from the configuration', () => {
+    const { resources: custom } = synth({ optInTag: 'rekey:opt-in', protectedUsers: ['a', 'b'] });
+    expect(functionOf(custom, 'plan').Properties.Environment.Variables).toMatchObject({
+      REKEY_OPT_IN_TAG: 'rekey:opt-in',
+      REKEY_PROTECTED_USERS: 'a,b',
+    });
+  });
+
+  it('applies the configured log retention', () => {
+    const { resources: custom } = synth({ logRetentionDays: 30 });
+    for (const step of STEP_NAMES) {
+      const logGroupId = functionOf(custom, step).Properties.LoggingConfig.LogGroup.Ref;
+      expect(custom[logGroupId]?.Properties?.RetentionInDays, step).toBe(30);
+    }
+  });
+});
+
+describe('the function bundle', () => {
+  // One real esbuild run (the stack tests skip bundling): the options only show in the output.
+  const outdir = mkdtempSync(join(tmpdir(), 'rekey-bundle-'));
+  afterAll(() => rmSync(outdir, { recursive: true, force: true }));
+
+  it('is ESM with a require shim, a source map, and the AWS SDK inside', () => {
+    // Prepare
+    const app = new App({ outdir, context: { 'aws:cdk:enable-asset-metadata': true } });
+    const stack = new Stack(app, 'BundleTest');
+    const config = loadConfig({});
+    new RekeyFunction(stack, 'Fn', {
+      step: 'deactivate-old-key',
+      config,
+      resources: { kmsKeyId: 'k', topicArn: 'arn:aws:sns:us-east-1:123456789012:t', lockTable: 'l' },
+    });
+
+    // Act
+    const template = Template.fromStack(stack).toJSON() as {
+      Resources: Record<string, { Type: string; Metadata?: Record<string, string> }>;
+    };
+
+    // Assess
+    const fn = Object.values(template.Resources).find((r) => r.Type === 'AWS::Lambda::Function');
+    const assetDir = join(outdir, fn?.Metadata?.['aws:asset:path'] ?? 'missing');
+    const code = readFileSync(join(assetDir, 'index.mjs'), 'utf8');
+    // (Booleans, not toMatch: a failure would print the whole ~1 MB bundle.)
+    const banner = "import { createRequire } from 'module';const require = createRequire(import.meta.url);";
+    expect(code.startsWith(banner)).toBe(true);
+    expect(existsSync(join(assetDir, 'index.mjs.map'))).toBe(true);
+    // Bundled, not resolved from the runtime's SDK: no SDK client is imported or required.
+    // (The SDK's own error messages mention require("@aws-sdk/signature-v4-crt"): not a client.)
+    expect(/(from|import\(|require\()\s*["']@aws-sdk\/client-/.test(code)).toBe(false);
+    expect(code.includes('UpdateAccessKey')).toBe(true);
+  });
+});

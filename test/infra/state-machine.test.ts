@@ -1,0 +1,301 @@
+import { createRequire } from 'node:module';
+import { describe, expect, it } from 'vitest';
+import { stateMachineTimeoutSeconds } from '../../infra/config.ts';
+import { STATE, TRANSIENT_ERRORS } from '../../infra/constructs/rotation-state-machine.ts';
+import type { StepName } from '../../lambdas/shared/steps.ts';
+import { type AslState, definitionOf, getAttId, lambdaArn, onlyLogicalId, synth } from './helpers.ts';
+
+// asl-validator 4 is CommonJS without type declarations.
+type AslValidator = (
+  definition: unknown,
+  options?: { checkPaths: boolean; checkArn: boolean },
+) => { isValid: boolean; errorsText: (separator?: string) => string };
+const aslValidator = createRequire(import.meta.url)('asl-validator') as AslValidator;
+
+const DAY = 86_400;
+const ALL = ['States.ALL'];
+const notifyPayload = (event: string) => ({ event, 'state.$': '$' });
+const toFailure = { ErrorEquals: ALL, ResultPath: '$.error', Next: 'Report the failure' };
+const toFailed = { ErrorEquals: ALL, Next: 'Rotation failed' };
+const task = (step: StepName, rest: Partial<AslState>): AslState => ({
+  Type: 'Task',
+  Resource: lambdaArn(step),
+  ResultPath: null,
+  Catch: [toFailure],
+  ...rest,
+});
+
+/** The whole workflow, as the issue specifies it (Comment and Retry are checked separately). */
+function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Record<string, AslState> {
+  return {
+    'Plan the rotation': task('plan', {
+      Parameters: { 'input.$': '$', 'executionId.$': '$$.Execution.Id' },
+      ResultPath: '$',
+      Next: 'Is this a dry run?',
+      Catch: [
+        { ErrorEquals: ['InvalidInput', 'UserNotFound'], ResultPath: '$', Next: 'Reject the request' },
+        toFailure,
+      ],
+    }),
+    'Reject the request': { Type: 'Fail', Error: 'RotationRequestRejected', CausePath: '$.Cause' },
+    'Is this a dry run?': {
+      Type: 'Choice',
+      Choices: [{ Variable: '$.dryRun', BooleanEquals: true, Next: 'Report the dry-run plan' }],
+      Default: 'Is there a key to rotate?',
+    },
+    'Report the dry-run plan': {
+      Type: 'Pass',
+      Parameters: { status: 'DRY_RUN', 'message.$': '$.message' },
+      ResultPath: '$.outcome',
+      End: true,
+    },
+    'Is there a key to rotate?': {
+      Type: 'Choice',
+      Choices: [{ Variable: '$.action', StringEquals: 'STOP', Next: 'Does the stop need an alert?' }],
+      Default: 'Is there an extra key to remove?',
+    },
+    'Does the stop need an alert?': {
+      Type: 'Choice',
+      Choices: [{ Variable: '$.alert', BooleanEquals: true, Next: 'Report that the rotation stopped' }],
+      Default: 'Record the safe stop',
+    },
+    'Report that the rotation stopped': task('notify', {
+      Parameters: notifyPayload('ROTATION_STOPPED'),
+      ResultPath: '$.outcome',
+      Next: 'Stopped safely',
+      Catch: [toFailed],
+    }),
+    'Record the safe stop': {
+      Type: 'Pass',
+      Parameters: { status: 'STOPPED', 'reason.$': '$.stopReason', 'message.$': '$.message' },
+      ResultPath: '$.outcome',
+      Next: 'Stopped safely',
+    },
+    'Stopped safely': { Type: 'Succeed' },
+    'Is there an extra key to remove?': {
+      Type: 'Choice',
+      Choices: [{ Variable: '$.extraKey', IsNull: false, Next: 'Remove the unused extra key' }],
+      Default: 'Report that the rotation started',
+    },
+    'Remove the unused extra key': task('delete-key', {
+      Parameters: {
+        'userName.$': '$.userName',
+        'accessKeyId.$': '$.extraKey.accessKeyId',
+        notUsedSince: null,
+      },
+      Next: 'Report that the rotation started',
+    }),
+    'Report that the rotation started': task('notify', {
+      Parameters: notifyPayload('ROTATION_STARTED'),
+      Next: 'Create the second key',
+    }),
+    'Create the second key': task('create-second-key', {
+      ResultPath: '$.newKey',
+      Next: 'Verify the new key works',
+    }),
+    'Verify the new key works': task('verify-new-key', { Next: 'Tell consumers the new key is ready' }),
+    'Tell consumers the new key is ready': task('notify', {
+      Parameters: notifyPayload('NEW_KEY_READY'),
+      Next: 'Wait for consumers to adopt the new key',
+    }),
+    'Wait for consumers to adopt the new key': {
+      Type: 'Wait',
+      Seconds: adoptionWaitDays * DAY,
+      Next: 'Check whether the old key is still used',
+    },
+    'Check whether the old key is still used': task('check-last-used', {
+      ResultPath: '$.adoption',
+      Next: 'Is the old key still in use?',
+    }),
+    'Is the old key still in use?': {
+      Type: 'Choice',
+      Choices: [
+        { Variable: '$.adoption.inUse', BooleanEquals: false, Next: 'Deactivate the old key' },
+        {
+          Variable: '$.adoption.mayWaitAgain',
+          BooleanEquals: true,
+          Next: 'Warn that the old key is still in use',
+        },
+      ],
+      Default: 'Report that the rotation stopped',
+    },
+    'Warn that the old key is still in use': task('notify', {
+      Parameters: notifyPayload('OLD_KEY_STILL_IN_USE'),
+      Next: 'Wait for consumers to adopt the new key',
+    }),
+    'Deactivate the old key': task('deactivate-old-key', {
+      ResultPath: '$.deactivation',
+      Next: 'Report that the old key was deactivated',
+    }),
+    'Report that the old key was deactivated': task('notify', {
+      Parameters: notifyPayload('KEY_DEACTIVATED'),
+      Next: 'Wait before deleting the old key',
+    }),
+    'Wait before deleting the old key': {
+      Type: 'Wait',
+      Seconds: deleteAfterDays * DAY,
+      Next: 'Verify the old key stayed unused',
+    },
+    'Verify the old key stayed unused': task('verify-rotation', {
+      Next: 'Delete the old key',
+      Catch: [
+        {
+          ErrorEquals: ['RotationVerificationFailed'],
+          ResultPath: '$.error',
+          Next: 'Reactivate the old key',
+        },
+        toFailure,
+      ],
+    }),
+    'Delete the old key': task('delete-key', {
+      Parameters: {
+        'userName.$': '$.userName',
+        'accessKeyId.$': '$.oldKey.accessKeyId',
+        'notUsedSince.$': '$.deactivation.deactivatedAt',
+      },
+      Next: 'Report that the rotation is complete',
+      Catch: [
+        { ErrorEquals: ['UnsafeToDelete'], ResultPath: '$.error', Next: 'Reactivate the old key' },
+        toFailure,
+      ],
+    }),
+    'Report that the rotation is complete': task('notify', {
+      Parameters: notifyPayload('ROTATION_COMPLETED'),
+      ResultPath: '$.outcome',
+      Next: 'Rotation complete',
+      Catch: [toFailed],
+    }),
+    'Rotation complete': { Type: 'Succeed' },
+    'Reactivate the old key': task('reactivate-old-key', { Next: 'Report the rollback' }),
+    'Report the rollback': task('notify', {
+      Parameters: notifyPayload('ROLLED_BACK'),
+      ResultPath: '$.outcome',
+      Next: 'Rotation rolled back',
+      Catch: [toFailed],
+    }),
+    'Rotation rolled back': {
+      Type: 'Fail',
+      Error: 'RotationRolledBack',
+      Cause: 'the old key was reactivated; see the notification',
+    },
+    'Report the failure': task('notify', {
+      Parameters: notifyPayload('ROTATION_FAILED'),
+      ResultPath: '$.outcome',
+      Next: 'Rotation failed',
+      Catch: [toFailed],
+    }),
+    'Rotation failed': {
+      Type: 'Fail',
+      Error: 'RotationFailed',
+      Cause: 'the rotation did not finish; see the failure notification and the execution history',
+    },
+  };
+}
+
+const withoutDocs = ({ Comment: _comment, Retry: _retry, ...rest }: AslState) => rest;
+
+describe('the rotation state machine', () => {
+  const { resources, config } = synth();
+  const definition = definitionOf(resources);
+  const states = Object.entries(definition.States);
+  const tasks = states.filter(([, s]) => s.Type === 'Task');
+
+  it('starts by planning', () => {
+    expect(definition.StartAt).toBe('Plan the rotation');
+  });
+
+  it('has exactly the specified states and transitions', () => {
+    const expected = expectedStates(config.adoptionWaitDays, config.deleteAfterDays);
+    expect(Object.keys(definition.States).sort()).toEqual(Object.keys(expected).sort());
+    for (const [name, state] of states) expect(withoutDocs(state), name).toEqual(expected[name]);
+  });
+
+  it('exports the state names it uses', () => {
+    expect(Object.values(STATE).sort()).toEqual(Object.keys(definition.States).sort());
+  });
+
+  it('gives every state a Comment', () => {
+    for (const [name, state] of states) expect(state.Comment, name).toMatch(/\w{3,}/);
+  });
+
+  it('retries every Task on transient errors with capped, jittered backoff, and nothing else', () => {
+    for (const [name, state] of tasks) {
+      expect(state.Retry, name).toEqual([
+        {
+          ErrorEquals: [...TRANSIENT_ERRORS],
+          IntervalSeconds: 2,
+          BackoffRate: 2,
+          MaxAttempts: 6,
+          MaxDelaySeconds: 60,
+          JitterStrategy: 'FULL',
+        },
+      ]);
+    }
+    expect(TRANSIENT_ERRORS).toEqual(
+      expect.arrayContaining([
+        'Lambda.ServiceException',
+        'Lambda.TooManyRequestsException',
+        'ThrottlingException',
+      ]),
+    );
+  });
+
+  it('invokes Lambda functions directly: every Task Resource is a function ARN', () => {
+    expect(tasks.length).toBeGreaterThan(0);
+    for (const [name, state] of tasks) {
+      expect(state.Resource, name).toMatch(/^arn:aws:lambda:[a-z0-9-]+:\d{12}:function:[a-z-]+$/);
+    }
+  });
+
+  it('uses JSONPath only: no JSONata, no variables, no Map or Parallel', () => {
+    const json = JSON.stringify(definition);
+    expect(definition.QueryLanguage ?? 'JSONPath').toBe('JSONPath');
+    for (const [name, state] of states) {
+      expect(state.QueryLanguage ?? 'JSONPath', name).toBe('JSONPath');
+      expect(state, name).not.toHaveProperty('Assign');
+      expect(state, name).not.toHaveProperty('Arguments');
+      expect(state, name).not.toHaveProperty('Output');
+      expect(['Task', 'Choice', 'Pass', 'Wait', 'Succeed', 'Fail'], name).toContain(state.Type);
+    }
+    expect(json).not.toContain('{%');
+  });
+
+  it('is valid Amazon States Language', () => {
+    // structuredClone: asl-validator writes QueryLanguage into the definition it checks.
+    const result = aslValidator(structuredClone(definition), { checkPaths: true, checkArn: true });
+    expect(result.errorsText('\n')).toBe('');
+    expect(result.isValid).toBe(true);
+  });
+
+  it('times out after every wait it may take, plus a day', () => {
+    expect(definition.TimeoutSeconds).toBe(stateMachineTimeoutSeconds(config));
+    expect(definition.Comment).toMatch(/rekey/);
+  });
+
+  it('takes its waits from the configuration', () => {
+    const { resources: custom } = synth({ adoptionWaitDays: 2, deleteAfterDays: 3, maxAdoptionChecks: 4 });
+    const custom_ = definitionOf(custom);
+    expect(custom_.States['Wait for consumers to adopt the new key']?.Seconds).toBe(2 * DAY);
+    expect(custom_.States['Wait before deleting the old key']?.Seconds).toBe(3 * DAY);
+    expect(custom_.TimeoutSeconds).toBe((2 * 4 + 3 + 1) * DAY);
+  });
+
+  it('is a Standard workflow with X-Ray and full logging without execution data', () => {
+    const machine = resources[onlyLogicalId(resources, 'AWS::StepFunctions::StateMachine')];
+    expect(machine?.Properties).toMatchObject({
+      StateMachineType: 'STANDARD',
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: { Level: 'ALL', IncludeExecutionData: false },
+    });
+    const logging = machine?.Properties?.LoggingConfiguration as { Destinations: unknown[] } | undefined;
+    const destinations = logging?.Destinations ?? [];
+    expect(destinations).toHaveLength(1);
+    const destination = destinations[0] as { CloudWatchLogsLogGroup: { LogGroupArn: unknown } };
+    const logGroup = resources[getAttId(destination.CloudWatchLogsLogGroup.LogGroupArn)];
+    expect(logGroup?.Type).toBe('AWS::Logs::LogGroup');
+    expect(logGroup?.Properties).toMatchObject({
+      RetentionInDays: config.logRetentionDays,
+      LogGroupName: expect.stringMatching(/^\/aws\/vendedlogs\/states\//),
+    });
+  });
+});
