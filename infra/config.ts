@@ -12,6 +12,9 @@ import type { STEPS } from '../lambdas/shared/steps.ts';
 const DAY_SECONDS = 86_400;
 /** A Standard workflow execution may run for at most one year. */
 const MAX_EXECUTION_DAYS = 365;
+const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
+/** The Lambda timeout of every step that does not wait in-process. */
+export const DEFAULT_LAMBDA_TIMEOUT_SECONDS = 120;
 
 /** The retention periods CloudWatch Logs accepts (aws-logs RetentionDays; 9999 = never expire). */
 export const LOG_RETENTION_DAYS = [
@@ -124,6 +127,16 @@ export const RekeyConfigSchema = z
     consumerPrincipals: z.array(PrincipalArn).default([]),
   })
   .superRefine((c, ctx) => {
+    const verifySeconds = verifyNewKeyTimeoutSeconds(c);
+    if (verifySeconds > MAX_LAMBDA_TIMEOUT_SECONDS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['verifyAttempts'],
+        message:
+          `verifyAttempts and verifyBaseDelayMs make verify-new-key run up to ${verifySeconds} s; ` +
+          `a Lambda runs at most ${MAX_LAMBDA_TIMEOUT_SECONDS} s`,
+      });
+    }
     const days = executionDays(c);
     if (days > MAX_EXECUTION_DAYS) {
       ctx.addIssue({
@@ -196,6 +209,20 @@ function executionDays(
 /** The state machine's timeout, which is also how long a user's rotation lock is honoured. */
 export function stateMachineTimeoutSeconds(config: RekeyConfig): number {
   return executionDays(config) * DAY_SECONDS;
+}
+
+/**
+ * verify-new-key's worst case: every attempt fails and it sleeps baseDelay * 2^(n-1) between
+ * attempts n and n+1 (lambdas/shared/domain/authenticate.ts), then discards the key. The
+ * defaults sleep 127 s: a 2-minute timeout would kill it before it could discard the key.
+ * Allowance: 5 s per attempt (STS call with SDK retries) and 30 s for reading the secret,
+ * staging it or deleting the key.
+ */
+export function verifyNewKeyTimeoutSeconds(
+  c: Pick<RekeyConfig, 'verifyAttempts' | 'verifyBaseDelayMs'>,
+): number {
+  const sleepMs = c.verifyBaseDelayMs * (2 ** (c.verifyAttempts - 1) - 1);
+  return Math.max(DEFAULT_LAMBDA_TIMEOUT_SECONDS, Math.ceil(sleepMs / 1000) + c.verifyAttempts * 5 + 30);
 }
 
 /** The deployed resources the Lambdas address (CDK tokens in the stack, real names locally). */

@@ -1,8 +1,8 @@
-import { ArnFormat, CfnOutput, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import { STEP_NAMES, type StepName } from '../lambdas/shared/steps.ts';
-import type { RekeyConfig, RekeyResources } from './config.ts';
+import { type RekeyConfig, type RekeyResources, verifyNewKeyTimeoutSeconds } from './config.ts';
 import { LockTable } from './constructs/lock-table.ts';
 import { Notifications } from './constructs/notifications.ts';
 import { RekeyFunction } from './constructs/rekey-function.ts';
@@ -52,7 +52,15 @@ export class RekeyStack extends Stack {
       lockTable: lockTable.tableName,
     };
     const functions = byStep(
-      (step) => new RekeyFunction(this, constructId(step), { step, config, resources }),
+      (step) =>
+        new RekeyFunction(this, constructId(step), {
+          step,
+          config,
+          resources,
+          ...(step === 'verify-new-key'
+            ? { timeout: Duration.seconds(verifyNewKeyTimeoutSeconds(config)) }
+            : {}),
+        }),
     );
     this.functions = functions;
 

@@ -43,7 +43,8 @@ export interface RekeyFunctionProps {
    */
   readonly memorySize?: number;
   /**
-   * Function timeout. The longest step (verify-new-key) retries for IAM propagation in-process.
+   * Function timeout. verify-new-key, which retries in-process while IAM propagates the new key,
+   * needs longer (infra/config.ts verifyNewKeyTimeoutSeconds).
    * @default Duration.minutes(2)
    */
   readonly timeout?: Duration;

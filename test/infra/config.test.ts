@@ -79,6 +79,7 @@ describe('loadConfig', () => {
     [{ optInTag: '' }, /optInTag: /],
     [{ adoptionWaitDays: 90, maxAdoptionChecks: 5 }, /adoptionWaitDays: .*at most 365 days/],
     [{ adoptionWaitDay: 7 }, /unknown field\(s\) adoptionWaitDay/],
+    [{ verifyAttempts: 12 }, /verifyAttempts: .*verify-new-key run up to \d+ s; a Lambda runs at most 900 s/],
   ])('rejects %j naming the field', (raw, message) => {
     expect(() => loadConfig(raw)).toThrow(message);
   });

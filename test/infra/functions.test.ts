@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, describe, expect, it } from 'vitest';
-import { lambdaEnvironment, loadConfig } from '../../infra/config.ts';
+import { lambdaEnvironment, loadConfig, verifyNewKeyTimeoutSeconds } from '../../infra/config.ts';
 import { RekeyFunction } from '../../infra/constructs/rekey-function.ts';
 import { HANDLER_METADATA_KEY, STEP_NAMES, STEPS } from '../../lambdas/shared/steps.ts';
 import { functionIdsByStep, functionOf, logicalIds, synth } from './helpers.ts';
@@ -21,17 +21,27 @@ describe('the rekey functions', () => {
     }
   });
 
-  it.each(STEP_NAMES)('%s runs nodejs24.x on arm64 with JSON logs, X-Ray, 256 MB and 2 minutes', (step) => {
+  it.each(STEP_NAMES)('%s runs nodejs24.x on arm64 with JSON logs, X-Ray and 256 MB', (step) => {
     const fn = functionOf(resources, step);
     expect(fn.Properties).toMatchObject({
       Runtime: 'nodejs24.x',
       Architectures: ['arm64'],
       Handler: 'index.handler',
       MemorySize: 256,
-      Timeout: 120,
       TracingConfig: { Mode: 'Active' },
       LoggingConfig: { LogFormat: 'JSON', ApplicationLogLevel: 'INFO' },
     });
+  });
+
+  it('time out after 2 minutes, except verify-new-key, which outlasts its own retries', () => {
+    // Defaults: 8 attempts from 1 s, doubling: 127 s of sleeping before the key is discarded.
+    expect(verifyNewKeyTimeoutSeconds(config)).toBe(127 + 8 * 5 + 30);
+    for (const step of STEP_NAMES) {
+      const expected = step === 'verify-new-key' ? verifyNewKeyTimeoutSeconds(config) : 120;
+      expect(functionOf(resources, step).Properties.Timeout, step).toBe(expected);
+    }
+    const { resources: quick } = synth({ verifyAttempts: 3, verifyBaseDelayMs: 500 });
+    expect(functionOf(quick, 'verify-new-key').Properties.Timeout).toBe(120);
   });
 
   it.each(STEP_NAMES)('%s logs to its own log group, kept for the configured retention', (step) => {
