@@ -37,7 +37,7 @@ describe('loadConfig', () => {
       notificationEmails: [],
       userPathPrefix: '/',
       lastUsedGraceSeconds: 60,
-      verifyAttempts: 8,
+      verifyAttempts: 6,
       verifyBaseDelayMs: 1000,
       cloudTrailLookup: false,
       logRetentionDays: 365,
