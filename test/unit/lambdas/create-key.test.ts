@@ -1,0 +1,635 @@
+import { GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  CreateAccessKeyCommand,
+  DeleteAccessKeyCommand,
+  GetAccessKeyLastUsedCommand,
+  LimitExceededException,
+  ListAccessKeysCommand,
+  UpdateAccessKeyCommand,
+} from '@aws-sdk/client-iam';
+import {
+  CreateSecretCommand,
+  DescribeSecretCommand,
+  PutSecretValueCommand,
+  ResourceNotFoundException,
+} from '@aws-sdk/client-secrets-manager';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { dynamodb, iam, secretsManager } from '../../../lambdas/shared/clients.ts';
+import { type CreateKeyDeps, createSecondKey } from '../../../lambdas/shared/domain/create-key.ts';
+import { RotationInProgress, SecretNotStored, UnexpectedKeyState } from '../../../lambdas/shared/errors.ts';
+import {
+  awsError,
+  callOrder,
+  daysAgo,
+  EXECUTION_ID,
+  EXTRA_KEY_ID,
+  FAKE_SECRET,
+  fakeClock,
+  inputsOf,
+  type KeyFixture,
+  KMS_KEY_ID,
+  LOCK_TABLE,
+  mockKeys,
+  mockLastUse,
+  NEW_KEY_ID,
+  NOW,
+  OLD_KEY_CREATED,
+  OLD_KEY_ID,
+  OLD_KEY_LAST_USED,
+  OTHER_EXECUTION_ID,
+  plannedState,
+  rejectionOf,
+  SECRET_ARN,
+  SECRET_NAME,
+  silenceLogs,
+  TOKEN,
+  USER,
+} from './helpers.ts';
+
+const iamMock = mockClient(iam);
+const smMock = mockClient(secretsManager);
+const ddbMock = mockClient(dynamodb);
+
+const NEW_KEY_CREATED = new Date(NOW.getTime() + 1_000);
+const nowEpoch = Math.floor(NOW.getTime() / 1000);
+const old: KeyFixture = { id: OLD_KEY_ID, created: OLD_KEY_CREATED, lastUsed: OLD_KEY_LAST_USED };
+
+const MARK = 'UpdateItem(SET creatingSince = :since REMOVE createdKeyId, createdVersionId)';
+const RECORD = 'UpdateItem(SET createdKeyId = :k, createdVersionId = :v)';
+const CLEAR = 'UpdateItem(REMOVE creatingSince)';
+
+function deps(): CreateKeyDeps {
+  return {
+    iam,
+    secretsManager,
+    lock: { dynamodb, table: LOCK_TABLE },
+    clock: fakeClock(),
+    env: { REKEY_KMS_KEY_ID: KMS_KEY_ID, REKEY_LAST_USED_GRACE_SECONDS: 60 },
+  };
+}
+
+/** The user's lock item as GetItem returns it. */
+function lockItem(
+  journal: { owner?: string; creatingSince?: Date; createdKeyId?: string; createdVersionId?: string } = {},
+) {
+  const { owner = EXECUTION_ID, creatingSince, createdKeyId, createdVersionId } = journal;
+  return {
+    Item: {
+      userName: { S: USER },
+      owner: { S: owner },
+      expiresAt: { N: String(nowEpoch + 3600) },
+      ...(creatingSince ? { creatingSince: { S: creatingSince.toISOString() } } : {}),
+      ...(createdKeyId ? { createdKeyId: { S: createdKeyId } } : {}),
+      ...(createdVersionId ? { createdVersionId: { S: createdVersionId } } : {}),
+    },
+  };
+}
+
+function mockCreated(id = NEW_KEY_ID): void {
+  iamMock.on(CreateAccessKeyCommand).resolves({
+    AccessKey: {
+      UserName: USER,
+      AccessKeyId: id,
+      SecretAccessKey: FAKE_SECRET,
+      Status: 'Active',
+      CreateDate: NEW_KEY_CREATED,
+    },
+  });
+}
+
+/** A first rotation: no secret yet; every write succeeds. */
+function mockStorage(): void {
+  ddbMock.on(UpdateItemCommand).resolves({});
+  smMock
+    .on(DescribeSecretCommand)
+    .rejects(new ResourceNotFoundException({ message: 'no secret', $metadata: {} }));
+  smMock.on(CreateSecretCommand).resolves({ ARN: SECRET_ARN, Name: SECRET_NAME });
+  smMock.on(PutSecretValueCommand).resolves({ ARN: SECRET_ARN, VersionId: TOKEN });
+  iamMock.on(DeleteAccessKeyCommand).resolves({});
+}
+
+function expectNoMutation(): void {
+  expect(iamMock).not.toHaveReceivedCommand(CreateAccessKeyCommand);
+  expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+  expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
+  expect(ddbMock).not.toHaveReceivedCommand(UpdateItemCommand);
+  expect(smMock).not.toHaveReceivedCommand(CreateSecretCommand);
+  expect(smMock).not.toHaveReceivedCommand(PutSecretValueCommand);
+}
+
+beforeAll(silenceLogs);
+beforeEach(() => {
+  iamMock.reset();
+  smMock.reset();
+  ddbMock.reset();
+});
+
+describe('createSecondKey', () => {
+  it('marks the intent, creates the key, records it, stores it as AWSPENDING, clears the intent', async () => {
+    // Prepare
+    ddbMock.on(GetItemCommand).resolves(lockItem());
+    mockKeys(iamMock, [old]);
+    mockStorage();
+    mockCreated();
+
+    // Act
+    const newKey = await createSecondKey(deps(), plannedState());
+
+    // Assess
+    expect(newKey).toEqual({
+      accessKeyId: NEW_KEY_ID,
+      createDate: NEW_KEY_CREATED.toISOString(),
+      secretArn: SECRET_ARN,
+      versionId: TOKEN,
+    });
+    expect(callOrder(ddbMock, iamMock, smMock)).toEqual([
+      'GetItem',
+      'ListAccessKeys',
+      'DescribeSecret',
+      MARK,
+      'CreateAccessKey',
+      RECORD,
+      'CreateSecret',
+      'PutSecretValue',
+      CLEAR,
+    ]);
+    expect(inputsOf(iamMock.commandCalls(CreateAccessKeyCommand))).toEqual([{ UserName: USER }]);
+    expect(inputsOf(smMock.commandCalls(PutSecretValueCommand))).toEqual([
+      {
+        SecretId: SECRET_NAME,
+        ClientRequestToken: TOKEN,
+        SecretString: JSON.stringify({
+          Version: 1,
+          AccessKeyId: NEW_KEY_ID,
+          SecretAccessKey: FAKE_SECRET,
+          UserName: USER,
+          CreateDate: NEW_KEY_CREATED.toISOString(),
+        }),
+        VersionStages: ['AWSPENDING'],
+      },
+    ]);
+    expect(smMock).toHaveReceivedCommandWith(CreateSecretCommand, {
+      Name: SECRET_NAME,
+      KmsKeyId: KMS_KEY_ID,
+    });
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand)).map((i) => i.ExpressionAttributeValues)).toEqual(
+      [
+        { ':owner': { S: EXECUTION_ID }, ':since': { S: NOW.toISOString() } },
+        { ':owner': { S: EXECUTION_ID }, ':k': { S: NEW_KEY_ID }, ':v': { S: TOKEN } },
+        { ':owner': { S: EXECUTION_ID } },
+      ],
+    );
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+  });
+
+  it('the returned new key carries ids only, never the secret', async () => {
+    // Prepare
+    ddbMock.on(GetItemCommand).resolves(lockItem());
+    mockKeys(iamMock, [old]);
+    mockStorage();
+    mockCreated();
+
+    // Act
+    const newKey = await createSecondKey(deps(), plannedState());
+
+    // Assess
+    expect(JSON.stringify(newKey)).not.toContain(FAKE_SECRET);
+  });
+
+  it('when storing fails, deletes the new key and throws SecretNotStored without the secret in it', async () => {
+    // Prepare: a service error whose message quotes the request (and so the secret).
+    ddbMock.on(GetItemCommand).resolves(lockItem());
+    mockKeys(iamMock, [old]);
+    mockStorage();
+    mockCreated();
+    smMock
+      .on(PutSecretValueCommand)
+      .rejects(awsError('InternalServiceError', `could not store ${FAKE_SECRET}`));
+
+    // Act
+    const error = await rejectionOf(createSecondKey(deps(), plannedState()));
+
+    // Assess
+    expect(error).toBeInstanceOf(SecretNotStored);
+    expect(error.name).toBe('SecretNotStored');
+    expect(error.message).toBe(
+      `the new access key of "${USER}" could not be stored and was deleted: InternalServiceError`,
+    );
+    expect(error.message).not.toContain(FAKE_SECRET);
+    expect(inputsOf(iamMock.commandCalls(DeleteAccessKeyCommand))).toEqual([
+      { UserName: USER, AccessKeyId: NEW_KEY_ID },
+    ]);
+    expect(callOrder(ddbMock, iamMock, smMock).slice(-3)).toEqual([
+      'CreateSecret',
+      'PutSecretValue',
+      'DeleteAccessKey',
+    ]);
+  });
+
+  it('when recording the key in the journal fails, deletes the new key and stores nothing', async () => {
+    // Prepare
+    ddbMock.on(GetItemCommand).resolves(lockItem());
+    mockKeys(iamMock, [old]);
+    mockStorage();
+    mockCreated();
+    ddbMock
+      .on(UpdateItemCommand, { UpdateExpression: 'SET createdKeyId = :k, createdVersionId = :v' })
+      .rejects(awsError('InternalServerError'));
+
+    // Act & Assess
+    await expect(createSecondKey(deps(), plannedState())).rejects.toMatchObject({
+      name: 'SecretNotStored',
+      message: expect.stringContaining('InternalServerError'),
+    });
+    expect(iamMock).toHaveReceivedCommandWith(DeleteAccessKeyCommand, {
+      UserName: USER,
+      AccessKeyId: NEW_KEY_ID,
+    });
+    expect(smMock).not.toHaveReceivedCommand(PutSecretValueCommand);
+  });
+
+  it('throws RotationInProgress naming the holder, with no IAM or Secrets Manager call, when another execution holds the lock', async () => {
+    // Prepare
+    ddbMock.on(GetItemCommand).resolves(lockItem({ owner: OTHER_EXECUTION_ID }));
+
+    // Act
+    const error = await rejectionOf(createSecondKey(deps(), plannedState()));
+
+    // Assess
+    expect(error).toBeInstanceOf(RotationInProgress);
+    expect(error).toMatchObject({
+      message: `another rotation of "${USER}" is in progress (${OTHER_EXECUTION_ID})`,
+    });
+    expect(iamMock.calls()).toHaveLength(0);
+    expect(smMock.calls()).toHaveLength(0);
+    expect(ddbMock).not.toHaveReceivedCommand(UpdateItemCommand);
+  });
+
+  it('throws RotationInProgress ("lock not held") when there is no lock at all', async () => {
+    // Prepare
+    ddbMock.on(GetItemCommand).resolves({});
+
+    // Act & Assess
+    await expect(createSecondKey(deps(), plannedState())).rejects.toMatchObject({
+      name: 'RotationInProgress',
+      message: expect.stringContaining('(lock not held)'),
+    });
+    expect(iamMock.calls()).toHaveLength(0);
+  });
+
+  it('throws UnexpectedKeyState without changing anything when the old key is gone', async () => {
+    // Prepare
+    ddbMock.on(GetItemCommand).resolves(lockItem());
+    mockKeys(iamMock, [{ id: EXTRA_KEY_ID, created: daysAgo(3), lastUsed: daysAgo(1) }]);
+    mockStorage();
+
+    // Act & Assess
+    await expect(createSecondKey(deps(), plannedState())).rejects.toMatchObject({
+      name: 'UnexpectedKeyState',
+      message: `access key ${OLD_KEY_ID} of "${USER}" no longer exists`,
+    });
+    expectNoMutation();
+  });
+
+  it('deletes an orphan (never used, created after creatingSince) before creating the new key', async () => {
+    // Prepare
+    const creatingSince = new Date(NOW.getTime() - 5 * 60_000);
+    const orphan: KeyFixture = { id: EXTRA_KEY_ID, created: new Date(creatingSince.getTime() + 2_000) };
+    ddbMock.on(GetItemCommand).resolves(lockItem({ creatingSince }));
+    mockKeys(iamMock, [old, orphan]);
+    mockStorage();
+    mockCreated();
+
+    // Act
+    const newKey = await createSecondKey(deps(), plannedState());
+
+    // Assess
+    expect(newKey.accessKeyId).toBe(NEW_KEY_ID);
+    expect(inputsOf(iamMock.commandCalls(DeleteAccessKeyCommand))).toEqual([
+      { UserName: USER, AccessKeyId: EXTRA_KEY_ID },
+    ]);
+    expect(inputsOf(iamMock.commandCalls(GetAccessKeyLastUsedCommand))).toEqual([
+      { AccessKeyId: EXTRA_KEY_ID },
+    ]);
+    const order = callOrder(iamMock, ddbMock);
+    expect(order.indexOf('DeleteAccessKey')).toBeLessThan(order.indexOf(MARK));
+    expect(order.indexOf(MARK)).toBeLessThan(order.indexOf('CreateAccessKey'));
+  });
+
+  it('refuses (UnexpectedKeyState, zero mutating calls) when the extra key was used', async () => {
+    // Prepare
+    const creatingSince = new Date(NOW.getTime() - 5 * 60_000);
+    ddbMock.on(GetItemCommand).resolves(lockItem({ creatingSince }));
+    mockKeys(iamMock, [
+      old,
+      { id: EXTRA_KEY_ID, created: new Date(creatingSince.getTime() + 2_000), lastUsed: NOW },
+    ]);
+    mockStorage();
+    mockCreated();
+
+    // Act
+    const error = await rejectionOf(createSecondKey(deps(), plannedState()));
+
+    // Assess
+    expect(error).toBeInstanceOf(UnexpectedKeyState);
+    expect(error).toMatchObject({
+      message: `"${USER}" has another access key, ${EXTRA_KEY_ID} (Active), that this rotation did not create; nothing was changed`,
+    });
+    expectNoMutation();
+  });
+
+  it('refuses (UnexpectedKeyState, zero mutating calls) a never-used extra key when no create was in progress', async () => {
+    // Prepare
+    ddbMock.on(GetItemCommand).resolves(lockItem());
+    mockKeys(iamMock, [old, { id: EXTRA_KEY_ID, created: daysAgo(0.01) }]);
+    mockStorage();
+
+    // Act & Assess
+    await expect(createSecondKey(deps(), plannedState())).rejects.toBeInstanceOf(UnexpectedKeyState);
+    expectNoMutation();
+  });
+
+  it('refuses (UnexpectedKeyState) an inactive extra key: the plan deletes those before this step', async () => {
+    // Prepare
+    const creatingSince = new Date(NOW.getTime() - 5 * 60_000);
+    ddbMock.on(GetItemCommand).resolves(lockItem({ creatingSince }));
+    mockKeys(iamMock, [old, { id: EXTRA_KEY_ID, status: 'Inactive', created: NOW }]);
+    mockStorage();
+
+    // Act & Assess
+    await expect(createSecondKey(deps(), plannedState())).rejects.toMatchObject({
+      name: 'UnexpectedKeyState',
+      message: expect.stringContaining(`${EXTRA_KEY_ID} (Inactive)`),
+    });
+    expectNoMutation();
+  });
+
+  it('a retry after the key was stored returns the same key, with zero CreateAccessKey calls', async () => {
+    // Prepare
+    ddbMock
+      .on(GetItemCommand)
+      .resolves(lockItem({ creatingSince: NOW, createdKeyId: NEW_KEY_ID, createdVersionId: TOKEN }));
+    mockKeys(iamMock, [old, { id: NEW_KEY_ID, created: NEW_KEY_CREATED }]);
+    ddbMock.on(UpdateItemCommand).resolves({});
+    smMock.on(DescribeSecretCommand).resolves({
+      ARN: SECRET_ARN,
+      VersionIdsToStages: { 'previous-version-0000000000000000': ['AWSCURRENT'], [TOKEN]: ['AWSPENDING'] },
+    });
+
+    // Act
+    const newKey = await createSecondKey(deps(), plannedState());
+
+    // Assess
+    expect(newKey).toEqual({
+      accessKeyId: NEW_KEY_ID,
+      createDate: NEW_KEY_CREATED.toISOString(),
+      secretArn: SECRET_ARN,
+      versionId: TOKEN,
+    });
+    expect(iamMock).not.toHaveReceivedCommand(CreateAccessKeyCommand);
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+    expect(smMock).not.toHaveReceivedCommand(PutSecretValueCommand);
+    expect(callOrder(ddbMock).filter((c) => c.startsWith('UpdateItem'))).toEqual([CLEAR]);
+  });
+
+  it('a retry after a crash between recording the key and storing it deletes that key and starts over', async () => {
+    // Prepare: the journal names the key, but no secret version exists under the token.
+    const creatingSince = new Date(NOW.getTime() - 60_000);
+    const unstored: KeyFixture = { id: EXTRA_KEY_ID, created: new Date(creatingSince.getTime() + 500) };
+    ddbMock
+      .on(GetItemCommand)
+      .resolves(lockItem({ creatingSince, createdKeyId: EXTRA_KEY_ID, createdVersionId: TOKEN }));
+    mockKeys(iamMock, [old, unstored]);
+    mockStorage();
+    mockCreated();
+
+    // Act
+    const newKey = await createSecondKey(deps(), plannedState());
+
+    // Assess
+    expect(newKey.accessKeyId).toBe(NEW_KEY_ID);
+    expect(inputsOf(iamMock.commandCalls(DeleteAccessKeyCommand))).toEqual([
+      { UserName: USER, AccessKeyId: EXTRA_KEY_ID },
+    ]);
+    expect(iamMock).toHaveReceivedCommandTimes(CreateAccessKeyCommand, 1);
+  });
+
+  it('when CreateAccessKey fails (response lost), sweeps the key it may have created and rethrows', async () => {
+    // Prepare
+    const lost = awsError('ServiceFailure', 'We encountered an internal error');
+    const ghost: KeyFixture = { id: EXTRA_KEY_ID, created: new Date(NOW.getTime() + 300) };
+    ddbMock
+      .on(GetItemCommand)
+      .resolvesOnce(lockItem())
+      .resolves(lockItem({ creatingSince: NOW }));
+    mockKeys(iamMock, [old]);
+    iamMock
+      .on(ListAccessKeysCommand)
+      .resolvesOnce({
+        AccessKeyMetadata: [
+          { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active', CreateDate: OLD_KEY_CREATED },
+        ],
+      })
+      .resolves({
+        AccessKeyMetadata: [
+          { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active', CreateDate: OLD_KEY_CREATED },
+          { UserName: USER, AccessKeyId: EXTRA_KEY_ID, Status: 'Active', CreateDate: ghost.created },
+        ],
+      });
+    mockLastUse(iamMock, ghost);
+    mockStorage();
+    iamMock.on(CreateAccessKeyCommand).rejects(lost);
+
+    // Act
+    const error = await rejectionOf(createSecondKey(deps(), plannedState()));
+
+    // Assess
+    expect(error).toBe(lost);
+    expect(inputsOf(iamMock.commandCalls(DeleteAccessKeyCommand))).toEqual([
+      { UserName: USER, AccessKeyId: EXTRA_KEY_ID },
+    ]);
+    expect(iamMock).toHaveReceivedCommandTimes(CreateAccessKeyCommand, 1);
+    expect(smMock).not.toHaveReceivedCommand(PutSecretValueCommand);
+  });
+
+  it('LimitExceeded with nothing to sweep -> UnexpectedKeyState, nothing deleted', async () => {
+    // Prepare
+    ddbMock.on(GetItemCommand).resolves(lockItem({ creatingSince: NOW }));
+    mockKeys(iamMock, [old]);
+    mockStorage();
+    iamMock.on(CreateAccessKeyCommand).rejects(
+      new LimitExceededException({
+        message: 'Cannot exceed quota for AccessKeysPerUser: 2',
+        $metadata: {},
+      }),
+    );
+
+    // Act
+    const error = await rejectionOf(createSecondKey(deps(), plannedState()));
+
+    // Assess
+    expect(error).toBeInstanceOf(UnexpectedKeyState);
+    expect(error).toMatchObject({ message: `"${USER}" already has two access keys; nothing was changed` });
+    expect(iamMock).toHaveReceivedCommandTimes(CreateAccessKeyCommand, 1);
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+  });
+
+  it('LimitExceeded because a used key appeared -> UnexpectedKeyState naming it, nothing deleted', async () => {
+    // Prepare
+    const rival: KeyFixture = { id: EXTRA_KEY_ID, created: NOW, lastUsed: NOW };
+    ddbMock.on(GetItemCommand).resolves(lockItem({ creatingSince: NOW }));
+    iamMock
+      .on(ListAccessKeysCommand)
+      .resolvesOnce({
+        AccessKeyMetadata: [
+          { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active', CreateDate: OLD_KEY_CREATED },
+        ],
+      })
+      .resolves({
+        AccessKeyMetadata: [
+          { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active', CreateDate: OLD_KEY_CREATED },
+          { UserName: USER, AccessKeyId: EXTRA_KEY_ID, Status: 'Active', CreateDate: NOW },
+        ],
+      });
+    mockLastUse(iamMock, rival);
+    mockStorage();
+    iamMock
+      .on(CreateAccessKeyCommand)
+      .rejects(new LimitExceededException({ message: 'quota', $metadata: {} }));
+
+    // Act & Assess
+    await expect(createSecondKey(deps(), plannedState())).rejects.toMatchObject({
+      name: 'UnexpectedKeyState',
+      message: expect.stringContaining(EXTRA_KEY_ID),
+    });
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+    expect(iamMock).toHaveReceivedCommandTimes(CreateAccessKeyCommand, 1);
+  });
+
+  it('LimitExceeded caused by its own lost first attempt: sweeps that orphan and creates once more', async () => {
+    // Prepare
+    const ghost: KeyFixture = { id: EXTRA_KEY_ID, created: new Date(NOW.getTime() + 300) };
+    ddbMock.on(GetItemCommand).resolves(lockItem({ creatingSince: NOW }));
+    iamMock
+      .on(ListAccessKeysCommand)
+      .resolvesOnce({
+        AccessKeyMetadata: [
+          { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active', CreateDate: OLD_KEY_CREATED },
+        ],
+      })
+      .resolves({
+        AccessKeyMetadata: [
+          { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active', CreateDate: OLD_KEY_CREATED },
+          { UserName: USER, AccessKeyId: EXTRA_KEY_ID, Status: 'Active', CreateDate: ghost.created },
+        ],
+      });
+    mockLastUse(iamMock, ghost);
+    mockStorage();
+    iamMock
+      .on(CreateAccessKeyCommand)
+      .rejectsOnce(new LimitExceededException({ message: 'quota', $metadata: {} }))
+      .resolves({
+        AccessKey: {
+          UserName: USER,
+          AccessKeyId: NEW_KEY_ID,
+          SecretAccessKey: FAKE_SECRET,
+          Status: 'Active',
+          CreateDate: NEW_KEY_CREATED,
+        },
+      });
+
+    // Act
+    const newKey = await createSecondKey(deps(), plannedState());
+
+    // Assess
+    expect(newKey.accessKeyId).toBe(NEW_KEY_ID);
+    expect(iamMock).toHaveReceivedCommandTimes(CreateAccessKeyCommand, 2);
+    expect(inputsOf(iamMock.commandCalls(DeleteAccessKeyCommand))).toEqual([
+      { UserName: USER, AccessKeyId: EXTRA_KEY_ID },
+    ]);
+    const order = callOrder(iamMock);
+    expect(order.indexOf('DeleteAccessKey')).toBeGreaterThan(order.indexOf('CreateAccessKey'));
+    expect(order.lastIndexOf('CreateAccessKey')).toBeGreaterThan(order.indexOf('DeleteAccessKey'));
+  });
+
+  it('LimitExceeded twice does not loop: one extra attempt only, then UnexpectedKeyState', async () => {
+    // Prepare
+    const ghost: KeyFixture = { id: EXTRA_KEY_ID, created: new Date(NOW.getTime() + 300) };
+    ddbMock.on(GetItemCommand).resolves(lockItem({ creatingSince: NOW }));
+    iamMock
+      .on(ListAccessKeysCommand)
+      .resolvesOnce({
+        AccessKeyMetadata: [
+          { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active', CreateDate: OLD_KEY_CREATED },
+        ],
+      })
+      .resolves({
+        AccessKeyMetadata: [
+          { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active', CreateDate: OLD_KEY_CREATED },
+          { UserName: USER, AccessKeyId: EXTRA_KEY_ID, Status: 'Active', CreateDate: ghost.created },
+        ],
+      });
+    mockLastUse(iamMock, ghost);
+    mockStorage();
+    // A third attempt would succeed: an unbounded retry fails this test instead of hanging it.
+    const limit = () => new LimitExceededException({ message: 'quota', $metadata: {} });
+    iamMock
+      .on(CreateAccessKeyCommand)
+      .rejectsOnce(limit())
+      .rejectsOnce(limit())
+      .resolves({
+        AccessKey: {
+          UserName: USER,
+          AccessKeyId: NEW_KEY_ID,
+          SecretAccessKey: FAKE_SECRET,
+          Status: 'Active',
+          CreateDate: NEW_KEY_CREATED,
+        },
+      });
+
+    // Act & Assess
+    await expect(createSecondKey(deps(), plannedState())).rejects.toBeInstanceOf(UnexpectedKeyState);
+    expect(iamMock).toHaveReceivedCommandTimes(CreateAccessKeyCommand, 2);
+  });
+
+  it('CreateAccessKey returning no secret -> UnexpectedKeyState and nothing stored', async () => {
+    // Prepare
+    ddbMock.on(GetItemCommand).resolves(lockItem());
+    mockKeys(iamMock, [old]);
+    mockStorage();
+    iamMock.on(CreateAccessKeyCommand).resolves({
+      AccessKey: { UserName: USER, AccessKeyId: NEW_KEY_ID, SecretAccessKey: '', Status: 'Active' },
+    });
+
+    // Act & Assess
+    await expect(createSecondKey(deps(), plannedState())).rejects.toMatchObject({
+      name: 'UnexpectedKeyState',
+      message: 'CreateAccessKey returned no key',
+    });
+    expect(smMock).not.toHaveReceivedCommand(PutSecretValueCommand);
+  });
+
+  // KNOWN BUG (lambdas/shared/domain/create-key.ts sweep + keys.ts isOrphanKey + lock.ts): a failed
+  // create (SecretNotStored after its compensating delete, LimitExceeded, any CreateAccessKey error)
+  // never clears `creatingSince`, and releaseLock keeps the journal 90 days. The next rotation's
+  // sweep then classes ANY active, not-yet-used key created after that instant as rekey's orphan and
+  // deletes it, e.g. a key an operator created yesterday for a migration. DESIGN.md: rekey only
+  // removes an extra key that is inactive and unused. Flip to `it` once fixed.
+  it.fails('KNOWN BUG: does not delete an active key made by hand days after a failed attempt left creatingSince', async () => {
+    // Prepare
+    const staleSince = daysAgo(10);
+    const handMade: KeyFixture = { id: EXTRA_KEY_ID, created: daysAgo(1) };
+    ddbMock.on(GetItemCommand).resolves(lockItem({ creatingSince: staleSince }));
+    mockKeys(iamMock, [old, handMade]);
+    mockStorage();
+    mockCreated();
+
+    // Act
+    const outcome = await rejectionOf(createSecondKey(deps(), plannedState()));
+
+    // Assess
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+    expect(outcome).toBeInstanceOf(UnexpectedKeyState);
+  });
+});

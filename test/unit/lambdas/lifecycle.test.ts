@@ -1,0 +1,279 @@
+import {
+  DeleteAccessKeyCommand,
+  GetAccessKeyLastUsedCommand,
+  ListAccessKeysCommand,
+  UpdateAccessKeyCommand,
+} from '@aws-sdk/client-iam';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { iam } from '../../../lambdas/shared/clients.ts';
+import {
+  deactivateOldKey,
+  deleteKey,
+  type LifecycleDeps,
+  reactivateOldKey,
+} from '../../../lambdas/shared/domain/lifecycle.ts';
+import { UnsafeToDelete } from '../../../lambdas/shared/errors.ts';
+import {
+  daysAgo,
+  EXTRA_KEY_ID,
+  fakeClock,
+  inputsOf,
+  type KeyFixture,
+  mockKeys,
+  NEW_KEY_CREATED,
+  NEW_KEY_ID,
+  NOW,
+  OLD_KEY_CREATED,
+  OLD_KEY_ID,
+  plannedState,
+  rejectionOf,
+  silenceLogs,
+  stateWithNewKey,
+  USER,
+} from './helpers.ts';
+
+const iamMock = mockClient(iam);
+
+const deps = (): LifecycleDeps => ({ iam, clock: fakeClock(), env: { REKEY_LAST_USED_GRACE_SECONDS: 60 } });
+const newKey: KeyFixture = { id: NEW_KEY_ID, created: NEW_KEY_CREATED, lastUsed: daysAgo(0.5) };
+const old = (status: KeyFixture['status'], lastUsed: Date | null): KeyFixture => ({
+  id: OLD_KEY_ID,
+  status,
+  created: OLD_KEY_CREATED,
+  lastUsed,
+});
+
+beforeAll(silenceLogs);
+beforeEach(() => {
+  iamMock.reset();
+  iamMock.on(UpdateAccessKeyCommand).resolves({});
+  iamMock.on(DeleteAccessKeyCommand).resolves({});
+});
+
+describe('deactivateOldKey', () => {
+  it('re-checks the last use, then deactivates the quiet old key and returns when', async () => {
+    // Prepare
+    mockKeys(iamMock, [old('Active', new Date(NEW_KEY_CREATED.getTime() - 61_000)), newKey]);
+
+    // Act
+    const result = await deactivateOldKey(deps(), stateWithNewKey());
+
+    // Assess
+    expect(result).toEqual({ deactivatedAt: NOW.toISOString() });
+    expect(inputsOf(iamMock.commandCalls(ListAccessKeysCommand))).toEqual([{ UserName: USER }]);
+    expect(inputsOf(iamMock.commandCalls(GetAccessKeyLastUsedCommand))).toEqual([
+      { AccessKeyId: OLD_KEY_ID },
+    ]);
+    expect(inputsOf(iamMock.commandCalls(UpdateAccessKeyCommand))).toEqual([
+      { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Inactive' },
+    ]);
+  });
+
+  it('refuses (OldKeyStillInUse) with no UpdateAccessKey when the old key was used after the hand-out', async () => {
+    // Prepare
+    const usedAt = daysAgo(1);
+    mockKeys(iamMock, [old('Active', usedAt), newKey]);
+
+    // Act
+    const error = await rejectionOf(deactivateOldKey(deps(), stateWithNewKey()));
+
+    // Assess
+    expect(error).toMatchObject({
+      name: 'OldKeyStillInUse',
+      message: `old key ${OLD_KEY_ID} of "${USER}" was used at ${usedAt.toISOString()}, after the new key was handed out; it was not deactivated`,
+    });
+    expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
+  });
+
+  it('refuses a use exactly at hand-out - grace (the boundary counts as in use)', async () => {
+    // Prepare
+    mockKeys(iamMock, [old('Active', new Date(NEW_KEY_CREATED.getTime() - 60_000)), newKey]);
+
+    // Act & Assess
+    await expect(deactivateOldKey(deps(), stateWithNewKey())).rejects.toMatchObject({
+      name: 'OldKeyStillInUse',
+    });
+    expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
+  });
+
+  it('deactivates a never-used old key', async () => {
+    // Prepare
+    mockKeys(iamMock, [old('Active', null), newKey]);
+
+    // Act & Assess
+    await expect(deactivateOldKey(deps(), stateWithNewKey())).resolves.toEqual({
+      deactivatedAt: NOW.toISOString(),
+    });
+    expect(iamMock).toHaveReceivedCommandTimes(UpdateAccessKeyCommand, 1);
+  });
+
+  it('a retry after the key is already inactive returns the hand-out time without calling IAM again', async () => {
+    // Prepare
+    mockKeys(iamMock, [old('Inactive', daysAgo(20)), newKey]);
+
+    // Act
+    const result = await deactivateOldKey(deps(), stateWithNewKey());
+
+    // Assess
+    expect(result).toEqual({ deactivatedAt: NEW_KEY_CREATED.toISOString() });
+    expect(iamMock).not.toHaveReceivedCommand(GetAccessKeyLastUsedCommand);
+    expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
+  });
+
+  it('throws UnexpectedKeyState when the old key no longer exists', async () => {
+    // Prepare
+    mockKeys(iamMock, [newKey]);
+
+    // Act & Assess
+    await expect(deactivateOldKey(deps(), stateWithNewKey())).rejects.toMatchObject({
+      name: 'UnexpectedKeyState',
+      message: `access key ${OLD_KEY_ID} of "${USER}" no longer exists`,
+    });
+    expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
+  });
+});
+
+describe('reactivateOldKey', () => {
+  it('reactivates an inactive old key', async () => {
+    // Prepare
+    mockKeys(iamMock, [old('Inactive', daysAgo(20)), newKey]);
+
+    // Act
+    const result = await reactivateOldKey({ iam }, plannedState());
+
+    // Assess
+    expect(result).toEqual({ reactivated: true });
+    expect(inputsOf(iamMock.commandCalls(UpdateAccessKeyCommand))).toEqual([
+      { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active' },
+    ]);
+  });
+
+  it('does nothing when the old key is already active', async () => {
+    // Prepare
+    mockKeys(iamMock, [old('Active', daysAgo(20)), newKey]);
+
+    // Act & Assess
+    await expect(reactivateOldKey({ iam }, plannedState())).resolves.toEqual({ reactivated: false });
+    expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
+  });
+
+  it('throws UnexpectedKeyState when the old key no longer exists', async () => {
+    // Prepare
+    mockKeys(iamMock, [newKey]);
+
+    // Act & Assess
+    await expect(reactivateOldKey({ iam }, plannedState())).rejects.toMatchObject({
+      name: 'UnexpectedKeyState',
+    });
+    expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
+  });
+});
+
+describe('deleteKey', () => {
+  const deactivatedAt = daysAgo(7);
+  const input = (notUsedSince: Date | null, accessKeyId = OLD_KEY_ID) => ({
+    userName: USER,
+    accessKeyId,
+    notUsedSince: notUsedSince ? notUsedSince.toISOString() : null,
+  });
+
+  it('deletes an inactive key not used since the given instant', async () => {
+    // Prepare
+    mockKeys(iamMock, [old('Inactive', daysAgo(9)), newKey]);
+
+    // Act
+    const result = await deleteKey(deps(), input(deactivatedAt));
+
+    // Assess
+    expect(result).toEqual({ deleted: true });
+    expect(inputsOf(iamMock.commandCalls(GetAccessKeyLastUsedCommand))).toEqual([
+      { AccessKeyId: OLD_KEY_ID },
+    ]);
+    expect(inputsOf(iamMock.commandCalls(DeleteAccessKeyCommand))).toEqual([
+      { UserName: USER, AccessKeyId: OLD_KEY_ID },
+    ]);
+  });
+
+  it('refuses an Active key (UnsafeToDelete) and deletes nothing', async () => {
+    // Prepare
+    mockKeys(iamMock, [old('Active', daysAgo(9)), newKey]);
+
+    // Act
+    const error = await rejectionOf(deleteKey(deps(), input(deactivatedAt)));
+
+    // Assess
+    expect(error).toBeInstanceOf(UnsafeToDelete);
+    expect(error).toMatchObject({
+      name: 'UnsafeToDelete',
+      message: `access key ${OLD_KEY_ID} of "${USER}" is active; it was not deleted`,
+    });
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+  });
+
+  it('refuses a key used since the given instant, naming the use and the deactivation', async () => {
+    // Prepare
+    const usedAt = daysAgo(3);
+    mockKeys(iamMock, [old('Inactive', usedAt), newKey]);
+
+    // Act & Assess
+    await expect(deleteKey(deps(), input(deactivatedAt))).rejects.toMatchObject({
+      name: 'UnsafeToDelete',
+      message:
+        `access key ${OLD_KEY_ID} of "${USER}" was used at ${usedAt.toISOString()}, ` +
+        `after its deactivation at ${deactivatedAt.toISOString()}; it was not deleted`,
+    });
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+  });
+
+  it('refuses a key used within the grace period before the given instant', async () => {
+    // Prepare
+    mockKeys(iamMock, [old('Inactive', new Date(deactivatedAt.getTime() - 59_000)), newKey]);
+
+    // Act & Assess
+    await expect(deleteKey(deps(), input(deactivatedAt))).rejects.toBeInstanceOf(UnsafeToDelete);
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+  });
+
+  it('with notUsedSince null (an extra key), refuses a key that was ever used, however long ago', async () => {
+    // Prepare
+    const usedAt = daysAgo(800);
+    mockKeys(iamMock, [{ id: EXTRA_KEY_ID, status: 'Inactive', created: daysAgo(900), lastUsed: usedAt }]);
+
+    // Act & Assess
+    await expect(deleteKey(deps(), input(null, EXTRA_KEY_ID))).rejects.toMatchObject({
+      name: 'UnsafeToDelete',
+      message: `access key ${EXTRA_KEY_ID} of "${USER}" was used at ${usedAt.toISOString()}; it was not deleted`,
+    });
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+  });
+
+  it('with notUsedSince null, deletes an inactive key that was never used', async () => {
+    // Prepare
+    mockKeys(iamMock, [{ id: EXTRA_KEY_ID, status: 'Inactive', created: daysAgo(900) }]);
+
+    // Act & Assess
+    await expect(deleteKey(deps(), input(null, EXTRA_KEY_ID))).resolves.toEqual({ deleted: true });
+    expect(inputsOf(iamMock.commandCalls(DeleteAccessKeyCommand))).toEqual([
+      { UserName: USER, AccessKeyId: EXTRA_KEY_ID },
+    ]);
+  });
+
+  it('deletes an Expired, never-used key (not Active)', async () => {
+    // Prepare
+    mockKeys(iamMock, [{ id: EXTRA_KEY_ID, status: 'Expired', created: daysAgo(900) }]);
+
+    // Act & Assess
+    await expect(deleteKey(deps(), input(null, EXTRA_KEY_ID))).resolves.toEqual({ deleted: true });
+  });
+
+  it('a retry after the key is gone returns deleted:false without calling DeleteAccessKey', async () => {
+    // Prepare
+    mockKeys(iamMock, [newKey]);
+
+    // Act & Assess
+    await expect(deleteKey(deps(), input(deactivatedAt))).resolves.toEqual({ deleted: false });
+    expect(iamMock).not.toHaveReceivedCommand(GetAccessKeyLastUsedCommand);
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+  });
+});

@@ -1,0 +1,848 @@
+import { ConditionalCheckFailedException, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  GetAccessKeyLastUsedCommand,
+  GetUserCommand,
+  ListAccessKeysCommand,
+  NoSuchEntityException,
+  type Tag,
+} from '@aws-sdk/client-iam';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { dynamodb, iam } from '../../../lambdas/shared/clients.ts';
+import {
+  decide,
+  type Journal,
+  type KeyView,
+  type PlanDeps,
+  type PlanEnv,
+  parseRotationInput,
+  planRotation,
+} from '../../../lambdas/shared/domain/plan.ts';
+import { versionTokenFor } from '../../../lambdas/shared/domain/secret.ts';
+import { InvalidInput, UserNotFound } from '../../../lambdas/shared/errors.ts';
+import { Plan } from '../../../lambdas/shared/schemas.ts';
+import {
+  awsError,
+  daysAgo,
+  EXECUTION_ID,
+  EXTRA_KEY_ID,
+  fakeClock,
+  inputsOf,
+  type KeyFixture,
+  LOCK_TABLE,
+  mockKeys,
+  NEW_KEY_ID,
+  NOW,
+  OLD_KEY_ID,
+  OTHER_EXECUTION_ID,
+  rejectionOf,
+  silenceLogs,
+  USER,
+  USER_ARN,
+} from './helpers.ts';
+
+const iamMock = mockClient(iam);
+const ddbMock = mockClient(dynamodb);
+
+const ENV: PlanEnv = {
+  REKEY_SECRET_PREFIX: 'rekey/',
+  REKEY_LOCK_TTL_SECONDS: 86_400,
+  REKEY_EXEMPT_TAG: 'rekey:exempt',
+  REKEY_PROTECTED_USERS: ['BreakGlass', 'terraform-ci'],
+  REKEY_USER_PATH_PREFIX: '/',
+  REKEY_OPT_IN_TAG: undefined,
+  REKEY_LAST_USED_GRACE_SECONDS: 60,
+};
+const nowEpoch = Math.floor(NOW.getTime() / 1000);
+const ACQUIRE_CONDITION = 'attribute_not_exists(#owner) OR #owner = :owner OR expiresAt < :nowEpoch';
+const RELEASE_CONDITION = '#owner = :owner';
+
+function deps(env: Partial<PlanEnv> = {}): PlanDeps {
+  return {
+    iam,
+    lock: { dynamodb, table: LOCK_TABLE },
+    clock: fakeClock(),
+    env: { ...ENV, ...env },
+  };
+}
+
+const request = (input: unknown, executionId = EXECUTION_ID) => ({ input, executionId });
+
+function mockUser(user: { Path?: string; Tags?: Tag[] } = {}): void {
+  iamMock.on(GetUserCommand).resolves({
+    User: {
+      UserName: USER,
+      UserId: 'AIDAEXAMPLEUSERID0001',
+      Arn: USER_ARN,
+      Path: user.Path ?? '/',
+      CreateDate: daysAgo(900),
+      Tags: user.Tags ?? [],
+    },
+  });
+}
+
+/** Acquire succeeds (returning the item); any other UpdateItem (a release) succeeds too. */
+function mockLockAcquired(creatingSince?: Date): void {
+  ddbMock.on(UpdateItemCommand).resolves({});
+  ddbMock.on(UpdateItemCommand, { ConditionExpression: ACQUIRE_CONDITION }).resolves({
+    Attributes: {
+      userName: { S: USER },
+      owner: { S: EXECUTION_ID },
+      expiresAt: { N: String(nowEpoch + ENV.REKEY_LOCK_TTL_SECONDS) },
+      ...(creatingSince ? { creatingSince: { S: creatingSince.toISOString() } } : {}),
+    },
+  });
+}
+
+const NO_JOURNAL: Journal = { creatingSince: null, ownKeyId: null };
+const oldKey: KeyFixture = { id: OLD_KEY_ID, created: daysAgo(120), lastUsed: daysAgo(1) };
+
+const acquireInput = (userKey = USER) => ({
+  TableName: LOCK_TABLE,
+  Key: { userName: { S: userKey } },
+  UpdateExpression: 'SET #owner = :owner, acquiredAt = :now, expiresAt = :exp',
+  ConditionExpression: ACQUIRE_CONDITION,
+  ExpressionAttributeNames: { '#owner': 'owner' },
+  ExpressionAttributeValues: {
+    ':owner': { S: EXECUTION_ID },
+    ':now': { S: NOW.toISOString() },
+    ':exp': { N: String(nowEpoch + ENV.REKEY_LOCK_TTL_SECONDS) },
+    ':nowEpoch': { N: String(nowEpoch) },
+  },
+  ReturnValues: 'ALL_NEW',
+});
+
+const releaseInput = {
+  TableName: LOCK_TABLE,
+  Key: { userName: { S: USER } },
+  UpdateExpression: 'REMOVE #owner, acquiredAt SET expiresAt = :exp',
+  ConditionExpression: RELEASE_CONDITION,
+  ExpressionAttributeNames: { '#owner': 'owner' },
+  ExpressionAttributeValues: {
+    ':owner': { S: EXECUTION_ID },
+    ':exp': { N: String(nowEpoch + 90 * 86_400) },
+  },
+};
+
+beforeAll(silenceLogs);
+beforeEach(() => {
+  iamMock.reset();
+  ddbMock.reset();
+});
+
+describe('parseRotationInput', () => {
+  it.each([
+    ['a missing userName', {}, 'userName: userName is required'],
+    ['an empty userName', { userName: '' }, 'userName: userName must not be empty'],
+    [
+      'a 65-character userName',
+      { userName: 'a'.repeat(65) },
+      'userName: userName must be at most 64 characters',
+    ],
+    [
+      'a userName with a space',
+      { userName: 'alice smith' },
+      'userName: userName may contain only letters, digits and +=,.@_-',
+    ],
+    ['a userName with a slash', { userName: 'ops/alice' }, 'userName: userName may contain only letters'],
+    [
+      'a userName with a non-ASCII letter',
+      { userName: 'alicé' },
+      'userName: userName may contain only letters',
+    ],
+    ['a number as userName', { userName: 42 }, 'userName: userName must be a string'],
+    ['null as userName', { userName: null }, 'userName: userName must be a string'],
+    ['dryRun "yes"', { userName: USER, dryRun: 'yes' }, 'dryRun: dryRun must be true or false'],
+    ['dryRun 1', { userName: USER, dryRun: 1 }, 'dryRun: dryRun must be true or false'],
+    ['an unknown field', { userName: USER, force: true }, 'unknown field(s): force'],
+    ['a differently cased field', { UserName: USER }, 'unknown field(s): UserName'],
+    [
+      'a reason of 257 characters',
+      { userName: USER, reason: 'r'.repeat(257) },
+      'reason: reason must be at most 256 characters',
+    ],
+    ['a number as reason', { userName: USER, reason: 7 }, 'reason: reason must be a string'],
+    ['null', null, 'input must be a JSON object'],
+    ['undefined', undefined, 'input must be a JSON object'],
+    ['an array', [{ userName: USER }], 'input must be a JSON object'],
+    ['a string', 'alice', 'input must be a JSON object'],
+    ['a number', 42, 'input must be a JSON object'],
+  ])('rejects %s with InvalidInput naming the problem', (_label, raw, problem) => {
+    // Act
+    let error: unknown;
+    try {
+      parseRotationInput(raw);
+    } catch (e) {
+      error = e;
+    }
+
+    // Assess
+    expect(error).toBeInstanceOf(InvalidInput);
+    expect((error as InvalidInput).name).toBe('InvalidInput');
+    expect((error as InvalidInput).message).toContain('invalid rotation request: ');
+    expect((error as InvalidInput).message).toContain(problem);
+  });
+
+  it('names every problem of one request', () => {
+    // Act
+    let message = '';
+    try {
+      parseRotationInput({ userName: '', dryRun: 'yes', extra: 1 });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+
+    // Assess
+    expect(message).toContain('userName: userName must not be empty');
+    expect(message).toContain('dryRun: dryRun must be true or false');
+    expect(message).toContain('unknown field(s): extra');
+  });
+
+  it.each([
+    ['a 64-character userName', { userName: 'a'.repeat(64) }],
+    ['every allowed punctuation mark', { userName: 'svc+ci=1,relay.x@corp_y-z' }],
+    ['dryRun and a 256-character reason', { userName: USER, dryRun: true, reason: 'r'.repeat(256) }],
+    ['dryRun false', { userName: USER, dryRun: false }],
+  ])('accepts %s', (_label, raw) => {
+    expect(parseRotationInput(raw)).toEqual(raw);
+  });
+});
+
+describe('decide', () => {
+  const view = (
+    accessKeyId: string,
+    status: string,
+    createDate: Date,
+    lastUsed: Date | null = null,
+  ): KeyView => ({
+    key: { accessKeyId, status, createDate },
+    lastUse: { date: lastUsed, service: lastUsed ? 's3' : null, region: lastUsed ? 'eu-west-1' : null },
+  });
+  const refOf = (id: string, created: Date, lastUsed: Date | null) => ({
+    accessKeyId: id,
+    createDate: created.toISOString(),
+    lastUsedDate: lastUsed ? lastUsed.toISOString() : null,
+  });
+  const old = view(OLD_KEY_ID, 'Active', daysAgo(120), daysAgo(1));
+
+  it('0 keys -> STOP NoAccessKeys without an alert', () => {
+    expect(decide(USER, [], NO_JOURNAL, 60)).toEqual({
+      action: 'STOP',
+      stopReason: 'NoAccessKeys',
+      alert: false,
+      message: `"${USER}" has no access keys: nothing to rotate`,
+      oldKey: null,
+      extraKey: null,
+      orphanKey: null,
+    });
+  });
+
+  it('1 active key -> ROTATE it', () => {
+    expect(decide(USER, [old], NO_JOURNAL, 60)).toEqual({
+      action: 'ROTATE',
+      alert: false,
+      message: `rotate ${OLD_KEY_ID} of "${USER}"`,
+      oldKey: refOf(OLD_KEY_ID, daysAgo(120), daysAgo(1)),
+      extraKey: null,
+      orphanKey: null,
+    });
+  });
+
+  it('1 inactive key -> STOP NoActiveKey without an alert', () => {
+    const decision = decide(USER, [view(OLD_KEY_ID, 'Inactive', daysAgo(120))], NO_JOURNAL, 60);
+    expect(decision).toMatchObject({ action: 'STOP', stopReason: 'NoActiveKey', alert: false });
+    expect(decision.message).toContain(OLD_KEY_ID);
+  });
+
+  it('2 active keys -> STOP TwoActiveKeys with an alert naming both keys', () => {
+    const other = view(NEW_KEY_ID, 'Active', daysAgo(10), daysAgo(2));
+    const decision = decide(USER, [old, other], NO_JOURNAL, 60);
+    expect(decision).toMatchObject({
+      action: 'STOP',
+      stopReason: 'TwoActiveKeys',
+      alert: true,
+      oldKey: null,
+      extraKey: null,
+      orphanKey: null,
+    });
+    expect(decision.message).toContain(OLD_KEY_ID);
+    expect(decision.message).toContain(NEW_KEY_ID);
+  });
+
+  it('active + inactive never-used key -> ROTATE, removing the extra key first', () => {
+    const extra = view(EXTRA_KEY_ID, 'Inactive', daysAgo(30));
+    expect(decide(USER, [old, extra], NO_JOURNAL, 60)).toMatchObject({
+      action: 'ROTATE',
+      alert: false,
+      oldKey: refOf(OLD_KEY_ID, daysAgo(120), daysAgo(1)),
+      extraKey: refOf(EXTRA_KEY_ID, daysAgo(30), null),
+      orphanKey: null,
+    });
+  });
+
+  it('active + inactive key that was used -> STOP InactiveKeyWasUsed with an alert', () => {
+    const extra = view(EXTRA_KEY_ID, 'Inactive', daysAgo(300), daysAgo(200));
+    const decision = decide(USER, [extra, old], NO_JOURNAL, 60);
+    expect(decision).toMatchObject({
+      action: 'STOP',
+      stopReason: 'InactiveKeyWasUsed',
+      alert: true,
+      extraKey: null,
+    });
+    expect(decision.message).toContain(EXTRA_KEY_ID);
+    expect(decision.message).toContain(daysAgo(200).toISOString());
+  });
+
+  it('active + Expired never-used key -> ROTATE; the Expired key is an extra key, not the one to rotate', () => {
+    const expired = view(EXTRA_KEY_ID, 'Expired', daysAgo(500));
+    expect(decide(USER, [expired, old], NO_JOURNAL, 60)).toMatchObject({
+      action: 'ROTATE',
+      oldKey: { accessKeyId: OLD_KEY_ID },
+      extraKey: { accessKeyId: EXTRA_KEY_ID },
+    });
+  });
+
+  it('active + Expired key that was used -> STOP InactiveKeyWasUsed', () => {
+    const expired = view(EXTRA_KEY_ID, 'Expired', daysAgo(500), daysAgo(400));
+    expect(decide(USER, [old, expired], NO_JOURNAL, 60)).toMatchObject({
+      action: 'STOP',
+      stopReason: 'InactiveKeyWasUsed',
+    });
+  });
+
+  it('only an Expired key -> STOP NoActiveKey', () => {
+    expect(decide(USER, [view(OLD_KEY_ID, 'Expired', daysAgo(500))], NO_JOURNAL, 60)).toMatchObject({
+      action: 'STOP',
+      stopReason: 'NoActiveKey',
+    });
+  });
+
+  describe('orphan detection', () => {
+    const creatingSince = new Date(NOW.getTime() - 10 * 60_000);
+    const orphanCreated = new Date(creatingSince.getTime() + 2_000);
+
+    it('an active never-used key created after creatingSince -> orphanKey, not TwoActiveKeys', () => {
+      const orphan = view(NEW_KEY_ID, 'Active', orphanCreated);
+      expect(decide(USER, [old, orphan], { creatingSince, ownKeyId: null }, 60)).toEqual({
+        action: 'ROTATE',
+        alert: false,
+        message: `rotate ${OLD_KEY_ID} of "${USER}"`,
+        oldKey: refOf(OLD_KEY_ID, daysAgo(120), daysAgo(1)),
+        extraKey: null,
+        orphanKey: refOf(NEW_KEY_ID, orphanCreated, null),
+      });
+    });
+
+    it('the same key, but used -> TwoActiveKeys (somebody holds its secret)', () => {
+      const used = view(NEW_KEY_ID, 'Active', orphanCreated, new Date(orphanCreated.getTime() + 60_000));
+      expect(decide(USER, [old, used], { creatingSince, ownKeyId: null }, 60)).toMatchObject({
+        action: 'STOP',
+        stopReason: 'TwoActiveKeys',
+        alert: true,
+      });
+    });
+
+    it('the same key without a create in progress (creatingSince null) -> TwoActiveKeys', () => {
+      expect(decide(USER, [old, view(NEW_KEY_ID, 'Active', orphanCreated)], NO_JOURNAL, 60)).toMatchObject({
+        stopReason: 'TwoActiveKeys',
+      });
+    });
+
+    it('a never-used key created before creatingSince - grace -> TwoActiveKeys', () => {
+      const before = view(NEW_KEY_ID, 'Active', new Date(creatingSince.getTime() - 61_000));
+      expect(decide(USER, [old, before], { creatingSince, ownKeyId: null }, 60)).toMatchObject({
+        stopReason: 'TwoActiveKeys',
+      });
+    });
+
+    // KNOWN BUG (lambdas/shared/domain/keys.ts:71-79 with create-key.ts/lock.ts): the orphan window
+    // has no upper bound. `creatingSince` stays in the journal after a failed create (SecretNotStored,
+    // LimitExceeded, any CreateAccessKey error; see create-key.test.ts) and releaseLock keeps it for
+    // 90 days, so a key a human creates days later (active, not used yet) is classed as an orphan of
+    // rekey: the plan reports ROTATE + orphanKey instead of TwoActiveKeys, and the create step
+    // deletes it. A create invocation lasts at most 15 minutes, so a key created 9 days after the
+    // intent cannot be its orphan. Flip to `it` once fixed.
+    it.fails('KNOWN BUG: a never-used key created days after a stale creatingSince is not an orphan', () => {
+      const staleSince = daysAgo(10);
+      const handMade = view(NEW_KEY_ID, 'Active', daysAgo(1));
+      expect(decide(USER, [old, handMade], { creatingSince: staleSince, ownKeyId: null }, 60)).toMatchObject({
+        action: 'STOP',
+        stopReason: 'TwoActiveKeys',
+        orphanKey: null,
+      });
+    });
+  });
+  describe('resuming a re-run of the same execution (journal.ownKeyId)', () => {
+    const own = view(NEW_KEY_ID, 'Active', daysAgo(0.1), daysAgo(0.05));
+
+    it('the key this execution created + one other key -> ROTATE the other key, not TwoActiveKeys', () => {
+      expect(decide(USER, [own, old], { creatingSince: null, ownKeyId: NEW_KEY_ID }, 60)).toEqual({
+        action: 'ROTATE',
+        alert: false,
+        message: `resume the rotation of ${OLD_KEY_ID} of "${USER}" (new key ${NEW_KEY_ID} was created earlier by this execution)`,
+        oldKey: refOf(OLD_KEY_ID, daysAgo(120), daysAgo(1)),
+        extraKey: null,
+        orphanKey: null,
+      });
+    });
+
+    it('an ownKeyId that is not among the keys changes nothing (TwoActiveKeys)', () => {
+      expect(decide(USER, [own, old], { creatingSince: null, ownKeyId: EXTRA_KEY_ID }, 60)).toMatchObject({
+        action: 'STOP',
+        stopReason: 'TwoActiveKeys',
+      });
+    });
+  });
+});
+
+describe('planRotation', () => {
+  it('ROTATE: checks the user, takes the lock, lists the keys and plans the rotation', async () => {
+    // Prepare
+    mockUser();
+    mockLockAcquired();
+    mockKeys(iamMock, [oldKey]);
+
+    // Act
+    const plan = await planRotation(deps(), request({ userName: USER, reason: 'quarterly' }));
+
+    // Assess
+    expect(Plan.parse(plan)).toEqual(plan);
+    expect(plan).toEqual({
+      userName: USER,
+      userArn: USER_ARN,
+      dryRun: false,
+      reason: 'quarterly',
+      executionId: EXECUTION_ID,
+      secretName: 'rekey/alice',
+      action: 'ROTATE',
+      alert: false,
+      message: `rotate ${OLD_KEY_ID} of "${USER}"`,
+      oldKey: {
+        accessKeyId: OLD_KEY_ID,
+        createDate: daysAgo(120).toISOString(),
+        lastUsedDate: daysAgo(1).toISOString(),
+      },
+      extraKey: null,
+      orphanKey: null,
+      steps: [
+        `create a second access key for "${USER}" and store it in rekey/alice (AWSPENDING)`,
+        'prove the new key authenticates as the user, then make it AWSCURRENT and announce it',
+        `wait for consumers to adopt it; check ${OLD_KEY_ID} was not used since the new key was created`,
+        `deactivate ${OLD_KEY_ID}, wait, verify it stayed unused and the new key still works (else reactivate ${OLD_KEY_ID})`,
+        `delete ${OLD_KEY_ID}`,
+      ],
+    });
+    expect(inputsOf(iamMock.commandCalls(GetUserCommand))).toEqual([{ UserName: USER }]);
+    expect(inputsOf(iamMock.commandCalls(ListAccessKeysCommand))).toEqual([{ UserName: USER }]);
+    expect(inputsOf(iamMock.commandCalls(GetAccessKeyLastUsedCommand))).toEqual([
+      { AccessKeyId: OLD_KEY_ID },
+    ]);
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput()]);
+    expect(ddbMock).not.toHaveReceivedCommand(GetItemCommand);
+  });
+
+  it('takes the lock under the lower-cased user name (IAM names are case-insensitive)', async () => {
+    // Prepare
+    mockUser();
+    mockLockAcquired();
+    mockKeys(iamMock, [oldKey]);
+
+    // Act
+    await planRotation(deps(), request({ userName: 'Alice' }));
+
+    // Assess
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput('alice')]);
+  });
+
+  it('plans the extra and orphan deletions in its steps, using the journal of the lock', async () => {
+    // Prepare
+    const creatingSince = new Date(NOW.getTime() - 5 * 60_000);
+    mockUser();
+    mockLockAcquired(creatingSince);
+    mockKeys(iamMock, [oldKey, { id: NEW_KEY_ID, created: new Date(creatingSince.getTime() + 1000) }]);
+
+    // Act
+    const plan = await planRotation(deps(), request({ userName: USER }));
+
+    // Assess
+    expect(plan).toMatchObject({ action: 'ROTATE', orphanKey: { accessKeyId: NEW_KEY_ID } });
+    expect(plan.steps[0]).toBe(`delete ${NEW_KEY_ID}, left without a stored secret by a crashed attempt`);
+    // ROTATE keeps the lock: only the acquire was written.
+    expect(ddbMock).toHaveReceivedCommandTimes(UpdateItemCommand, 1);
+  });
+
+  it.each([['BreakGlass'], ['breakglass'], ['BREAKGLASS'], ['Terraform-CI']])(
+    'refuses the protected user %s (case-insensitive) with zero AWS calls',
+    async (userName) => {
+      // Act
+      const plan = await planRotation(deps(), request({ userName }));
+
+      // Assess
+      expect(plan).toMatchObject({
+        action: 'STOP',
+        stopReason: 'UserProtected',
+        alert: false,
+        userArn: null,
+        message: `"${userName}" is a protected user: rekey never touches it`,
+        steps: [`"${userName}" is a protected user: rekey never touches it`],
+      });
+      expect(iamMock.calls()).toHaveLength(0);
+      expect(ddbMock.calls()).toHaveLength(0);
+    },
+  );
+
+  it('rejects invalid input before any AWS call', async () => {
+    // Act & Assess
+    await expect(planRotation(deps(), request({ userName: USER, dryRun: 'yes' }))).rejects.toThrow(
+      InvalidInput,
+    );
+    expect(iamMock.calls()).toHaveLength(0);
+    expect(ddbMock.calls()).toHaveLength(0);
+  });
+
+  it("rejects a user name with ',' (no valid secret name) before any AWS call", async () => {
+    // Act & Assess
+    await expect(planRotation(deps(), request({ userName: 'smtp,relay' }))).rejects.toMatchObject({
+      name: 'InvalidInput',
+      message: expect.stringContaining("contains ','"),
+    });
+    expect(iamMock.calls()).toHaveLength(0);
+  });
+
+  it('throws UserNotFound on NoSuchEntity, without touching the lock', async () => {
+    // Prepare
+    iamMock
+      .on(GetUserCommand)
+      .rejects(
+        new NoSuchEntityException({ message: 'The user with name alice cannot be found.', $metadata: {} }),
+      );
+
+    // Act
+    const error = await rejectionOf(planRotation(deps(), request({ userName: USER })));
+
+    // Assess
+    expect(error).toBeInstanceOf(UserNotFound);
+    expect(error).toMatchObject({ name: 'UserNotFound', message: `IAM user "${USER}" does not exist` });
+    expect(ddbMock.calls()).toHaveLength(0);
+    expect(iamMock).not.toHaveReceivedCommand(ListAccessKeysCommand);
+  });
+
+  it('rethrows other GetUser errors unchanged', async () => {
+    // Prepare
+    const denied = awsError('AccessDenied');
+    iamMock.on(GetUserCommand).rejects(denied);
+
+    // Act & Assess
+    await expect(planRotation(deps(), request({ userName: USER }))).rejects.toBe(denied);
+    expect(ddbMock.calls()).toHaveLength(0);
+  });
+
+  it('stops a user outside the configured path (UserOutOfScope) without taking the lock', async () => {
+    // Prepare
+    mockUser({ Path: '/humans/' });
+
+    // Act
+    const plan = await planRotation(
+      deps({ REKEY_USER_PATH_PREFIX: '/service/' }),
+      request({ userName: USER }),
+    );
+
+    // Assess
+    expect(plan).toMatchObject({
+      action: 'STOP',
+      stopReason: 'UserOutOfScope',
+      alert: false,
+      userArn: USER_ARN,
+      message: `"${USER}" (path /humans/) is outside the configured path /service/`,
+    });
+    expect(ddbMock.calls()).toHaveLength(0);
+    expect(iamMock).not.toHaveReceivedCommand(ListAccessKeysCommand);
+  });
+
+  it('rotates a user under a nested path of the configured prefix', async () => {
+    // Prepare
+    mockUser({ Path: '/service/smtp/' });
+    mockLockAcquired();
+    mockKeys(iamMock, [oldKey]);
+
+    // Act
+    const plan = await planRotation(
+      deps({ REKEY_USER_PATH_PREFIX: '/service/' }),
+      request({ userName: USER }),
+    );
+
+    // Assess
+    expect(plan.action).toBe('ROTATE');
+  });
+
+  it('stops a user without the opt-in tag (UserOutOfScope) without taking the lock', async () => {
+    // Prepare
+    mockUser({ Tags: [{ Key: 'team', Value: 'platform' }] });
+
+    // Act
+    const plan = await planRotation(deps({ REKEY_OPT_IN_TAG: 'rekey:managed' }), request({ userName: USER }));
+
+    // Assess
+    expect(plan).toMatchObject({
+      action: 'STOP',
+      stopReason: 'UserOutOfScope',
+      message: `"${USER}" does not carry the opt-in tag rekey:managed`,
+    });
+    expect(ddbMock.calls()).toHaveLength(0);
+  });
+
+  it('rotates a user carrying the opt-in tag (any value)', async () => {
+    // Prepare
+    mockUser({ Tags: [{ Key: 'rekey:managed', Value: '' }] });
+    mockLockAcquired();
+    mockKeys(iamMock, [oldKey]);
+
+    // Act
+    const plan = await planRotation(deps({ REKEY_OPT_IN_TAG: 'rekey:managed' }), request({ userName: USER }));
+
+    // Assess
+    expect(plan.action).toBe('ROTATE');
+  });
+
+  it('stops an exempt user (active exemption) without an alert and without taking the lock', async () => {
+    // Prepare
+    mockUser({ Tags: [{ Key: 'rekey:exempt', Value: 'until=2026-06-30 vendor SMTP relay' }] });
+
+    // Act
+    const plan = await planRotation(deps(), request({ userName: USER }));
+
+    // Assess
+    expect(plan).toMatchObject({
+      action: 'STOP',
+      stopReason: 'UserExempt',
+      alert: false,
+      message: `"${USER}" is exempt until 2026-06-30: vendor SMTP relay`,
+    });
+    expect(ddbMock.calls()).toHaveLength(0);
+    expect(iamMock).not.toHaveReceivedCommand(ListAccessKeysCommand);
+  });
+
+  it('rotates a user whose exemption expired', async () => {
+    // Prepare
+    mockUser({ Tags: [{ Key: 'rekey:exempt', Value: 'until=2026-02-28 vendor SMTP relay' }] });
+    mockLockAcquired();
+    mockKeys(iamMock, [oldKey]);
+
+    // Act
+    const plan = await planRotation(deps(), request({ userName: USER }));
+
+    // Assess
+    expect(plan.action).toBe('ROTATE');
+    expect(ddbMock).toHaveReceivedCommandTimes(UpdateItemCommand, 1);
+  });
+
+  it('stops with RotationInProgress (no alert) when another execution holds the lock, and leaves it alone', async () => {
+    // Prepare
+    mockUser();
+    ddbMock
+      .on(UpdateItemCommand)
+      .rejects(
+        new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }),
+      );
+    ddbMock.on(GetItemCommand).resolves({
+      Item: { owner: { S: OTHER_EXECUTION_ID }, expiresAt: { N: String(nowEpoch + 3600) } },
+    });
+
+    // Act
+    const plan = await planRotation(deps(), request({ userName: USER }));
+
+    // Assess
+    expect(plan).toMatchObject({
+      action: 'STOP',
+      stopReason: 'RotationInProgress',
+      alert: false,
+      message: `a rotation of "${USER}" is in progress (${OTHER_EXECUTION_ID})`,
+    });
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput()]);
+    expect(iamMock).not.toHaveReceivedCommand(ListAccessKeysCommand);
+  });
+
+  describe('dry run', () => {
+    it('reads the lock (GetItem only), never writes it, and still plans', async () => {
+      // Prepare
+      mockUser();
+      ddbMock.on(GetItemCommand).resolves({});
+      mockKeys(iamMock, [oldKey]);
+
+      // Act
+      const plan = await planRotation(deps(), request({ userName: USER, dryRun: true }));
+
+      // Assess
+      expect(plan).toMatchObject({ action: 'ROTATE', dryRun: true, oldKey: { accessKeyId: OLD_KEY_ID } });
+      expect(inputsOf(ddbMock.commandCalls(GetItemCommand))).toEqual([
+        { TableName: LOCK_TABLE, Key: { userName: { S: USER } }, ConsistentRead: true },
+      ]);
+      expect(ddbMock).not.toHaveReceivedCommand(UpdateItemCommand);
+    });
+
+    it('reports RotationInProgress when a live lock of another execution exists', async () => {
+      // Prepare
+      mockUser();
+      ddbMock.on(GetItemCommand).resolves({
+        Item: { owner: { S: OTHER_EXECUTION_ID }, expiresAt: { N: String(nowEpoch + 1) } },
+      });
+
+      // Act
+      const plan = await planRotation(deps(), request({ userName: USER, dryRun: true }));
+
+      // Assess
+      expect(plan).toMatchObject({ action: 'STOP', stopReason: 'RotationInProgress', dryRun: true });
+      expect(ddbMock).not.toHaveReceivedCommand(UpdateItemCommand);
+    });
+
+    it('ignores an expired lock of another execution', async () => {
+      // Prepare
+      mockUser();
+      ddbMock.on(GetItemCommand).resolves({
+        Item: { owner: { S: OTHER_EXECUTION_ID }, expiresAt: { N: String(nowEpoch) } },
+      });
+      mockKeys(iamMock, [oldKey]);
+
+      // Act
+      const plan = await planRotation(deps(), request({ userName: USER, dryRun: true }));
+
+      // Assess
+      expect(plan.action).toBe('ROTATE');
+      expect(ddbMock).not.toHaveReceivedCommand(UpdateItemCommand);
+    });
+
+    it('uses the journal of the lock for orphan detection', async () => {
+      // Prepare
+      const creatingSince = new Date(NOW.getTime() - 60_000);
+      mockUser();
+      ddbMock.on(GetItemCommand).resolves({
+        Item: { expiresAt: { N: '0' }, creatingSince: { S: creatingSince.toISOString() } },
+      });
+      mockKeys(iamMock, [oldKey, { id: NEW_KEY_ID, created: NOW }]);
+
+      // Act
+      const plan = await planRotation(deps(), request({ userName: USER, dryRun: true }));
+
+      // Assess
+      expect(plan).toMatchObject({ action: 'ROTATE', orphanKey: { accessKeyId: NEW_KEY_ID } });
+    });
+  });
+
+  it('resumes a re-run of this execution when the journal holds the key it created for the old key', async () => {
+    // Prepare
+    mockUser();
+    ddbMock.on(UpdateItemCommand).resolves({
+      Attributes: {
+        owner: { S: EXECUTION_ID },
+        expiresAt: { N: String(nowEpoch + 60) },
+        createdKeyId: { S: NEW_KEY_ID },
+        createdVersionId: { S: versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID) },
+      },
+    });
+    mockKeys(iamMock, [oldKey, { id: NEW_KEY_ID, created: daysAgo(0.5), lastUsed: daysAgo(0.1) }]);
+
+    // Act
+    const plan = await planRotation(deps(), request({ userName: USER }));
+
+    // Assess
+    expect(plan).toMatchObject({
+      action: 'ROTATE',
+      oldKey: { accessKeyId: OLD_KEY_ID },
+      extraKey: null,
+      orphanKey: null,
+    });
+    expect(plan.message).toContain('resume the rotation');
+  });
+
+  it('does not resume from a journal written by another execution (TwoActiveKeys)', async () => {
+    // Prepare
+    mockUser();
+    mockLockAcquired();
+    ddbMock.on(UpdateItemCommand, { ConditionExpression: ACQUIRE_CONDITION }).resolves({
+      Attributes: {
+        owner: { S: EXECUTION_ID },
+        expiresAt: { N: String(nowEpoch + 60) },
+        createdKeyId: { S: NEW_KEY_ID },
+        createdVersionId: { S: versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID) },
+      },
+    });
+    mockKeys(iamMock, [oldKey, { id: NEW_KEY_ID, created: daysAgo(0.5), lastUsed: daysAgo(0.1) }]);
+
+    // Act
+    const plan = await planRotation(deps(), request({ userName: USER }));
+
+    // Assess
+    expect(plan).toMatchObject({ action: 'STOP', stopReason: 'TwoActiveKeys', alert: true });
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput(), releaseInput]);
+  });
+
+  it('a STOP decided after taking the lock releases it (owner-conditioned)', async () => {
+    // Prepare
+    mockUser();
+    mockLockAcquired();
+    mockKeys(iamMock, [oldKey, { id: NEW_KEY_ID, created: daysAgo(5), lastUsed: daysAgo(1) }]);
+
+    // Act
+    const plan = await planRotation(deps(), request({ userName: USER }));
+
+    // Assess
+    expect(plan).toMatchObject({ action: 'STOP', stopReason: 'TwoActiveKeys', alert: true });
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput(), releaseInput]);
+  });
+
+  it('a user without keys stops with NoAccessKeys and releases the lock', async () => {
+    // Prepare
+    mockUser();
+    mockLockAcquired();
+    mockKeys(iamMock, []);
+
+    // Act
+    const plan = await planRotation(deps(), request({ userName: USER }));
+
+    // Assess
+    expect(plan).toMatchObject({ action: 'STOP', stopReason: 'NoAccessKeys', alert: false });
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput(), releaseInput]);
+  });
+
+  it('an error after taking the lock releases it and rethrows the error', async () => {
+    // Prepare
+    mockUser();
+    mockLockAcquired();
+    const throttled = awsError('Throttling', 'Rate exceeded');
+    iamMock.on(ListAccessKeysCommand).rejects(throttled);
+
+    // Act
+    const error = await rejectionOf(planRotation(deps(), request({ userName: USER })));
+
+    // Assess
+    expect(error).toBe(throttled);
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput(), releaseInput]);
+  });
+
+  it('an error while reading last use after taking the lock also releases it', async () => {
+    // Prepare
+    mockUser();
+    mockLockAcquired();
+    mockKeys(iamMock, [oldKey]);
+    const failure = awsError('ServiceFailure');
+    iamMock.on(GetAccessKeyLastUsedCommand).rejects(failure);
+
+    // Act & Assess
+    await expect(planRotation(deps(), request({ userName: USER }))).rejects.toBe(failure);
+    expect(ddbMock).toHaveReceivedCommandTimes(UpdateItemCommand, 2);
+    expect(ddbMock).toHaveReceivedNthCommandWith(UpdateItemCommand, 2, {
+      ConditionExpression: RELEASE_CONDITION,
+    });
+  });
+
+  it('a dry run that fails after reading the lock writes nothing', async () => {
+    // Prepare
+    mockUser();
+    ddbMock.on(GetItemCommand).resolves({});
+    iamMock.on(ListAccessKeysCommand).rejects(awsError('Throttling'));
+
+    // Act & Assess
+    await expect(planRotation(deps(), request({ userName: USER, dryRun: true }))).rejects.toThrow();
+    expect(ddbMock).not.toHaveReceivedCommand(UpdateItemCommand);
+  });
+});

@@ -1,0 +1,358 @@
+import {
+  CreateSecretCommand,
+  DescribeSecretCommand,
+  GetSecretValueCommand,
+  PutSecretValueCommand,
+  ResourceExistsException,
+  ResourceNotFoundException,
+  UpdateSecretVersionStageCommand,
+} from '@aws-sdk/client-secrets-manager';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { secretsManager } from '../../../lambdas/shared/clients.ts';
+import {
+  type CredentialSecret,
+  describeVersions,
+  promoteVersion,
+  readCredential,
+  secretNameFor,
+  storePendingKey,
+  versionTokenFor,
+  versionWithStage,
+} from '../../../lambdas/shared/domain/secret.ts';
+import { InvalidInput } from '../../../lambdas/shared/errors.ts';
+import {
+  awsError,
+  EXECUTION_ID,
+  FAKE_SECRET,
+  inputsOf,
+  KMS_KEY_ID,
+  NEW_KEY_ID,
+  OLD_KEY_ID,
+  OTHER_EXECUTION_ID,
+  rejectionOf,
+  SECRET_ARN,
+  SECRET_NAME,
+  silenceLogs,
+  USER,
+} from './helpers.ts';
+
+const smMock = mockClient(secretsManager);
+const TOKEN = versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID);
+const OLD_VERSION = '11111111-2222-4333-8444-555555555555';
+const credential: CredentialSecret = {
+  Version: 1,
+  AccessKeyId: NEW_KEY_ID,
+  SecretAccessKey: FAKE_SECRET,
+  UserName: USER,
+  CreateDate: '2026-03-01T12:00:00.000Z',
+};
+
+beforeAll(silenceLogs);
+beforeEach(() => {
+  smMock.reset();
+});
+
+describe('secretNameFor', () => {
+  it('prefixes the user name', () => {
+    expect(secretNameFor('rekey/', 'svc+ci=1.x@y_z-w')).toBe('rekey/svc+ci=1.x@y_z-w');
+  });
+
+  it("rejects a user name with ',' (valid in IAM, not in Secrets Manager names) as InvalidInput", () => {
+    expect(() => secretNameFor('rekey/', 'smtp,relay')).toThrow(InvalidInput);
+    expect(() => secretNameFor('rekey/', 'smtp,relay')).toThrow(
+      `userName "smtp,relay" contains ',', which Secrets Manager names do not allow`,
+    );
+  });
+});
+
+describe('versionTokenFor', () => {
+  it('is 64 lower-case hex characters (a valid ClientRequestToken) and deterministic', () => {
+    expect(TOKEN).toMatch(/^[0-9a-f]{64}$/);
+    expect(versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID)).toBe(TOKEN);
+  });
+
+  it('differs per execution, user and old key', () => {
+    const tokens = new Set([
+      TOKEN,
+      versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID),
+      versionTokenFor(EXECUTION_ID, 'bob', OLD_KEY_ID),
+      versionTokenFor(EXECUTION_ID, USER, NEW_KEY_ID),
+    ]);
+    expect(tokens.size).toBe(4);
+  });
+});
+
+describe('describeVersions / versionWithStage', () => {
+  it('returns the ARN and the version stages', async () => {
+    // Prepare
+    smMock.on(DescribeSecretCommand).resolves({
+      ARN: SECRET_ARN,
+      VersionIdsToStages: { [OLD_VERSION]: ['AWSCURRENT'], [TOKEN]: ['AWSPENDING'] },
+    });
+
+    // Act
+    const described = await describeVersions(secretsManager, SECRET_NAME);
+
+    // Assess
+    expect(described).toEqual({
+      arn: SECRET_ARN,
+      stages: { [OLD_VERSION]: ['AWSCURRENT'], [TOKEN]: ['AWSPENDING'] },
+    });
+    expect(inputsOf(smMock.commandCalls(DescribeSecretCommand))).toEqual([{ SecretId: SECRET_NAME }]);
+    expect(versionWithStage(described?.stages ?? {}, 'AWSPENDING')).toBe(TOKEN);
+    expect(versionWithStage(described?.stages ?? {}, 'AWSPREVIOUS')).toBeNull();
+  });
+
+  it('returns null when the secret does not exist', async () => {
+    // Prepare
+    smMock
+      .on(DescribeSecretCommand)
+      .rejects(new ResourceNotFoundException({ message: 'not found', $metadata: {} }));
+
+    // Act & Assess
+    await expect(describeVersions(secretsManager, SECRET_NAME)).resolves.toBeNull();
+  });
+
+  it('rethrows other errors', async () => {
+    // Prepare
+    const denied = awsError('AccessDeniedException');
+    smMock.on(DescribeSecretCommand).rejects(denied);
+
+    // Act & Assess
+    await expect(describeVersions(secretsManager, SECRET_NAME)).rejects.toBe(denied);
+  });
+});
+
+describe('storePendingKey', () => {
+  const args = { name: SECRET_NAME, kmsKeyId: KMS_KEY_ID, token: TOKEN, value: credential };
+
+  it('creates the secret with the KMS key, then writes the value as AWSPENDING under the token', async () => {
+    // Prepare
+    smMock.on(CreateSecretCommand).resolves({ ARN: SECRET_ARN, Name: SECRET_NAME });
+    smMock.on(PutSecretValueCommand).resolves({ ARN: SECRET_ARN, VersionId: TOKEN });
+
+    // Act
+    const stored = await storePendingKey(secretsManager, args);
+
+    // Assess
+    expect(stored).toEqual({ arn: SECRET_ARN, versionId: TOKEN });
+    expect(inputsOf(smMock.commandCalls(CreateSecretCommand))).toEqual([
+      {
+        Name: SECRET_NAME,
+        KmsKeyId: KMS_KEY_ID,
+        Description: `Access key of IAM user ${USER}, rotated by rekey`,
+        Tags: [
+          { Key: 'rekey:user', Value: USER },
+          { Key: 'rekey:managed', Value: 'true' },
+        ],
+      },
+    ]);
+    expect(inputsOf(smMock.commandCalls(PutSecretValueCommand))).toEqual([
+      {
+        SecretId: SECRET_NAME,
+        ClientRequestToken: TOKEN,
+        SecretString: JSON.stringify(credential),
+        VersionStages: ['AWSPENDING'],
+      },
+    ]);
+    expect(smMock.call(0).args[0]).toBeInstanceOf(CreateSecretCommand);
+    expect(smMock.call(1).args[0]).toBeInstanceOf(PutSecretValueCommand);
+  });
+
+  it('the stored value is valid credential_process output plus UserName and CreateDate', async () => {
+    // Prepare
+    smMock.on(CreateSecretCommand).resolves({ ARN: SECRET_ARN });
+    smMock.on(PutSecretValueCommand).resolves({ ARN: SECRET_ARN, VersionId: TOKEN });
+
+    // Act
+    await storePendingKey(secretsManager, args);
+
+    // Assess
+    const written = JSON.parse(
+      smMock.commandCalls(PutSecretValueCommand)[0]?.args[0].input.SecretString ?? '',
+    );
+    expect(Object.keys(written).sort()).toEqual(
+      ['AccessKeyId', 'CreateDate', 'SecretAccessKey', 'UserName', 'Version'].sort(),
+    );
+    expect(written.Version).toBe(1);
+  });
+
+  it('tolerates ResourceExistsException (the secret exists from an earlier rotation)', async () => {
+    // Prepare
+    smMock
+      .on(CreateSecretCommand)
+      .rejects(new ResourceExistsException({ message: 'already exists', $metadata: {} }));
+    smMock.on(PutSecretValueCommand).resolves({ ARN: SECRET_ARN, VersionId: TOKEN });
+
+    // Act
+    const stored = await storePendingKey(secretsManager, args);
+
+    // Assess
+    expect(stored).toEqual({ arn: SECRET_ARN, versionId: TOKEN });
+    expect(smMock).toHaveReceivedCommandTimes(PutSecretValueCommand, 1);
+  });
+
+  it('falls back to the name and the token when PutSecretValue omits ARN and VersionId', async () => {
+    // Prepare
+    smMock.on(CreateSecretCommand).resolves({});
+    smMock.on(PutSecretValueCommand).resolves({});
+
+    // Act & Assess
+    await expect(storePendingKey(secretsManager, args)).resolves.toEqual({
+      arn: SECRET_NAME,
+      versionId: TOKEN,
+    });
+  });
+
+  it('rethrows any other CreateSecret error and writes nothing', async () => {
+    // Prepare
+    const kmsDenied = awsError('AccessDeniedException');
+    smMock.on(CreateSecretCommand).rejects(kmsDenied);
+
+    // Act & Assess
+    await expect(storePendingKey(secretsManager, args)).rejects.toBe(kmsDenied);
+    expect(smMock).not.toHaveReceivedCommand(PutSecretValueCommand);
+  });
+});
+
+describe('readCredential', () => {
+  it('reads a named version and returns the parsed credential', async () => {
+    // Prepare
+    smMock.on(GetSecretValueCommand).resolves({ ARN: SECRET_ARN, SecretString: JSON.stringify(credential) });
+
+    // Act
+    const read = await readCredential(secretsManager, SECRET_ARN, { versionId: TOKEN });
+
+    // Assess
+    expect(read).toEqual(credential);
+    expect(inputsOf(smMock.commandCalls(GetSecretValueCommand))).toEqual([
+      { SecretId: SECRET_ARN, VersionId: TOKEN },
+    ]);
+  });
+
+  it('reads a named stage', async () => {
+    // Prepare
+    smMock.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify(credential) });
+
+    // Act
+    await readCredential(secretsManager, SECRET_ARN, { stage: 'AWSCURRENT' });
+
+    // Assess
+    expect(inputsOf(smMock.commandCalls(GetSecretValueCommand))).toEqual([
+      { SecretId: SECRET_ARN, VersionStage: 'AWSCURRENT' },
+    ]);
+  });
+
+  it('rejects a non-JSON value with a message that names the secret but does not echo the value', async () => {
+    // Prepare
+    const value = `not json ${FAKE_SECRET}`;
+    smMock.on(GetSecretValueCommand).resolves({ SecretString: value });
+
+    // Act
+    const error = await rejectionOf(readCredential(secretsManager, SECRET_ARN, { versionId: TOKEN }));
+
+    // Assess
+    expect(error).toBeInstanceOf(Error);
+    expect(error.message).toBe(`secret ${SECRET_ARN} does not hold a rekey credential`);
+    expect(error.message).not.toContain(FAKE_SECRET);
+    expect(error.message).not.toContain('not json');
+  });
+
+  it('rejects JSON that is not a rekey credential without echoing it', async () => {
+    // Prepare
+    smMock
+      .on(GetSecretValueCommand)
+      .resolves({ SecretString: JSON.stringify({ password: FAKE_SECRET, AccessKeyId: NEW_KEY_ID }) });
+
+    // Act
+    const error = await rejectionOf(readCredential(secretsManager, SECRET_ARN, { stage: 'AWSCURRENT' }));
+
+    // Assess
+    expect(error.message).toBe(`secret ${SECRET_ARN} does not hold a rekey credential`);
+    expect(JSON.stringify(error)).not.toContain(FAKE_SECRET);
+  });
+
+  it('rejects a binary-only secret (no SecretString)', async () => {
+    // Prepare
+    smMock.on(GetSecretValueCommand).resolves({ SecretBinary: new Uint8Array([1, 2, 3]) });
+
+    // Act & Assess
+    await expect(readCredential(secretsManager, SECRET_ARN, { stage: 'AWSCURRENT' })).rejects.toThrow(
+      'does not hold a rekey credential',
+    );
+  });
+});
+
+describe('promoteVersion', () => {
+  it('moves AWSCURRENT to the version (removing it from the old current) and drops AWSPENDING', async () => {
+    // Prepare
+    smMock.on(DescribeSecretCommand).resolves({
+      ARN: SECRET_ARN,
+      VersionIdsToStages: { [OLD_VERSION]: ['AWSCURRENT'], [TOKEN]: ['AWSPENDING'] },
+    });
+    smMock.on(UpdateSecretVersionStageCommand).resolves({});
+
+    // Act
+    await promoteVersion(secretsManager, SECRET_ARN, TOKEN);
+
+    // Assess
+    expect(inputsOf(smMock.commandCalls(UpdateSecretVersionStageCommand))).toEqual([
+      {
+        SecretId: SECRET_ARN,
+        VersionStage: 'AWSCURRENT',
+        MoveToVersionId: TOKEN,
+        RemoveFromVersionId: OLD_VERSION,
+      },
+      { SecretId: SECRET_ARN, VersionStage: 'AWSPENDING', RemoveFromVersionId: TOKEN },
+    ]);
+  });
+
+  it('is a no-op when the version is already AWSCURRENT (a retried step)', async () => {
+    // Prepare
+    smMock.on(DescribeSecretCommand).resolves({
+      ARN: SECRET_ARN,
+      VersionIdsToStages: { [OLD_VERSION]: ['AWSPREVIOUS'], [TOKEN]: ['AWSCURRENT'] },
+    });
+
+    // Act
+    await promoteVersion(secretsManager, SECRET_ARN, TOKEN);
+
+    // Assess
+    expect(smMock).not.toHaveReceivedCommand(UpdateSecretVersionStageCommand);
+  });
+
+  it('only drops a left-over AWSPENDING label when the version is already current', async () => {
+    // Prepare
+    smMock.on(DescribeSecretCommand).resolves({
+      ARN: SECRET_ARN,
+      VersionIdsToStages: { [TOKEN]: ['AWSCURRENT', 'AWSPENDING'] },
+    });
+    smMock.on(UpdateSecretVersionStageCommand).resolves({});
+
+    // Act
+    await promoteVersion(secretsManager, SECRET_ARN, TOKEN);
+
+    // Assess
+    expect(inputsOf(smMock.commandCalls(UpdateSecretVersionStageCommand))).toEqual([
+      { SecretId: SECRET_ARN, VersionStage: 'AWSPENDING', RemoveFromVersionId: TOKEN },
+    ]);
+  });
+
+  it('moves AWSCURRENT without RemoveFromVersionId when no version is current yet', async () => {
+    // Prepare
+    smMock
+      .on(DescribeSecretCommand)
+      .resolves({ ARN: SECRET_ARN, VersionIdsToStages: { [TOKEN]: ['AWSPENDING'] } });
+    smMock.on(UpdateSecretVersionStageCommand).resolves({});
+
+    // Act
+    await promoteVersion(secretsManager, SECRET_ARN, TOKEN);
+
+    // Assess
+    expect(inputsOf(smMock.commandCalls(UpdateSecretVersionStageCommand))).toEqual([
+      { SecretId: SECRET_ARN, VersionStage: 'AWSCURRENT', MoveToVersionId: TOKEN },
+      { SecretId: SECRET_ARN, VersionStage: 'AWSPENDING', RemoveFromVersionId: TOKEN },
+    ]);
+  });
+});
