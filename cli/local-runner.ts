@@ -1,0 +1,371 @@
+/**
+ * Runs the synthesized rotation state machine in-process with aws-local-stepfunctions, every Task
+ * bound to its real handler module (lambdas/<step>/index.ts). Handlers talk to whatever AWS the
+ * SDK's default chain points at (AWS_ENDPOINT_URL for an emulator).
+ */
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Context } from 'aws-lambda';
+import {
+  ExecutionError,
+  ExecutionTimeoutError,
+  StateMachine,
+  type StateMachineDefinition,
+} from 'aws-local-stepfunctions';
+import { Outcome } from '../lambdas/shared/schemas.ts';
+import type { StepName } from '../lambdas/shared/steps.ts';
+import { PLACEHOLDER_ACCOUNT, PLACEHOLDER_REGION, REPO_ROOT, type State, walkStates } from './definition.ts';
+
+type Execution = ReturnType<StateMachine['run']>;
+export type ExecutionEvent = Execution['eventLogs'] extends AsyncGenerator<infer E> ? E : never;
+export type JsonValue = Parameters<StateMachine['run']>[0];
+
+/** Calls the handler module bound to a Task (JSON in, JSON out, errors shaped like Lambda's). */
+export type InvokeHandler = (input: JsonValue) => Promise<JsonValue>;
+/** Replaces or wraps one Task; call `invoke` to run the real handler (tests inject crashes this way). */
+export type TaskOverride = (
+  input: JsonValue,
+  invoke: InvokeHandler,
+  task: { state: string; step: StepName },
+) => Promise<JsonValue> | JsonValue;
+
+export interface TaskRecord {
+  state: string;
+  step: StepName;
+  input: JsonValue;
+  output?: JsonValue;
+  error?: { name: string; message: string };
+}
+
+export interface RunRotationOptions {
+  input: JsonValue;
+  definition: StateMachineDefinition;
+  bindings: Record<string, StepName>;
+  /** Set on process.env before any handler module is imported (handlers validate it at import). */
+  env?: Record<string, string>;
+  /** Every Wait state takes 0 ms. */
+  noWait?: boolean;
+  /** @default `local-<uuid>` */
+  executionName?: string;
+  onEvent?: (event: ExecutionEvent) => void;
+  /** Keyed by Task state name, or by step name to cover every Task bound to that step. */
+  handlers?: Record<string, TaskOverride>;
+  /** Every Retry waits this long instead of its backoff (tests: 0). */
+  retryIntervalMs?: number;
+  /** Where handler folders live. @default lambdas/ of this repository */
+  handlersDir?: string;
+}
+
+export interface RotationResult {
+  executionName: string;
+  executionArn: string;
+  status: 'SUCCEEDED' | 'FAILED';
+  output?: JsonValue;
+  /** The execution's error name (a Task's error name, or the Fail state's Error). */
+  error?: string;
+  cause?: string;
+  /** The last state entered, for telling where a failed execution stopped. */
+  lastState?: string;
+  events: ExecutionEvent[];
+  /** Every handler invocation in order, with what it received and returned. */
+  tasks: TaskRecord[];
+}
+
+export const LOCAL_STATE_MACHINE_NAME = 'rekey-local';
+const DEFAULT_HANDLERS_DIR = join(REPO_ROOT, 'lambdas');
+/** aws-local-stepfunctions' default when a Task has no TimeoutSeconds. */
+const DEFAULT_TASK_TIMEOUT_SECONDS = 60;
+const EXECUTION_NAME = /^[A-Za-z0-9_-]{1,80}$/;
+
+/** Step Functions' rule for execution names (this runner keeps to the safe subset). */
+export function isValidExecutionName(name: string): boolean {
+  return EXECUTION_NAME.test(name);
+}
+
+type Handler = (event: unknown, context: Context) => Promise<unknown>;
+
+/** Runs one execution to the end. Never throws for a failed execution: it returns status FAILED. */
+export async function runRotation(options: RunRotationOptions): Promise<RotationResult> {
+  const { definition, bindings, handlers = {}, handlersDir = DEFAULT_HANDLERS_DIR } = options;
+  const executionName = options.executionName ?? `local-${randomUUID()}`;
+  if (!isValidExecutionName(executionName)) {
+    throw new Error(`invalid execution name "${executionName}": 1-80 letters, digits, - and _`);
+  }
+  const region = options.env?.AWS_REGION ?? process.env.AWS_REGION ?? PLACEHOLDER_REGION;
+  const arn = (service: string, resource: string) =>
+    `arn:aws:${service}:${region}:${PLACEHOLDER_ACCOUNT}:${resource}`;
+  const stateMachineArn = arn('states', `stateMachine:${LOCAL_STATE_MACHINE_NAME}`);
+  const executionArn = arn('states', `execution:${LOCAL_STATE_MACHINE_NAME}:${executionName}`);
+
+  const states = new Map<string, State>();
+  walkStates(definition, (name, state) => states.set(name, state));
+  if (!options.noWait) refuseUnwaitableWaits(states);
+  const tasks: TaskRecord[] = [];
+  const modules = new Map<StepName, Promise<Handler>>();
+
+  const taskFor = (state: string, step: StepName) => {
+    const stateDef = states.get(state);
+    const timeoutSeconds =
+      stateDef?.Type === 'Task'
+        ? (stateDef.TimeoutSeconds ?? DEFAULT_TASK_TIMEOUT_SECONDS)
+        : DEFAULT_TASK_TIMEOUT_SECONDS;
+    const invoke: InvokeHandler = async (input) => {
+      let module = modules.get(step);
+      if (!module) {
+        module = loadHandler(handlersDir, step);
+        modules.set(step, module);
+      }
+      const handler = await module;
+      const context = lambdaContext(`rekey-local-${step}`, arn, timeoutSeconds);
+      // Lambda hands the handler a fresh parse of the payload and JSON-serializes what it returns.
+      const output = await handler(structuredClone(input), context);
+      return JSON.parse(JSON.stringify(output ?? null)) as JsonValue;
+    };
+    const override = handlers[state] ?? handlers[step];
+    return async (input: JsonValue): Promise<JsonValue> => {
+      const record: TaskRecord = { state, step, input: structuredClone(input) };
+      tasks.push(record);
+      try {
+        record.output = await (override ? override(input, invoke, { state, step }) : invoke(input));
+        return record.output;
+      } catch (error) {
+        const lambdaError = new LambdaError(error);
+        record.error = { name: lambdaError.name, message: lambdaError.errorMessage };
+        throw lambdaError;
+      }
+    };
+  };
+
+  const overrides = {
+    taskResourceLocalHandlers: Object.fromEntries(
+      Object.entries(bindings).map(([state, step]) => [state, taskFor(state, step)]),
+    ),
+    waitTimeOverrides: options.noWait ? namesOf(states, (s) => s.Type === 'Wait', 0) : {},
+    retryIntervalOverrides:
+      options.retryIntervalMs === undefined
+        ? {}
+        : namesOf(states, (s) => 'Retry' in s && s.Retry !== undefined, options.retryIntervalMs),
+  };
+
+  const restoreEnv = enterEnv(options.env ?? {});
+  const events: ExecutionEvent[] = [];
+  let lastState: string | undefined;
+  let listenerError: unknown;
+  try {
+    const machine = new StateMachine(engineCompatible(definition));
+    const execution = machine.run(options.input, {
+      overrides,
+      context: {
+        Execution: {
+          Id: executionArn,
+          Name: executionName,
+          Input: options.input,
+          StartTime: new Date().toISOString(),
+        },
+        StateMachine: { Id: stateMachineArn, Name: LOCAL_STATE_MACHINE_NAME },
+      },
+    });
+    const consumed = (async () => {
+      for await (const event of execution.eventLogs) {
+        events.push(event);
+        if (event.type === 'StateEntered') lastState = event.state.name;
+        try {
+          options.onEvent?.(event);
+        } catch (error) {
+          listenerError ??= error;
+        }
+      }
+    })();
+    const base = { executionName, executionArn, events, tasks };
+    let result: RotationResult;
+    try {
+      const output = await execution.result;
+      result = { ...base, status: 'SUCCEEDED', output };
+    } catch (error) {
+      result = { ...base, status: 'FAILED', ...describeFailure(error) };
+    }
+    await consumed;
+    if (listenerError !== undefined) throw listenerError;
+    return { ...result, ...(lastState === undefined ? {} : { lastState }) };
+  } finally {
+    restoreEnv();
+  }
+}
+
+export type ExitCode = 0 | 1 | 2;
+
+/** The CLI's exit code: 0 rotated or dry run, 2 stopped safely, 1 anything else. */
+export function exitCodeFor(result: Pick<RotationResult, 'status' | 'output'>): ExitCode {
+  if (result.status !== 'SUCCEEDED') return 1;
+  switch (outcomeOf(result.output)?.status) {
+    case 'ROTATED':
+    case 'DRY_RUN':
+      return 0;
+    case 'STOPPED':
+      return 2;
+    default:
+      return 1;
+  }
+}
+
+/** The `outcome` the terminal notify step writes into the state document, if it is well-formed. */
+export function outcomeOf(document: unknown): Outcome | undefined {
+  if (typeof document !== 'object' || document === null || !('outcome' in document)) return undefined;
+  const parsed = Outcome.safeParse(document.outcome);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/**
+ * What Step Functions sees when a Lambda throws: Error is the error's name, Cause a JSON string
+ * with errorType and errorMessage (the runtime also adds a trace, left out here). Steps that read
+ * `$.error.Cause` behave the same locally as deployed.
+ */
+class LambdaError extends Error {
+  readonly errorMessage: string;
+  constructor(thrown: unknown) {
+    const errorType = thrown instanceof Error ? thrown.name : 'Error';
+    const errorMessage = thrown instanceof Error ? thrown.message : String(thrown);
+    super(JSON.stringify({ errorType, errorMessage }));
+    this.name = errorType;
+    this.errorMessage = errorMessage;
+  }
+}
+
+function describeFailure(error: unknown): { error: string; cause: string } {
+  if (error instanceof ExecutionError && error.cause instanceof Error) {
+    return { error: error.cause.name, cause: error.cause.message };
+  }
+  if (error instanceof ExecutionTimeoutError)
+    return { error: 'States.Timeout', cause: 'the execution timed out' };
+  if (error instanceof Error) return { error: error.name, cause: error.message };
+  return { error: 'Error', cause: String(error) };
+}
+
+async function loadHandler(handlersDir: string, step: StepName): Promise<Handler> {
+  const path = join(handlersDir, step, 'index.ts');
+  const module = (await import(/* @vite-ignore */ pathToFileURL(path).href)) as { handler?: unknown };
+  if (typeof module.handler !== 'function') throw new Error(`${path} does not export a handler function`);
+  return module.handler as Handler;
+}
+
+function lambdaContext(
+  functionName: string,
+  arn: (service: string, resource: string) => string,
+  timeoutSeconds: number,
+): Context {
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  const callbackStyle = () => {
+    throw new Error('callback-style completion is not supported locally: return a promise');
+  };
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: arn('lambda', `function:${functionName}`),
+    memoryLimitInMB: '256',
+    awsRequestId: randomUUID(),
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: `local/${randomUUID()}`,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: callbackStyle,
+    fail: callbackStyle,
+    succeed: callbackStyle,
+  };
+}
+
+/** Longest delay setTimeout honours (about 24.8 days); longer ones fire after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A copy for the engine (it validates and mutates what it is given), rewritten where
+ * aws-local-stepfunctions 3.0.0 departs from the ASL spec, each time into a form that means the
+ * same in Step Functions, so the local run follows the deployed definition:
+ * - `ResultPath: "$"` (the default) is dropped: the engine writes the result under a key "$".
+ * - A type test with `false` (`"IsNull": false`) becomes `Not` of the test with `true`: the
+ *   engine never matches the `false` form.
+ * - A machine timeout beyond a 32-bit timer (the deployed one is weeks) is dropped: setTimeout
+ *   fires such a timer after 1 ms.
+ */
+function engineCompatible(definition: StateMachineDefinition): StateMachineDefinition {
+  const copy = structuredClone(definition);
+  if (copy.TimeoutSeconds !== undefined && copy.TimeoutSeconds * 1000 > MAX_TIMER_MS) {
+    delete copy.TimeoutSeconds;
+  }
+  walkStates(copy, (_name, state) => {
+    if ('ResultPath' in state && state.ResultPath === '$') delete state.ResultPath;
+    if ('Catch' in state) {
+      for (const catcher of state.Catch ?? []) if (catcher.ResultPath === '$') delete catcher.ResultPath;
+    }
+    if (state.Type === 'Choice') {
+      const choices = state.Choices as unknown as ChoiceRule[];
+      state.Choices = choices.map(negatedTypeTests) as unknown as typeof state.Choices;
+    }
+  });
+  return copy;
+}
+
+type ChoiceRule = { [operator: string]: unknown; And?: ChoiceRule[]; Or?: ChoiceRule[]; Not?: ChoiceRule };
+const TYPE_TESTS = ['IsNull', 'IsPresent', 'IsNumeric', 'IsString', 'IsBoolean', 'IsTimestamp'];
+
+/** `{Variable, IsNull: false, Next}` -> `{Not: {Variable, IsNull: true}, Next}`, at any depth. */
+function negatedTypeTests(rule: ChoiceRule): ChoiceRule {
+  const fixed: ChoiceRule = { ...rule };
+  if (rule.And) fixed.And = rule.And.map(negatedTypeTests);
+  if (rule.Or) fixed.Or = rule.Or.map(negatedTypeTests);
+  if (rule.Not) fixed.Not = negatedTypeTests(rule.Not);
+  const test = TYPE_TESTS.find((operator) => rule[operator] === false);
+  if (!test) return fixed;
+  const { Next, ...condition } = fixed;
+  return { Not: { ...condition, [test]: true }, ...(Next === undefined ? {} : { Next }) };
+}
+
+/** A Wait longer than a timer can hold would silently end after 1 ms: refuse rather than skip it. */
+function refuseUnwaitableWaits(states: Map<string, State>): void {
+  for (const [name, state] of states) {
+    if (state.Type === 'Wait' && state.Seconds !== undefined && state.Seconds * 1000 > MAX_TIMER_MS) {
+      throw new Error(
+        `Wait state "${name}" lasts ${state.Seconds} s, longer than a local run can wait (${Math.floor(MAX_TIMER_MS / 1000)} s); use noWait (--no-wait)`,
+      );
+    }
+  }
+}
+
+function namesOf(states: Map<string, State>, match: (state: State) => boolean, value: number) {
+  return Object.fromEntries([...states].filter(([, state]) => match(state)).map(([name]) => [name, value]));
+}
+
+/** The environment of the runs in progress: overlapping runs (tests of the lock) share it. */
+let envScope: { runs: number; restore: () => void } | undefined;
+
+/**
+ * Sets variables on process.env for a run; the returned function puts the previous values back
+ * once the last overlapping run has ended. Overlapping runs with different values are refused:
+ * the handlers read their environment once, at import, so one of them would be misconfigured.
+ */
+function enterEnv(env: Record<string, string>): () => void {
+  if (envScope) {
+    const conflict = Object.keys(env).find((key) => process.env[key] !== env[key]);
+    if (conflict) throw new Error(`overlapping runs must share one environment: ${conflict} differs`);
+    envScope.runs += 1;
+  } else {
+    envScope = { runs: 1, restore: applyEnv(env) };
+  }
+  return () => {
+    if (envScope && --envScope.runs === 0) {
+      envScope.restore();
+      envScope = undefined;
+    }
+  };
+}
+
+function applyEnv(env: Record<string, string>): () => void {
+  const previous = Object.keys(env).map((key) => [key, process.env[key]] as const);
+  Object.assign(process.env, env);
+  return () => {
+    for (const [key, value] of previous) {
+      if (value === undefined) Reflect.deleteProperty(process.env, key);
+      else process.env[key] = value;
+    }
+  };
+}

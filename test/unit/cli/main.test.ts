@@ -1,0 +1,118 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { rotationInputFrom, UsageError } from '../../../cli/main.ts';
+
+const BIN = fileURLToPath(new URL('../../../bin/rekey.mjs', import.meta.url));
+const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `rekey` as a user would, on this test's Node (24). AWS points at a closed port, so a test
+ * that reached AWS would fail with a connection error instead of the usage error it expects.
+ */
+function rekey(...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      {
+        env: {
+          PATH: process.env.PATH,
+          AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
+          AWS_REGION: 'us-east-1',
+          AWS_ACCESS_KEY_ID: 'AKIANOTCALLED0000000',
+          AWS_SECRET_ACCESS_KEY: 'not-called',
+        },
+      },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe('rekey (child process)', () => {
+  it('prints its version', async () => {
+    expect(await rekey('--version')).toMatchObject({ code: 0, stdout: `${version}\n` });
+  });
+
+  it('prints help for rotate', async () => {
+    // Act
+    const run = await rekey('rotate', '--help');
+
+    // Assess
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/Usage: rekey rotate \[options\]/);
+    expect(run.stdout).toMatch(/--no-wait/);
+  });
+
+  it.each([
+    [['rotate'], /rotate needs --user NAME \(or --input JSON\)/],
+    [
+      ['rotate', '--user', 'not a name!'],
+      /invalid rotation input: userName: userName may contain only letters, digits/,
+    ],
+    [['rotate', '--input', '{"userName": "alice"'], /--input is not valid JSON/],
+    [['rotate', '--input', '["alice"]'], /invalid rotation input: input: input must be a JSON object/],
+    [
+      ['rotate', '--input', '{"userName":"alice","extra":1}'],
+      /invalid rotation input: input: Unrecognized key: "extra"/,
+    ],
+    [['rotate', '--input', '{"userName":"alice","dryRun":"yes"}'], /dryRun: dryRun must be true or false/],
+    [
+      ['rotate', '--user', 'alice', '--input', '{"userName":"alice"}'],
+      /'--input <json>' cannot be used with option '--user <name>'/,
+    ],
+    [['rotate', '--user', 'alice', '--bogus'], /unknown option '--bogus'/],
+    [
+      ['rotate', '--user', 'alice', '--execution-name', 'has spaces'],
+      /--execution-name must be 1-80 letters/,
+    ],
+    [['rotate', '--user'], /option '--user <name>' argument missing/],
+    [['spin'], /unknown command 'spin'/],
+  ])('rejects %j with exit 1 and a clear message on stderr, before synth or AWS', async (args, message) => {
+    // Act
+    const run = await rekey(...args);
+
+    // Assess
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(message);
+    expect(run.stdout).not.toMatch(/Synthesizing|Using|Created/);
+  });
+});
+
+describe('rotationInputFrom', () => {
+  it('builds the execution input from the flags', () => {
+    expect(rotationInputFrom({ user: 'alice', dryRun: true, reason: 'audit', wait: true })).toEqual({
+      userName: 'alice',
+      dryRun: true,
+      reason: 'audit',
+    });
+  });
+
+  it('passes --input on exactly as typed', () => {
+    expect(rotationInputFrom({ input: '{"userName":"a.b@c","dryRun":false}', wait: true })).toEqual({
+      userName: 'a.b@c',
+      dryRun: false,
+    });
+  });
+
+  it('names every problem of a bad input', () => {
+    expect(() => rotationInputFrom({ input: '{"userName":"al ice","reason":5}', wait: true })).toThrow(
+      new UsageError(
+        'invalid rotation input: userName: userName may contain only letters, digits and +=,.@_-; ' +
+          'reason: reason must be a string',
+      ),
+    );
+  });
+});
