@@ -51,6 +51,30 @@ export const RekeyEnvSchema = z.object({
   REKEY_VERIFY_BASE_DELAY_MS: intFrom(0, 60_000).default(1000),
   /** Look up CloudTrail for who still uses the old key (2 requests/s per account: keep it modest). */
   REKEY_CLOUDTRAIL_LOOKUP: boolFrom.default(false),
+
+  // The scheduled audit (lambdas/audit; ages and idle times are whole days, see domain/audit/findings.ts).
+  /** An active key older than this many days is OLD_KEY (IAM.3: "rotated every 90 days or less"). */
+  REKEY_MAX_KEY_AGE_DAYS: intFrom(1, 3650).default(90),
+  /** An active key not used for this many days or more (never used: created that long ago) is UNUSED_KEY. */
+  REKEY_UNUSED_DAYS: intFrom(1, 3650).default(45),
+  /** A key that turns OLD within this many days is EXPIRING_KEY (0 turns the warning off). */
+  REKEY_WARN_DAYS: intFrom(0, 3650).default(14),
+  /** The audit starts the rotation state machine for OLD_KEY findings. */
+  REKEY_AUTO_ROTATE: boolFrom.default(true),
+  /** At most this many new rotations (and, with the opt-in policy, deactivations) per audit run. */
+  REKEY_MAX_ROTATIONS_PER_RUN: intFrom(0, 1000).default(25),
+  /** Opt-in: the audit deactivates active keys unused for longer than REKEY_DEACTIVATE_UNUSED_AFTER_DAYS. */
+  REKEY_DEACTIVATE_UNUSED: boolFrom.default(false),
+  REKEY_DEACTIVATE_UNUSED_AFTER_DAYS: intFrom(1, 3650).default(90),
+  /** Opt-in: findings are imported into Security Hub (ASFF) and resolved when they clear. */
+  REKEY_SECURITY_HUB: boolFrom.default(false),
+  /** The rotation state machine the audit starts (no default: required where it is read). */
+  REKEY_STATE_MACHINE_ARN: z
+    .string()
+    .regex(
+      /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/,
+      'must be a Step Functions state machine ARN',
+    ),
 });
 export type RekeyEnv = z.infer<typeof RekeyEnvSchema>;
 /** What the stack writes: every variable as a string. */

@@ -1,0 +1,185 @@
+/**
+ * `rekey audit`: the audit's scan, run on this machine against whatever AWS the SDK's default
+ * chain reaches (AWS_ENDPOINT_URL for an emulator). Read-only: it starts no rotation, changes no
+ * key and publishes nothing; the deployed audit Lambda does that.
+ *
+ *   rekey audit [--json] [--max-age-days N] [--unused-days N] [--warn-days N] [--fail-on TYPE,...]
+ *
+ * stdout: a table, or with --json exactly `{"findings":[{"type","userName","accessKeyId","ageDays",
+ * "lastUsedDate"}, ...]}`; a finding of a user carrying the exempt tag also has `"exemption":
+ * {"reason","until","expired"}` (without it a CI gate could not tell an accepted risk from a new
+ * one). Progress and the IAM call count go to stderr.
+ * Exit codes: 0 = no finding of a --fail-on type (or no --fail-on); 3 = at least one such finding
+ * (exempt ones do not count); 1 = error (bad flags, AWS errors). 3 rather than 2 because 2 already
+ * means "stopped safely" for `rekey rotate`.
+ *
+ * Thresholds and the exempt tag default to REKEY_MAX_KEY_AGE_DAYS, REKEY_UNUSED_DAYS,
+ * REKEY_WARN_DAYS and REKEY_EXEMPT_TAG when set (as the Lambda reads them), else 90/45/14 and
+ * `rekey:exempt`; flags win.
+ */
+import { IAMClient } from '@aws-sdk/client-iam';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { type Clock, systemClock } from '../lambdas/shared/clock.ts';
+import { scanAccount } from '../lambdas/shared/domain/audit/audit.ts';
+import { CallCounter } from '../lambdas/shared/domain/audit/calls.ts';
+import {
+  contractView,
+  FINDING_TYPES,
+  type Finding,
+  type FindingType,
+  isActiveExemption,
+} from '../lambdas/shared/domain/audit/findings.ts';
+import { loadEnv } from '../lambdas/shared/env.ts';
+
+/** Exit code when a finding of a --fail-on type exists. */
+export const EXIT_FINDINGS = 3;
+
+export interface AuditFlags {
+  json?: boolean;
+  maxAgeDays?: number;
+  unusedDays?: number;
+  warnDays?: number;
+  failOn?: FindingType[];
+}
+
+export interface AuditCommandDeps {
+  /** @default an IAMClient from the SDK's default chain, created when the command runs */
+  iam?: IAMClient;
+  clock?: Clock;
+  stdout?: (text: string) => void;
+  stderr?: (text: string) => void;
+  /** @default process.env */
+  env?: Record<string, string | undefined>;
+}
+
+const wholeNumber = (min: number, max: number) => (value: string) => {
+  if (!/^\d+$/.test(value.trim()))
+    throw new InvalidArgumentError(`must be a whole number of days (${min}-${max})`);
+  const n = Number(value);
+  if (n < min || n > max) throw new InvalidArgumentError(`must be between ${min} and ${max}`);
+  return n;
+};
+
+export function parseTypes(value: string): FindingType[] {
+  const types = value
+    .split(',')
+    .map((t) => t.trim().toUpperCase())
+    .filter((t) => t.length > 0);
+  if (types.length === 0) throw new InvalidArgumentError(`name at least one of ${FINDING_TYPES.join(', ')}`);
+  const unknown = types.filter((t) => !(FINDING_TYPES as readonly string[]).includes(t));
+  if (unknown.length)
+    throw new InvalidArgumentError(
+      `unknown finding type ${unknown.join(', ')}; use ${FINDING_TYPES.join(', ')}`,
+    );
+  return [...new Set(types)] as FindingType[];
+}
+
+/** The --json document: the five contract fields, plus `exemption` for users carrying the tag. */
+export function jsonDocument(findings: readonly Finding[]): { findings: Record<string, unknown>[] } {
+  return {
+    findings: findings.map((f) => ({
+      ...contractView(f),
+      ...(f.exemption ? { exemption: f.exemption } : {}),
+    })),
+  };
+}
+
+const cell = (s: string, width: number) => (s.length > width ? `${s.slice(0, width - 1)}~` : s.padEnd(width));
+
+function noteOf(f: Finding): string {
+  if (!f.exemption) return '';
+  const until = f.exemption.until ? f.exemption.until.slice(0, 10) : null;
+  return f.exemption.expired
+    ? `exemption expired ${until}: ${f.exemption.reason}`
+    : `exempt${until ? ` until ${until}` : ''}: ${f.exemption.reason}`;
+}
+
+export function tableLines(findings: readonly Finding[]): string[] {
+  if (findings.length === 0) return ['No findings.'];
+  const header = `${cell('TYPE', 15)} ${cell('USER', 32)} ${cell('ACCESS KEY', 20)} ${'AGE'.padStart(4)} ${'IDLE'.padStart(4)}  ${cell('LAST USED', 10)}  NOTE`;
+  return [
+    header,
+    '-'.repeat(header.length + 20),
+    ...findings.map((f) =>
+      `${cell(f.type, 15)} ${cell(f.userName, 32)} ${cell(f.accessKeyId ?? '-', 20)} ${String(f.ageDays).padStart(4)} ${String(f.idleDays).padStart(4)}  ${cell(f.lastUsedDate ? f.lastUsedDate.slice(0, 10) : 'never', 10)}  ${noteOf(f)}`.trimEnd(),
+    ),
+  ];
+}
+
+async function audit(flags: AuditFlags, deps: AuditCommandDeps): Promise<void> {
+  const out = deps.stdout ?? ((text: string) => process.stdout.write(text));
+  const err = deps.stderr ?? ((text: string) => process.stderr.write(text));
+  const say = (line: string) => err(`${line}\n`);
+  const env = loadEnv(
+    ['REKEY_MAX_KEY_AGE_DAYS', 'REKEY_UNUSED_DAYS', 'REKEY_WARN_DAYS', 'REKEY_EXEMPT_TAG'],
+    deps.env ?? process.env,
+  );
+  const thresholds = {
+    maxKeyAgeDays: flags.maxAgeDays ?? env.REKEY_MAX_KEY_AGE_DAYS,
+    unusedDays: flags.unusedDays ?? env.REKEY_UNUSED_DAYS,
+    warnDays: flags.warnDays ?? env.REKEY_WARN_DAYS,
+  };
+  const iam = deps.iam ?? new IAMClient({ maxAttempts: 5 });
+  const calls = new CallCounter();
+  const started = Date.now();
+  try {
+    const scan = await scanAccount(
+      { iam, clock: deps.clock ?? systemClock, calls, log: (m) => say(m) },
+      { thresholds, exemptTag: env.REKEY_EXEMPT_TAG },
+    );
+    if (flags.json) out(`${JSON.stringify(jsonDocument(scan.findings))}\n`);
+    else out(`${tableLines(scan.findings).join('\n')}\n`);
+
+    const counts = FINDING_TYPES.map((t) => `${t} ${scan.findings.filter((f) => f.type === t).length}`);
+    const exempt = scan.findings.filter((f) => isActiveExemption(f.exemption)).length;
+    say(
+      `${scan.usersScanned} users, ${scan.findings.length} findings (${counts.join(', ')}; ${exempt} exempt) ` +
+        `in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
+    say(
+      `IAM API calls: ${calls.total} (${Object.entries(calls.toJSON())
+        .map(([op, n]) => `${op} ${n}`)
+        .join(', ')}; ${calls.perFindingCalls} of them per user with a finding)`,
+    );
+    if (flags.failOn?.length) {
+      const failing = scan.findings.filter(
+        (f) => flags.failOn?.includes(f.type) && !isActiveExemption(f.exemption),
+      );
+      if (failing.length) {
+        const message = `${failing.length} finding(s) of type ${[...new Set(failing.map((f) => f.type))].join(', ')} (--fail-on)`;
+        say(`rekey: ${message}`);
+        throw new CommanderError(EXIT_FINDINGS, 'rekey.audit.findings', message);
+      }
+    }
+  } finally {
+    if (!deps.iam) iam.destroy();
+  }
+}
+
+/** `rekey audit`; add it with `program.addCommand(auditCommand())`. */
+export function auditCommand(deps: AuditCommandDeps = {}): Command {
+  return new Command('audit')
+    .description(
+      "Audit the account's access keys from the IAM credential report (read-only: starts and changes nothing)",
+    )
+    .option('--json', 'print {"findings":[...]} on stdout (progress goes to stderr)')
+    .option('--max-age-days <n>', 'a key older than this is OLD_KEY (default 90)', wholeNumber(1, 3650))
+    .option(
+      '--unused-days <n>',
+      'a key unused this long or longer is UNUSED_KEY (default 45)',
+      wholeNumber(1, 3650),
+    )
+    .option(
+      '--warn-days <n>',
+      'EXPIRING_KEY this many days before a key turns old (default 14)',
+      wholeNumber(0, 3650),
+    )
+    .option(
+      '--fail-on <types>',
+      `exit ${EXIT_FINDINGS} when a finding of these comma-separated types exists (${FINDING_TYPES.join(', ')})`,
+      parseTypes,
+    )
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride()
+    .action(async (flags: AuditFlags) => audit(flags, deps));
+}

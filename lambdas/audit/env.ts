@@ -1,0 +1,26 @@
+/**
+ * The environment the audit Lambda reads: the stack sets exactly these variables on it, and the
+ * handler validates them at cold start. A separate module so infra can import the list without
+ * loading the handler (which validates the environment at import).
+ */
+import type { RekeyEnvKey } from '../shared/env.ts';
+
+export const AUDIT_ENV = [
+  'REKEY_MAX_KEY_AGE_DAYS',
+  'REKEY_UNUSED_DAYS',
+  'REKEY_WARN_DAYS',
+  'REKEY_AUTO_ROTATE',
+  'REKEY_MAX_ROTATIONS_PER_RUN',
+  'REKEY_DEACTIVATE_UNUSED',
+  'REKEY_DEACTIVATE_UNUSED_AFTER_DAYS',
+  'REKEY_SECURITY_HUB',
+  'REKEY_STATE_MACHINE_ARN',
+  'REKEY_TOPIC_ARN',
+  'REKEY_EVENT_BUS_NAME',
+  'REKEY_EXEMPT_TAG',
+  'REKEY_PROTECTED_USERS',
+  'REKEY_USER_PATH_PREFIX',
+  'REKEY_OPT_IN_TAG',
+] as const satisfies readonly RekeyEnvKey[];
+
+export type AuditEnvKey = (typeof AUDIT_ENV)[number];

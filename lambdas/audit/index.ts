@@ -1,0 +1,46 @@
+/**
+ * The scheduled audit (EventBridge Scheduler target). Payload: `{}`, or `{"dryRun": true}` to
+ * compute findings and planned actions without starting, changing or publishing anything.
+ */
+import { z } from 'zod';
+import { securityHub, sfn } from '../shared/audit-clients.ts';
+import { eventBridge, iam, sns } from '../shared/clients.ts';
+import { systemClock } from '../shared/clock.ts';
+import { SfnRotationStarter } from '../shared/domain/audit/actions.ts';
+import { auditPolicyFromEnv, runAudit } from '../shared/domain/audit/audit.ts';
+import { accountContextFromArn } from '../shared/domain/audit/security-hub.ts';
+import { loadEnv } from '../shared/env.ts';
+import { makeHandler } from '../shared/handler.ts';
+import { logger } from '../shared/logger.ts';
+import { AUDIT_ENV } from './env.ts';
+
+export const AuditRequest = z.strictObject({
+  dryRun: z.boolean({ error: 'dryRun must be true or false' }).optional(),
+});
+
+const env = loadEnv(AUDIT_ENV);
+const policy = auditPolicyFromEnv(env);
+// The state machine lives in this stack: its ARN names the partition, region and account.
+const account = accountContextFromArn(env.REKEY_STATE_MACHINE_ARN);
+const starter = new SfnRotationStarter(sfn, env.REKEY_STATE_MACHINE_ARN);
+
+export const handler = makeHandler(AuditRequest, async (input) => {
+  const summary = await runAudit(
+    {
+      iam,
+      sns,
+      eventBridge,
+      securityHub,
+      starter,
+      account,
+      clock: systemClock,
+      topicArn: env.REKEY_TOPIC_ARN,
+      eventBusName: env.REKEY_EVENT_BUS_NAME,
+      log: (message) => logger.info(message),
+    },
+    policy,
+    { dryRun: input.dryRun ?? false },
+  );
+  logger.info('audit finished', { summary });
+  return summary;
+});

@@ -1,0 +1,298 @@
+/**
+ * The audit's alerts: one SNS digest per run, written to be read as a plain-text email, and one
+ * EventBridge event per finding (source `rekey`, detail-type "Stale Access Key Found") for
+ * routing (Slack, ticketing, SIEM). Both are built field by field from the findings and the
+ * actions, which hold user names, key ids, dates and reasons: there is no secret to leak, and an
+ * allow-list of fields keeps it that way.
+ *
+ * No findings, no digest: a daily "all clear" email trains people to ignore the sender. A run that
+ * fails raises a Lambda error instead (the schedule's retries and dead-letter queue), and every run
+ * logs its summary.
+ */
+import {
+  type EventBridgeClient,
+  PutEventsCommand,
+  type PutEventsRequestEntry,
+} from '@aws-sdk/client-eventbridge';
+import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import type { Clock } from '../../clock.ts';
+import { RekeyError } from '../../errors.ts';
+import type { ActionOutcome } from './actions.ts';
+import { FINDING_TYPES, type Finding, isActiveExemption, SEVERITY, type Thresholds } from './findings.ts';
+import type { StaleFinding } from './users.ts';
+
+export const FINDING_DETAIL_TYPE = 'Stale Access Key Found';
+export const EVENT_SOURCE = 'rekey';
+/** PutEvents takes at most 10 entries per call. */
+const EVENTS_PER_CALL = 10;
+/**
+ * Entries EventBridge refuses inside a 200 answer (ThrottlingException, InternalFailure) are sent
+ * again, twice, 1 s then 2 s later; entries still refused then fail the run with EventsNotDelivered.
+ */
+export const PUT_EVENTS_RETRY = { attempts: 3, baseDelayMs: 1_000 } as const;
+/** An SNS message is at most 256 KB: the table stops here and says how many rows it left out. */
+export const DIGEST_MAX_ROWS = 500;
+
+export class EventsNotDelivered extends RekeyError {
+  constructor(failed: number, codes: string[]) {
+    super(
+      'EventsNotDelivered',
+      `EventBridge refused ${failed} audit event(s) after ${PUT_EVENTS_RETRY.attempts} attempts (${[...new Set(codes)].join(', ')})`,
+    );
+  }
+}
+
+/** One audit run, as the alerts see it. */
+export interface AuditReport {
+  auditedAt: Date;
+  accountId: string | null;
+  reportGeneratedAt: Date | null;
+  usersScanned: number;
+  findings: readonly Finding[];
+  stale: readonly StaleFinding[];
+  actions: readonly ActionOutcome[];
+  thresholds: Thresholds;
+  policy: {
+    autoRotate: boolean;
+    deactivateUnused: boolean;
+    deactivateUnusedAfterDays: number;
+    maxRotationsPerRun: number;
+  };
+  dryRun: boolean;
+}
+
+/** The action taken (or not) on a finding, as one short phrase. */
+export function actionFor(f: Finding, actions: readonly ActionOutcome[]): ActionOutcome | undefined {
+  const kind = f.type === 'OLD_KEY' ? 'ROTATION' : f.type === 'UNUSED_KEY' ? 'DEACTIVATION' : null;
+  if (!kind) return undefined;
+  return actions.find((a) => a.kind === kind && a.userName === f.userName && a.accessKeyId === f.accessKeyId);
+}
+
+export function actionText(f: Finding, actions: readonly ActionOutcome[]): string {
+  const action = actionFor(f, actions);
+  if (action) {
+    switch (action.status) {
+      case 'STARTED':
+        return 'rotation started';
+      case 'ALREADY_STARTED':
+        return 'rotation already running or done';
+      case 'WOULD_START':
+        return 'would start rotation (dry run)';
+      case 'DEACTIVATED':
+        return 'deactivated';
+      case 'WOULD_DEACTIVATE':
+        return 'would deactivate (dry run)';
+      case 'FAILED':
+        return `FAILED: ${action.detail}`;
+      default:
+        return `skipped: ${action.detail}`;
+    }
+  }
+  if (isActiveExemption(f.exemption)) return 'exempt: reported only';
+  switch (f.type) {
+    case 'ROOT_ACCESS_KEY':
+      return 'delete the root access key by hand';
+    case 'TWO_ACTIVE_KEYS':
+      return `deactivate one of ${f.accessKeyId} / ${f.other?.accessKeyId} by hand`;
+    case 'EXPIRING_KEY':
+      return 'warning: rotate soon';
+    case 'UNUSED_KEY':
+      return 'alert only: deactivate or delete it if nobody needs it';
+    default:
+      return 'alert only';
+  }
+}
+
+const day = (iso: string | null) => (iso ? iso.slice(0, 10) : 'never');
+const cell = (s: string, width: number) => (s.length > width ? `${s.slice(0, width - 1)}~` : s.padEnd(width));
+
+/** A fixed-width table (monospace in any mail client that shows plain text as such). */
+export function findingsTable(findings: readonly Finding[], actions: readonly ActionOutcome[]): string[] {
+  const header = `${cell('TYPE', 15)} ${cell('USER', 32)} ${cell('ACCESS KEY', 20)} ${'AGE'.padStart(4)}  ${cell('LAST USED', 10)}  ACTION`;
+  const rows = findings.map(
+    (f) =>
+      `${cell(f.type, 15)} ${cell(f.userName, 32)} ${cell(f.accessKeyId ?? `(key ${f.keySlot})`, 20)} ${String(f.ageDays).padStart(4)}  ${cell(day(f.lastUsedDate), 10)}  ${actionText(f, actions)}`,
+  );
+  return [header, '-'.repeat(header.length + 12), ...rows];
+}
+
+export function countsByType(findings: readonly Finding[]): Record<string, number> {
+  return Object.fromEntries(FINDING_TYPES.map((t) => [t, findings.filter((f) => f.type === t).length]));
+}
+
+const SHORT: Record<string, string> = {
+  ROOT_ACCESS_KEY: 'root key',
+  OLD_KEY: 'old',
+  UNUSED_KEY: 'unused',
+  TWO_ACTIVE_KEYS: 'two active',
+  EXPIRING_KEY: 'expiring',
+};
+
+export function digestSubject(report: AuditReport): string {
+  const counts = countsByType(report.findings);
+  const parts = FINDING_TYPES.filter((t) => counts[t]).map((t) => `${counts[t]} ${SHORT[t]}`);
+  const n = report.findings.length;
+  // SNS subjects: ASCII, no line breaks, at most 100 characters.
+  return `[rekey] Access key audit${report.dryRun ? ' (dry run)' : ''}: ${n} finding${n === 1 ? '' : 's'} (${parts.join(', ')})`.slice(
+    0,
+    100,
+  );
+}
+
+export function digestText(report: AuditReport): string {
+  const { findings, actions, thresholds, policy } = report;
+  const counts = countsByType(findings);
+  const exempt = findings.filter((f) => isActiveExemption(f.exemption));
+  const acted = findings.filter((f) => !isActiveExemption(f.exemption));
+  const by = (status: ActionOutcome['status'], kind: ActionOutcome['kind']) =>
+    actions.filter((a) => a.status === status && a.kind === kind);
+  const lines: string[] = [
+    `rekey access key audit${report.dryRun ? ' (DRY RUN: nothing was started or changed)' : ''}`,
+    '',
+    `Account:            ${report.accountId ?? 'unknown'}`,
+    `Audited at:         ${report.auditedAt.toISOString()}`,
+    `Credential report:  generated ${report.reportGeneratedAt?.toISOString() ?? 'at an unknown time'}, ${report.usersScanned} users`,
+    `Thresholds:         old after ${thresholds.maxKeyAgeDays} days, warning ${thresholds.warnDays} days before, unused after ${thresholds.unusedDays} days`,
+    '',
+    `Findings: ${findings.length}${exempt.length ? ` (${exempt.length} of them exempt)` : ''}`,
+    ...FINDING_TYPES.map((t) => `  ${t.padEnd(16)} ${String(counts[t]).padStart(6)}`),
+    '',
+    'Actions:',
+    `  rotations started:           ${by('STARTED', 'ROTATION').length + by('WOULD_START', 'ROTATION').length}${policy.autoRotate ? ` (at most ${policy.maxRotationsPerRun} per run)` : ' (automatic rotation is off)'}`,
+    `  rotations already running:   ${by('ALREADY_STARTED', 'ROTATION').length}`,
+    `  keys deactivated as unused:  ${by('DEACTIVATED', 'DEACTIVATION').length + by('WOULD_DEACTIVATE', 'DEACTIVATION').length}${policy.deactivateUnused ? ` (policy: unused more than ${policy.deactivateUnusedAfterDays} days)` : ' (policy off)'}`,
+    `  skipped:                     ${actions.filter((a) => a.status === 'SKIPPED').length}`,
+    `  failed:                      ${actions.filter((a) => a.status === 'FAILED').length}`,
+    '',
+  ];
+  const table = (list: readonly Finding[]) => {
+    const shown = list.slice(0, DIGEST_MAX_ROWS);
+    const out = findingsTable(shown, actions);
+    if (list.length > shown.length)
+      out.push(`... and ${list.length - shown.length} more (every finding is also an EventBridge event)`);
+    return out;
+  };
+  if (acted.length) lines.push('Findings', '', ...table(acted), '');
+  if (exempt.length) {
+    lines.push('Exempt (reported, never acted on)', '', ...table(exempt), '');
+    for (const f of exempt.slice(0, DIGEST_MAX_ROWS))
+      lines.push(
+        `  ${f.userName}: ${f.exemption?.reason}${f.exemption?.until ? ` (until ${day(f.exemption.until)})` : ''}`,
+      );
+    lines.push('');
+  }
+  const expired = findings.filter((f) => f.exemption?.expired);
+  if (expired.length) {
+    lines.push('Expired exemptions (no longer exempt, acted on as usual)', '');
+    for (const u of new Set(
+      expired.map((f) => `${f.userName}: expired ${day(f.exemption?.until ?? null)}, ${f.exemption?.reason}`),
+    ))
+      lines.push(`  ${u}`);
+    lines.push('');
+  }
+  const notable = actions.filter((a) => a.status === 'SKIPPED' || a.status === 'FAILED');
+  if (notable.length) {
+    lines.push('Skipped or failed, and why', '');
+    for (const a of notable.slice(0, DIGEST_MAX_ROWS))
+      lines.push(
+        `  ${a.kind === 'ROTATION' ? 'rotate' : 'deactivate'} ${a.userName} ${a.accessKeyId ?? ''}: ${a.status === 'FAILED' ? 'FAILED, ' : ''}${a.detail}`,
+      );
+    lines.push('');
+  }
+  if (report.stale.length)
+    lines.push(
+      `${report.stale.length} finding(s) of the credential report had already cleared (key rotated or deactivated since).`,
+      '',
+    );
+  lines.push(
+    'Rotations run the rekey state machine: the old key stays active until its consumers have moved to the new one.',
+    'To exempt a user, tag it with the exempt tag, e.g. "until=YYYY-MM-DD reason".',
+  );
+  return lines.join('\n');
+}
+
+/** The EventBridge detail of one finding: an explicit allow-list of fields. */
+export function eventDetail(f: Finding, report: AuditReport): Record<string, unknown> {
+  const action = actionFor(f, report.actions);
+  return {
+    type: f.type,
+    userName: f.userName,
+    accessKeyId: f.accessKeyId,
+    ageDays: f.ageDays,
+    lastUsedDate: f.lastUsedDate,
+    severity: SEVERITY[f.type],
+    idleDays: f.idleDays,
+    createDate: f.createDate,
+    otherAccessKeyId: f.other?.accessKeyId ?? null,
+    exempt: isActiveExemption(f.exemption),
+    exemption: f.exemption,
+    action: action
+      ? {
+          kind: action.kind,
+          status: action.status,
+          detail: action.detail,
+          executionName: action.executionName ?? null,
+        }
+      : null,
+    message: actionText(f, report.actions),
+    accountId: report.accountId,
+    auditedAt: report.auditedAt.toISOString(),
+    reportGeneratedAt: report.reportGeneratedAt?.toISOString() ?? null,
+    dryRun: report.dryRun,
+  };
+}
+
+export function findingEvents(report: AuditReport, eventBusName: string): PutEventsRequestEntry[] {
+  return report.findings.map((f) => ({
+    Source: EVENT_SOURCE,
+    DetailType: FINDING_DETAIL_TYPE,
+    Detail: JSON.stringify(eventDetail(f, report)),
+    EventBusName: eventBusName,
+    Resources: f.userArn.startsWith('arn:') ? [f.userArn] : [],
+    Time: report.auditedAt,
+  }));
+}
+
+export interface AlertDeps {
+  sns: SNSClient;
+  eventBridge: EventBridgeClient;
+  clock: Clock;
+  topicArn: string;
+  eventBusName: string;
+}
+
+export async function publishAlerts(
+  deps: AlertDeps,
+  report: AuditReport,
+): Promise<{ digestPublished: boolean; eventsPublished: number }> {
+  if (report.findings.length === 0) return { digestPublished: false, eventsPublished: 0 };
+  await deps.sns.send(
+    new PublishCommand({
+      TopicArn: deps.topicArn,
+      Subject: digestSubject(report),
+      Message: digestText(report),
+      MessageAttributes: { event: { DataType: 'String', StringValue: 'AUDIT_DIGEST' } },
+    }),
+  );
+  const entries = findingEvents(report, deps.eventBusName);
+  for (let i = 0; i < entries.length; i += EVENTS_PER_CALL) {
+    await putWithRetry(deps, entries.slice(i, i + EVENTS_PER_CALL));
+  }
+  return { digestPublished: true, eventsPublished: entries.length };
+}
+
+async function putWithRetry(deps: AlertDeps, batch: PutEventsRequestEntry[]): Promise<void> {
+  let pending = batch;
+  let codes: string[] = [];
+  for (let attempt = 1; attempt <= PUT_EVENTS_RETRY.attempts; attempt++) {
+    const out = await deps.eventBridge.send(new PutEventsCommand({ Entries: pending }));
+    if (!out.FailedEntryCount) return;
+    // Results are in request order; a failed entry has an ErrorCode and no EventId.
+    const results = out.Entries ?? [];
+    codes = results.filter((r) => r.ErrorCode).map((r) => r.ErrorCode as string);
+    pending = pending.filter((_, i) => results[i]?.ErrorCode || !results[i]?.EventId);
+    if (attempt < PUT_EVENTS_RETRY.attempts)
+      await deps.clock.sleep(PUT_EVENTS_RETRY.baseDelayMs * 2 ** (attempt - 1));
+  }
+  throw new EventsNotDelivered(pending.length, codes);
+}

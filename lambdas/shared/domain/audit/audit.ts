@@ -1,0 +1,242 @@
+/**
+ * The audit, end to end: scan (credential report + user details + key ids of the users with
+ * findings), act (rotations, the opt-in deactivation), alert (SNS digest, EventBridge events,
+ * opt-in Security Hub). The Lambda runs all of it; `rekey audit` runs the scan only.
+ */
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import type { IAMClient } from '@aws-sdk/client-iam';
+import type { SecurityHubClient } from '@aws-sdk/client-securityhub';
+import type { SNSClient } from '@aws-sdk/client-sns';
+import type { Clock } from '../../clock.ts';
+import type { RekeyEnv } from '../../env.ts';
+import { RekeyError } from '../../errors.ts';
+import { type ActionOutcome, type ActionPolicy, applyActions, type RotationStarter } from './actions.ts';
+import { type AuditReport, countsByType, publishAlerts } from './alerts.ts';
+import { CallCounter } from './calls.ts';
+import { fetchCredentialReport, type ReportOptions } from './credential-report.ts';
+import {
+  evaluateFindings,
+  type Finding,
+  isActiveExemption,
+  type Thresholds,
+  type UserDetail,
+} from './findings.ts';
+import { type AccountContext, syncSecurityHub } from './security-hub.ts';
+import { listUserDetails, resolveKeyIds, type StaleFinding } from './users.ts';
+
+export interface ScanPolicy {
+  thresholds: Thresholds;
+  exemptTag: string;
+}
+
+export interface AuditPolicy extends ScanPolicy, ActionPolicy {
+  securityHub: boolean;
+}
+
+export type AuditEnv = Pick<
+  RekeyEnv,
+  | 'REKEY_MAX_KEY_AGE_DAYS'
+  | 'REKEY_UNUSED_DAYS'
+  | 'REKEY_WARN_DAYS'
+  | 'REKEY_AUTO_ROTATE'
+  | 'REKEY_MAX_ROTATIONS_PER_RUN'
+  | 'REKEY_DEACTIVATE_UNUSED'
+  | 'REKEY_DEACTIVATE_UNUSED_AFTER_DAYS'
+  | 'REKEY_SECURITY_HUB'
+  | 'REKEY_EXEMPT_TAG'
+  | 'REKEY_PROTECTED_USERS'
+  | 'REKEY_USER_PATH_PREFIX'
+  | 'REKEY_OPT_IN_TAG'
+>;
+
+export function auditPolicyFromEnv(env: AuditEnv): AuditPolicy {
+  return {
+    thresholds: {
+      maxKeyAgeDays: env.REKEY_MAX_KEY_AGE_DAYS,
+      unusedDays: env.REKEY_UNUSED_DAYS,
+      warnDays: env.REKEY_WARN_DAYS,
+    },
+    exemptTag: env.REKEY_EXEMPT_TAG,
+    autoRotate: env.REKEY_AUTO_ROTATE,
+    maxRotationsPerRun: env.REKEY_MAX_ROTATIONS_PER_RUN,
+    deactivateUnused: env.REKEY_DEACTIVATE_UNUSED,
+    deactivateUnusedAfterDays: env.REKEY_DEACTIVATE_UNUSED_AFTER_DAYS,
+    securityHub: env.REKEY_SECURITY_HUB,
+    protectedUsers: env.REKEY_PROTECTED_USERS,
+    userPathPrefix: env.REKEY_USER_PATH_PREFIX,
+    optInTag: env.REKEY_OPT_IN_TAG,
+  };
+}
+
+export interface ScanDeps {
+  iam: IAMClient;
+  clock: Clock;
+  /** @default a new counter */
+  calls?: CallCounter;
+  /** Progress lines (the CLI prints them on stderr). */
+  log?: (message: string) => void;
+}
+
+export interface ScanResult {
+  auditedAt: Date;
+  reportGeneratedAt: Date | null;
+  /** Users in the credential report (the root row not counted). */
+  usersScanned: number;
+  findings: Finding[];
+  /** Findings of the report that had cleared by the time the keys were looked up. */
+  stale: StaleFinding[];
+  users: Map<string, UserDetail>;
+  calls: CallCounter;
+}
+
+/** Read-only: the credential report, the users' paths and tags, the key ids of users with findings. */
+export async function scanAccount(
+  deps: ScanDeps,
+  policy: ScanPolicy,
+  options: ReportOptions = {},
+): Promise<ScanResult> {
+  const calls = deps.calls ?? new CallCounter();
+  const log = deps.log ?? (() => {});
+  log('Fetching the IAM credential report');
+  const report = await fetchCredentialReport({ iam: deps.iam, clock: deps.clock, calls }, options);
+  log(`Credential report: ${report.rows.length} rows; reading user paths and tags`);
+  const users = await listUserDetails({ iam: deps.iam, calls });
+  const auditedAt = deps.clock.now();
+  const candidates = evaluateFindings(report.rows, users, {
+    now: auditedAt,
+    thresholds: policy.thresholds,
+    exemptTag: policy.exemptTag,
+  });
+  const withKeys = new Set(candidates.filter((f) => f.type !== 'ROOT_ACCESS_KEY').map((f) => f.userName));
+  log(`${candidates.length} finding(s); looking up the key ids of ${withKeys.size} user(s)`);
+  const { findings, stale } = await resolveKeyIds({ iam: deps.iam, calls }, candidates);
+  return {
+    auditedAt,
+    reportGeneratedAt: report.generatedTime,
+    usersScanned: report.rows.filter((r) => !r.isRoot).length,
+    findings,
+    stale,
+    users,
+    calls,
+  };
+}
+
+/** Some actions failed: raised after the alerts went out, so the run shows as failed (and retried). */
+export class AuditActionsFailed extends RekeyError {
+  constructor(failed: ActionOutcome[]) {
+    super(
+      'AuditActionsFailed',
+      `${failed.length} audit action(s) failed: ${failed
+        .slice(0, 5)
+        .map((a) => `${a.kind} ${a.userName} ${a.accessKeyId ?? ''}: ${a.detail}`)
+        .join('; ')}`,
+    );
+  }
+}
+
+export interface AuditDeps extends ScanDeps {
+  sns: SNSClient;
+  eventBridge: EventBridgeClient;
+  securityHub: SecurityHubClient;
+  starter: RotationStarter;
+  account: AccountContext;
+  topicArn: string;
+  eventBusName: string;
+}
+
+/** What the Lambda returns and logs: counts, never the findings themselves (10,000 users...). */
+export interface AuditSummary {
+  dryRun: boolean;
+  auditedAt: string;
+  reportGeneratedAt: string | null;
+  usersScanned: number;
+  findings: Record<string, number>;
+  exempt: number;
+  stale: number;
+  rotations: Record<string, number>;
+  deactivations: Record<string, number>;
+  digestPublished: boolean;
+  eventsPublished: number;
+  securityHub: { imported: number; resolved: number } | null;
+  iamCalls: Record<string, number>;
+  iamScanCalls: number;
+  iamPerFindingCalls: number;
+}
+
+const tally = (actions: readonly ActionOutcome[], kind: ActionOutcome['kind']) => {
+  const counts: Record<string, number> = {};
+  for (const a of actions) if (a.kind === kind) counts[a.status] = (counts[a.status] ?? 0) + 1;
+  return counts;
+};
+
+export async function runAudit(
+  deps: AuditDeps,
+  policy: AuditPolicy,
+  options: { dryRun?: boolean } & ReportOptions = {},
+): Promise<AuditSummary> {
+  const dryRun = options.dryRun ?? false;
+  const scan = await scanAccount(deps, policy, options);
+  const { calls } = scan;
+  const actions = await applyActions(
+    { iam: deps.iam, starter: deps.starter, clock: deps.clock, calls },
+    scan.findings,
+    scan.users,
+    policy,
+    { dryRun },
+  );
+  const report: AuditReport = {
+    auditedAt: scan.auditedAt,
+    accountId: deps.account.accountId,
+    reportGeneratedAt: scan.reportGeneratedAt,
+    usersScanned: scan.usersScanned,
+    findings: scan.findings,
+    stale: scan.stale,
+    actions,
+    thresholds: policy.thresholds,
+    policy,
+    dryRun,
+  };
+  // A dry run reports through its return value only.
+  const alerts = dryRun
+    ? { digestPublished: false, eventsPublished: 0 }
+    : await publishAlerts(
+        {
+          sns: deps.sns,
+          eventBridge: deps.eventBridge,
+          clock: deps.clock,
+          topicArn: deps.topicArn,
+          eventBusName: deps.eventBusName,
+        },
+        report,
+      );
+  const securityHub =
+    policy.securityHub && !dryRun
+      ? await syncSecurityHub({ securityHub: deps.securityHub, clock: deps.clock }, scan.findings, {
+          ctx: deps.account,
+          thresholds: policy.thresholds,
+          actions,
+        })
+      : null;
+  const summary: AuditSummary = {
+    dryRun,
+    auditedAt: scan.auditedAt.toISOString(),
+    reportGeneratedAt: scan.reportGeneratedAt?.toISOString() ?? null,
+    usersScanned: scan.usersScanned,
+    findings: countsByType(scan.findings),
+    exempt: scan.findings.filter((f) => isActiveExemption(f.exemption)).length,
+    stale: scan.stale.length,
+    rotations: tally(actions, 'ROTATION'),
+    deactivations: tally(actions, 'DEACTIVATION'),
+    ...alerts,
+    securityHub,
+    iamCalls: calls.toJSON(),
+    iamScanCalls: calls.scanCalls,
+    iamPerFindingCalls: calls.perFindingCalls,
+  };
+  const failed = actions.filter((a) => a.status === 'FAILED');
+  if (failed.length) {
+    deps.log?.(`audit finished with failures: ${JSON.stringify(summary)}`);
+    throw new AuditActionsFailed(failed);
+  }
+  return summary;
+}

@@ -1,0 +1,203 @@
+import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
+import {
+  DIGEST_MAX_ROWS,
+  digestSubject,
+  digestText,
+  EventsNotDelivered,
+  FINDING_DETAIL_TYPE,
+  findingEvents,
+  publishAlerts,
+} from '../../../lambdas/shared/domain/audit/alerts.ts';
+import { fakeClock, TOPIC_ARN } from '../lambdas/helpers.ts';
+import { ACTIONS, FINDINGS, finding, KEYS, report } from './fixtures.ts';
+import { expectNoSecrets, rejection } from './helpers.ts';
+
+const sns = new SNSClient({ region: 'us-east-1' });
+const eventBridge = new EventBridgeClient({ region: 'us-east-1' });
+const snsMock = mockClient(sns);
+const ebMock = mockClient(eventBridge);
+
+beforeEach(() => {
+  snsMock.reset();
+  ebMock.reset();
+  snsMock.on(PublishCommand).resolves({ MessageId: 'm-1' });
+});
+
+describe('the digest', () => {
+  it('has a short ASCII subject with the counts', () => {
+    const subject = digestSubject(report());
+    expect(subject).toBe(
+      '[rekey] Access key audit: 7 findings (1 root key, 3 old, 1 unused, 1 two active, 1 expiring)',
+    );
+    expect(subject.length).toBeLessThanOrEqual(100);
+    expect(subject).toMatch(/^[\x20-\x7e]+$/);
+  });
+
+  it('reads as an email: counts per type, a fixed-width table, actions, exemptions', () => {
+    const text = digestText(report());
+    const lines = text.split('\n');
+
+    expect(text).toContain('Account:            123456789012');
+    expect(text).toContain('old after 90 days, warning 14 days before, unused after 45 days');
+    expect(text).toMatch(/Findings: 7 \(1 of them exempt\)/);
+    expect(lines).toContain('  OLD_KEY               3');
+    expect(lines).toContain('  ROOT_ACCESS_KEY       1');
+    expect(text).toMatch(/rotations started: +1 \(at most 25 per run\)/);
+    expect(text).toMatch(/rotations already running: +1/);
+    expect(text).toMatch(/keys deactivated as unused: +0 \(policy off\)/);
+    // The table: one header, every row the same column layout.
+    const header = lines.find((l) => l.startsWith('TYPE'));
+    expect(header).toBe(
+      'TYPE            USER                             ACCESS KEY            AGE  LAST USED   ACTION',
+    );
+    const aliceRow = lines.find((l) => l.includes(KEYS.alice));
+    expect(aliceRow).toBe(
+      `OLD_KEY         alice                            ${KEYS.alice}  120  2026-02-28  rotation already running or done`,
+    );
+    expect(lines.find((l) => l.includes(KEYS.lapsed))).toContain('rotation started');
+    expect(lines.find((l) => l.startsWith('ROOT_ACCESS_KEY'))).toContain('(key 1)');
+    expect(lines.find((l) => l.startsWith('TWO_ACTIVE_KEYS'))).toContain(
+      `deactivate one of ${KEYS.dave1} / ${KEYS.dave2}`,
+    );
+    expect(lines.find((l) => l.startsWith('UNUSED_KEY'))).toMatch(/ never +alert only/);
+    // Exempt users have their own section with the reason; expired exemptions are called out.
+    expect(text).toContain('Exempt (reported, never acted on)');
+    expect(text).toContain('  vendor: SMTP relay, SEC-12 (until 2026-12-31)');
+    expect(text).toContain('  lapsed: expired 2026-01-31, migration');
+    expect(text).toContain(`  rotate vendor ${KEYS.vendor}: exempt until 2026-12-31: SMTP relay, SEC-12`);
+    for (const id of Object.values(KEYS)) expect(text).toContain(id);
+    expectNoSecrets(text);
+  });
+
+  it('says so on a dry run, and caps the table', () => {
+    const many = Array.from({ length: DIGEST_MAX_ROWS + 7 }, (_, i) =>
+      finding({ type: 'OLD_KEY', userName: `u${i}`, accessKeyId: `AKIA${String(i).padStart(16, '0')}` }),
+    );
+    const text = digestText(report({ findings: many, actions: [], dryRun: true }));
+    expect(text.split('\n')[0]).toBe('rekey access key audit (DRY RUN: nothing was started or changed)');
+    expect(text).toContain('... and 7 more (every finding is also an EventBridge event)');
+    expect(Buffer.byteLength(text)).toBeLessThan(256 * 1024);
+  });
+});
+
+describe('the events', () => {
+  it('one "Stale Access Key Found" event per finding, source rekey, with the contract fields', () => {
+    const entries = findingEvents(report(), 'default');
+    expect(entries).toHaveLength(FINDINGS.length);
+    const alice = entries.find((e) => e.Detail?.includes(KEYS.alice) && e.Detail.includes('"OLD_KEY"'));
+    expect(alice).toMatchObject({
+      Source: 'rekey',
+      DetailType: FINDING_DETAIL_TYPE,
+      EventBusName: 'default',
+      Resources: ['arn:aws:iam::123456789012:user/alice'],
+    });
+    expect(JSON.parse(alice?.Detail ?? '{}')).toMatchObject({
+      type: 'OLD_KEY',
+      userName: 'alice',
+      accessKeyId: KEYS.alice,
+      ageDays: 120,
+      lastUsedDate: FINDINGS[1]?.lastUsedDate,
+      severity: 'MEDIUM',
+      exempt: false,
+      action: {
+        kind: 'ROTATION',
+        status: 'ALREADY_STARTED',
+        detail: 'rotation already started earlier',
+        executionName: `rekey-alice-${KEYS.alice}`,
+      },
+    });
+    const vendor = JSON.parse(entries.find((e) => e.Detail?.includes(KEYS.vendor))?.Detail ?? '{}');
+    expect(vendor).toMatchObject({
+      exempt: true,
+      exemption: { reason: 'SMTP relay, SEC-12', expired: false },
+    });
+    for (const e of entries) expectNoSecrets(JSON.stringify(e));
+  });
+});
+
+describe('publishAlerts', () => {
+  const deps = () => ({ sns, eventBridge, clock: fakeClock(), topicArn: TOPIC_ARN, eventBusName: 'default' });
+  const many = (n: number) =>
+    Array.from({ length: n }, (_, i) =>
+      finding({ type: 'UNUSED_KEY', userName: `u${i}`, accessKeyId: `AKIA${String(i).padStart(16, '0')}` }),
+    );
+
+  it('publishes nothing when there are no findings', async () => {
+    await expect(publishAlerts(deps(), report({ findings: [], actions: [] }))).resolves.toEqual({
+      digestPublished: false,
+      eventsPublished: 0,
+    });
+    expect(snsMock).not.toHaveReceivedCommand(PublishCommand);
+    expect(ebMock).not.toHaveReceivedCommand(PutEventsCommand);
+  });
+
+  it('one digest, and events in batches of 10', async () => {
+    ebMock.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => ({
+      FailedEntryCount: 0,
+      Entries: input.Entries.map((_, i) => ({ EventId: `e-${i}` })),
+    }));
+    const r = report({ findings: many(23), actions: [] });
+
+    await expect(publishAlerts(deps(), r)).resolves.toEqual({ digestPublished: true, eventsPublished: 23 });
+
+    expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 1);
+    expect(snsMock).toHaveReceivedCommandWith(PublishCommand, {
+      TopicArn: TOPIC_ARN,
+      Subject: '[rekey] Access key audit: 23 findings (23 unused)',
+      Message: digestText(r),
+      MessageAttributes: { event: { DataType: 'String', StringValue: 'AUDIT_DIGEST' } },
+    });
+    const sizes = ebMock.commandCalls(PutEventsCommand).map((c) => c.args[0].input.Entries?.length);
+    expect(sizes).toEqual([10, 10, 3]);
+  });
+
+  it('sends refused entries again, only those, then succeeds', async () => {
+    ebMock
+      .on(PutEventsCommand)
+      .resolvesOnce({
+        FailedEntryCount: 2,
+        Entries: [
+          { EventId: 'a' },
+          { ErrorCode: 'ThrottlingException', ErrorMessage: 'slow down' },
+          { EventId: 'c' },
+          { ErrorCode: 'InternalFailure' },
+        ],
+      })
+      .resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'b' }, { EventId: 'd' }] });
+    const d = deps();
+
+    await publishAlerts(d, report({ findings: many(4), actions: [] }));
+
+    const calls = ebMock.commandCalls(PutEventsCommand).map((c) => c.args[0].input.Entries ?? []);
+    expect(calls.map((entries) => entries.length)).toEqual([4, 2]);
+    expect(calls[1]?.map((e) => JSON.parse(e.Detail ?? '{}').userName)).toEqual(['u1', 'u3']);
+    expect(d.clock.sleep).toHaveBeenCalledWith(1000);
+  });
+
+  it('fails with EventsNotDelivered when entries are still refused after 3 attempts', async () => {
+    ebMock
+      .on(PutEventsCommand)
+      .resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: 'InternalFailure' }] });
+    const d = deps();
+
+    const error = await rejection(publishAlerts(d, report({ findings: many(1), actions: [] })));
+
+    expect(error).toBeInstanceOf(EventsNotDelivered);
+    expect(error.name).toBe('EventsNotDelivered');
+    expect(error.message).toBe('EventBridge refused 1 audit event(s) after 3 attempts (InternalFailure)');
+    expect(ebMock).toHaveReceivedCommandTimes(PutEventsCommand, 3);
+    expect(d.clock.sleep.mock.calls.map(([ms]) => ms)).toEqual([1000, 2000]);
+  });
+
+  it('keeps the action of each finding in its event', () => {
+    const entries = findingEvents(report(), 'rekey-bus');
+    const started = entries
+      .map((e) => JSON.parse(e.Detail ?? '{}'))
+      .filter((d) => d.action?.status === 'STARTED');
+    expect(started.map((d) => d.userName)).toEqual(['lapsed']);
+    expect(ACTIONS).toHaveLength(3);
+  });
+});

@@ -1,0 +1,246 @@
+import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import {
+  GenerateCredentialReportCommand,
+  GetAccountAuthorizationDetailsCommand,
+  GetCredentialReportCommand,
+  IAMClient,
+  ListAccessKeysCommand,
+} from '@aws-sdk/client-iam';
+import {
+  BatchImportFindingsCommand,
+  GetFindingsCommand,
+  SecurityHubClient,
+} from '@aws-sdk/client-securityhub';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { AUDIT_ENV } from '../../../lambdas/audit/env.ts';
+import type { RotationStarter } from '../../../lambdas/shared/domain/audit/actions.ts';
+import {
+  AuditActionsFailed,
+  auditPolicyFromEnv,
+  runAudit,
+  scanAccount,
+} from '../../../lambdas/shared/domain/audit/audit.ts';
+import { loadEnv } from '../../../lambdas/shared/env.ts';
+import { awsError, fakeClock, TOPIC_ARN } from '../lambdas/helpers.ts';
+import { ACCOUNT, ago, expectNoSecrets, FAKE_SECRETS, rejection, reportCsv } from './helpers.ts';
+
+const iam = new IAMClient({ region: 'us-east-1' });
+const sns = new SNSClient({ region: 'us-east-1' });
+const eventBridge = new EventBridgeClient({ region: 'us-east-1' });
+const securityHub = new SecurityHubClient({ region: 'us-east-1' });
+const iamMock = mockClient(iam);
+const snsMock = mockClient(sns);
+const ebMock = mockClient(eventBridge);
+const shMock = mockClient(securityHub);
+
+const ENV = loadEnv(AUDIT_ENV, {
+  REKEY_STATE_MACHINE_ARN: `arn:aws:states:us-east-1:${ACCOUNT}:stateMachine:rekey-rotation`,
+  REKEY_TOPIC_ARN: TOPIC_ARN,
+  REKEY_PROTECTED_USERS: 'break-glass',
+});
+const POLICY = auditPolicyFromEnv(ENV);
+
+/** An account where secrets sit next to everything the audit reads: none may come out. */
+function seedAccount(): void {
+  const [secretA, secretB] = FAKE_SECRETS as [string, string];
+  const csv = reportCsv([
+    { user: '<root_account>', key1: { created: 700, used: 3 } },
+    { user: 'alice', key1: { created: 120, used: 1 } },
+    { user: 'bob', key1: { created: 60 } },
+    { user: 'break-glass', key1: { created: 200, used: 2 } },
+    { user: 'vendor', key1: { created: 150, used: 1 } },
+    { user: 'fresh', key1: { created: 3, used: 0 } },
+  ])
+    // A column IAM might add one day, holding a secret-shaped value: it must not be copied anywhere.
+    .replace(/^user,/, 'extra_column,user,')
+    .replace(/\n(?=[^\n])/g, `\n${secretA},`);
+  iamMock.on(GenerateCredentialReportCommand).resolves({ State: 'COMPLETE' });
+  iamMock
+    .on(GetCredentialReportCommand)
+    .resolves({ Content: new TextEncoder().encode(csv), GeneratedTime: ago(0) });
+  iamMock.on(GetAccountAuthorizationDetailsCommand).resolves({
+    IsTruncated: false,
+    UserDetailList: [
+      { UserName: 'alice', Path: '/', Tags: [{ Key: 'legacy-secret', Value: secretB }] },
+      { UserName: 'bob', Path: '/' },
+      { UserName: 'break-glass', Path: '/' },
+      {
+        UserName: 'vendor',
+        Path: '/',
+        Tags: [{ Key: 'rekey:exempt', Value: 'until=2099-01-01 vendor relay' }],
+      },
+      { UserName: 'fresh', Path: '/' },
+    ],
+  });
+  iamMock.on(ListAccessKeysCommand).callsFake((input: { UserName: string }) => {
+    const created = { alice: 120, bob: 60, 'break-glass': 200, vendor: 150 }[input.UserName] ?? 0;
+    return {
+      AccessKeyMetadata: [
+        {
+          UserName: input.UserName,
+          AccessKeyId: `AKIA${input.UserName.replace(/\W/g, '').toUpperCase().padEnd(16, '0')}`,
+          Status: 'Active',
+          CreateDate: ago(created),
+          // ListAccessKeys never returns secrets; a response that did must not leak either.
+          SecretAccessKey: secretB,
+        },
+      ],
+    };
+  });
+}
+
+function starter(): RotationStarter & { start: ReturnType<typeof vi.fn> } {
+  return {
+    start: vi.fn(async () => ({
+      status: 'STARTED' as const,
+      executionArn: 'arn:aws:states:...:execution:x',
+    })),
+  };
+}
+
+const deps = (s: RotationStarter = starter()) => ({
+  iam,
+  sns,
+  eventBridge,
+  securityHub,
+  starter: s,
+  clock: fakeClock(),
+  account: { partition: 'aws', region: 'us-east-1', accountId: ACCOUNT },
+  topicArn: TOPIC_ARN,
+  eventBusName: 'default',
+});
+
+beforeEach(() => {
+  for (const m of [iamMock, snsMock, ebMock, shMock]) m.reset();
+  snsMock.on(PublishCommand).resolves({ MessageId: 'm' });
+  ebMock.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => ({
+    FailedEntryCount: 0,
+    Entries: input.Entries.map(() => ({ EventId: 'e' })),
+  }));
+  shMock.on(GetFindingsCommand).resolves({ Findings: [] });
+  shMock.on(BatchImportFindingsCommand).resolves({ FailedCount: 0, SuccessCount: 1 });
+  seedAccount();
+});
+
+describe('auditPolicyFromEnv', () => {
+  it('has the documented defaults', () => {
+    expect(POLICY).toEqual({
+      thresholds: { maxKeyAgeDays: 90, unusedDays: 45, warnDays: 14 },
+      exemptTag: 'rekey:exempt',
+      autoRotate: true,
+      maxRotationsPerRun: 25,
+      deactivateUnused: false,
+      deactivateUnusedAfterDays: 90,
+      securityHub: false,
+      protectedUsers: ['break-glass'],
+      userPathPrefix: '/',
+      optInTag: undefined,
+    });
+  });
+
+  it('requires the state machine ARN, and names a bad one', () => {
+    expect(() => loadEnv(AUDIT_ENV, { REKEY_TOPIC_ARN: TOPIC_ARN })).toThrow(/REKEY_STATE_MACHINE_ARN/);
+    expect(() =>
+      loadEnv(AUDIT_ENV, {
+        REKEY_TOPIC_ARN: TOPIC_ARN,
+        REKEY_STATE_MACHINE_ARN: 'arn:aws:sns:us-east-1:1:x',
+      }),
+    ).toThrow(/REKEY_STATE_MACHINE_ARN: must be a Step Functions state machine ARN/);
+  });
+});
+
+describe('scanAccount', () => {
+  it('costs three scan calls plus one ListAccessKeys per user with a finding', async () => {
+    const scan = await scanAccount({ iam, clock: fakeClock() }, POLICY);
+    expect(scan.usersScanned).toBe(5);
+    expect(scan.findings.map((f) => `${f.type}:${f.userName}`)).toEqual([
+      'ROOT_ACCESS_KEY:<root_account>',
+      'OLD_KEY:alice',
+      'OLD_KEY:break-glass',
+      'OLD_KEY:vendor',
+      'UNUSED_KEY:bob',
+    ]);
+    expect(scan.calls.toJSON()).toEqual({
+      GenerateCredentialReport: 1,
+      GetAccountAuthorizationDetails: 1,
+      GetCredentialReport: 1,
+      ListAccessKeys: 4,
+    });
+    expect(scan.calls.scanCalls).toBe(3);
+  });
+});
+
+describe('runAudit', () => {
+  it('acts, alerts, and lets no secret out', async () => {
+    const s = starter();
+
+    const summary = await runAudit(deps(s), { ...POLICY, securityHub: true });
+
+    expect(summary).toMatchObject({
+      dryRun: false,
+      usersScanned: 5,
+      findings: { ROOT_ACCESS_KEY: 1, OLD_KEY: 3, UNUSED_KEY: 1, TWO_ACTIVE_KEYS: 0, EXPIRING_KEY: 0 },
+      exempt: 1,
+      stale: 0,
+      rotations: { STARTED: 1, SKIPPED: 2 },
+      deactivations: {},
+      digestPublished: true,
+      eventsPublished: 5,
+      securityHub: { imported: 5, resolved: 0 },
+      iamScanCalls: 3,
+      iamPerFindingCalls: 4,
+    });
+    expect(s.start).toHaveBeenCalledTimes(1);
+    expect(s.start).toHaveBeenCalledWith(expect.objectContaining({ userName: 'alice' }));
+    const published = [
+      JSON.stringify(snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input)),
+      JSON.stringify(ebMock.commandCalls(PutEventsCommand).map((c) => c.args[0].input)),
+      JSON.stringify(shMock.commandCalls(BatchImportFindingsCommand).map((c) => c.args[0].input)),
+      JSON.stringify(summary),
+    ].join('\n');
+    expect(published).toContain('AKIAALICE00000000000');
+    expectNoSecrets(published);
+  });
+
+  it('a dry run starts, changes and publishes nothing', async () => {
+    const s = starter();
+    const summary = await runAudit(
+      deps(s),
+      { ...POLICY, securityHub: true, deactivateUnused: true },
+      { dryRun: true },
+    );
+    expect(summary).toMatchObject({
+      dryRun: true,
+      digestPublished: false,
+      eventsPublished: 0,
+      securityHub: null,
+    });
+    expect(summary.rotations).toEqual({ WOULD_START: 1, SKIPPED: 2 });
+    expect(s.start).not.toHaveBeenCalled();
+    expect(snsMock).not.toHaveReceivedCommand(PublishCommand);
+    expect(ebMock).not.toHaveReceivedCommand(PutEventsCommand);
+    expect(shMock).not.toHaveReceivedCommand(BatchImportFindingsCommand);
+  });
+
+  it('Security Hub stays untouched unless enabled', async () => {
+    await runAudit(deps(), POLICY);
+    expect(shMock).not.toHaveReceivedCommand(GetFindingsCommand);
+    expect(shMock).not.toHaveReceivedCommand(BatchImportFindingsCommand);
+  });
+
+  it('fails with AuditActionsFailed after the alerts went out when a rotation could not start', async () => {
+    const s = starter();
+    s.start.mockRejectedValue(awsError('AccessDeniedException', 'no states:StartExecution'));
+
+    const error = await rejection(runAudit(deps(s), POLICY));
+
+    expect(error).toBeInstanceOf(AuditActionsFailed);
+    expect(error.message).toContain('ROTATION alice AKIAALICE00000000000: could not start the rotation');
+    expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 1);
+    expect(String(snsMock.commandCalls(PublishCommand)[0]?.args[0].input.Message)).toContain(
+      'failed:                      1',
+    );
+  });
+});
