@@ -17,12 +17,11 @@ export const STEPS = {
       'REKEY_PROTECTED_USERS',
       'REKEY_USER_PATH_PREFIX',
       'REKEY_OPT_IN_TAG',
-      'REKEY_LAST_USED_GRACE_SECONDS',
     ],
   },
   'create-second-key': {
     description: 'Creates the new access key and stores it in Secrets Manager in one invocation',
-    env: ['REKEY_SECRET_PREFIX', 'REKEY_KMS_KEY_ID', 'REKEY_LOCK_TABLE', 'REKEY_LAST_USED_GRACE_SECONDS'],
+    env: ['REKEY_SECRET_PREFIX', 'REKEY_KMS_KEY_ID', 'REKEY_LOCK_TABLE'],
   },
   'verify-new-key': {
     description: 'Proves the stored key authenticates as its user, then makes it AWSCURRENT',

@@ -23,7 +23,7 @@ export interface CreateKeyDeps {
   secretsManager: SecretsManagerClient;
   lock: LockDeps;
   clock: Clock;
-  env: { REKEY_KMS_KEY_ID: string; REKEY_LAST_USED_GRACE_SECONDS: number };
+  env: { REKEY_KMS_KEY_ID: string };
 }
 
 type CreateInput = RotationState & { oldKey: NonNullable<RotationState['oldKey']> };
@@ -31,7 +31,6 @@ type CreateInput = RotationState & { oldKey: NonNullable<RotationState['oldKey']
 export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): Promise<NewKey> {
   const { userName, executionId, secretName } = state;
   const oldKeyId = state.oldKey.accessKeyId;
-  const grace = deps.env.REKEY_LAST_USED_GRACE_SECONDS;
 
   const lock = await readLock(deps.lock, userName);
   if (lock?.owner !== executionId) throw new RotationInProgress(userName, lock?.owner ?? 'lock not held');
@@ -64,7 +63,7 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
         return { stored, removed };
       }
       const lastUse = await getLastUse(deps.iam, key.accessKeyId);
-      if (!isOrphanKey(key, lastUse, journal?.creatingSince ?? null, grace)) {
+      if (!isOrphanKey(key, lastUse, journal?.creatingSince ?? null)) {
         throw new UnexpectedKeyState(
           `"${userName}" has another access key, ${key.accessKeyId} (${key.status}), that this rotation did not ` +
             'create; nothing was changed',
@@ -88,26 +87,27 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
     }
   }
 
-  await markCreating(deps.lock, userName, executionId, deps.clock.now());
   let created: { AccessKeyId?: string; SecretAccessKey?: string; CreateDate?: Date } | undefined;
   for (let attempt = 1; !created; attempt++) {
+    await markCreating(deps.lock, userName, executionId, deps.clock.now());
     try {
       created = (await deps.iam.send(new CreateAccessKeyCommand({ UserName: userName }))).AccessKey;
     } catch (error) {
       // The key may exist although the response was lost (and an SDK retry may then have hit the
       // two-key limit): remove such orphans now rather than leave keys whose secret nobody holds.
+      // Once swept, the journal's intent is cleared so no later key is mistaken for an orphan.
       const { removed } = await sweep();
+      await clearCreating(deps.lock, userName, executionId);
       const limit = isAwsError(error, 'LimitExceeded', 'LimitExceededException');
       if (limit && removed > 0 && attempt === 1) continue;
       if (limit)
         throw new UnexpectedKeyState(`"${userName}" already has two access keys; nothing was changed`);
       throw error;
     }
-    if (!created?.AccessKeyId || !created.SecretAccessKey)
-      throw new UnexpectedKeyState('CreateAccessKey returned no key');
   }
-  if (!created.AccessKeyId || !created.SecretAccessKey)
+  if (!created.AccessKeyId || !created.SecretAccessKey) {
     throw new UnexpectedKeyState('CreateAccessKey returned no key');
+  }
   const createDate = created.CreateDate ?? deps.clock.now();
   let stored: { arn: string; versionId: string };
   try {
@@ -126,6 +126,7 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
     });
   } catch (error) {
     await deps.iam.send(new DeleteAccessKeyCommand({ UserName: userName, AccessKeyId: created.AccessKeyId }));
+    await clearCreating(deps.lock, userName, executionId);
     // Only the error's name: a service message could quote the request, and the request held the secret.
     throw new SecretNotStored(userName, errorName(error));
   }

@@ -18,7 +18,8 @@ export function parseExemption(value: string, now: Date): Exemption {
   if (!match?.[1]) return { reason, until: null, expired: false };
   // The exemption holds through the whole named day (UTC).
   const until = new Date(`${match[1]}T23:59:59.999Z`);
-  if (Number.isNaN(until.getTime()))
+  // Date rolls impossible days over (Feb 30 -> Mar 2): only a date that round-trips is readable.
+  if (Number.isNaN(until.getTime()) || until.toISOString().slice(0, 10) !== match[1])
     return { reason: `${reason} (unreadable expiry "${match[1]}")`, until: null, expired: true };
   return { reason, until, expired: until.getTime() < now.getTime() };
 }

@@ -59,19 +59,22 @@ export function usedAtOrAfter(lastUse: LastUse, instant: Date, graceSeconds: num
   return lastUse.date.getTime() >= instant.getTime() - graceSeconds * 1000;
 }
 
+/** A create step cannot outlive its Lambda (15 minutes at most): no orphan of it is younger. */
+export const CREATE_WINDOW_MS = 15 * 60 * 1000;
+/** Allowance for the Lambda's clock running ahead of IAM's when `creatingSince` was written. */
+export const CLOCK_SKEW_MS = 5 * 1000;
+
 /**
  * A key left behind by a create step that crashed before its secret was stored: active, never
- * used, and created after the create step marked its intent in the user's lock journal (and
- * before that intent was cleared). Nobody holds its secret, so deleting it harms nobody.
+ * used, and created inside that step's window, i.e. after it marked its intent in the user's lock
+ * journal and no later than the step could have run. Nobody holds its secret, so deleting it
+ * harms nobody; a key made by hand at any other time is never mistaken for one.
  */
-export function isOrphanKey(
-  key: AccessKeyInfo,
-  lastUse: LastUse,
-  creatingSince: Date | null,
-  graceSeconds: number,
-): boolean {
+export function isOrphanKey(key: AccessKeyInfo, lastUse: LastUse, creatingSince: Date | null): boolean {
   if (!creatingSince || key.status !== 'Active' || lastUse.date) return false;
-  return key.createDate.getTime() >= creatingSince.getTime() - graceSeconds * 1000;
+  const created = key.createDate.getTime();
+  const since = creatingSince.getTime();
+  return created >= since - CLOCK_SKEW_MS && created <= since + CREATE_WINDOW_MS;
 }
 
 export const iso = (d: Date): string => d.toISOString();

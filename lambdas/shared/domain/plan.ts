@@ -10,7 +10,7 @@ import { InvalidInput, isAwsError, UserNotFound } from '../errors.ts';
 import { type KeyRef, type Plan, type PlanInput, RotationInput, type StopReason } from '../schemas.ts';
 import { parseExemption } from './exemption.ts';
 import { type AccessKeyInfo, getLastUse, isOrphanKey, iso, type LastUse, listAccessKeys } from './keys.ts';
-import { acquireLock, type LockDeps, type LockItem, readLock, releaseLock } from './lock.ts';
+import { acquireLock, type LockDeps, type LockItem, readLock } from './lock.ts';
 import { secretNameFor, versionTokenFor } from './secret.ts';
 
 export type PlanEnv = Pick<
@@ -21,7 +21,6 @@ export type PlanEnv = Pick<
   | 'REKEY_PROTECTED_USERS'
   | 'REKEY_USER_PATH_PREFIX'
   | 'REKEY_OPT_IN_TAG'
-  | 'REKEY_LAST_USED_GRACE_SECONDS'
 >;
 
 export interface PlanDeps {
@@ -80,7 +79,7 @@ export interface Journal {
 }
 
 /** The decision table of DESIGN.md, as a pure function of the user's keys. */
-export function decide(userName: string, keys: KeyView[], journal: Journal, graceSeconds: number): Decision {
+export function decide(userName: string, keys: KeyView[], journal: Journal): Decision {
   if (keys.length === 0)
     return stop('NoAccessKeys', false, `"${userName}" has no access keys: nothing to rotate`);
   const own = keys.find((k) => k.key.accessKeyId === journal.ownKeyId);
@@ -96,7 +95,7 @@ export function decide(userName: string, keys: KeyView[], journal: Journal, grac
     };
   }
   const creatingSince = journal.creatingSince;
-  const orphans = keys.filter((k) => isOrphanKey(k.key, k.lastUse, creatingSince, graceSeconds));
+  const orphans = keys.filter((k) => isOrphanKey(k.key, k.lastUse, creatingSince));
   const active = keys.filter((k) => k.key.status === 'Active' && !orphans.includes(k));
   const others = keys.filter((k) => k.key.status !== 'Active');
   if (active.length >= 2) {
@@ -234,55 +233,36 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
     }
   }
 
-  let lock: LockItem | null;
-  let lockTaken = false;
-  if (dryRun) {
-    lock = await readLock(deps.lock, userName);
-    if (
-      lock?.owner &&
-      lock.owner !== request.executionId &&
-      lock.expiresAt * 1000 > deps.clock.now().getTime()
-    ) {
-      return finish(
-        stop('RotationInProgress', false, `a rotation of "${userName}" is in progress (${lock.owner})`),
-        userArn,
-      );
-    }
-  } else {
-    const result = await acquireLock(
-      deps.lock,
-      userName,
-      request.executionId,
-      deps.clock.now(),
-      env.REKEY_LOCK_TTL_SECONDS,
+  // Everything up to the decision only reads: a plan that stops (or a dry run) changes nothing,
+  // not even the lock table. The lock is taken only to rotate, with a conditional write.
+  const inProgress = (owner: string) =>
+    finish(
+      stop('RotationInProgress', false, `a rotation of "${userName}" is in progress (${owner})`),
+      userArn,
     );
-    if (!result.acquired) {
-      return finish(
-        stop('RotationInProgress', false, `a rotation of "${userName}" is in progress (${result.owner})`),
-        userArn,
-      );
-    }
-    lock = result.lock;
-    lockTaken = true;
+  const lock = await readLock(deps.lock, userName);
+  if (
+    lock?.owner &&
+    lock.owner !== request.executionId &&
+    lock.expiresAt * 1000 > deps.clock.now().getTime()
+  ) {
+    return inProgress(lock.owner);
   }
+  const keys = await listAccessKeys(deps.iam, userName);
+  const views: KeyView[] = [];
+  for (const key of keys) views.push({ key, lastUse: await getLastUse(deps.iam, key.accessKeyId) });
+  const decision = decide(userName, views, journalOf(lock, keys, request.executionId, userName));
+  if (decision.action === 'STOP' || dryRun) return finish(decision, userArn);
 
-  const release = () => releaseLock(deps.lock, userName, request.executionId, deps.clock.now());
-  let decision: Decision;
-  try {
-    const keys = await listAccessKeys(deps.iam, userName);
-    const views: KeyView[] = [];
-    for (const key of keys) views.push({ key, lastUse: await getLastUse(deps.iam, key.accessKeyId) });
-    decision = decide(
-      userName,
-      views,
-      journalOf(lock, keys, request.executionId, userName),
-      env.REKEY_LAST_USED_GRACE_SECONDS,
-    );
-  } catch (error) {
-    // The failure path cannot release a lock it does not know of: give it back before failing.
-    if (lockTaken) await release();
-    throw error;
-  }
-  if (decision.action === 'STOP' && lockTaken) await release();
+  // A rival that took the lock since the read above wins; the steps after this one re-read the
+  // keys before acting, so a decision made just before the lock was taken is never acted on blindly.
+  const taken = await acquireLock(
+    deps.lock,
+    userName,
+    request.executionId,
+    deps.clock.now(),
+    env.REKEY_LOCK_TTL_SECONDS,
+  );
+  if (!taken.acquired) return inProgress(taken.owner);
   return finish(decision, userArn);
 }

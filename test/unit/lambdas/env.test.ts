@@ -60,7 +60,6 @@ describe('loadEnv', () => {
       REKEY_EXEMPT_TAG: 'rekey:exempt',
       REKEY_PROTECTED_USERS: [],
       REKEY_USER_PATH_PREFIX: '/',
-      REKEY_LAST_USED_GRACE_SECONDS: 60,
     });
     expect(env).not.toHaveProperty('REKEY_TOPIC_ARN');
   });

@@ -56,10 +56,7 @@ describe('parseExemption', () => {
     });
   });
 
-  // KNOWN BUG (lambdas/shared/domain/exemption.ts:21): `new Date('2027-02-30T23:59:59.999Z')` does
-  // not fail in V8, it rolls over to 2027-03-02, so an impossible calendar date is accepted as a
-  // later expiry instead of being reported as unreadable. Flip to `it` once fixed.
-  it.fails('KNOWN BUG: an impossible calendar date (Feb 30) is reported as unreadable, not rolled over', () => {
+  it('an impossible calendar date (Feb 30) is reported as unreadable, not rolled over', () => {
     expect(parseExemption('until=2027-02-30 migration', NOW)).toEqual({
       reason: 'migration (unreadable expiry "2027-02-30")',
       until: null,

@@ -204,14 +204,26 @@ describe('isOrphanKey', () => {
       true,
     ],
     [
-      'an active never-used key created exactly at creatingSince - grace',
-      key('Active', new Date('2026-03-01T10:59:00Z')),
+      'an active never-used key created exactly at creatingSince - clock skew (5 s)',
+      key('Active', new Date('2026-03-01T10:59:55Z')),
       never,
       true,
     ],
     [
-      'a key created before creatingSince - grace',
-      key('Active', new Date('2026-03-01T10:58:59.999Z')),
+      'a key created before creatingSince - clock skew',
+      key('Active', new Date('2026-03-01T10:59:54.999Z')),
+      never,
+      false,
+    ],
+    [
+      'a key created at the end of the create window (15 min)',
+      key('Active', new Date('2026-03-01T11:15:00Z')),
+      never,
+      true,
+    ],
+    [
+      'a key created after the create window: made by hand, not an orphan',
+      key('Active', new Date('2026-03-01T11:15:00.001Z')),
       never,
       false,
     ],
@@ -224,10 +236,10 @@ describe('isOrphanKey', () => {
       false,
     ],
   ])('%s -> %s', (_label, k, lastUse, expected) => {
-    expect(isOrphanKey(k, lastUse, creatingSince, 60)).toBe(expected);
+    expect(isOrphanKey(k, lastUse, creatingSince)).toBe(expected);
   });
 
   it('is never an orphan when no create was in progress (creatingSince null)', () => {
-    expect(isOrphanKey(key('Active', NOW), never, null, 60)).toBe(false);
+    expect(isOrphanKey(key('Active', NOW), never, null)).toBe(false);
   });
 });
