@@ -1,4 +1,11 @@
-import { ConditionalCheckFailedException, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  type AttributeValue,
+  ConditionalCheckFailedException,
+  DeleteItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import {
   GetAccessKeyLastUsedCommand,
   GetUserCommand,
@@ -23,6 +30,7 @@ import { InvalidInput, UserNotFound } from '../../../lambdas/shared/errors.ts';
 import { Plan } from '../../../lambdas/shared/schemas.ts';
 import {
   awsError,
+  callOrder,
   daysAgo,
   EXECUTION_ID,
   EXTRA_KEY_ID,
@@ -54,7 +62,8 @@ const ENV: PlanEnv = {
 };
 const nowEpoch = Math.floor(NOW.getTime() / 1000);
 const ACQUIRE_CONDITION = 'attribute_not_exists(#owner) OR #owner = :owner OR expiresAt < :nowEpoch';
-const RELEASE_CONDITION = '#owner = :owner';
+/** The acquire as `callOrder` labels it. */
+const ACQUIRE = 'UpdateItem(SET #owner = :owner, acquiredAt = :now, expiresAt = :exp)';
 
 function deps(env: Partial<PlanEnv> = {}): PlanDeps {
   return {
@@ -80,17 +89,38 @@ function mockUser(user: { Path?: string; Tags?: Tag[] } = {}): void {
   });
 }
 
-/** Acquire succeeds (returning the item); any other UpdateItem (a release) succeeds too. */
-function mockLockAcquired(creatingSince?: Date): void {
-  ddbMock.on(UpdateItemCommand).resolves({});
+/** What the GetItem of the lock answers: `item`, or no item at all (the user was never locked). */
+function mockLockRead(item?: Record<string, AttributeValue>): void {
+  ddbMock.on(GetItemCommand).resolves(item ? { Item: item } : {});
+}
+
+/**
+ * The conditional acquire succeeds (returning the item). Registered even where the plan must not
+ * write, so that a write the plan should not make goes through and is caught by the assertions.
+ */
+function mockLockAcquired(): void {
   ddbMock.on(UpdateItemCommand, { ConditionExpression: ACQUIRE_CONDITION }).resolves({
     Attributes: {
       userName: { S: USER },
       owner: { S: EXECUTION_ID },
       expiresAt: { N: String(nowEpoch + ENV.REKEY_LOCK_TTL_SECONDS) },
-      ...(creatingSince ? { creatingSince: { S: creatingSince.toISOString() } } : {}),
     },
   });
+}
+
+/** A live lock of another execution (expires in an hour). */
+const rivalLock = (): Record<string, AttributeValue> => ({
+  userName: { S: USER },
+  owner: { S: OTHER_EXECUTION_ID },
+  acquiredAt: { S: NOW.toISOString() },
+  expiresAt: { N: String(nowEpoch + 3600) },
+});
+
+/** Not one DynamoDB write of any kind. */
+function expectNoLockWrite(): void {
+  expect(ddbMock).not.toHaveReceivedCommand(UpdateItemCommand);
+  expect(ddbMock).not.toHaveReceivedCommand(PutItemCommand);
+  expect(ddbMock).not.toHaveReceivedCommand(DeleteItemCommand);
 }
 
 const NO_JOURNAL: Journal = { creatingSince: null, ownKeyId: null };
@@ -111,17 +141,11 @@ const acquireInput = (userKey = USER) => ({
   ReturnValues: 'ALL_NEW',
 });
 
-const releaseInput = {
+const readLockInput = (userKey = USER) => ({
   TableName: LOCK_TABLE,
-  Key: { userName: { S: USER } },
-  UpdateExpression: 'REMOVE #owner, acquiredAt SET expiresAt = :exp',
-  ConditionExpression: RELEASE_CONDITION,
-  ExpressionAttributeNames: { '#owner': 'owner' },
-  ExpressionAttributeValues: {
-    ':owner': { S: EXECUTION_ID },
-    ':exp': { N: String(nowEpoch + 90 * 86_400) },
-  },
-};
+  Key: { userName: { S: userKey } },
+  ConsistentRead: true,
+});
 
 beforeAll(silenceLogs);
 beforeEach(() => {
@@ -388,9 +412,10 @@ describe('decide', () => {
 });
 
 describe('planRotation', () => {
-  it('ROTATE: checks the user, takes the lock, lists the keys and plans the rotation', async () => {
+  it('ROTATE: checks the user, reads the lock, lists the keys, then takes the lock as its last call', async () => {
     // Prepare
     mockUser();
+    mockLockRead();
     mockLockAcquired();
     mockKeys(iamMock, [oldKey]);
 
@@ -429,38 +454,65 @@ describe('planRotation', () => {
     expect(inputsOf(iamMock.commandCalls(GetAccessKeyLastUsedCommand))).toEqual([
       { AccessKeyId: OLD_KEY_ID },
     ]);
+    expect(inputsOf(ddbMock.commandCalls(GetItemCommand))).toEqual([readLockInput()]);
     expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput()]);
-    expect(ddbMock).not.toHaveReceivedCommand(GetItemCommand);
+    expect(callOrder(iamMock, ddbMock)).toEqual([
+      'GetUser',
+      'GetItem',
+      'ListAccessKeys',
+      'GetAccessKeyLastUsed',
+      ACQUIRE,
+    ]);
   });
 
-  it('takes the lock under the lower-cased user name (IAM names are case-insensitive)', async () => {
+  it('reads and takes the lock under the lower-cased user name (IAM names are case-insensitive)', async () => {
     // Prepare
     mockUser();
+    mockLockRead();
     mockLockAcquired();
     mockKeys(iamMock, [oldKey]);
 
     // Act
-    await planRotation(deps(), request({ userName: 'Alice' }));
+    const plan = await planRotation(deps(), request({ userName: 'Alice' }));
 
     // Assess
+    expect(plan).toMatchObject({ action: 'ROTATE', userName: 'Alice' });
+    expect(inputsOf(ddbMock.commandCalls(GetItemCommand))).toEqual([readLockInput('alice')]);
     expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput('alice')]);
   });
 
-  it('plans the extra and orphan deletions in its steps, using the journal of the lock', async () => {
-    // Prepare
+  it('plans the extra and orphan deletions in its steps, using the journal read before listing the keys', async () => {
+    // Prepare: a released lock (no owner) whose journal says a create was in progress.
     const creatingSince = new Date(NOW.getTime() - 5 * 60_000);
     mockUser();
-    mockLockAcquired(creatingSince);
-    mockKeys(iamMock, [oldKey, { id: NEW_KEY_ID, created: new Date(creatingSince.getTime() + 1000) }]);
+    mockLockRead({
+      userName: { S: USER },
+      expiresAt: { N: String(nowEpoch + 90 * 86_400) },
+      creatingSince: { S: creatingSince.toISOString() },
+    });
+    mockLockAcquired();
+    mockKeys(iamMock, [
+      oldKey,
+      { id: NEW_KEY_ID, created: new Date(creatingSince.getTime() + 1000) },
+      { id: EXTRA_KEY_ID, status: 'Inactive', created: daysAgo(30) },
+    ]);
 
     // Act
     const plan = await planRotation(deps(), request({ userName: USER }));
 
     // Assess
-    expect(plan).toMatchObject({ action: 'ROTATE', orphanKey: { accessKeyId: NEW_KEY_ID } });
-    expect(plan.steps[0]).toBe(`delete ${NEW_KEY_ID}, left without a stored secret by a crashed attempt`);
-    // ROTATE keeps the lock: only the acquire was written.
-    expect(ddbMock).toHaveReceivedCommandTimes(UpdateItemCommand, 1);
+    expect(plan).toMatchObject({
+      action: 'ROTATE',
+      oldKey: { accessKeyId: OLD_KEY_ID },
+      extraKey: { accessKeyId: EXTRA_KEY_ID },
+      orphanKey: { accessKeyId: NEW_KEY_ID },
+    });
+    expect(plan.steps.slice(0, 2)).toEqual([
+      `delete the inactive, never-used key ${EXTRA_KEY_ID}`,
+      `delete ${NEW_KEY_ID}, left without a stored secret by a crashed attempt`,
+    ]);
+    // ROTATE keeps the lock: one read, then only the acquire was written.
+    expect(callOrder(ddbMock)).toEqual(['GetItem', ACQUIRE]);
   });
 
   it.each([['BreakGlass'], ['breakglass'], ['BREAKGLASS'], ['Terraform-CI']])(
@@ -554,6 +606,7 @@ describe('planRotation', () => {
   it('rotates a user under a nested path of the configured prefix', async () => {
     // Prepare
     mockUser({ Path: '/service/smtp/' });
+    mockLockRead();
     mockLockAcquired();
     mockKeys(iamMock, [oldKey]);
 
@@ -586,6 +639,7 @@ describe('planRotation', () => {
   it('rotates a user carrying the opt-in tag (any value)', async () => {
     // Prepare
     mockUser({ Tags: [{ Key: 'rekey:managed', Value: '' }] });
+    mockLockRead();
     mockLockAcquired();
     mockKeys(iamMock, [oldKey]);
 
@@ -617,6 +671,7 @@ describe('planRotation', () => {
   it('rotates a user whose exemption expired', async () => {
     // Prepare
     mockUser({ Tags: [{ Key: 'rekey:exempt', Value: 'until=2026-02-28 vendor SMTP relay' }] });
+    mockLockRead();
     mockLockAcquired();
     mockKeys(iamMock, [oldKey]);
 
@@ -628,30 +683,30 @@ describe('planRotation', () => {
     expect(ddbMock).toHaveReceivedCommandTimes(UpdateItemCommand, 1);
   });
 
-  it('stops with RotationInProgress (no alert) when another execution holds the lock, and leaves it alone', async () => {
-    // Prepare
+  it('stops with RotationInProgress (no alert) when another execution holds an unexpired lock, reading only', async () => {
+    // Prepare: keys and a free acquire are there, so only the lock read can stop the plan.
     mockUser();
-    ddbMock
-      .on(UpdateItemCommand)
-      .rejects(
-        new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }),
-      );
-    ddbMock.on(GetItemCommand).resolves({
-      Item: { owner: { S: OTHER_EXECUTION_ID }, expiresAt: { N: String(nowEpoch + 3600) } },
-    });
+    mockLockRead(rivalLock());
+    mockLockAcquired();
+    mockKeys(iamMock, [oldKey]);
 
     // Act
     const plan = await planRotation(deps(), request({ userName: USER }));
 
     // Assess
+    const message = `a rotation of "${USER}" is in progress (${OTHER_EXECUTION_ID})`;
     expect(plan).toMatchObject({
       action: 'STOP',
       stopReason: 'RotationInProgress',
       alert: false,
-      message: `a rotation of "${USER}" is in progress (${OTHER_EXECUTION_ID})`,
+      userArn: USER_ARN,
+      message,
+      steps: [message],
+      oldKey: null,
     });
-    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput()]);
-    expect(iamMock).not.toHaveReceivedCommand(ListAccessKeysCommand);
+    expect(inputsOf(ddbMock.commandCalls(GetItemCommand))).toEqual([readLockInput()]);
+    expect(callOrder(iamMock, ddbMock)).toEqual(['GetUser', 'GetItem']);
+    expectNoLockWrite();
   });
 
   describe('dry run', () => {
@@ -721,16 +776,16 @@ describe('planRotation', () => {
   });
 
   it('resumes a re-run of this execution when the journal holds the key it created for the old key', async () => {
-    // Prepare
+    // Prepare: this execution's own, unexpired lock, with its journal.
     mockUser();
-    ddbMock.on(UpdateItemCommand).resolves({
-      Attributes: {
-        owner: { S: EXECUTION_ID },
-        expiresAt: { N: String(nowEpoch + 60) },
-        createdKeyId: { S: NEW_KEY_ID },
-        createdVersionId: { S: versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID) },
-      },
+    mockLockRead({
+      userName: { S: USER },
+      owner: { S: EXECUTION_ID },
+      expiresAt: { N: String(nowEpoch + 60) },
+      createdKeyId: { S: NEW_KEY_ID },
+      createdVersionId: { S: versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID) },
     });
+    mockLockAcquired();
     mockKeys(iamMock, [oldKey, { id: NEW_KEY_ID, created: daysAgo(0.5), lastUsed: daysAgo(0.1) }]);
 
     // Act
@@ -744,20 +799,19 @@ describe('planRotation', () => {
       orphanKey: null,
     });
     expect(plan.message).toContain('resume the rotation');
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput()]);
   });
 
-  it('does not resume from a journal written by another execution (TwoActiveKeys)', async () => {
-    // Prepare
+  it('does not resume from a journal written by another execution (TwoActiveKeys), and writes nothing', async () => {
+    // Prepare: the other execution released its lock; its journal stayed.
     mockUser();
-    mockLockAcquired();
-    ddbMock.on(UpdateItemCommand, { ConditionExpression: ACQUIRE_CONDITION }).resolves({
-      Attributes: {
-        owner: { S: EXECUTION_ID },
-        expiresAt: { N: String(nowEpoch + 60) },
-        createdKeyId: { S: NEW_KEY_ID },
-        createdVersionId: { S: versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID) },
-      },
+    mockLockRead({
+      userName: { S: USER },
+      expiresAt: { N: String(nowEpoch + 60) },
+      createdKeyId: { S: NEW_KEY_ID },
+      createdVersionId: { S: versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID) },
     });
+    mockLockAcquired();
     mockKeys(iamMock, [oldKey, { id: NEW_KEY_ID, created: daysAgo(0.5), lastUsed: daysAgo(0.1) }]);
 
     // Act
@@ -765,65 +819,191 @@ describe('planRotation', () => {
 
     // Assess
     expect(plan).toMatchObject({ action: 'STOP', stopReason: 'TwoActiveKeys', alert: true });
-    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput(), releaseInput]);
+    expectNoLockWrite();
   });
 
-  it('a STOP decided after taking the lock releases it (owner-conditioned)', async () => {
-    // Prepare
-    mockUser();
-    mockLockAcquired();
-    mockKeys(iamMock, [oldKey, { id: NEW_KEY_ID, created: daysAgo(5), lastUsed: daysAgo(1) }]);
+  describe('the lock is written only to rotate', () => {
+    it('a TwoActiveKeys STOP reads the lock and the keys and sends no DynamoDB write', async () => {
+      // Prepare
+      mockUser();
+      mockLockRead();
+      mockLockAcquired();
+      mockKeys(iamMock, [oldKey, { id: NEW_KEY_ID, created: daysAgo(5), lastUsed: daysAgo(1) }]);
 
-    // Act
-    const plan = await planRotation(deps(), request({ userName: USER }));
+      // Act
+      const plan = await planRotation(deps(), request({ userName: USER }));
 
-    // Assess
-    expect(plan).toMatchObject({ action: 'STOP', stopReason: 'TwoActiveKeys', alert: true });
-    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput(), releaseInput]);
-  });
+      // Assess
+      expect(plan).toMatchObject({ action: 'STOP', stopReason: 'TwoActiveKeys', alert: true });
+      expect(callOrder(iamMock, ddbMock)).toEqual([
+        'GetUser',
+        'GetItem',
+        'ListAccessKeys',
+        'GetAccessKeyLastUsed',
+        'GetAccessKeyLastUsed',
+      ]);
+      expectNoLockWrite();
+    });
 
-  it('a user without keys stops with NoAccessKeys and releases the lock', async () => {
-    // Prepare
-    mockUser();
-    mockLockAcquired();
-    mockKeys(iamMock, []);
+    it('a user without keys stops with NoAccessKeys and sends no DynamoDB write', async () => {
+      // Prepare
+      mockUser();
+      mockLockRead();
+      mockLockAcquired();
+      mockKeys(iamMock, []);
 
-    // Act
-    const plan = await planRotation(deps(), request({ userName: USER }));
+      // Act
+      const plan = await planRotation(deps(), request({ userName: USER }));
 
-    // Assess
-    expect(plan).toMatchObject({ action: 'STOP', stopReason: 'NoAccessKeys', alert: false });
-    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput(), releaseInput]);
-  });
+      // Assess
+      expect(plan).toMatchObject({ action: 'STOP', stopReason: 'NoAccessKeys', alert: false });
+      expect(callOrder(ddbMock)).toEqual(['GetItem']);
+      expectNoLockWrite();
+    });
 
-  it('an error after taking the lock releases it and rethrows the error', async () => {
-    // Prepare
-    mockUser();
-    mockLockAcquired();
-    const throttled = awsError('Throttling', 'Rate exceeded');
-    iamMock.on(ListAccessKeysCommand).rejects(throttled);
+    it('a dry run that would rotate reads the lock once and sends no DynamoDB write', async () => {
+      // Prepare
+      mockUser();
+      mockLockRead();
+      mockLockAcquired();
+      mockKeys(iamMock, [oldKey]);
 
-    // Act
-    const error = await rejectionOf(planRotation(deps(), request({ userName: USER })));
+      // Act
+      const plan = await planRotation(deps(), request({ userName: USER, dryRun: true }));
 
-    // Assess
-    expect(error).toBe(throttled);
-    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput(), releaseInput]);
-  });
+      // Assess
+      expect(plan).toMatchObject({ action: 'ROTATE', dryRun: true, oldKey: { accessKeyId: OLD_KEY_ID } });
+      expect(inputsOf(ddbMock.commandCalls(GetItemCommand))).toEqual([readLockInput()]);
+      expect(callOrder(ddbMock)).toEqual(['GetItem']);
+      expectNoLockWrite();
+    });
 
-  it('an error while reading last use after taking the lock also releases it', async () => {
-    // Prepare
-    mockUser();
-    mockLockAcquired();
-    mockKeys(iamMock, [oldKey]);
-    const failure = awsError('ServiceFailure');
-    iamMock.on(GetAccessKeyLastUsedCommand).rejects(failure);
+    it('an error while listing the keys propagates unchanged, with no DynamoDB write', async () => {
+      // Prepare
+      mockUser();
+      mockLockRead();
+      mockLockAcquired();
+      const throttled = awsError('Throttling', 'Rate exceeded');
+      iamMock.on(ListAccessKeysCommand).rejects(throttled);
 
-    // Act & Assess
-    await expect(planRotation(deps(), request({ userName: USER }))).rejects.toBe(failure);
-    expect(ddbMock).toHaveReceivedCommandTimes(UpdateItemCommand, 2);
-    expect(ddbMock).toHaveReceivedNthCommandWith(UpdateItemCommand, 2, {
-      ConditionExpression: RELEASE_CONDITION,
+      // Act
+      const error = await rejectionOf(planRotation(deps(), request({ userName: USER })));
+
+      // Assess
+      expect(error).toBe(throttled);
+      expect(callOrder(iamMock, ddbMock)).toEqual(['GetUser', 'GetItem', 'ListAccessKeys']);
+      expectNoLockWrite();
+    });
+
+    it('an error while reading last use propagates unchanged, with no DynamoDB write', async () => {
+      // Prepare
+      mockUser();
+      mockLockRead();
+      mockLockAcquired();
+      mockKeys(iamMock, [oldKey]);
+      const failure = awsError('ServiceFailure');
+      iamMock.on(GetAccessKeyLastUsedCommand).rejects(failure);
+
+      // Act & Assess
+      await expect(planRotation(deps(), request({ userName: USER }))).rejects.toBe(failure);
+      expect(callOrder(ddbMock)).toEqual(['GetItem']);
+      expectNoLockWrite();
+    });
+
+    it('an error reading the lock propagates unchanged, before any key is listed', async () => {
+      // Prepare
+      mockUser();
+      const denied = awsError('AccessDeniedException');
+      ddbMock.on(GetItemCommand).rejects(denied);
+      mockLockAcquired();
+      mockKeys(iamMock, [oldKey]);
+
+      // Act & Assess
+      await expect(planRotation(deps(), request({ userName: USER }))).rejects.toBe(denied);
+      expect(iamMock).not.toHaveReceivedCommand(ListAccessKeysCommand);
+      expectNoLockWrite();
+    });
+
+    it('a lost race on the conditional write stops with RotationInProgress naming the rival owner', async () => {
+      // Prepare: the lock is free when read, a rival takes it before the conditional write.
+      mockUser();
+      ddbMock.on(GetItemCommand).resolvesOnce({}).resolves({ Item: rivalLock() });
+      ddbMock
+        .on(UpdateItemCommand)
+        .rejects(
+          new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }),
+        );
+      mockKeys(iamMock, [oldKey]);
+
+      // Act
+      const plan = await planRotation(deps(), request({ userName: USER }));
+
+      // Assess
+      const message = `a rotation of "${USER}" is in progress (${OTHER_EXECUTION_ID})`;
+      expect(Plan.parse(plan)).toEqual(plan);
+      expect(plan).toMatchObject({
+        action: 'STOP',
+        stopReason: 'RotationInProgress',
+        alert: false,
+        userArn: USER_ARN,
+        message,
+        steps: [message],
+        oldKey: null,
+        extraKey: null,
+        orphanKey: null,
+      });
+      expect(callOrder(iamMock, ddbMock)).toEqual([
+        'GetUser',
+        'GetItem',
+        'ListAccessKeys',
+        'GetAccessKeyLastUsed',
+        ACQUIRE,
+        'GetItem',
+      ]);
+      expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput()]);
+      expect(inputsOf(ddbMock.commandCalls(GetItemCommand))).toEqual([readLockInput(), readLockInput()]);
+    });
+
+    it('an expired lock of another execution does not stop the plan: it rotates and takes the lock over', async () => {
+      // Prepare
+      mockUser();
+      mockLockRead({ ...rivalLock(), expiresAt: { N: String(nowEpoch - 60) } });
+      mockLockAcquired();
+      mockKeys(iamMock, [oldKey]);
+
+      // Act
+      const plan = await planRotation(deps(), request({ userName: USER }));
+
+      // Assess
+      expect(plan).toMatchObject({ action: 'ROTATE', oldKey: { accessKeyId: OLD_KEY_ID } });
+      expect(callOrder(iamMock, ddbMock)).toEqual([
+        'GetUser',
+        'GetItem',
+        'ListAccessKeys',
+        'GetAccessKeyLastUsed',
+        ACQUIRE,
+      ]);
+      expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput()]);
+    });
+
+    it("this execution's own unexpired lock (a re-run) does not stop the plan: it re-takes the lock", async () => {
+      // Prepare
+      mockUser();
+      mockLockRead({ ...rivalLock(), owner: { S: EXECUTION_ID } });
+      mockLockAcquired();
+      mockKeys(iamMock, [oldKey]);
+
+      // Act
+      const plan = await planRotation(deps(), request({ userName: USER }));
+
+      // Assess
+      expect(plan).toMatchObject({
+        action: 'ROTATE',
+        message: `rotate ${OLD_KEY_ID} of "${USER}"`,
+        oldKey: { accessKeyId: OLD_KEY_ID },
+      });
+      expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput()]);
+      expect(callOrder(ddbMock)).toEqual(['GetItem', ACQUIRE]);
     });
   });
 
