@@ -15,7 +15,14 @@ import {
 } from 'aws-local-stepfunctions';
 import { Outcome } from '../lambdas/shared/schemas.ts';
 import type { StepName } from '../lambdas/shared/steps.ts';
-import { PLACEHOLDER_ACCOUNT, PLACEHOLDER_REGION, REPO_ROOT, type State, walkStates } from './definition.ts';
+import {
+  DefinitionError,
+  PLACEHOLDER_ACCOUNT,
+  PLACEHOLDER_REGION,
+  REPO_ROOT,
+  type State,
+  walkStates,
+} from './definition.ts';
 
 type Execution = ReturnType<StateMachine['run']>;
 export type ExecutionEvent = Execution['eventLogs'] extends AsyncGenerator<infer E> ? E : never;
@@ -278,28 +285,29 @@ function lambdaContext(
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * A copy for the engine (it validates and mutates what it is given), rewritten where
- * aws-local-stepfunctions 3.0.0 departs from the ASL spec, each time into a form that means the
- * same in Step Functions, so the local run follows the deployed definition:
- * - `ResultPath: "$"` (the default) is dropped: the engine writes the result under a key "$".
- * - A type test with `false` (`"IsNull": false`) becomes `Not` of the test with `true`: the
- *   engine never matches the `false` form.
- * - A machine timeout beyond a 32-bit timer (the deployed one is weeks) is dropped: setTimeout
- *   fires such a timer after 1 ms.
+ * A copy for the engine (it validates and mutates what it is given). aws-local-stepfunctions
+ * 3.0.0 departs from the ASL spec in places; the definition must not use those forms (a local run
+ * must execute exactly what deploys), so they are refused here rather than rewritten:
+ * - `ResultPath: "$"` written out (the engine writes the result under a key "$"): omit it;
+ * - a type test with `false` (`"IsNull": false` never matches): test for `true` and swap branches.
+ * One departure cannot be avoided by the definition and is adjusted: a machine timeout beyond a
+ * 32-bit timer (the deployed one is weeks) is dropped, since setTimeout fires it after 1 ms.
  */
 function engineCompatible(definition: StateMachineDefinition): StateMachineDefinition {
   const copy = structuredClone(definition);
   if (copy.TimeoutSeconds !== undefined && copy.TimeoutSeconds * 1000 > MAX_TIMER_MS) {
     delete copy.TimeoutSeconds;
   }
-  walkStates(copy, (_name, state) => {
-    if ('ResultPath' in state && state.ResultPath === '$') delete state.ResultPath;
-    if ('Catch' in state) {
-      for (const catcher of state.Catch ?? []) if (catcher.ResultPath === '$') delete catcher.ResultPath;
-    }
-    if (state.Type === 'Choice') {
-      const choices = state.Choices as unknown as ChoiceRule[];
-      state.Choices = choices.map(negatedTypeTests) as unknown as typeof state.Choices;
+  walkStates(copy, (name, state) => {
+    const explicitRoot =
+      ('ResultPath' in state && state.ResultPath === '$') ||
+      ('Catch' in state && (state.Catch ?? []).some((catcher) => catcher.ResultPath === '$'));
+    if (explicitRoot)
+      throw new DefinitionError(`state "${name}" writes ResultPath "$" explicitly; omit it (the default)`);
+    if (state.Type === 'Choice' && hasFalseTypeTest(state.Choices as unknown as ChoiceRule[])) {
+      throw new DefinitionError(
+        `choice state "${name}" tests a type with false (e.g. IsNull: false); test for true instead`,
+      );
     }
   });
   return copy;
@@ -308,16 +316,12 @@ function engineCompatible(definition: StateMachineDefinition): StateMachineDefin
 type ChoiceRule = { [operator: string]: unknown; And?: ChoiceRule[]; Or?: ChoiceRule[]; Not?: ChoiceRule };
 const TYPE_TESTS = ['IsNull', 'IsPresent', 'IsNumeric', 'IsString', 'IsBoolean', 'IsTimestamp'];
 
-/** `{Variable, IsNull: false, Next}` -> `{Not: {Variable, IsNull: true}, Next}`, at any depth. */
-function negatedTypeTests(rule: ChoiceRule): ChoiceRule {
-  const fixed: ChoiceRule = { ...rule };
-  if (rule.And) fixed.And = rule.And.map(negatedTypeTests);
-  if (rule.Or) fixed.Or = rule.Or.map(negatedTypeTests);
-  if (rule.Not) fixed.Not = negatedTypeTests(rule.Not);
-  const test = TYPE_TESTS.find((operator) => rule[operator] === false);
-  if (!test) return fixed;
-  const { Next, ...condition } = fixed;
-  return { Not: { ...condition, [test]: true }, ...(Next === undefined ? {} : { Next }) };
+function hasFalseTypeTest(rules: ChoiceRule[]): boolean {
+  return rules.some(
+    (rule) =>
+      TYPE_TESTS.some((operator) => rule[operator] === false) ||
+      hasFalseTypeTest([...(rule.And ?? []), ...(rule.Or ?? []), ...(rule.Not ? [rule.Not] : [])]),
+  );
 }
 
 /** A Wait longer than a timer can hold would silently end after 1 ms: refuse rather than skip it. */

@@ -130,7 +130,8 @@ export class RotationStateMachine extends Construct {
       name: StateName,
       step: StepName,
       comment: string,
-      options: { payload?: sfn.TaskInput; resultPath?: string } = {},
+      /** resultPath: where the result goes (default: discarded); replaceState: it becomes the state. */
+      options: { payload?: sfn.TaskInput; resultPath?: string; replaceState?: boolean } = {},
     ): tasks.LambdaInvoke => {
       const task = new tasks.LambdaInvoke(this, name, {
         stateName: name,
@@ -142,7 +143,8 @@ export class RotationStateMachine extends Construct {
         // Replaced by TRANSIENT_ERRORS_RETRY, which covers the same Lambda errors and more.
         retryOnServiceExceptions: false,
         ...(options.payload ? { payload: options.payload } : {}),
-        resultPath: options.resultPath ?? sfn.JsonPath.DISCARD,
+        // Replacing the state is the ASL default, so it is left implicit (never "ResultPath": "$").
+        ...(options.replaceState ? {} : { resultPath: options.resultPath ?? sfn.JsonPath.DISCARD }),
       });
       task.addRetry(TRANSIENT_ERRORS_RETRY);
       return task;
@@ -202,11 +204,11 @@ export class RotationStateMachine extends Construct {
           input: sfn.JsonPath.entirePayload,
           executionId: sfn.JsonPath.executionId,
         }),
-        resultPath: '$',
+        replaceState: true,
       },
     );
     // A rejected request (nothing was changed, so no notification) replaces the state with {Error, Cause}: the raw input is not carried on.
-    plan.addCatch(reject, { errors: [...REJECTION_ERRORS], resultPath: '$' });
+    plan.addCatch(reject, { errors: [...REJECTION_ERRORS] });
     onFailure(plan);
 
     // Stops.
@@ -278,8 +280,9 @@ export class RotationStateMachine extends Construct {
       stateName: STATE.isExtraKey,
       comment: 'A user may hold two keys; an inactive, unused extra key is removed to make room.',
     })
-      .when(sfn.Condition.isNotNull('$.extraKey'), removeExtraKey)
-      .otherwise(reportStarted);
+      // Tested for null (not "not null"): the same meaning in a form every engine evaluates.
+      .when(sfn.Condition.isNull('$.extraKey'), reportStarted)
+      .otherwise(removeExtraKey);
 
     const createSecondKey = invoke(
       STATE.createSecondKey,

@@ -4,7 +4,9 @@
  */
 import { z } from 'zod';
 import { securityHub, sfn } from '../shared/audit-clients.ts';
-import { eventBridge, iam, sns } from '../shared/clients.ts';
+import { eventBridge } from '../shared/clients/event-bridge.ts';
+import { iam } from '../shared/clients/iam.ts';
+import { sns } from '../shared/clients/sns.ts';
 import { systemClock } from '../shared/clock.ts';
 import { SfnRotationStarter } from '../shared/domain/audit/actions.ts';
 import { auditPolicyFromEnv, runAudit } from '../shared/domain/audit/audit.ts';

@@ -1,4 +1,5 @@
-import { cloudTrail, iam } from '../shared/clients.ts';
+import { cloudTrail } from '../shared/clients/cloudtrail.ts';
+import { iam } from '../shared/clients/iam.ts';
 import { systemClock } from '../shared/clock.ts';
 import { checkLastUsed } from '../shared/domain/adoption.ts';
 import { loadEnv } from '../shared/env.ts';

@@ -1,4 +1,6 @@
-import { dynamodb, iam, secretsManager } from '../shared/clients.ts';
+import { dynamodb } from '../shared/clients/dynamodb.ts';
+import { iam } from '../shared/clients/iam.ts';
+import { secretsManager } from '../shared/clients/secrets-manager.ts';
 import { systemClock } from '../shared/clock.ts';
 import { createSecondKey } from '../shared/domain/create-key.ts';
 import { loadEnv } from '../shared/env.ts';

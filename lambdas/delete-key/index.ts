@@ -1,4 +1,4 @@
-import { iam } from '../shared/clients.ts';
+import { iam } from '../shared/clients/iam.ts';
 import { systemClock } from '../shared/clock.ts';
 import { deleteKey } from '../shared/domain/lifecycle.ts';
 import { loadEnv } from '../shared/env.ts';

@@ -1,4 +1,6 @@
-import { dynamodb, eventBridge, sns } from '../shared/clients.ts';
+import { dynamodb } from '../shared/clients/dynamodb.ts';
+import { eventBridge } from '../shared/clients/event-bridge.ts';
+import { sns } from '../shared/clients/sns.ts';
 import { systemClock } from '../shared/clock.ts';
 import { notify } from '../shared/domain/notify.ts';
 import { loadEnv } from '../shared/env.ts';

@@ -1,4 +1,5 @@
-import { dynamodb, iam } from '../shared/clients.ts';
+import { dynamodb } from '../shared/clients/dynamodb.ts';
+import { iam } from '../shared/clients/iam.ts';
 import { systemClock } from '../shared/clock.ts';
 import { planRotation } from '../shared/domain/plan.ts';
 import { loadEnv } from '../shared/env.ts';

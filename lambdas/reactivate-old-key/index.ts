@@ -1,4 +1,4 @@
-import { iam } from '../shared/clients.ts';
+import { iam } from '../shared/clients/iam.ts';
 import { reactivateOldKey } from '../shared/domain/lifecycle.ts';
 import { makeHandler } from '../shared/handler.ts';
 import { ReactivateInput } from '../shared/schemas.ts';

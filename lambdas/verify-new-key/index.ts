@@ -1,4 +1,6 @@
-import { iam, secretsManager, stsClientFor } from '../shared/clients.ts';
+import { iam } from '../shared/clients/iam.ts';
+import { secretsManager } from '../shared/clients/secrets-manager.ts';
+import { stsClientFor } from '../shared/clients/sts.ts';
 import { systemClock } from '../shared/clock.ts';
 import { verifyNewKey } from '../shared/domain/verify.ts';
 import { loadEnv } from '../shared/env.ts';

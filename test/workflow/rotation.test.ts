@@ -18,6 +18,8 @@ afterAll(async () => {
   await world?.stop();
 });
 
+/** A Lambda error's Cause, as Step Functions reports it: {"errorType", "errorMessage"}. */
+const causeOf = (r: RotationResult): unknown => JSON.parse(r.cause ?? '{}');
 const detailTypes = (n: Notification) => n.events.map((e) => e['detail-type']);
 const statesEntered = (r: RotationResult) =>
   r.events.filter((e) => e.type === 'StateEntered').map((e) => (e as { state: { name: string } }).state.name);
@@ -267,8 +269,8 @@ describe('refusals: a clear error and zero mutating calls', () => {
 
     if (status === 'FAILED') {
       expect(result.status).toBe('FAILED');
-      expect(result.cause ?? '').toContain(reason);
-      expect(result.cause ?? '').toMatch(message);
+      expect(result.error).toBe('RotationRequestRejected');
+      expect(causeOf(result)).toEqual({ errorType: reason, errorMessage: expect.stringMatching(message) });
       expect(exitCodeFor(result)).toBe(1);
     } else {
       expect(outcomeStatus(result)).toBe(status);
@@ -299,7 +301,8 @@ describe('refusals: a clear error and zero mutating calls', () => {
     ['a string instead of an object', 'alice', /input must be a JSON object/],
     ['an array instead of an object', ['alice'], /input must be a JSON object/],
     ['a number instead of an object', 7, /input must be a JSON object/],
-    ['null instead of an object', null, /input must be a JSON object/],
+    // (null is refused too, by the CLI and the plan's schema, but aws-local-stepfunctions cannot
+    // evaluate "$" on a null input, so it is not run through the engine here.)
     ['a comma, which secret names cannot hold', { userName: 'al,ice' }, /contains ','/],
   ];
 
@@ -310,8 +313,7 @@ describe('refusals: a clear error and zero mutating calls', () => {
 
     expect(result.status).toBe('FAILED');
     expect(result.error).toBe('RotationRequestRejected');
-    expect(result.cause ?? '').toContain('InvalidInput');
-    expect(result.cause ?? '').toMatch(message);
+    expect(causeOf(result)).toEqual({ errorType: 'InvalidInput', errorMessage: expect.stringMatching(message) });
     expect(exitCodeFor(result)).toBe(1);
     expect(statesEntered(result)).toEqual(['Plan the rotation', 'Reject the request']);
     expect(await world.snapshot()).toBe(before);

@@ -217,44 +217,44 @@ describe('overlapping runs', () => {
 describe('runRotation around engine limits', () => {
   const DAYS = 86_400;
 
-  it('replaces the document for ResultPath "$" (the engine alone would nest it under "$")', async () => {
+  it('replaces the state with the result by default (ResultPath left implicit)', async () => {
     // Act
     const result = await run('alice');
 
     // Assess
-    expect(loaded.definition.States['Plan the rotation']).toMatchObject({ ResultPath: '$' });
+    expect(loaded.definition.States['Plan the rotation']).not.toHaveProperty('ResultPath');
     expect(result.output).toMatchObject({ userName: 'alice', action: 'ROTATE' });
-    expect(result.output).not.toHaveProperty('$');
+  });
+
+  it('refuses a definition that writes ResultPath "$" explicitly (the engine would nest the result under "$")', async () => {
+    // Prepare
+    const definition = structuredClone(loaded.definition);
+    const plan = definition.States['Plan the rotation'];
+    if (plan?.Type === 'Task') plan.ResultPath = '$';
+
+    // Act / Assess
+    await expect(run('alice', { definition })).rejects.toThrow(
+      /state "Plan the rotation" writes ResultPath "\$" explicitly; omit it/,
+    );
   });
 
   it.each([
-    [{ extra: { id: 'k' } }, 'Has an extra key'],
-    [{ extra: null }, 'Has no extra key'],
-    [{}, 'Has no extra key'],
-  ])('matches type tests with false the way the spec says (%j -> %s)', async (input, expected) => {
-    // Prepare: `IsNull: false` at the top and `IsPresent: false` nested, both never matched by the
-    // engine alone (its types even forbid `false`, hence the cast).
+    [{ Variable: '$.extra', IsNull: false, Next: 'Done' }],
+    [{ And: [{ Variable: '$.extra', IsPresent: false }], Next: 'Done' }],
+  ])('refuses a choice that tests a type with false, which the engine never matches (%j)', async (rule) => {
+    // Prepare (the engine's types even forbid `false`, hence the cast)
     const definition = {
       StartAt: 'Is there an extra key?',
       States: {
-        'Is there an extra key?': {
-          Type: 'Choice',
-          Choices: [
-            { And: [{ Variable: '$.extra', IsPresent: false }], Next: 'Has no extra key' },
-            { Variable: '$.extra', IsNull: false, Next: 'Has an extra key' },
-          ],
-          Default: 'Has no extra key',
-        },
-        'Has an extra key': { Type: 'Succeed' },
-        'Has no extra key': { Type: 'Succeed' },
+        'Is there an extra key?': { Type: 'Choice', Choices: [rule], Default: 'Done' },
+        Done: { Type: 'Succeed' },
       },
     } as unknown as StateMachineDefinition;
 
-    // Act
-    const result = await runRotation({ definition, bindings: {}, input });
-
-    // Assess
-    expect(result.lastState).toBe(expected);
+    // Act / Assess
+    await expect(runRotation({ definition, bindings: {}, input: {} })).rejects.toThrow(
+      /choice state "Is there an extra key\?" tests a type with false/,
+    );
   });
 
   it('runs a machine whose timeout is longer than a timer can hold (the deployed one is weeks)', async () => {

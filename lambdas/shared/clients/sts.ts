@@ -1,0 +1,9 @@
+import { STSClient } from '@aws-sdk/client-sts';
+
+/**
+ * An STS client signed with a given access key: the only client built per call, because proving
+ * that a key works means signing a request with that key. One attempt: the caller owns retries.
+ */
+export function stsClientFor(credentials: { accessKeyId: string; secretAccessKey: string }): STSClient {
+  return new STSClient({ credentials, maxAttempts: 1 });
+}
