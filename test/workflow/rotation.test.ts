@@ -313,7 +313,10 @@ describe('refusals: a clear error and zero mutating calls', () => {
 
     expect(result.status).toBe('FAILED');
     expect(result.error).toBe('RotationRequestRejected');
-    expect(causeOf(result)).toEqual({ errorType: 'InvalidInput', errorMessage: expect.stringMatching(message) });
+    expect(causeOf(result)).toEqual({
+      errorType: 'InvalidInput',
+      errorMessage: expect.stringMatching(message),
+    });
     expect(exitCodeFor(result)).toBe(1);
     expect(statesEntered(result)).toEqual(['Plan the rotation', 'Reject the request']);
     expect(await world.snapshot()).toBe(before);
@@ -477,11 +480,10 @@ describe('crash and retry', () => {
     const winnerResult = await winner;
 
     expect(outcomeStatus(winnerResult)).toBe('ROTATED');
-    expect(loserResult && outcomeStatus(loserResult)).toBe('STOPPED');
-    expect((loserResult?.output as { outcome: { reason: string } }).outcome.reason).toBe(
-      'RotationInProgress',
-    );
-    expect(loserResult?.tasks.map((t) => t.step)).toEqual(['plan']);
+    if (!loserResult) throw new Error('the rival rotation never started');
+    expect(outcomeStatus(loserResult)).toBe('STOPPED');
+    expect((loserResult.output as { outcome: { reason: string } }).outcome.reason).toBe('RotationInProgress');
+    expect(loserResult.tasks.map((t) => t.step)).toEqual(['plan']);
     expect(await world.keysOf('leo')).toHaveLength(1);
   });
 });
