@@ -1,0 +1,362 @@
+/**
+ * The audit end to end against the moto emulator: 220 users whose keys were created and last used
+ * at chosen days in the past (moto's clock moved by test/support/moto-clock.py), covering every
+ * finding type moto can produce and each boundary; then the audit runs with the real "now".
+ *
+ * moto's credential report has no `<root_account>` row, so ROOT_ACCESS_KEY is covered by the unit
+ * tests (test/unit/audit/findings.test.ts) only.
+ */
+import { DeleteAccessKeyCommand, ListAccessKeysCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
+import { GetFindingsCommand } from '@aws-sdk/client-securityhub';
+import { StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { CommanderError } from 'commander';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditCommand } from '../../cli/audit.ts';
+import { executionNameFor, SfnRotationStarter } from '../../lambdas/shared/domain/audit/actions.ts';
+import { type AuditWorld, type SeededKey, startAuditWorld, type UserSpec } from './audit-world.ts';
+
+/** A group of users with the same keys and the findings each of them must get. */
+interface Group {
+  name: string;
+  count: number;
+  keys: UserSpec['keys'];
+  path?: string;
+  tags?: Record<string, string>;
+  expected: string[];
+}
+
+const USED_YESTERDAY = 1;
+const GROUPS: Group[] = [
+  // Age boundaries (every key used yesterday, so only its age counts).
+  { name: 'age-76', count: 6, keys: [{ createdDaysAgo: 76, usedDaysAgo: USED_YESTERDAY }], expected: [] },
+  {
+    name: 'age-77',
+    count: 6,
+    keys: [{ createdDaysAgo: 77, usedDaysAgo: USED_YESTERDAY }],
+    expected: ['EXPIRING_KEY'],
+  },
+  {
+    name: 'age-89',
+    count: 6,
+    keys: [{ createdDaysAgo: 89, usedDaysAgo: USED_YESTERDAY }],
+    expected: ['EXPIRING_KEY'],
+  },
+  {
+    name: 'age-90',
+    count: 6,
+    keys: [{ createdDaysAgo: 90, usedDaysAgo: USED_YESTERDAY }],
+    expected: ['EXPIRING_KEY'],
+  },
+  {
+    name: 'age-91',
+    count: 6,
+    keys: [{ createdDaysAgo: 91, usedDaysAgo: USED_YESTERDAY }],
+    expected: ['OLD_KEY'],
+  },
+  {
+    name: 'age-200',
+    count: 6,
+    keys: [{ createdDaysAgo: 200, usedDaysAgo: USED_YESTERDAY }],
+    expected: ['OLD_KEY'],
+  },
+  // Unused boundaries (young enough keys, so only idleness counts).
+  { name: 'idle-44', count: 6, keys: [{ createdDaysAgo: 60, usedDaysAgo: 44 }], expected: [] },
+  { name: 'idle-45', count: 6, keys: [{ createdDaysAgo: 60, usedDaysAgo: 45 }], expected: ['UNUSED_KEY'] },
+  { name: 'never-44', count: 6, keys: [{ createdDaysAgo: 44 }], expected: [] },
+  { name: 'never-46', count: 6, keys: [{ createdDaysAgo: 46 }], expected: ['UNUSED_KEY'] },
+  { name: 'old-never-used', count: 4, keys: [{ createdDaysAgo: 120 }], expected: ['OLD_KEY', 'UNUSED_KEY'] },
+  // Two active keys; one active and one inactive-by-never-created is the normal case above.
+  {
+    name: 'two-active',
+    count: 5,
+    keys: [
+      { createdDaysAgo: 20, usedDaysAgo: USED_YESTERDAY },
+      { createdDaysAgo: 5, usedDaysAgo: USED_YESTERDAY },
+    ],
+    expected: ['TWO_ACTIVE_KEYS'],
+  },
+  // Exemptions, protection and scope.
+  {
+    name: 'exempt',
+    count: 5,
+    keys: [{ createdDaysAgo: 150, usedDaysAgo: USED_YESTERDAY }],
+    tags: { 'rekey:exempt': 'until=2099-12-31 vendor SMTP relay' },
+    expected: ['OLD_KEY'],
+  },
+  {
+    name: 'expired',
+    count: 5,
+    keys: [{ createdDaysAgo: 150, usedDaysAgo: USED_YESTERDAY }],
+    tags: { 'rekey:exempt': 'until=2020-01-31 migration ticket' },
+    expected: ['OLD_KEY'],
+  },
+  {
+    name: 'protected',
+    count: 2,
+    keys: [{ createdDaysAgo: 150, usedDaysAgo: USED_YESTERDAY }],
+    expected: ['OLD_KEY'],
+  },
+  {
+    name: 'legacy',
+    count: 3,
+    path: '/legacy/',
+    keys: [{ createdDaysAgo: 150, usedDaysAgo: USED_YESTERDAY }],
+    expected: ['OLD_KEY'],
+  },
+  // Healthy users: recent keys, used recently.
+  { name: 'healthy', count: 136, keys: [{ createdDaysAgo: 10, usedDaysAgo: USED_YESTERDAY }], expected: [] },
+];
+
+const users: Array<UserSpec & { group: Group }> = GROUPS.flatMap((group) =>
+  Array.from({ length: group.count }, (_, i) => ({
+    userName: `${group.name}-${String(i).padStart(3, '0')}`,
+    path: group.path ?? '/svc/',
+    ...(group.tags ? { tags: group.tags } : {}),
+    keys: group.keys,
+    group,
+  })),
+);
+const expectedFindings = users.flatMap((u) => u.group.expected.map((type) => `${type}:${u.userName}`)).sort();
+const ENV = { REKEY_PROTECTED_USERS: 'protected-000,protected-001', REKEY_USER_PATH_PREFIX: '/svc/' };
+/** The OLD_KEY users the audit may rotate: not exempt, not protected, in scope. */
+const ROTATABLE = users.filter(
+  (u) =>
+    u.group.expected.includes('OLD_KEY') &&
+    ['age-91', 'age-200', 'old-never-used', 'expired'].includes(u.group.name),
+);
+
+/** The users whose events an EventBridge rule routes to a queue, as a Slack rule would. */
+const ROUTED = ['age-91-000', 'exempt-000', 'two-active-000'];
+
+let world: AuditWorld;
+let keys: SeededKey[];
+const keyOf = (userName: string) => keys.find((k) => k.userName === userName) as SeededKey;
+
+beforeAll(async () => {
+  world = await startAuditWorld({ routedUsers: ROUTED });
+  const started = Date.now();
+  keys = await world.seed(users);
+  console.error(
+    `seeded ${users.length} users / ${keys.length} keys in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
+}, 300_000);
+afterAll(async () => {
+  await world?.stop();
+});
+
+function expectNoSecrets(what: string, text: string): void {
+  const leaked = world.secrets.filter((s) => text.includes(s));
+  expect(leaked, `secret access keys in ${what}`).toEqual([]);
+}
+
+describe('the audit against the emulator', () => {
+  it(`has ${users.length} users and expects ${expectedFindings.length} findings`, () => {
+    expect(users.length).toBeGreaterThanOrEqual(200);
+    expect(ROTATABLE).toHaveLength(21);
+    expect(new Set(expectedFindings.map((f) => f.split(':')[0]))).toEqual(
+      new Set(['OLD_KEY', 'EXPIRING_KEY', 'UNUSED_KEY', 'TWO_ACTIVE_KEYS']),
+    );
+  });
+
+  it('finds exactly the expected findings, with key ids, ages and last use', async () => {
+    const { summary, calls, requests } = await world.audit(ENV, { dryRun: true });
+
+    expect(summary.usersScanned).toBe(users.length);
+    expect(summary.dryRun).toBe(true);
+    // The scan cost: one report, one authorization-details page, one ListAccessKeys per user with findings.
+    const usersWithFindings = new Set(expectedFindings.map((f) => f.split(':')[1])).size;
+    expect(calls.toJSON()).toEqual({
+      GenerateCredentialReport: expect.any(Number),
+      GetCredentialReport: 1,
+      GetAccountAuthorizationDetails: 1,
+      ListAccessKeys: usersWithFindings,
+    });
+    expect(Object.fromEntries(requests)).toEqual(calls.toJSON());
+    expect(summary.rotations).toEqual({ WOULD_START: 21, SKIPPED: 5 + 2 + 3 });
+  });
+
+  it('the CLI runs the same scan: --json, and --fail-on exits 3', async () => {
+    let stdout = '';
+    const command = auditCommand({ iam: world.iam, stdout: (t) => (stdout += t), stderr: () => {} });
+    await command.parseAsync(['--json'], { from: 'user' });
+    const document = JSON.parse(stdout) as {
+      findings: Array<{
+        type: string;
+        userName: string;
+        accessKeyId: string;
+        ageDays: number;
+        lastUsedDate: string | null;
+      }>;
+    };
+    expect(document.findings.map((f) => `${f.type}:${f.userName}`).sort()).toEqual(expectedFindings);
+
+    const byUser = (type: string, userName: string) =>
+      document.findings.find((f) => f.type === type && f.userName === userName);
+    expect(byUser('OLD_KEY', 'age-91-000')).toMatchObject({
+      accessKeyId: keyOf('age-91-000').accessKeyId,
+      ageDays: 91,
+    });
+    expect(byUser('EXPIRING_KEY', 'age-90-000')?.ageDays).toBe(90);
+    expect(byUser('EXPIRING_KEY', 'age-77-000')?.ageDays).toBe(77);
+    const lastUsed = new Date(byUser('UNUSED_KEY', 'idle-45-000')?.lastUsedDate ?? 0);
+    expect(Math.round((Date.now() - lastUsed.getTime()) / 86_400_000)).toBe(45);
+    expect(byUser('UNUSED_KEY', 'never-46-000')).toMatchObject({ ageDays: 46, lastUsedDate: null });
+    expect(byUser('OLD_KEY', 'exempt-000')).toMatchObject({ exemption: { expired: false } });
+    expect(byUser('OLD_KEY', 'expired-000')).toMatchObject({
+      exemption: { reason: 'migration ticket', expired: true },
+    });
+    const two = byUser('TWO_ACTIVE_KEYS', 'two-active-000');
+    expect(two?.accessKeyId).toBe(keys.find((k) => k.userName === 'two-active-000')?.accessKeyId);
+    expectNoSecrets('the CLI output', stdout);
+
+    const failing = auditCommand({ iam: world.iam, stdout: () => {}, stderr: () => {} });
+    const error = await failing.parseAsync(['--fail-on', 'TWO_ACTIVE_KEYS'], { from: 'user' }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(CommanderError);
+    expect((error as CommanderError).exitCode).toBe(3);
+  });
+
+  it('starts at most maxRotationsPerRun new rotations per run, and a re-run starts no duplicate', async () => {
+    // Act: four runs in a row with a limit of 8 new rotations per run.
+    const env = { ...ENV, REKEY_MAX_ROTATIONS_PER_RUN: '8' };
+    const runs = [];
+    const executions = [];
+    for (let i = 0; i < 4; i++) {
+      runs.push((await world.audit(env)).summary.rotations);
+      executions.push(await world.executionNames());
+    }
+
+    // Assess: 10 refusals every time (5 exempt, 2 protected, 3 out of scope), 8 + 8 + 5 new starts.
+    expect(runs).toEqual([
+      { STARTED: 8, SKIPPED: 10 + 13 },
+      { ALREADY_STARTED: 8, STARTED: 8, SKIPPED: 10 + 5 },
+      { ALREADY_STARTED: 16, STARTED: 5, SKIPPED: 10 },
+      { ALREADY_STARTED: 21, SKIPPED: 10 },
+    ]);
+    expect(executions.map((e) => e.length)).toEqual([8, 16, 21, 21]);
+    const expectedNames = ROTATABLE.map((u) =>
+      executionNameFor(u.userName, keyOf(u.userName).accessKeyId),
+    ).sort();
+    expect([...(executions[3] ?? [])].sort()).toEqual(expectedNames);
+    await world.drainDigests();
+    await world.drainEvents();
+    world.drainSentEvents();
+  });
+
+  it('the emulator keeps execution names unique as Step Functions does (the starter relies on it)', async () => {
+    // Same name and input: the running execution comes back (which is why the starter asks first).
+    const start = (input: string) =>
+      world.sfn.send(
+        new StartExecutionCommand({ stateMachineArn: world.stateMachineArn, name: 'probe', input }),
+      );
+    const first = await start('{"userName":"probe"}');
+    const again = await start('{"userName":"probe"}');
+    expect(again.executionArn).toBe(first.executionArn);
+    // Same name, other input (e.g. a later day's age in the reason): ExecutionAlreadyExists.
+    await expect(start('{"userName":"probe","reason":"later"}')).rejects.toMatchObject({
+      name: 'ExecutionAlreadyExists',
+    });
+    const starter = new SfnRotationStarter(world.sfn, world.stateMachineArn);
+    await expect(
+      starter.start({ executionName: 'probe', userName: 'probe', accessKeyId: 'AKIAPROBE', reason: 'x' }),
+    ).resolves.toEqual({ status: 'ALREADY_STARTED', executionArn: first.executionArn });
+  });
+
+  it('publishes one digest per run and one event per finding: key ids, never a secret', async () => {
+    const { summary } = await world.audit(ENV);
+
+    const digests = await world.drainDigests();
+    const sent = world.drainSentEvents();
+    const routed = await world.drainEvents();
+    expect(summary).toMatchObject({ digestPublished: true, eventsPublished: expectedFindings.length });
+    expect(digests).toHaveLength(1);
+    const digest = digests[0] ?? '';
+    expect(digest).toContain(`Credential report:  generated`);
+    expect(digest).toMatch(new RegExp(`Findings: ${expectedFindings.length} \\(5 of them exempt\\)`));
+    expect(digest).toContain(`rotations already running:   21`);
+    expect(digest).toContain(keyOf('age-91-000').accessKeyId);
+    expect(digest).toContain('protected-000');
+    expect(digest).toContain('exempt-000: vendor SMTP relay (until 2099-12-31)');
+    // Every finding was sent as an event (moto accepted them all: the run checks FailedEntryCount).
+    expect(sent).toHaveLength(expectedFindings.length);
+    expect(new Set(sent.map((e) => `${e.Source}|${e.DetailType}|${e.EventBusName}`))).toEqual(
+      new Set(['rekey|Stale Access Key Found|default']),
+    );
+    const details = sent.map((e) => JSON.parse(e.Detail ?? '{}') as Record<string, unknown>);
+    expect(details.map((d) => `${d.type}:${d.userName}`).sort()).toEqual(expectedFindings);
+    // The rule routed exactly the chosen users' events, as delivered events.
+    expect(routed.map((e) => `${e.detail.type}:${e.detail.userName}`).sort()).toEqual(
+      expectedFindings.filter((f) => ROUTED.includes(f.split(':')[1] ?? '')),
+    );
+    const old = routed.find((e) => e.detail.userName === 'age-91-000');
+    expect(old).toMatchObject({ source: 'rekey', 'detail-type': 'Stale Access Key Found' });
+    expect(old?.detail).toMatchObject({
+      type: 'OLD_KEY',
+      accessKeyId: keyOf('age-91-000').accessKeyId,
+      ageDays: 91,
+      action: { kind: 'ROTATION', status: 'ALREADY_STARTED' },
+    });
+    const events = { sent, routed };
+    expectNoSecrets('the digest', digest);
+    expectNoSecrets('the events', JSON.stringify(events));
+  });
+
+  it('Security Hub: imports the findings, then resolves those whose condition cleared', async () => {
+    const env = { ...ENV, REKEY_SECURITY_HUB: 'true' };
+    const open = async () => {
+      const out = await world.securityHub.send(new GetFindingsCommand({ MaxResults: 100 }));
+      const all = [...(out.Findings ?? [])];
+      let token = out.NextToken;
+      while (token) {
+        const page = await world.securityHub.send(
+          new GetFindingsCommand({ MaxResults: 100, NextToken: token }),
+        );
+        all.push(...(page.Findings ?? []));
+        token = page.NextToken;
+      }
+      return all.filter((f) => f.GeneratorId === 'rekey-audit');
+    };
+
+    const first = await world.audit(env);
+    expect(first.summary.securityHub).toEqual({ imported: expectedFindings.length, resolved: 0 });
+    const imported = await open();
+    expect(imported.filter((f) => f.RecordState === 'ACTIVE')).toHaveLength(expectedFindings.length);
+    const exempt = imported.find((f) => f.Id?.includes('/OLD_KEY/exempt-000/'));
+    expect(exempt?.Workflow?.Status).toBe('SUPPRESSED');
+    expectNoSecrets('the Security Hub findings', JSON.stringify(imported));
+
+    // The conditions of two findings clear: an old key is deleted, an unused one deactivated.
+    const oldKey = keyOf('age-91-000');
+    await world.iam.send(
+      new DeleteAccessKeyCommand({ UserName: oldKey.userName, AccessKeyId: oldKey.accessKeyId }),
+    );
+    const idleKey = keyOf('idle-45-000');
+    await world.iam.send(
+      new UpdateAccessKeyCommand({
+        UserName: idleKey.userName,
+        AccessKeyId: idleKey.accessKeyId,
+        Status: 'Inactive',
+      }),
+    );
+    expect(
+      (await world.iam.send(new ListAccessKeysCommand({ UserName: oldKey.userName }))).AccessKeyMetadata,
+    ).toEqual([]);
+
+    const second = await world.audit(env);
+
+    expect(second.summary.securityHub).toEqual({ imported: expectedFindings.length - 2, resolved: 2 });
+    const after = await open();
+    const resolved = after.filter((f) => f.RecordState === 'ARCHIVED');
+    expect(resolved.map((f) => f.Id).sort()).toEqual([
+      `rekey/123456789012/OLD_KEY/age-91-000/${oldKey.accessKeyId}`,
+      `rekey/123456789012/UNUSED_KEY/idle-45-000/${idleKey.accessKeyId}`,
+    ]);
+    for (const f of resolved) {
+      expect(f.Compliance?.Status).toBe('PASSED');
+      expect(f.Workflow?.Status).toBe('RESOLVED');
+    }
+    expect(after.filter((f) => f.RecordState === 'ACTIVE')).toHaveLength(expectedFindings.length - 2);
+  });
+});
