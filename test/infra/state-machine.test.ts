@@ -29,13 +29,11 @@ const task = (step: StepName, rest: Partial<AslState>): AslState => ({
 function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Record<string, AslState> {
   return {
     'Plan the rotation': task('plan', {
+      // No ResultPath: the result replaces the state (the default, left implicit).
+      ResultPath: undefined,
       Parameters: { 'input.$': '$', 'executionId.$': '$$.Execution.Id' },
-      ResultPath: '$',
       Next: 'Is this a dry run?',
-      Catch: [
-        { ErrorEquals: ['InvalidInput', 'UserNotFound'], ResultPath: '$', Next: 'Reject the request' },
-        toFailure,
-      ],
+      Catch: [{ ErrorEquals: ['InvalidInput', 'UserNotFound'], Next: 'Reject the request' }, toFailure],
     }),
     'Reject the request': { Type: 'Fail', Error: 'RotationRequestRejected', CausePath: '$.Cause' },
     'Is this a dry run?': {
@@ -74,8 +72,8 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
     'Stopped safely': { Type: 'Succeed' },
     'Is there an extra key to remove?': {
       Type: 'Choice',
-      Choices: [{ Variable: '$.extraKey', IsNull: false, Next: 'Remove the unused extra key' }],
-      Default: 'Report that the rotation started',
+      Choices: [{ Variable: '$.extraKey', IsNull: true, Next: 'Report that the rotation started' }],
+      Default: 'Remove the unused extra key',
     },
     'Remove the unused extra key': task('delete-key', {
       Parameters: {
