@@ -3,9 +3,10 @@
  * compute findings and planned actions without starting, changing or publishing anything.
  */
 import { z } from 'zod';
-import { securityHub, sfn } from '../shared/audit-clients.ts';
 import { eventBridge } from '../shared/clients/event-bridge.ts';
 import { iam } from '../shared/clients/iam.ts';
+import { securityHub } from '../shared/clients/security-hub.ts';
+import { sfn } from '../shared/clients/sfn.ts';
 import { sns } from '../shared/clients/sns.ts';
 import { systemClock } from '../shared/clock.ts';
 import { SfnRotationStarter } from '../shared/domain/audit/actions.ts';

@@ -34,7 +34,7 @@ afterEach(() => {
 async function loadHandler() {
   const { handler } = await import('../../../lambdas/audit/index.ts');
   const { iam, sns, eventBridge } = await import('../../../lambdas/shared/clients.ts');
-  const { sfn } = await import('../../../lambdas/shared/audit-clients.ts');
+  const { sfn } = await import('../../../lambdas/shared/clients/sfn.ts');
   return {
     handler,
     iamMock: mockClient(iam),
