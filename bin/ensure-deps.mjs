@@ -14,11 +14,13 @@ const installed = join(root, 'node_modules', '.package-lock.json');
 
 const stale = !existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtimeMs;
 if (stale) {
-  console.error('rekey: installing dependencies (npm ci)...');
+  console.error('rekey: installing the locked dependencies (npm install)...');
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  const result = spawnSync(npm, ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  // `npm install` rather than `npm ci`: see .ci/run (a registry without every optional platform
+  // package makes `npm ci` reject the lockfile); with a lockfile it installs the locked versions.
+  const result = spawnSync(npm, ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   if (result.status !== 0) {
-    console.error('rekey: npm ci failed; fix the error above and run the command again');
+    console.error('rekey: npm install failed; fix the error above and run the command again');
     process.exit(result.status ?? 1);
   }
 }
