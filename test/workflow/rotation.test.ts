@@ -90,6 +90,8 @@ describe('happy path', () => {
       `happy-path rotation: ${transitions} state transitions, ${result.tasks.length} Lambda invocations`,
     );
     expect(transitions).toBeGreaterThan(10);
+    // The log scan below reads what the handlers really logged (it is not vacuous).
+    expect(world.logs.join('')).toContain('new access key created and stored');
     await expectClean(result, notifications);
   });
 
