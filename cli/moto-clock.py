@@ -1,4 +1,4 @@
-"""moto's server with a movable clock, for tests that need old access keys.
+"""moto's server with a movable clock, for the demo and the tests that need old access keys.
 
 moto cannot back-date a key: CreateAccessKey stamps CreateDate with moto.core.utils.utcnow(),
 a request signed with a key stamps its last use (iam.models.mark_account_as_visited, called for
@@ -6,9 +6,10 @@ every request naming the key, whether or not request authentication is on) with 
 function, and the credential report prints those stamps. This wrapper replaces that function,
 in every moto module that imported it, with one that adds an offset read from the file named by
 MOTO_CLOCK_FILE (seconds, may be negative; re-read on every call; missing or empty file = 0).
-A test writes -91 days into the file, creates a key, writes 0 again: the key is 91 days old.
+The caller (cli/emulator.ts) writes -91 days into the file, creates a key, writes 0 again: the
+key is 91 days old.
 
-Usage: python3 moto-clock.py -H 127.0.0.1 -p PORT   (the arguments of python3 -m moto.server)
+Usage: python3 cli/moto-clock.py -H 127.0.0.1 -p PORT   (the arguments of python3 -m moto.server)
 """
 
 import datetime

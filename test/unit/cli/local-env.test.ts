@@ -1,9 +1,9 @@
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type MotoServer, startMoto } from '../../../cli/emulator.ts';
 import { LOCAL_RESOURCES, prepareLocalEnv } from '../../../cli/local-env.ts';
 import { ANY_CREDENTIALS, AwsEnv, awsClient } from '../../support/aws.ts';
-import { type MotoServer, startMoto } from '../../support/moto.ts';
 
 describe('prepareLocalEnv', () => {
   let moto: MotoServer;

@@ -1,7 +1,7 @@
 import { GetUserCommand, IAMClient } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type MotoServer, startMoto } from '../../../cli/emulator.ts';
 import { ADMIN_USER, ANY_CREDENTIALS, AwsEnv, adminSetup, awsClient } from '../../support/aws.ts';
-import { type MotoServer, startMoto } from '../../support/moto.ts';
 
 function isRunning(pid: number): boolean {
   try {
