@@ -3,7 +3,7 @@
  * runner executes exactly the definition that deploys, and binds every Task to its handler module
  * through the `rekey:handler` metadata the stack writes on each Lambda function.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,18 +58,41 @@ export interface LoadDefinitionOptions {
 export function loadDefinition(options: LoadDefinitionOptions = {}): LoadedDefinition {
   const templatePath = options.templatePath ?? DEFAULT_TEMPLATE_PATH;
   const log = options.log ?? ((message: string) => console.error(message));
-  const isDefault = templatePath === DEFAULT_TEMPLATE_PATH;
-  const reason =
-    options.synth === true
-      ? 'as asked'
-      : options.synth === false || !isDefault
-        ? undefined
-        : !existsSync(templatePath)
-          ? 'no template yet'
-          : isStale(templatePath)
-            ? 'the CDK app changed since the last synth'
-            : undefined;
+  const reason = synthReason(templatePath, options.synth);
   if (reason) synthesize(log, reason);
+  return readDefinition(templatePath);
+}
+
+export interface LoadDefinitionAsyncOptions extends LoadDefinitionOptions {
+  /** A progress line this often while `cdk synth` runs (it takes 15-60 s). @default 5000 */
+  heartbeatMs?: number;
+  /** Aborting kills the synth (its whole process group) and rejects. */
+  signal?: AbortSignal;
+}
+
+/**
+ * loadDefinition for interactive commands: the synth runs as a child process while the event
+ * loop stays free, so progress can be printed and Ctrl-C can stop it.
+ */
+export async function loadDefinitionAsync(
+  options: LoadDefinitionAsyncOptions = {},
+): Promise<LoadedDefinition> {
+  const templatePath = options.templatePath ?? DEFAULT_TEMPLATE_PATH;
+  const log = options.log ?? ((message: string) => console.error(message));
+  const reason = synthReason(templatePath, options.synth);
+  if (reason) await synthesizeAsync(log, reason, options.heartbeatMs ?? 5000, options.signal);
+  return readDefinition(templatePath);
+}
+
+/** Why the template must be synthesized first, or undefined when it can be read as it is. */
+function synthReason(templatePath: string, synth: boolean | undefined): string | undefined {
+  if (synth === true) return 'as asked';
+  if (synth === false || templatePath !== DEFAULT_TEMPLATE_PATH) return undefined;
+  if (!existsSync(templatePath)) return 'no template yet';
+  return isStale(templatePath) ? 'the CDK app changed since the last synth' : undefined;
+}
+
+function readDefinition(templatePath: string): LoadedDefinition {
   if (!existsSync(templatePath)) throw new DefinitionError(`template not found: ${templatePath}`);
   const template = JSON.parse(readFileSync(templatePath, 'utf8')) as CfnTemplate;
   return extractDefinition(template);
@@ -238,21 +261,28 @@ function isStale(templatePath: string): boolean {
 const SYNTH_LOCK_WAIT_MS = 180_000;
 const SYNTH_LOCKED = /is currently synthing to/;
 
-function synthesize(log: (message: string) => void, reason: string): void {
-  log(`Synthesizing the CDK app (${reason}): npx cdk synth --quiet`);
-  // Node 24 from node_modules first: the CDK app needs it, and the machine's own node is older.
+const SYNTH_COMMAND = ['npx', 'cdk', 'synth', '--quiet'] as const;
+
+/** Node 24 from node_modules first: the CDK app needs it, and the machine's own node is older. */
+function synthEnv(): NodeJS.ProcessEnv {
   const path = [
     join(REPO_ROOT, 'node_modules', '.bin'),
     dirname(process.execPath),
     process.env.PATH ?? '',
   ].join(delimiter);
+  return { ...process.env, PATH: path };
+}
+
+function synthesize(log: (message: string) => void, reason: string): void {
+  log(`Synthesizing the CDK app (${reason}): ${SYNTH_COMMAND.join(' ')}`);
   const deadline = Date.now() + SYNTH_LOCK_WAIT_MS;
   for (;;) {
-    const result = spawnSync('npx', ['cdk', 'synth', '--quiet'], {
+    const [command, ...args] = SYNTH_COMMAND;
+    const result = spawnSync(command, args, {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
       encoding: 'utf8',
-      env: { ...process.env, PATH: path },
+      env: synthEnv(),
     });
     if (result.error) throw new DefinitionError(`could not run cdk synth: ${result.error.message}`);
     const output = `${result.stdout}${result.stderr}`;
@@ -268,6 +298,84 @@ function synthesize(log: (message: string) => void, reason: string): void {
     }
     return;
   }
+}
+
+async function synthesizeAsync(
+  log: (message: string) => void,
+  reason: string,
+  heartbeatMs: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  log(`Synthesizing the CDK app (${reason}): ${SYNTH_COMMAND.join(' ')}; this takes 15-60 s`);
+  const started = Date.now();
+  const heartbeat = setInterval(
+    () => log(`  still synthesizing (${Math.round((Date.now() - started) / 1000)} s)`),
+    heartbeatMs,
+  );
+  try {
+    const deadline = Date.now() + SYNTH_LOCK_WAIT_MS;
+    for (;;) {
+      const { status, output } = await runSynthChild(signal);
+      if (status !== 0 && SYNTH_LOCKED.test(output) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        continue;
+      }
+      if (status !== 0) {
+        process.stderr.write(output);
+        throw new DefinitionError(`cdk synth failed (exit ${status}); see its output above`);
+      }
+      log(`Synthesized in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      return;
+    }
+  } finally {
+    clearInterval(heartbeat);
+  }
+}
+
+/**
+ * One `cdk synth` in a process group of its own (npx, cdk, the app, esbuild), so that an abort
+ * can end all of it by the group id, which is the pid of the child started here.
+ */
+function runSynthChild(signal: AbortSignal | undefined): Promise<{ status: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new DefinitionError('cdk synth was interrupted'));
+      return;
+    }
+    const [command, ...args] = SYNTH_COMMAND;
+    const child = spawn(command, args, {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: synthEnv(),
+      detached: true,
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const onAbort = () => {
+      if (child.pid !== undefined && child.exitCode === null) {
+        try {
+          process.kill(-child.pid, 'SIGTERM');
+        } catch {
+          // Already gone.
+        }
+      }
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    child.once('error', (error) => {
+      signal?.removeEventListener('abort', onAbort);
+      reject(new DefinitionError(`could not run cdk synth: ${error.message}`));
+    });
+    child.once('close', (status) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (signal?.aborted) reject(new DefinitionError('cdk synth was interrupted'));
+      else resolve({ status, output });
+    });
+  });
 }
 
 /** loadDefinition is synchronous (test setups call it so); this blocks without spinning. */

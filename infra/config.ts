@@ -233,6 +233,11 @@ export interface RekeyResources {
   readonly topicArn: string;
   /** Name of the DynamoDB lock table. */
   readonly lockTable: string;
+  /**
+   * Comma-separated ARNs of the verify steps' roles, the only rekey principals a secret's policy
+   * lets read it. Absent in a local run (no deployed roles): the secret's policy then denies nobody.
+   */
+  readonly secretReaderRoles?: string;
 }
 
 /** Every variable a rotation step declares in STEPS (lambdas/shared/steps.ts). */
@@ -240,17 +245,24 @@ export type StepEnvKey = (typeof STEPS)[keyof typeof STEPS]['env'][number];
 
 /**
  * The rotation steps' environment: every variable set, as a string, except the opt-in tag,
- * which is absent unless configured. A variable added to a step in STEPS fails to compile here
- * until the stack sets it. (Variables of other Lambdas, e.g. the audit's, are not in here.)
+ * which is absent unless configured, and the secret reader roles, absent in a local run. A
+ * variable added to a step in STEPS fails to compile here until the stack sets it. (Variables of
+ * other Lambdas, e.g. the audit's, are not in here.)
  */
-export type RotationEnvVars = Required<Pick<RekeyEnvVars, Exclude<StepEnvKey, 'REKEY_OPT_IN_TAG'>>> &
-  Pick<RekeyEnvVars, 'REKEY_OPT_IN_TAG'>;
+export type RotationEnvVars = Required<
+  Pick<RekeyEnvVars, Exclude<StepEnvKey, 'REKEY_OPT_IN_TAG' | 'REKEY_SECRET_READER_ROLES'>>
+> &
+  Pick<RekeyEnvVars, 'REKEY_OPT_IN_TAG' | 'REKEY_SECRET_READER_ROLES'>;
 
 /** The environment contract (lambdas/shared/env.ts) of the rotation steps, for this configuration. */
 export function lambdaEnvironment(config: RekeyConfig, resources: RekeyResources): RotationEnvVars {
   return {
     REKEY_SECRET_PREFIX: config.secretPrefix,
     REKEY_KMS_KEY_ID: resources.kmsKeyId,
+    REKEY_CONSUMER_PRINCIPALS: config.consumerPrincipals.join(','),
+    ...(resources.secretReaderRoles === undefined
+      ? {}
+      : { REKEY_SECRET_READER_ROLES: resources.secretReaderRoles }),
     REKEY_TOPIC_ARN: resources.topicArn,
     REKEY_EVENT_BUS_NAME: 'default',
     REKEY_LOCK_TABLE: resources.lockTable,

@@ -1,13 +1,16 @@
-import { ArnFormat, CfnOutput, Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, Duration, Fn, Lazy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import { STEP_NAMES, type StepName } from '../lambdas/shared/steps.ts';
 import { type RekeyConfig, type RekeyResources, verifyNewKeyTimeoutSeconds } from './config.ts';
+import { Alarms } from './constructs/alarms.ts';
 import { LockTable } from './constructs/lock-table.ts';
+import { LogsKey } from './constructs/logs-key.ts';
 import { Notifications } from './constructs/notifications.ts';
 import { RekeyFunction } from './constructs/rekey-function.ts';
 import { RotationStateMachine } from './constructs/rotation-state-machine.ts';
 import { SecretsKey } from './constructs/secrets-key.ts';
+import { isMutatingKeyAction, UserScope } from './user-scope.ts';
 
 export interface RekeyStackProps extends StackProps {
   /**
@@ -37,19 +40,36 @@ function byStep<T>(make: (step: StepName) => T): Record<StepName, T> {
 export class RekeyStack extends Stack {
   readonly functions: Readonly<Record<StepName, RekeyFunction>>;
   readonly rotation: RotationStateMachine;
+  readonly alarms: Alarms;
 
   constructor(scope: Construct, id: string, props: RekeyStackProps) {
     super(scope, id, props);
     const { config } = props;
 
-    const secretsKey = new SecretsKey(this, 'SecretsKey').key;
+    const secretsKeyConstruct = new SecretsKey(this, 'SecretsKey', {
+      secretPrefix: config.secretPrefix,
+      userPathPrefix: config.userPathPrefix,
+      consumerPrincipals: config.consumerPrincipals,
+    });
+    const secretsKey = secretsKeyConstruct.key;
+    const logsKey = new LogsKey(this, 'LogsKey').key;
     const notifications = new Notifications(this, 'Notifications', { emails: config.notificationEmails });
     const lockTable = new LockTable(this, 'LockTable').table;
 
+    // The verify steps' roles, the only rekey principals a secret's policy lets read it; they are
+    // created with their functions, after the create step's environment names them.
+    const secretReaders: StepName[] = ['verify-new-key', 'verify-rotation'];
     const resources: RekeyResources = {
       kmsKeyId: secretsKey.keyArn,
       topicArn: notifications.topic.topicArn,
       lockTable: lockTable.tableName,
+      secretReaderRoles: Lazy.string({
+        produce: () =>
+          Fn.join(
+            ',',
+            secretReaders.map((step) => this.functions[step].role.roleArn),
+          ),
+      }),
     };
     const functions = byStep(
       (step) =>
@@ -57,6 +77,7 @@ export class RekeyStack extends Stack {
           step,
           config,
           resources,
+          logsKey,
           ...(step === 'verify-new-key'
             ? { timeout: Duration.seconds(verifyNewKeyTimeoutSeconds(config)) }
             : {}),
@@ -64,13 +85,11 @@ export class RekeyStack extends Stack {
     );
     this.functions = functions;
 
-    // Scoped resources. IAM users: only those under the configured path; secrets: only ours.
-    const users = this.formatArn({
-      service: 'iam',
-      region: '',
-      resource: `user${config.userPathPrefix}*`,
-      arnFormat: ArnFormat.NO_RESOURCE_NAME,
-    });
+    // Scoped resources. IAM users: only those under the configured path (changing a key also
+    // needs the opt-in tag, when configured); secrets: only ours.
+    const userScope = new UserScope(this, config);
+    const users = userScope.users;
+    const onUsers = (actions: string[]) => userScope.allow(actions);
     const secrets = this.formatArn({
       service: 'secretsmanager',
       resource: 'secret',
@@ -91,17 +110,21 @@ export class RekeyStack extends Stack {
 
     const permissions: Record<StepName, iam.PolicyStatement[]> = {
       plan: [
-        allow(['iam:GetUser', 'iam:ListUserTags', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed'], [users]),
+        ...onUsers(['iam:GetUser', 'iam:ListUserTags', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed']),
         allow(['dynamodb:UpdateItem'], [lockTable.tableArn]),
       ],
       'create-second-key': [
-        allow(
-          ['iam:ListAccessKeys', 'iam:CreateAccessKey', 'iam:DeleteAccessKey', 'iam:GetAccessKeyLastUsed'],
-          [users],
-        ),
+        ...onUsers([
+          'iam:ListAccessKeys',
+          'iam:CreateAccessKey',
+          'iam:DeleteAccessKey',
+          'iam:GetAccessKeyLastUsed',
+        ]),
         allow(
           [
             'secretsmanager:CreateSecret',
+            // Each secret gets a policy naming who may read it (its user, the consumers).
+            'secretsmanager:PutResourcePolicy',
             'secretsmanager:PutSecretValue',
             'secretsmanager:DescribeSecret',
             'secretsmanager:TagResource',
@@ -122,23 +145,21 @@ export class RekeyStack extends Stack {
         ),
         allow(['kms:Decrypt'], [secretsKey.keyArn], via('secretsmanager')),
         // To discard a new key that never authenticates.
-        allow(['iam:DeleteAccessKey', 'iam:ListAccessKeys'], [users]),
+        ...onUsers(['iam:DeleteAccessKey', 'iam:ListAccessKeys']),
       ],
       'check-last-used': [
-        allow(['iam:GetAccessKeyLastUsed'], [users]),
+        ...onUsers(['iam:GetAccessKeyLastUsed']),
         // cloudtrail:LookupEvents has no resource type: '*' is the only possible resource.
         ...(config.cloudTrailLookup ? [allow(['cloudtrail:LookupEvents'], ['*'])] : []),
       ],
-      'deactivate-old-key': [allow(['iam:UpdateAccessKey', 'iam:ListAccessKeys'], [users])],
+      'deactivate-old-key': onUsers(['iam:UpdateAccessKey', 'iam:ListAccessKeys']),
       'verify-rotation': [
-        allow(['iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed'], [users]),
+        ...onUsers(['iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed']),
         allow(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], [secrets]),
         allow(['kms:Decrypt'], [secretsKey.keyArn], via('secretsmanager')),
       ],
-      'reactivate-old-key': [allow(['iam:UpdateAccessKey', 'iam:ListAccessKeys'], [users])],
-      'delete-key': [
-        allow(['iam:DeleteAccessKey', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed'], [users]),
-      ],
+      'reactivate-old-key': onUsers(['iam:UpdateAccessKey', 'iam:ListAccessKeys']),
+      'delete-key': onUsers(['iam:DeleteAccessKey', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed']),
       notify: [
         allow(['sns:Publish'], [notifications.topic.topicArn]),
         // Publishing to an encrypted topic: SNS generates a data key with the caller's rights.
@@ -161,19 +182,36 @@ export class RekeyStack extends Stack {
         reason: `secrets are named ${config.secretPrefix}<userName> (plus the random suffix Secrets Manager adds)`,
       },
     ];
+    const protectedUsersDeny = userScope.protectedUsersDeny();
     for (const step of STEP_NAMES) {
       const fn = functions[step];
       for (const statement of permissions[step]) fn.lambdaFunction.addToRolePolicy(statement);
+      // Every role that can change a key carries the Deny, whatever else it is allowed.
+      if (protectedUsersDeny && permissions[step].some((s) => s.actions.some(isMutatingKeyAction))) {
+        fn.lambdaFunction.addToRolePolicy(protectedUsersDeny);
+      }
       for (const { arn, nagId, reason } of prefixWildcards) {
         if (permissions[step].some((s) => s.resources.includes(arn))) {
           Validations.of(fn.role).acknowledge({ id: nagId, reason });
         }
       }
     }
+    // The key policy names the same roles: the identity policies alone cannot use the key.
+    secretsKeyConstruct.allowEncrypt('CreateStepEncrypts', functions['create-second-key'].role);
+    for (const step of secretReaders) {
+      secretsKeyConstruct.allowDecrypt(`${constructId(step)}StepDecrypts`, functions[step].role);
+    }
 
     this.rotation = new RotationStateMachine(this, 'Rotation', {
       functions: byStep((step) => functions[step].lambdaFunction),
       config,
+      logsKey,
+    });
+
+    this.alarms = new Alarms(this, 'Alarms', {
+      topic: notifications.topic,
+      stateMachine: this.rotation.stateMachine,
+      functions: byStep((step) => functions[step].lambdaFunction),
     });
 
     new CfnOutput(this, 'StateMachineArn', {

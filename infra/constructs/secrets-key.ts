@@ -1,6 +1,36 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
+
+/**
+ * What the account (root) may do with the key: manage it, never use it. Without kms:Decrypt,
+ * kms:GenerateDataKey* or kms:CreateGrant here, no identity policy in the account can decrypt a
+ * secret; only the principals this key policy names can. kms:PutKeyPolicy must stay, or nobody
+ * could ever change the policy again (KMS refuses such a policy at creation).
+ */
+export const KEY_ADMIN_ACTIONS = [
+  'kms:CancelKeyDeletion',
+  'kms:CreateAlias',
+  'kms:DeleteAlias',
+  'kms:DescribeKey',
+  'kms:DisableKey',
+  'kms:DisableKeyRotation',
+  'kms:EnableKey',
+  'kms:EnableKeyRotation',
+  'kms:GetKeyPolicy',
+  'kms:GetKeyRotationStatus',
+  'kms:ListGrants',
+  'kms:ListKeyRotations',
+  'kms:ListResourceTags',
+  'kms:PutKeyPolicy',
+  'kms:RevokeGrant',
+  'kms:ScheduleKeyDeletion',
+  'kms:TagResource',
+  'kms:UntagResource',
+  'kms:UpdateAlias',
+  'kms:UpdateKeyDescription',
+];
 
 export interface SecretsKeyProps {
   /**
@@ -8,26 +38,127 @@ export interface SecretsKeyProps {
    * @default 'alias/rekey-secrets'
    */
   readonly alias?: string;
+  /**
+   * The secret name prefix: the key encrypts and decrypts only secrets named with it (Secrets
+   * Manager puts the secret's ARN in the encryption context).
+   * @default - required
+   */
+  readonly secretPrefix: string;
+  /**
+   * IAM users under this path may decrypt through Secrets Manager; which secret each may read is
+   * decided by the secret's own resource policy (only its own).
+   * @default - required
+   */
+  readonly userPathPrefix: string;
+  /**
+   * Principals (IAM users, roles, account roots) that read the stored keys.
+   * @default - none
+   */
+  readonly consumerPrincipals?: readonly string[];
 }
 
 /**
  * The customer-managed KMS key that encrypts the stored access keys. A key of our own (not
  * aws/secretsmanager) so that who may decrypt a secret is decided in one key policy and
- * every decryption is visible in CloudTrail under this key.
+ * every decryption is visible in CloudTrail under this key. The key policy names every user of
+ * the key and does not delegate its use to IAM: rekey's create step may encrypt, its verify steps,
+ * the configured consumers and the users under the path may decrypt, each only through Secrets
+ * Manager and only for rekey's secrets; the account may administer the key.
  */
 export class SecretsKey extends Construct {
   readonly key: kms.Key;
+  private readonly viaSecretsManager: Record<string, Record<string, unknown>>;
 
-  constructor(scope: Construct, id: string, props: SecretsKeyProps = {}) {
+  constructor(scope: Construct, id: string, props: SecretsKeyProps) {
     super(scope, id);
+    const stack = Stack.of(this);
+    const secrets = stack.formatArn({
+      service: 'secretsmanager',
+      resource: 'secret',
+      resourceName: `${props.secretPrefix}*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    this.viaSecretsManager = {
+      StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.amazonaws.com` },
+      StringLike: { 'kms:EncryptionContext:SecretARN': secrets },
+    };
+
+    // A policy of our own: the default one grants kms:* to the account, i.e. to any IAM policy.
+    const policy = new iam.PolicyDocument({
+      statements: [
+        new iam.PolicyStatement({
+          sid: 'AccountAdministersTheKey',
+          principals: [new iam.AccountRootPrincipal()],
+          actions: KEY_ADMIN_ACTIONS,
+          resources: ['*'],
+        }),
+      ],
+    });
     this.key = new kms.Key(this, 'Key', {
       alias: props.alias ?? 'alias/rekey-secrets',
       description: 'rekey: encrypts the rotated IAM access keys stored in Secrets Manager',
       enableKeyRotation: true,
+      policy,
       // Losing this key loses every stored access key: never delete it with the stack, and
       // give a mistaken deletion the longest window to be cancelled.
       removalPolicy: RemovalPolicy.RETAIN,
       pendingWindow: Duration.days(30),
     });
+
+    const consumers = props.consumerPrincipals ?? [];
+    if (consumers.length > 0) {
+      this.allow(
+        'ConsumersDecrypt',
+        consumers.map((arn) => new iam.ArnPrincipal(arn)),
+        ['kms:Decrypt'],
+      );
+    }
+    // Each user reads its own secret (the secret's policy denies it the others'): any principal
+    // of this account whose ARN is a user under the path.
+    this.key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'UsersUnderThePathDecrypt',
+        principals: [new iam.AnyPrincipal()],
+        actions: ['kms:Decrypt'],
+        resources: ['*'],
+        conditions: {
+          ...this.viaSecretsManager,
+          StringEquals: {
+            ...this.viaSecretsManager.StringEquals,
+            'kms:CallerAccount': stack.account,
+          },
+          ArnLike: {
+            'aws:PrincipalArn': stack.formatArn({
+              service: 'iam',
+              region: '',
+              resource: `user${props.userPathPrefix}*`,
+              arnFormat: ArnFormat.NO_RESOURCE_NAME,
+            }),
+          },
+        },
+      }),
+    );
+  }
+
+  /** The create step: Secrets Manager generates a data key under this key for a new version. */
+  allowEncrypt(sid: string, role: iam.IRole): void {
+    this.allow(sid, [new iam.ArnPrincipal(role.roleArn)], ['kms:Encrypt', 'kms:GenerateDataKey']);
+  }
+
+  /** The verify steps: Secrets Manager decrypts a version's data key under this key. */
+  allowDecrypt(sid: string, role: iam.IRole): void {
+    this.allow(sid, [new iam.ArnPrincipal(role.roleArn)], ['kms:Decrypt']);
+  }
+
+  private allow(sid: string, principals: iam.IPrincipal[], actions: string[]): void {
+    this.key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid,
+        principals,
+        actions,
+        resources: ['*'],
+        conditions: this.viaSecretsManager,
+      }),
+    );
   }
 }

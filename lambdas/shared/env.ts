@@ -23,6 +23,13 @@ export const RekeyEnvSchema = z.object({
     .default('rekey/'),
   /** The customer-managed KMS key that encrypts the secrets. */
   REKEY_KMS_KEY_ID: z.string().min(1),
+  /** Comma-separated IAM principal ARNs that may read every secret besides its own user. */
+  REKEY_CONSUMER_PRINCIPALS: listFrom.default([]),
+  /**
+   * Comma-separated ARNs of the roles of rekey's verify steps, the only rekey principals that read
+   * a secret. The stack always sets it; unset (a local run), a secret's policy denies nobody.
+   */
+  REKEY_SECRET_READER_ROLES: listFrom.optional(),
   REKEY_TOPIC_ARN: z.string().startsWith('arn:'),
   REKEY_EVENT_BUS_NAME: z.string().min(1).default('default'),
   /** DynamoDB table holding one rotation lock per user. */

@@ -21,7 +21,13 @@ export const STEPS = {
   },
   'create-second-key': {
     description: 'Creates the new access key and stores it in Secrets Manager in one invocation',
-    env: ['REKEY_SECRET_PREFIX', 'REKEY_KMS_KEY_ID', 'REKEY_LOCK_TABLE'],
+    env: [
+      'REKEY_SECRET_PREFIX',
+      'REKEY_KMS_KEY_ID',
+      'REKEY_LOCK_TABLE',
+      'REKEY_CONSUMER_PRINCIPALS',
+      'REKEY_SECRET_READER_ROLES',
+    ],
   },
   'verify-new-key': {
     description: 'Proves the stored key authenticates as its user, then makes it AWSCURRENT',

@@ -19,6 +19,8 @@ const RESOURCES: RekeyResources = {
   kmsKeyId: 'arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555',
   topicArn: 'arn:aws:sns:us-east-1:123456789012:rekey',
   lockTable: 'rekey-locks',
+  secretReaderRoles:
+    'arn:aws:iam::123456789012:role/RekeyStack-VerifyNewKeyRole,arn:aws:iam::123456789012:role/RekeyStack-VerifyRotationRole',
 };
 
 describe('loadConfig', () => {
@@ -42,6 +44,16 @@ describe('loadConfig', () => {
       cloudTrailLookup: false,
       logRetentionDays: 365,
       consumerPrincipals: [],
+      auditSchedule: 'cron(0 6 * * ? *)',
+      auditScheduleTimezone: 'UTC',
+      maxKeyAgeDays: 90,
+      unusedDays: 45,
+      warnDays: 14,
+      autoRotate: true,
+      maxRotationsPerRun: 25,
+      deactivateUnused: false,
+      deactivateUnusedAfterDays: 90,
+      securityHub: false,
     });
   });
 
@@ -107,7 +119,7 @@ describe('loadConfig', () => {
   it('stays free of aws-cdk-lib, so the local runner can import it', () => {
     const source = readFileSync(new URL('../../infra/config.ts', import.meta.url), 'utf8');
     const imports = [...source.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
-    expect(imports.filter((m) => !m?.startsWith('../lambdas/shared/'))).toEqual(['zod']);
+    expect(imports.filter((m) => !m?.startsWith('../lambdas/'))).toEqual(['zod']);
   });
 });
 
@@ -141,6 +153,7 @@ describe('lambdaEnvironment', () => {
     // Prepare
     const config = loadConfig({
       protectedUsers: ['breakglass', 'ci-bot'],
+      consumerPrincipals: ['arn:aws:iam::210987654321:root', 'arn:aws:iam::123456789012:role/ci'],
       cloudTrailLookup: true,
       verifyAttempts: 5,
       userPathPrefix: '/ci/',
@@ -154,6 +167,11 @@ describe('lambdaEnvironment', () => {
     expect(parsed).toEqual({
       REKEY_SECRET_PREFIX: 'keys/',
       REKEY_KMS_KEY_ID: RESOURCES.kmsKeyId,
+      REKEY_CONSUMER_PRINCIPALS: ['arn:aws:iam::210987654321:root', 'arn:aws:iam::123456789012:role/ci'],
+      REKEY_SECRET_READER_ROLES: [
+        'arn:aws:iam::123456789012:role/RekeyStack-VerifyNewKeyRole',
+        'arn:aws:iam::123456789012:role/RekeyStack-VerifyRotationRole',
+      ],
       REKEY_TOPIC_ARN: RESOURCES.topicArn,
       REKEY_EVENT_BUS_NAME: 'default',
       REKEY_LOCK_TABLE: RESOURCES.lockTable,
@@ -167,6 +185,13 @@ describe('lambdaEnvironment', () => {
       REKEY_VERIFY_BASE_DELAY_MS: 1000,
       REKEY_CLOUDTRAIL_LOOKUP: true,
     });
+  });
+
+  it('leaves the secret reader roles out when no deployment gave them (a local run)', () => {
+    const { secretReaderRoles: _deployedOnly, ...local } = RESOURCES;
+    expect(lambdaEnvironment(loadConfig({}), local)).not.toHaveProperty('REKEY_SECRET_READER_ROLES');
+    expect(loadEnv(['REKEY_SECRET_READER_ROLES'], lambdaEnvironment(loadConfig({}), local))).toEqual({});
+    expect(lambdaEnvironment(loadConfig({}), local).REKEY_CONSUMER_PRINCIPALS).toBe('');
   });
 
   it('leaves the opt-in tag out unless configured', () => {

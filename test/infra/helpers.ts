@@ -133,7 +133,8 @@ export function resolveValue(value: unknown, resources: Resources): string {
   throw new Error(`cannot resolve ${JSON.stringify(value)}`);
 }
 
-function resolveDeep(value: unknown, resources: Resources): unknown {
+/** Every CloudFormation value inside `value` resolved as resolveValue does. */
+export function resolveDeep(value: unknown, resources: Resources): unknown {
   if (typeof value !== 'object' || value === null) return value;
   if (Array.isArray(value)) return value.map((v) => resolveDeep(v, resources));
   const keys = Object.keys(value);
@@ -146,8 +147,9 @@ const asArray = <T>(x: T | T[] | undefined): T[] => (x === undefined ? [] : Arra
 
 /**
  * Every permission a role has, one string per (effect, action, resource[, condition]):
- * `Allow iam:ListAccessKeys arn:aws:iam::123456789012:user/*`. Managed policies appear as
- * `Managed <arn>` so that any of them shows up in an exact comparison.
+ * `Allow iam:ListAccessKeys arn:aws:iam::123456789012:user/*`. Whatever route a permission takes
+ * shows up: the role's inline Policies, an AWS::IAM::Policy or an AWS::IAM::ManagedPolicy that
+ * names the role, and managed policies attached by ARN (as `Managed <arn>`).
  */
 export function rolePermissions(resources: Resources, roleId: string): string[] {
   const role = resources[roleId];
@@ -156,10 +158,12 @@ export function rolePermissions(resources: Resources, roleId: string): string[] 
   for (const p of asArray(role.Properties?.Policies as { PolicyDocument: unknown }[] | undefined)) {
     documents.push(p.PolicyDocument);
   }
-  for (const id of logicalIds(resources, 'AWS::IAM::Policy')) {
-    const props = resources[id]?.Properties ?? {};
-    const roles = asArray(props.Roles as unknown[]);
-    if (roles.some((r) => (r as { Ref?: string }).Ref === roleId)) documents.push(props.PolicyDocument);
+  for (const type of ['AWS::IAM::Policy', 'AWS::IAM::ManagedPolicy']) {
+    for (const id of logicalIds(resources, type)) {
+      const props = resources[id]?.Properties ?? {};
+      const roles = asArray(props.Roles as unknown[]);
+      if (roles.some((r) => (r as { Ref?: string }).Ref === roleId)) documents.push(props.PolicyDocument);
+    }
   }
   const out: string[] = asArray(role.Properties?.ManagedPolicyArns as unknown[]).map(
     (arn) => `Managed ${resolveValue(arn, resources)}`,
@@ -177,6 +181,12 @@ export function rolePermissions(resources: Resources, roleId: string): string[] 
     }
   }
   return out.sort();
+}
+
+/** A resource policy's statements (key, topic, ...), every CloudFormation value resolved. */
+export function policyStatements(document: unknown, resources: Resources): Record<string, unknown>[] {
+  const statements = asArray((document as { Statement?: unknown }).Statement);
+  return statements.map((s) => resolveDeep(s, resources) as Record<string, unknown>);
 }
 
 /** The logical id X of `{Fn::GetAtt: [X, ...]}`; throws on anything else. */

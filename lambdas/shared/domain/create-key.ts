@@ -11,26 +11,30 @@
 import { CreateAccessKeyCommand, DeleteAccessKeyCommand, type IAMClient } from '@aws-sdk/client-iam';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Clock } from '../clock.ts';
+import type { RekeyEnv } from '../env.ts';
 import { errorName, isAwsError, RotationInProgress, SecretNotStored, UnexpectedKeyState } from '../errors.ts';
 import { logger } from '../logger.ts';
 import type { NewKey, RotationState } from '../schemas.ts';
 import { getLastUse, isOrphanKey, iso, listAccessKeys, requireKey } from './keys.ts';
 import { clearCreating, type LockDeps, markCreating, readLock, recordCreatedKey } from './lock.ts';
-import { describeVersions, storePendingKey, versionTokenFor } from './secret.ts';
+import { describeVersions, secretResourcePolicy, storePendingKey, versionTokenFor } from './secret.ts';
 
 export interface CreateKeyDeps {
   iam: IAMClient;
   secretsManager: SecretsManagerClient;
   lock: LockDeps;
   clock: Clock;
-  env: { REKEY_KMS_KEY_ID: string };
+  env: Pick<RekeyEnv, 'REKEY_KMS_KEY_ID' | 'REKEY_CONSUMER_PRINCIPALS' | 'REKEY_SECRET_READER_ROLES'>;
 }
 
 type CreateInput = RotationState & { oldKey: NonNullable<RotationState['oldKey']> };
 
 export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): Promise<NewKey> {
-  const { userName, executionId, secretName } = state;
+  const { userName, userArn, executionId, secretName } = state;
   const oldKeyId = state.oldKey.accessKeyId;
+  // The secret's policy names its user: without the ARN (the plan reads it) nothing is created.
+  if (!userArn)
+    throw new UnexpectedKeyState(`the plan carries no ARN for "${userName}"; nothing was changed`);
 
   const lock = await readLock(deps.lock, userName);
   if (lock?.owner !== executionId) throw new RotationInProgress(userName, lock?.owner ?? 'lock not held');
@@ -116,6 +120,11 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
       name: secretName,
       kmsKeyId: deps.env.REKEY_KMS_KEY_ID,
       token,
+      policy: secretResourcePolicy({
+        userArn,
+        consumers: deps.env.REKEY_CONSUMER_PRINCIPALS,
+        rekeyReaders: deps.env.REKEY_SECRET_READER_ROLES,
+      }),
       value: {
         Version: 1,
         AccessKeyId: created.AccessKeyId,

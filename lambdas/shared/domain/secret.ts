@@ -9,6 +9,7 @@ import {
   CreateSecretCommand,
   DescribeSecretCommand,
   GetSecretValueCommand,
+  PutResourcePolicyCommand,
   PutSecretValueCommand,
   type SecretsManagerClient,
   UpdateSecretVersionStageCommand,
@@ -59,10 +60,71 @@ export function versionWithStage(stages: Record<string, string[]>, stage: string
   return Object.entries(stages).find(([, s]) => s.includes(stage))?.[0] ?? null;
 }
 
-/** Writes the new key as AWSPENDING (creating the secret, encrypted with rekey's KMS key, if needed). */
+/** Who may read a credential secret. */
+export interface SecretReaders {
+  /** The IAM user whose key the secret holds (its ARN, path included). */
+  userArn: string;
+  /** The configured consumer principals: IAM users, roles, or account roots (`arn:...:root`). */
+  consumers: readonly string[];
+  /**
+   * The roles of rekey's own verify steps, which prove and re-check the stored key. Unset only
+   * when no deployment gave them (a local run): the policy then grants without denying others.
+   */
+  rekeyReaders: readonly string[] | undefined;
+}
+
+/** What the user and the consumers may do with their secret: read it, and see its versions. */
+export const SECRET_READ_ACTIONS = ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'];
+
+/**
+ * The secret's resource policy: its own IAM user and the consumer principals may read it, and
+ * every other principal (administrators and other accounts included) is refused the value,
+ * except rekey's verify roles. An explicit Deny, because an Allow alone adds readers but takes
+ * none away: an identity policy granting secretsmanager:GetSecretValue on `*` would still work.
+ */
+export function secretResourcePolicy(readers: SecretReaders): string {
+  const grantees = [readers.userArn, ...readers.consumers];
+  const statements: Record<string, unknown>[] = [
+    {
+      Sid: 'OwnUserAndConsumersMayRead',
+      Effect: 'Allow',
+      Principal: { AWS: grantees },
+      Action: SECRET_READ_ACTIONS,
+      Resource: '*',
+    },
+  ];
+  if (readers.rekeyReaders !== undefined) {
+    // An account root stands for every principal of that account: it is matched by account,
+    // everything else by its exact ARN (an assumed role's aws:PrincipalArn is the role's ARN).
+    const isRoot = (arn: string) => arn.endsWith(':root');
+    const accounts = grantees.filter(isRoot).map((arn) => arn.split(':')[4] ?? '');
+    const principals = [...grantees.filter((arn) => !isRoot(arn)), ...readers.rekeyReaders];
+    statements.push({
+      Sid: 'NobodyElseMayRead',
+      Effect: 'Deny',
+      Principal: '*',
+      Action: 'secretsmanager:GetSecretValue',
+      Resource: '*',
+      Condition: {
+        StringNotEquals: {
+          'aws:PrincipalArn': principals,
+          ...(accounts.length > 0 ? { 'aws:PrincipalAccount': accounts } : {}),
+        },
+      },
+    });
+  }
+  return JSON.stringify({ Version: '2012-10-17', Statement: statements });
+}
+
+/**
+ * Writes the new key as AWSPENDING (creating the secret, encrypted with rekey's KMS key, if
+ * needed). The resource policy is (re)applied before the value is written, every time: a value
+ * never sits in a secret without it, and a changed list of consumers reaches every secret at its
+ * next rotation. Every call is idempotent, so a retried step repeats them safely.
+ */
 export async function storePendingKey(
   sm: SecretsManagerClient,
-  args: { name: string; kmsKeyId: string; token: string; value: CredentialSecret },
+  args: { name: string; kmsKeyId: string; token: string; value: CredentialSecret; policy: string },
 ): Promise<{ arn: string; versionId: string }> {
   try {
     await sm.send(
@@ -79,6 +141,14 @@ export async function storePendingKey(
   } catch (error) {
     if (!isAwsError(error, 'ResourceExistsException')) throw error;
   }
+  await sm.send(
+    new PutResourcePolicyCommand({
+      SecretId: args.name,
+      ResourcePolicy: args.policy,
+      // Secrets Manager refuses a policy that would open the secret to the world.
+      BlockPublicPolicy: true,
+    }),
+  );
   const out = await sm.send(
     new PutSecretValueCommand({
       SecretId: args.name,

@@ -10,6 +10,7 @@ import {
 import {
   CreateSecretCommand,
   DescribeSecretCommand,
+  PutResourcePolicyCommand,
   PutSecretValueCommand,
   ResourceNotFoundException,
 } from '@aws-sdk/client-secrets-manager';
@@ -17,6 +18,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { dynamodb, iam, secretsManager } from '../../../lambdas/shared/clients.ts';
 import { type CreateKeyDeps, createSecondKey } from '../../../lambdas/shared/domain/create-key.ts';
+import { secretResourcePolicy } from '../../../lambdas/shared/domain/secret.ts';
 import { RotationInProgress, SecretNotStored, UnexpectedKeyState } from '../../../lambdas/shared/errors.ts';
 import {
   awsError,
@@ -45,6 +47,7 @@ import {
   silenceLogs,
   TOKEN,
   USER,
+  USER_ARN,
 } from './helpers.ts';
 
 const iamMock = mockClient(iam);
@@ -54,6 +57,9 @@ const ddbMock = mockClient(dynamodb);
 const NEW_KEY_CREATED = new Date(NOW.getTime() + 1_000);
 const nowEpoch = Math.floor(NOW.getTime() / 1000);
 const old: KeyFixture = { id: OLD_KEY_ID, created: OLD_KEY_CREATED, lastUsed: OLD_KEY_LAST_USED };
+
+const CONSUMER = 'arn:aws:iam::123456789012:role/ci/deployer';
+const VERIFY_ROLE = 'arn:aws:iam::123456789012:role/RekeyStack-VerifyNewKeyRole-ABC';
 
 const MARK = 'UpdateItem(SET creatingSince = :since REMOVE createdKeyId, createdVersionId)';
 const RECORD = 'UpdateItem(SET createdKeyId = :k, createdVersionId = :v)';
@@ -65,7 +71,11 @@ function deps(): CreateKeyDeps {
     secretsManager,
     lock: { dynamodb, table: LOCK_TABLE },
     clock: fakeClock(),
-    env: { REKEY_KMS_KEY_ID: KMS_KEY_ID },
+    env: {
+      REKEY_KMS_KEY_ID: KMS_KEY_ID,
+      REKEY_CONSUMER_PRINCIPALS: [CONSUMER],
+      REKEY_SECRET_READER_ROLES: [VERIFY_ROLE],
+    },
   };
 }
 
@@ -151,8 +161,21 @@ describe('createSecondKey', () => {
       'CreateAccessKey',
       RECORD,
       'CreateSecret',
+      'PutResourcePolicy',
       'PutSecretValue',
       CLEAR,
+    ]);
+    // The secret's policy names its own user, the consumers and the verify roles.
+    expect(inputsOf(smMock.commandCalls(PutResourcePolicyCommand))).toEqual([
+      {
+        SecretId: SECRET_NAME,
+        ResourcePolicy: secretResourcePolicy({
+          userArn: USER_ARN,
+          consumers: [CONSUMER],
+          rekeyReaders: [VERIFY_ROLE],
+        }),
+        BlockPublicPolicy: true,
+      },
     ]);
     expect(inputsOf(iamMock.commandCalls(CreateAccessKeyCommand))).toEqual([{ UserName: USER }]);
     expect(inputsOf(smMock.commandCalls(PutSecretValueCommand))).toEqual([
@@ -220,8 +243,9 @@ describe('createSecondKey', () => {
     expect(inputsOf(iamMock.commandCalls(DeleteAccessKeyCommand))).toEqual([
       { UserName: USER, AccessKeyId: NEW_KEY_ID },
     ]);
-    expect(callOrder(ddbMock, iamMock, smMock).slice(-4)).toEqual([
+    expect(callOrder(ddbMock, iamMock, smMock).slice(-5)).toEqual([
       'CreateSecret',
+      'PutResourcePolicy',
       'PutSecretValue',
       'DeleteAccessKey',
       'UpdateItem(REMOVE creatingSince)',
@@ -248,6 +272,21 @@ describe('createSecondKey', () => {
       AccessKeyId: NEW_KEY_ID,
     });
     expect(smMock).not.toHaveReceivedCommand(PutSecretValueCommand);
+  });
+
+  it('refuses a state without the user ARN (the secret policy names the user) before any call', async () => {
+    // Prepare
+    const state = { ...plannedState(), userArn: null };
+
+    // Act
+    const error = await rejectionOf(createSecondKey(deps(), state));
+
+    // Assess
+    expect(error).toBeInstanceOf(UnexpectedKeyState);
+    expect(error.message).toBe(`the plan carries no ARN for "${USER}"; nothing was changed`);
+    expect(iamMock.calls()).toHaveLength(0);
+    expect(smMock.calls()).toHaveLength(0);
+    expect(ddbMock.calls()).toHaveLength(0);
   });
 
   it('throws RotationInProgress naming the holder, with no IAM or Secrets Manager call, when another execution holds the lock', async () => {

@@ -2,6 +2,7 @@ import {
   CreateSecretCommand,
   DescribeSecretCommand,
   GetSecretValueCommand,
+  PutResourcePolicyCommand,
   PutSecretValueCommand,
   ResourceExistsException,
   ResourceNotFoundException,
@@ -15,13 +16,16 @@ import {
   describeVersions,
   promoteVersion,
   readCredential,
+  SECRET_READ_ACTIONS,
   secretNameFor,
+  secretResourcePolicy,
   storePendingKey,
   versionTokenFor,
   versionWithStage,
 } from '../../../lambdas/shared/domain/secret.ts';
 import { InvalidInput } from '../../../lambdas/shared/errors.ts';
 import {
+  ACCOUNT,
   awsError,
   EXECUTION_ID,
   FAKE_SECRET,
@@ -35,6 +39,7 @@ import {
   SECRET_NAME,
   silenceLogs,
   USER,
+  USER_ARN,
 } from './helpers.ts';
 
 const smMock = mockClient(secretsManager);
@@ -124,12 +129,99 @@ describe('describeVersions / versionWithStage', () => {
   });
 });
 
-describe('storePendingKey', () => {
-  const args = { name: SECRET_NAME, kmsKeyId: KMS_KEY_ID, token: TOKEN, value: credential };
+const CONSUMER_ROLE = `arn:aws:iam::${ACCOUNT}:role/ci/deployer`;
+const CONSUMER_ACCOUNT = '210987654321';
+const VERIFY_NEW_ROLE = `arn:aws:iam::${ACCOUNT}:role/RekeyStack-VerifyNewKeyRole-ABC`;
+const VERIFY_ROTATION_ROLE = `arn:aws:iam::${ACCOUNT}:role/RekeyStack-VerifyRotationRole-DEF`;
 
-  it('creates the secret with the KMS key, then writes the value as AWSPENDING under the token', async () => {
+describe('secretResourcePolicy', () => {
+  it('lets the user and the consumers read, and denies the value to every other principal but the verify roles', () => {
+    // Act
+    const policy = JSON.parse(
+      secretResourcePolicy({
+        userArn: USER_ARN,
+        consumers: [CONSUMER_ROLE],
+        rekeyReaders: [VERIFY_NEW_ROLE, VERIFY_ROTATION_ROLE],
+      }),
+    );
+
+    // Assess
+    expect(policy).toEqual({
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Sid: 'OwnUserAndConsumersMayRead',
+          Effect: 'Allow',
+          Principal: { AWS: [USER_ARN, CONSUMER_ROLE] },
+          Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+          Resource: '*',
+        },
+        {
+          Sid: 'NobodyElseMayRead',
+          Effect: 'Deny',
+          Principal: '*',
+          Action: 'secretsmanager:GetSecretValue',
+          Resource: '*',
+          Condition: {
+            StringNotEquals: {
+              'aws:PrincipalArn': [USER_ARN, CONSUMER_ROLE, VERIFY_NEW_ROLE, VERIFY_ROTATION_ROLE],
+            },
+          },
+        },
+      ],
+    });
+    expect(SECRET_READ_ACTIONS).toEqual(policy.Statement[0].Action);
+  });
+
+  it('matches an account-root consumer by account: the Deny spares that account, not the root ARN', () => {
+    // Act
+    const policy = JSON.parse(
+      secretResourcePolicy({
+        userArn: USER_ARN,
+        consumers: [`arn:aws:iam::${CONSUMER_ACCOUNT}:root`],
+        rekeyReaders: [VERIFY_NEW_ROLE],
+      }),
+    );
+
+    // Assess
+    expect(policy.Statement[0].Principal).toEqual({
+      AWS: [USER_ARN, `arn:aws:iam::${CONSUMER_ACCOUNT}:root`],
+    });
+    expect(policy.Statement[1].Condition).toEqual({
+      StringNotEquals: {
+        'aws:PrincipalArn': [USER_ARN, VERIFY_NEW_ROLE],
+        'aws:PrincipalAccount': [CONSUMER_ACCOUNT],
+      },
+    });
+  });
+
+  it('only grants when no deployment named the verify roles (a local run)', () => {
+    // Act
+    const policy = JSON.parse(
+      secretResourcePolicy({ userArn: USER_ARN, consumers: [], rekeyReaders: undefined }),
+    );
+
+    // Assess
+    expect(policy.Statement).toEqual([
+      {
+        Sid: 'OwnUserAndConsumersMayRead',
+        Effect: 'Allow',
+        Principal: { AWS: [USER_ARN] },
+        Action: SECRET_READ_ACTIONS,
+        Resource: '*',
+      },
+    ]);
+  });
+});
+
+describe('storePendingKey', () => {
+  const POLICY = secretResourcePolicy({ userArn: USER_ARN, consumers: [], rekeyReaders: [VERIFY_NEW_ROLE] });
+  const args = { name: SECRET_NAME, kmsKeyId: KMS_KEY_ID, token: TOKEN, value: credential, policy: POLICY };
+
+  it('creates the secret with the KMS key, puts its policy, then writes the value as AWSPENDING under the token', async () => {
     // Prepare
     smMock.on(CreateSecretCommand).resolves({ ARN: SECRET_ARN, Name: SECRET_NAME });
+    smMock.on(PutResourcePolicyCommand).resolves({ ARN: SECRET_ARN, Name: SECRET_NAME });
     smMock.on(PutSecretValueCommand).resolves({ ARN: SECRET_ARN, VersionId: TOKEN });
 
     // Act
@@ -156,8 +248,12 @@ describe('storePendingKey', () => {
         VersionStages: ['AWSPENDING'],
       },
     ]);
+    expect(inputsOf(smMock.commandCalls(PutResourcePolicyCommand))).toEqual([
+      { SecretId: SECRET_NAME, ResourcePolicy: POLICY, BlockPublicPolicy: true },
+    ]);
     expect(smMock.call(0).args[0]).toBeInstanceOf(CreateSecretCommand);
-    expect(smMock.call(1).args[0]).toBeInstanceOf(PutSecretValueCommand);
+    expect(smMock.call(1).args[0]).toBeInstanceOf(PutResourcePolicyCommand);
+    expect(smMock.call(2).args[0]).toBeInstanceOf(PutSecretValueCommand);
   });
 
   it('the stored value is valid credential_process output plus UserName and CreateDate', async () => {
@@ -178,7 +274,7 @@ describe('storePendingKey', () => {
     expect(written.Version).toBe(1);
   });
 
-  it('tolerates ResourceExistsException (the secret exists from an earlier rotation)', async () => {
+  it('tolerates ResourceExistsException (the secret exists from an earlier rotation) and re-applies the policy', async () => {
     // Prepare
     smMock
       .on(CreateSecretCommand)
@@ -190,7 +286,19 @@ describe('storePendingKey', () => {
 
     // Assess
     expect(stored).toEqual({ arn: SECRET_ARN, versionId: TOKEN });
+    expect(smMock).toHaveReceivedCommandWith(PutResourcePolicyCommand, { ResourcePolicy: POLICY });
     expect(smMock).toHaveReceivedCommandTimes(PutSecretValueCommand, 1);
+  });
+
+  it('writes no value when the policy cannot be put', async () => {
+    // Prepare: IAM refuses a policy naming a principal that does not exist.
+    const malformed = awsError('MalformedPolicyDocumentException');
+    smMock.on(CreateSecretCommand).resolves({ ARN: SECRET_ARN });
+    smMock.on(PutResourcePolicyCommand).rejects(malformed);
+
+    // Act & Assess
+    await expect(storePendingKey(secretsManager, args)).rejects.toBe(malformed);
+    expect(smMock).not.toHaveReceivedCommand(PutSecretValueCommand);
   });
 
   it('falls back to the name and the token when PutSecretValue omits ARN and VersionId', async () => {
@@ -212,6 +320,7 @@ describe('storePendingKey', () => {
 
     // Act & Assess
     await expect(storePendingKey(secretsManager, args)).rejects.toBe(kmsDenied);
+    expect(smMock).not.toHaveReceivedCommand(PutResourcePolicyCommand);
     expect(smMock).not.toHaveReceivedCommand(PutSecretValueCommand);
   });
 });

@@ -1,0 +1,95 @@
+/**
+ * cfn-lint on the synthesized templates: zero errors and zero warnings. W3005 alone is configured
+ * away, with its reason, in .cfnlintrc. cfn-lint is a Python tool (TOOLCHAIN.md); when it is
+ * missing this test fails and says how to install it: a gate that silently skips is no gate.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { synth } from './helpers.ts';
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CONFIG_FILE = join(REPO_ROOT, '.cfnlintrc');
+
+interface LintMatch {
+  Rule: { Id: string };
+  Level: string;
+  Message: string;
+  Location: { Path: unknown[] };
+}
+
+/** Runs cfn-lint with the repository's configuration; returns every match it reports. */
+function cfnLint(templates: string[]): LintMatch[] {
+  const result = spawnSync(
+    'cfn-lint',
+    ['--config-file', CONFIG_FILE, '--format', 'json', '--', ...templates],
+    {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+    },
+  );
+  if (result.error && (result.error as NodeJS.ErrnoException).code === 'ENOENT') {
+    throw new Error(
+      'cfn-lint is not installed: `python3 -m pip install cfn-lint` (the command must be on PATH as cfn-lint)',
+    );
+  }
+  // Exit codes are a bit mask (2 errors, 4 warnings, 8 informational); 1 is a failure of the tool.
+  if (result.status === 1 || result.status === null) {
+    throw new Error(`cfn-lint failed to run (exit ${result.status}): ${result.stderr}`);
+  }
+  return JSON.parse(result.stdout || '[]') as LintMatch[];
+}
+
+const describeMatch = (m: LintMatch) =>
+  `${m.Level} ${m.Rule.Id} at ${m.Location.Path.join('/')}: ${m.Message}`;
+
+describe('cfn-lint', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rekey-cfn-lint-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('passes the template `cdk synth` wrote, with nothing to report', () => {
+    const template = join(REPO_ROOT, 'cdk.out', 'RekeyStack.template.json');
+    expect(existsSync(template), 'the global test setup runs cdk synth').toBe(true);
+    expect(cfnLint([template]).map(describeMatch)).toEqual([]);
+  });
+
+  it('passes the templates of configurations that change the template’s shape', () => {
+    const configs: Record<string, unknown>[] = [
+      { cloudTrailLookup: true, userPathPrefix: '/ci/', secretPrefix: 'keys/', logRetentionDays: 30 },
+      {
+        optInTag: 'rekey:opt-in',
+        protectedUsers: ['break-glass', 'terraform'],
+        consumerPrincipals: ['arn:aws:iam::210987654321:root', 'arn:aws:iam::123456789012:role/ci'],
+        notificationEmails: ['secops@example.com'],
+      },
+    ];
+    const files = configs.map((raw, i) => {
+      const file = join(dir, `config-${i}.template.json`);
+      writeFileSync(file, JSON.stringify(synth(raw).template.toJSON()));
+      return file;
+    });
+    expect(cfnLint(files).map(describeMatch)).toEqual([]);
+  });
+
+  it('reports what it finds (the gate can fail)', () => {
+    // Prepare: a template with a warning (an unused parameter) and an error (an invalid type).
+    const file = join(dir, 'broken.template.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        Parameters: { Unused: { Type: 'String' } },
+        Resources: { Topic: { Type: 'AWS::SNS::Topic', Properties: { DisplayName: 42, Nope: true } } },
+      }),
+    );
+
+    // Act
+    const matches = cfnLint([file]);
+
+    // Assess
+    expect(matches.map((m) => m.Rule.Id)).toEqual(expect.arrayContaining(['W2001']));
+    expect(matches.some((m) => m.Level === 'Error')).toBe(true);
+  });
+});
