@@ -1,23 +1,21 @@
 /**
- * The `rekey` command line. `rekey rotate` runs the synthesized state machine on this machine,
- * each Task calling its real handler, against whatever AWS the SDK's default chain points at.
- * Exit codes: 0 rotated (or dry run), 2 stopped safely, 1 error.
+ * The `rekey` command line: rotate, audit, demo, sync.
+ *
+ * Conventions, the same for every command: `--help` (exit 0) and `rekey --version`; a wrong flag,
+ * a missing required option or a bad value prints an error on stderr and exits 1; data goes to
+ * stdout (`--json` where the output is data), progress and errors to stderr; colors only when the
+ * stream is a terminal and NO_COLOR is unset. Each command reports its own exit code through
+ * `setExitCode` (rotate: 0 rotated, 2 stopped safely; audit: 3 with --fail-on findings; demo: 1 if
+ * a check failed); main() returns it to bin/rekey.mjs. The rotate, demo and sync modules are
+ * imported when their command runs, so `--help` stays fast and never loads the handlers.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { RotationInput } from '../lambdas/shared/schemas.ts';
-import { loadDefinition } from './definition.ts';
-import { prepareLocalEnv } from './local-env.ts';
-import {
-  type ExitCode,
-  exitCodeFor,
-  isValidExecutionName,
-  type JsonValue,
-  outcomeOf,
-  runRotation,
-} from './local-runner.ts';
-import { finalDocument, paintFor, progressPrinter, summaryLines } from './progress.ts';
+import { auditCommand } from './audit.ts';
+import type { JsonValue } from './local-runner.ts';
+import { paintFor } from './progress.ts';
 
 /** A problem with what the user typed: reported on stderr, exit 1, nothing called. */
 export class UsageError extends Error {
@@ -79,9 +77,15 @@ function executionNameFor(input: JsonValue): string {
   return `cli-${user}-${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
-async function rotate(flags: RotateFlags): Promise<ExitCode> {
+async function rotate(flags: RotateFlags): Promise<number> {
   const input = rotationInputFrom(flags);
-  if (flags.executionName !== undefined && !isValidExecutionName(flags.executionName)) {
+  const [{ loadDefinition }, { prepareLocalEnv }, runner, progress] = await Promise.all([
+    import('./definition.ts'),
+    import('./local-env.ts'),
+    import('./local-runner.ts'),
+    import('./progress.ts'),
+  ]);
+  if (flags.executionName !== undefined && !runner.isValidExecutionName(flags.executionName)) {
     throw new UsageError('--execution-name must be 1-80 letters, digits, - and _');
   }
   // With --json, stdout carries only the result; progress goes to stderr.
@@ -98,69 +102,220 @@ async function rotate(flags: RotateFlags): Promise<ExitCode> {
       `Execution ${executionName} (if interrupted, resume with --execution-name ${executionName})`,
     ),
   );
-  const result = await runRotation({
+  const result = await runner.runRotation({
     input,
     definition,
     bindings,
     env,
     noWait: !flags.wait,
     executionName,
-    onEvent: progressPrinter({ definition, noWait: !flags.wait, write: say, paint }),
+    onEvent: progress.progressPrinter({ definition, noWait: !flags.wait, write: say, paint }),
   });
-  const code = exitCodeFor(result);
+  const code = runner.exitCodeFor(result);
   if (flags.json) {
     const { executionArn, status, error, cause, lastState } = result;
-    const document = finalDocument(result);
-    const summary = { executionName, executionArn, status, exitCode: code, outcome: outcomeOf(document) };
+    const document = progress.finalDocument(result);
+    const summary = {
+      executionName,
+      executionArn,
+      status,
+      exitCode: code,
+      outcome: runner.outcomeOf(document),
+    };
     process.stdout.write(
       `${JSON.stringify({ ...summary, error, cause, lastState, state: document }, null, 2)}\n`,
     );
   } else {
     say('');
-    for (const line of summaryLines(result, paint)) say(line);
+    for (const line of progress.summaryLines(result, paint)) say(line);
   }
   if (result.status === 'FAILED') process.stderr.write(`rekey: the rotation failed: ${result.error}\n`);
   return code;
 }
 
+export interface DemoFlags {
+  json?: boolean;
+  python?: string;
+  concurrency?: number;
+}
+
+/** Exit codes of a demo ended by a signal (the shell's convention: 128 + the signal's number). */
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
+async function demo(flags: DemoFlags): Promise<number> {
+  const [{ DemoInterrupted, DemoPrerequisiteError, runDemo }, { jsonReport, reportLines }] =
+    await Promise.all([import('./demo.ts'), import('./demo-report.ts')]);
+  const err = process.stderr;
+  const paint = paintFor(err);
+  err.write(
+    `${paint('bold', 'rekey demo')}: the whole job (seed, audit, rotate, report) on a local AWS emulator; no AWS account is used\n`,
+  );
+  const controller = new AbortController();
+  let signalled: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      // A second Ctrl-C: leave now (the exit hook of runDemo still kills the emulator by its pid).
+      process.exit(SIGNAL_EXIT[signal] ?? 130);
+    }
+    signalled = signal;
+    err.write(`\nrekey demo: ${signal}: stopping what the demo started...\n`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const report = await runDemo({
+      log: (line) => err.write(`${line}\n`),
+      paint,
+      signal: controller.signal,
+      ...(flags.python ? { python: flags.python } : {}),
+      ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
+    });
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify(jsonReport(report), null, 2)}\n`);
+    } else {
+      process.stdout.write(`\n${reportLines(report, paintFor(process.stdout)).join('\n')}\n`);
+    }
+    const failed = report.checks.filter((c) => !c.ok);
+    if (failed.length > 0) {
+      err.write(`rekey demo: ${failed.length} check(s) against the emulator failed (marked ✗ above)\n`);
+      return 1;
+    }
+    return 0;
+  } catch (error) {
+    if (error instanceof DemoInterrupted) {
+      err.write(`rekey demo: ${error.message}\n`);
+      // The one place the CLI exits by itself: rotations in flight cannot be cancelled half-way
+      // and would go on retrying against the stopped emulator. stderr is written synchronously.
+      process.exit(SIGNAL_EXIT[signalled ?? 'SIGINT'] ?? 130);
+    }
+    if (error instanceof DemoPrerequisiteError) throw new UsageError(error.message);
+    throw error;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+export interface SyncCommandFlags {
+  secretId: string;
+  profile: string;
+  credentialsFile?: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+async function sync(flags: SyncCommandFlags): Promise<number> {
+  const { SyncError, syncCredentials, syncMessage } = await import('./sync.ts');
+  try {
+    const result = await syncCredentials(flags);
+    if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else if (!flags.quiet) process.stdout.write(`${syncMessage(result)}\n`);
+    return 0;
+  } catch (error) {
+    if (error instanceof SyncError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+const positiveInt = (max: number) => (value: string) => {
+  if (!/^\d+$/.test(value.trim()) || Number(value) < 1 || Number(value) > max) {
+    throw new InvalidArgumentError(`must be a whole number from 1 to ${max}`);
+  }
+  return Number(value);
+};
+
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
   version: string;
 };
 
-export function buildProgram(setExitCode: (code: ExitCode) => void): Command {
-  const program = new Command('rekey')
-    .description('Rotate AWS IAM access keys safely (the rekey state machine, run locally)')
-    .version(version)
-    .showHelpAfterError('(add --help for usage)')
-    .exitOverride();
-  program
-    .command('rotate')
-    .description('Run one rotation locally: the synthesized state machine, each step its real handler')
-    .option('--user <name>', 'IAM user whose access key to rotate')
-    .option('--dry-run', 'plan only: report what would happen, change nothing')
-    .option('--reason <text>', 'why this rotation runs (kept with the execution)')
-    .addOption(
-      new Option('--input <json>', 'the raw execution input, as the console takes it').conflicts([
-        'user',
-        'dryRun',
-        'reason',
-      ]),
-    )
-    .option('--no-wait', 'make every Wait state instant (adoption and delete waits)')
-    .option('--json', 'print the final result as JSON on stdout (progress goes to stderr)')
-    .option('--synth', 'synthesize the CDK app even if the template looks current')
-    .option(
-      '--execution-name <name>',
-      "reuse an interrupted run's execution name to resume it (it still owns the user's lock)",
-    )
-    .exitOverride()
-    .action(async (flags: RotateFlags) => setExitCode(await rotate(flags)));
+/** The settings every command shares: errors are thrown to main() (exit 1), not process.exit. */
+function conventions(command: Command): Command {
+  return command.showHelpAfterError('(add --help for usage)').exitOverride();
+}
+
+export function buildProgram(setExitCode: (code: number) => void): Command {
+  const program = conventions(
+    new Command('rekey')
+      .description('Rotate AWS IAM access keys safely (the rekey state machine, run locally)')
+      .version(version, '-V, --version', 'print the version of rekey'),
+  );
+  conventions(
+    program
+      .command('rotate')
+      .description('Run one rotation locally: the synthesized state machine, each step its real handler')
+      .option('--user <name>', 'IAM user whose access key to rotate')
+      .option('--dry-run', 'plan only: report what would happen, change nothing')
+      .option('--reason <text>', 'why this rotation runs (kept with the execution)')
+      .addOption(
+        new Option('--input <json>', 'the raw execution input, as the console takes it').conflicts([
+          'user',
+          'dryRun',
+          'reason',
+        ]),
+      )
+      .option('--no-wait', 'make every Wait state instant (adoption and delete waits)')
+      .option('--json', 'print the final result as JSON on stdout (progress goes to stderr)')
+      .option('--synth', 'synthesize the CDK app even if the template looks current')
+      .option(
+        '--execution-name <name>',
+        "reuse an interrupted run's execution name to resume it (it still owns the user's lock)",
+      )
+      .addHelpText('after', '\nExit codes: 0 rotated (or dry run), 2 stopped safely, 1 error.')
+      .action(async (flags: RotateFlags) => setExitCode(await rotate(flags))),
+  );
+  program.addCommand(
+    conventions(auditCommand({ setExitCode })).addHelpText(
+      'after',
+      '\nExit codes: 0 done, 3 a finding of a --fail-on type exists, 1 error.',
+    ),
+  );
+  conventions(
+    program
+      .command('demo')
+      .description(
+        'See rekey do its whole job on a local AWS emulator (moto): seed an account, audit, rotate, report',
+      )
+      .option('--json', 'print the report as JSON on stdout (progress goes to stderr)')
+      .option('--python <command>', 'the Python that has moto[server] installed', 'python3')
+      .option('--concurrency <n>', 'rotations run at the same time (default 3)', positiveInt(10))
+      .addHelpText(
+        'after',
+        '\nNeeds Python 3 with moto[server] (python3 -m pip install "moto[server]>=5,<6"). Starts servers on\n' +
+          '127.0.0.1 only and stops them when it ends, also on Ctrl-C. Exit codes: 0 done, 1 error.',
+      )
+      .action(async (flags: DemoFlags) => setExitCode(await demo(flags))),
+  );
+  conventions(
+    program
+      .command('sync')
+      .description(
+        'Write the current key from Secrets Manager into a profile of the shared credentials file (cron-safe)',
+      )
+      .requiredOption('--secret-id <id>', 'the secret rekey stores the key in, e.g. rekey/alice')
+      .requiredOption('--profile <name>', 'the profile to write, e.g. alice')
+      .option(
+        '--credentials-file <path>',
+        'the file to write (default: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials)',
+      )
+      .option('--json', 'print the result as JSON on stdout')
+      .option('--quiet', 'print nothing on success (errors still go to stderr)')
+      .addHelpText(
+        'after',
+        '\nReads the AWSCURRENT version; other profiles, comments and blank lines are kept; the file is\n' +
+          'written atomically with mode 0600 and only when the key changed. Exit codes: 0 done, 1 error.',
+      )
+      .action(async (flags: SyncCommandFlags) => setExitCode(await sync(flags))),
+  );
   return program;
 }
 
-/** Runs the CLI and returns its exit code (never calls process.exit: output may still be flushing). */
+/** Commander's own outcomes that are not errors. */
+const SUCCESS_CODES = new Set(['commander.helpDisplayed', 'commander.version']);
+
+/** Runs the CLI and returns its exit code (process.exit only for an interrupted demo: output may still be flushing). */
 export async function main(argv: string[] = process.argv): Promise<number> {
-  let exitCode: ExitCode = 0;
+  let exitCode = 0;
   const program = buildProgram((code) => {
     exitCode = code;
   });
@@ -168,8 +323,8 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     await program.parseAsync(argv);
     return exitCode;
   } catch (error) {
-    // Commander has already printed its own usage errors; --help and --version end here with 0.
-    if (error instanceof CommanderError) return error.exitCode;
+    // Commander has already printed its message (usage errors on stderr, help and version on stdout).
+    if (error instanceof CommanderError) return SUCCESS_CODES.has(error.code) ? 0 : 1;
     process.stderr.write(`rekey: ${error instanceof Error ? error.message : String(error)}\n`);
     return 1;
   }

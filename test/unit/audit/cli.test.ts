@@ -59,14 +59,18 @@ interface Run {
   stderr: string;
 }
 
-/** Runs `rekey audit ...args` the way cli/main.ts will: a subcommand of the `rekey` program. */
+/** Runs `rekey audit ...args` the way cli/main.ts does: a subcommand of the `rekey` program. */
 async function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
   let stdout = '';
   let stderr = '';
+  let code = 0;
   const command = auditCommand({
     iam,
     clock: fakeClock(),
     env,
+    setExitCode: (c) => {
+      code = c;
+    },
     stdout: (t) => {
       stdout += t;
     },
@@ -84,7 +88,7 @@ async function run(args: string[], env: Record<string, string> = {}): Promise<Ru
   const program = new Command('rekey').exitOverride().addCommand(command);
   try {
     await program.parseAsync(['node', 'rekey', 'audit', ...args]);
-    return { code: 0, stdout, stderr };
+    return { code, stdout, stderr };
   } catch (error) {
     if (error instanceof CommanderError) return { code: error.exitCode, stdout, stderr };
     throw error;

@@ -1,6 +1,13 @@
-import { GetUserCommand, IAMClient } from '@aws-sdk/client-iam';
+import { existsSync, readFileSync } from 'node:fs';
+import {
+  CreateAccessKeyCommand,
+  CreateUserCommand,
+  GetUserCommand,
+  IAMClient,
+  ListAccessKeysCommand,
+} from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MotoServer, startMoto } from '../../../cli/emulator.ts';
+import { type MotoServer, motoProblem, startMoto, startMotoWithClock } from '../../../cli/emulator.ts';
 import { ADMIN_USER, ANY_CREDENTIALS, AwsEnv, adminSetup, awsClient } from '../../support/aws.ts';
 
 function isRunning(pid: number): boolean {
@@ -37,6 +44,48 @@ describe('startMoto', () => {
     await expect(startMoto({ python: 'false' })).rejects.toThrow(
       /moto server exited \(code 1\) before answering; is moto installed/,
     );
+  });
+});
+
+describe('motoProblem', () => {
+  it('finds nothing wrong with the python3 that has moto[server]', () => {
+    expect(motoProblem('python3')).toBeNull();
+  });
+
+  it('names a python that does not exist and the pip command', () => {
+    expect(motoProblem('/nonexistent/python3')).toBe(
+      "/nonexistent/python3 was not found. The local AWS emulator is Python's moto server: install Python 3, " +
+        'then python3 -m pip install "moto[server]>=5,<6"',
+    );
+  });
+});
+
+describe('startMotoWithClock', () => {
+  it('creates keys in the past while the clock is moved, and leaves no process or clock file behind', async () => {
+    // Prepare
+    const moto = await startMotoWithClock();
+    const iam = awsClient(IAMClient, moto.endpoint);
+    // The clock file's path, from the server's environment (Linux).
+    const clockPath = /MOTO_CLOCK_FILE=([^\0]+)/.exec(readFileSync(`/proc/${moto.pid}/environ`, 'utf8'))?.[1];
+
+    try {
+      // Act
+      await iam.send(new CreateUserCommand({ UserName: 'old' }));
+      moto.setOffsetDays(-100);
+      await iam.send(new CreateAccessKeyCommand({ UserName: 'old' }));
+      moto.setOffsetDays(0);
+      const keys = await iam.send(new ListAccessKeysCommand({ UserName: 'old' }));
+
+      // Assess
+      const ageDays = (Date.now() - (keys.AccessKeyMetadata?.[0]?.CreateDate?.getTime() ?? 0)) / 86_400_000;
+      expect(Math.round(ageDays)).toBe(100);
+    } finally {
+      iam.destroy();
+      await moto.stop();
+    }
+    expect(isRunning(moto.pid)).toBe(false);
+    expect(clockPath).toMatch(/rekey-moto-clock-/);
+    expect(existsSync(clockPath ?? '')).toBe(false);
   });
 });
 

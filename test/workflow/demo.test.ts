@@ -1,0 +1,265 @@
+/**
+ * The demo's core (runDemo) against a moto server of this test, and the real `rekey demo` as a
+ * child process. The outcomes are read back from the emulator (keys, their dates and status,
+ * the secrets, the old key's last use), not from what the demo printed or returned.
+ */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import {
+  GetAccessKeyLastUsedCommand,
+  IAMClient,
+  ListAccessKeysCommand,
+  ListUsersCommand,
+} from '@aws-sdk/client-iam';
+import {
+  GetSecretValueCommand,
+  ListSecretsCommand,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadDefinition } from '../../cli/definition.ts';
+import { type DemoReport, runDemo } from '../../cli/demo.ts';
+import { DEMO_ADMIN, DEMO_USERS } from '../../cli/demo-seed.ts';
+import { type MotoClockServer, startMotoWithClock } from '../../cli/emulator.ts';
+
+const REGION = 'us-east-1';
+const DAY_MS = 86_400_000;
+
+let moto: MotoClockServer;
+let report: DemoReport;
+let iam: IAMClient;
+let secrets: SecretsManagerClient;
+const progress: string[] = [];
+
+interface Key {
+  id: string;
+  status: string;
+  ageDays: number;
+}
+
+/** A user's keys as IAM has them now, oldest first, with their age in whole days. */
+async function keysOf(userName: string): Promise<Key[]> {
+  const out = await iam.send(new ListAccessKeysCommand({ UserName: userName }));
+  return (out.AccessKeyMetadata ?? [])
+    .map((k) => ({
+      id: k.AccessKeyId ?? '',
+      status: k.Status ?? '',
+      ageDays: Math.floor((Date.now() - (k.CreateDate?.getTime() ?? 0)) / DAY_MS),
+    }))
+    .sort((a, b) => b.ageDays - a.ageDays);
+}
+
+async function current(userName: string): Promise<{ AccessKeyId: string; SecretAccessKey: string } | null> {
+  try {
+    const out = await secrets.send(
+      new GetSecretValueCommand({ SecretId: `rekey/${userName}`, VersionStage: 'AWSCURRENT' }),
+    );
+    return JSON.parse(out.SecretString ?? 'null');
+  } catch (error) {
+    if ((error as Error).name === 'ResourceNotFoundException') return null;
+    throw error;
+  }
+}
+
+/** sts:GetCallerIdentity signed with the key, with moto checking signatures for this call. */
+async function whoAmI(accessKeyId: string, secretAccessKey: string): Promise<string> {
+  await moto.enableAuth();
+  const sts = new STSClient({
+    endpoint: moto.endpoint,
+    region: REGION,
+    credentials: { accessKeyId, secretAccessKey },
+    maxAttempts: 1,
+  });
+  try {
+    return (await sts.send(new GetCallerIdentityCommand({}))).Arn ?? '';
+  } catch (error) {
+    return (error as Error).name;
+  } finally {
+    sts.destroy();
+    await moto.disableAuth();
+  }
+}
+
+const seededAge = (userName: string) =>
+  (DEMO_USERS.find((u) => u.userName === userName)?.keys ?? [])
+    .map((k) => k.createdDaysAgo)
+    .sort((a, b) => b - a);
+
+beforeAll(async () => {
+  moto = await startMotoWithClock();
+  report = await runDemo({
+    emulator: moto,
+    definition: loadDefinition({ synth: false, log: () => {} }),
+    log: (line) => progress.push(line),
+  });
+  // Read back with request signing off (the demo left it on and keeps its admin's key to itself);
+  // the checks that a key works turn it on for their call only.
+  await moto.disableAuth();
+  const anybody = { accessKeyId: 'AKIATESTREADER000000', secretAccessKey: 'testing' };
+  iam = new IAMClient({ endpoint: moto.endpoint, region: REGION, credentials: anybody, maxAttempts: 1 });
+  secrets = new SecretsManagerClient({
+    endpoint: moto.endpoint,
+    region: REGION,
+    credentials: anybody,
+    maxAttempts: 1,
+  });
+}, 120_000);
+
+afterAll(async () => {
+  iam?.destroy();
+  secrets?.destroy();
+  await moto?.stop();
+});
+
+describe('runDemo against the emulator', () => {
+  it('seeds at least 20 users', async () => {
+    const users = (await iam.send(new ListUsersCommand({}))).Users ?? [];
+
+    expect(users.length).toBeGreaterThanOrEqual(21);
+    expect(DEMO_USERS.length).toBeGreaterThanOrEqual(20);
+    expect(users.map((u) => u.UserName).sort()).toEqual(
+      [...DEMO_USERS.map((u) => u.userName), DEMO_ADMIN].sort(),
+    );
+  });
+
+  it('completes rotations: the old key is gone, one new key is active, AWSCURRENT holds it and it works', async () => {
+    const rotated = ['payments-api', 'orders-worker', 'legacy-ftp', 'old-unused-bot'];
+
+    for (const userName of rotated) {
+      const keys = await keysOf(userName);
+      const stored = await current(userName);
+      expect(keys, userName).toEqual([{ id: expect.any(String), status: 'Active', ageDays: 0 }]);
+      expect(seededAge(userName)[0]).toBeGreaterThan(90);
+      expect(stored?.AccessKeyId, userName).toBe(keys[0]?.id);
+      expect(await whoAmI(stored?.AccessKeyId ?? '', stored?.SecretAccessKey ?? '')).toBe(
+        `arn:aws:iam::123456789012:user/${userName}`,
+      );
+    }
+    // Signing really is checked: a wrong secret for the same key id is refused.
+    const stored = await current('payments-api');
+    expect(await whoAmI(stored?.AccessKeyId ?? '', `x${stored?.SecretAccessKey}`)).toBe(
+      'SignatureDoesNotMatch',
+    );
+  });
+
+  it('removes an inactive, never-used extra key before rotating (ci-runner)', async () => {
+    expect(seededAge('ci-runner')).toEqual([140, 30]);
+
+    const keys = await keysOf('ci-runner');
+
+    expect(keys).toEqual([{ id: (await current('ci-runner'))?.AccessKeyId, status: 'Active', ageDays: 0 }]);
+  });
+
+  it('stops safely when the consumer keeps using the old key: both keys active, the old one used after hand-out', async () => {
+    const keys = await keysOf('billing-app');
+    const stored = await current('billing-app');
+    const [old, fresh] = keys;
+
+    expect(keys.map((k) => [k.status, k.ageDays])).toEqual([
+      ['Active', 160],
+      ['Active', 0],
+    ]);
+    expect(stored?.AccessKeyId).toBe(fresh?.id);
+    // The consumer's real, signed calls: the old key was last used after the new key existed.
+    const lastUsed = await iam.send(new GetAccessKeyLastUsedCommand({ AccessKeyId: old?.id }));
+    const newKeyCreated = (
+      await iam.send(new ListAccessKeysCommand({ UserName: 'billing-app' }))
+    ).AccessKeyMetadata?.find((k) => k.AccessKeyId === fresh?.id)?.CreateDate;
+    expect(lastUsed.AccessKeyLastUsed?.LastUsedDate?.getTime()).toBeGreaterThanOrEqual(
+      newKeyCreated?.getTime() ?? Infinity,
+    );
+    expect(lastUsed.AccessKeyLastUsed?.ServiceName).toBe('sts');
+  });
+
+  it('refuses a user with two active keys: both stay, both active, no secret', async () => {
+    expect(await keysOf('ci-legacy')).toEqual([
+      { id: expect.any(String), status: 'Active', ageDays: 300 },
+      { id: expect.any(String), status: 'Active', ageDays: 110 },
+    ]);
+    expect(await current('ci-legacy')).toBeNull();
+  });
+
+  it.each([
+    ['smtp-relay', 500],
+    ['break-glass', 365],
+  ])('leaves the exempt/protected user %s untouched', async (userName, age) => {
+    expect(await keysOf(userName)).toEqual([{ id: expect.any(String), status: 'Active', ageDays: age }]);
+    expect(await current(userName)).toBeNull();
+  });
+
+  it('stores secrets only for the users whose rotation created a key', async () => {
+    const names = ((await secrets.send(new ListSecretsCommand({}))).SecretList ?? [])
+      .map((s) => s.Name)
+      .sort();
+
+    expect(names).toEqual(
+      [
+        'payments-api',
+        'orders-worker',
+        'crm-sync',
+        'etl-nightly',
+        'legacy-ftp',
+        'partner-gateway',
+        'slack-notifier',
+        'marketing-export',
+        'old-unused-bot',
+        'ci-runner',
+        'billing-app',
+      ]
+        .map((u) => `rekey/${u}`)
+        .sort(),
+    );
+  });
+
+  it('reports what the emulator shows, with key ids masked in every printed line', async () => {
+    const outcome = (userName: string) => report.users.find((u) => u.userName === userName);
+
+    expect(outcome('payments-api')?.outcome).toBe('rotated');
+    expect(outcome('billing-app')).toMatchObject({ outcome: 'stopped safely', why: 'old key still in use' });
+    expect(outcome('ci-legacy')?.outcome).toBe('refused');
+    expect(outcome('smtp-relay')).toMatchObject({
+      outcome: 'refused',
+      why: expect.stringMatching(/^exempt until 2099-12-31/),
+    });
+    expect(outcome('break-glass')).toMatchObject({ outcome: 'refused', why: 'protected user' });
+    expect(report.checks.every((c) => c.ok)).toBe(true);
+    expect(report.consumer?.calls).toBeGreaterThan(0);
+    expect(report.consumer?.failures).toBe(0);
+    expect(progress.join('\n')).not.toMatch(/AKIA[A-Z0-9]{16}/);
+  });
+});
+
+const BIN = fileURLToPath(new URL('../../bin/rekey.mjs', import.meta.url));
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('rekey demo (child process)', () => {
+  it('exits 0, prints the report table on stdout and progress on stderr, and leaves no emulator behind', async () => {
+    const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [BIN, 'demo'],
+        { env: process.env, timeout: 110_000 },
+        (error, stdout, stderr) =>
+          resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr }),
+      );
+    });
+
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^\nUSER +FINDINGS +ACTION +KEY +NEW KEY +OUTCOME\n/);
+    expect(run.stdout).toMatch(/^billing-app .* stopped safely: old key still in use$/m);
+    expect(run.stdout).not.toMatch(/AKIA[A-Z0-9]{16}/);
+    const pid = Number(/Emulator up at http:\/\/127\.0\.0\.1:\d+ \(pid (\d+)\)/.exec(run.stderr)?.[1]);
+    expect(pid).toBeGreaterThan(0);
+    expect(run.stderr).toMatch(new RegExp(`Emulator stopped \\(pid ${pid}\\)`));
+    expect(isRunning(pid)).toBe(false);
+  }, 120_000);
+});
