@@ -8,5 +8,7 @@ export { dynamodb } from './clients/dynamodb.ts';
 export { eventBridge } from './clients/event-bridge.ts';
 export { iam } from './clients/iam.ts';
 export { secretsManager } from './clients/secrets-manager.ts';
+export { securityHub } from './clients/security-hub.ts';
+export { sfn } from './clients/sfn.ts';
 export { sns } from './clients/sns.ts';
 export { stsClientFor } from './clients/sts.ts';

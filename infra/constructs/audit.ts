@@ -1,0 +1,319 @@
+import {
+  ArnFormat,
+  CfnOutput,
+  type CfnResource,
+  Duration,
+  RemovalPolicy,
+  Stack,
+  TimeZone,
+  Validations,
+} from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { auditEnvironment, type RekeyConfig } from '../config.ts';
+import { RekeyFunction } from './rekey-function.ts';
+
+/**
+ * The audit reads one credential report, pages through the account's users 1,000 at a time and
+ * starts at most maxRotationsPerRun executions: minutes at 10,000 users. Lambda's maximum, so that
+ * a slow IAM (throttling, a report that takes long to generate) never cuts a run short.
+ */
+export const AUDIT_TIMEOUT = Duration.minutes(15);
+
+/**
+ * EventBridge Scheduler invokes the function asynchronously, so its retries and dead-letter queue
+ * cover the delivery only (the Invoke call refused or throttled), never a run that failed. A few
+ * retries within an hour ride out a Lambda throttle or a short service problem; after that the
+ * event goes to the dead-letter queue, and the next scheduled run comes anyway.
+ */
+export const SCHEDULE_RETRY_POLICY = { retryAttempts: 5, maxEventAge: Duration.hours(1) } as const;
+
+/**
+ * The function's own asynchronous invocation settings. No retry: a run that failed has already
+ * published its digest and events (alerts go out before the failure is raised), and a retry would
+ * send them again. A run that fails, or waits more than an hour for the single concurrent slot,
+ * goes to the dead-letter queue with its error instead.
+ */
+export const AUDIT_ASYNC_INVOKE = { retryAttempts: 0, maxEventAge: Duration.hours(1) } as const;
+
+/** How long a failed run or undelivered schedule event stays in the queue to be looked at. */
+const DEAD_LETTER_RETENTION = Duration.days(14);
+
+/** Which IAM users the audit may act on, as IAM policy (infra/user-scope.ts `UserScope`). */
+export interface AuditUserScope {
+  /** `arn:<partition>:iam::<account>:user<userPathPrefix>*`: every user under the path. */
+  readonly users: string;
+  /** Statements allowing the actions on the users in scope (key changes on opted-in users only). */
+  allow(actions: readonly string[]): iam.PolicyStatement[];
+  /** The explicit Deny of key changes on the protected users, when there are any. */
+  protectedUsersDeny(): iam.PolicyStatement | undefined;
+}
+
+export interface AuditProps {
+  /**
+   * The validated deployment configuration: schedule, thresholds, policies.
+   * @default - required
+   */
+  readonly config: RekeyConfig;
+  /**
+   * The rotation state machine the audit starts for old keys (autoRotate).
+   * @default - required
+   */
+  readonly stateMachine: sfn.StateMachine;
+  /**
+   * The topic the digest goes to.
+   * @default - required
+   */
+  readonly topic: sns.ITopic;
+  /**
+   * The key that encrypts the topic: publishing needs it.
+   * @default - required
+   */
+  readonly topicKey: kms.IKey;
+  /**
+   * The users the audit may list and (with deactivateUnused) deactivate keys of.
+   * @default - required
+   */
+  readonly userScope: AuditUserScope;
+  /**
+   * The KMS key that encrypts the audit's log group.
+   * @default - encrypted by CloudWatch Logs with a key AWS owns
+   */
+  readonly logsKey?: kms.IKey;
+}
+
+/**
+ * The scheduled audit: the audit Lambda (lambdas/audit), an EventBridge Scheduler schedule that
+ * invokes it with `{}`, and one dead-letter queue for both an undelivered schedule event and a
+ * failed run. Least privilege: the credential report and the users' keys, the rotation state
+ * machine only with autoRotate, key deactivation only with deactivateUnused, Security Hub only with
+ * securityHub; the digest to the rekey topic, one event per finding to the default bus.
+ */
+export class Audit extends Construct {
+  readonly function: RekeyFunction;
+  readonly schedule: scheduler.Schedule;
+  readonly scheduleGroup: scheduler.ScheduleGroup;
+  readonly deadLetterQueue: sqs.Queue;
+  /** The role EventBridge Scheduler assumes to invoke the function. */
+  readonly schedulerRole: iam.Role;
+  /** The audit's own permissions (the function role's default policy holds logs, X-Ray, the queue). */
+  readonly permissions: iam.Policy;
+
+  constructor(scope: Construct, id: string, props: AuditProps) {
+    super(scope, id);
+    const { config, stateMachine, topic } = props;
+    const stack = Stack.of(this);
+
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: DEAD_LETTER_RETENTION,
+    });
+    Validations.of(this.deadLetterQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        'this is the dead-letter queue: of the audit schedule (undelivered events) and of the audit function (failed asynchronous runs)',
+    });
+
+    this.function = new RekeyFunction(this, 'Function', {
+      step: {
+        name: 'audit',
+        description: 'Audits access keys from the credential report: alerts, rotations, Security Hub',
+        environment: auditEnvironment(config, {
+          topicArn: topic.topicArn,
+          stateMachineArn: stateMachine.stateMachineArn,
+        }),
+      },
+      config,
+      timeout: AUDIT_TIMEOUT,
+      // CPU scales with memory: parsing a 10,000-user credential report and ten pages of
+      // authorization details is the audit's only real work.
+      memorySize: 512,
+      // One run at a time: two concurrent runs would race to start the same rotations (the
+      // deterministic execution names keep that safe) and send two digests.
+      reservedConcurrentExecutions: 1,
+      ...(props.logsKey ? { logsKey: props.logsKey } : {}),
+    });
+    const fn = this.function.lambdaFunction;
+    fn.configureAsyncInvoke({
+      ...AUDIT_ASYNC_INVOKE,
+      onFailure: new destinations.SqsDestination(this.deadLetterQueue),
+    });
+    Validations.of(fn.node.defaultChild as CfnResource).acknowledge({
+      id: 'NIST.800.53.R5-LambdaDLQ',
+      reason:
+        "a failed asynchronous run goes to the audit's dead-letter queue through the on-failure destination, which records the error with the request (a DLQ would record the request only)",
+    });
+
+    this.permissions = new iam.Policy(this, 'Permissions', {
+      roles: [this.function.role],
+      statements: this.statements(props),
+    });
+    this.acknowledgeWildcards(props);
+
+    // Only schedules in this group may assume the role (confused deputy): not the account's
+    // default group, where anyone with scheduler:CreateSchedule could point one at this role.
+    this.scheduleGroup = new scheduler.ScheduleGroup(this, 'ScheduleGroup', {
+      // Its generated name is stable: a group kept after the stack is deleted would block the
+      // next deployment. Deleting it deletes only the audit schedule.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
+      description: 'rekey: EventBridge Scheduler invokes the audit',
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
+        conditions: {
+          StringEquals: {
+            'aws:SourceAccount': stack.account,
+            'aws:SourceArn': this.scheduleGroup.scheduleGroupArn,
+          },
+        },
+      }),
+    });
+    Validations.of(this.schedulerRole).acknowledge({
+      id: 'NIST.800.53.R5-IAMNoInlinePolicy',
+      reason:
+        'the policy belongs to this role alone (invoke the audit, write to its dead-letter queue): inline, it lives and dies with the role',
+    });
+    Validations.of(this.schedulerRole).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${stack.resolve((fn.node.defaultChild as CfnResource).logicalId)}.Arn>:*]`,
+      reason: 'grantInvoke covers the audit function and its versions/aliases (<arn>:*); only this function',
+    });
+
+    this.schedule = new scheduler.Schedule(this, 'Schedule', {
+      description: 'rekey: audit the account access keys',
+      scheduleGroup: this.scheduleGroup,
+      // The time zone applies to cron expressions (Scheduler ignores it for rate expressions).
+      schedule: scheduler.ScheduleExpression.expression(
+        config.auditSchedule,
+        TimeZone.of(config.auditScheduleTimezone),
+      ),
+      timeWindow: scheduler.TimeWindow.off(),
+      target: new targets.LambdaInvoke(fn, {
+        role: this.schedulerRole,
+        input: scheduler.ScheduleTargetInput.fromObject({}),
+        deadLetterQueue: this.deadLetterQueue,
+        ...SCHEDULE_RETRY_POLICY,
+      }),
+    });
+    // The group's name is a literal in the schedule, not a reference; and the first run must
+    // find its permissions in place.
+    this.schedule.node.addDependency(this.scheduleGroup, this.permissions);
+
+    new CfnOutput(this, 'FunctionName', {
+      description:
+        'Run the audit now: aws lambda invoke --function-name <this> (payload {} or {"dryRun":true})',
+      value: fn.functionName,
+    }).overrideLogicalId('AuditFunctionName');
+    new CfnOutput(this, 'DeadLetterQueueUrl', {
+      description: 'Undelivered audit schedule events and failed audit runs',
+      value: this.deadLetterQueue.queueUrl,
+    }).overrideLogicalId('AuditDeadLetterQueueUrl');
+  }
+
+  /** Exactly what the configured audit does, nothing more. */
+  private statements(props: AuditProps): iam.PolicyStatement[] {
+    const { config, stateMachine, topic, topicKey, userScope } = props;
+    const stack = Stack.of(this);
+    const allow = (actions: string[], resources: string[], conditions?: Record<string, unknown>) =>
+      new iam.PolicyStatement({ actions, resources, ...(conditions ? { conditions } : {}) });
+    const statements = [
+      // The credential report and the account's authorization details are account-wide: these
+      // actions have no resource type, so '*' is the only resource IAM accepts.
+      allow(
+        ['iam:GenerateCredentialReport', 'iam:GetCredentialReport', 'iam:GetAccountAuthorizationDetails'],
+        ['*'],
+      ),
+      // Key ids of users with findings; with the opt-in policy, re-read last use and deactivate.
+      ...userScope.allow([
+        'iam:ListAccessKeys',
+        ...(config.deactivateUnused ? ['iam:GetAccessKeyLastUsed', 'iam:UpdateAccessKey'] : []),
+      ]),
+      allow(['sns:Publish'], [topic.topicArn]),
+      // Publishing to an encrypted topic: SNS generates a data key with the caller's rights.
+      allow(['kms:GenerateDataKey', 'kms:Decrypt'], [topicKey.keyArn], {
+        StringEquals: { 'kms:ViaService': `sns.${stack.region}.amazonaws.com` },
+      }),
+      allow(['events:PutEvents'], [defaultEventBus(stack)]),
+    ];
+    if (config.deactivateUnused) {
+      const deny = userScope.protectedUsersDeny();
+      if (deny) statements.push(deny);
+    }
+    if (config.autoRotate) {
+      statements.push(
+        allow(['states:StartExecution'], [stateMachine.stateMachineArn]),
+        // "Already started?" is asked of the deterministic execution name before starting.
+        allow(['states:DescribeExecution'], [executionsOf(stateMachine)]),
+      );
+    }
+    if (config.securityHub) {
+      statements.push(
+        // Findings are imported through the account's own default product.
+        allow(['securityhub:BatchImportFindings'], [securityHubProductArn(stack)]),
+        // GetFindings authorizes against the account's hub (resource type `hub`).
+        allow(['securityhub:GetFindings'], [securityHubArn(stack)]),
+      );
+    }
+    return statements;
+  }
+
+  /** Every wildcard of the audit's permissions, acknowledged with why it cannot be narrower. */
+  private acknowledgeWildcards(props: AuditProps): void {
+    const { config, stateMachine } = props;
+    const stack = Stack.of(this);
+    const acknowledge = (id: string, reason: string) =>
+      Validations.of(this.permissions).acknowledge({ id: `AwsSolutions-IAM5[${id}]`, reason });
+    acknowledge(
+      'Resource::*',
+      'iam:GenerateCredentialReport, iam:GetCredentialReport and iam:GetAccountAuthorizationDetails ' +
+        'have no resource type (account-wide); every other action of the audit is scoped',
+    );
+    acknowledge(
+      `Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user${config.userPathPrefix}*`,
+      `the audit reads the keys of any IAM user under the path ${config.userPathPrefix} that has a finding, chosen at run time`,
+    );
+    if (config.autoRotate) {
+      const machine = stack.resolve((stateMachine.node.defaultChild as CfnResource).logicalId);
+      acknowledge(
+        `Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:<${machine}.Name>:*`,
+        'the executions of the rotation state machine only; their names (rekey-<user>-<key id>) are chosen at run time',
+      );
+    }
+    Validations.of(this.permissions).acknowledge({
+      id: 'NIST.800.53.R5-IAMNoInlinePolicy',
+      reason:
+        "the audit's permissions belong to its role alone: inline, they live and die with the role and cannot be attached to another principal by mistake",
+    });
+  }
+}
+
+const defaultEventBus = (stack: Stack) =>
+  stack.formatArn({ service: 'events', resource: 'event-bus', resourceName: 'default' });
+
+/** `arn:<partition>:states:<region>:<account>:execution:<state machine name>:*` */
+const executionsOf = (stateMachine: sfn.StateMachine) =>
+  Stack.of(stateMachine).formatArn({
+    service: 'states',
+    resource: 'execution',
+    resourceName: `${stateMachine.stateMachineName}:*`,
+    arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+  });
+
+/** `arn:<partition>:securityhub:<region>:<account>:product/<account>/default` */
+const securityHubProductArn = (stack: Stack) =>
+  stack.formatArn({
+    service: 'securityhub',
+    resource: 'product',
+    resourceName: `${stack.account}/default`,
+  });
+
+/** `arn:<partition>:securityhub:<region>:<account>:hub/default` */
+const securityHubArn = (stack: Stack) =>
+  stack.formatArn({ service: 'securityhub', resource: 'hub', resourceName: 'default' });
