@@ -5,6 +5,7 @@
  * gives the deployed Lambdas, without loading aws-cdk-lib.
  */
 import { z } from 'zod';
+import type { AuditEnvKey } from '../lambdas/audit/env.ts';
 import type { RekeyEnvVars } from '../lambdas/shared/env.ts';
 import { UserName } from '../lambdas/shared/schemas.ts';
 import type { STEPS } from '../lambdas/shared/steps.ts';
@@ -126,6 +127,84 @@ export const RekeyConfigSchema = z
      * @default []
      */
     consumerPrincipals: z.array(PrincipalArn).default([]),
+
+    // The scheduled audit (infra/constructs/audit.ts). Ages and idle times are whole days; the
+    // exact boundaries are in lambdas/shared/domain/audit/findings.ts.
+    /**
+     * When the audit runs: an EventBridge Scheduler expression, `cron(minutes hours day-of-month
+     * month day-of-week year)` with one of the two day fields `?`, read in auditScheduleTimezone;
+     * or `rate(N minutes|hours|days)`.
+     * @default 'cron(0 6 * * ? *)' (every day at 06:00)
+     */
+    auditSchedule: z
+      .string()
+      .regex(
+        /^(cron\((\S+ ){2}(\? \S+ (?!\?)\S+|(?!\?)\S+ \S+ \?) \S+\)|rate\([1-9]\d* (minute|hour|day)s?\))$/,
+        "must be cron(minutes hours day-of-month month day-of-week year) with one day field '?', or rate(N unit)",
+      )
+      .default('cron(0 6 * * ? *)'),
+    /**
+     * The IANA time zone the cron expression is read in (daylight saving time is followed).
+     * @default 'UTC'
+     */
+    auditScheduleTimezone: z
+      .string()
+      .refine((v) => {
+        if (!/^(UTC|[A-Za-z]+(\/[A-Za-z0-9_+-]+)+)$/.test(v)) return false;
+        try {
+          return new Intl.DateTimeFormat('en', { timeZone: v }).resolvedOptions().timeZone.length > 0;
+        } catch {
+          return false;
+        }
+      }, 'must be an IANA time zone such as UTC or Europe/Berlin')
+      .default('UTC'),
+    /**
+     * An active key older than this many days is OLD_KEY (Security Hub IAM.3: rotated every 90
+     * days or less, so 90 days old is still compliant).
+     * @default 90
+     */
+    maxKeyAgeDays: int(1, 3650).default(90),
+    /**
+     * An active key not used for this many days or more (never used: created that long ago) is
+     * UNUSED_KEY (Security Hub IAM.22: unused for 45 days or more).
+     * @default 45
+     */
+    unusedDays: int(1, 3650).default(45),
+    /**
+     * An active key that turns OLD_KEY within this many days is EXPIRING_KEY; 0 turns it off.
+     * @default 14
+     */
+    warnDays: int(0, 3650).default(14),
+    /**
+     * The audit starts the rotation state machine for OLD_KEY findings (grants the audit
+     * states:StartExecution and states:DescribeExecution on the rotation state machine only).
+     * @default true
+     */
+    autoRotate: z.boolean().default(true),
+    /**
+     * At most this many new rotations per audit run (and, with deactivateUnused, as many
+     * deactivations); the oldest keys go first, the rest wait for the next run.
+     * @default 25
+     */
+    maxRotationsPerRun: int(0, 1000).default(25),
+    /**
+     * Opt-in: the audit deactivates active keys unused for more than deactivateUnusedAfterDays,
+     * after re-reading their last use (grants iam:GetAccessKeyLastUsed and iam:UpdateAccessKey).
+     * @default false
+     */
+    deactivateUnused: z.boolean().default(false),
+    /**
+     * With deactivateUnused: an UNUSED_KEY idle for more than this many days is deactivated.
+     * Only UNUSED_KEY findings are considered, so a value below unusedDays acts as unusedDays - 1.
+     * @default 90
+     */
+    deactivateUnusedAfterDays: int(1, 3650).default(90),
+    /**
+     * Opt-in: findings go to Security Hub (ASFF, controls IAM.3, IAM.8, IAM.22, IAM.4) and are
+     * resolved there when they clear (grants securityhub:BatchImportFindings and GetFindings).
+     * @default false
+     */
+    securityHub: z.boolean().default(false),
   })
   .superRefine((c, ctx) => {
     const verifySeconds = verifyNewKeyTimeoutSeconds(c);
@@ -276,5 +355,37 @@ export function lambdaEnvironment(config: RekeyConfig, resources: RekeyResources
     REKEY_VERIFY_ATTEMPTS: String(config.verifyAttempts),
     REKEY_VERIFY_BASE_DELAY_MS: String(config.verifyBaseDelayMs),
     REKEY_CLOUDTRAIL_LOOKUP: String(config.cloudTrailLookup),
+  };
+}
+
+/** What the audit Lambda addresses (CDK tokens in the stack). */
+export interface AuditResources {
+  readonly topicArn: string;
+  /** The rotation state machine; its ARN also names the partition, region and account. */
+  readonly stateMachineArn: string;
+}
+
+/** The audit's environment: every AUDIT_ENV variable as a string, the opt-in tag only when set. */
+export type AuditEnvVars = Required<Pick<RekeyEnvVars, Exclude<AuditEnvKey, 'REKEY_OPT_IN_TAG'>>> &
+  Pick<RekeyEnvVars, 'REKEY_OPT_IN_TAG'>;
+
+/** The environment contract (lambdas/audit/env.ts AUDIT_ENV) of the audit, for this configuration. */
+export function auditEnvironment(config: RekeyConfig, resources: AuditResources): AuditEnvVars {
+  return {
+    REKEY_MAX_KEY_AGE_DAYS: String(config.maxKeyAgeDays),
+    REKEY_UNUSED_DAYS: String(config.unusedDays),
+    REKEY_WARN_DAYS: String(config.warnDays),
+    REKEY_AUTO_ROTATE: String(config.autoRotate),
+    REKEY_MAX_ROTATIONS_PER_RUN: String(config.maxRotationsPerRun),
+    REKEY_DEACTIVATE_UNUSED: String(config.deactivateUnused),
+    REKEY_DEACTIVATE_UNUSED_AFTER_DAYS: String(config.deactivateUnusedAfterDays),
+    REKEY_SECURITY_HUB: String(config.securityHub),
+    REKEY_STATE_MACHINE_ARN: resources.stateMachineArn,
+    REKEY_TOPIC_ARN: resources.topicArn,
+    REKEY_EVENT_BUS_NAME: 'default',
+    REKEY_EXEMPT_TAG: config.exemptTag,
+    REKEY_PROTECTED_USERS: config.protectedUsers.join(','),
+    REKEY_USER_PATH_PREFIX: config.userPathPrefix,
+    ...(config.optInTag === undefined ? {} : { REKEY_OPT_IN_TAG: config.optInTag }),
   };
 }

@@ -4,6 +4,7 @@ import type { Construct } from 'constructs';
 import { STEP_NAMES, type StepName } from '../lambdas/shared/steps.ts';
 import { type RekeyConfig, type RekeyResources, verifyNewKeyTimeoutSeconds } from './config.ts';
 import { Alarms } from './constructs/alarms.ts';
+import { Audit } from './constructs/audit.ts';
 import { LockTable } from './constructs/lock-table.ts';
 import { LogsKey } from './constructs/logs-key.ts';
 import { Notifications } from './constructs/notifications.ts';
@@ -40,6 +41,7 @@ function byStep<T>(make: (step: StepName) => T): Record<StepName, T> {
 export class RekeyStack extends Stack {
   readonly functions: Readonly<Record<StepName, RekeyFunction>>;
   readonly rotation: RotationStateMachine;
+  readonly audit: Audit;
   readonly alarms: Alarms;
 
   constructor(scope: Construct, id: string, props: RekeyStackProps) {
@@ -208,10 +210,23 @@ export class RekeyStack extends Stack {
       logsKey,
     });
 
+    this.audit = new Audit(this, 'Audit', {
+      config,
+      stateMachine: this.rotation.stateMachine,
+      topic: notifications.topic,
+      topicKey: notifications.key,
+      userScope,
+      logsKey,
+    });
+
     this.alarms = new Alarms(this, 'Alarms', {
       topic: notifications.topic,
       stateMachine: this.rotation.stateMachine,
-      functions: byStep((step) => functions[step].lambdaFunction),
+      functions: {
+        ...byStep((step) => functions[step].lambdaFunction),
+        audit: this.audit.function.lambdaFunction,
+      },
+      auditFunction: this.audit.function.lambdaFunction,
     });
 
     new CfnOutput(this, 'StateMachineArn', {

@@ -20,23 +20,35 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ESM_REQUIRE_BANNER =
   "import { createRequire } from 'module';const require = createRequire(import.meta.url);";
 
+/** A Lambda outside the rotation workflow, which no state-machine Task runs (the scheduled audit). */
+export interface StandaloneLambda {
+  /** Its folder under lambdas/: the handler is `lambdas/<name>/index.ts` (export `handler`). */
+  readonly name: string;
+  readonly description: string;
+  /** Exactly the variables its environment contract lists (e.g. lambdas/audit/env.ts). */
+  readonly environment: Readonly<Record<string, string>>;
+}
+
 export interface RekeyFunctionProps {
   /**
-   * The workflow step this function runs: its handler is `lambdas/<step>/index.ts` (export
-   * `handler`), its environment is exactly `STEPS[step].env`.
+   * What the function runs. A workflow step: its handler is `lambdas/<step>/index.ts` (export
+   * `handler`), its environment is exactly `STEPS[step].env`, and it carries the `rekey:handler`
+   * metadata. Or a standalone Lambda, which carries no such metadata: the local runner must
+   * never bind a Task to it.
    * @default - required
    */
-  readonly step: StepName;
+  readonly step: StepName | StandaloneLambda;
   /**
    * The validated deployment configuration (log retention, environment values).
    * @default - required
    */
   readonly config: RekeyConfig;
   /**
-   * The deployed resources the environment points at.
-   * @default - required
+   * The deployed resources a workflow step's environment points at (a standalone Lambda brings
+   * its environment with it).
+   * @default - none; required for a workflow step
    */
-  readonly resources: RekeyResources;
+  readonly resources?: RekeyResources;
   /**
    * Memory size in MB. The steps make a handful of AWS calls; 256 MB gives enough CPU for a
    * fast cold start of a bundled SDK.
@@ -54,6 +66,11 @@ export interface RekeyFunctionProps {
    * @default - encrypted by CloudWatch Logs with a key AWS owns
    */
   readonly logsKey?: kms.IKey;
+  /**
+   * Concurrent executions reserved for (and capping) the function.
+   * @default - none: the account's unreserved pool
+   */
+  readonly reservedConcurrentExecutions?: number;
 }
 
 /**
@@ -63,7 +80,8 @@ export interface RekeyFunctionProps {
  * local runner uses to bind state-machine Tasks to handler modules.
  */
 export class RekeyFunction extends Construct {
-  readonly step: StepName;
+  /** The workflow step, or undefined for a standalone Lambda. */
+  readonly step: StepName | undefined;
   readonly lambdaFunction: NodejsFunction;
   readonly role: iam.Role;
   readonly logGroup: logs.LogGroup;
@@ -71,7 +89,16 @@ export class RekeyFunction extends Construct {
   constructor(scope: Construct, id: string, props: RekeyFunctionProps) {
     super(scope, id);
     const { step, config, resources } = props;
-    this.step = step;
+    this.step = typeof step === 'string' ? step : undefined;
+    if (typeof step === 'string' && !resources) throw new Error(`${id}: the ${step} step needs resources`);
+    const handler: StandaloneLambda =
+      typeof step === 'string' && resources
+        ? {
+            name: step,
+            description: STEPS[step].description,
+            environment: stepEnvironment(step, config, resources),
+          }
+        : (step as StandaloneLambda);
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
       retention: config.logRetentionDays as logs.RetentionDays,
@@ -84,28 +111,31 @@ export class RekeyFunction extends Construct {
     // AWSLambdaBasicExecutionRole (logs:* on every log group); this one may write to its own.
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `rekey ${step}: ${STEPS[step].description}`,
+      description: `rekey ${handler.name}: ${handler.description}`,
     });
     this.logGroup.grantWrite(this.role);
 
     this.lambdaFunction = new NodejsFunction(this, 'Function', {
-      entry: join(REPO_ROOT, 'lambdas', step, 'index.ts'),
+      entry: join(REPO_ROOT, 'lambdas', handler.name, 'index.ts'),
       handler: 'handler',
       projectRoot: REPO_ROOT,
       depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
-      description: STEPS[step].description,
+      description: handler.description,
       // Pinned, not NODEJS_LATEST: a runtime change should be a reviewed diff.
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memorySize ?? 256,
       timeout: props.timeout ?? Duration.minutes(2),
+      ...(props.reservedConcurrentExecutions === undefined
+        ? {}
+        : { reservedConcurrentExecutions: props.reservedConcurrentExecutions }),
       role: this.role,
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
       applicationLogLevelV2: lambda.ApplicationLogLevel.INFO,
       tracing: lambda.Tracing.ACTIVE,
       environment: {
-        ...stepEnvironment(step, config, resources),
+        ...handler.environment,
         POWERTOOLS_SERVICE_NAME: 'rekey',
         NODE_OPTIONS: '--enable-source-maps',
       },
@@ -124,7 +154,11 @@ export class RekeyFunction extends Construct {
       },
     });
 
-    (this.lambdaFunction.node.defaultChild as lambda.CfnFunction).addMetadata(HANDLER_METADATA_KEY, step);
+    if (this.step)
+      (this.lambdaFunction.node.defaultChild as lambda.CfnFunction).addMetadata(
+        HANDLER_METADATA_KEY,
+        this.step,
+      );
 
     Validations.of(this.role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
@@ -142,11 +176,12 @@ export class RekeyFunction extends Construct {
       reason:
         'invoked synchronously by the state machine, which retries transient errors and catches every other one into the failure alert; a DLQ only receives failed asynchronous invocations',
     });
-    Validations.of(this.lambdaFunction).acknowledge({
-      id: 'NIST.800.53.R5-LambdaConcurrency',
-      reason:
-        "reserved concurrency would come out of the account's unreserved pool (Lambda refuses a reservation that leaves it under 100, so the stack would not deploy in accounts with low quotas); rotations are bounded by the audit's maxRotationsPerRun and throttling raises the Throttles alarm",
-    });
+    if (props.reservedConcurrentExecutions === undefined)
+      Validations.of(this.lambdaFunction).acknowledge({
+        id: 'NIST.800.53.R5-LambdaConcurrency',
+        reason:
+          "reserved concurrency would come out of the account's unreserved pool (Lambda refuses a reservation that leaves it under 100, so the stack would not deploy in accounts with low quotas); rotations are bounded by the audit's maxRotationsPerRun and throttling raises the Throttles alarm",
+      });
     Validations.of(this.lambdaFunction).acknowledge({
       id: 'NIST.800.53.R5-LambdaInsideVPC',
       reason:
