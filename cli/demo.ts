@@ -478,7 +478,11 @@ function describeRun(result: RotationResult): string {
   }
   if (result.status === 'SUCCEEDED' && outcome?.status === 'STOPPED') {
     const why = STOP_WORDS[outcome.reason ?? ''] ?? outcome.reason ?? 'stopped';
-    return `stopped safely: ${why}${keys ? `; both keys stay active, the secret holds the new key${keys}` : ''}`;
+    const both =
+      oldKey && newKey
+        ? `; both keys stay active (old ${maskKeyId(oldKey)}, new ${maskKeyId(newKey)}), the secret holds the new one`
+        : '';
+    return `stopped safely: ${why}${both}`;
   }
   return `failed: ${result.error ?? outcome?.status ?? 'unknown'}${result.lastState ? ` at "${result.lastState}"` : ''}`;
 }
