@@ -217,7 +217,7 @@ describe('the notifications topic', () => {
     expect(statements).toContainEqual(
       expect.objectContaining({
         Effect: 'Deny',
-        Principal: { AWS: '*' },
+        Principal: '*',
         Action: 'sns:Publish',
         Condition: { Bool: { 'aws:SecureTransport': 'false' } },
       }),
