@@ -9,6 +9,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { describe, expect, it } from 'vitest';
 import { Alarms } from '../../infra/constructs/alarms.ts';
+import { auditIds } from './audit-helpers.ts';
 import {
   functionIdsByStep,
   logicalIds,
@@ -84,6 +85,28 @@ describe('the rekey alarms', () => {
       expect(alarms, metric).toHaveLength(1);
       expect(alarms[0], metric).toMatchObject(FIRES_ON_ONE);
     }
+  });
+
+  it('watches the deployed audit: no successful run in 26 hours alarms', () => {
+    const { stack } = synth();
+    const audit = auditIds(stack).function;
+    const stale = alarmsOf(resources).filter((a) => a.Metrics !== undefined);
+    expect(stale).toHaveLength(1);
+    expect(stale[0]).toMatchObject({
+      ComparisonOperator: 'LessThanThreshold',
+      Threshold: 1,
+      EvaluationPeriods: 26,
+      DatapointsToAlarm: 26,
+      TreatMissingData: 'breaching',
+      AlarmActions: [{ Ref: topic }],
+    });
+    const watched = (stale[0]?.Metrics ?? []).flatMap((m) =>
+      m.MetricStat ? [(m.MetricStat as { Metric: { Dimensions: unknown } }).Metric.Dimensions] : [],
+    );
+    expect(watched).toEqual([
+      [{ Name: 'FunctionName', Value: { Ref: audit } }],
+      [{ Name: 'FunctionName', Value: { Ref: audit } }],
+    ]);
   });
 
   it('covers every Lambda function of the stack', () => {

@@ -64,7 +64,12 @@ describe('cfn-lint', () => {
         protectedUsers: ['break-glass', 'terraform'],
         consumerPrincipals: ['arn:aws:iam::210987654321:root', 'arn:aws:iam::123456789012:role/ci'],
         notificationEmails: ['secops@example.com'],
+        deactivateUnused: true,
+        securityHub: true,
+        auditSchedule: 'cron(30 5 ? * MON-FRI *)',
+        auditScheduleTimezone: 'Europe/Berlin',
       },
+      { autoRotate: false, auditSchedule: 'rate(12 hours)' },
     ];
     const files = configs.map((raw, i) => {
       const file = join(dir, `config-${i}.template.json`);

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/config.ts';
 import { RekeyStack } from '../../infra/rekey-stack.ts';
 import type { StepName } from '../../lambdas/shared/steps.ts';
-import { ACCOUNT_WIDE_IAM_READS, expectedAuditRoles } from './audit-helpers.ts';
+import { ACCOUNT_WIDE_IAM_READS, auditIds, expectedAuditRoles } from './audit-helpers.ts';
 import {
   ACCOUNT,
   allow,
@@ -219,6 +219,17 @@ const CONFIGS: Array<[string, Record<string, unknown>]> = [
     'an opt-in tag and protected users',
     { optInTag: 'rekey:opt-in', protectedUsers: ['break-glass', 'terraform'], userPathPrefix: '/rotated/' },
   ],
+  [
+    'every audit option',
+    {
+      deactivateUnused: true,
+      securityHub: true,
+      optInTag: 'rekey:opt-in',
+      protectedUsers: ['break-glass'],
+      userPathPrefix: '/rotated/',
+    },
+  ],
+  ['no automatic rotation', { autoRotate: false }],
 ];
 
 describe.each(CONFIGS)('least privilege with %s', (_name, raw) => {
@@ -290,8 +301,12 @@ function matches(granted: string, action: string): boolean {
 
 describe('scoping conditions', () => {
   it('key changes require the opt-in tag when one is configured; reads do not', () => {
-    // Prepare
-    const { resources } = synth({ optInTag: 'rekey:opt-in', protectedUsers: ['break-glass'] });
+    // Prepare: the audit deactivates unused keys too.
+    const { resources } = synth({
+      optInTag: 'rekey:opt-in',
+      protectedUsers: ['break-glass'],
+      deactivateUnused: true,
+    });
     const users = `arn:${PARTITION}:iam::${ACCOUNT}:user/*`;
     const tagged = ` if ${JSON.stringify({ Null: { 'aws:ResourceTag/rekey:opt-in': 'false' } })}`;
 
@@ -322,25 +337,29 @@ describe('scoping conditions', () => {
   });
 
   it('every role that can change a key denies it on each protected user, at any path', () => {
-    // Prepare
-    const { resources } = synth({ protectedUsers: ['break-glass', 'terraform'] });
+    // Prepare: the audit deactivates unused keys too.
+    const { resources, stack } = synth({
+      protectedUsers: ['break-glass', 'terraform'],
+      deactivateUnused: true,
+    });
     const changers = logicalIds(resources, 'AWS::IAM::Role').filter((roleId) =>
       rolePermissions(resources, roleId).some((p) => KEY_CHANGES.some((a) => p.startsWith(`Allow ${a} `))),
     );
 
-    // Assess: the key-changing steps, and all of them carry the whole Deny.
+    // Assess: the key-changing steps and the audit, and all of them carry the whole Deny.
     expect(changers.sort()).toEqual(
-      (
-        [
-          'create-second-key',
-          'verify-new-key',
-          'deactivate-old-key',
-          'reactivate-old-key',
-          'delete-key',
-        ] as const
-      )
-        .map((step) => roleIdOf(functionOf(resources, step)))
-        .sort(),
+      [
+        ...(
+          [
+            'create-second-key',
+            'verify-new-key',
+            'deactivate-old-key',
+            'reactivate-old-key',
+            'delete-key',
+          ] as const
+        ).map((step) => roleIdOf(functionOf(resources, step))),
+        auditIds(stack).role,
+      ].sort(),
     );
     for (const roleId of changers) {
       const permissions = rolePermissions(resources, roleId);

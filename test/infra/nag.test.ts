@@ -80,6 +80,8 @@ const CONFIGS: Array<[string, Record<string, unknown>]> = [
       notificationEmails: ['secops@example.com'],
     },
   ],
+  ['every audit option', { deactivateUnused: true, securityHub: true, protectedUsers: ['break-glass'] }],
+  ['no automatic rotation', { autoRotate: false }],
 ];
 
 describe.each(CONFIGS)('cdk-nag with %s', (name, raw) => {
@@ -98,13 +100,24 @@ describe.each(CONFIGS)('cdk-nag with %s', (name, raw) => {
         `${ack.id} at ${ack.path} excuses nothing`,
       ).toBe(true);
     }
-    // The record: acknowledged findings per rule.
-    const tally = new Map<string, number>();
-    for (const f of all) tally.set(f.rule, (tally.get(f.rule) ?? 0) + 1);
+    // The record: acknowledged findings per rule (logical ids generalised), with the reasons.
+    const general = (rule: string) => rule.replace(/<[A-Za-z0-9]+\.(Arn|Name)>/g, '<$1 of a rekey resource>');
+    const tally = new Map<string, { count: number; reasons: Set<string> }>();
+    const acks = acknowledgements(stack);
+    for (const f of all) {
+      const entry = tally.get(general(f.rule)) ?? { count: 0, reasons: new Set<string>() };
+      entry.count += 1;
+      const ack = acks.filter((a) => excuses(a, f)).sort((a, b) => b.path.length - a.path.length)[0];
+      if (ack) entry.reasons.add(ack.reason);
+      tally.set(general(f.rule), entry);
+    }
     console.info(
       `cdk-nag, ${name}: ${all.length} acknowledged findings\n${[...tally]
-        .sort()
-        .map(([rule, n]) => `  ${n} x ${rule}`)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(
+          ([rule, { count, reasons }]) =>
+            `  ${count} x ${rule}\n${[...reasons].map((r) => `      - ${r}`).join('\n')}`,
+        )
         .join('\n')}`,
     );
   });
