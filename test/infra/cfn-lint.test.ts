@@ -2,19 +2,21 @@
  * cfn-lint on the synthesized templates: zero errors and zero warnings. W3005 alone is configured
  * away, with its reason, in .cfnlintrc. cfn-lint is a Python tool (TOOLCHAIN.md); when it is
  * missing this test fails and says how to install it: a gate that silently skips is no gate.
+ * One cfn-lint run lints every template (each run costs seconds of start-up).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synth } from './helpers.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CONFIG_FILE = join(REPO_ROOT, '.cfnlintrc');
 
 interface LintMatch {
+  Filename: string;
   Rule: { Id: string };
   Level: string;
   Message: string;
@@ -46,55 +48,68 @@ function cfnLint(templates: string[]): LintMatch[] {
 const describeMatch = (m: LintMatch) =>
   `${m.Level} ${m.Rule.Id} at ${m.Location.Path.join('/')}: ${m.Message}`;
 
+/** Configurations that change the template's shape, beyond the defaults `cdk synth` used. */
+const CONFIGS: Record<string, unknown>[] = [
+  {
+    cloudTrailLookup: true,
+    userPathPrefix: '/ci/',
+    secretPrefix: 'keys/',
+    logRetentionDays: 30,
+    autoRotate: false,
+    auditSchedule: 'rate(12 hours)',
+  },
+  {
+    optInTag: 'rekey:opt-in',
+    protectedUsers: ['break-glass', 'terraform'],
+    consumerPrincipals: ['arn:aws:iam::210987654321:root', 'arn:aws:iam::123456789012:role/ci'],
+    notificationEmails: ['secops@example.com'],
+    deactivateUnused: true,
+    securityHub: true,
+    auditSchedule: 'cron(30 5 ? * MON-FRI *)',
+    auditScheduleTimezone: 'Europe/Berlin',
+  },
+];
+
 describe('cfn-lint', () => {
   const dir = mkdtempSync(join(tmpdir(), 'rekey-cfn-lint-'));
+  const synthesized = join(REPO_ROOT, 'cdk.out', 'RekeyStack.template.json');
+  const configured = CONFIGS.map((_raw, i) => join(dir, `config-${i}.template.json`));
+  // A template with a warning (an unused parameter) and an error (a property of the wrong type).
+  const broken = join(dir, 'broken.template.json');
+  let matches: LintMatch[] = [];
+  const of = (file: string) => matches.filter((m) => m.Filename === file);
+
+  beforeAll(() => {
+    CONFIGS.forEach((raw, i) => {
+      writeFileSync(configured[i] ?? '', JSON.stringify(synth(raw).template.toJSON()));
+    });
+    writeFileSync(
+      broken,
+      JSON.stringify({
+        Parameters: { Unused: { Type: 'String' } },
+        Resources: {
+          Topic: { Type: 'AWS::SNS::Topic', Properties: { DisplayName: ['not', 'a', 'string'] } },
+        },
+      }),
+    );
+    expect(existsSync(synthesized), 'the global test setup runs cdk synth').toBe(true);
+    matches = cfnLint([synthesized, ...configured, broken]);
+  });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('passes the template `cdk synth` wrote, with nothing to report', () => {
-    const template = join(REPO_ROOT, 'cdk.out', 'RekeyStack.template.json');
-    expect(existsSync(template), 'the global test setup runs cdk synth').toBe(true);
-    expect(cfnLint([template]).map(describeMatch)).toEqual([]);
+    expect(of(synthesized).map(describeMatch)).toEqual([]);
   });
 
-  it('passes the templates of configurations that change the template’s shape', () => {
-    const configs: Record<string, unknown>[] = [
-      { cloudTrailLookup: true, userPathPrefix: '/ci/', secretPrefix: 'keys/', logRetentionDays: 30 },
-      {
-        optInTag: 'rekey:opt-in',
-        protectedUsers: ['break-glass', 'terraform'],
-        consumerPrincipals: ['arn:aws:iam::210987654321:root', 'arn:aws:iam::123456789012:role/ci'],
-        notificationEmails: ['secops@example.com'],
-        deactivateUnused: true,
-        securityHub: true,
-        auditSchedule: 'cron(30 5 ? * MON-FRI *)',
-        auditScheduleTimezone: 'Europe/Berlin',
-      },
-      { autoRotate: false, auditSchedule: 'rate(12 hours)' },
-    ];
-    const files = configs.map((raw, i) => {
-      const file = join(dir, `config-${i}.template.json`);
-      writeFileSync(file, JSON.stringify(synth(raw).template.toJSON()));
-      return file;
-    });
-    expect(cfnLint(files).map(describeMatch)).toEqual([]);
-  });
+  it.each(CONFIGS.map((raw, i) => [JSON.stringify(raw), i] as const))(
+    'passes the template of %s, with nothing to report',
+    (_name, i) => {
+      expect(of(configured[i] ?? '').map(describeMatch)).toEqual([]);
+    },
+  );
 
   it('reports what it finds (the gate can fail)', () => {
-    // Prepare: a template with a warning (an unused parameter) and an error (an invalid type).
-    const file = join(dir, 'broken.template.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        Parameters: { Unused: { Type: 'String' } },
-        Resources: { Topic: { Type: 'AWS::SNS::Topic', Properties: { DisplayName: 42, Nope: true } } },
-      }),
-    );
-
-    // Act
-    const matches = cfnLint([file]);
-
-    // Assess
-    expect(matches.map((m) => m.Rule.Id)).toEqual(expect.arrayContaining(['W2001']));
-    expect(matches.some((m) => m.Level === 'Error')).toBe(true);
+    expect(of(broken).map((m) => m.Rule.Id)).toContain('W2001');
+    expect(of(broken).some((m) => m.Level === 'Error')).toBe(true);
   });
 });
