@@ -151,6 +151,7 @@ export class SecretsKey extends Construct {
   }
 
   private allow(sid: string, principals: iam.IPrincipal[], actions: string[]): void {
+    // In a key policy the resource '*' is this key and nothing else.
     this.key.addToResourcePolicy(
       new iam.PolicyStatement({
         sid,
