@@ -11,15 +11,16 @@
  * one). Progress and the IAM call count go to stderr.
  * Exit codes: 0 = no finding of a --fail-on type (or no --fail-on); 3 = at least one such finding
  * (exempt ones do not count); 1 = error (bad flags, AWS errors). 3 rather than 2 because 2 already
- * means "stopped safely" for `rekey rotate`. The command reports 3 through `deps.setExitCode`, as
- * `rekey rotate` reports its own (cli/main.ts returns it to bin/rekey.mjs).
+ * means "stopped safely" for `rekey rotate`. Inside `rekey` the command reports 3 through
+ * `deps.setExitCode`, as `rekey rotate` reports its own (cli/main.ts returns it to bin/rekey.mjs);
+ * used on its own (no setExitCode) it throws CommanderError(3), commander's way to exit non-zero.
  *
  * Thresholds and the exempt tag default to REKEY_MAX_KEY_AGE_DAYS, REKEY_UNUSED_DAYS,
  * REKEY_WARN_DAYS and REKEY_EXEMPT_TAG when set (as the Lambda reads them), else 90/45/14 and
  * `rekey:exempt`; flags win.
  */
 import { IAMClient } from '@aws-sdk/client-iam';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { type Clock, systemClock } from '../lambdas/shared/clock.ts';
 import { scanAccount } from '../lambdas/shared/domain/audit/audit.ts';
 import { CallCounter } from '../lambdas/shared/domain/audit/calls.ts';
@@ -51,7 +52,7 @@ export interface AuditCommandDeps {
   stderr?: (text: string) => void;
   /** @default process.env */
   env?: Record<string, string | undefined>;
-  /** Receives the exit code when it is not 0 (EXIT_FINDINGS). */
+  /** Receives the exit code when it is not 0 (EXIT_FINDINGS). @default throw CommanderError(3) */
   setExitCode?: (code: number) => void;
 }
 
@@ -151,7 +152,8 @@ async function audit(flags: AuditFlags, deps: AuditCommandDeps): Promise<void> {
       if (failing.length) {
         const message = `${failing.length} finding(s) of type ${[...new Set(failing.map((f) => f.type))].join(', ')} (--fail-on)`;
         say(`rekey: ${message}`);
-        deps.setExitCode?.(EXIT_FINDINGS);
+        if (!deps.setExitCode) throw new CommanderError(EXIT_FINDINGS, 'rekey.audit.findings', message);
+        deps.setExitCode(EXIT_FINDINGS);
       }
     }
   } finally {
