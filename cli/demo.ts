@@ -15,13 +15,14 @@ import {
   ResourceNotFoundException,
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
+import { AUDIT_POLICY_ENV } from '../lambdas/audit/env.ts';
 import { systemClock } from '../lambdas/shared/clock.ts';
 import {
   type ActionOutcome,
   applyActions,
   type RotationRequest,
 } from '../lambdas/shared/domain/audit/actions.ts';
-import { type AuditEnv, auditPolicyFromEnv, scanAccount } from '../lambdas/shared/domain/audit/audit.ts';
+import { auditPolicyFromEnv, scanAccount } from '../lambdas/shared/domain/audit/audit.ts';
 import { CallCounter } from '../lambdas/shared/domain/audit/calls.ts';
 import type { Finding, FindingType } from '../lambdas/shared/domain/audit/findings.ts';
 import { loadEnv } from '../lambdas/shared/env.ts';
@@ -229,7 +230,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     });
 
     // 3. The audit: the credential report, scanned exactly as `rekey audit` and the Lambda do.
-    const policy = auditPolicyFromEnv(loadEnv(AUDIT_POLICY_KEYS, env));
+    const policy = auditPolicyFromEnv(loadEnv(AUDIT_POLICY_ENV, env));
     const calls = new CallCounter();
     const scan = await scanAccount({ iam, clock: systemClock, calls }, policy);
     const counts = Object.fromEntries(
@@ -357,22 +358,6 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
 
 /** Accepted by moto while request signing is off; never valid once it is on. */
 const ANYBODY: Credentials = { accessKeyId: 'AKIADEMOBOOTSTRAP000', secretAccessKey: 'bootstrap' };
-
-/** The audit's policy variables (the others name deployed resources the demo has no use for). */
-const AUDIT_POLICY_KEYS = [
-  'REKEY_MAX_KEY_AGE_DAYS',
-  'REKEY_UNUSED_DAYS',
-  'REKEY_WARN_DAYS',
-  'REKEY_AUTO_ROTATE',
-  'REKEY_MAX_ROTATIONS_PER_RUN',
-  'REKEY_DEACTIVATE_UNUSED',
-  'REKEY_DEACTIVATE_UNUSED_AFTER_DAYS',
-  'REKEY_SECURITY_HUB',
-  'REKEY_EXEMPT_TAG',
-  'REKEY_PROTECTED_USERS',
-  'REKEY_USER_PATH_PREFIX',
-  'REKEY_OPT_IN_TAG',
-] as const satisfies readonly (keyof AuditEnv)[];
 
 /**
  * Points the SDK's default chain at the emulator as the admin; returns the function that puts the
