@@ -48,9 +48,12 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
    * Deletes orphans among the extra keys and counts them; returns the key this execution already
    * stored instead, if there is one. Any other extra key stops the step.
    */
-  const sweep = async (): Promise<{ stored: NewKey | null; removed: number }> => {
-    const current = await listAccessKeys(deps.iam, userName);
-    const journal = await readLock(deps.lock, userName);
+  const sweep = async (
+    // What was just read is used as is; after a failed create both are read again.
+    seen?: { current: typeof keys; journal: typeof lock },
+  ): Promise<{ stored: NewKey | null; removed: number }> => {
+    const current = seen?.current ?? (await listAccessKeys(deps.iam, userName));
+    const journal = seen ? seen.journal : await readLock(deps.lock, userName);
     let removed = 0;
     for (const key of current.filter((k) => k.accessKeyId !== oldKeyId)) {
       if (
@@ -84,7 +87,7 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
   };
 
   if (keys.length > 1) {
-    const { stored } = await sweep();
+    const { stored } = await sweep({ current: keys, journal: lock });
     if (stored) {
       await clearCreating(deps.lock, userName, executionId);
       return stored;
