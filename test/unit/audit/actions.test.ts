@@ -15,6 +15,7 @@ import {
 import { CallCounter } from '../../../lambdas/shared/domain/audit/calls.ts';
 import type { Finding } from '../../../lambdas/shared/domain/audit/findings.ts';
 import { awsError, fakeClock } from '../lambdas/helpers.ts';
+import { finding as baseFinding } from './fixtures.ts';
 import { ACCOUNT, ago, userDetail, usersOf } from './helpers.ts';
 
 const STATE_MACHINE_ARN = `arn:aws:states:us-east-1:${ACCOUNT}:stateMachine:rekey-rotation`;
@@ -136,20 +137,14 @@ const POLICY: ActionPolicy = {
 };
 
 let keySeq = 0;
+/** An OLD_KEY finding with a key id of its own (the shared fixture leaves the key id null). */
 function finding(over: Partial<Finding> & { userName: string }): Finding {
   keySeq++;
-  return {
+  return baseFinding({
     type: 'OLD_KEY',
-    userArn: `arn:aws:iam::${ACCOUNT}:user/${over.userName}`,
     accessKeyId: `AKIATEST${String(keySeq).padStart(12, '0')}`,
-    keySlot: 1,
-    ageDays: 100,
-    lastUsedDate: ago(1).toISOString(),
-    idleDays: 1,
-    createDate: ago(100).toISOString(),
-    exemption: null,
     ...over,
-  };
+  });
 }
 
 function fakeStarter(already: string[] = []): RotationStarter & { start: ReturnType<typeof vi.fn> } {
