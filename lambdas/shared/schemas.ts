@@ -22,6 +22,17 @@ export const UserName = z
   .max(64, 'userName must be at most 64 characters')
   .regex(/^[A-Za-z0-9+=,.@_-]+$/, 'userName may contain only letters, digits and +=,.@_-');
 
+/**
+ * The services whose service-specific credentials rekey rotates (IAM's ServiceName values):
+ * Amazon Keyspaces (Cassandra drivers) and CodeCommit (git over HTTPS). Shared by the workflow,
+ * the audit and the CLI.
+ */
+export const SERVICE_NAMES = ['cassandra.amazonaws.com', 'codecommit.amazonaws.com'] as const;
+export const ServiceName = z.enum(SERVICE_NAMES, {
+  error: () => `serviceName must be one of ${SERVICE_NAMES.join(', ')}`,
+});
+export type ServiceName = z.infer<typeof ServiceName>;
+
 /** The execution input accepted from the console, the CLI and the audit. Unknown fields are refused. */
 export const RotationInput = z.strictObject(
   {
