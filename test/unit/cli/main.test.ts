@@ -63,10 +63,10 @@ describe('rekey (child process)', () => {
       /invalid rotation input: userName: userName may contain only letters, digits/,
     ],
     [['rotate', '--input', '{"userName": "alice"'], /--input is not valid JSON/],
-    [['rotate', '--input', '["alice"]'], /invalid rotation input: input: input must be a JSON object/],
+    [['rotate', '--input', '["alice"]'], /invalid rotation input: input must be a JSON object/],
     [
       ['rotate', '--input', '{"userName":"alice","extra":1}'],
-      /invalid rotation input: input: Unrecognized key: "extra"/,
+      /invalid rotation input: unknown field\(s\): extra/,
     ],
     [['rotate', '--input', '{"userName":"alice","dryRun":"yes"}'], /dryRun: dryRun must be true or false/],
     [
@@ -105,6 +105,14 @@ describe('rotationInputFrom', () => {
       userName: 'a.b@c',
       dryRun: false,
     });
+  });
+
+  it("refuses a user name with ',' as the plan step would, before synth or AWS", () => {
+    expect(() => rotationInputFrom({ user: 'smtp,relay', wait: true })).toThrow(
+      new UsageError(
+        "invalid rotation input: userName: userName contains ',', which Secrets Manager names do not allow",
+      ),
+    );
   });
 
   it('names every problem of a bad input', () => {
