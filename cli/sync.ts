@@ -73,6 +73,9 @@ const describe = (error: unknown) =>
   error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 
 export async function syncCredentials(flags: SyncFlags, deps: SyncDeps = {}): Promise<SyncResult> {
+  if (flags.secretId.trim() === '') {
+    throw new SyncError('--secret-id must name the secret that holds the key, e.g. rekey/alice');
+  }
   if (!isValidProfileName(flags.profile)) {
     throw new SyncError(
       `invalid --profile "${flags.profile}": no brackets, line breaks or surrounding spaces`,

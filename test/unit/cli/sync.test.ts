@@ -264,6 +264,20 @@ describe('syncCredentials (Secrets Manager mocked)', () => {
     expect(readdirSync(dir)).toEqual(['credentials']);
   });
 
+  it.each([[''], ['   ']])('refuses the secret id %j before reading anything', async (secretId) => {
+    // Act
+    const error = await syncCredentials(
+      { secretId, profile: 'alice', credentialsFile: file },
+      { secrets: client },
+    ).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(SyncError);
+    expect((error as Error).message).toMatch(/--secret-id must name the secret/);
+    expect(secrets.calls()).toHaveLength(0);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   it('defaults to AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials', () => {
     expect(defaultCredentialsFile({ AWS_SHARED_CREDENTIALS_FILE: '/etc/app/creds' })).toBe('/etc/app/creds');
     expect(defaultCredentialsFile({})).toMatch(/\/\.aws\/credentials$/);
