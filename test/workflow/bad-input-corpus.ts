@@ -201,11 +201,18 @@ export const BAD_COMMAND_LINES: BadCommandLine[] = [
     ['sync', '--secret-id', 'rekey/a', '--profile', 'a\nb'],
     /invalid --profile/,
   ),
+  cli('sync --profile ""', ['sync', '--secret-id', 'rekey/a', '--profile', ''], /invalid --profile ""/),
+  cli(
+    'sync --credentials-file ""',
+    ['sync', '--secret-id', 'rekey/a', '--profile', 'a', '--credentials-file', ''],
+    /must not be empty/,
+  ),
   // demo (refused before it starts its emulator)
   cli('demo --concurrency 0', ['demo', '--concurrency', '0'], /must be a whole number from 1 to 10/),
   cli('demo --concurrency 11', ['demo', '--concurrency', '11'], /must be a whole number from 1 to 10/),
   cli('demo --concurrency two', ['demo', '--concurrency', 'two'], /must be a whole number from 1 to 10/),
   // the program
+  cli('no command at all', [], /^Usage: rekey \[options\] \[command\]/),
   cli('an unknown command', ['spin'], /unknown command 'spin'/),
   cli('a misspelt command', ['rotat', '--user', 'alice'], /unknown command 'rotat'/),
   cli('an unknown global option', ['--bogus'], /unknown option '--bogus'/),
