@@ -7,6 +7,9 @@
  * "Zero mutating calls" is measured here rather than assumed from the code: an operation is
  * read-only only when its name says so (Get/List/Describe/...); anything else, including an
  * operation this module has never heard of, counts as mutating.
+ *
+ * The recording holds whole requests (a PutSecretValue carries a secret): only the service and
+ * operation names leave this module, so an assertion that fails prints no secret.
  */
 import type { MotoServer } from './moto.ts';
 

@@ -82,7 +82,7 @@ export const BAD_EXECUTION_INPUTS: BadExecutionInput[] = [
   sm('a number as reason', { userName: 'alice', reason: 7 }, 'reason', /reason must be a string/),
   sm('an object as reason', { userName: 'alice', reason: { t: 'x' } }, 'reason', /must be a string/),
   sm('a reason of 257 characters', { userName: 'alice', reason: 'r'.repeat(257) }, 'reason', /at most 256/),
-  // fields that do not exist
+  // fields that do not exist (not `serviceName`: it is about to become a field of the request)
   sm('an unknown field', { userName: 'alice', force: true }, 'force', /unknown field\(s\): force/),
   sm('a misspelt field', { username: 'alice' }, 'username', /unknown field\(s\): username/),
   sm('a differently cased field', { UserName: 'alice' }, 'UserName', /unknown field\(s\): UserName/),
