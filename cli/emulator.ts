@@ -116,8 +116,12 @@ async function launch(
 ): Promise<MotoServer> {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
+  // moto's request recorder (/moto-api/recorder/*) writes to ./moto_recording by default: each
+  // server gets a file of its own, so servers running side by side never mix their recordings.
+  const recordingDir = mkdtempSync(join(tmpdir(), 'rekey-moto-recording-'));
+  const removeRecording = () => rmSync(recordingDir, { recursive: true, force: true });
   const child = spawn(python, [...args, '-H', '127.0.0.1', '-p', String(port)], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, MOTO_RECORDER_FILEPATH: join(recordingDir, 'requests.jsonl'), ...env },
     // Both pipes must be drained, or moto blocks once the OS buffer fills up.
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -133,6 +137,7 @@ async function launch(
     await waitUntilAnswering(endpoint, child, python, what, () => output);
   } catch (error) {
     await kill(child, exited);
+    removeRecording();
     throw error;
   }
   const { pid } = child;
@@ -149,7 +154,10 @@ async function launch(
     endpoint,
     port,
     pid,
-    stop: () => kill(child, exited),
+    stop: async () => {
+      await kill(child, exited);
+      removeRecording();
+    },
     reset: () => post('/moto-api/reset'),
     // The body is how many requests may still pass unauthenticated: 0 = check from now on.
     enableAuth: () => post('/moto-api/reset-auth', '0'),

@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { RotationInput } from '../lambdas/shared/schemas.ts';
+import { rotationInputProblems } from '../lambdas/shared/schemas.ts';
 import { auditCommand } from './audit.ts';
 import type { JsonValue } from './local-runner.ts';
 import { paintFor } from './progress.ts';
@@ -60,13 +60,8 @@ export function rotationInputFrom(flags: RotateFlags): JsonValue {
   } else {
     throw new UsageError('rotate needs --user NAME (or --input JSON)');
   }
-  const parsed = RotationInput.safeParse(raw);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map(
-      (i) => `${i.path.length > 0 ? i.path.join('.') : 'input'}: ${i.message}`,
-    );
-    throw new UsageError(`invalid rotation input: ${problems.join('; ')}`);
-  }
+  const problems = rotationInputProblems(raw);
+  if (problems.length > 0) throw new UsageError(`invalid rotation input: ${problems.join('; ')}`);
   return raw;
 }
 

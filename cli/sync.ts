@@ -73,6 +73,13 @@ const describe = (error: unknown) =>
   error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 
 export async function syncCredentials(flags: SyncFlags, deps: SyncDeps = {}): Promise<SyncResult> {
+  if (flags.secretId.trim() === '') {
+    throw new SyncError('--secret-id must name the secret that holds the key, e.g. rekey/alice');
+  }
+  // An empty path (often an unset shell variable) must not silently mean the default file.
+  if (flags.credentialsFile !== undefined && flags.credentialsFile.trim() === '') {
+    throw new SyncError('--credentials-file must not be empty (leave it out for the default file)');
+  }
   if (!isValidProfileName(flags.profile)) {
     throw new SyncError(
       `invalid --profile "${flags.profile}": no brackets, line breaks or surrounding spaces`,

@@ -33,10 +33,17 @@ export const ServiceName = z.enum(SERVICE_NAMES, {
 });
 export type ServiceName = z.infer<typeof ServiceName>;
 
-/** The execution input accepted from the console, the CLI and the audit. Unknown fields are refused. */
+/**
+ * The execution input accepted from the console, the CLI and the audit. Unknown fields are refused.
+ * The user name must also make a valid secret name (`<prefix><userName>`), so ',' (valid in IAM,
+ * not in Secrets Manager names) is refused here, where the CLI checks it too, before any AWS call.
+ */
 export const RotationInput = z.strictObject(
   {
-    userName: UserName,
+    userName: UserName.refine(
+      (name) => !name.includes(','),
+      "userName contains ',', which Secrets Manager names do not allow",
+    ),
     dryRun: z.boolean({ error: 'dryRun must be true or false' }).optional(),
     reason: z
       .string({ error: 'reason must be a string' })
@@ -46,6 +53,20 @@ export const RotationInput = z.strictObject(
   { error: (issue) => (issue.code === 'unrecognized_keys' ? undefined : 'input must be a JSON object') },
 );
 export type RotationInput = z.infer<typeof RotationInput>;
+
+/**
+ * Why `raw` is not a RotationInput, one problem per entry, each naming its field
+ * (`userName: userName must not be empty`, `unknown field(s): force`); empty when it is one.
+ * The plan step and the CLI report a bad request in these same words.
+ */
+export function rotationInputProblems(raw: unknown): string[] {
+  const result = RotationInput.safeParse(raw);
+  if (result.success) return [];
+  return result.error.issues.map((issue) => {
+    if (issue.code === 'unrecognized_keys') return `unknown field(s): ${issue.keys.join(', ')}`;
+    return issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message;
+  });
+}
 
 export const IsoDate = z.iso.datetime({ offset: true });
 

@@ -7,7 +7,14 @@ import { GetUserCommand, type IAMClient, type Tag } from '@aws-sdk/client-iam';
 import type { Clock } from '../clock.ts';
 import type { RekeyEnv } from '../env.ts';
 import { InvalidInput, isAwsError, UserNotFound } from '../errors.ts';
-import { type KeyRef, type Plan, type PlanInput, RotationInput, type StopReason } from '../schemas.ts';
+import {
+  type KeyRef,
+  type Plan,
+  type PlanInput,
+  RotationInput,
+  rotationInputProblems,
+  type StopReason,
+} from '../schemas.ts';
 import { parseExemption } from './exemption.ts';
 import { type AccessKeyInfo, getLastUse, isOrphanKey, iso, type LastUse, listAccessKeys } from './keys.ts';
 import { acquireLock, type LockDeps, type LockItem, readLock } from './lock.ts';
@@ -32,13 +39,9 @@ export interface PlanDeps {
 
 /** Parses the execution input; every problem is named (`userName: must be at most 64 characters`). */
 export function parseRotationInput(raw: unknown): RotationInput {
-  const result = RotationInput.safeParse(raw);
-  if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => {
-    if (issue.code === 'unrecognized_keys') return `unknown field(s): ${issue.keys.join(', ')}`;
-    return issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message;
-  });
-  throw new InvalidInput(`invalid rotation request: ${problems.join('; ')}`);
+  const problems = rotationInputProblems(raw);
+  if (problems.length > 0) throw new InvalidInput(`invalid rotation request: ${problems.join('; ')}`);
+  return RotationInput.parse(raw);
 }
 
 export interface KeyView {

@@ -5,10 +5,12 @@ import {
   GetUserCommand,
   IAMClient,
   ListAccessKeysCommand,
+  ListUsersCommand,
 } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MotoServer, motoProblem, startMoto, startMotoWithClock } from '../../../cli/emulator.ts';
 import { ADMIN_USER, ANY_CREDENTIALS, AwsEnv, adminSetup, awsClient } from '../../support/aws.ts';
+import { parseRecording } from '../../support/recorder.ts';
 
 function isRunning(pid: number): boolean {
   try {
@@ -86,6 +88,34 @@ describe('startMotoWithClock', () => {
     expect(isRunning(moto.pid)).toBe(false);
     expect(clockPath).toMatch(/rekey-moto-clock-/);
     expect(existsSync(clockPath ?? '')).toBe(false);
+  });
+});
+
+describe('request recording', () => {
+  it("gives each server a recording of its own: one server's requests never show in another's", async () => {
+    // Prepare
+    const [a, b] = await Promise.all([startMoto(), startMoto()]);
+    const recorder = (moto: MotoServer, path: string, method = 'POST') =>
+      fetch(`${moto.endpoint}/moto-api/recorder/${path}`, { method }).then((r) => r.text());
+    try {
+      for (const moto of [a, b]) {
+        await recorder(moto, 'reset-recording');
+        await recorder(moto, 'start-recording');
+      }
+
+      // Act: both record at once, only a is called.
+      await awsClient(IAMClient, a.endpoint).send(new ListUsersCommand({}));
+      for (const moto of [a, b]) await recorder(moto, 'stop-recording');
+
+      // Assess
+      const operations = async (moto: MotoServer) =>
+        parseRecording(await recorder(moto, 'download-recording', 'GET')).map((r) => r.operation);
+      expect(await operations(a)).toEqual(['ListUsers']);
+      expect(await operations(b)).toEqual([]);
+      expect(existsSync('moto_recording')).toBe(false);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
   });
 });
 

@@ -264,6 +264,34 @@ describe('syncCredentials (Secrets Manager mocked)', () => {
     expect(readdirSync(dir)).toEqual(['credentials']);
   });
 
+  it.each([[''], ['   ']])('refuses the secret id %j before reading anything', async (secretId) => {
+    // Act
+    const error = await syncCredentials(
+      { secretId, profile: 'alice', credentialsFile: file },
+      { secrets: client },
+    ).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(SyncError);
+    expect((error as Error).message).toMatch(/--secret-id must name the secret/);
+    expect(secrets.calls()).toHaveLength(0);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('refuses an empty --credentials-file (it would silently mean the default file) before reading anything', async () => {
+    // Act
+    const error = await syncCredentials(
+      { secretId: 'rekey/alice', profile: 'alice', credentialsFile: '' },
+      { secrets: client, env: { AWS_SHARED_CREDENTIALS_FILE: file } },
+    ).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(SyncError);
+    expect((error as Error).message).toMatch(/--credentials-file must not be empty/);
+    expect(secrets.calls()).toHaveLength(0);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   it('defaults to AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials', () => {
     expect(defaultCredentialsFile({ AWS_SHARED_CREDENTIALS_FILE: '/etc/app/creds' })).toBe('/etc/app/creds');
     expect(defaultCredentialsFile({})).toMatch(/\/\.aws\/credentials$/);

@@ -185,6 +185,11 @@ describe('parseRotationInput', () => {
       'reason: reason must be at most 256 characters',
     ],
     ['a number as reason', { userName: USER, reason: 7 }, 'reason: reason must be a string'],
+    [
+      "a userName with ',' (valid in IAM, not in a secret name)",
+      { userName: 'smtp,relay' },
+      "userName: userName contains ',', which Secrets Manager names do not allow",
+    ],
     ['null', null, 'input must be a JSON object'],
     ['undefined', undefined, 'input must be a JSON object'],
     ['an array', [{ userName: USER }], 'input must be a JSON object'],
@@ -223,7 +228,7 @@ describe('parseRotationInput', () => {
 
   it.each([
     ['a 64-character userName', { userName: 'a'.repeat(64) }],
-    ['every allowed punctuation mark', { userName: 'svc+ci=1,relay.x@corp_y-z' }],
+    ['every punctuation mark a secret name allows', { userName: 'svc+ci=1.relay@corp_y-z' }],
     ['dryRun and a 256-character reason', { userName: USER, dryRun: true, reason: 'r'.repeat(256) }],
     ['dryRun false', { userName: USER, dryRun: false }],
   ])('accepts %s', (_label, raw) => {
