@@ -34,10 +34,13 @@ const DEPLOY_TIME_VALUES: Record<string, string> = {
 
 /** Runs in the child: the import alone, timed inside the process, printed as JSON. */
 const IMPORT_SCRIPT =
-  'const t=performance.now();await import(process.argv[1]);process.stdout.write(JSON.stringify({ms:performance.now()-t}))';
+  'const c=process.cpuUsage(),t=performance.now();await import(process.argv[1]);const u=process.cpuUsage(c);' +
+  'process.stdout.write(JSON.stringify({ms:performance.now()-t,cpuMs:(u.user+u.system)/1000}))';
 
 interface Measured {
   importMs: number[];
+  /** CPU time of the import (user + system): steadier than wall time on a loaded machine. */
+  cpuMs: number[];
   processMs: number[];
 }
 
@@ -83,8 +86,8 @@ export async function bundlesBench(options: BundleBenchOptions): Promise<void> {
     deployedOptions = env.NODE_OPTIONS ?? '';
     const { NODE_OPTIONS: _deployed, ...withoutOptions } = env;
     const variants: Record<'deployed' | 'plain', Measured> = {
-      deployed: { importMs: [], processMs: [] },
-      plain: { importMs: [], processMs: [] },
+      deployed: { importMs: [], cpuMs: [], processMs: [] },
+      plain: { importMs: [], cpuMs: [], processMs: [] },
     };
     // Interleaved, so a burst of load on the machine hits both variants alike.
     for (let i = 0; i < options.runs; i++) {
@@ -96,7 +99,9 @@ export async function bundlesBench(options: BundleBenchOptions): Promise<void> {
           ['--input-type=module', '-e', IMPORT_SCRIPT, pathToFileURL(file).href],
           variantEnv,
         );
-        variants[variant].importMs.push((JSON.parse(run.stdout) as { ms: number }).ms);
+        const { ms, cpuMs } = JSON.parse(run.stdout) as { ms: number; cpuMs: number };
+        variants[variant].importMs.push(ms);
+        variants[variant].cpuMs.push(cpuMs);
         variants[variant].processMs.push(run.ms);
       }
     }
@@ -109,6 +114,7 @@ export async function bundlesBench(options: BundleBenchOptions): Promise<void> {
       `${(bytes / 1024).toFixed(0)} KB`,
       `${(gzipped / 1024).toFixed(0)} KB`,
       millis(median(variants.deployed.importMs)),
+      millis(median(variants.deployed.cpuMs)),
       millis(median(variants.plain.importMs)),
       millis(median(variants.deployed.processMs)),
     ]);
@@ -119,13 +125,23 @@ export async function bundlesBench(options: BundleBenchOptions): Promise<void> {
     `Bundles from this run's cdk synth (cdk.out asset folders: esbuild, minified ESM, node24 target, the SDK inside).`,
     `Import: the time \`await import(bundle)\` takes inside a fresh \`node\` (${process.version}) process, with the`,
     `function's environment from the template; median of ${options.runs} processes per bundle and variant, interleaved.`,
-    `"as deployed" keeps the template's NODE_OPTIONS (${deployedOptions || 'none'}); "plain" drops it.`,
+    `"as deployed" keeps the template's NODE_OPTIONS (${deployedOptions || 'none'}); "plain" drops it. CPU time (user + system)`,
+    'of the same import is steadier than its wall time when other processes compete for the cores.',
     `Process: the whole as-deployed process, spawn to exit; an empty \`node -e ""\` takes ${millis(median(empty))} (median) on its own.`,
     '',
     ...table(
-      ['function', 'memory', 'minified', 'gzip', 'import (as deployed)', 'import (plain)', 'process'],
+      [
+        'function',
+        'memory',
+        'minified',
+        'gzip',
+        'import (as deployed)',
+        'its CPU time',
+        'import (plain)',
+        'process',
+      ],
       rows,
-      [1, 2, 3, 4, 5, 6],
+      [1, 2, 3, 4, 5, 6, 7],
     ),
     '',
     'Local figures: a Lambda cold start adds fetching the code and starting the runtime, and a 256 MB arm64 function',

@@ -8,6 +8,7 @@
  *   bundles     (c) each Lambda bundle's minified size and cold import time
  *   throughput  (d) 500 users rotated through the local workflow, waits compressed
  */
+import { loadavg } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadDefinition } from '../cli/definition.ts';
 import { AUDIT_DEFAULTS, auditBench } from './audit.ts';
@@ -128,7 +129,10 @@ async function runAll(chosen: Benchmark[], flags: Flags): Promise<void> {
   const total = (performance.now() - started) / 1000;
   print(
     ...heading('Total'),
-    `${chosen.join(', ')} in ${Math.floor(total / 60)} min ${Math.round(total % 60)} s`,
+    `${chosen.join(', ')} in ${Math.floor(total / 60)} min ${Math.round(total % 60)} s; load average at the end ${loadavg()
+      .slice(0, 2)
+      .map((l) => l.toFixed(1))
+      .join(' (1 min) ')} (5 min)`,
     chosen.length === BENCHMARKS.length ? 'Reproduce: npm run bench' : reproduce(chosen.join(' ')),
   );
   progress(`done in ${total.toFixed(0)} s`);

@@ -57,6 +57,13 @@ export const PRICES = {
     unit: 'requests',
     source: 'https://aws.amazon.com/kms/pricing/',
   },
+  /** A customer-managed key, whatever it encrypts (pro-rated by the hour). */
+  kmsKeyMonth: {
+    usd: 1.0,
+    per: 1,
+    unit: 'key-month',
+    source: 'https://aws.amazon.com/kms/pricing/',
+  },
   /** Standard topics: each 64 KB chunk of a publish is a request; deliveries are billed apart. */
   snsPublish: {
     usd: 0.5,

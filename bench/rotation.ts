@@ -20,7 +20,7 @@ import {
 } from './prices.ts';
 import { count, heading, listPrice, millis, print, progress, reproduce, table, usd } from './report.ts';
 import type { RecordedCall, RotationWorld } from './rotation-world.ts';
-import { deployedFunctions } from './template.ts';
+import { deployedFunctions, resourceCount } from './template.ts';
 
 /** AWS's names for the signing names moto's recorder shows. */
 const SERVICE_NAMES: Record<string, string> = {
@@ -78,6 +78,7 @@ export async function rotationBench(world: RotationWorld): Promise<void> {
   const entered = result.events.flatMap((e) => (e.type === 'StateEntered' ? [e.state.name] : []));
   const byType = tally(entered.map((name) => stateTypes.get(name) ?? 'unknown'));
 
+  const kmsKeys = resourceCount('AWS::KMS::Key');
   const memory = new Map(deployedFunctions().flatMap((f) => (f.step ? [[f.step, f.memoryMb] as const] : [])));
   const byStep = new Map<StepName, { invocations: number; ms: number; gbSeconds: number }>();
   for (const d of durations) {
@@ -219,7 +220,8 @@ export async function rotationBench(world: RotationWorld): Promise<void> {
     'KMS: Secrets Manager asks KMS for a data key per secret value written and decrypts one per value read; the SNS topic is',
     'encrypted with a customer-managed key too (SNS may reuse data keys, hence "at most"). Not included: free tiers,',
     "CloudWatch Logs ingestion and X-Ray traces of the handlers' logs and traces, email deliveries ($2.00 per 100,000 per",
-    'subscriber), the two KMS keys ($1 a month each) and the audit that starts rotations (see (a)).',
+    `subscriber), the audit that starts rotations (see (a)) and what the stack costs whether or not it rotates: its ` +
+      `${kmsKeys} KMS keys at ${priceText(PRICES.kmsKeyMonth)} (${listPrice(kmsKeys * PRICES.kmsKeyMonth.usd)} a month).`,
     reproduce('rotation'),
   );
 }

@@ -19,8 +19,15 @@ export interface DeployedFunction {
   environment: Record<string, unknown>;
 }
 
+const readTemplate = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as CfnTemplate;
+
+/** How many resources of a CloudFormation type the stack deploys. */
+export function resourceCount(type: string, templatePath = DEFAULT_TEMPLATE_PATH): number {
+  return Object.values(readTemplate(templatePath).Resources ?? {}).filter((r) => r.Type === type).length;
+}
+
 export function deployedFunctions(templatePath = DEFAULT_TEMPLATE_PATH): DeployedFunction[] {
-  const template = JSON.parse(readFileSync(templatePath, 'utf8')) as CfnTemplate;
+  const template = readTemplate(templatePath);
   return Object.entries(template.Resources ?? {})
     .filter(([, r]) => r.Type === 'AWS::Lambda::Function')
     .map(([logicalId, r]) => {
