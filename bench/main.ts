@@ -1,0 +1,141 @@
+/**
+ * `npm run bench [-- <benchmark>...] [options]`: rekey's performance figures, each block followed
+ * by the command that reproduces it. Figures on stdout, progress on stderr. Not part of `npm test`:
+ * tests never assert on time.
+ *
+ *   audit       (a) credential-report audit vs per-user scan at 1,000 / 5,000 / 10,000 users
+ *   rotation    (b) one happy-path rotation: transitions, invocations, API calls, cost at list prices
+ *   bundles     (c) each Lambda bundle's minified size and cold import time
+ *   throughput  (d) 500 users rotated through the local workflow, waits compressed
+ */
+import { loadavg } from 'node:os';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { loadDefinition } from '../cli/definition.ts';
+import { AUDIT_DEFAULTS, auditBench } from './audit.ts';
+import { BUNDLE_DEFAULTS, bundlesBench } from './bundles.ts';
+import { heading, machineLine, print, progress, reproduce } from './report.ts';
+import { rotationBench } from './rotation.ts';
+import { type RotationWorld, startRotationWorld } from './rotation-world.ts';
+import { THROUGHPUT_DEFAULTS, throughputBench } from './throughput.ts';
+
+const BENCHMARKS = ['audit', 'rotation', 'bundles', 'throughput'] as const;
+type Benchmark = (typeof BENCHMARKS)[number];
+
+const positiveInt = (max: number) => (value: string) => {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > max)
+    throw new InvalidArgumentError(`must be a whole number from 1 to ${max}`);
+  return n;
+};
+const intList = (max: number) => (value: string) => value.split(',').map((v) => positiveInt(max)(v.trim()));
+
+interface Flags {
+  auditUsers: number[];
+  repeat: number;
+  scanConcurrency: number;
+  runs: number;
+  users: number;
+  concurrency: number[];
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command('bench')
+    .description("rekey's performance figures (progress on stderr, figures on stdout)")
+    .argument('[benchmarks...]', `any of ${BENCHMARKS.join(', ')} (default: all, in that order)`)
+    .option('--audit-users <n,...>', '(a) account sizes', intList(50_000), AUDIT_DEFAULTS.sizes)
+    .option(
+      '--repeat <n>',
+      '(a) runs of each scan per size; walls are medians',
+      positiveInt(20),
+      AUDIT_DEFAULTS.repeat,
+    )
+    .option(
+      '--scan-concurrency <n>',
+      '(a) users the per-user scan works on at once',
+      positiveInt(64),
+      AUDIT_DEFAULTS.concurrency,
+    )
+    .option(
+      '--runs <n>',
+      '(c) fresh Node processes per bundle (median)',
+      positiveInt(200),
+      BUNDLE_DEFAULTS.runs,
+    )
+    .option(
+      '--users <n>',
+      '(d) users rotated per concurrency level',
+      positiveInt(10_000),
+      THROUGHPUT_DEFAULTS.users,
+    )
+    .addOption(
+      new Option('--concurrency <n,...>', '(d) rotations run at once, one pass per value')
+        .argParser(intList(64))
+        .default(THROUGHPUT_DEFAULTS.concurrency),
+    )
+    .showHelpAfterError('(add --help for usage)')
+    .action(async (names: string[], flags: Flags) => {
+      const unknown = names.filter((n) => !(BENCHMARKS as readonly string[]).includes(n));
+      if (unknown.length)
+        program.error(`unknown benchmark ${unknown.join(', ')}; use ${BENCHMARKS.join(', ')}`);
+      const chosen = BENCHMARKS.filter((b) => names.length === 0 || names.includes(b));
+      await runAll(chosen, flags);
+    });
+  await program.parseAsync(argv);
+}
+
+async function runAll(chosen: Benchmark[], flags: Flags): Promise<void> {
+  const started = performance.now();
+  print(`rekey benchmarks, ${new Date().toISOString()}`, machineLine());
+  // (b) and (d) share one emulator: the handlers' SDK clients live for the process (as in a warm
+  // Lambda) and keep the endpoint and credentials of their first call.
+  let world: RotationWorld | undefined;
+  const rotationWorld = async () => {
+    world ??= await startRotationWorld();
+    return world;
+  };
+  try {
+    if (chosen.some((b) => b !== 'audit')) {
+      // Once per run, whatever cdk.out holds: (b) and (d) run the state machine the app defines now
+      // and (c) measures the bundles it builds now (a fresh clone has no cdk.out at all).
+      progress('Synthesizing the CDK app (15-60 s)');
+      loadDefinition({ synth: true, log: progress });
+    }
+    for (const benchmark of chosen) {
+      switch (benchmark) {
+        case 'audit':
+          await auditBench({
+            sizes: flags.auditUsers,
+            repeat: flags.repeat,
+            concurrency: flags.scanConcurrency,
+          });
+          break;
+        case 'rotation':
+          await rotationBench(await rotationWorld());
+          break;
+        case 'bundles':
+          await bundlesBench({ runs: flags.runs });
+          break;
+        case 'throughput':
+          await throughputBench(await rotationWorld(), {
+            users: flags.users,
+            concurrency: flags.concurrency,
+          });
+          break;
+      }
+    }
+  } finally {
+    await world?.stop();
+  }
+  const total = (performance.now() - started) / 1000;
+  print(
+    ...heading('Total'),
+    `${chosen.join(', ')} in ${Math.floor(total / 60)} min ${Math.round(total % 60)} s; load average at the end ${loadavg()
+      .slice(0, 2)
+      .map((l) => l.toFixed(1))
+      .join(' (1 min) ')} (5 min)`,
+    chosen.length === BENCHMARKS.length ? 'Reproduce: npm run bench' : reproduce(chosen.join(' ')),
+  );
+  progress(`done in ${total.toFixed(0)} s`);
+}
+
+await main(process.argv);
