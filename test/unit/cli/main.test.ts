@@ -54,6 +54,7 @@ describe('rekey (child process)', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/Usage: rekey rotate \[options\]/);
     expect(run.stdout).toMatch(/--no-wait/);
+    expect(run.stdout).toMatch(/--service <name>/);
   });
 
   it.each([
@@ -79,6 +80,10 @@ describe('rekey (child process)', () => {
       /--execution-name must be 1-80 letters/,
     ],
     [['rotate', '--user'], /option '--user <name>' argument missing/],
+    [
+      ['rotate', '--user', 'alice', '--service', 'git'],
+      /--service must be one of cassandra\.amazonaws\.com, codecommit\.amazonaws\.com \(got "git"\)/,
+    ],
     [['spin'], /unknown command 'spin'/],
   ])('rejects %j with exit 1 and a clear message on stderr, before synth or AWS', async (args, message) => {
     // Act
@@ -105,6 +110,24 @@ describe('rotationInputFrom', () => {
       userName: 'a.b@c',
       dryRun: false,
     });
+  });
+
+  it('--service rotates a service-specific credential of the user', () => {
+    expect(rotationInputFrom({ user: 'alice', service: 'cassandra.amazonaws.com', wait: true })).toEqual({
+      userName: 'alice',
+      serviceName: 'cassandra.amazonaws.com',
+    });
+  });
+
+  it('refuses an unknown --service, and --service without --user, with a usage error', () => {
+    expect(() => rotationInputFrom({ user: 'alice', service: 's3.amazonaws.com', wait: true })).toThrow(
+      new UsageError(
+        '--service must be one of cassandra.amazonaws.com, codecommit.amazonaws.com (got "s3.amazonaws.com")',
+      ),
+    );
+    expect(() => rotationInputFrom({ service: 'codecommit.amazonaws.com', wait: true })).toThrow(
+      new UsageError('--service needs --user NAME (whose service-specific credential to rotate)'),
+    );
   });
 
   it('names every problem of a bad input', () => {
