@@ -264,7 +264,8 @@ export class RekeyStack extends Stack {
     });
 
     new CfnOutput(this, 'StateMachineArn', {
-      description: 'Start a rotation: {"userName": "..."}',
+      description:
+        'Start a rotation: {"userName": "..."} (add "serviceName" for a service-specific credential)',
       value: this.rotation.stateMachine.stateMachineArn,
     });
     new CfnOutput(this, 'TopicArn', {

@@ -3,6 +3,9 @@
  * TypeScript types come from them. The workflow carries key ids, dates, the secret's ARN and
  * version id: never a secret value.
  *
+ * A plan with `serviceName` rotates the user's service-specific credential for that service; the
+ * key fields (`oldKey`, `newKey`, ...) then hold its ServiceSpecificCredentialId.
+ *
  * The state document grows as the execution runs:
  *   PlanRotation      -> the whole document (ResultPath $)
  *   CreateSecondKey   -> $.newKey

@@ -1,6 +1,7 @@
 /**
- * CreateSecondKey: create the new access key and store it in the SAME invocation, so the secret
- * never crosses the workflow. Safe to retry and to re-run:
+ * CreateSecondKey: create the new access key (or service-specific credential: the plan's
+ * `serviceName` picks the kind, see credentials.ts) and store it in the SAME invocation, so the
+ * secret never crosses the workflow. Safe to retry and to re-run:
  * - a version written under this execution's token for the key recorded in the journal is
  *   returned as is (no second key);
  * - a key orphaned by a crash (created after the journal's `creatingSince`, never used, secret
