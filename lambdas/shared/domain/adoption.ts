@@ -38,8 +38,8 @@ export async function checkLastUsed(
   deps: AdoptionDeps,
   state: RotationState & { oldKey: KeyRef; newKey: NewKey },
 ): Promise<Adoption> {
-  const handedOut = new Date(state.newKey.createDate);
   if (state.serviceName) return checkServiceCredential(deps, { ...state, serviceName: state.serviceName });
+  const handedOut = new Date(state.newKey.createDate);
   const lastUse = await getLastUse(deps.iam, state.oldKey.accessKeyId);
   const inUse = usedAtOrAfter(lastUse, handedOut, deps.env.REKEY_LAST_USED_GRACE_SECONDS);
   const checks = (state.adoption?.checks ?? 0) + 1;
