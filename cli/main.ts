@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { rotationInputProblems } from '../lambdas/shared/schemas.ts';
+import { rotationInputProblems, SERVICE_NAMES, ServiceName } from '../lambdas/shared/schemas.ts';
 import { auditCommand } from './audit.ts';
 import type { JsonValue } from './local-runner.ts';
 import { paintFor } from './progress.ts';
@@ -27,6 +27,8 @@ export class UsageError extends Error {
 
 export interface RotateFlags {
   user?: string;
+  /** Rotate the user's service-specific credential for this service (SERVICE_NAMES) instead of its access key. */
+  service?: string;
   dryRun?: boolean;
   reason?: string;
   input?: string;
@@ -52,13 +54,21 @@ export function rotationInputFrom(flags: RotateFlags): JsonValue {
       );
     }
   } else if (flags.user !== undefined) {
+    if (flags.service !== undefined && !ServiceName.safeParse(flags.service).success) {
+      throw new UsageError(`--service must be one of ${SERVICE_NAMES.join(', ')} (got "${flags.service}")`);
+    }
     raw = {
       userName: flags.user,
+      ...(flags.service === undefined ? {} : { serviceName: flags.service }),
       ...(flags.dryRun ? { dryRun: true } : {}),
       ...(flags.reason === undefined ? {} : { reason: flags.reason }),
     };
   } else {
-    throw new UsageError('rotate needs --user NAME (or --input JSON)');
+    throw new UsageError(
+      flags.service === undefined
+        ? 'rotate needs --user NAME (or --input JSON)'
+        : '--service needs --user NAME (whose service-specific credential to rotate)',
+    );
   }
   const problems = rotationInputProblems(raw);
   if (problems.length > 0) throw new UsageError(`invalid rotation input: ${problems.join('; ')}`);
@@ -67,7 +77,10 @@ export function rotationInputFrom(flags: RotateFlags): JsonValue {
 
 /** Readable and unique: the user's lock is owned by the execution, so a name is never reused. */
 function executionNameFor(input: JsonValue): string {
-  const user = (input as { userName: string }).userName.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40);
+  const { userName, serviceName } = input as { userName: string; serviceName?: string };
+  // cassandra.amazonaws.com -> cassandra: the name stays readable and within 80 characters.
+  const who = serviceName ? `${userName}-${serviceName.split('.')[0]}` : userName;
+  const user = who.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40);
   const stamp = new Date().toISOString().replace(/[-:]|\.\d+Z$/g, '');
   return `cli-${user}-${stamp}-${randomBytes(3).toString('hex')}`;
 }
@@ -240,11 +253,16 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       .command('rotate')
       .description('Run one rotation locally: the synthesized state machine, each step its real handler')
       .option('--user <name>', 'IAM user whose access key to rotate')
+      .option(
+        '--service <name>',
+        `rotate the user's service-specific credential for this service instead (${SERVICE_NAMES.join(' or ')})`,
+      )
       .option('--dry-run', 'plan only: report what would happen, change nothing')
       .option('--reason <text>', 'why this rotation runs (kept with the execution)')
       .addOption(
         new Option('--input <json>', 'the raw execution input, as the console takes it').conflicts([
           'user',
+          'service',
           'dryRun',
           'reason',
         ]),

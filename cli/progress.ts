@@ -143,8 +143,12 @@ export function summaryLines(result: RotationResult, paint: Paint = plain): stri
   ];
   const oldKey = keyIdAt(document, 'oldKey');
   const newKey = keyIdAt(document, 'newKey');
-  if (oldKey) lines.push(`${paint('bold', 'Old key:')} ${maskKeyId(oldKey)}`);
-  if (newKey) lines.push(`${paint('bold', 'New key:')} ${maskKeyId(newKey)}`);
+  // A service-specific credential's ids sit in the same fields; the plan's serviceName says which.
+  const service = valueAt(document, '$.serviceName');
+  const noun = typeof service === 'string' ? 'credential' : 'key';
+  if (typeof service === 'string') lines.push(`${paint('bold', 'Service:')} ${service}`);
+  if (oldKey) lines.push(`${paint('bold', `Old ${noun}:`)} ${maskKeyId(oldKey)}`);
+  if (newKey) lines.push(`${paint('bold', `New ${noun}:`)} ${maskKeyId(newKey)}`);
   if (outcome?.message) lines.push(`${paint('bold', 'Message:')} ${outcome.message}`);
   if (result.status === 'FAILED') {
     lines.push(`${paint('bold', 'Error:')} ${result.error ?? 'unknown'}${causeText(result.cause)}`);

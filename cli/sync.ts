@@ -16,6 +16,7 @@ import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
+import { ServiceCredentialSecret } from '../lambdas/shared/domain/secret.ts';
 import { CredentialsFileError, isValidProfileName, setProfileKeys } from './credentials-file.ts';
 import { maskKeyId } from './progress.ts';
 
@@ -99,7 +100,17 @@ export async function syncCredentials(flags: SyncFlags, deps: SyncDeps = {}): Pr
     const out = await client.send(
       new GetSecretValueCommand({ SecretId: flags.secretId, VersionStage: 'AWSCURRENT' }),
     );
-    const parsed = StoredKey.safeParse(JSON.parse(out.SecretString ?? 'null'));
+    const json: unknown = JSON.parse(out.SecretString ?? 'null');
+    const parsed = StoredKey.safeParse(json);
+    if (!parsed.success && ServiceCredentialSecret.safeParse(json).success) {
+      // Only the service's name is echoed: never a field that could hold the password.
+      const service = ServiceCredentialSecret.parse(json).ServiceName;
+      throw new SyncError(
+        `secret ${flags.secretId} holds a service-specific credential for ${service}, not an access key: ` +
+          'rekey sync writes access keys only; a Cassandra driver or git reads ServiceUserName and ServicePassword ' +
+          'from the secret itself (README, "Service-specific credentials")',
+      );
+    }
     if (!parsed.success) {
       throw new SyncError(
         `secret ${flags.secretId} (AWSCURRENT) does not hold an access key (expected JSON with AccessKeyId and SecretAccessKey)`,

@@ -11,7 +11,7 @@ import { Notifications } from './constructs/notifications.ts';
 import { RekeyFunction } from './constructs/rekey-function.ts';
 import { RotationStateMachine } from './constructs/rotation-state-machine.ts';
 import { SecretsKey } from './constructs/secrets-key.ts';
-import { isMutatingKeyAction, UserScope } from './user-scope.ts';
+import { isMutatingKeyAction, MUTATING_CREDENTIAL_ACTIONS, UserScope } from './user-scope.ts';
 
 export interface RekeyStackProps extends StackProps {
   /**
@@ -110,9 +110,19 @@ export class RekeyStack extends Stack {
     const allow = (actions: string[], resources: string[], conditions?: Record<string, unknown>) =>
       new iam.PolicyStatement({ actions, resources, ...(conditions ? { conditions } : {}) });
 
+    // Service-specific credentials (Keyspaces, CodeCommit) go through the same steps: each role
+    // that lists, creates, updates or deletes access keys does the same to them, nothing more.
+    // IAM keeps no last-used data for them, so nothing parallels GetAccessKeyLastUsed.
+    const LIST_SSC = 'iam:ListServiceSpecificCredentials';
     const permissions: Record<StepName, iam.PolicyStatement[]> = {
       plan: [
-        ...onUsers(['iam:GetUser', 'iam:ListUserTags', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed']),
+        ...onUsers([
+          'iam:GetUser',
+          'iam:ListUserTags',
+          'iam:ListAccessKeys',
+          'iam:GetAccessKeyLastUsed',
+          LIST_SSC,
+        ]),
         allow(['dynamodb:UpdateItem'], [lockTable.tableArn]),
       ],
       'create-second-key': [
@@ -121,6 +131,9 @@ export class RekeyStack extends Stack {
           'iam:CreateAccessKey',
           'iam:DeleteAccessKey',
           'iam:GetAccessKeyLastUsed',
+          LIST_SSC,
+          'iam:CreateServiceSpecificCredential',
+          'iam:DeleteServiceSpecificCredential',
         ]),
         allow(
           [
@@ -146,22 +159,43 @@ export class RekeyStack extends Stack {
           [secrets],
         ),
         allow(['kms:Decrypt'], [secretsKey.keyArn], via('secretsmanager')),
-        // To discard a new key that never authenticates.
-        ...onUsers(['iam:DeleteAccessKey', 'iam:ListAccessKeys']),
+        // To discard a new key that never authenticates (or a credential IAM does not list Active).
+        ...onUsers([
+          'iam:DeleteAccessKey',
+          'iam:ListAccessKeys',
+          LIST_SSC,
+          'iam:DeleteServiceSpecificCredential',
+        ]),
       ],
       'check-last-used': [
         ...onUsers(['iam:GetAccessKeyLastUsed']),
         // cloudtrail:LookupEvents has no resource type: '*' is the only possible resource.
         ...(config.cloudTrailLookup ? [allow(['cloudtrail:LookupEvents'], ['*'])] : []),
       ],
-      'deactivate-old-key': onUsers(['iam:UpdateAccessKey', 'iam:ListAccessKeys']),
+      'deactivate-old-key': onUsers([
+        'iam:UpdateAccessKey',
+        'iam:ListAccessKeys',
+        LIST_SSC,
+        'iam:UpdateServiceSpecificCredential',
+      ]),
       'verify-rotation': [
-        ...onUsers(['iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed']),
+        ...onUsers(['iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed', LIST_SSC]),
         allow(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], [secrets]),
         allow(['kms:Decrypt'], [secretsKey.keyArn], via('secretsmanager')),
       ],
-      'reactivate-old-key': onUsers(['iam:UpdateAccessKey', 'iam:ListAccessKeys']),
-      'delete-key': onUsers(['iam:DeleteAccessKey', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed']),
+      'reactivate-old-key': onUsers([
+        'iam:UpdateAccessKey',
+        'iam:ListAccessKeys',
+        LIST_SSC,
+        'iam:UpdateServiceSpecificCredential',
+      ]),
+      'delete-key': onUsers([
+        'iam:DeleteAccessKey',
+        'iam:ListAccessKeys',
+        'iam:GetAccessKeyLastUsed',
+        LIST_SSC,
+        'iam:DeleteServiceSpecificCredential',
+      ]),
       notify: [
         allow(['sns:Publish'], [notifications.topic.topicArn]),
         // Publishing to an encrypted topic: SNS generates a data key with the caller's rights.
@@ -184,7 +218,7 @@ export class RekeyStack extends Stack {
         reason: `secrets are named ${config.secretPrefix}<userName> (plus the random suffix Secrets Manager adds)`,
       },
     ];
-    const protectedUsersDeny = userScope.protectedUsersDeny();
+    const protectedUsersDeny = userScope.protectedUsersDeny(MUTATING_CREDENTIAL_ACTIONS);
     for (const step of STEP_NAMES) {
       const fn = functions[step];
       for (const statement of permissions[step]) fn.lambdaFunction.addToRolePolicy(statement);
@@ -230,7 +264,8 @@ export class RekeyStack extends Stack {
     });
 
     new CfnOutput(this, 'StateMachineArn', {
-      description: 'Start a rotation: {"userName": "..."}',
+      description:
+        'Start a rotation: {"userName": "..."} (add "serviceName" for a service-specific credential)',
       value: this.rotation.stateMachine.stateMachineArn,
     });
     new CfnOutput(this, 'TopicArn', {

@@ -15,7 +15,22 @@ import type { RekeyConfig } from './config.ts';
  */
 export const MUTATING_KEY_ACTIONS = ['iam:CreateAccessKey', 'iam:UpdateAccessKey', 'iam:DeleteAccessKey'];
 
-export const isMutatingKeyAction = (action: string): boolean => MUTATING_KEY_ACTIONS.includes(action);
+/**
+ * The same for service-specific credentials (Keyspaces, CodeCommit): their actions act on the
+ * `user` resource type too, so the path, the opt-in tag and the protected-users Deny scope them
+ * exactly as they scope the access-key actions.
+ */
+export const MUTATING_SERVICE_CREDENTIAL_ACTIONS = [
+  'iam:CreateServiceSpecificCredential',
+  'iam:UpdateServiceSpecificCredential',
+  'iam:DeleteServiceSpecificCredential',
+];
+
+/** Every action that changes a user's credentials. */
+export const MUTATING_CREDENTIAL_ACTIONS = [...MUTATING_KEY_ACTIONS, ...MUTATING_SERVICE_CREDENTIAL_ACTIONS];
+
+/** Whether an action changes a credential (an access key or a service-specific credential). */
+export const isMutatingKeyAction = (action: string): boolean => MUTATING_CREDENTIAL_ACTIONS.includes(action);
 
 export type UserScopeConfig = Pick<RekeyConfig, 'userPathPrefix' | 'optInTag' | 'protectedUsers'>;
 
@@ -58,18 +73,19 @@ export class UserScope {
   }
 
   /**
-   * The explicit Deny of every key-changing action on the protected users, for each role that
-   * may change keys (none when no user is protected). A user's ARN holds its path, so each name
+   * The explicit Deny of `actions` (by default every key-changing action; the rotation steps pass
+   * MUTATING_CREDENTIAL_ACTIONS) on the protected users, for each role that may change keys (none
+   * when no user is protected). A user's ARN holds its path, so each name
    * is matched at the root path (`user/<name>`) and under any path (`user/*\/<name>`), and only
    * as the whole name. ARN matching is case-sensitive: protectedUsers must be spelt as IAM
    * spells the names (the code's check ignores case).
    */
-  protectedUsersDeny(): iam.PolicyStatement | undefined {
+  protectedUsersDeny(actions: readonly string[] = MUTATING_KEY_ACTIONS): iam.PolicyStatement | undefined {
     if (this.config.protectedUsers.length === 0) return undefined;
     return new iam.PolicyStatement({
       sid: 'NeverTouchProtectedUsers',
       effect: iam.Effect.DENY,
-      actions: MUTATING_KEY_ACTIONS,
+      actions: [...actions],
       resources: this.config.protectedUsers.flatMap((name) => [
         this.userArn(`/${name}`),
         this.userArn(`/*/${name}`),

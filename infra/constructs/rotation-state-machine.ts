@@ -430,7 +430,8 @@ export class RotationStateMachine extends Construct {
       stateMachineType: sfn.StateMachineType.STANDARD,
       comment:
         'rekey: rotate one IAM user access key safely (create, verify, hand out, wait for adoption, ' +
-        'deactivate, verify, delete; roll back on failed verification). Input: {"userName": "..."}.',
+        'deactivate, verify, delete; roll back on failed verification). Input: {"userName": "..."}, ' +
+        'plus "serviceName" to rotate a Keyspaces or CodeCommit service-specific credential instead.',
       definitionBody: sfn.DefinitionBody.fromChainable(plan),
       timeout: Duration.seconds(stateMachineTimeoutSeconds(config)),
       tracingEnabled: true,

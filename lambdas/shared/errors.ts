@@ -34,10 +34,10 @@ export class ConfigurationError extends RekeyError {
 
 /** The new key could not be stored; the key was deleted again (compensation). */
 export class SecretNotStored extends RekeyError {
-  constructor(userName: string, cause: string) {
+  constructor(userName: string, cause: string, noun = 'access key') {
     super(
       'SecretNotStored',
-      `the new access key of "${userName}" could not be stored and was deleted: ${cause}`,
+      `the new ${noun} of "${userName}" could not be stored and was deleted: ${cause}`,
     );
   }
 }

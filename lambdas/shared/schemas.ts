@@ -3,6 +3,9 @@
  * TypeScript types come from them. The workflow carries key ids, dates, the secret's ARN and
  * version id: never a secret value.
  *
+ * A plan with `serviceName` rotates the user's service-specific credential for that service; the
+ * key fields (`oldKey`, `newKey`, ...) then hold its ServiceSpecificCredentialId.
+ *
  * The state document grows as the execution runs:
  *   PlanRotation      -> the whole document (ResultPath $)
  *   CreateSecondKey   -> $.newKey
@@ -44,6 +47,8 @@ export const RotationInput = z.strictObject(
       (name) => !name.includes(','),
       "userName contains ',', which Secrets Manager names do not allow",
     ),
+    /** Rotate the user's service-specific credential for this service instead of its access key. */
+    serviceName: ServiceName.optional(),
     dryRun: z.boolean({ error: 'dryRun must be true or false' }).optional(),
     reason: z
       .string({ error: 'reason must be a string' })
@@ -70,6 +75,11 @@ export function rotationInputProblems(raw: unknown): string[] {
 
 export const IsoDate = z.iso.datetime({ offset: true });
 
+/**
+ * A credential the workflow acts on. For a service-specific credential (the plan carries a
+ * `serviceName`) `accessKeyId` holds its ServiceSpecificCredentialId (ACCA...): the state document
+ * keeps one shape for both kinds.
+ */
 export const KeyRef = z.object({
   accessKeyId: z.string().min(16),
   createDate: IsoDate,
@@ -94,6 +104,8 @@ export type StopReason = z.infer<typeof StopReason>;
 /** What PlanRotation decides; it becomes the root of the state document. */
 export const Plan = z.object({
   userName: UserName,
+  /** Present only when a service-specific credential is rotated: the kind discriminator of every step. */
+  serviceName: ServiceName.optional(),
   userArn: z.string().nullable(),
   dryRun: z.boolean(),
   reason: z.string().optional(),
@@ -124,6 +136,8 @@ export type PlanInput = z.infer<typeof PlanInput>;
 export const NewKey = z.object({
   accessKeyId: z.string().min(16),
   createDate: IsoDate,
+  /** A service-specific credential's user name (e.g. alice-at-123456789012): not a secret. */
+  serviceUserName: z.string().min(1).optional(),
   secretArn: z.string().min(1),
   /** The secret version that holds the new key (the ClientRequestToken used to write it). */
   versionId: z.string().min(32),
@@ -141,6 +155,11 @@ export const Adoption = z.object({
   recentCallers: z.array(z.string()).optional(),
   /** Whether another check is allowed (checks < maxAdoptionChecks). */
   mayWaitAgain: z.boolean(),
+  /**
+   * false for service-specific credentials: IAM keeps no last-used data for them, so `inUse`
+   * false means "no evidence of use", not "unused"; the adoption wait is what the rotation relies on.
+   */
+  lastUseTracked: z.boolean().optional(),
 });
 export type Adoption = z.infer<typeof Adoption>;
 

@@ -32,6 +32,14 @@ import {
 
 /** The actions that change a user's keys: written out here, not imported, as the spec. */
 const KEY_CHANGES = ['iam:CreateAccessKey', 'iam:UpdateAccessKey', 'iam:DeleteAccessKey'];
+/** The same for service-specific credentials (Keyspaces, CodeCommit): only the rotation steps use them. */
+const SERVICE_CREDENTIAL_CHANGES = [
+  'iam:CreateServiceSpecificCredential',
+  'iam:UpdateServiceSpecificCredential',
+  'iam:DeleteServiceSpecificCredential',
+];
+const CREDENTIAL_CHANGES = [...KEY_CHANGES, ...SERVICE_CREDENTIAL_CHANGES];
+const LIST_SSC = 'iam:ListServiceSpecificCredentials';
 
 interface ScopeConfig {
   userPathPrefix: string;
@@ -57,18 +65,18 @@ function scope(resources: Resources, config: ScopeConfig) {
     /** Reads on the users in scope; key changes only with the opt-in tag, when one is configured. */
     onUsers: (actions: string[]) => [
       ...allow(
-        actions.filter((a) => !KEY_CHANGES.includes(a)),
+        actions.filter((a) => !CREDENTIAL_CHANGES.includes(a)),
         [users],
       ),
       ...allow(
-        actions.filter((a) => KEY_CHANGES.includes(a)),
+        actions.filter((a) => CREDENTIAL_CHANGES.includes(a)),
         [users],
         optIn,
       ),
     ],
     /** The explicit Deny on protected users: the name at the root path and under any path. */
     protectedDeny: config.protectedUsers.flatMap((name) =>
-      KEY_CHANGES.flatMap((action) => [
+      CREDENTIAL_CHANGES.flatMap((action) => [
         `Deny ${action} arn:${PARTITION}:iam::${ACCOUNT}:user/${name}`,
         `Deny ${action} arn:${PARTITION}:iam::${ACCOUNT}:user/*/${name}`,
       ]),
@@ -98,7 +106,13 @@ function expectedPermissions(resources: Resources, config: ScopeConfig): Record<
   const s = scope(resources, config);
   const expected: Record<StepName, string[]> = {
     plan: [
-      ...s.onUsers(['iam:GetUser', 'iam:ListUserTags', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed']),
+      ...s.onUsers([
+        'iam:GetUser',
+        'iam:ListUserTags',
+        'iam:ListAccessKeys',
+        'iam:GetAccessKeyLastUsed',
+        LIST_SSC,
+      ]),
       ...allow(['dynamodb:UpdateItem'], [s.table]),
     ],
     'create-second-key': [
@@ -107,6 +121,9 @@ function expectedPermissions(resources: Resources, config: ScopeConfig): Record<
         'iam:CreateAccessKey',
         'iam:DeleteAccessKey',
         'iam:GetAccessKeyLastUsed',
+        LIST_SSC,
+        'iam:CreateServiceSpecificCredential',
+        'iam:DeleteServiceSpecificCredential',
       ]),
       ...allow(
         [
@@ -131,20 +148,41 @@ function expectedPermissions(resources: Resources, config: ScopeConfig): Record<
         [s.secrets],
       ),
       ...allow(['kms:Decrypt'], [s.secretsKey], s.viaSecretsManager),
-      ...s.onUsers(['iam:DeleteAccessKey', 'iam:ListAccessKeys']),
+      ...s.onUsers([
+        'iam:DeleteAccessKey',
+        'iam:ListAccessKeys',
+        LIST_SSC,
+        'iam:DeleteServiceSpecificCredential',
+      ]),
     ],
     'check-last-used': [
       ...s.onUsers(['iam:GetAccessKeyLastUsed']),
       ...(config.cloudTrailLookup ? allow(['cloudtrail:LookupEvents'], ['*']) : []),
     ],
-    'deactivate-old-key': s.onUsers(['iam:UpdateAccessKey', 'iam:ListAccessKeys']),
+    'deactivate-old-key': s.onUsers([
+      'iam:UpdateAccessKey',
+      'iam:ListAccessKeys',
+      LIST_SSC,
+      'iam:UpdateServiceSpecificCredential',
+    ]),
     'verify-rotation': [
-      ...s.onUsers(['iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed']),
+      ...s.onUsers(['iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed', LIST_SSC]),
       ...allow(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], [s.secrets]),
       ...allow(['kms:Decrypt'], [s.secretsKey], s.viaSecretsManager),
     ],
-    'reactivate-old-key': s.onUsers(['iam:UpdateAccessKey', 'iam:ListAccessKeys']),
-    'delete-key': s.onUsers(['iam:DeleteAccessKey', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed']),
+    'reactivate-old-key': s.onUsers([
+      'iam:UpdateAccessKey',
+      'iam:ListAccessKeys',
+      LIST_SSC,
+      'iam:UpdateServiceSpecificCredential',
+    ]),
+    'delete-key': s.onUsers([
+      'iam:DeleteAccessKey',
+      'iam:ListAccessKeys',
+      'iam:GetAccessKeyLastUsed',
+      LIST_SSC,
+      'iam:DeleteServiceSpecificCredential',
+    ]),
     notify: [
       ...allow(['sns:Publish'], [s.topic]),
       ...allow(['kms:GenerateDataKey', 'kms:Decrypt'], [s.topicKey], s.viaSns),
@@ -152,9 +190,9 @@ function expectedPermissions(resources: Resources, config: ScopeConfig): Record<
       ...allow(['dynamodb:UpdateItem'], [s.table]),
     ],
   };
-  // Every role that can change a key carries the Deny on the protected users.
+  // Every step that can change a credential carries the Deny on the protected users, for both kinds.
   for (const step of STEP_NAMES) {
-    if (expected[step].some((p) => KEY_CHANGES.some((a) => p.startsWith(`Allow ${a} `)))) {
+    if (expected[step].some((p) => CREDENTIAL_CHANGES.some((a) => p.startsWith(`Allow ${a} `)))) {
       expected[step].push(...s.protectedDeny);
     }
   }
@@ -320,10 +358,17 @@ describe('scoping conditions', () => {
     expect(stepPermissions(resources, 'deactivate-old-key')).toContain(
       `Allow iam:UpdateAccessKey ${users}${tagged}`,
     );
-    // Every key change of every role is conditioned; the plan reads the tags of any user in scope.
+    expect(create).toContain(`Allow iam:CreateServiceSpecificCredential ${users}${tagged}`);
+    expect(create).toContain(`Allow iam:DeleteServiceSpecificCredential ${users}${tagged}`);
+    expect(create).toContain(`Allow iam:ListServiceSpecificCredentials ${users}`);
+    expect(stepPermissions(resources, 'deactivate-old-key')).toContain(
+      `Allow iam:UpdateServiceSpecificCredential ${users}${tagged}`,
+    );
+    // Every credential change of every role is conditioned; the plan reads the tags of any user in scope.
     for (const roleId of logicalIds(resources, 'AWS::IAM::Role')) {
       for (const p of rolePermissions(resources, roleId)) {
-        if (KEY_CHANGES.some((a) => p.startsWith(`Allow ${a} `))) expect(p.endsWith(tagged), p).toBe(true);
+        if (CREDENTIAL_CHANGES.some((a) => p.startsWith(`Allow ${a} `)))
+          expect(p.endsWith(tagged), p).toBe(true);
       }
     }
     expect(stepPermissions(resources, 'plan')).toContain(`Allow iam:ListUserTags ${users}`);
@@ -361,10 +406,20 @@ describe('scoping conditions', () => {
         auditIds(stack).role,
       ].sort(),
     );
+    const rotationSteps = [
+      'create-second-key',
+      'verify-new-key',
+      'deactivate-old-key',
+      'reactivate-old-key',
+      'delete-key',
+    ] as const;
+    const rotationRoles = rotationSteps.map((step) => roleIdOf(functionOf(resources, step)));
     for (const roleId of changers) {
       const permissions = rolePermissions(resources, roleId);
+      // The rotation steps change service-specific credentials too: their Deny covers those actions.
+      const denied = rotationRoles.includes(roleId) ? CREDENTIAL_CHANGES : KEY_CHANGES;
       for (const name of ['break-glass', 'terraform']) {
-        for (const action of KEY_CHANGES) {
+        for (const action of denied) {
           expect(permissions, roleId).toContain(
             `Deny ${action} arn:${PARTITION}:iam::${ACCOUNT}:user/${name}`,
           );

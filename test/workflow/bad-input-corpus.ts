@@ -44,6 +44,7 @@ const ONLY = /userName may contain only letters, digits and \+=,\.@_-/;
 const NOT_A_STRING = /userName must be a string/;
 const NOT_AN_OBJECT = /input must be a JSON object/;
 const DRY_RUN = /dryRun must be true or false/;
+const SERVICE = /serviceName must be one of cassandra\.amazonaws\.com, codecommit\.amazonaws\.com/;
 
 export const BAD_EXECUTION_INPUTS: BadExecutionInput[] = [
   // userName: missing, empty, too long
@@ -82,7 +83,34 @@ export const BAD_EXECUTION_INPUTS: BadExecutionInput[] = [
   sm('a number as reason', { userName: 'alice', reason: 7 }, 'reason', /reason must be a string/),
   sm('an object as reason', { userName: 'alice', reason: { t: 'x' } }, 'reason', /must be a string/),
   sm('a reason of 257 characters', { userName: 'alice', reason: 'r'.repeat(257) }, 'reason', /at most 256/),
-  // fields that do not exist (not `serviceName`: it is about to become a field of the request)
+  // serviceName: only the services whose credentials rekey rotates
+  sm(
+    'an unsupported serviceName',
+    { userName: 'alice', serviceName: 's3.amazonaws.com' },
+    'serviceName',
+    SERVICE,
+  ),
+  sm(
+    'a serviceName without its domain',
+    { userName: 'alice', serviceName: 'cassandra' },
+    'serviceName',
+    SERVICE,
+  ),
+  sm(
+    'a serviceName in capitals',
+    { userName: 'a', serviceName: 'CODECOMMIT.AMAZONAWS.COM' },
+    'serviceName',
+    SERVICE,
+  ),
+  sm('an empty serviceName', { userName: 'alice', serviceName: '' }, 'serviceName', SERVICE),
+  sm(
+    'a list of serviceNames',
+    { userName: 'a', serviceName: ['cassandra.amazonaws.com'] },
+    'serviceName',
+    SERVICE,
+  ),
+  sm('null as serviceName', { userName: 'alice', serviceName: null }, 'serviceName', SERVICE),
+  // fields that do not exist
   sm('an unknown field', { userName: 'alice', force: true }, 'force', /unknown field\(s\): force/),
   sm('a misspelt field', { username: 'alice' }, 'username', /unknown field\(s\): username/),
   sm('a differently cased field', { UserName: 'alice' }, 'UserName', /unknown field\(s\): UserName/),
@@ -158,6 +186,17 @@ export const BAD_COMMAND_LINES: BadCommandLine[] = [
   ),
   cli('rotate --execution-name ""', ['rotate', '--user', 'alice', '--execution-name', ''], /1-80 letters/),
   cli('rotate --execution-name of 81', ['rotate', '--user', 'a', '--execution-name', 'e'.repeat(81)], /1-80/),
+  cli(
+    'rotate --service unknown',
+    ['rotate', '--user', 'alice', '--service', 'git'],
+    /--service must be one of/,
+  ),
+  cli(
+    'rotate --service without --user',
+    ['rotate', '--service', 'codecommit.amazonaws.com'],
+    /--service needs --user/,
+  ),
+  cli('rotate --service without a value', ['rotate', '--user', 'alice', '--service'], /argument missing/),
   // audit
   cli('audit --max-age-days 0', ['audit', '--max-age-days', '0'], /must be between 1 and 3650/),
   cli('audit --max-age-days -5', ['audit', '--max-age-days', '-5'], /must be a whole number of days/),

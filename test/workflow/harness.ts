@@ -76,7 +76,10 @@ export interface World {
   drainNotifications(): Promise<Notification>;
   /** Everything a mutating call could change: keys of every user, secrets and their versions, locks. */
   snapshot(): Promise<string>;
-  /** Every SecretAccessKey that exists or existed: given to users at creation, or stored by rekey. */
+  /**
+   * Every SecretAccessKey that exists or existed (given to users at creation, or stored by rekey),
+   * and every ServicePassword rekey stored for a service-specific credential.
+   */
   knownSecrets(): Promise<string[]>;
   stop(): Promise<void>;
 }
@@ -295,8 +298,12 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
           const value = await secrets.send(
             new GetSecretValueCommand({ SecretId: s.ARN, VersionId: v.VersionId }),
           );
-          const parsed = JSON.parse(value.SecretString ?? '{}') as { SecretAccessKey?: string };
+          const parsed = JSON.parse(value.SecretString ?? '{}') as {
+            SecretAccessKey?: string;
+            ServicePassword?: string;
+          };
           if (parsed.SecretAccessKey) found.add(parsed.SecretAccessKey);
+          if (parsed.ServicePassword) found.add(parsed.ServicePassword);
         }
       }
       return [...found];
@@ -316,10 +323,15 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
 /**
  * Asserts that no secret value occurs in any of the haystacks (execution history, task inputs and
  * outputs, logs, notifications). The secrets are those of the world, so the check covers the old
- * key (given to the user at creation), every key rekey stored, and the admin's own key.
+ * key (given to the user at creation), every key rekey stored, and the admin's own key, plus
+ * `extraSecrets` the test knows of (e.g. every password a fake service issued, stored or not).
  */
-export async function expectNoSecretsIn(world: World, haystacks: Record<string, unknown>): Promise<void> {
-  const secrets = await world.knownSecrets();
+export async function expectNoSecretsIn(
+  world: World,
+  haystacks: Record<string, unknown>,
+  extraSecrets: readonly string[] = [],
+): Promise<void> {
+  const secrets = [...new Set([...(await world.knownSecrets()), ...extraSecrets])];
   expect(secrets.length).toBeGreaterThan(1);
   for (const [where, value] of Object.entries(haystacks)) {
     const text = typeof value === 'string' ? value : JSON.stringify(value);

@@ -1,13 +1,23 @@
 /**
  * CheckLastUsed: has the old key gone quiet since the new key was handed out? IAM's last-used
  * date answers "when"; CloudTrail (when enabled) tells the alert who and where from.
+ *
+ * Service-specific credentials have no last-used data in IAM: the check says so
+ * (`lastUseTracked: false`) instead of calling the credential unused, and the adoption wait is
+ * what the rotation relies on. CloudTrail, when enabled, can add evidence but never remove it:
+ * LookupEvents returns management events only (CodeCommit's git pulls and pushes; Keyspaces' DDL,
+ * not its data reads and writes) and does not reliably say which of a user's two credentials made
+ * a call. An event of that service, by that user, after the hand-out, that names the OLD
+ * credential's id counts as use (the rotation then waits again); the user's other events of that
+ * service are listed for the humans but cannot be pinned to the old credential.
  */
 import { type CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { Clock } from '../clock.ts';
 import { errorName } from '../errors.ts';
 import { logger } from '../logger.ts';
-import type { Adoption, KeyRef, NewKey, RotationState } from '../schemas.ts';
+import type { Adoption, KeyRef, NewKey, RotationState, ServiceName } from '../schemas.ts';
+import { credentialKind } from './credentials.ts';
 import { getLastUse, iso, usedAtOrAfter } from './keys.ts';
 
 export interface AdoptionDeps {
@@ -28,6 +38,7 @@ export async function checkLastUsed(
   deps: AdoptionDeps,
   state: RotationState & { oldKey: KeyRef; newKey: NewKey },
 ): Promise<Adoption> {
+  if (state.serviceName) return checkServiceCredential(deps, { ...state, serviceName: state.serviceName });
   const handedOut = new Date(state.newKey.createDate);
   const lastUse = await getLastUse(deps.iam, state.oldKey.accessKeyId);
   const inUse = usedAtOrAfter(lastUse, handedOut, deps.env.REKEY_LAST_USED_GRACE_SECONDS);
@@ -82,5 +93,85 @@ async function recentCallers(deps: AdoptionDeps, accessKeyId: string, since: Dat
       errorName: errorName(error),
     });
     return [];
+  }
+}
+
+type ServiceState = RotationState & { oldKey: KeyRef; newKey: NewKey; serviceName: ServiceName };
+
+async function checkServiceCredential(deps: AdoptionDeps, state: ServiceState): Promise<Adoption> {
+  const handedOut = new Date(state.newKey.createDate);
+  // Asked of the kind rather than assumed, so the day IAM records it this reports it.
+  const lastUse = await credentialKind(deps.iam, state.serviceName).lastUse(state.oldKey.accessKeyId);
+  const checks = (state.adoption?.checks ?? 0) + 1;
+  const trail = deps.env.REKEY_CLOUDTRAIL_LOOKUP ? await serviceEvents(deps, state, handedOut) : null;
+  const inUse =
+    usedAtOrAfter(lastUse, handedOut, deps.env.REKEY_LAST_USED_GRACE_SECONDS) || (trail?.oldUsed ?? false);
+  const adoption: Adoption = {
+    checks,
+    inUse,
+    lastUsedDate: lastUse.date ? iso(lastUse.date) : (trail?.oldLastUsed ?? null),
+    lastUsedService: lastUse.service ?? (trail?.oldUsed ? state.serviceName : null),
+    lastUsedRegion: lastUse.region,
+    ...(trail && trail.callers.length > 0 ? { recentCallers: trail.callers } : {}),
+    mayWaitAgain: checks < deps.env.REKEY_MAX_ADOPTION_CHECKS,
+    lastUseTracked: !lastUse.untracked,
+  };
+  logger.info('old service-specific credential adoption check', {
+    userName: state.userName,
+    serviceName: state.serviceName,
+    accessKeyId: state.oldKey.accessKeyId,
+    ...adoption,
+  });
+  return adoption;
+}
+
+/**
+ * The user's management events of the credential's service since the hand-out. CloudTrail's
+ * eventSource for these services is the service name itself. Failures are logged and reported
+ * as "nothing found": the decision then rests on the adoption wait, as with the lookup off.
+ */
+async function serviceEvents(
+  deps: AdoptionDeps,
+  state: ServiceState,
+  since: Date,
+): Promise<{ oldUsed: boolean; oldLastUsed: string | null; callers: string[] }> {
+  const none = { oldUsed: false, oldLastUsed: null, callers: [] };
+  try {
+    const out = await deps.cloudTrail.send(
+      new LookupEventsCommand({
+        LookupAttributes: [{ AttributeKey: 'Username', AttributeValue: state.userName }],
+        StartTime: since,
+        EndTime: deps.clock.now(),
+        MaxResults: CLOUDTRAIL_EVENTS,
+      }),
+    );
+    let oldLastUsed: Date | null = null;
+    const callers = new Set<string>();
+    for (const event of out.Events ?? []) {
+      if (event.EventSource !== state.serviceName) continue;
+      const detail = JSON.parse(event.CloudTrailEvent ?? '{}') as {
+        sourceIPAddress?: string;
+        userAgent?: string;
+        userIdentity?: { accessKeyId?: string };
+      };
+      const credentialId = detail.userIdentity?.accessKeyId || null;
+      const byOld = credentialId === state.oldKey.accessKeyId;
+      if (byOld && event.EventTime && (!oldLastUsed || event.EventTime > oldLastUsed))
+        oldLastUsed = event.EventTime;
+      const who = byOld ? 'the OLD credential' : credentialId ? credentialId : 'credential not recorded';
+      callers.add(
+        `${event.EventName ?? '?'} from ${detail.sourceIPAddress ?? '?'} (${detail.userAgent ?? 'unknown agent'}; ${who})`,
+      );
+    }
+    return {
+      oldUsed: oldLastUsed !== null,
+      oldLastUsed: oldLastUsed ? iso(oldLastUsed) : null,
+      callers: [...callers],
+    };
+  } catch (error) {
+    logger.warn('CloudTrail lookup failed; the decision rests on the adoption wait', {
+      errorName: errorName(error),
+    });
+    return none;
   }
 }

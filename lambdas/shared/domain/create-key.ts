@@ -1,6 +1,7 @@
 /**
- * CreateSecondKey: create the new access key and store it in the SAME invocation, so the secret
- * never crosses the workflow. Safe to retry and to re-run:
+ * CreateSecondKey: create the new access key (or service-specific credential: the plan's
+ * `serviceName` picks the kind, see credentials.ts) and store it in the SAME invocation, so the
+ * secret never crosses the workflow. Safe to retry and to re-run:
  * - a version written under this execution's token for the key recorded in the journal is
  *   returned as is (no second key);
  * - a key orphaned by a crash (created after the journal's `creatingSince`, never used, secret
@@ -8,15 +9,23 @@
  * - a failure to store deletes the new key again (compensation);
  * - any other extra key stops the step without touching anything.
  */
-import { CreateAccessKeyCommand, DeleteAccessKeyCommand, type IAMClient } from '@aws-sdk/client-iam';
+import type { IAMClient } from '@aws-sdk/client-iam';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Clock } from '../clock.ts';
 import type { RekeyEnv } from '../env.ts';
 import { errorName, isAwsError, RotationInProgress, SecretNotStored, UnexpectedKeyState } from '../errors.ts';
 import { logger } from '../logger.ts';
 import type { NewKey, RotationState } from '../schemas.ts';
-import { getLastUse, isOrphanKey, iso, listAccessKeys, requireKey } from './keys.ts';
-import { clearCreating, type LockDeps, markCreating, readLock, recordCreatedKey } from './lock.ts';
+import { type CreatedCredential, credentialKind } from './credentials.ts';
+import { isOrphanKey, iso, requireKey } from './keys.ts';
+import {
+  clearCreating,
+  type LockDeps,
+  lockSubject,
+  markCreating,
+  readLock,
+  recordCreatedKey,
+} from './lock.ts';
 import { describeVersions, secretResourcePolicy, storePendingKey, versionTokenFor } from './secret.ts';
 
 export interface CreateKeyDeps {
@@ -30,18 +39,20 @@ export interface CreateKeyDeps {
 type CreateInput = RotationState & { oldKey: NonNullable<RotationState['oldKey']> };
 
 export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): Promise<NewKey> {
-  const { userName, userArn, executionId, secretName } = state;
+  const { userName, userArn, executionId, secretName, serviceName } = state;
   const oldKeyId = state.oldKey.accessKeyId;
+  const kind = credentialKind(deps.iam, serviceName);
+  const subject = lockSubject(userName, serviceName);
   // The secret's policy names its user: without the ARN (the plan reads it) nothing is created.
   if (!userArn)
     throw new UnexpectedKeyState(`the plan carries no ARN for "${userName}"; nothing was changed`);
 
-  const lock = await readLock(deps.lock, userName);
-  if (lock?.owner !== executionId) throw new RotationInProgress(userName, lock?.owner ?? 'lock not held');
+  const lock = await readLock(deps.lock, subject);
+  if (lock?.owner !== executionId) throw new RotationInProgress(subject, lock?.owner ?? 'lock not held');
 
   const token = versionTokenFor(executionId, userName, oldKeyId);
-  const keys = await listAccessKeys(deps.iam, userName);
-  requireKey(keys, oldKeyId, userName);
+  const keys = await kind.list(userName);
+  requireKey(keys, oldKeyId, userName, kind.noun);
   const versions = await describeVersions(deps.secretsManager, secretName);
 
   /**
@@ -52,8 +63,8 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
     // What was just read is used as is; after a failed create both are read again.
     seen?: { current: typeof keys; journal: typeof lock },
   ): Promise<{ stored: NewKey | null; removed: number }> => {
-    const current = seen?.current ?? (await listAccessKeys(deps.iam, userName));
-    const journal = seen ? seen.journal : await readLock(deps.lock, userName);
+    const current = seen?.current ?? (await kind.list(userName));
+    const journal = seen ? seen.journal : await readLock(deps.lock, subject);
     let removed = 0;
     for (const key of current.filter((k) => k.accessKeyId !== oldKeyId)) {
       if (
@@ -64,23 +75,26 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
         const stored = {
           accessKeyId: key.accessKeyId,
           createDate: iso(key.createDate),
+          ...(key.serviceUserName ? { serviceUserName: key.serviceUserName } : {}),
           secretArn: versions.arn,
           versionId: token,
         };
         return { stored, removed };
       }
-      const lastUse = await getLastUse(deps.iam, key.accessKeyId);
+      const lastUse = await kind.lastUse(key.accessKeyId);
       if (!isOrphanKey(key, lastUse, journal?.creatingSince ?? null)) {
         throw new UnexpectedKeyState(
-          `"${userName}" has another access key, ${key.accessKeyId} (${key.status}), that this rotation did not ` +
+          `"${userName}" has another ${kind.noun}, ${key.accessKeyId} (${key.status}), that this rotation did not ` +
             'create; nothing was changed',
         );
       }
-      logger.warn('deleting an access key orphaned by a crashed create attempt', {
+      logger.warn('deleting a credential orphaned by a crashed create attempt', {
+        kind: kind.noun,
         userName,
+        ...(serviceName ? { serviceName } : {}),
         accessKeyId: key.accessKeyId,
       });
-      await deps.iam.send(new DeleteAccessKeyCommand({ UserName: userName, AccessKeyId: key.accessKeyId }));
+      await kind.remove(userName, key.accessKeyId);
       removed++;
     }
     return { stored: null, removed };
@@ -89,36 +103,32 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
   if (keys.length > 1) {
     const { stored } = await sweep({ current: keys, journal: lock });
     if (stored) {
-      await clearCreating(deps.lock, userName, executionId);
+      await clearCreating(deps.lock, subject, executionId);
       return stored;
     }
   }
 
-  let created: { AccessKeyId?: string; SecretAccessKey?: string; CreateDate?: Date } | undefined;
+  let created: CreatedCredential | undefined;
   for (let attempt = 1; !created; attempt++) {
-    await markCreating(deps.lock, userName, executionId, deps.clock.now());
+    await markCreating(deps.lock, subject, executionId, deps.clock.now());
     try {
-      created = (await deps.iam.send(new CreateAccessKeyCommand({ UserName: userName }))).AccessKey;
+      created = await kind.create(userName, deps.clock.now());
     } catch (error) {
       // The key may exist although the response was lost (and an SDK retry may then have hit the
       // two-key limit): remove such orphans now rather than leave keys whose secret nobody holds.
       // Once swept, the journal's intent is cleared so no later key is mistaken for an orphan.
       const { removed } = await sweep();
-      await clearCreating(deps.lock, userName, executionId);
+      await clearCreating(deps.lock, subject, executionId);
       const limit = isAwsError(error, 'LimitExceeded', 'LimitExceededException');
       if (limit && removed > 0 && attempt === 1) continue;
       if (limit)
-        throw new UnexpectedKeyState(`"${userName}" already has two access keys; nothing was changed`);
+        throw new UnexpectedKeyState(`"${userName}" already has two ${kind.plural}; nothing was changed`);
       throw error;
     }
   }
-  if (!created.AccessKeyId || !created.SecretAccessKey) {
-    throw new UnexpectedKeyState('CreateAccessKey returned no key');
-  }
-  const createDate = created.CreateDate ?? deps.clock.now();
   let stored: { arn: string; versionId: string };
   try {
-    await recordCreatedKey(deps.lock, userName, executionId, created.AccessKeyId, token);
+    await recordCreatedKey(deps.lock, subject, executionId, created.id, token);
     stored = await storePendingKey(deps.secretsManager, {
       name: secretName,
       kmsKeyId: deps.env.REKEY_KMS_KEY_ID,
@@ -128,29 +138,25 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
         consumers: deps.env.REKEY_CONSUMER_PRINCIPALS,
         rekeyReaders: deps.env.REKEY_SECRET_READER_ROLES,
       }),
-      value: {
-        Version: 1,
-        AccessKeyId: created.AccessKeyId,
-        SecretAccessKey: created.SecretAccessKey,
-        UserName: userName,
-        CreateDate: iso(createDate),
-      },
+      value: created.value,
     });
   } catch (error) {
-    await deps.iam.send(new DeleteAccessKeyCommand({ UserName: userName, AccessKeyId: created.AccessKeyId }));
-    await clearCreating(deps.lock, userName, executionId);
+    await kind.remove(userName, created.id);
+    await clearCreating(deps.lock, subject, executionId);
     // Only the error's name: a service message could quote the request, and the request held the secret.
-    throw new SecretNotStored(userName, errorName(error));
+    throw new SecretNotStored(userName, errorName(error), kind.noun);
   }
-  await clearCreating(deps.lock, userName, executionId);
-  logger.info('new access key created and stored', {
+  await clearCreating(deps.lock, subject, executionId);
+  logger.info(`new ${kind.noun} created and stored`, {
     userName,
-    accessKeyId: created.AccessKeyId,
+    ...(serviceName ? { serviceName } : {}),
+    accessKeyId: created.id,
     versionId: stored.versionId,
   });
   return {
-    accessKeyId: created.AccessKeyId,
-    createDate: iso(createDate),
+    accessKeyId: created.id,
+    createDate: iso(created.createDate),
+    ...(created.serviceUserName ? { serviceUserName: created.serviceUserName } : {}),
     secretArn: stored.arn,
     versionId: stored.versionId,
   };

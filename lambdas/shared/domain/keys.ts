@@ -15,6 +15,8 @@ export interface AccessKeyInfo {
   /** Active | Inactive | Expired: do not assume only two values. */
   status: StatusType | string;
   createDate: Date;
+  /** A service-specific credential's user name, as IAM lists it (credentials.ts). */
+  serviceUserName?: string;
 }
 
 export interface LastUse {
@@ -22,6 +24,11 @@ export interface LastUse {
   date: Date | null;
   service: string | null;
   region: string | null;
+  /**
+   * Set when IAM keeps no last-use record for this kind of credential (service-specific
+   * credentials): `date` null then means "unknown", never "unused", and is reported as such.
+   */
+  untracked?: true;
 }
 
 export async function listAccessKeys(iam: IAMClient, userName: string): Promise<AccessKeyInfo[]> {
@@ -36,9 +43,14 @@ export async function listAccessKeys(iam: IAMClient, userName: string): Promise<
 }
 
 /** Finds a key of the user, or throws naming it (a key deleted behind rekey's back). */
-export function requireKey(keys: AccessKeyInfo[], accessKeyId: string, userName: string): AccessKeyInfo {
+export function requireKey(
+  keys: AccessKeyInfo[],
+  accessKeyId: string,
+  userName: string,
+  noun = 'access key',
+): AccessKeyInfo {
   const key = keys.find((k) => k.accessKeyId === accessKeyId);
-  if (!key) throw new UnexpectedKeyState(`access key ${accessKeyId} of "${userName}" no longer exists`);
+  if (!key) throw new UnexpectedKeyState(`${noun} ${accessKeyId} of "${userName}" no longer exists`);
   return key;
 }
 

@@ -4,12 +4,13 @@
  * be acted on blindly: never deactivate a key used after the hand-out, never delete a key that is
  * active or was used since deactivation.
  */
-import { DeleteAccessKeyCommand, type IAMClient, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
+import type { IAMClient } from '@aws-sdk/client-iam';
 import type { Clock } from '../clock.ts';
 import { RekeyError, UnsafeToDelete } from '../errors.ts';
 import { logger } from '../logger.ts';
 import type { Deactivation, DeleteKeyInput, KeyRef, NewKey, RotationState } from '../schemas.ts';
-import { getLastUse, iso, listAccessKeys, requireKey, usedAtOrAfter } from './keys.ts';
+import { credentialKind, credentialKindOfId } from './credentials.ts';
+import { iso, requireKey, usedAtOrAfter } from './keys.ts';
 
 export interface LifecycleDeps {
   iam: IAMClient;
@@ -22,13 +23,14 @@ export async function deactivateOldKey(
   state: RotationState & { oldKey: KeyRef; newKey: NewKey },
 ): Promise<Deactivation> {
   const { userName, oldKey, newKey } = state;
-  const key = requireKey(await listAccessKeys(deps.iam, userName), oldKey.accessKeyId, userName);
+  const kind = credentialKind(deps.iam, state.serviceName);
+  const key = requireKey(await kind.list(userName), oldKey.accessKeyId, userName, kind.noun);
   if (key.status !== 'Active') {
     // A retry after the status change went through: from the hand-out on is the safe window to
     // watch, since the key is known to have been quiet until the adoption check.
     return { deactivatedAt: newKey.createDate };
   }
-  const lastUse = await getLastUse(deps.iam, key.accessKeyId);
+  const lastUse = await kind.lastUse(key.accessKeyId);
   if (usedAtOrAfter(lastUse, new Date(newKey.createDate), deps.env.REKEY_LAST_USED_GRACE_SECONDS)) {
     throw new RekeyError(
       'OldKeyStillInUse',
@@ -37,10 +39,13 @@ export async function deactivateOldKey(
   }
   // Taken before the call: a use racing the deactivation then counts as "since deactivation".
   const deactivatedAt = iso(deps.clock.now());
-  await deps.iam.send(
-    new UpdateAccessKeyCommand({ UserName: userName, AccessKeyId: key.accessKeyId, Status: 'Inactive' }),
-  );
-  logger.info('old key deactivated', { userName, accessKeyId: key.accessKeyId, deactivatedAt });
+  await kind.setStatus(userName, key.accessKeyId, 'Inactive');
+  logger.info('old key deactivated', {
+    userName,
+    kind: kind.noun,
+    accessKeyId: key.accessKeyId,
+    deactivatedAt,
+  });
   return { deactivatedAt };
 }
 
@@ -49,35 +54,36 @@ export async function reactivateOldKey(
   state: RotationState & { oldKey: KeyRef },
 ): Promise<{ reactivated: boolean }> {
   const { userName, oldKey } = state;
-  const key = requireKey(await listAccessKeys(deps.iam, userName), oldKey.accessKeyId, userName);
+  const kind = credentialKind(deps.iam, state.serviceName);
+  const key = requireKey(await kind.list(userName), oldKey.accessKeyId, userName, kind.noun);
   if (key.status === 'Active') return { reactivated: false };
-  await deps.iam.send(
-    new UpdateAccessKeyCommand({ UserName: userName, AccessKeyId: key.accessKeyId, Status: 'Active' }),
-  );
-  logger.warn('old key reactivated (rollback)', { userName, accessKeyId: key.accessKeyId });
+  await kind.setStatus(userName, key.accessKeyId, 'Active');
+  logger.warn('old key reactivated (rollback)', { userName, kind: kind.noun, accessKeyId: key.accessKeyId });
   return { reactivated: true };
 }
 
 export async function deleteKey(deps: LifecycleDeps, input: DeleteKeyInput): Promise<{ deleted: boolean }> {
   const { userName, accessKeyId, notUsedSince } = input;
-  const key = (await listAccessKeys(deps.iam, userName)).find((k) => k.accessKeyId === accessKeyId);
+  // The payload carries only the id (the same three fields for both kinds): its prefix tells the kind.
+  const kind = credentialKindOfId(deps.iam, accessKeyId);
+  const key = (await kind.list(userName)).find((k) => k.accessKeyId === accessKeyId);
   if (!key) return { deleted: false }; // a retry after the delete went through
   if (key.status === 'Active') {
-    throw new UnsafeToDelete(`access key ${accessKeyId} of "${userName}" is active; it was not deleted`);
+    throw new UnsafeToDelete(`${kind.noun} ${accessKeyId} of "${userName}" is active; it was not deleted`);
   }
-  const lastUse = await getLastUse(deps.iam, accessKeyId);
+  const lastUse = await kind.lastUse(accessKeyId);
   const used =
     notUsedSince === null
       ? lastUse.date !== null
       : usedAtOrAfter(lastUse, new Date(notUsedSince), deps.env.REKEY_LAST_USED_GRACE_SECONDS);
   if (used) {
     throw new UnsafeToDelete(
-      `access key ${accessKeyId} of "${userName}" was used at ${lastUse.date ? iso(lastUse.date) : '?'}` +
+      `${kind.noun} ${accessKeyId} of "${userName}" was used at ${lastUse.date ? iso(lastUse.date) : '?'}` +
         (notUsedSince ? `, after its deactivation at ${notUsedSince}` : '') +
         '; it was not deleted',
     );
   }
-  await deps.iam.send(new DeleteAccessKeyCommand({ UserName: userName, AccessKeyId: accessKeyId }));
-  logger.info('access key deleted', { userName, accessKeyId });
+  await kind.remove(userName, accessKeyId);
+  logger.info(`${kind.noun} deleted`, { userName, accessKeyId });
   return { deleted: true };
 }

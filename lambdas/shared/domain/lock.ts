@@ -12,6 +12,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { RotationInProgress } from '../errors.ts';
+import type { ServiceName } from '../schemas.ts';
 
 export interface LockItem {
   owner: string | null;
@@ -24,6 +25,16 @@ export interface LockItem {
 export interface LockDeps {
   dynamodb: DynamoDBClient;
   table: string;
+}
+
+/**
+ * What one lock covers: a user's access keys (`alice`), or its service-specific credentials for
+ * one service (`alice/cassandra.amazonaws.com`), so that rotations of different credentials of one
+ * user never block each other while two of the same credential do. IAM user names hold no '/'.
+ * The lock functions below take this subject wherever they say `userName`.
+ */
+export function lockSubject(userName: string, serviceName?: ServiceName): string {
+  return serviceName ? `${userName}/${serviceName}` : userName;
 }
 
 /** IAM user names are unique case-insensitively, so the lock is too. */

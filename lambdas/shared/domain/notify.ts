@@ -14,7 +14,7 @@ import {
   type Outcome,
   TERMINAL_EVENTS,
 } from '../schemas.ts';
-import { type LockDeps, releaseLock } from './lock.ts';
+import { type LockDeps, lockSubject, releaseLock } from './lock.ts';
 
 export interface NotifyDeps {
   sns: SNSClient;
@@ -25,6 +25,18 @@ export interface NotifyDeps {
 }
 
 type State = NotifyInput['state'];
+
+/**
+ * Why a service-specific credential's notifications say what they say: IAM keeps no last-used
+ * data for these credentials and offers no call that proves their password.
+ */
+export const SERVICE_CREDENTIAL_CAVEAT =
+  'IAM keeps no last-used data for service-specific credentials: rekey cannot see whether the old one is ' +
+  'still used, and relies on the adoption wait (and on CloudTrail, when enabled) before deactivating it';
+
+/** "access key", or "service-specific credential for cassandra.amazonaws.com". */
+const nounOf = (state: State) =>
+  state.serviceName ? `service-specific credential for ${state.serviceName}` : 'access key';
 
 /** The `errorMessage` of a Lambda error's Cause (JSON with errorType/errorMessage/trace); never the trace. */
 export function causeMessage(cause: string | undefined): string | undefined {
@@ -43,33 +55,44 @@ export function outcomeOf(event: NotificationEvent, state: State): Outcome | nul
     case 'ROTATION_COMPLETED':
       return {
         status: 'ROTATED',
-        message: `rotated "${state.userName}": ${state.oldKey?.accessKeyId} was replaced by ${state.newKey?.accessKeyId}`,
+        message: state.serviceName
+          ? `rotated the ${nounOf(state)} of "${state.userName}": ${state.oldKey?.accessKeyId} was replaced by ${state.newKey?.accessKeyId}`
+          : `rotated "${state.userName}": ${state.oldKey?.accessKeyId} was replaced by ${state.newKey?.accessKeyId}`,
       };
     case 'ROTATION_STOPPED': {
       const stillInUse = state.adoption?.inUse === true;
       const reason = stillInUse ? 'OldKeyStillInUse' : (state.stopReason ?? 'Stopped');
-      const message = stillInUse
-        ? `the old key ${state.oldKey?.accessKeyId} of "${state.userName}" was still in use after ` +
-          `${state.adoption?.checks} checks (last used ${state.adoption?.lastUsedDate}` +
-          `${state.adoption?.lastUsedService ? ` by ${state.adoption.lastUsedService}` : ''}` +
-          `${state.adoption?.lastUsedRegion ? ` in ${state.adoption.lastUsedRegion}` : ''}); both keys stay active ` +
-          `and the secret holds the new key ${state.newKey?.accessKeyId}: switch the remaining consumers, then run the rotation again`
-        : (state.message ?? 'stopped');
+      const message = !stillInUse
+        ? (state.message ?? 'stopped')
+        : state.serviceName
+          ? `the old ${nounOf(state)} ${state.oldKey?.accessKeyId} of "${state.userName}" was still in use ` +
+            `after ${state.adoption?.checks} checks (CloudTrail, last ${state.adoption?.lastUsedDate}); both ` +
+            `credentials stay active and the secret holds the new one, ${state.newKey?.accessKeyId}: switch the ` +
+            'remaining consumers, then run the rotation again'
+          : `the old key ${state.oldKey?.accessKeyId} of "${state.userName}" was still in use after ` +
+            `${state.adoption?.checks} checks (last used ${state.adoption?.lastUsedDate}` +
+            `${state.adoption?.lastUsedService ? ` by ${state.adoption.lastUsedService}` : ''}` +
+            `${state.adoption?.lastUsedRegion ? ` in ${state.adoption.lastUsedRegion}` : ''}); both keys stay active ` +
+            `and the secret holds the new key ${state.newKey?.accessKeyId}: switch the remaining consumers, then run the rotation again`;
       return { status: 'STOPPED', reason, message };
     }
     case 'ROTATION_FAILED':
       return {
         status: 'FAILED',
         reason: state.error?.Error ?? 'Unknown',
-        message: `rotation of "${state.userName}" failed: ${failure ?? 'unknown error'}`,
+        message: state.serviceName
+          ? `rotation of the ${nounOf(state)} of "${state.userName}" failed: ${failure ?? 'unknown error'}`
+          : `rotation of "${state.userName}" failed: ${failure ?? 'unknown error'}`,
       };
     case 'ROLLED_BACK':
       return {
         status: 'ROLLED_BACK',
         reason: state.error?.Error ?? 'Unknown',
-        message:
-          `rotation of "${state.userName}" was rolled back: the old key ${state.oldKey?.accessKeyId} is active again. ` +
-          `${failure ?? ''}`.trim(),
+        message: state.serviceName
+          ? `rotation of the ${nounOf(state)} of "${state.userName}" was rolled back: the old credential ` +
+            `${state.oldKey?.accessKeyId} is active again. ${failure ?? ''}`.trim()
+          : `rotation of "${state.userName}" was rolled back: the old key ${state.oldKey?.accessKeyId} is active again. ` +
+            `${failure ?? ''}`.trim(),
       };
     default:
       return null;
@@ -77,6 +100,43 @@ export function outcomeOf(event: NotificationEvent, state: State): Outcome | nul
 }
 
 function summary(event: NotificationEvent, state: State): string {
+  return state.serviceName ? serviceSummary(event, state) : keySummary(event, state);
+}
+
+/** The SNS text and event message for a service-specific credential: the same milestones, honest about what IAM can tell. */
+function serviceSummary(event: NotificationEvent, state: State): string {
+  const user = `"${state.userName ?? 'unknown user'}"`;
+  const noun = nounOf(state);
+  const old = state.oldKey?.accessKeyId;
+  const fresh = state.newKey?.accessKeyId;
+  switch (event) {
+    case 'ROTATION_STARTED':
+      return `Rotation of the ${noun} of ${user} started: ${old} will be replaced. ${state.reason ? `Reason: ${state.reason}.` : ''}`.trim();
+    case 'NEW_KEY_READY':
+      return (
+        `A new ${noun}, ${fresh}${state.newKey?.serviceUserName ? ` (user name ${state.newKey.serviceUserName})` : ''}, ` +
+        `for ${user} is ready in ${state.secretName} (AWSCURRENT). Switch every consumer to it. rekey checked that ` +
+        `the stored credential is ${user}'s and Active in IAM; the password itself is proven by the consumer's first ` +
+        `connection. ${SERVICE_CREDENTIAL_CAVEAT}: the old credential ${old} will be deactivated after that wait.`
+      );
+    case 'OLD_KEY_STILL_IN_USE':
+      return (
+        `The old ${noun} ${old} of ${user} is still in use: CloudTrail shows it used at ${state.adoption?.lastUsedDate}` +
+        `${state.adoption?.recentCallers?.length ? ` (${state.adoption.recentCallers.join('; ')})` : ''}. ` +
+        `Check ${state.adoption?.checks}; switch it to the new credential ${fresh}.`
+      );
+    case 'KEY_DEACTIVATED':
+      return (
+        `The old ${noun} ${old} of ${user} was deactivated at ${state.deactivation?.deactivatedAt}. ` +
+        `${SERVICE_CREDENTIAL_CAVEAT}: a consumer that still used it now fails to connect; switch it to ${fresh}. ` +
+        'The old credential will be deleted after the waiting period (until then it can be reactivated).'
+      );
+    default:
+      return outcomeOf(event, state)?.message ?? event;
+  }
+}
+
+function keySummary(event: NotificationEvent, state: State): string {
   const user = `"${state.userName ?? 'unknown user'}"`;
   switch (event) {
     case 'ROTATION_STARTED':
@@ -104,13 +164,26 @@ function summary(event: NotificationEvent, state: State): string {
 /** The event detail: an explicit list of fields (an allow-list is what keeps secrets out). */
 export function detailOf(event: NotificationEvent, state: State): Record<string, unknown> {
   const outcome = outcomeOf(event, state);
+  const service = state.serviceName;
   return {
     event,
     userName: state.userName ?? null,
     executionId: state.executionId ?? null,
-    oldAccessKeyId: state.oldKey?.accessKeyId ?? null,
+    // A service-specific credential's ids are under names of their own: an old or new "access key id"
+    // in an event would mislead every consumer's rule that reads it.
+    oldAccessKeyId: service ? null : (state.oldKey?.accessKeyId ?? null),
     oldKeyLastUsedDate: state.adoption?.lastUsedDate ?? state.oldKey?.lastUsedDate ?? null,
-    newAccessKeyId: state.newKey?.accessKeyId ?? null,
+    newAccessKeyId: service ? null : (state.newKey?.accessKeyId ?? null),
+    ...(service
+      ? {
+          serviceName: service,
+          oldServiceSpecificCredentialId: state.oldKey?.accessKeyId ?? null,
+          newServiceSpecificCredentialId: state.newKey?.accessKeyId ?? null,
+          serviceUserName: state.newKey?.serviceUserName ?? null,
+          lastUseData: 'none',
+          lastUseNote: SERVICE_CREDENTIAL_CAVEAT,
+        }
+      : {}),
     secretArn: state.newKey?.secretArn ?? null,
     adoptionChecks: state.adoption?.checks ?? null,
     recentCallers: state.adoption?.recentCallers ?? null,
@@ -132,7 +205,8 @@ export async function notify(
 
   const detailType = NOTIFICATION_EVENTS[event];
   const detail = detailOf(event, state);
-  const subject = `[rekey] ${detailType}: ${state.userName ?? 'unknown user'}`.slice(0, 99);
+  const who = `${state.userName ?? 'unknown user'}${state.serviceName ? ` (${state.serviceName})` : ''}`;
+  const subject = `[rekey] ${detailType}: ${who}`.slice(0, 99);
   const body = [
     detail.message,
     '',
@@ -167,7 +241,8 @@ export async function notify(
     );
   }
   if (terminal && state.userName && state.executionId) {
-    await releaseLock(deps.lock, state.userName, state.executionId, deps.clock.now());
+    const subject = lockSubject(state.userName, state.serviceName);
+    await releaseLock(deps.lock, subject, state.executionId, deps.clock.now());
   }
   return outcome ?? { published: true };
 }

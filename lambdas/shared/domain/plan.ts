@@ -15,9 +15,10 @@ import {
   rotationInputProblems,
   type StopReason,
 } from '../schemas.ts';
+import { type CredentialKind, credentialKind } from './credentials.ts';
 import { parseExemption } from './exemption.ts';
-import { type AccessKeyInfo, getLastUse, isOrphanKey, iso, type LastUse, listAccessKeys } from './keys.ts';
-import { acquireLock, type LockDeps, type LockItem, readLock } from './lock.ts';
+import { type AccessKeyInfo, isOrphanKey, iso, type LastUse } from './keys.ts';
+import { acquireLock, type LockDeps, type LockItem, lockSubject, readLock } from './lock.ts';
 import { secretNameFor, versionTokenFor } from './secret.ts';
 
 export type PlanEnv = Pick<
@@ -59,7 +60,7 @@ const ref = ({ key, lastUse }: KeyView): KeyRef => ({
   lastUsedDate: lastUse.date ? iso(lastUse.date) : null,
 });
 const describe = ({ key, lastUse }: KeyView) =>
-  `${key.accessKeyId} (${key.status}, created ${iso(key.createDate)}, ${lastUse.date ? `last used ${iso(lastUse.date)}` : 'never used'})`;
+  `${key.accessKeyId} (${key.status}, created ${iso(key.createDate)}, ${lastUse.date ? `last used ${iso(lastUse.date)}` : lastUse.untracked ? 'no last-used data' : 'never used'})`;
 
 function stop(reason: StopReason, alert: boolean, message: string): Decision {
   return {
@@ -81,10 +82,19 @@ export interface Journal {
   ownKeyId: string | null;
 }
 
-/** The decision table of DESIGN.md, as a pure function of the user's keys. */
-export function decide(userName: string, keys: KeyView[], journal: Journal): Decision {
+/** The words for the credentials decided on. */
+export type Nouns = Pick<CredentialKind, 'noun' | 'plural'>;
+const ACCESS_KEYS: Nouns = { noun: 'access key', plural: 'access keys' };
+
+/**
+ * The decision table of DESIGN.md, as a pure function of the user's keys (or its service-specific
+ * credentials for one service: the same table, the same stop reasons, other words). A
+ * credential without last-use data counts as never used here, which is safe where that matters:
+ * an extra credential is removed only while Inactive, and an orphan's secret was never stored.
+ */
+export function decide(userName: string, keys: KeyView[], journal: Journal, nouns = ACCESS_KEYS): Decision {
   if (keys.length === 0)
-    return stop('NoAccessKeys', false, `"${userName}" has no access keys: nothing to rotate`);
+    return stop('NoAccessKeys', false, `"${userName}" has no ${nouns.plural}: nothing to rotate`);
   const own = keys.find((k) => k.key.accessKeyId === journal.ownKeyId);
   const resumed = own && keys.find((k) => k !== own);
   if (own && resumed) {
@@ -105,7 +115,7 @@ export function decide(userName: string, keys: KeyView[], journal: Journal): Dec
     return stop(
       'TwoActiveKeys',
       true,
-      `"${userName}" has two active access keys, ${active.map(describe).join(' and ')}; rekey will not guess ` +
+      `"${userName}" has two active ${nouns.plural}, ${active.map(describe).join(' and ')}; rekey will not guess ` +
         'which one to replace: deactivate or delete one of them by hand',
     );
   }
@@ -114,7 +124,7 @@ export function decide(userName: string, keys: KeyView[], journal: Journal): Dec
     return stop(
       'NoActiveKey',
       false,
-      `"${userName}" has no active access key (${keys.map(describe).join(', ')})`,
+      `"${userName}" has no active ${nouns.noun} (${keys.map(describe).join(', ')})`,
     );
   }
   const orphan = orphans[0] ?? null;
@@ -137,18 +147,36 @@ export function decide(userName: string, keys: KeyView[], journal: Journal): Dec
   };
 }
 
-function stepsFor(plan: Decision, userName: string, secretName: string): string[] {
+function stepsFor(plan: Decision, userName: string, secretName: string, kind: CredentialKind): string[] {
   if (plan.action === 'STOP' || !plan.oldKey) return [plan.message];
   const old = plan.oldKey.accessKeyId;
+  const orphan = plan.orphanKey
+    ? [`delete ${plan.orphanKey.accessKeyId}, left without a stored secret by a crashed attempt`]
+    : [];
+  if (kind.tracksLastUse) {
+    return [
+      ...(plan.extraKey ? [`delete the inactive, never-used key ${plan.extraKey.accessKeyId}`] : []),
+      ...orphan,
+      `create a second access key for "${userName}" and store it in ${secretName} (AWSPENDING)`,
+      'prove the new key authenticates as the user, then make it AWSCURRENT and announce it',
+      `wait for consumers to adopt it; check ${old} was not used since the new key was created`,
+      `deactivate ${old}, wait, verify it stayed unused and the new key still works (else reactivate ${old})`,
+      `delete ${old}`,
+    ];
+  }
   return [
-    ...(plan.extraKey ? [`delete the inactive, never-used key ${plan.extraKey.accessKeyId}`] : []),
-    ...(plan.orphanKey
-      ? [`delete ${plan.orphanKey.accessKeyId}, left without a stored secret by a crashed attempt`]
+    ...(plan.extraKey
+      ? [
+          `delete the inactive extra credential ${plan.extraKey.accessKeyId} (IAM has no last-used data for it)`,
+        ]
       : []),
-    `create a second access key for "${userName}" and store it in ${secretName} (AWSPENDING)`,
-    'prove the new key authenticates as the user, then make it AWSCURRENT and announce it',
-    `wait for consumers to adopt it; check ${old} was not used since the new key was created`,
-    `deactivate ${old}, wait, verify it stayed unused and the new key still works (else reactivate ${old})`,
+    ...orphan,
+    `create a second ${kind.noun} for "${userName}" and store it in ${secretName} (AWSPENDING)`,
+    "check the stored credential is the user's and Active in IAM, then make it AWSCURRENT and announce it " +
+      "(the password itself is proven by the consumer's first connection)",
+    `wait for consumers to adopt it: IAM keeps no last-used data for ${old}, so the adoption wait is what ` +
+      'this rotation relies on (plus CloudTrail, when enabled)',
+    `deactivate ${old}, wait, verify it stayed inactive and the new credential is still Active (else reactivate ${old})`,
     `delete ${old}`,
   ];
 }
@@ -173,22 +201,25 @@ function journalOf(
 
 export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<Plan> {
   const input = parseRotationInput(request.input);
-  const { userName } = input;
+  const { userName, serviceName } = input;
   const dryRun = input.dryRun ?? false;
   const { env } = deps;
+  const kind = credentialKind(deps.iam, serviceName);
+  const subject = lockSubject(userName, serviceName);
   const base = {
     userName,
+    ...(serviceName ? { serviceName } : {}),
     userArn: null as string | null,
     dryRun,
     ...(input.reason ? { reason: input.reason } : {}),
     executionId: request.executionId,
-    secretName: secretNameFor(env.REKEY_SECRET_PREFIX, userName),
+    secretName: secretNameFor(env.REKEY_SECRET_PREFIX, userName, serviceName),
   };
   const finish = (d: Decision, userArn: string | null = null): Plan => ({
     ...base,
     userArn,
     ...d,
-    steps: stepsFor(d, userName, base.secretName),
+    steps: stepsFor(d, userName, base.secretName, kind),
   });
 
   // Protected users are refused before any AWS call.
@@ -240,10 +271,10 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
   // not even the lock table. The lock is taken only to rotate, with a conditional write.
   const inProgress = (owner: string) =>
     finish(
-      stop('RotationInProgress', false, `a rotation of "${userName}" is in progress (${owner})`),
+      stop('RotationInProgress', false, `a rotation of "${subject}" is in progress (${owner})`),
       userArn,
     );
-  const lock = await readLock(deps.lock, userName);
+  const lock = await readLock(deps.lock, subject);
   if (
     lock?.owner &&
     lock.owner !== request.executionId &&
@@ -251,17 +282,17 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
   ) {
     return inProgress(lock.owner);
   }
-  const keys = await listAccessKeys(deps.iam, userName);
+  const keys = await kind.list(userName);
   const views: KeyView[] = [];
-  for (const key of keys) views.push({ key, lastUse: await getLastUse(deps.iam, key.accessKeyId) });
-  const decision = decide(userName, views, journalOf(lock, keys, request.executionId, userName));
+  for (const key of keys) views.push({ key, lastUse: await kind.lastUse(key.accessKeyId) });
+  const decision = decide(userName, views, journalOf(lock, keys, request.executionId, userName), kind);
   if (decision.action === 'STOP' || dryRun) return finish(decision, userArn);
 
   // A rival that took the lock since the read above wins; the steps after this one re-read the
   // keys before acting, so a decision made just before the lock was taken is never acted on blindly.
   const taken = await acquireLock(
     deps.lock,
-    userName,
+    subject,
     request.executionId,
     deps.clock.now(),
     env.REKEY_LOCK_TTL_SECONDS,

@@ -1,6 +1,7 @@
 /**
  * The credential secret `<prefix><userName>`: JSON that is valid `credential_process` output plus
- * the user name and the key's creation date. The new key is written as AWSPENDING by the create
+ * the user name and the key's creation date. A service-specific credential is stored in
+ * `<prefix><userName>/<serviceName>` as ServiceCredentialSecret. The new key is written as AWSPENDING by the create
  * step and becomes AWSCURRENT only after it was proven to work; AWSPREVIOUS then holds the old one.
  * Reads always name a version or a stage (a plain read can return a stale version in emulators).
  */
@@ -16,6 +17,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
 import { InvalidInput, isAwsError } from '../errors.ts';
+import { ServiceName } from '../schemas.ts';
 
 export const CredentialSecret = z.object({
   Version: z.literal(1),
@@ -26,12 +28,41 @@ export const CredentialSecret = z.object({
 });
 export type CredentialSecret = z.infer<typeof CredentialSecret>;
 
-/** Secrets Manager names allow letters, digits and /_+=.@- ; IAM user names may also hold ','. */
-export function secretNameFor(prefix: string, userName: string): string {
+/**
+ * A service-specific credential as consumers read it: what a Cassandra driver or git needs
+ * (ServiceUserName, ServicePassword), the ids to match it with IAM, and, as in the access-key
+ * secret, the IAM user it belongs to and when it was created (its age, without an IAM call).
+ */
+export const ServiceCredentialSecret = z.object({
+  ServiceUserName: z.string().min(1),
+  ServicePassword: z.string().min(1),
+  ServiceSpecificCredentialId: z.string().min(16),
+  ServiceName: ServiceName,
+  UserName: z.string(),
+  CreateDate: z.string(),
+});
+export type ServiceCredentialSecret = z.infer<typeof ServiceCredentialSecret>;
+
+/** What a rekey secret version holds: an access key or a service-specific credential. */
+export type StoredCredential = CredentialSecret | ServiceCredentialSecret;
+
+export const isServiceCredential = (value: StoredCredential): value is ServiceCredentialSecret =>
+  'ServiceSpecificCredentialId' in value;
+
+/** The id IAM knows the stored credential by. */
+export const storedCredentialId = (value: StoredCredential): string =>
+  isServiceCredential(value) ? value.ServiceSpecificCredentialId : value.AccessKeyId;
+
+/**
+ * `<prefix><userName>` for the access key, `<prefix><userName>/<serviceName>` for a
+ * service-specific credential (IAM user names hold no '/', so the two never collide).
+ * Secrets Manager names allow letters, digits and /_+=.@- ; IAM user names may also hold ','.
+ */
+export function secretNameFor(prefix: string, userName: string, serviceName?: ServiceName): string {
   if (userName.includes(',')) {
     throw new InvalidInput(`userName "${userName}" contains ',', which Secrets Manager names do not allow`);
   }
-  return `${prefix}${userName}`;
+  return serviceName ? `${prefix}${userName}/${serviceName}` : `${prefix}${userName}`;
 }
 
 /**
@@ -124,16 +155,21 @@ export function secretResourcePolicy(readers: SecretReaders): string {
  */
 export async function storePendingKey(
   sm: SecretsManagerClient,
-  args: { name: string; kmsKeyId: string; token: string; value: CredentialSecret; policy: string },
+  args: { name: string; kmsKeyId: string; token: string; value: StoredCredential; policy: string },
 ): Promise<{ arn: string; versionId: string }> {
+  const { value } = args;
+  const service = isServiceCredential(value) ? value.ServiceName : undefined;
   try {
     await sm.send(
       new CreateSecretCommand({
         Name: args.name,
         KmsKeyId: args.kmsKeyId,
-        Description: `Access key of IAM user ${args.value.UserName}, rotated by rekey`,
+        Description: service
+          ? `Service-specific credential for ${service} of IAM user ${value.UserName}, rotated by rekey`
+          : `Access key of IAM user ${value.UserName}, rotated by rekey`,
         Tags: [
-          { Key: 'rekey:user', Value: args.value.UserName },
+          { Key: 'rekey:user', Value: value.UserName },
+          ...(service ? [{ Key: 'rekey:service', Value: service }] : []),
           { Key: 'rekey:managed', Value: 'true' },
         ],
       }),
@@ -165,6 +201,24 @@ export async function readCredential(
   secretId: string,
   at: { versionId: string } | { stage: string },
 ): Promise<CredentialSecret> {
+  return readSecretAs(sm, secretId, at, CredentialSecret);
+}
+
+/** Reads either kind of rekey credential. */
+export async function readStoredCredential(
+  sm: SecretsManagerClient,
+  secretId: string,
+  at: { versionId: string } | { stage: string },
+): Promise<StoredCredential> {
+  return readSecretAs(sm, secretId, at, z.union([CredentialSecret, ServiceCredentialSecret]));
+}
+
+async function readSecretAs<T>(
+  sm: SecretsManagerClient,
+  secretId: string,
+  at: { versionId: string } | { stage: string },
+  schema: z.ZodType<T>,
+): Promise<T> {
   const out = await sm.send(
     new GetSecretValueCommand(
       'versionId' in at
@@ -180,7 +234,7 @@ export async function readCredential(
   } catch {
     throw notACredential;
   }
-  const parsed = CredentialSecret.safeParse(json);
+  const parsed = schema.safeParse(json);
   if (!parsed.success) throw notACredential;
   return parsed.data;
 }

@@ -7,15 +7,23 @@
  *   and unused since deactivation, and the current secret must still hold a working new key.
  *   Any failure raises RotationVerificationFailed, on which the workflow reactivates the old key.
  */
-import { DeleteAccessKeyCommand, type IAMClient } from '@aws-sdk/client-iam';
+import type { IAMClient } from '@aws-sdk/client-iam';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Clock } from '../clock.ts';
 import { NewKeyNotWorking, RotationVerificationFailed } from '../errors.ts';
 import { logger } from '../logger.ts';
 import type { Deactivation, KeyRef, NewKey, RotationState } from '../schemas.ts';
-import { authenticate, type StsFactory, waitUntilKeyWorks } from './authenticate.ts';
-import { getLastUse, iso, listAccessKeys, usedAtOrAfter } from './keys.ts';
-import { promoteVersion, readCredential } from './secret.ts';
+import { type AuthResult, authenticate, type StsFactory, waitUntilKeyWorks } from './authenticate.ts';
+import { type CredentialKind, credentialKind } from './credentials.ts';
+import { iso, usedAtOrAfter } from './keys.ts';
+import {
+  isServiceCredential,
+  promoteVersion,
+  readStoredCredential,
+  type ServiceCredentialSecret,
+  type StoredCredential,
+  storedCredentialId,
+} from './secret.ts';
 
 export interface VerifyDeps {
   iam: IAMClient;
@@ -29,37 +37,103 @@ export async function verifyNewKey(
   state: RotationState & { newKey: NewKey },
 ): Promise<{ verified: true; arn: string }> {
   const { newKey, userName } = state;
-  const credential = await readCredential(deps.secretsManager, newKey.secretArn, {
+  const kind = credentialKind(deps.iam, state.serviceName);
+  const credential = await readStoredCredential(deps.secretsManager, newKey.secretArn, {
     versionId: newKey.versionId,
   });
-  if (credential.AccessKeyId !== newKey.accessKeyId) {
+  const storedId = storedCredentialId(credential);
+  if (storedId !== newKey.accessKeyId) {
     throw new NewKeyNotWorking(
-      `secret version ${newKey.versionId} holds ${credential.AccessKeyId}, not ${newKey.accessKeyId}`,
+      `secret version ${newKey.versionId} holds ${storedId}, not ${newKey.accessKeyId}`,
     );
   }
-  const result = await waitUntilKeyWorks(
-    deps,
-    credential,
-    state.userArn,
-    deps.env.REKEY_VERIFY_ATTEMPTS,
-    deps.env.REKEY_VERIFY_BASE_DELAY_MS,
-  );
+  const attempts = deps.env.REKEY_VERIFY_ATTEMPTS;
+  const result = isServiceCredential(credential)
+    ? await waitUntilListedActive(deps, kind, state, credential, attempts)
+    : await waitUntilKeyWorks(deps, credential, state.userArn, attempts, deps.env.REKEY_VERIFY_BASE_DELAY_MS);
   if (!result.ok) {
     // Never handed out (it is only AWSPENDING): remove it so the user is left as it was.
-    const keys = await listAccessKeys(deps.iam, userName);
-    if (keys.some((k) => k.accessKeyId === newKey.accessKeyId)) {
-      await deps.iam.send(
-        new DeleteAccessKeyCommand({ UserName: userName, AccessKeyId: newKey.accessKeyId }),
-      );
-    }
+    const keys = await kind.list(userName);
+    if (keys.some((k) => k.accessKeyId === newKey.accessKeyId))
+      await kind.remove(userName, newKey.accessKeyId);
     throw new NewKeyNotWorking(
-      `new key ${newKey.accessKeyId} of "${userName}" did not authenticate after ${deps.env.REKEY_VERIFY_ATTEMPTS} ` +
-        `attempts (${result.reason}); it was deleted and the old key is unchanged`,
+      kind.tracksLastUse
+        ? `new key ${newKey.accessKeyId} of "${userName}" did not authenticate after ${attempts} ` +
+            `attempts (${result.reason}); it was deleted and the old key is unchanged`
+        : `new ${kind.noun} ${newKey.accessKeyId} of "${userName}" failed verification after ${attempts} ` +
+            `attempts (${result.reason}); it was deleted and the old credential is unchanged`,
     );
   }
   await promoteVersion(deps.secretsManager, newKey.secretArn, newKey.versionId);
-  logger.info('new key verified and made current', { userName, accessKeyId: newKey.accessKeyId });
+  logger.info('new key verified and made current', {
+    userName,
+    ...(state.serviceName ? { serviceName: state.serviceName } : {}),
+    accessKeyId: newKey.accessKeyId,
+  });
   return { verified: true, arn: result.arn };
+}
+
+/**
+ * What can be verified of a service-specific credential without a service to log in to: the
+ * stored secret belongs to this user and service, and IAM lists the credential, Active, with the
+ * stored user name (retried with backoff while IAM propagates). The password itself is proven by
+ * the consumer's first connection: IAM offers no call that checks it.
+ */
+async function waitUntilListedActive(
+  deps: VerifyDeps & { env: { REKEY_VERIFY_BASE_DELAY_MS: number } },
+  kind: CredentialKind,
+  state: RotationState & { newKey: NewKey },
+  credential: ServiceCredentialSecret,
+  attempts: number,
+): Promise<AuthResult> {
+  const mismatch = serviceCredentialMismatch(credential, state);
+  if (mismatch) return { ok: false, reason: mismatch };
+  let last: AuthResult = { ok: false, reason: 'not tried' };
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const listed = (await kind.list(state.userName)).find((k) => k.accessKeyId === state.newKey.accessKeyId);
+    if (listed?.status === 'Active' && listed.serviceUserName === credential.ServiceUserName) {
+      return { ok: true, arn: state.userArn ?? '' };
+    }
+    last = {
+      ok: false,
+      reason: listed
+        ? `IAM lists it as ${listed.status}${listed.serviceUserName === credential.ServiceUserName ? '' : ` for another service user name (${listed.serviceUserName ?? 'none'})`}`
+        : `IAM does not list it for ${kind.serviceName}`,
+    };
+    // Only a credential IAM does not list yet may still appear (eventual consistency).
+    if (listed) return last;
+    if (attempt < attempts) await deps.clock.sleep(deps.env.REKEY_VERIFY_BASE_DELAY_MS * 2 ** (attempt - 1));
+  }
+  return last;
+}
+
+/** The stored secret must name the user, the service and the credential the workflow carries. */
+function serviceCredentialMismatch(
+  credential: ServiceCredentialSecret,
+  state: RotationState & { newKey: NewKey },
+): string | null {
+  if (credential.UserName !== state.userName) return `the secret names the user "${credential.UserName}"`;
+  if (credential.ServiceName !== state.serviceName) return `the secret is for ${credential.ServiceName}`;
+  if (state.newKey.serviceUserName && credential.ServiceUserName !== state.newKey.serviceUserName)
+    return `the secret holds the service user name ${credential.ServiceUserName}, not ${state.newKey.serviceUserName}`;
+  return null;
+}
+
+/** Re-proves the current credential: an access key signs a call; a service-specific credential is re-read from IAM. */
+async function stillValid(
+  deps: VerifyDeps,
+  current: StoredCredential,
+  state: RotationState,
+): Promise<string | null> {
+  if (isServiceCredential(current)) {
+    if (current.UserName !== state.userName || current.ServiceName !== state.serviceName)
+      return `the secret's AWSCURRENT version is not the ${current.ServiceName} credential of "${state.userName}"`;
+    return null;
+  }
+  const auth = await authenticate(deps.stsFor, current);
+  if (!auth.ok) return `the new key ${current.AccessKeyId} no longer authenticates (${auth.reason})`;
+  if (state.userArn && auth.arn !== state.userArn) return `the new key authenticates as ${auth.arn}`;
+  return null;
 }
 
 export async function verifyRotation(
@@ -67,15 +141,16 @@ export async function verifyRotation(
   state: RotationState & { oldKey: KeyRef; newKey: NewKey; deactivation: Deactivation },
 ): Promise<{ verified: true }> {
   const { userName, oldKey, newKey } = state;
+  const kind = credentialKind(deps.iam, state.serviceName);
   const deactivatedAt = new Date(state.deactivation.deactivatedAt);
-  const keys = await listAccessKeys(deps.iam, userName);
+  const keys = await kind.list(userName);
   const old = keys.find((k) => k.accessKeyId === oldKey.accessKeyId);
   const fail = (why: string) => {
     throw new RotationVerificationFailed(`verification of the rotation of "${userName}" failed: ${why}`);
   };
   if (old) {
     if (old.status === 'Active') fail(`the old key ${old.accessKeyId} is active again`);
-    const lastUse = await getLastUse(deps.iam, old.accessKeyId);
+    const lastUse = await kind.lastUse(old.accessKeyId);
     if (usedAtOrAfter(lastUse, deactivatedAt, deps.env.REKEY_LAST_USED_GRACE_SECONDS)) {
       fail(
         `the old key ${old.accessKeyId} was used at ${lastUse.date ? iso(lastUse.date) : '?'}` +
@@ -87,15 +162,12 @@ export async function verifyRotation(
   const fresh = keys.find((k) => k.accessKeyId === newKey.accessKeyId);
   if (fresh?.status !== 'Active')
     fail(`the new key ${newKey.accessKeyId} is ${fresh ? fresh.status : 'gone'}`);
-  const current = await readCredential(deps.secretsManager, newKey.secretArn, { stage: 'AWSCURRENT' });
-  if (current.AccessKeyId !== newKey.accessKeyId) {
-    fail(
-      `the secret's AWSCURRENT version holds ${current.AccessKeyId}, not the new key ${newKey.accessKeyId}`,
-    );
+  const current = await readStoredCredential(deps.secretsManager, newKey.secretArn, { stage: 'AWSCURRENT' });
+  const currentId = storedCredentialId(current);
+  if (currentId !== newKey.accessKeyId) {
+    fail(`the secret's AWSCURRENT version holds ${currentId}, not the new key ${newKey.accessKeyId}`);
   }
-  const auth = await authenticate(deps.stsFor, current);
-  if (!auth.ok) fail(`the new key ${newKey.accessKeyId} no longer authenticates (${auth.reason})`);
-  if (auth.ok && state.userArn && auth.arn !== state.userArn)
-    fail(`the new key authenticates as ${auth.arn}`);
+  const problem = await stillValid(deps, current, state);
+  if (problem) fail(problem);
   return { verified: true };
 }

@@ -54,6 +54,7 @@ describe('rekey (child process)', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/Usage: rekey rotate \[options\]/);
     expect(run.stdout).toMatch(/--no-wait/);
+    expect(run.stdout).toMatch(/--service <name>/);
   });
 
   // Bad command lines (exit 1, a clear message, nothing called) are the bad-input corpus:
@@ -81,6 +82,24 @@ describe('rotationInputFrom', () => {
       new UsageError(
         "invalid rotation input: userName: userName contains ',', which Secrets Manager names do not allow",
       ),
+    );
+  });
+
+  it('--service rotates a service-specific credential of the user', () => {
+    expect(rotationInputFrom({ user: 'alice', service: 'cassandra.amazonaws.com', wait: true })).toEqual({
+      userName: 'alice',
+      serviceName: 'cassandra.amazonaws.com',
+    });
+  });
+
+  it('refuses an unknown --service, and --service without --user, with a usage error', () => {
+    expect(() => rotationInputFrom({ user: 'alice', service: 's3.amazonaws.com', wait: true })).toThrow(
+      new UsageError(
+        '--service must be one of cassandra.amazonaws.com, codecommit.amazonaws.com (got "s3.amazonaws.com")',
+      ),
+    );
+    expect(() => rotationInputFrom({ service: 'codecommit.amazonaws.com', wait: true })).toThrow(
+      new UsageError('--service needs --user NAME (whose service-specific credential to rotate)'),
     );
   });
 

@@ -86,6 +86,27 @@ describe('summaryLines', () => {
     ]);
   });
 
+  it('names the service and calls the ids credentials for a service-specific rotation', () => {
+    // Prepare: a finished service-specific rotation's document.
+    const output = {
+      userName: 'alice',
+      serviceName: 'cassandra.amazonaws.com',
+      oldKey: { accessKeyId: 'ACCAOLDCREDENTIAL0001' },
+      newKey: { accessKeyId: 'ACCANEWCREDENTIAL0002' },
+      outcome: { status: 'ROTATED', message: 'rotated' },
+    };
+    const result = { status: 'SUCCEEDED', output, events: [], tasks: [] } as unknown as RotationResult;
+
+    // Act / Assess
+    expect(summaryLines(result)).toEqual([
+      'Outcome: ROTATED',
+      'Service: cassandra.amazonaws.com',
+      'Old credential: ACCA…0001',
+      'New credential: ACCA…0002',
+      'Message: rotated',
+    ]);
+  });
+
   it("gives a failure's error name, the handler's message and where the execution stopped", async () => {
     // Prepare
     const { result } = await runPrinted('missing');

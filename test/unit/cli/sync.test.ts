@@ -292,6 +292,33 @@ describe('syncCredentials (Secrets Manager mocked)', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('refuses a service-specific credential secret, naming the service and never the password', async () => {
+    // Prepare
+    writeFileSync(file, EXISTING, { mode: 0o600 });
+    secrets.on(GetSecretValueCommand).resolves({
+      SecretString: JSON.stringify({
+        ServiceUserName: 'alice-at-123456789012',
+        ServicePassword: 'hunter2-service-password',
+        ServiceSpecificCredentialId: 'ACCAEXAMPLE0000000001',
+        ServiceName: 'cassandra.amazonaws.com',
+        UserName: 'alice',
+        CreateDate: '2026-03-01T12:00:00.000Z',
+      }),
+    });
+
+    // Act
+    const error = await sync().catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(SyncError);
+    expect((error as Error).message).toBe(
+      'secret rekey/alice holds a service-specific credential for cassandra.amazonaws.com, not an access key: ' +
+        'rekey sync writes access keys only; a Cassandra driver or git reads ServiceUserName and ServicePassword ' +
+        'from the secret itself (README, "Service-specific credentials")',
+    );
+    expect(readFileSync(file, 'utf8')).toBe(EXISTING);
+  });
+
   it('defaults to AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials', () => {
     expect(defaultCredentialsFile({ AWS_SHARED_CREDENTIALS_FILE: '/etc/app/creds' })).toBe('/etc/app/creds');
     expect(defaultCredentialsFile({})).toMatch(/\/\.aws\/credentials$/);
