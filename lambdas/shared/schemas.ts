@@ -92,6 +92,7 @@ export const STOP_REASONS = [
   'NoActiveKey',
   'TwoActiveKeys',
   'InactiveKeyWasUsed',
+  'InactiveUsageUnknown',
   'RotationInProgress',
   'UserExempt',
   'UserProtected',

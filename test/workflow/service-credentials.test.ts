@@ -164,6 +164,29 @@ describe('two active credentials', () => {
   });
 });
 
+describe('an extra inactive credential', () => {
+  it('stops with InactiveUsageUnknown, alerts, and deletes nothing (IAM cannot show it was never used)', async () => {
+    await world.createUser('svc-parked', { keys: 0 });
+    fake.seed('svc-parked', KEYSPACES);
+    fake.seed('svc-parked', KEYSPACES, { status: 'Inactive', ageDays: 300 });
+    const before = [await world.snapshot(), fake.snapshot()];
+
+    const result = await world.run({ userName: 'svc-parked', serviceName: KEYSPACES });
+
+    expect(outcomeStatus(result)).toBe('STOPPED');
+    expect((result.output as { outcome: { reason: string } }).outcome.reason).toBe('InactiveUsageUnknown');
+    expect(exitCodeFor(result)).toBe(2);
+    expect([await world.snapshot(), fake.snapshot()]).toEqual(before);
+    expect(fake.mutations).toEqual([]);
+    const notifications = await world.drainNotifications();
+    expect(detailTypes(notifications)).toEqual(['Access Key Rotation Stopped']);
+    expect(notifications.events[0]?.detail).toMatchObject({
+      reason: 'InactiveUsageUnknown',
+      serviceName: KEYSPACES,
+    });
+  });
+});
+
 describe('crash after create', () => {
   it('a lost CreateServiceSpecificCredential response: the orphan is deleted, the retry rotates, never a third', async () => {
     await world.createUser('svc-crash', { keys: 0 });
@@ -227,16 +250,13 @@ describe('dry run', () => {
   it('reports the plan, says there is no last-used data, and makes no mutating call', async () => {
     await world.createUser('svc-dry', { keys: 0 });
     fake.seed('svc-dry', KEYSPACES);
-    fake.seed('svc-dry', KEYSPACES, { status: 'Inactive', ageDays: 300 });
     const before = [await world.snapshot(), fake.snapshot()];
 
     const result = await world.run({ userName: 'svc-dry', serviceName: KEYSPACES, dryRun: true });
 
     expect(outcomeStatus(result)).toBe('DRY_RUN');
     const steps = (result.output as { steps: string[] }).steps.join('\n');
-    expect(steps).toMatch(
-      /delete the inactive extra credential ACCA\w+ \(IAM has no last-used data for it\)/,
-    );
+    expect(steps).toMatch(/IAM keeps no last-used data for ACCA\w+/);
     expect(steps).toMatch(/create a second service-specific credential for cassandra\.amazonaws\.com/);
     expect([await world.snapshot(), fake.snapshot()]).toEqual(before);
     expect(fake.mutations).toEqual([]);

@@ -9,7 +9,8 @@
  *   check therefore finds no use: the adoption wait is what the rotation relies on before
  *   deactivating, and the wait before deleting is the window in which a consumer that still
  *   held the old password fails, is noticed, and the credential can be reactivated.
- * - An extra Inactive credential cannot authenticate, so nothing depends on it at that moment.
+ * - An extra Inactive credential is never deleted: no one can show it was never used (the plan
+ *   stops with InactiveUsageUnknown and leaves it to a human).
  * - An orphan of a crashed create step was never stored: nobody holds its password.
  */
 import {

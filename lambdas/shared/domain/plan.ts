@@ -89,8 +89,9 @@ const ACCESS_KEYS: Nouns = { noun: 'access key', plural: 'access keys' };
 /**
  * The decision table of DESIGN.md, as a pure function of the user's keys (or its service-specific
  * credentials for one service: the same table, the same stop reasons, other words). A
- * credential without last-use data counts as never used here, which is safe where that matters:
- * an extra credential is removed only while Inactive, and an orphan's secret was never stored.
+ * credential without last-use data counts as never used only where that is safe: an orphan's
+ * secret was never stored; an extra Inactive credential, whose past use nobody can show, is left
+ * to a human (InactiveUsageUnknown) rather than deleted.
  */
 export function decide(userName: string, keys: KeyView[], journal: Journal, nouns = ACCESS_KEYS): Decision {
   if (keys.length === 0)
@@ -129,6 +130,17 @@ export function decide(userName: string, keys: KeyView[], journal: Journal, noun
   }
   const orphan = orphans[0] ?? null;
   const extra = others[0] ?? null;
+  if (extra?.lastUse.untracked) {
+    // An access key is removed only when IAM says it was never used; without last-use data that
+    // cannot be shown, and a credential someone deactivated may be their way back: a human decides.
+    return stop(
+      'InactiveUsageUnknown',
+      true,
+      `"${userName}" has an inactive ${nouns.noun}, ${describe(extra)}; its slot is needed for the new one, ` +
+        'and IAM keeps no last-used data for it, so rekey cannot show it was never used and does not delete ' +
+        'it: delete it by hand if it is no longer needed',
+    );
+  }
   if (extra?.lastUse.date) {
     return stop(
       'InactiveKeyWasUsed',
@@ -165,11 +177,6 @@ function stepsFor(plan: Decision, userName: string, secretName: string, kind: Cr
     ];
   }
   return [
-    ...(plan.extraKey
-      ? [
-          `delete the inactive extra credential ${plan.extraKey.accessKeyId} (IAM has no last-used data for it)`,
-        ]
-      : []),
     ...orphan,
     `create a second ${kind.noun} for "${userName}" and store it in ${secretName} (AWSPENDING)`,
     "check the stored credential is the user's and Active in IAM, then make it AWSCURRENT and announce it " +

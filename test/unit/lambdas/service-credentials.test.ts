@@ -302,13 +302,20 @@ describe('planRotation', () => {
     expect(ddbMock).not.toHaveReceivedCommand(UpdateItemCommand);
   });
 
-  it('plans to remove an extra Inactive credential first (it cannot authenticate)', async () => {
+  it('stops with an alert on an extra Inactive credential instead of deleting it (nobody can show it was never used)', async () => {
     mockListed([{ id: OLD_ID }, { id: EXTRA_ID, status: 'Inactive', created: daysAgo(200) }]);
 
-    const plan = await planRotation(deps(), request(true));
+    const plan = await planRotation(deps(), request());
 
-    expect(plan).toMatchObject({ action: 'ROTATE', extraKey: { accessKeyId: EXTRA_ID } });
-    expect(plan.steps[0]).toMatch(/delete the inactive extra credential ACCAEXTRA.*no last-used data/);
+    expect(plan).toMatchObject({
+      action: 'STOP',
+      stopReason: 'InactiveUsageUnknown',
+      alert: true,
+      extraKey: null,
+    });
+    expect(plan.message).toMatch(
+      /has an inactive service-specific credential for cassandra\.amazonaws\.com, ACCAEXTRA.*no last-used data.*does not delete it/,
+    );
     expect(ddbMock).not.toHaveReceivedCommand(UpdateItemCommand);
   });
 
