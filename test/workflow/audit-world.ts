@@ -322,6 +322,8 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
       const env = loadEnv(AUDIT_ENV, {
         REKEY_STATE_MACHINE_ARN: stateMachineArn,
         REKEY_TOPIC_ARN: topicArn,
+        // moto does not implement ListServiceSpecificCredentials (unit tests cover that listing).
+        REKEY_AUDIT_SERVICE_CREDENTIALS: 'false',
         ...envOverrides,
       });
       const policy = auditPolicyFromEnv(env);

@@ -178,7 +178,8 @@ describe('the audit against the emulator', () => {
   it('the CLI runs the same scan: --json, and --fail-on exits 3', async () => {
     let stdout = '';
     const command = auditCommand({ iam: world.iam, stdout: (t) => (stdout += t), stderr: () => {} });
-    await command.parseAsync(['--json'], { from: 'user' });
+    // moto does not implement ListServiceSpecificCredentials: access keys only.
+    await command.parseAsync(['--json', '--no-service-credentials'], { from: 'user' });
     const document = JSON.parse(stdout) as {
       findings: Array<{
         type: string;
@@ -210,10 +211,12 @@ describe('the audit against the emulator', () => {
     expectNoSecrets('the CLI output', stdout);
 
     const failing = auditCommand({ iam: world.iam, stdout: () => {}, stderr: () => {} });
-    const error = await failing.parseAsync(['--fail-on', 'TWO_ACTIVE_KEYS'], { from: 'user' }).then(
-      () => null,
-      (e: unknown) => e,
-    );
+    const error = await failing
+      .parseAsync(['--fail-on', 'TWO_ACTIVE_KEYS', '--no-service-credentials'], { from: 'user' })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
     expect(error).toBeInstanceOf(CommanderError);
     expect((error as CommanderError).exitCode).toBe(3);
   });
