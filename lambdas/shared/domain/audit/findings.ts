@@ -210,8 +210,8 @@ export interface ServiceCredential {
 /**
  * The findings of service-specific credentials: OLD_KEY / EXPIRING_KEY by age (the thresholds of
  * access keys), TWO_ACTIVE_KEYS when a user has two active credentials for one service. The user's
- * ARN comes from the credential report's rows (`userArns`), else is built from the account of any
- * row (the name alone when the account is unknown: the events then name no resource).
+ * ARN comes from the credential report's rows (`userArns`); a user created after the report (it
+ * can be four hours old) has only its name there, and its events then name no resource.
  */
 export function evaluateServiceCredentials(
   credentials: readonly ServiceCredential[],
