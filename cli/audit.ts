@@ -4,9 +4,11 @@
  * key and publishes nothing; the deployed audit Lambda does that.
  *
  *   rekey audit [--json] [--max-age-days N] [--unused-days N] [--warn-days N] [--fail-on TYPE,...]
+ *               [--no-service-credentials]
  *
  * stdout: a table, or with --json exactly `{"findings":[{"type","userName","accessKeyId","ageDays",
- * "lastUsedDate"}, ...]}`; a finding of a user carrying the exempt tag also has `"exemption":
+ * "lastUsedDate"}, ...]}`; a service-specific credential's finding also has "serviceName" and
+ * "serviceSpecificCredentialId" (accessKeyId null); a finding of a user carrying the exempt tag also has `"exemption":
  * {"reason","until","expired"}` (without it a CI gate could not tell an accepted risk from a new
  * one). Progress and the IAM call count go to stderr.
  * Exit codes: 0 = no finding of a --fail-on type (or no --fail-on); 3 = at least one such finding
@@ -17,7 +19,9 @@
  *
  * Thresholds and the exempt tag default to REKEY_MAX_KEY_AGE_DAYS, REKEY_UNUSED_DAYS,
  * REKEY_WARN_DAYS and REKEY_EXEMPT_TAG when set (as the Lambda reads them), else 90/45/14 and
- * `rekey:exempt`; flags win.
+ * `rekey:exempt`; flags win. Service-specific credentials are listed (iam:ListServiceSpecificCredentials)
+ * unless --no-service-credentials or REKEY_AUDIT_SERVICE_CREDENTIALS=false: an emulator without
+ * that API needs one of them; against AWS, AccessDenied is an error like any other.
  */
 import { IAMClient } from '@aws-sdk/client-iam';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
@@ -42,6 +46,8 @@ export interface AuditFlags {
   unusedDays?: number;
   warnDays?: number;
   failOn?: FindingType[];
+  /** undefined: REKEY_AUDIT_SERVICE_CREDENTIALS, else true. */
+  serviceCredentials?: boolean;
 }
 
 export interface AuditCommandDeps {
@@ -98,16 +104,35 @@ function noteOf(f: Finding): string {
     : `exempt${until ? ` until ${until}` : ''}: ${f.exemption.reason}`;
 }
 
+/** The findings as tables: access keys, then (if any) service-specific credentials. */
 export function tableLines(findings: readonly Finding[]): string[] {
   if (findings.length === 0) return ['No findings.'];
-  const header = `${cell('TYPE', 15)} ${cell('USER', 32)} ${cell('ACCESS KEY', 20)} ${'AGE'.padStart(4)} ${'IDLE'.padStart(4)}  ${cell('LAST USED', 10)}  NOTE`;
-  return [
-    header,
-    '-'.repeat(header.length + 20),
-    ...findings.map((f) =>
-      `${cell(f.type, 15)} ${cell(f.userName, 32)} ${cell(f.accessKeyId ?? '-', 20)} ${String(f.ageDays).padStart(4)} ${String(f.idleDays).padStart(4)}  ${cell(f.lastUsedDate ? f.lastUsedDate.slice(0, 10) : 'never', 10)}  ${noteOf(f)}`.trimEnd(),
-    ),
-  ];
+  const keys = findings.filter((f) => !f.serviceName);
+  const services = findings.filter((f) => f.serviceName);
+  const lines: string[] = [];
+  if (keys.length) {
+    const header = `${cell('TYPE', 15)} ${cell('USER', 32)} ${cell('ACCESS KEY', 20)} ${'AGE'.padStart(4)} ${'IDLE'.padStart(4)}  ${cell('LAST USED', 10)}  NOTE`;
+    lines.push(
+      header,
+      '-'.repeat(header.length + 20),
+      ...keys.map((f) =>
+        `${cell(f.type, 15)} ${cell(f.userName, 32)} ${cell(f.accessKeyId ?? '-', 20)} ${String(f.ageDays).padStart(4)} ${String(f.idleDays ?? '-').padStart(4)}  ${cell(f.lastUsedDate ? f.lastUsedDate.slice(0, 10) : 'never', 10)}  ${noteOf(f)}`.trimEnd(),
+      ),
+    );
+  }
+  if (services.length) {
+    if (keys.length) lines.push('');
+    // No IDLE / LAST USED: IAM records no last use for service-specific credentials.
+    const header = `${cell('TYPE', 15)} ${cell('USER', 32)} ${cell('SERVICE', 24)} ${cell('CREDENTIAL', 24)} ${'AGE'.padStart(4)}  NOTE`;
+    lines.push(
+      header,
+      '-'.repeat(header.length + 20),
+      ...services.map((f) =>
+        `${cell(f.type, 15)} ${cell(f.userName, 32)} ${cell(f.serviceName ?? '', 24)} ${cell(f.serviceSpecificCredentialId ?? '', 24)} ${String(f.ageDays).padStart(4)}  ${noteOf(f)}`.trimEnd(),
+      ),
+    );
+  }
+  return lines;
 }
 
 async function audit(flags: AuditFlags, deps: AuditCommandDeps): Promise<void> {
@@ -115,7 +140,13 @@ async function audit(flags: AuditFlags, deps: AuditCommandDeps): Promise<void> {
   const err = deps.stderr ?? ((text: string) => process.stderr.write(text));
   const say = (line: string) => err(`${line}\n`);
   const env = loadEnv(
-    ['REKEY_MAX_KEY_AGE_DAYS', 'REKEY_UNUSED_DAYS', 'REKEY_WARN_DAYS', 'REKEY_EXEMPT_TAG'],
+    [
+      'REKEY_MAX_KEY_AGE_DAYS',
+      'REKEY_UNUSED_DAYS',
+      'REKEY_WARN_DAYS',
+      'REKEY_EXEMPT_TAG',
+      'REKEY_AUDIT_SERVICE_CREDENTIALS',
+    ],
     deps.env ?? process.env,
   );
   const thresholds = {
@@ -129,7 +160,11 @@ async function audit(flags: AuditFlags, deps: AuditCommandDeps): Promise<void> {
   try {
     const scan = await scanAccount(
       { iam, clock: deps.clock ?? systemClock, calls, log: (m) => say(m) },
-      { thresholds, exemptTag: env.REKEY_EXEMPT_TAG },
+      {
+        thresholds,
+        exemptTag: env.REKEY_EXEMPT_TAG,
+        serviceCredentials: flags.serviceCredentials ?? env.REKEY_AUDIT_SERVICE_CREDENTIALS,
+      },
     );
     if (flags.json) out(`${JSON.stringify(jsonDocument(scan.findings))}\n`);
     else out(`${tableLines(scan.findings).join('\n')}\n`);
@@ -165,7 +200,7 @@ async function audit(flags: AuditFlags, deps: AuditCommandDeps): Promise<void> {
 export function auditCommand(deps: AuditCommandDeps = {}): Command {
   return new Command('audit')
     .description(
-      "Audit the account's access keys from the IAM credential report (read-only: starts and changes nothing)",
+      "Audit the account's access keys (IAM credential report) and service-specific credentials (read-only: starts and changes nothing)",
     )
     .option('--json', 'print {"findings":[...]} on stdout (progress goes to stderr)')
     .option('--max-age-days <n>', 'a key older than this is OLD_KEY (default 90)', wholeNumber(1, 3650))
@@ -183,6 +218,14 @@ export function auditCommand(deps: AuditCommandDeps = {}): Command {
       '--fail-on <types>',
       `exit ${EXIT_FINDINGS} when a finding of these comma-separated types exists (${FINDING_TYPES.join(', ')})`,
       parseTypes,
+    )
+    .option(
+      '--service-credentials',
+      'also list service-specific credentials (Keyspaces, CodeCommit; the default, or REKEY_AUDIT_SERVICE_CREDENTIALS)',
+    )
+    .option(
+      '--no-service-credentials',
+      'access keys only: for an emulator without ListServiceSpecificCredentials',
     )
     .showHelpAfterError('(add --help for usage)')
     .exitOverride()

@@ -230,7 +230,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     });
 
     // 3. The audit: the credential report, scanned exactly as `rekey audit` and the Lambda do.
-    const policy = auditPolicyFromEnv(loadEnv(AUDIT_POLICY_ENV, env));
+    // The emulator does not implement ListServiceSpecificCredentials: the demo audits access keys.
+    const policy = auditPolicyFromEnv(
+      loadEnv(AUDIT_POLICY_ENV, { ...env, REKEY_AUDIT_SERVICE_CREDENTIALS: 'false' }),
+    );
     const calls = new CallCounter();
     const scan = await scanAccount({ iam, clock: systemClock, calls }, policy);
     const counts = Object.fromEntries(

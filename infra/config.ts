@@ -205,6 +205,13 @@ export const RekeyConfigSchema = z
      * @default false
      */
     securityHub: z.boolean().default(false),
+    /**
+     * The audit also reports old service-specific credentials (Amazon Keyspaces, CodeCommit) and
+     * rotates them with autoRotate (grants iam:ListServiceSpecificCredentials on the account's
+     * users). Turn it off where the API is missing, e.g. a local emulator.
+     * @default true
+     */
+    auditServiceCredentials: z.boolean().default(true),
   })
   .superRefine((c, ctx) => {
     const verifySeconds = verifyNewKeyTimeoutSeconds(c);
@@ -380,6 +387,7 @@ export function auditEnvironment(config: RekeyConfig, resources: AuditResources)
     REKEY_DEACTIVATE_UNUSED: String(config.deactivateUnused),
     REKEY_DEACTIVATE_UNUSED_AFTER_DAYS: String(config.deactivateUnusedAfterDays),
     REKEY_SECURITY_HUB: String(config.securityHub),
+    REKEY_AUDIT_SERVICE_CREDENTIALS: String(config.auditServiceCredentials),
     REKEY_STATE_MACHINE_ARN: resources.stateMachineArn,
     REKEY_TOPIC_ARN: resources.topicArn,
     REKEY_EVENT_BUS_NAME: 'default',

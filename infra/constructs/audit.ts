@@ -92,7 +92,8 @@ export interface AuditProps {
 /**
  * The scheduled audit: the audit Lambda (lambdas/audit), an EventBridge Scheduler schedule that
  * invokes it with `{}`, and one dead-letter queue for both an undelivered schedule event and a
- * failed run. Least privilege: the credential report and the users' keys, the rotation state
+ * failed run. Least privilege: the credential report and the users' keys (and, with
+ * auditServiceCredentials, the listing of service-specific credentials), the rotation state
  * machine only with autoRotate, key deactivation only with deactivateUnused, Security Hub only with
  * securityHub; the digest to the rekey topic, one event per finding to the default bus.
  */
@@ -231,6 +232,11 @@ export class Audit extends Construct {
         ['*'],
       ),
       // Key ids of users with findings; with the opt-in policy, re-read last use and deactivate.
+      // Service-specific credentials of all users, one AllUsers listing per service. AWS documents the
+      // action on the `user` resource type but not which resource an AllUsers request (about no
+      // user in particular) is authorized against, so '*' is the one resource sure to match; for
+      // an action whose only resource type is `user` it grants no more than user/*.
+      ...(config.auditServiceCredentials ? [allow(['iam:ListServiceSpecificCredentials'], ['*'])] : []),
       ...userScope.allow([
         'iam:ListAccessKeys',
         ...(config.deactivateUnused ? ['iam:GetAccessKeyLastUsed', 'iam:UpdateAccessKey'] : []),
@@ -273,7 +279,12 @@ export class Audit extends Construct {
     acknowledge(
       'Resource::*',
       'iam:GenerateCredentialReport, iam:GetCredentialReport and iam:GetAccountAuthorizationDetails ' +
-        'have no resource type (account-wide); every other action of the audit is scoped',
+        'have no resource type (account-wide)' +
+        (config.auditServiceCredentials
+          ? '; iam:ListServiceSpecificCredentials with AllUsers lists every user at once (no single user ' +
+            'resource to name; for this action * covers only users)'
+          : '') +
+        '; every other action of the audit is scoped',
     );
     acknowledge(
       `Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user${config.userPathPrefix}*`,

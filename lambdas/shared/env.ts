@@ -75,6 +75,11 @@ export const RekeyEnvSchema = z.object({
   REKEY_DEACTIVATE_UNUSED_AFTER_DAYS: intFrom(1, 3650).default(90),
   /** Opt-in: findings are imported into Security Hub (ASFF) and resolved when they clear. */
   REKEY_SECURITY_HUB: boolFrom.default(false),
+  /**
+   * The audit also lists the service-specific credentials (Amazon Keyspaces, CodeCommit) of all
+   * users. Off only where IAM's ListServiceSpecificCredentials is missing (the local emulator).
+   */
+  REKEY_AUDIT_SERVICE_CREDENTIALS: boolFrom.default(true),
   /** The rotation state machine the audit starts (no default: required where it is read). */
   REKEY_STATE_MACHINE_ARN: z
     .string()

@@ -43,7 +43,13 @@ const KEY_CHANGES = ['iam:CreateAccessKey', 'iam:UpdateAccessKey', 'iam:DeleteAc
 
 type AuditConfig = Pick<
   RekeyConfig,
-  'userPathPrefix' | 'optInTag' | 'protectedUsers' | 'autoRotate' | 'deactivateUnused' | 'securityHub'
+  | 'userPathPrefix'
+  | 'optInTag'
+  | 'protectedUsers'
+  | 'autoRotate'
+  | 'deactivateUnused'
+  | 'securityHub'
+  | 'auditServiceCredentials'
 >;
 
 /** The audit function role's permissions, exactly, as rolePermissions renders them. */
@@ -71,6 +77,8 @@ export function expectedAuditPermissions(resources: Resources, ids: AuditIds, co
       ['*'],
     ),
     ...allow(['iam:ListAccessKeys'], [users]),
+    // One AllUsers listing per service: no single user to name (see ALL_USERS_IAM_READS).
+    ...(config.auditServiceCredentials ? allow(['iam:ListServiceSpecificCredentials'], ['*']) : []),
     ...allow(['sns:Publish'], [topic]),
     ...allow(['kms:GenerateDataKey', 'kms:Decrypt'], [`${topicKey}.Arn`], {
       StringEquals: { 'kms:ViaService': `sns.${REGION}.amazonaws.com` },
@@ -134,3 +142,10 @@ export const ACCOUNT_WIDE_IAM_READS = [
   'iam:GetCredentialReport',
   'iam:GetAccountAuthorizationDetails',
 ];
+
+/**
+ * IAM reads the audit makes about all users at once (ListServiceSpecificCredentials with
+ * AllUsers), granted on '*': AWS does not document which resource such a request is authorized
+ * against, and for an action whose only resource type is `user`, '*' covers users only.
+ */
+export const ALL_USERS_IAM_READS = ['iam:ListServiceSpecificCredentials'];

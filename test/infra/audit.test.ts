@@ -95,6 +95,7 @@ describe('the audit configuration', () => {
       { deactivateUnusedAfterDays: 1.5 },
       { autoRotate: 'yes' },
       { securityHub: 1 },
+      { auditServiceCredentials: 'true' },
     ])
       expect(() => loadConfig(bad), JSON.stringify(bad)).toThrow(/invalid rekey configuration/);
   });
@@ -260,6 +261,7 @@ describe('the audit function', () => {
       deactivateUnused: true,
       deactivateUnusedAfterDays: 120,
       securityHub: true,
+      auditServiceCredentials: false,
       exemptTag: 'owner:exempt',
       protectedUsers: ['break-glass', 'terraform'],
       userPathPrefix: '/ci/',
@@ -274,6 +276,7 @@ describe('the audit function', () => {
       REKEY_DEACTIVATE_UNUSED: 'true',
       REKEY_DEACTIVATE_UNUSED_AFTER_DAYS: '120',
       REKEY_SECURITY_HUB: 'true',
+      REKEY_AUDIT_SERVICE_CREDENTIALS: 'false',
       REKEY_EXEMPT_TAG: 'owner:exempt',
       REKEY_PROTECTED_USERS: 'break-glass,terraform',
       REKEY_USER_PATH_PREFIX: '/ci/',
@@ -308,6 +311,7 @@ describe('the audit function', () => {
       REKEY_DEACTIVATE_UNUSED: false,
       REKEY_DEACTIVATE_UNUSED_AFTER_DAYS: 90,
       REKEY_SECURITY_HUB: false,
+      REKEY_AUDIT_SERVICE_CREDENTIALS: true,
       REKEY_PROTECTED_USERS: [],
       REKEY_USER_PATH_PREFIX: '/',
     });
@@ -410,6 +414,28 @@ describe("the audit role's permissions", () => {
     expect(permissions).toEqual(expectedAuditPermissions(off, ids, config));
   });
 
+  it('lists service-specific credentials (AllUsers, so on *) by default; auditServiceCredentials off removes it', () => {
+    const { permissions: on } = audit();
+    expect(on.filter((p) => p.includes('ServiceSpecificCredential'))).toEqual([
+      'Allow iam:ListServiceSpecificCredentials *',
+    ]);
+    const { permissions, resources, ids, config, variables } = audit({ auditServiceCredentials: false });
+    expect(difference(on, permissions)).toEqual({
+      added: [],
+      removed: ['Allow iam:ListServiceSpecificCredentials *'],
+    });
+    expect(permissions).toEqual(expectedAuditPermissions(resources, ids, config));
+    expect(variables.REKEY_AUDIT_SERVICE_CREDENTIALS).toBe('false');
+    expect(audit().variables.REKEY_AUDIT_SERVICE_CREDENTIALS).toBe('true');
+  });
+
+  it('never grants the audit a change to service-specific credentials', () => {
+    const { permissions } = audit({ deactivateUnused: true, auditServiceCredentials: true });
+    expect(
+      permissions.filter((p) => /ServiceSpecificCredential/.test(p) && !p.startsWith('Allow iam:List')),
+    ).toEqual([]);
+  });
+
   it('deactivation keeps to opted-in users and never touches a protected one', () => {
     const { permissions, resources, ids, config } = audit({
       deactivateUnused: true,
@@ -449,6 +475,7 @@ describe('cdk-nag', () => {
   const configs = [
     {},
     { autoRotate: false },
+    { auditServiceCredentials: false },
     { deactivateUnused: true, securityHub: true, optInTag: 'rekey:opt-in', protectedUsers: ['break-glass'] },
     { userPathPrefix: '/ci/', auditSchedule: 'rate(12 hours)' },
   ];
@@ -517,6 +544,7 @@ describe('the audit bundle', () => {
     expect(/(from|import\(|require\()\s*["']@aws-sdk\/client-/.test(code)).toBe(false);
     for (const operation of [
       'GenerateCredentialReport',
+      'ListServiceSpecificCredentials',
       'StartExecution',
       'BatchImportFindings',
       'PutEvents',

@@ -54,6 +54,7 @@ describe('loadConfig', () => {
       deactivateUnused: false,
       deactivateUnusedAfterDays: 90,
       securityHub: false,
+      auditServiceCredentials: true,
     });
   });
 

@@ -15,7 +15,15 @@ import {
   PutRuleCommand,
   PutTargetsCommand,
 } from '@aws-sdk/client-eventbridge';
-import { CreateAccessKeyCommand, CreateUserCommand, IAMClient, TagUserCommand } from '@aws-sdk/client-iam';
+import {
+  CreateAccessKeyCommand,
+  CreateUserCommand,
+  IAMClient,
+  type ListServiceSpecificCredentialsCommandInput,
+  type ListServiceSpecificCredentialsCommandOutput,
+  type ServiceSpecificCredentialMetadata,
+  TagUserCommand,
+} from '@aws-sdk/client-iam';
 import { EnableSecurityHubCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
 import { CreateStateMachineCommand, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
@@ -94,6 +102,28 @@ export async function pool<T>(
   );
 }
 
+/**
+ * ListServiceSpecificCredentials as IAM pages it (MaxItems per page, an opaque Marker), over a
+ * fixed list per service: moto does not implement the operation, so the scale test answers it
+ * from here, inside the audit's own IAM client (auditCredentials below).
+ */
+export function pagedServiceCredentials(
+  byService: Record<string, ServiceSpecificCredentialMetadata[]>,
+): (input: ListServiceSpecificCredentialsCommandInput) => ListServiceSpecificCredentialsCommandOutput {
+  return (input) => {
+    if (!input.AllUsers || input.UserName) throw new Error('the audit lists with AllUsers, never per user');
+    const all = byService[input.ServiceName ?? ''] ?? [];
+    const start = Number(input.Marker ?? 0);
+    const end = start + (input.MaxItems ?? 100);
+    return {
+      ServiceSpecificCredentials: all.slice(start, end),
+      IsTruncated: end < all.length,
+      ...(end < all.length ? { Marker: String(end) } : {}),
+      $metadata: {},
+    };
+  };
+}
+
 export interface AuditWorld {
   moto: MotoClockServer;
   iam: IAMClient;
@@ -106,9 +136,16 @@ export interface AuditWorld {
   seed(users: UserSpec[]): Promise<SeededKey[]>;
   /** Creates users `<prefix><from>`..`<prefix><to - 1>`, one fresh key each, through CloudFormation. */
   bulkCreateUsers(prefix: string, from: number, to: number): Promise<void>;
+  /**
+   * One audit run. Service-specific credentials are not audited (moto lacks the API) unless
+   * `serviceCredentials` answers ListServiceSpecificCredentials (pagedServiceCredentials).
+   */
   audit(
     env?: Record<string, string>,
-    options?: { dryRun?: boolean },
+    options?: {
+      dryRun?: boolean;
+      serviceCredentials?: ReturnType<typeof pagedServiceCredentials>;
+    },
   ): Promise<{
     summary: AuditSummary;
     calls: CallCounter;
@@ -322,12 +359,23 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
       const env = loadEnv(AUDIT_ENV, {
         REKEY_STATE_MACHINE_ARN: stateMachineArn,
         REKEY_TOPIC_ARN: topicArn,
+        // moto does not implement ListServiceSpecificCredentials (unit tests cover that listing).
+        REKEY_AUDIT_SERVICE_CREDENTIALS: String(options.serviceCredentials !== undefined),
         ...envOverrides,
       });
       const policy = auditPolicyFromEnv(env);
       // A fresh IAM client per run, with a request counter independent of the audit's own.
       const runIam = client(IAMClient);
       const requests = countRequests(runIam);
+      const answer = options.serviceCredentials;
+      if (answer)
+        runIam.middlewareStack.add(
+          (next, context) => async (args) =>
+            context.commandName === 'ListServiceSpecificCredentialsCommand'
+              ? { output: answer(args.input as ListServiceSpecificCredentialsCommandInput), response: {} }
+              : next(args),
+          { step: 'initialize', name: 'rekeyTestServiceCredentials' },
+        );
       const calls = new CallCounter();
       try {
         const summary = await runAudit(
@@ -344,7 +392,7 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
             eventBusName: 'default',
           },
           policy,
-          options,
+          { ...(options.dryRun === undefined ? {} : { dryRun: options.dryRun }) },
         );
         return { summary, calls, requests, policy };
       } finally {

@@ -8,12 +8,18 @@
  */
 import { DeleteAccessKeyCommand, ListAccessKeysCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
 import { GetFindingsCommand } from '@aws-sdk/client-securityhub';
-import { StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditCommand } from '../../cli/audit.ts';
 import { executionNameFor, SfnRotationStarter } from '../../lambdas/shared/domain/audit/actions.ts';
-import { type AuditWorld, type SeededKey, startAuditWorld, type UserSpec } from './audit-world.ts';
+import {
+  type AuditWorld,
+  pagedServiceCredentials,
+  type SeededKey,
+  startAuditWorld,
+  type UserSpec,
+} from './audit-world.ts';
 
 /** A group of users with the same keys and the findings each of them must get. */
 interface Group {
@@ -178,7 +184,8 @@ describe('the audit against the emulator', () => {
   it('the CLI runs the same scan: --json, and --fail-on exits 3', async () => {
     let stdout = '';
     const command = auditCommand({ iam: world.iam, stdout: (t) => (stdout += t), stderr: () => {} });
-    await command.parseAsync(['--json'], { from: 'user' });
+    // moto does not implement ListServiceSpecificCredentials: access keys only.
+    await command.parseAsync(['--json', '--no-service-credentials'], { from: 'user' });
     const document = JSON.parse(stdout) as {
       findings: Array<{
         type: string;
@@ -210,10 +217,12 @@ describe('the audit against the emulator', () => {
     expectNoSecrets('the CLI output', stdout);
 
     const failing = auditCommand({ iam: world.iam, stdout: () => {}, stderr: () => {} });
-    const error = await failing.parseAsync(['--fail-on', 'TWO_ACTIVE_KEYS'], { from: 'user' }).then(
-      () => null,
-      (e: unknown) => e,
-    );
+    const error = await failing
+      .parseAsync(['--fail-on', 'TWO_ACTIVE_KEYS', '--no-service-credentials'], { from: 'user' })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
     expect(error).toBeInstanceOf(CommanderError);
     expect((error as CommanderError).exitCode).toBe(3);
   });
@@ -358,5 +367,69 @@ describe('the audit against the emulator', () => {
       expect(f.Workflow?.Status).toBe('RESOLVED');
     }
     expect(after.filter((f) => f.RecordState === 'ACTIVE')).toHaveLength(expectedFindings.length - 2);
+  });
+
+  it('service-specific credentials: the listing answered as IAM would (moto lacks it), the rest through the emulator', async () => {
+    // Prepare: old Keyspaces credentials of an in-scope, an exempt, a protected and an out-of-scope user.
+    const old = (userName: string, id: string) => ({
+      UserName: userName,
+      ServiceName: 'cassandra.amazonaws.com',
+      ServiceSpecificCredentialId: id,
+      Status: 'Active' as const,
+      CreateDate: new Date(Date.now() - 120 * 86_400_000),
+    });
+    const answer = pagedServiceCredentials({
+      'cassandra.amazonaws.com': [
+        old('healthy-000', 'ACCAHEALTHY000000001'),
+        old('exempt-000', 'ACCAEXEMPT0000000001'),
+        old('protected-000', 'ACCAPROTECTED0000001'),
+        old('legacy-000', 'ACCALEGACY0000000001'),
+      ],
+    });
+    world.drainSentEvents();
+    await world.drainEvents();
+    await world.drainDigests();
+
+    // Act
+    const { summary, calls, requests } = await world.audit(ENV, { serviceCredentials: answer });
+
+    // Assess: four more OLD_KEY findings, one more rotation, through the real starter.
+    expect(calls.count('ListServiceSpecificCredentials')).toBe(2);
+    expect(Object.fromEntries(requests)).toEqual(calls.toJSON());
+    expect(summary.findings.OLD_KEY).toBe(
+      expectedFindings.filter((f) => f.startsWith('OLD_KEY:')).length - 1 + 4,
+    );
+    const name = 'rekey-healthy-000-ACCAHEALTHY000000001';
+    expect(name).toBe(executionNameFor('healthy-000', 'ACCAHEALTHY000000001'));
+    expect(await world.executionNames()).toContain(name);
+    const execution = await world.sfn.send(
+      new DescribeExecutionCommand({
+        executionArn: `${world.stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`,
+      }),
+    );
+    expect(JSON.parse(execution.input ?? '{}')).toEqual({
+      userName: 'healthy-000',
+      serviceName: 'cassandra.amazonaws.com',
+      reason: 'audit: OLD_KEY cassandra.amazonaws.com ACCAHEALTHY000000001 120 days',
+    });
+    for (const refused of ['exempt-000', 'protected-000', 'legacy-000'])
+      expect((await world.executionNames()).some((n) => n.startsWith(`rekey-${refused}-ACCA`))).toBe(false);
+    // The exempt user's event went through EventBridge's rule with the service fields.
+    const routed = await world.drainEvents();
+    expect(routed.find((e) => e.detail.serviceName)?.detail).toMatchObject({
+      type: 'OLD_KEY',
+      userName: 'exempt-000',
+      accessKeyId: null,
+      serviceName: 'cassandra.amazonaws.com',
+      serviceSpecificCredentialId: 'ACCAEXEMPT0000000001',
+      exempt: true,
+      lastUsedDate: null,
+      idleDays: null,
+    });
+    const digest = (await world.drainDigests())[0] ?? '';
+    expect(digest).toContain('Service-specific credentials (Amazon Keyspaces, CodeCommit)');
+    expect(digest).toMatch(
+      /rotate protected-000 cassandra\.amazonaws\.com ACCAPROTECTED0000001: protected user/,
+    );
   });
 });

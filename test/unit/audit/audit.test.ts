@@ -5,6 +5,7 @@ import {
   GetCredentialReportCommand,
   IAMClient,
   ListAccessKeysCommand,
+  ListServiceSpecificCredentialsCommand,
 } from '@aws-sdk/client-iam';
 import {
   BatchImportFindingsCommand,
@@ -89,6 +90,23 @@ function seedAccount(): void {
       ],
     };
   });
+  // Service-specific credentials: alice's Keyspaces one is old; nobody has a CodeCommit one.
+  iamMock.on(ListServiceSpecificCredentialsCommand).callsFake((input: { ServiceName: string }) => ({
+    IsTruncated: false,
+    ServiceSpecificCredentials:
+      input.ServiceName === 'cassandra.amazonaws.com'
+        ? [
+            {
+              UserName: 'alice',
+              ServiceName: 'cassandra.amazonaws.com',
+              ServiceUserName: 'alice-at-123456789012',
+              ServiceSpecificCredentialId: 'ACCAALICECASSANDRA001',
+              Status: 'Active',
+              CreateDate: ago(120),
+            },
+          ]
+        : [],
+  }));
 }
 
 function starter(): RotationStarter & { start: ReturnType<typeof vi.fn> } {
@@ -129,6 +147,7 @@ describe('auditPolicyFromEnv', () => {
     expect(POLICY).toEqual({
       thresholds: { maxKeyAgeDays: 90, unusedDays: 45, warnDays: 14 },
       exemptTag: 'rekey:exempt',
+      serviceCredentials: true,
       autoRotate: true,
       maxRotationsPerRun: 25,
       deactivateUnused: false,
@@ -152,23 +171,61 @@ describe('auditPolicyFromEnv', () => {
 });
 
 describe('scanAccount', () => {
-  it('costs three scan calls plus one ListAccessKeys per user with a finding', async () => {
+  it('costs three scan calls, one listing per service, plus one ListAccessKeys per user with a finding', async () => {
     const scan = await scanAccount({ iam, clock: fakeClock() }, POLICY);
     expect(scan.usersScanned).toBe(5);
-    expect(scan.findings.map((f) => `${f.type}:${f.userName}`)).toEqual([
-      'ROOT_ACCESS_KEY:<root_account>',
-      'OLD_KEY:alice',
-      'OLD_KEY:break-glass',
-      'OLD_KEY:vendor',
-      'UNUSED_KEY:bob',
+    expect(scan.findings.map((f) => `${f.type}:${f.userName}:${f.serviceName ?? 'key'}`)).toEqual([
+      'ROOT_ACCESS_KEY:<root_account>:key',
+      'OLD_KEY:alice:key',
+      'OLD_KEY:alice:cassandra.amazonaws.com',
+      'OLD_KEY:break-glass:key',
+      'OLD_KEY:vendor:key',
+      'UNUSED_KEY:bob:key',
     ]);
+    expect(scan.findings[2]).toMatchObject({
+      userArn: `arn:aws:iam::${ACCOUNT}:user/alice`,
+      accessKeyId: null,
+      serviceSpecificCredentialId: 'ACCAALICECASSANDRA001',
+      ageDays: 120,
+      lastUsedDate: null,
+      idleDays: null,
+    });
     expect(scan.calls.toJSON()).toEqual({
       GenerateCredentialReport: 1,
       GetAccountAuthorizationDetails: 1,
       GetCredentialReport: 1,
       ListAccessKeys: 4,
+      ListServiceSpecificCredentials: 2,
     });
+    expect(scan.calls.scanCalls).toBe(5);
+    expect(iamMock.commandCalls(ListServiceSpecificCredentialsCommand).map((c) => c.args[0].input)).toEqual([
+      { AllUsers: true, ServiceName: 'cassandra.amazonaws.com', MaxItems: 1000 },
+      { AllUsers: true, ServiceName: 'codecommit.amazonaws.com', MaxItems: 1000 },
+    ]);
+  });
+
+  it('makes no ListServiceSpecificCredentials call with the toggle off (an emulator without the API)', async () => {
+    const scan = await scanAccount({ iam, clock: fakeClock() }, { ...POLICY, serviceCredentials: false });
+    expect(iamMock).not.toHaveReceivedCommand(ListServiceSpecificCredentialsCommand);
+    expect(scan.findings.some((f) => f.serviceName)).toBe(false);
     expect(scan.calls.scanCalls).toBe(3);
+    const off = auditPolicyFromEnv(
+      loadEnv(AUDIT_ENV, {
+        REKEY_STATE_MACHINE_ARN: `arn:aws:states:us-east-1:${ACCOUNT}:stateMachine:rekey-rotation`,
+        REKEY_TOPIC_ARN: TOPIC_ARN,
+        REKEY_AUDIT_SERVICE_CREDENTIALS: 'false',
+      }),
+    );
+    expect(off.serviceCredentials).toBe(false);
+  });
+
+  it('fails on AccessDenied from the listing: a kind of credential is never skipped silently', async () => {
+    iamMock
+      .on(ListServiceSpecificCredentialsCommand)
+      .rejects(awsError('AccessDenied', 'not authorized to perform: iam:ListServiceSpecificCredentials'));
+    const error = await rejection(scanAccount({ iam, clock: fakeClock() }, POLICY));
+    expect(error.name).toBe('AccessDenied');
+    expect(error.message).toContain('iam:ListServiceSpecificCredentials');
   });
 });
 
@@ -181,19 +238,32 @@ describe('runAudit', () => {
     expect(summary).toMatchObject({
       dryRun: false,
       usersScanned: 5,
-      findings: { ROOT_ACCESS_KEY: 1, OLD_KEY: 3, UNUSED_KEY: 1, TWO_ACTIVE_KEYS: 0, EXPIRING_KEY: 0 },
+      findings: { ROOT_ACCESS_KEY: 1, OLD_KEY: 4, UNUSED_KEY: 1, TWO_ACTIVE_KEYS: 0, EXPIRING_KEY: 0 },
       exempt: 1,
       stale: 0,
-      rotations: { STARTED: 1, SKIPPED: 2 },
+      rotations: { STARTED: 2, SKIPPED: 2 },
       deactivations: {},
       digestPublished: true,
-      eventsPublished: 5,
-      securityHub: { imported: 5, resolved: 0 },
-      iamScanCalls: 3,
+      eventsPublished: 6,
+      securityHub: { imported: 6, resolved: 0 },
+      iamScanCalls: 5,
       iamPerFindingCalls: 4,
     });
-    expect(s.start).toHaveBeenCalledTimes(1);
-    expect(s.start).toHaveBeenCalledWith(expect.objectContaining({ userName: 'alice' }));
+    expect(s.start).toHaveBeenCalledTimes(2);
+    expect(s.start).toHaveBeenCalledWith({
+      executionName: 'rekey-alice-AKIAALICE00000000000',
+      userName: 'alice',
+      accessKeyId: 'AKIAALICE00000000000',
+      reason: 'audit: OLD_KEY AKIAALICE00000000000 120 days',
+    });
+    expect(s.start).toHaveBeenCalledWith({
+      executionName: 'rekey-alice-ACCAALICECASSANDRA001',
+      userName: 'alice',
+      accessKeyId: null,
+      serviceName: 'cassandra.amazonaws.com',
+      serviceSpecificCredentialId: 'ACCAALICECASSANDRA001',
+      reason: 'audit: OLD_KEY cassandra.amazonaws.com ACCAALICECASSANDRA001 120 days',
+    });
     const published = [
       JSON.stringify(snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input)),
       JSON.stringify(ebMock.commandCalls(PutEventsCommand).map((c) => c.args[0].input)),
@@ -217,7 +287,7 @@ describe('runAudit', () => {
       eventsPublished: 0,
       securityHub: null,
     });
-    expect(summary.rotations).toEqual({ WOULD_START: 1, SKIPPED: 2 });
+    expect(summary.rotations).toEqual({ WOULD_START: 2, SKIPPED: 2 });
     expect(s.start).not.toHaveBeenCalled();
     expect(snsMock).not.toHaveReceivedCommand(PublishCommand);
     expect(ebMock).not.toHaveReceivedCommand(PutEventsCommand);
@@ -240,7 +310,7 @@ describe('runAudit', () => {
     expect(error.message).toContain('ROTATION alice AKIAALICE00000000000: could not start the rotation');
     expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 1);
     expect(String(snsMock.commandCalls(PublishCommand)[0]?.args[0].input.Message)).toContain(
-      'failed:                      1',
+      'failed:                      2',
     );
   });
 });

@@ -4,6 +4,7 @@ import {
   GetCredentialReportCommand,
   IAMClient,
   ListAccessKeysCommand,
+  ListServiceSpecificCredentialsCommand,
 } from '@aws-sdk/client-iam';
 import { mockClient } from 'aws-sdk-client-mock';
 import { Command, CommanderError } from 'commander';
@@ -51,7 +52,28 @@ beforeEach(() => {
       },
     ],
   }));
+  // carol's CodeCommit credential is old; bob's inactive Keyspaces one is not a finding.
+  iamMock.on(ListServiceSpecificCredentialsCommand).callsFake((input: { ServiceName: string }) => ({
+    ServiceSpecificCredentials: [
+      {
+        UserName: 'carol',
+        ServiceName: 'codecommit.amazonaws.com',
+        ServiceSpecificCredentialId: CAROL_GIT,
+        Status: 'Active',
+        CreateDate: ago(120),
+      },
+      {
+        UserName: 'bob',
+        ServiceName: 'cassandra.amazonaws.com',
+        ServiceSpecificCredentialId: 'ACCABOBCASSANDRA00001',
+        Status: 'Inactive',
+        CreateDate: ago(300),
+      },
+    ].filter((c) => c.ServiceName === input.ServiceName),
+  }));
 });
+
+const CAROL_GIT = 'ACCACAROLCODECOMMIT01';
 
 interface Run {
   code: number;
@@ -112,6 +134,15 @@ describe('rekey audit', () => {
       },
       {
         type: 'OLD_KEY',
+        userName: 'carol',
+        accessKeyId: null,
+        ageDays: 120,
+        lastUsedDate: null,
+        serviceName: 'codecommit.amazonaws.com',
+        serviceSpecificCredentialId: CAROL_GIT,
+      },
+      {
+        type: 'OLD_KEY',
         userName: 'vendor',
         accessKeyId: KEY_IDS.vendor,
         ageDays: 200,
@@ -120,13 +151,42 @@ describe('rekey audit', () => {
       },
       { type: 'UNUSED_KEY', userName: 'bob', accessKeyId: KEY_IDS.bob, ageDays: 50, lastUsedDate: null },
     ]);
+    // Sorted after the access keys of the same type: carol's only finding is her CodeCommit credential.
+    expect(document.findings).toHaveLength(4);
     expect(stdout.trim().split('\n')).toHaveLength(1);
     // Progress and the call count go to stderr.
     expect(stderr).toContain('Fetching the IAM credential report');
-    expect(stderr).toContain('4 users, 3 findings');
+    expect(stderr).toContain('4 users, 4 findings');
     expect(stderr).toContain(
-      'IAM API calls: 6 (GenerateCredentialReport 1, GetAccountAuthorizationDetails 1, GetCredentialReport 1, ListAccessKeys 3; 3 of them per user with a finding)',
+      'IAM API calls: 8 (GenerateCredentialReport 1, GetAccountAuthorizationDetails 1, GetCredentialReport 1, ListAccessKeys 3, ListServiceSpecificCredentials 2; 3 of them per user with a finding)',
     );
+  });
+
+  it('--no-service-credentials (or REKEY_AUDIT_SERVICE_CREDENTIALS=false) audits access keys only; the flag wins', async () => {
+    for (const [args, env] of [
+      [['--json', '--no-service-credentials'], {}],
+      [['--json'], { REKEY_AUDIT_SERVICE_CREDENTIALS: 'false' }],
+    ] as const) {
+      iamMock.resetHistory();
+      const { code, stdout } = await run([...args], env);
+      expect(code).toBe(0);
+      expect(JSON.parse(stdout).findings.map((f: { userName: string }) => f.userName)).toEqual([
+        'alice',
+        'vendor',
+        'bob',
+      ]);
+      expect(iamMock).not.toHaveReceivedCommand(ListServiceSpecificCredentialsCommand);
+    }
+    iamMock.resetHistory();
+    await run(['--json', '--service-credentials'], { REKEY_AUDIT_SERVICE_CREDENTIALS: 'false' });
+    expect(iamMock).toHaveReceivedCommandTimes(ListServiceSpecificCredentialsCommand, 2);
+  });
+
+  it('AccessDenied on the listing is an error (exit 1), not a clean audit', async () => {
+    iamMock
+      .on(ListServiceSpecificCredentialsCommand)
+      .rejects(Object.assign(new Error('no iam:ListServiceSpecificCredentials'), { name: 'AccessDenied' }));
+    await expect(run(['--json'])).rejects.toThrow('no iam:ListServiceSpecificCredentials');
   });
 
   it('prints a readable table by default', async () => {
@@ -138,6 +198,12 @@ describe('rekey audit', () => {
       `OLD_KEY         vendor                           ${KEY_IDS.vendor}  200    1  2026-02-28  exempt until 2027-06-30: SMTP relay`,
     );
     expect(lines.find((l) => l.startsWith('UNUSED_KEY'))).toContain('never');
+    // Service-specific credentials: a table of their own, without last use (IAM records none).
+    const serviceHeader = lines.findIndex((l) => /^TYPE +USER +SERVICE +CREDENTIAL +AGE {2}NOTE$/.test(l));
+    expect(serviceHeader).toBeGreaterThan(0);
+    expect(lines[serviceHeader + 2]).toBe(
+      `OLD_KEY         carol                            codecommit.amazonaws.com ${CAROL_GIT}     120`,
+    );
   });
 
   it('takes thresholds from flags, then from the REKEY_* environment', async () => {
@@ -147,6 +213,7 @@ describe('rekey audit', () => {
     expect(flags.findings.map((f: { type: string; userName: string }) => `${f.type}:${f.userName}`)).toEqual([
       'OLD_KEY:alice',
       'OLD_KEY:bob',
+      'OLD_KEY:carol',
       'OLD_KEY:carol',
       'OLD_KEY:vendor',
     ]);

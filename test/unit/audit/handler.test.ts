@@ -8,6 +8,7 @@ import {
   GetAccountAuthorizationDetailsCommand,
   GetCredentialReportCommand,
   ListAccessKeysCommand,
+  ListServiceSpecificCredentialsCommand,
 } from '@aws-sdk/client-iam';
 import { DescribeExecutionCommand, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { PublishCommand } from '@aws-sdk/client-sns';
@@ -76,6 +77,18 @@ describe('the audit handler', () => {
         { UserName: 'alice', AccessKeyId: 'AKIAALICE00000000001', Status: 'Active', CreateDate: ago(100) },
       ],
     });
+    iamMock.on(ListServiceSpecificCredentialsCommand).resolves({ ServiceSpecificCredentials: [] });
+    iamMock.on(ListServiceSpecificCredentialsCommand, { ServiceName: 'cassandra.amazonaws.com' }).resolves({
+      ServiceSpecificCredentials: [
+        {
+          UserName: 'alice',
+          ServiceName: 'cassandra.amazonaws.com',
+          ServiceSpecificCredentialId: 'ACCAALICECASSANDRA001',
+          Status: 'Active',
+          CreateDate: ago(95),
+        },
+      ],
+    });
     sfnMock.on(DescribeExecutionCommand).rejects(awsError('ExecutionDoesNotExist'));
     sfnMock.on(StartExecutionCommand).resolves({ executionArn: 'arn:x', startDate: new Date() });
     snsMock.on(PublishCommand).resolves({});
@@ -88,13 +101,27 @@ describe('the audit handler', () => {
 
     expect(summary).toMatchObject({
       usersScanned: 1,
-      findings: { OLD_KEY: 1, UNUSED_KEY: 0 },
-      rotations: { STARTED: 1 },
+      findings: { OLD_KEY: 2, UNUSED_KEY: 0 },
+      rotations: { STARTED: 2 },
       digestPublished: true,
-      eventsPublished: 1,
+      eventsPublished: 2,
       securityHub: null,
-      iamScanCalls: 3,
+      iamScanCalls: 5,
       iamPerFindingCalls: 1,
+    });
+    // The deployed default lists service-specific credentials of all users, per service.
+    expect(iamMock).toHaveReceivedCommandWith(ListServiceSpecificCredentialsCommand, {
+      AllUsers: true,
+      ServiceName: 'codecommit.amazonaws.com',
+    });
+    expect(sfnMock).toHaveReceivedCommandWith(StartExecutionCommand, {
+      stateMachineArn: STATE_MACHINE_ARN,
+      name: 'rekey-alice-ACCAALICECASSANDRA001',
+      input: JSON.stringify({
+        userName: 'alice',
+        serviceName: 'cassandra.amazonaws.com',
+        reason: 'audit: OLD_KEY cassandra.amazonaws.com ACCAALICECASSANDRA001 95 days',
+      }),
     });
     expect(sfnMock).toHaveReceivedCommandWith(StartExecutionCommand, {
       stateMachineArn: STATE_MACHINE_ARN,

@@ -184,15 +184,25 @@ describe('exit codes reported by the commands themselves', () => {
   });
 
   it('rekey audit --fail-on OLD_KEY exits 3 when such a finding exists', async () => {
-    const run = await rekeyAt(moto.endpoint, 'audit', '--fail-on', 'OLD_KEY');
+    // moto does not implement ListServiceSpecificCredentials: access keys only.
+    const run = await rekeyAt(moto.endpoint, 'audit', '--fail-on', 'OLD_KEY', '--no-service-credentials');
 
     expect(run.code).toBe(3);
     expect(run.stdout).toMatch(/^OLD_KEY +alice +AKIA\w+ +100 +100 +never/m);
     expect(run.stderr).toMatch(/rekey: 1 finding\(s\) of type OLD_KEY \(--fail-on\)/);
   });
 
-  it('rekey audit --json exits 0 and prints only the findings document on stdout', async () => {
+  it('rekey audit exits 1 when the service-specific credentials cannot be listed (never a clean report)', async () => {
     const run = await rekeyAt(moto.endpoint, 'audit', '--json');
+
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    // moto answers the unimplemented operation with an HTML error page, which fails the run.
+    expect(run.stderr).toContain('Listing the service-specific credentials of all users');
+  });
+
+  it('rekey audit --json exits 0 and prints only the findings document on stdout', async () => {
+    const run = await rekeyAt(moto.endpoint, 'audit', '--json', '--no-service-credentials');
 
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toEqual({

@@ -15,15 +15,21 @@
  * - Never: protected users, users outside the configured path or without the opt-in tag, users
  *   with a valid exemption, the root user. These are reported as skipped with the reason.
  * - TWO_ACTIVE_KEYS: an OLD_KEY of such a user is not rotated (the workflow would stop with
- *   TwoActiveKeys); the alert asks for a human.
+ *   TwoActiveKeys); the alert asks for a human. Counted per kind: two active access keys do not
+ *   hold back the rotation of a Keyspaces credential, nor two CodeCommit credentials a key's.
+ * - Service-specific credentials: an OLD_KEY one is rotated like a key (the input names its
+ *   serviceName; the same limit per run, the same refusals). Never deactivated as unused: IAM
+ *   records no last use for them, so they never have UNUSED_KEY findings, and the policy refuses
+ *   one anyway.
  */
 import { createHash } from 'node:crypto';
 import { type IAMClient, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
 import { DescribeExecutionCommand, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { Clock } from '../../clock.ts';
+import type { ServiceName } from '../../schemas.ts';
 import { getLastUse } from '../keys.ts';
 import type { CallCounter } from './calls.ts';
-import { type Finding, isActiveExemption, type UserDetail, wholeDays } from './findings.ts';
+import { credentialIdOf, type Finding, isActiveExemption, type UserDetail, wholeDays } from './findings.ts';
 
 export interface ActionPolicy {
   autoRotate: boolean;
@@ -38,8 +44,16 @@ export interface ActionPolicy {
 export interface RotationRequest {
   executionName: string;
   userName: string;
-  accessKeyId: string;
-  /** `audit: OLD_KEY <keyId> <ageDays> days`: kept with the execution and in its notifications. */
+  /** The old access key; null when a service-specific credential is rotated. */
+  accessKeyId: string | null;
+  /** A service-specific credential's rotation: its service (also in the execution input)... */
+  serviceName?: ServiceName;
+  /** ...and its id. */
+  serviceSpecificCredentialId?: string;
+  /**
+   * `audit: OLD_KEY <keyId> <ageDays> days` (a service credential: `audit: OLD_KEY <serviceName>
+   * <credentialId> <ageDays> days`): kept with the execution and in its notifications.
+   */
   reason: string;
 }
 
@@ -56,18 +70,22 @@ export interface RotationStarter {
 /** Step Functions' name rule: 1-80 of letters, digits, `-` and `_`. */
 export const EXECUTION_NAME = /^[A-Za-z0-9_-]{1,80}$/;
 const PREFIX = 'rekey-';
-/** Access key ids are 16-128 characters in the API; real ones are 20. */
+/** Access key and service-specific credential ids are 16-128 / 20-128 characters; real ones 20-21. */
 const MAX_NAME = 80;
 const HASH_CHARS = 8;
 
 /**
- * `rekey-<user>-<accessKeyId>`: deterministic per user and key. IAM user names may hold `+=,.@`,
- * which execution names may not: they become `_`, and then a short hash of the raw name is
+ * `rekey-<user>-<credentialId>`: deterministic per user and credential, where the credential is
+ * an access key (its id) or a service-specific credential (its ServiceSpecificCredentialId, unique
+ * in the account like a key id, so the service need not be in the name). IAM user names may hold
+ * `+=,.@`, which execution names may not: they become `_`, and then a short hash of the raw name is
  * appended so `a.b` and `a_b` can never share a name. Long names are cut (with the hash) so the
- * whole name fits 80 characters; the key id is always kept whole.
+ * whole name fits 80 characters; the credential id is always kept whole.
  */
-export function executionNameFor(userName: string, accessKeyId: string): string {
-  const key = accessKeyId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, MAX_NAME - PREFIX.length - 2 - HASH_CHARS);
+export function executionNameFor(userName: string, credentialId: string): string {
+  const key = credentialId
+    .replace(/[^A-Za-z0-9_-]/g, '_')
+    .slice(0, MAX_NAME - PREFIX.length - 2 - HASH_CHARS);
   const room = MAX_NAME - PREFIX.length - 1 - key.length;
   const sanitized = userName.replace(/[^A-Za-z0-9_-]/g, '_');
   let user = sanitized;
@@ -78,8 +96,11 @@ export function executionNameFor(userName: string, accessKeyId: string): string 
   return `${PREFIX}${user}-${key}`;
 }
 
-export function rotationReason(f: Pick<Finding, 'accessKeyId' | 'ageDays'>): string {
-  return `audit: OLD_KEY ${f.accessKeyId} ${f.ageDays} days`;
+export function rotationReason(
+  f: Pick<Finding, 'accessKeyId' | 'ageDays' | 'serviceName' | 'serviceSpecificCredentialId'>,
+): string {
+  const service = f.serviceName ? `${f.serviceName} ` : '';
+  return `audit: OLD_KEY ${service}${credentialIdOf(f)} ${f.ageDays} days`;
 }
 
 /** The execution ARN a name gets: `arn:...:execution:<state machine name>:<execution name>`. */
@@ -112,7 +133,11 @@ export class SfnRotationStarter implements RotationStarter {
         new StartExecutionCommand({
           stateMachineArn: this.stateMachineArn,
           name: request.executionName,
-          input: JSON.stringify({ userName: request.userName, reason: request.reason }),
+          input: JSON.stringify({
+            userName: request.userName,
+            ...(request.serviceName ? { serviceName: request.serviceName } : {}),
+            reason: request.reason,
+          }),
         }),
       );
       return { status: 'STARTED', executionArn: out.executionArn ?? executionArn };
@@ -137,7 +162,11 @@ export interface ActionOutcome {
   kind: 'ROTATION' | 'DEACTIVATION';
   status: ActionStatus;
   userName: string;
+  /** The access key acted on; null for the root user's and a service credential's. */
   accessKeyId: string | null;
+  /** A service-specific credential's action: its service and id. */
+  serviceName?: ServiceName;
+  serviceSpecificCredentialId?: string;
   /** Why it was skipped or failed, or what was done: for the digest and the events. */
   detail: string;
   executionName?: string;
@@ -163,8 +192,21 @@ export function refusal(
     const until = f.exemption?.until ? ` until ${f.exemption.until.slice(0, 10)}` : '';
     return `exempt${until}: ${f.exemption?.reason}`;
   }
-  if (!f.accessKeyId) return 'access key id unknown';
+  if (!credentialIdOf(f)) return f.serviceName ? 'credential id unknown' : 'access key id unknown';
   return null;
+}
+
+/** Who and what an action is about: the user and the access key, or the service credential. */
+function target(
+  f: Finding,
+): Pick<ActionOutcome, 'userName' | 'accessKeyId' | 'serviceName' | 'serviceSpecificCredentialId'> {
+  return {
+    userName: f.userName,
+    accessKeyId: f.accessKeyId,
+    ...(f.serviceName
+      ? { serviceName: f.serviceName, serviceSpecificCredentialId: f.serviceSpecificCredentialId as string }
+      : {}),
+  };
 }
 
 export interface ActionDeps {
@@ -183,14 +225,21 @@ export async function applyActions(
 ): Promise<ActionOutcome[]> {
   const outcomes: ActionOutcome[] = [];
   const skip = (kind: ActionOutcome['kind'], f: Finding, detail: string) =>
-    outcomes.push({ kind, status: 'SKIPPED', userName: f.userName, accessKeyId: f.accessKeyId, detail });
+    outcomes.push({ kind, status: 'SKIPPED', ...target(f), detail });
   const deactivated = new Set<string>();
 
   // 1. The opt-in deactivation of long-unused keys (before rotations: a deactivated key is not rotated).
+  // Access keys only: a service credential's idle time is unknown (and it has no UNUSED_KEY finding).
   if (policy.deactivateUnused) {
     let budget = policy.maxRotationsPerRun;
     const due = findings
-      .filter((f) => f.type === 'UNUSED_KEY' && f.idleDays > policy.deactivateUnusedAfterDays)
+      .filter(
+        (f): f is Finding & { idleDays: number } =>
+          f.type === 'UNUSED_KEY' &&
+          !f.serviceName &&
+          f.idleDays !== null &&
+          f.idleDays > policy.deactivateUnusedAfterDays,
+      )
       .sort((a, b) => b.idleDays - a.idleDays || a.userName.localeCompare(b.userName));
     for (const f of due) {
       const why = refusal(f, users, policy);
@@ -248,8 +297,9 @@ export async function applyActions(
     }
   }
 
-  // 2. Rotations of old keys, oldest first.
-  const twoActive = new Set(findings.filter((f) => f.type === 'TWO_ACTIVE_KEYS').map((f) => f.userName));
+  // 2. Rotations of old keys and service credentials, oldest first.
+  const kindOf = (f: Finding) => `${f.userName}\n${f.serviceName ?? ''}`;
+  const twoActive = new Set(findings.filter((f) => f.type === 'TWO_ACTIVE_KEYS').map(kindOf));
   const old = findings
     .filter((f) => f.type === 'OLD_KEY')
     .sort((a, b) => b.ageDays - a.ageDays || a.userName.localeCompare(b.userName));
@@ -260,37 +310,38 @@ export async function applyActions(
       skip('ROTATION', f, why);
       continue;
     }
-    const accessKeyId = f.accessKeyId as string;
+    const credentialId = credentialIdOf(f) as string;
     if (!policy.autoRotate) {
       skip('ROTATION', f, 'automatic rotation is off');
       continue;
     }
-    if (deactivated.has(accessKeyId)) {
+    if (deactivated.has(credentialId)) {
       skip('ROTATION', f, 'deactivated as unused instead of rotated');
       continue;
     }
-    if (twoActive.has(f.userName)) {
-      skip('ROTATION', f, 'two active keys: rekey will not pick one; deactivate or delete one by hand');
+    if (twoActive.has(kindOf(f))) {
+      skip(
+        'ROTATION',
+        f,
+        f.serviceName
+          ? `two active ${f.serviceName} credentials: rekey will not pick one; deactivate or delete one by hand`
+          : 'two active keys: rekey will not pick one; deactivate or delete one by hand',
+      );
       continue;
     }
-    const executionName = executionNameFor(f.userName, accessKeyId);
+    const executionName = executionNameFor(f.userName, credentialId);
     if (started >= policy.maxRotationsPerRun) {
       skip('ROTATION', f, `limit of ${policy.maxRotationsPerRun} new rotations per run reached`);
       continue;
     }
-    const base = { kind: 'ROTATION' as const, userName: f.userName, accessKeyId, executionName };
+    const base = { kind: 'ROTATION' as const, ...target(f), executionName };
     if (options.dryRun) {
       started++;
       outcomes.push({ ...base, status: 'WOULD_START', detail: `would start rotation ${executionName}` });
       continue;
     }
     try {
-      const result = await deps.starter.start({
-        executionName,
-        userName: f.userName,
-        accessKeyId,
-        reason: rotationReason(f),
-      });
+      const result = await deps.starter.start({ executionName, ...target(f), reason: rotationReason(f) });
       if (result.status === 'STARTED') started++;
       outcomes.push({
         ...base,

@@ -5,6 +5,10 @@
  * actions, which hold user names, key ids, dates and reasons: there is no secret to leak, and an
  * allow-list of fields keeps it that way.
  *
+ * A service-specific credential's finding carries `serviceName` and `serviceSpecificCredentialId`
+ * in its event (absent on access keys' events, whose shape is unchanged) and sits in a table of its
+ * own in the digest (no LAST USED column: IAM records none for these credentials).
+ *
  * No findings, no digest: a daily "all clear" email trains people to ignore the sender. A run that
  * fails raises a Lambda error instead (the schedule's retries and dead-letter queue), and every run
  * logs its summary.
@@ -18,7 +22,14 @@ import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import type { Clock } from '../../clock.ts';
 import { RekeyError } from '../../errors.ts';
 import type { ActionOutcome } from './actions.ts';
-import { FINDING_TYPES, type Finding, isActiveExemption, SEVERITY, type Thresholds } from './findings.ts';
+import {
+  credentialIdOf,
+  FINDING_TYPES,
+  type Finding,
+  isActiveExemption,
+  SEVERITY,
+  type Thresholds,
+} from './findings.ts';
 import type { StaleFinding } from './users.ts';
 
 export const FINDING_DETAIL_TYPE = 'Stale Access Key Found';
@@ -65,7 +76,13 @@ export interface AuditReport {
 export function actionFor(f: Finding, actions: readonly ActionOutcome[]): ActionOutcome | undefined {
   const kind = f.type === 'OLD_KEY' ? 'ROTATION' : f.type === 'UNUSED_KEY' ? 'DEACTIVATION' : null;
   if (!kind) return undefined;
-  return actions.find((a) => a.kind === kind && a.userName === f.userName && a.accessKeyId === f.accessKeyId);
+  return actions.find(
+    (a) =>
+      a.kind === kind &&
+      a.userName === f.userName &&
+      a.accessKeyId === f.accessKeyId &&
+      a.serviceSpecificCredentialId === f.serviceSpecificCredentialId,
+  );
 }
 
 export function actionText(f: Finding, actions: readonly ActionOutcome[]): string {
@@ -93,7 +110,7 @@ export function actionText(f: Finding, actions: readonly ActionOutcome[]): strin
     case 'ROOT_ACCESS_KEY':
       return 'delete the root access key by hand';
     case 'TWO_ACTIVE_KEYS':
-      return `deactivate one of ${f.accessKeyId} / ${f.other?.accessKeyId} by hand`;
+      return `deactivate one of ${credentialIdOf(f)} / ${f.other ? credentialIdOf(f.other) : null} by hand`;
     case 'EXPIRING_KEY':
       return 'warning: rotate soon';
     case 'UNUSED_KEY':
@@ -106,12 +123,28 @@ export function actionText(f: Finding, actions: readonly ActionOutcome[]): strin
 const day = (iso: string | null) => (iso ? iso.slice(0, 10) : 'never');
 const cell = (s: string, width: number) => (s.length > width ? `${s.slice(0, width - 1)}~` : s.padEnd(width));
 
-/** A fixed-width table (monospace in any mail client that shows plain text as such). */
+/**
+ * A fixed-width table (monospace in any mail client that shows plain text as such): access keys
+ * (the findings without serviceName), or serviceCredentialsTable for the others.
+ */
 export function findingsTable(findings: readonly Finding[], actions: readonly ActionOutcome[]): string[] {
   const header = `${cell('TYPE', 15)} ${cell('USER', 32)} ${cell('ACCESS KEY', 20)} ${'AGE'.padStart(4)}  ${cell('LAST USED', 10)}  ACTION`;
   const rows = findings.map(
     (f) =>
       `${cell(f.type, 15)} ${cell(f.userName, 32)} ${cell(f.accessKeyId ?? `(key ${f.keySlot})`, 20)} ${String(f.ageDays).padStart(4)}  ${cell(day(f.lastUsedDate), 10)}  ${actionText(f, actions)}`,
+  );
+  return [header, '-'.repeat(header.length + 12), ...rows];
+}
+
+/** The table of service-specific credentials' findings: service and credential id, no last use. */
+export function serviceCredentialsTable(
+  findings: readonly Finding[],
+  actions: readonly ActionOutcome[],
+): string[] {
+  const header = `${cell('TYPE', 15)} ${cell('USER', 32)} ${cell('SERVICE', 24)} ${cell('CREDENTIAL', 24)} ${'AGE'.padStart(4)}  ACTION`;
+  const rows = findings.map(
+    (f) =>
+      `${cell(f.type, 15)} ${cell(f.userName, 32)} ${cell(f.serviceName ?? '', 24)} ${cell(f.serviceSpecificCredentialId ?? '', 24)} ${String(f.ageDays).padStart(4)}  ${actionText(f, actions)}`,
   );
   return [header, '-'.repeat(header.length + 12), ...rows];
 }
@@ -167,7 +200,14 @@ export function digestText(report: AuditReport): string {
   ];
   const table = (list: readonly Finding[]) => {
     const shown = list.slice(0, DIGEST_MAX_ROWS);
-    const out = findingsTable(shown, actions);
+    const keys = shown.filter((f) => !f.serviceName);
+    const services = shown.filter((f) => f.serviceName);
+    const out = keys.length || !services.length ? findingsTable(keys, actions) : [];
+    if (services.length)
+      out.push(
+        ...(keys.length ? ['', 'Service-specific credentials (Amazon Keyspaces, CodeCommit)', ''] : []),
+        ...serviceCredentialsTable(services, actions),
+      );
     if (list.length > shown.length)
       out.push(`... and ${list.length - shown.length} more (every finding is also an EventBridge event)`);
     return out;
@@ -195,7 +235,7 @@ export function digestText(report: AuditReport): string {
     lines.push('Skipped or failed, and why', '');
     for (const a of notable.slice(0, DIGEST_MAX_ROWS))
       lines.push(
-        `  ${a.kind === 'ROTATION' ? 'rotate' : 'deactivate'} ${a.userName} ${a.accessKeyId ?? ''}: ${a.status === 'FAILED' ? 'FAILED, ' : ''}${a.detail}`,
+        `  ${a.kind === 'ROTATION' ? 'rotate' : 'deactivate'} ${a.userName} ${a.serviceName ? `${a.serviceName} ` : ''}${credentialIdOf(a) ?? ''}: ${a.status === 'FAILED' ? 'FAILED, ' : ''}${a.detail}`,
       );
     lines.push('');
   }
@@ -211,9 +251,21 @@ export function digestText(report: AuditReport): string {
   return lines.join('\n');
 }
 
-/** The EventBridge detail of one finding: an explicit allow-list of fields. */
+/**
+ * The EventBridge detail of one finding: an explicit allow-list of fields. A service credential's
+ * finding adds serviceName, serviceSpecificCredentialId and (TWO_ACTIVE_KEYS)
+ * otherServiceSpecificCredentialId; accessKeyId, otherAccessKeyId, lastUsedDate and idleDays are
+ * null there.
+ */
 export function eventDetail(f: Finding, report: AuditReport): Record<string, unknown> {
   const action = actionFor(f, report.actions);
+  const service = f.serviceName
+    ? {
+        serviceName: f.serviceName,
+        serviceSpecificCredentialId: f.serviceSpecificCredentialId ?? null,
+        otherServiceSpecificCredentialId: f.other?.serviceSpecificCredentialId ?? null,
+      }
+    : {};
   return {
     type: f.type,
     userName: f.userName,
@@ -224,6 +276,7 @@ export function eventDetail(f: Finding, report: AuditReport): Record<string, unk
     idleDays: f.idleDays,
     createDate: f.createDate,
     otherAccessKeyId: f.other?.accessKeyId ?? null,
+    ...service,
     exempt: isActiveExemption(f.exemption),
     exemption: f.exemption,
     action: action

@@ -1,6 +1,6 @@
 /**
  * The audit, end to end: scan (credential report + user details + key ids of the users with
- * findings), act (rotations, the opt-in deactivation), alert (SNS digest, EventBridge events,
+ * findings + service-specific credentials), act (rotations, the opt-in deactivation), alert (SNS digest, EventBridge events,
  * opt-in Security Hub). The Lambda runs all of it; `rekey audit` runs the scan only.
  */
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
@@ -15,18 +15,24 @@ import { type AuditReport, countsByType, publishAlerts } from './alerts.ts';
 import { CallCounter } from './calls.ts';
 import { fetchCredentialReport, type ReportOptions } from './credential-report.ts';
 import {
+  credentialIdOf,
   evaluateFindings,
+  evaluateServiceCredentials,
   type Finding,
   isActiveExemption,
+  sortFindings,
   type Thresholds,
   type UserDetail,
 } from './findings.ts';
 import { type AccountContext, syncSecurityHub } from './security-hub.ts';
+import { listServiceCredentials } from './service-credentials.ts';
 import { listUserDetails, resolveKeyIds, type StaleFinding } from './users.ts';
 
 export interface ScanPolicy {
   thresholds: Thresholds;
   exemptTag: string;
+  /** Also list and evaluate the service-specific credentials (ListServiceSpecificCredentials). */
+  serviceCredentials: boolean;
 }
 
 export interface AuditPolicy extends ScanPolicy, ActionPolicy {
@@ -43,6 +49,7 @@ export type AuditEnv = Pick<
   | 'REKEY_DEACTIVATE_UNUSED'
   | 'REKEY_DEACTIVATE_UNUSED_AFTER_DAYS'
   | 'REKEY_SECURITY_HUB'
+  | 'REKEY_AUDIT_SERVICE_CREDENTIALS'
   | 'REKEY_EXEMPT_TAG'
   | 'REKEY_PROTECTED_USERS'
   | 'REKEY_USER_PATH_PREFIX'
@@ -57,6 +64,7 @@ export function auditPolicyFromEnv(env: AuditEnv): AuditPolicy {
       warnDays: env.REKEY_WARN_DAYS,
     },
     exemptTag: env.REKEY_EXEMPT_TAG,
+    serviceCredentials: env.REKEY_AUDIT_SERVICE_CREDENTIALS,
     autoRotate: env.REKEY_AUTO_ROTATE,
     maxRotationsPerRun: env.REKEY_MAX_ROTATIONS_PER_RUN,
     deactivateUnused: env.REKEY_DEACTIVATE_UNUSED,
@@ -89,7 +97,10 @@ export interface ScanResult {
   calls: CallCounter;
 }
 
-/** Read-only: the credential report, the users' paths and tags, the key ids of users with findings. */
+/**
+ * Read-only: the credential report, the users' paths and tags, the key ids of users with findings,
+ * and (policy.serviceCredentials) the service-specific credentials of all users.
+ */
 export async function scanAccount(
   deps: ScanDeps,
   policy: ScanPolicy,
@@ -109,7 +120,21 @@ export async function scanAccount(
   });
   const withKeys = new Set(candidates.filter((f) => f.type !== 'ROOT_ACCESS_KEY').map((f) => f.userName));
   log(`${candidates.length} finding(s); looking up the key ids of ${withKeys.size} user(s)`);
-  const { findings, stale } = await resolveKeyIds({ iam: deps.iam, calls }, candidates);
+  const resolved = await resolveKeyIds({ iam: deps.iam, calls }, candidates);
+  const { stale } = resolved;
+  let { findings } = resolved;
+  if (policy.serviceCredentials) {
+    log('Listing the service-specific credentials of all users');
+    const credentials = await listServiceCredentials({ iam: deps.iam, calls });
+    const userArns = new Map(report.rows.filter((r) => !r.isRoot).map((r) => [r.user, r.arn]));
+    const serviceFindings = evaluateServiceCredentials(credentials, users, userArns, {
+      now: auditedAt,
+      thresholds: policy.thresholds,
+      exemptTag: policy.exemptTag,
+    });
+    log(`${credentials.length} service-specific credential(s), ${serviceFindings.length} finding(s)`);
+    findings = sortFindings([...findings, ...serviceFindings]);
+  }
   return {
     auditedAt,
     reportGeneratedAt: report.generatedTime,
@@ -128,7 +153,7 @@ export class AuditActionsFailed extends RekeyError {
       'AuditActionsFailed',
       `${failed.length} audit action(s) failed: ${failed
         .slice(0, 5)
-        .map((a) => `${a.kind} ${a.userName} ${a.accessKeyId ?? ''}: ${a.detail}`)
+        .map((a) => `${a.kind} ${a.userName} ${credentialIdOf(a) ?? ''}: ${a.detail}`)
         .join('; ')}`,
     );
   }

@@ -17,10 +17,16 @@
  *   the report gives no root key id, so accessKeyId is null). Root is never exempt.
  * A key can have several findings (old and unused, say); each is reported.
  *
+ * Service-specific credentials (Amazon Keyspaces, CodeCommit; evaluateServiceCredentials) get the
+ * same OLD_KEY / EXPIRING_KEY boundaries and TWO_ACTIVE_KEYS per user AND service. Never
+ * UNUSED_KEY: IAM records no last use for them (no API, no report column), so idleDays and
+ * lastUsedDate are null rather than a guess.
+ *
  * Exemptions: a user tagged with the exempt tag (domain/exemption.ts) keeps its findings, marked
  * with `exemption` ({reason, until, expired}); while it holds they are reported but never acted
  * on. An expired exemption no longer exempts: the findings carry `expired: true` and are acted on.
  */
+import type { ServiceName } from '../../schemas.ts';
 import { parseExemption } from '../exemption.ts';
 import type { CredentialReportRow, ReportKey } from './credential-report.ts';
 
@@ -63,19 +69,34 @@ export interface Finding {
   type: FindingType;
   userName: string;
   userArn: string;
-  /** Filled in from ListAccessKeys (the report has no key ids); always null for the root user. */
+  /**
+   * Filled in from ListAccessKeys (the report has no key ids); always null for the root user and
+   * for a service-specific credential (its id is serviceSpecificCredentialId).
+   */
   accessKeyId: string | null;
-  /** The report's key column (access_key_1 / access_key_2). */
+  /** The report's key column (access_key_1 / access_key_2); for a service credential, 1 = the older. */
   keySlot: 1 | 2;
   ageDays: number;
-  /** ISO date-time, or null when the key was never used. */
+  /** ISO date-time, or null when the key was never used (always null for a service credential). */
   lastUsedDate: string | null;
-  /** Days since the last use (since creation when never used). */
-  idleDays: number;
+  /**
+   * Days since the last use (since creation when never used); null for a service credential,
+   * whose last use IAM does not record.
+   */
+  idleDays: number | null;
   /** ISO date-time the key was created (the report's last_rotated). */
   createDate: string;
-  /** TWO_ACTIVE_KEYS only: the other active key. */
-  other?: { keySlot: 1 | 2; accessKeyId: string | null; ageDays: number };
+  /** TWO_ACTIVE_KEYS only: the other active key (or service credential of the same service). */
+  other?: {
+    keySlot: 1 | 2;
+    accessKeyId: string | null;
+    ageDays: number;
+    serviceSpecificCredentialId?: string;
+  };
+  /** Present only on a service-specific credential's finding: the service it signs in to. */
+  serviceName?: ServiceName;
+  /** Present only on a service-specific credential's finding: its ServiceSpecificCredentialId. */
+  serviceSpecificCredentialId?: string;
   /** Present when the user carries the exempt tag (expired or not). */
   exemption: FindingExemption | null;
 }
@@ -102,6 +123,10 @@ export function wholeDays(from: Date, to: Date): number {
 
 export const isActiveExemption = (e: FindingExemption | null): boolean => e !== null && !e.expired;
 
+/** The finding's credential id: the access key id, or the service-specific credential id. */
+export const credentialIdOf = (f: Pick<Finding, 'accessKeyId' | 'serviceSpecificCredentialId'>) =>
+  f.serviceSpecificCredentialId ?? f.accessKeyId;
+
 function exemptionOf(user: UserDetail | undefined, exemptTag: string, now: Date): FindingExemption | null {
   const value = user?.tags.get(exemptTag);
   if (value === undefined) return null;
@@ -119,7 +144,7 @@ export function evaluateFindings(
   options: EvaluateOptions,
 ): Finding[] {
   const { now, thresholds, exemptTag } = options;
-  const { maxKeyAgeDays, unusedDays, warnDays } = thresholds;
+  const { unusedDays } = thresholds;
   const findings: Finding[] = [];
 
   for (const row of rows) {
@@ -147,9 +172,8 @@ export function evaluateFindings(
     const exemption = exemptionOf(users.get(row.user), exemptTag, now);
     for (const k of active) {
       const b = base(k);
-      if (b.ageDays > maxKeyAgeDays) findings.push({ type: 'OLD_KEY', ...b, exemption });
-      else if (warnDays > 0 && maxKeyAgeDays + 1 - b.ageDays <= warnDays)
-        findings.push({ type: 'EXPIRING_KEY', ...b, exemption });
+      const age = ageFinding(b.ageDays, thresholds);
+      if (age) findings.push({ type: age, ...b, exemption });
       if (b.idleDays >= unusedDays) findings.push({ type: 'UNUSED_KEY', ...b, exemption });
     }
     const [first, second] = active;
@@ -166,21 +190,109 @@ export function evaluateFindings(
   return sortFindings(findings);
 }
 
-/** Most severe first, then by user and key: the order of the digest, the events and the CLI. */
+/** OLD_KEY, EXPIRING_KEY or neither for an active credential of this age (the boundaries above). */
+function ageFinding(ageDays: number, t: Thresholds): 'OLD_KEY' | 'EXPIRING_KEY' | null {
+  if (ageDays > t.maxKeyAgeDays) return 'OLD_KEY';
+  if (t.warnDays > 0 && t.maxKeyAgeDays + 1 - ageDays <= t.warnDays) return 'EXPIRING_KEY';
+  return null;
+}
+
+/** A service-specific credential as ListServiceSpecificCredentials describes it (no secret). */
+export interface ServiceCredential {
+  userName: string;
+  serviceName: ServiceName;
+  serviceSpecificCredentialId: string;
+  /** Active | Inactive | Expired (Bedrock API keys expire; do not assume two values). */
+  status: string;
+  createDate: Date;
+}
+
+/**
+ * The findings of service-specific credentials: OLD_KEY / EXPIRING_KEY by age (the thresholds of
+ * access keys), TWO_ACTIVE_KEYS when a user has two active credentials for one service. The user's
+ * ARN comes from the credential report's rows (`userArns`); a user created after the report (it
+ * can be four hours old) has only its name there, and its events then name no resource.
+ */
+export function evaluateServiceCredentials(
+  credentials: readonly ServiceCredential[],
+  users: ReadonlyMap<string, UserDetail>,
+  userArns: ReadonlyMap<string, string>,
+  options: EvaluateOptions,
+): Finding[] {
+  const { now, thresholds, exemptTag } = options;
+  const groups = new Map<string, ServiceCredential[]>();
+  for (const c of credentials) {
+    if (c.status !== 'Active') continue;
+    const key = `${c.userName}\n${c.serviceName}`;
+    groups.set(key, [...(groups.get(key) ?? []), c]);
+  }
+  const findings: Finding[] = [];
+  for (const group of groups.values()) {
+    const byAge = [...group].sort((a, b) => a.createDate.getTime() - b.createDate.getTime());
+    const first = byAge[0] as ServiceCredential;
+    const exemption = exemptionOf(users.get(first.userName), exemptTag, now);
+    const base = (c: ServiceCredential, slot: 1 | 2) => ({
+      userName: c.userName,
+      userArn: userArns.get(c.userName) ?? c.userName,
+      accessKeyId: null,
+      keySlot: slot,
+      ageDays: wholeDays(c.createDate, now),
+      lastUsedDate: null,
+      idleDays: null,
+      createDate: c.createDate.toISOString(),
+      serviceName: c.serviceName,
+      serviceSpecificCredentialId: c.serviceSpecificCredentialId,
+      exemption,
+    });
+    byAge.forEach((c, i) => {
+      const b = base(c, i === 0 ? 1 : 2);
+      const age = ageFinding(b.ageDays, thresholds);
+      if (age) findings.push({ type: age, ...b });
+    });
+    const second = byAge[1];
+    if (second)
+      findings.push({
+        type: 'TWO_ACTIVE_KEYS',
+        ...base(first, 1),
+        other: {
+          keySlot: 2,
+          accessKeyId: null,
+          ageDays: wholeDays(second.createDate, now),
+          serviceSpecificCredentialId: second.serviceSpecificCredentialId,
+        },
+      });
+  }
+  return sortFindings(findings);
+}
+
+/**
+ * Most severe first, then by user, access keys before service credentials (then by service), and
+ * key: the order of the digest, the events and the CLI.
+ */
 export function sortFindings(findings: Finding[]): Finding[] {
   const rank = (t: FindingType) => FINDING_TYPES.indexOf(t);
   return findings.sort(
-    (a, b) => rank(a.type) - rank(b.type) || a.userName.localeCompare(b.userName) || a.keySlot - b.keySlot,
+    (a, b) =>
+      rank(a.type) - rank(b.type) ||
+      a.userName.localeCompare(b.userName) ||
+      (a.serviceName ?? '').localeCompare(b.serviceName ?? '') ||
+      a.keySlot - b.keySlot,
   );
 }
 
-/** The five contract fields of DESIGN.md (`rekey audit --json`). */
+/**
+ * The five contract fields of DESIGN.md (`rekey audit --json`); a service credential's finding
+ * also has `serviceName` and `serviceSpecificCredentialId` (its accessKeyId is null), so a
+ * consumer of the five fields is unaffected by access-key findings and can tell the kinds apart.
+ */
 export function contractView(f: Finding): {
   type: FindingType;
   userName: string;
   accessKeyId: string | null;
   ageDays: number;
   lastUsedDate: string | null;
+  serviceName?: ServiceName;
+  serviceSpecificCredentialId?: string;
 } {
   return {
     type: f.type,
@@ -188,5 +300,8 @@ export function contractView(f: Finding): {
     accessKeyId: f.accessKeyId,
     ageDays: f.ageDays,
     lastUsedDate: f.lastUsedDate,
+    ...(f.serviceName
+      ? { serviceName: f.serviceName, serviceSpecificCredentialId: f.serviceSpecificCredentialId as string }
+      : {}),
   };
 }

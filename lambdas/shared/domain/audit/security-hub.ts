@@ -13,6 +13,10 @@
  *   Workflow RESOLVED. The open ones are found with GetFindings filtered by GeneratorId, record
  *   state and account (and filtered again here, so an emulator that ignores filters is harmless).
  * - An exempt user's findings are imported SUPPRESSED, with the exemption in the description.
+ * - Service-specific credentials' findings (Amazon Keyspaces, CodeCommit) are imported too, but
+ *   fail no control: IAM.3 and CIS 1.13/1.14 are about access keys, and no Security Hub control
+ *   or CIS item covers service-specific credentials. They carry no Compliance (a compliance
+ *   status would claim a control was checked), and their credential is an `Other` resource.
  */
 import {
   type AwsSecurityFinding,
@@ -24,7 +28,14 @@ import type { Clock } from '../../clock.ts';
 import { ConfigurationError, RekeyError } from '../../errors.ts';
 import type { ActionOutcome } from './actions.ts';
 import { actionText } from './alerts.ts';
-import { type Finding, type FindingType, isActiveExemption, SEVERITY, type Thresholds } from './findings.ts';
+import {
+  credentialIdOf,
+  type Finding,
+  type FindingType,
+  isActiveExemption,
+  SEVERITY,
+  type Thresholds,
+} from './findings.ts';
 
 export const GENERATOR_ID = 'rekey-audit';
 export const SCHEMA_VERSION = '2018-10-08';
@@ -67,9 +78,17 @@ export function accountContextFromArn(arn: string): AccountContext {
 export const productArnFor = (ctx: AccountContext) =>
   `arn:${ctx.partition}:securityhub:${ctx.region}:${ctx.accountId}:product/${ctx.accountId}/default`;
 
-/** Deterministic per account, type, user and key (per user for TWO_ACTIVE_KEYS; per root key slot). */
+/**
+ * Deterministic per account, type, user and key (per user for TWO_ACTIVE_KEYS; per root key slot).
+ * A service credential's: per credential id (per user and service for TWO_ACTIVE_KEYS).
+ */
 export function findingIdFor(ctx: AccountContext, f: Finding): string {
-  const key = f.type === 'TWO_ACTIVE_KEYS' ? '' : `/${f.accessKeyId ?? `key-${f.keySlot}`}`;
+  const key =
+    f.type === 'TWO_ACTIVE_KEYS'
+      ? f.serviceName
+        ? `/${f.serviceName}`
+        : ''
+      : `/${credentialIdOf(f) ?? `key-${f.keySlot}`}`;
   return `rekey/${ctx.accountId}/${f.type}/${f.userName}${key}`;
 }
 
@@ -126,7 +145,21 @@ export const CONTROLS: Record<FindingType, ControlMapping> = {
   },
 };
 
+/** A service credential's finding, in words (there is no UNUSED_KEY or ROOT_ACCESS_KEY for them). */
+function serviceTitleOf(f: Finding, t: Thresholds): string {
+  const what = `Service-specific credential ${f.serviceSpecificCredentialId} (${f.serviceName}) of ${f.userName}`;
+  switch (f.type) {
+    case 'TWO_ACTIVE_KEYS':
+      return `IAM user ${f.userName} has two active ${f.serviceName} credentials`;
+    case 'EXPIRING_KEY':
+      return `${what} must be rotated within ${t.maxKeyAgeDays + 1 - f.ageDays} days`;
+    default:
+      return `${what} is ${f.ageDays} days old (limit ${t.maxKeyAgeDays})`;
+  }
+}
+
 function titleOf(f: Finding, t: Thresholds): string {
+  if (f.serviceName) return serviceTitleOf(f, t);
   switch (f.type) {
     case 'OLD_KEY':
       return `IAM access key ${f.accessKeyId} of ${f.userName} is ${f.ageDays} days old (limit ${t.maxKeyAgeDays})`;
@@ -143,6 +176,11 @@ function titleOf(f: Finding, t: Thresholds): string {
 
 function descriptionOf(f: Finding, t: Thresholds, actions: readonly ActionOutcome[]): string {
   const used = f.lastUsedDate ? `last used ${f.lastUsedDate}` : 'never used';
+  const service = f.serviceName
+    ? f.type === 'TWO_ACTIVE_KEYS'
+      ? `IAM user ${f.userName} has two active ${f.serviceName} credentials, ${f.serviceSpecificCredentialId} and ${f.other?.serviceSpecificCredentialId}. rekey does not rotate them while both are active.`
+      : `Active ${f.serviceName} credential ${f.serviceSpecificCredentialId} of IAM user ${f.userName} was created ${f.createDate} (${f.ageDays} days ago); IAM records no last use for it. rekey rotates credentials older than ${t.maxKeyAgeDays} days.`
+    : null;
   const base: Record<FindingType, string> = {
     OLD_KEY: `Active access key ${f.accessKeyId} of IAM user ${f.userName} was created ${f.createDate} (${f.ageDays} days ago) and ${used}. Keys should be rotated every ${t.maxKeyAgeDays} days or less.`,
     EXPIRING_KEY: `Active access key ${f.accessKeyId} of IAM user ${f.userName} is ${f.ageDays} days old and becomes older than ${t.maxKeyAgeDays} days soon.`,
@@ -155,13 +193,33 @@ function descriptionOf(f: Finding, t: Thresholds, actions: readonly ActionOutcom
       ? ` The user's exemption expired ${f.exemption.until}: ${f.exemption.reason}.`
       : ` Exempt${f.exemption.until ? ` until ${f.exemption.until}` : ''}: ${f.exemption.reason}.`
     : '';
-  return `${base[f.type]}${exemption} rekey: ${actionText(f, actions)}.`.slice(0, 1024);
+  return `${service ?? base[f.type]}${exemption} rekey: ${actionText(f, actions)}.`.slice(0, 1024);
 }
 
 function resourcesOf(ctx: AccountContext, f: Finding): NonNullable<AwsSecurityFinding['Resources']> {
   const common = { Partition: ctx.partition as 'aws', Region: ctx.region };
   if (f.type === 'ROOT_ACCESS_KEY')
     return [{ Type: 'AwsAccount', Id: `AWS::::Account:${ctx.accountId}`, ...common }];
+  const user = {
+    Type: 'AwsIamUser',
+    Id: f.userArn,
+    ...common,
+    Details: { AwsIamUser: { UserName: f.userName } },
+  };
+  if (f.serviceName) {
+    // ASFF has no resource type for these credentials: `Other`, named by service and id.
+    const credential = (id: string | undefined) => ({
+      Type: 'Other',
+      Id: `AWS::IAM::ServiceSpecificCredential:${id}`,
+      ...common,
+      Details: { Other: { UserName: f.userName, ServiceName: f.serviceName as string, Id: id ?? '' } },
+    });
+    return [
+      credential(f.serviceSpecificCredentialId),
+      ...(f.other ? [credential(f.other.serviceSpecificCredentialId)] : []),
+      user,
+    ];
+  }
   const keyResource = (accessKeyId: string | null, createDate?: string) => ({
     Type: 'AwsIamAccessKey',
     Id: `AWS::IAM::AccessKey:${accessKeyId}`,
@@ -179,10 +237,7 @@ function resourcesOf(ctx: AccountContext, f: Finding): NonNullable<AwsSecurityFi
     f.type === 'TWO_ACTIVE_KEYS'
       ? [keyResource(f.accessKeyId, f.createDate), keyResource(f.other?.accessKeyId ?? null)]
       : [keyResource(f.accessKeyId, f.createDate)];
-  return [
-    ...keys,
-    { Type: 'AwsIamUser', Id: f.userArn, ...common, Details: { AwsIamUser: { UserName: f.userName } } },
-  ];
+  return [...keys, user];
 }
 
 export interface AsffOptions {
@@ -221,17 +276,27 @@ export function toAsff(f: Finding, options: AsffOptions): AwsSecurityFinding {
     Title: titleOf(f, thresholds).slice(0, 256),
     Description: descriptionOf(f, thresholds, options.actions),
     Resources: resourcesOf(ctx, f),
-    Compliance: {
-      Status: f.type === 'EXPIRING_KEY' ? 'WARNING' : 'FAILED',
-      RelatedRequirements: mapping.related,
-      AssociatedStandards: mapping.standards.map((StandardsId) => ({ StandardsId })),
-    },
+    ...(f.serviceName
+      ? {}
+      : {
+          Compliance: {
+            Status: f.type === 'EXPIRING_KEY' ? 'WARNING' : 'FAILED',
+            RelatedRequirements: mapping.related,
+            AssociatedStandards: mapping.standards.map((StandardsId) => ({ StandardsId })),
+          },
+        }),
     ...(workflow ? { Workflow: workflow as AwsSecurityFinding['Workflow'] } : {}),
     RecordState: 'ACTIVE',
     ProductFields: {
       'rekey/FindingType': f.type,
       'rekey/UserName': f.userName,
       ...(f.accessKeyId ? { 'rekey/AccessKeyId': f.accessKeyId } : {}),
+      ...(f.serviceName
+        ? {
+            'rekey/ServiceName': f.serviceName,
+            'rekey/ServiceSpecificCredentialId': f.serviceSpecificCredentialId ?? '',
+          }
+        : {}),
       'rekey/AgeDays': String(f.ageDays),
       'rekey/LastUsedDate': f.lastUsedDate ?? 'never',
     },
@@ -259,15 +324,20 @@ export function resolvedAsff(existing: AwsSecurityFinding, now: Date): AwsSecuri
         1024,
       ),
     Resources: existing.Resources,
-    Compliance: {
-      ...(existing.Compliance?.RelatedRequirements
-        ? { RelatedRequirements: existing.Compliance.RelatedRequirements }
-        : {}),
-      ...(existing.Compliance?.AssociatedStandards
-        ? { AssociatedStandards: existing.Compliance.AssociatedStandards }
-        : {}),
-      Status: 'PASSED',
-    },
+    // A finding imported without Compliance (a service credential's: no control) stays without.
+    ...(existing.Compliance
+      ? {
+          Compliance: {
+            ...(existing.Compliance.RelatedRequirements
+              ? { RelatedRequirements: existing.Compliance.RelatedRequirements }
+              : {}),
+            ...(existing.Compliance.AssociatedStandards
+              ? { AssociatedStandards: existing.Compliance.AssociatedStandards }
+              : {}),
+            Status: 'PASSED',
+          },
+        }
+      : {}),
     Workflow: { Status: 'RESOLVED' },
     RecordState: 'ARCHIVED',
     ...(existing.ProductFields ? { ProductFields: existing.ProductFields } : {}),
