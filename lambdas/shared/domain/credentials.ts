@@ -18,30 +18,16 @@ import {
   CreateServiceSpecificCredentialCommand,
   DeleteAccessKeyCommand,
   DeleteServiceSpecificCredentialCommand,
-  IAMClient,
-  type IAMPaginationConfiguration,
-  ListServiceSpecificCredentialsCommand,
-  type ListServiceSpecificCredentialsCommandInput,
-  type ListServiceSpecificCredentialsCommandOutput,
+  type IAMClient,
   type StatusType,
   UpdateAccessKeyCommand,
   UpdateServiceSpecificCredentialCommand,
 } from '@aws-sdk/client-iam';
-import { createPaginator } from '@smithy/core';
 import { UnexpectedKeyState } from '../errors.ts';
 import type { ServiceName } from '../schemas.ts';
+import { paginateListServiceSpecificCredentials } from './iam-paginators.ts';
 import { type AccessKeyInfo, getLastUse, iso, type LastUse, listAccessKeys } from './keys.ts';
 import type { StoredCredential } from './secret.ts';
-
-/**
- * ListServiceSpecificCredentials pages with Marker/MaxItems like every IAM list, but the SDK ships
- * no paginator for it: this is the one the SDK would generate (its paginators are built the same way).
- */
-export const paginateListServiceSpecificCredentials = createPaginator<
-  IAMPaginationConfiguration,
-  ListServiceSpecificCredentialsCommandInput,
-  ListServiceSpecificCredentialsCommandOutput
->(IAMClient, ListServiceSpecificCredentialsCommand, 'Marker', 'Marker', 'MaxItems');
 
 /** A credential just created, with what goes into its secret (the secret never leaves the create step). */
 export interface CreatedCredential {

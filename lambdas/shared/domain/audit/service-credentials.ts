@@ -6,31 +6,15 @@
  * pass per service in SERVICE_NAMES costs O(pages) calls, not a call per user. It cannot filter by
  * user path or tag, so the audit's scope (path, opt-in tag, protected users, exemptions) is applied
  * afterwards, by the same code as for access keys (findings.ts, actions.ts `refusal`).
- *
- * The SDK ships no paginator for this operation (it predates AllUsers' pagination); this one is
- * built with the SDK's own factory, exactly as the generated ones are (`paginateListAccessKeys` is
- * `createPaginator(IAMClient, ListAccessKeysCommand, "Marker", "Marker", "MaxItems")`).
+ * The pages come from the IAM paginator the SDK does not generate (../iam-paginators.ts).
  *
  * The answer holds no secret: ServiceSpecificCredentialMetadata has no password or API key.
  */
-import {
-  IAMClient,
-  type IAMPaginationConfiguration,
-  ListServiceSpecificCredentialsCommand,
-  type ListServiceSpecificCredentialsCommandInput,
-  type ListServiceSpecificCredentialsCommandOutput,
-} from '@aws-sdk/client-iam';
-import { createPaginator } from '@smithy/core';
+import type { IAMClient } from '@aws-sdk/client-iam';
 import { SERVICE_NAMES, type ServiceName } from '../../schemas.ts';
+import { paginateListServiceSpecificCredentials } from '../iam-paginators.ts';
 import type { CallCounter } from './calls.ts';
 import type { ServiceCredential } from './findings.ts';
-
-/** The IAM paginator the SDK does not generate for ListServiceSpecificCredentials. */
-export const paginateListServiceSpecificCredentials = createPaginator<
-  IAMPaginationConfiguration,
-  ListServiceSpecificCredentialsCommandInput,
-  ListServiceSpecificCredentialsCommandOutput
->(IAMClient, ListServiceSpecificCredentialsCommand, 'Marker', 'Marker', 'MaxItems');
 
 /** The largest page IAM's list operations allow. */
 const PAGE_SIZE = 1000;
