@@ -14,6 +14,7 @@ import {
 } from '../../../lambdas/shared/domain/audit/actions.ts';
 import { CallCounter } from '../../../lambdas/shared/domain/audit/calls.ts';
 import type { Finding } from '../../../lambdas/shared/domain/audit/findings.ts';
+import { rotationInputProblems } from '../../../lambdas/shared/schemas.ts';
 import { awsError, fakeClock } from '../lambdas/helpers.ts';
 import { finding as baseFinding } from './fixtures.ts';
 import { ACCOUNT, ago, userDetail, usersOf } from './helpers.ts';
@@ -100,6 +101,23 @@ describe('SfnRotationStarter', () => {
       name: request.executionName,
       input: '{"userName":"alice","reason":"audit: OLD_KEY AKIAIOSFODNN7EXAMPLE 120 days"}',
     });
+  });
+
+  it('a service-specific credential is started with serviceName, an input the rotation itself accepts', async () => {
+    sfnMock.on(DescribeExecutionCommand).rejects(awsError('ExecutionDoesNotExist'));
+    sfnMock.on(StartExecutionCommand).resolves({ executionArn: arn, startDate: new Date() });
+
+    await starter.start({ ...request, serviceName: 'cassandra.amazonaws.com' });
+
+    const input = sfnMock.commandCalls(StartExecutionCommand)[0]?.args[0].input.input ?? '';
+    expect(JSON.parse(input)).toEqual({
+      userName: 'alice',
+      serviceName: 'cassandra.amazonaws.com',
+      reason: 'audit: OLD_KEY AKIAIOSFODNN7EXAMPLE 120 days',
+    });
+    // The handshake between the audit and the state machine: the plan step parses exactly this.
+    expect(rotationInputProblems(JSON.parse(input))).toEqual([]);
+    expect(rotationInputProblems({ ...JSON.parse(input), serviceName: 'cassandra' })).not.toEqual([]);
   });
 
   it('an execution of that name that exists (running or finished) is already started', async () => {
