@@ -19,6 +19,7 @@ import {
   UpdateAccessKeyCommand,
 } from '@aws-sdk/client-iam';
 import {
+  DescribeSecretCommand,
   GetSecretValueCommand,
   ListSecretsCommand,
   ListSecretVersionIdsCommand,
@@ -50,6 +51,13 @@ export interface Notification {
   events: Array<{ 'detail-type': string; source: string; detail: Record<string, unknown> }>;
 }
 
+export interface StoredVersion {
+  versionId: string;
+  stages: string[];
+  AccessKeyId: string;
+  SecretAccessKey: string;
+}
+
 export interface World {
   moto: MotoServer;
   admin: Credentials;
@@ -76,6 +84,8 @@ export interface World {
   drainNotifications(): Promise<Notification>;
   /** Everything a mutating call could change: keys of every user, secrets and their versions, locks. */
   snapshot(): Promise<string>;
+  /** Every version of the user's credential secret, with its stages and value; none without a secret. */
+  storedVersions(userName: string): Promise<StoredVersion[]>;
   /**
    * Every SecretAccessKey that exists or existed: given to users at creation, or stored by rekey.
    * With `userNames`, only those users' secrets are read from Secrets Manager (the keys given at
@@ -213,17 +223,6 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     }
   };
 
-  /** Version ids of a secret; none when it does not exist (a user rekey never stored a key for). */
-  const versionIdsOf = async (secretId: string): Promise<string[]> => {
-    try {
-      const out = await secrets.send(new ListSecretVersionIdsCommand({ SecretId: secretId }));
-      return (out.Versions ?? []).map((v) => v.VersionId ?? '');
-    } catch (error) {
-      if ((error as Error).name === 'ResourceNotFoundException') return [];
-      throw error;
-    }
-  };
-
   const world: World = {
     moto,
     admin,
@@ -316,15 +315,42 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
       const locks = (await dynamodb.send(new ScanCommand({ TableName: env.REKEY_LOCK_TABLE }))).Items ?? [];
       return JSON.stringify({ keys, secretVersions, locks });
     },
+    async storedVersions(userName) {
+      const secretId = `${env.REKEY_SECRET_PREFIX}${userName}`;
+      try {
+        // Described first: moto answers ListSecretVersionIds for a missing secret with a 500.
+        await secrets.send(new DescribeSecretCommand({ SecretId: secretId }));
+      } catch (error) {
+        if ((error as Error).name === 'ResourceNotFoundException') return [];
+        throw error;
+      }
+      const listed = await secrets.send(
+        new ListSecretVersionIdsCommand({ SecretId: secretId, IncludeDeprecated: true }),
+      );
+      const versions: StoredVersion[] = [];
+      for (const v of listed.Versions ?? []) {
+        const value = await secrets.send(
+          new GetSecretValueCommand({ SecretId: secretId, VersionId: v.VersionId }),
+        );
+        const parsed = JSON.parse(value.SecretString ?? '{}') as Omit<StoredVersion, 'versionId' | 'stages'>;
+        versions.push({ versionId: v.VersionId ?? '', stages: v.VersionStages ?? [], ...parsed });
+      }
+      return versions;
+    },
     async knownSecrets(userNames) {
       const found = new Set(givenSecrets);
-      const secretIds = userNames
-        ? userNames.map((u) => `${env.REKEY_SECRET_PREFIX}${u}`)
-        : ((await secrets.send(new ListSecretsCommand({}))).SecretList ?? []).map((s) => s.ARN ?? '');
-      for (const secretId of secretIds) {
-        for (const versionId of await versionIdsOf(secretId)) {
+      if (userNames) {
+        for (const userName of userNames) {
+          for (const v of await world.storedVersions(userName)) found.add(v.SecretAccessKey);
+        }
+        return [...found];
+      }
+      const secretList = (await secrets.send(new ListSecretsCommand({}))).SecretList ?? [];
+      for (const s of secretList) {
+        const versions = await secrets.send(new ListSecretVersionIdsCommand({ SecretId: s.ARN }));
+        for (const v of versions.Versions ?? []) {
           const value = await secrets.send(
-            new GetSecretValueCommand({ SecretId: secretId, VersionId: versionId }),
+            new GetSecretValueCommand({ SecretId: s.ARN, VersionId: v.VersionId }),
           );
           const parsed = JSON.parse(value.SecretString ?? '{}') as { SecretAccessKey?: string };
           if (parsed.SecretAccessKey) found.add(parsed.SecretAccessKey);
