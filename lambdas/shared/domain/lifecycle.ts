@@ -6,7 +6,7 @@
  */
 import { DeleteAccessKeyCommand, type IAMClient, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
 import type { Clock } from '../clock.ts';
-import { RekeyError, UnsafeToDelete } from '../errors.ts';
+import { isAwsError, RekeyError, UnsafeToDelete } from '../errors.ts';
 import { logger } from '../logger.ts';
 import type { Deactivation, DeleteKeyInput, KeyRef, NewKey, RotationState } from '../schemas.ts';
 import { getLastUse, iso, listAccessKeys, requireKey, usedAtOrAfter } from './keys.ts';
@@ -77,7 +77,13 @@ export async function deleteKey(deps: LifecycleDeps, input: DeleteKeyInput): Pro
         '; it was not deleted',
     );
   }
-  await deps.iam.send(new DeleteAccessKeyCommand({ UserName: userName, AccessKeyId: accessKeyId }));
+  try {
+    await deps.iam.send(new DeleteAccessKeyCommand({ UserName: userName, AccessKeyId: accessKeyId }));
+  } catch (error) {
+    // The SDK's retry of a delete that was applied but whose response was lost finds no key:
+    // the key is gone, which is what this step is for.
+    if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
+  }
   logger.info('access key deleted', { userName, accessKeyId });
   return { deleted: true };
 }
