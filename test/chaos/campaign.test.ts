@@ -15,6 +15,7 @@
 import { GetAccessKeyLastUsedCommand, ListAccessKeysCommand } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { exitCodeFor, type RotationResult, type TaskOverride } from '../../cli/local-runner.ts';
+import { STATE } from '../../infra/constructs/rotation-state-machine.ts';
 import { HTTP_TIMEOUTS } from '../../lambdas/shared/clients/config.ts';
 import {
   deriveSeed,
@@ -154,8 +155,9 @@ function outcomeOf(result: RotationResult): string {
     const reason = (result.output as { outcome?: { reason?: string } }).outcome?.reason;
     return `${outcomeStatus(result)}${reason ? ` ${reason}` : ''}`;
   }
-  const failed = result.tasks.filter((t) => t.error && t.step !== 'notify').at(-1);
-  return `FAILED ${result.error}${failed ? ` (${failed.step}: ${failed.error?.name})` : ''}`;
+  // The step whose failure ended the run (not the failure report that followed it).
+  const failed = result.tasks.filter((t) => t.error && t.state !== STATE.reportFailure).at(-1);
+  return `FAILED ${result.error}${failed ? ` (${failed.state}: ${failed.error?.name})` : ''}`;
 }
 
 async function runOnce(index: number): Promise<RunRecord> {
@@ -397,7 +399,10 @@ it(
     expect(violations).toEqual([]);
     // The campaign is not vacuous: faults were injected, and rotations still completed.
     expect(Object.values(stats.faults).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
-    expect(records.some((r) => runOutcome(r) === 'ROTATED')).toBe(true);
+    // (A shard may hold only runs of the old key still in use, which stop by design.)
+    if (records.some((r) => r.scenario !== 'old key still in use')) {
+      expect(records.some((r) => runOutcome(r) === 'ROTATED')).toBe(true);
+    }
     if (records.length >= 16) {
       expect(FAULT_KINDS.filter((k) => stats.faults[k] === 0)).toEqual([]);
     }
