@@ -8,14 +8,14 @@
  * - a failure to store deletes the new key again (compensation);
  * - any other extra key stops the step without touching anything.
  */
-import { CreateAccessKeyCommand, DeleteAccessKeyCommand, type IAMClient } from '@aws-sdk/client-iam';
+import { CreateAccessKeyCommand, type IAMClient } from '@aws-sdk/client-iam';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Clock } from '../clock.ts';
 import type { RekeyEnv } from '../env.ts';
 import { errorName, isAwsError, RotationInProgress, SecretNotStored, UnexpectedKeyState } from '../errors.ts';
 import { logger } from '../logger.ts';
 import type { NewKey, RotationState } from '../schemas.ts';
-import { getLastUse, isOrphanKey, iso, listAccessKeys, requireKey } from './keys.ts';
+import { deleteAccessKey, getLastUse, isOrphanKey, iso, listAccessKeys, requireKey } from './keys.ts';
 import { clearCreating, type LockDeps, markCreating, readLock, recordCreatedKey } from './lock.ts';
 import { describeVersions, secretResourcePolicy, storePendingKey, versionTokenFor } from './secret.ts';
 
@@ -80,7 +80,7 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
         userName,
         accessKeyId: key.accessKeyId,
       });
-      await deps.iam.send(new DeleteAccessKeyCommand({ UserName: userName, AccessKeyId: key.accessKeyId }));
+      await deleteAccessKey(deps.iam, userName, key.accessKeyId);
       removed++;
     }
     return { stored: null, removed };
@@ -137,7 +137,7 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
       },
     });
   } catch (error) {
-    await deps.iam.send(new DeleteAccessKeyCommand({ UserName: userName, AccessKeyId: created.AccessKeyId }));
+    await deleteAccessKey(deps.iam, userName, created.AccessKeyId);
     await clearCreating(deps.lock, userName, executionId);
     // Only the error's name: a service message could quote the request, and the request held the secret.
     throw new SecretNotStored(userName, errorName(error));

@@ -4,12 +4,12 @@
  * be acted on blindly: never deactivate a key used after the hand-out, never delete a key that is
  * active or was used since deactivation.
  */
-import { DeleteAccessKeyCommand, type IAMClient, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
+import { type IAMClient, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
 import type { Clock } from '../clock.ts';
-import { isAwsError, RekeyError, UnsafeToDelete } from '../errors.ts';
+import { RekeyError, UnsafeToDelete } from '../errors.ts';
 import { logger } from '../logger.ts';
 import type { Deactivation, DeleteKeyInput, KeyRef, NewKey, RotationState } from '../schemas.ts';
-import { getLastUse, iso, listAccessKeys, requireKey, usedAtOrAfter } from './keys.ts';
+import { deleteAccessKey, getLastUse, iso, listAccessKeys, requireKey, usedAtOrAfter } from './keys.ts';
 
 export interface LifecycleDeps {
   iam: IAMClient;
@@ -77,13 +77,7 @@ export async function deleteKey(deps: LifecycleDeps, input: DeleteKeyInput): Pro
         '; it was not deleted',
     );
   }
-  try {
-    await deps.iam.send(new DeleteAccessKeyCommand({ UserName: userName, AccessKeyId: accessKeyId }));
-  } catch (error) {
-    // The SDK's retry of a delete that was applied but whose response was lost finds no key:
-    // the key is gone, which is what this step is for.
-    if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
-  }
+  await deleteAccessKey(deps.iam, userName, accessKeyId);
   logger.info('access key deleted', { userName, accessKeyId });
   return { deleted: true };
 }
