@@ -19,6 +19,7 @@ import {
   UpdateAccessKeyCommand,
 } from '@aws-sdk/client-iam';
 import {
+  DescribeSecretCommand,
   GetSecretValueCommand,
   ListSecretsCommand,
   ListSecretVersionIdsCommand,
@@ -50,6 +51,13 @@ export interface Notification {
   events: Array<{ 'detail-type': string; source: string; detail: Record<string, unknown> }>;
 }
 
+export interface StoredVersion {
+  versionId: string;
+  stages: string[];
+  AccessKeyId: string;
+  SecretAccessKey: string;
+}
+
 export interface World {
   moto: MotoServer;
   admin: Credentials;
@@ -76,17 +84,33 @@ export interface World {
   drainNotifications(): Promise<Notification>;
   /** Everything a mutating call could change: keys of every user, secrets and their versions, locks. */
   snapshot(): Promise<string>;
+  /** Every version of the user's credential secret, with its stages and value; none without a secret. */
+  storedVersions(userName: string): Promise<StoredVersion[]>;
   /**
    * Every SecretAccessKey that exists or existed (given to users at creation, or stored by rekey),
-   * and every ServicePassword rekey stored for a service-specific credential.
+   * and every ServicePassword rekey stored for a service-specific credential. With `userNames`,
+   * only those users' access-key secrets are read from Secrets Manager (the keys given at creation
+   * are all included): a cheaper scan for a world that holds many users.
    */
-  knownSecrets(): Promise<string[]>;
+  knownSecrets(userNames?: readonly string[]): Promise<string[]>;
   stop(): Promise<void>;
 }
 
 /** Config for the tests: the defaults of cdk.json, with short verification backoff. */
 export interface WorldOptions {
   config?: Record<string, unknown>;
+  /**
+   * Where rekey's handlers send their AWS requests, given the emulator's endpoint (e.g. a fault
+   * proxy in front of it). The world's own clients (set-up and read-back) always go straight to
+   * the emulator. Applied before any handler runs: handler clients read AWS_ENDPOINT_URL.
+   * @default the emulator's endpoint
+   */
+  handlerEndpoint?: (motoEndpoint: string) => string | Promise<string>;
+  /**
+   * Keep what the handlers write out of the terminal (it is still captured in `logs`): a long
+   * campaign's INFO logs would bury its report. @default false
+   */
+  quiet?: boolean;
 }
 
 export async function startWorld(options: WorldOptions = {}): Promise<World> {
@@ -175,10 +199,13 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     (original: typeof process.stdout.write) =>
     (chunk: string | Uint8Array, ...rest: unknown[]): boolean => {
       logs.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+      if (options.quiet) return true;
       return (original as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
     };
   process.stdout.write = capture(originalStdout) as typeof process.stdout.write;
   process.stderr.write = capture(originalStderr) as typeof process.stderr.write;
+
+  if (options.handlerEndpoint) process.env.AWS_ENDPOINT_URL = await options.handlerEndpoint(moto.endpoint);
 
   const definition = loadDefinition({ synth: false, log: () => {} });
   const givenSecrets = new Set<string>([admin.secretAccessKey]);
@@ -289,8 +316,36 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
       const locks = (await dynamodb.send(new ScanCommand({ TableName: env.REKEY_LOCK_TABLE }))).Items ?? [];
       return JSON.stringify({ keys, secretVersions, locks });
     },
-    async knownSecrets() {
+    async storedVersions(userName) {
+      const secretId = `${env.REKEY_SECRET_PREFIX}${userName}`;
+      try {
+        // Described first: moto answers ListSecretVersionIds for a missing secret with a 500.
+        await secrets.send(new DescribeSecretCommand({ SecretId: secretId }));
+      } catch (error) {
+        if ((error as Error).name === 'ResourceNotFoundException') return [];
+        throw error;
+      }
+      const listed = await secrets.send(
+        new ListSecretVersionIdsCommand({ SecretId: secretId, IncludeDeprecated: true }),
+      );
+      const versions: StoredVersion[] = [];
+      for (const v of listed.Versions ?? []) {
+        const value = await secrets.send(
+          new GetSecretValueCommand({ SecretId: secretId, VersionId: v.VersionId }),
+        );
+        const parsed = JSON.parse(value.SecretString ?? '{}') as Omit<StoredVersion, 'versionId' | 'stages'>;
+        versions.push({ versionId: v.VersionId ?? '', stages: v.VersionStages ?? [], ...parsed });
+      }
+      return versions;
+    },
+    async knownSecrets(userNames) {
       const found = new Set(givenSecrets);
+      if (userNames) {
+        for (const userName of userNames) {
+          for (const v of await world.storedVersions(userName)) found.add(v.SecretAccessKey);
+        }
+        return [...found];
+      }
       const secretList = (await secrets.send(new ListSecretsCommand({}))).SecretList ?? [];
       for (const s of secretList) {
         const versions = await secrets.send(new ListSecretVersionIdsCommand({ SecretId: s.ARN }));
@@ -333,12 +388,17 @@ export async function expectNoSecretsIn(
 ): Promise<void> {
   const secrets = [...new Set([...(await world.knownSecrets()), ...extraSecrets])];
   expect(secrets.length).toBeGreaterThan(1);
-  for (const [where, value] of Object.entries(haystacks)) {
-    const text = typeof value === 'string' ? value : JSON.stringify(value);
-    for (const secret of secrets) {
-      expect(text.includes(secret), `a secret value appears in ${where}`).toBe(false);
-    }
-  }
+  expect(secretLeaks(secrets, haystacks).map((where) => `a secret value appears in ${where}`)).toEqual([]);
+}
+
+/** The names of the haystacks (strings, or anything JSON-serializable) in which a secret value occurs. */
+export function secretLeaks(secrets: readonly string[], haystacks: Record<string, unknown>): string[] {
+  return Object.entries(haystacks)
+    .filter(([, value]) => {
+      const text = typeof value === 'string' ? value : JSON.stringify(value);
+      return secrets.some((secret) => text.includes(secret));
+    })
+    .map(([where]) => where);
 }
 
 export const outcomeStatus = (result: RotationResult): string | undefined =>

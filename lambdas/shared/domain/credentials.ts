@@ -16,17 +16,23 @@
 import {
   CreateAccessKeyCommand,
   CreateServiceSpecificCredentialCommand,
-  DeleteAccessKeyCommand,
   DeleteServiceSpecificCredentialCommand,
   type IAMClient,
   type StatusType,
   UpdateAccessKeyCommand,
   UpdateServiceSpecificCredentialCommand,
 } from '@aws-sdk/client-iam';
-import { UnexpectedKeyState } from '../errors.ts';
+import { isAwsError, UnexpectedKeyState } from '../errors.ts';
 import type { ServiceName } from '../schemas.ts';
 import { paginateListServiceSpecificCredentials } from './iam-paginators.ts';
-import { type AccessKeyInfo, getLastUse, iso, type LastUse, listAccessKeys } from './keys.ts';
+import {
+  type AccessKeyInfo,
+  deleteAccessKey,
+  getLastUse,
+  iso,
+  type LastUse,
+  listAccessKeys,
+} from './keys.ts';
 import type { StoredCredential } from './secret.ts';
 
 /** A credential just created, with what goes into its secret (the secret never leaves the create step). */
@@ -84,9 +90,7 @@ export function accessKeys(iam: IAMClient): CredentialKind {
     async setStatus(userName, id, status) {
       await iam.send(new UpdateAccessKeyCommand({ UserName: userName, AccessKeyId: id, Status: status }));
     },
-    async remove(userName, id) {
-      await iam.send(new DeleteAccessKeyCommand({ UserName: userName, AccessKeyId: id }));
-    },
+    remove: (userName, id) => deleteAccessKey(iam, userName, id),
   };
 }
 
@@ -155,9 +159,14 @@ export function serviceCredentials(iam: IAMClient, serviceName?: ServiceName): C
       );
     },
     async remove(userName, id) {
-      await iam.send(
-        new DeleteServiceSpecificCredentialCommand({ UserName: userName, ServiceSpecificCredentialId: id }),
-      );
+      try {
+        await iam.send(
+          new DeleteServiceSpecificCredentialCommand({ UserName: userName, ServiceSpecificCredentialId: id }),
+        );
+      } catch (error) {
+        // As for access keys: an SDK retry of a delete whose response was lost finds it gone.
+        if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
+      }
     },
   };
 }

@@ -3,12 +3,13 @@
  * Also the one comparison every safety check uses: "was this key used at or after an instant?".
  */
 import {
+  DeleteAccessKeyCommand,
   GetAccessKeyLastUsedCommand,
   type IAMClient,
   paginateListAccessKeys,
   type StatusType,
 } from '@aws-sdk/client-iam';
-import { UnexpectedKeyState } from '../errors.ts';
+import { isAwsError, UnexpectedKeyState } from '../errors.ts';
 
 export interface AccessKeyInfo {
   accessKeyId: string;
@@ -52,6 +53,18 @@ export function requireKey(
   const key = keys.find((k) => k.accessKeyId === accessKeyId);
   if (!key) throw new UnexpectedKeyState(`${noun} ${accessKeyId} of "${userName}" no longer exists`);
   return key;
+}
+
+/**
+ * Deletes an access key; a key that is already gone counts as deleted. That is what the SDK's
+ * retry of a delete meets when the first attempt was applied but its response was lost.
+ */
+export async function deleteAccessKey(iam: IAMClient, userName: string, accessKeyId: string): Promise<void> {
+  try {
+    await iam.send(new DeleteAccessKeyCommand({ UserName: userName, AccessKeyId: accessKeyId }));
+  } catch (error) {
+    if (!isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw error;
+  }
 }
 
 export async function getLastUse(iam: IAMClient, accessKeyId: string): Promise<LastUse> {

@@ -239,7 +239,12 @@ async function readSecretAs<T>(
   return parsed.data;
 }
 
-/** Makes `versionId` AWSCURRENT (the old current becomes AWSPREVIOUS) and drops its AWSPENDING label. */
+/**
+ * Makes `versionId` AWSCURRENT (the old current becomes AWSPREVIOUS) and drops its AWSPENDING label.
+ * Safe when a response is lost: the SDK's retry of a label move that was applied is refused with
+ * InvalidParameterException (the label is no longer where the call says), so on that error the
+ * labels are read again and the step goes on if they are already as wanted.
+ */
 export async function promoteVersion(
   sm: SecretsManagerClient,
   secretId: string,
@@ -248,23 +253,29 @@ export async function promoteVersion(
   const described = await describeVersions(sm, secretId);
   const stages = described?.stages ?? {};
   const current = versionWithStage(stages, 'AWSCURRENT');
+  const done = async (stage: 'AWSCURRENT' | 'AWSPENDING') => {
+    const now = (await describeVersions(sm, secretId))?.stages[versionId] ?? [];
+    return stage === 'AWSCURRENT' ? now.includes(stage) : !now.includes(stage);
+  };
+  const update = async (
+    stage: 'AWSCURRENT' | 'AWSPENDING',
+    move: { MoveToVersionId?: string; RemoveFromVersionId?: string },
+  ) => {
+    try {
+      await sm.send(
+        new UpdateSecretVersionStageCommand({ SecretId: secretId, VersionStage: stage, ...move }),
+      );
+    } catch (error) {
+      if (!isAwsError(error, 'InvalidParameterException') || !(await done(stage))) throw error;
+    }
+  };
   if (current !== versionId) {
-    await sm.send(
-      new UpdateSecretVersionStageCommand({
-        SecretId: secretId,
-        VersionStage: 'AWSCURRENT',
-        MoveToVersionId: versionId,
-        ...(current ? { RemoveFromVersionId: current } : {}),
-      }),
-    );
+    await update('AWSCURRENT', {
+      MoveToVersionId: versionId,
+      ...(current ? { RemoveFromVersionId: current } : {}),
+    });
   }
   if (stages[versionId]?.includes('AWSPENDING')) {
-    await sm.send(
-      new UpdateSecretVersionStageCommand({
-        SecretId: secretId,
-        VersionStage: 'AWSPENDING',
-        RemoveFromVersionId: versionId,
-      }),
-    );
+    await update('AWSPENDING', { RemoveFromVersionId: versionId });
   }
 }

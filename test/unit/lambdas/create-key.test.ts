@@ -357,6 +357,26 @@ describe('createSecondKey', () => {
     expect(order.indexOf(MARK)).toBeLessThan(order.indexOf('CreateAccessKey'));
   });
 
+  it('counts an orphan as deleted when the retry of its delete, whose response was lost, finds it gone', async () => {
+    // Prepare
+    const creatingSince = new Date(NOW.getTime() - 5 * 60_000);
+    const orphan: KeyFixture = { id: EXTRA_KEY_ID, created: new Date(creatingSince.getTime() + 2_000) };
+    ddbMock.on(GetItemCommand).resolves(lockItem({ creatingSince }));
+    mockKeys(iamMock, [old, orphan]);
+    iamMock
+      .on(DeleteAccessKeyCommand)
+      .rejects(awsError('NoSuchEntityException', `The Access Key with id ${EXTRA_KEY_ID} cannot be found`));
+    mockStorage();
+    mockCreated();
+
+    // Act
+    const newKey = await createSecondKey(deps(), plannedState());
+
+    // Assess
+    expect(newKey.accessKeyId).toBe(NEW_KEY_ID);
+    expect(iamMock).toHaveReceivedCommandTimes(CreateAccessKeyCommand, 1);
+  });
+
   it('refuses (UnexpectedKeyState, zero mutating calls) when the extra key was used', async () => {
     // Prepare
     const creatingSince = new Date(NOW.getTime() - 5 * 60_000);

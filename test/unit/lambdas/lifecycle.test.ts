@@ -15,6 +15,7 @@ import {
 } from '../../../lambdas/shared/domain/lifecycle.ts';
 import { UnsafeToDelete } from '../../../lambdas/shared/errors.ts';
 import {
+  awsError,
   daysAgo,
   EXTRA_KEY_ID,
   fakeClock,
@@ -193,6 +194,33 @@ describe('deleteKey', () => {
     expect(inputsOf(iamMock.commandCalls(DeleteAccessKeyCommand))).toEqual([
       { UserName: USER, AccessKeyId: OLD_KEY_ID },
     ]);
+  });
+
+  it('counts a key as deleted when the retry of a delete whose response was lost finds it gone', async () => {
+    // Prepare: the first attempt was applied, its answer lost; the SDK's retry finds no key.
+    mockKeys(iamMock, [old('Inactive', daysAgo(9)), newKey]);
+    iamMock
+      .on(DeleteAccessKeyCommand)
+      .rejects(awsError('NoSuchEntityException', `The Access Key with id ${OLD_KEY_ID} cannot be found`));
+
+    // Act
+    const result = await deleteKey(deps(), input(deactivatedAt));
+
+    // Assess
+    expect(result).toEqual({ deleted: true });
+  });
+
+  it('rethrows any other failure of the delete', async () => {
+    // Prepare
+    mockKeys(iamMock, [old('Inactive', daysAgo(9)), newKey]);
+    const failure = awsError('ServiceFailureException');
+    iamMock.on(DeleteAccessKeyCommand).rejects(failure);
+
+    // Act
+    const error = await rejectionOf(deleteKey(deps(), input(deactivatedAt)));
+
+    // Assess
+    expect(error).toBe(failure);
   });
 
   it('refuses an Active key (UnsafeToDelete) and deletes nothing', async () => {

@@ -448,6 +448,49 @@ describe('promoteVersion', () => {
     ]);
   });
 
+  it.each([
+    ['AWSCURRENT', { [OLD_VERSION]: ['AWSPREVIOUS'], [TOKEN]: ['AWSCURRENT', 'AWSPENDING'] }],
+    ['AWSPENDING', { [OLD_VERSION]: ['AWSPREVIOUS'], [TOKEN]: ['AWSCURRENT'] }],
+  ])(
+    'goes on when a retried %s move is refused because the lost first attempt was applied',
+    async (stage, after) => {
+      // Prepare: the labels before, then as the applied (but unanswered) move left them.
+      smMock
+        .on(DescribeSecretCommand)
+        .resolvesOnce({
+          ARN: SECRET_ARN,
+          VersionIdsToStages: { [OLD_VERSION]: ['AWSCURRENT'], [TOKEN]: ['AWSPENDING'] },
+        })
+        .resolves({ ARN: SECRET_ARN, VersionIdsToStages: after });
+      smMock.on(UpdateSecretVersionStageCommand).resolves({});
+      smMock
+        .on(UpdateSecretVersionStageCommand, { VersionStage: stage })
+        .rejects(awsError('InvalidParameterException', `Version stage ${stage} not found in version`));
+
+      // Act
+      await promoteVersion(secretsManager, SECRET_ARN, TOKEN);
+
+      // Assess
+      expect(smMock).toHaveReceivedCommandTimes(UpdateSecretVersionStageCommand, 2);
+    },
+  );
+
+  it('rethrows a refused move when the labels are not as wanted', async () => {
+    // Prepare
+    smMock.on(DescribeSecretCommand).resolves({
+      ARN: SECRET_ARN,
+      VersionIdsToStages: { [OLD_VERSION]: ['AWSCURRENT'], [TOKEN]: ['AWSPENDING'] },
+    });
+    const refused = awsError('InvalidParameterException');
+    smMock.on(UpdateSecretVersionStageCommand).rejects(refused);
+
+    // Act
+    const promise = promoteVersion(secretsManager, SECRET_ARN, TOKEN);
+
+    // Assess
+    await expect(promise).rejects.toBe(refused);
+  });
+
   it('moves AWSCURRENT without RemoveFromVersionId when no version is current yet', async () => {
     // Prepare
     smMock

@@ -441,6 +441,24 @@ describe('createSecondKey', () => {
     ]);
   });
 
+  it('a failed store whose delete response was lost (the retry finds the credential gone) is still SecretNotStored', async () => {
+    iamMock.on(CreateServiceSpecificCredentialCommand).resolves(created);
+    iamMock
+      .on(DeleteServiceSpecificCredentialCommand)
+      .rejects(
+        awsError(
+          'NoSuchEntityException',
+          `The Service Specific Credential with id ${NEW_ID} cannot be found`,
+        ),
+      );
+    smMock.on(PutSecretValueCommand).rejects(awsError('InternalServiceError'));
+
+    const error = await rejectionOf(createSecondKey(deps(), plannedState()));
+
+    expect(error).toBeInstanceOf(SecretNotStored);
+    expect(error.message).toMatch(/could not be stored and was deleted/);
+  });
+
   it('deletes an orphan of a crashed attempt (journal) before creating, never a third credential', async () => {
     const since = new Date(NOW.getTime() - 60_000);
     ddbMock.on(GetItemCommand).resolves(lockItem({ creatingSince: { S: since.toISOString() } }));
