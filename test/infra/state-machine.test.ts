@@ -1,4 +1,9 @@
 import { createRequire } from 'node:module';
+import * as dynamodb from '@aws-sdk/client-dynamodb';
+import * as eventBridge from '@aws-sdk/client-eventbridge';
+import * as iam from '@aws-sdk/client-iam';
+import * as secretsManager from '@aws-sdk/client-secrets-manager';
+import * as sns from '@aws-sdk/client-sns';
 import { describe, expect, it } from 'vitest';
 import { stateMachineTimeoutSeconds } from '../../infra/config.ts';
 import { STATE, TRANSIENT_ERRORS } from '../../infra/constructs/rotation-state-machine.ts';
@@ -236,6 +241,22 @@ describe('the rotation state machine', () => {
         'ThrottlingException',
       ]),
     );
+  });
+
+  it("retries the throttling and 5xx errors of every service the steps call, by the SDK's own error names", () => {
+    // A step rethrows the SDK's exception; Step Functions matches its `name`. These are the
+    // classes the SDK raises for a 5xx or a throttle of each service (found by the fault campaign:
+    // IAM's 500 is ServiceFailureException, not ServiceFailure).
+    const transient = [
+      new iam.ServiceFailureException({ message: '', $metadata: {} }),
+      new sns.ThrottledException({ message: '', $metadata: {} }),
+      new sns.InternalErrorException({ message: '', $metadata: {} }),
+      new eventBridge.InternalException({ message: '', $metadata: {} }),
+      new dynamodb.InternalServerError({ message: '', $metadata: {} }),
+      new dynamodb.ProvisionedThroughputExceededException({ message: '', $metadata: {} }),
+      new secretsManager.InternalServiceError({ message: '', $metadata: {} }),
+    ];
+    for (const error of transient) expect(TRANSIENT_ERRORS, error.name).toContain(error.name);
   });
 
   it('invokes Lambda functions directly: every Task Resource is a function ARN', () => {
