@@ -233,6 +233,12 @@ const positiveInt = (max: number) => (value: string) => {
   return Number(value);
 };
 
+/** An option whose empty value would silently mean its default (e.g. an unset shell variable). */
+const nonEmpty = (value: string) => {
+  if (value.trim() === '') throw new InvalidArgumentError('must not be empty');
+  return value;
+};
+
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
   version: string;
 };
@@ -290,7 +296,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         'See rekey do its whole job on a local AWS emulator (moto): seed an account, audit, rotate, report',
       )
       .option('--json', 'print the report as JSON on stdout (progress goes to stderr)')
-      .option('--python <command>', 'the Python that has moto[server] installed', 'python3')
+      .option('--python <command>', 'the Python that has moto[server] installed', nonEmpty, 'python3')
       .option('--concurrency <n>', 'rotations run at the same time (default 3)', positiveInt(10))
       .addHelpText(
         'after',

@@ -220,6 +220,12 @@ export const BAD_COMMAND_LINES: BadCommandLine[] = [
   ),
   cli('audit with a stray argument', ['audit', 'everything'], /too many arguments for 'audit'/),
   cli('audit with a misspelt option', ['audit', '--jsn'], /unknown option '--jsn'/),
+  // demo
+  cli(
+    'demo --python ""',
+    ['demo', '--python', ''],
+    /option '--python <command>' argument '' is invalid\. must not be empty/,
+  ),
   // sync
   cli('sync without options', ['sync'], REQUIRED('--secret-id <id>')),
   cli('sync without --profile', ['sync', '--secret-id', 'rekey/alice'], REQUIRED('--profile <name>')),
