@@ -14,8 +14,8 @@ import { awsClient } from '../test/support/aws.ts';
 import {
   type AuditWorld,
   countRequests,
+  SCALE_FINDING_USERS,
   startAuditWorld,
-  type UserSpec,
 } from '../test/workflow/audit-world.ts';
 import { perUserScan } from './per-user-scan.ts';
 import { count, heading, median, print, progress, ratio, reproduce, seconds, table } from './report.ts';
@@ -34,23 +34,8 @@ export const AUDIT_DEFAULTS: AuditBenchOptions = {
   concurrency: KEY_LOOKUP_CONCURRENCY,
 };
 
-/**
- * The same 20 users have findings at every size (10 old keys used yesterday, 10 keys unused for 60
- * days), so both scans must report 10 OLD_KEY and 10 UNUSED_KEY whatever the account size; every
- * other user has one fresh key.
- */
-const FINDING_USERS: UserSpec[] = [
-  ...Array.from({ length: 10 }, (_, i) => ({
-    userName: `old-${i}`,
-    path: '/svc/',
-    keys: [{ createdDaysAgo: 100, usedDaysAgo: 1 }],
-  })),
-  ...Array.from({ length: 10 }, (_, i) => ({
-    userName: `unused-${i}`,
-    path: '/svc/',
-    keys: [{ createdDaysAgo: 60 }],
-  })),
-];
+/** The same 20 users have findings at every size; every other user has one fresh key. */
+const FINDING_USERS = SCALE_FINDING_USERS;
 
 interface Run {
   calls: number;

@@ -14,20 +14,14 @@
 import type { ServiceSpecificCredentialMetadata } from '@aws-sdk/client-iam';
 import { GenerateCredentialReportCommand } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AuditWorld, pagedServiceCredentials, startAuditWorld, type UserSpec } from './audit-world.ts';
+import {
+  type AuditWorld,
+  pagedServiceCredentials,
+  SCALE_FINDING_USERS,
+  startAuditWorld,
+} from './audit-world.ts';
 
-const FINDING_USERS: UserSpec[] = [
-  ...Array.from({ length: 10 }, (_, i) => ({
-    userName: `old-${i}`,
-    path: '/svc/',
-    keys: [{ createdDaysAgo: 100, usedDaysAgo: 1 }],
-  })),
-  ...Array.from({ length: 10 }, (_, i) => ({
-    userName: `unused-${i}`,
-    path: '/svc/',
-    keys: [{ createdDaysAgo: 60 }],
-  })),
-];
+const FINDING_USERS = SCALE_FINDING_USERS;
 const ENV = { REKEY_USER_PATH_PREFIX: '/svc/' };
 
 let world: AuditWorld;

@@ -65,6 +65,24 @@ export interface UserSpec {
   keys: KeySpec[];
 }
 
+/**
+ * The users with findings in the scale runs (test/workflow/audit-scale.test.ts, bench/audit.ts):
+ * 10 old keys used yesterday and 10 keys unused for 60 days, so every scan must report 10 OLD_KEY
+ * and 10 UNUSED_KEY whatever the account size.
+ */
+export const SCALE_FINDING_USERS: UserSpec[] = [
+  ...Array.from({ length: 10 }, (_, i) => ({
+    userName: `old-${i}`,
+    path: '/svc/',
+    keys: [{ createdDaysAgo: 100, usedDaysAgo: 1 }],
+  })),
+  ...Array.from({ length: 10 }, (_, i) => ({
+    userName: `unused-${i}`,
+    path: '/svc/',
+    keys: [{ createdDaysAgo: 60 }],
+  })),
+];
+
 export interface SeededKey {
   userName: string;
   accessKeyId: string;

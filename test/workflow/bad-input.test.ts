@@ -12,7 +12,7 @@ import { exitCodeFor, type RotationResult } from '../../cli/local-runner.ts';
 import { main } from '../../cli/main.ts';
 import { mutatingCalls, type RecordedRequest, recordRequests } from '../support/recorder.ts';
 import { BAD_COMMAND_LINES, BAD_EXECUTION_INPUTS, type BadCommandLine } from './bad-input-corpus.ts';
-import { outcomeStatus, startWorld, type World } from './harness.ts';
+import { outcomeStatus, startWorld, statesEntered, type World } from './harness.ts';
 
 let world: World;
 
@@ -23,8 +23,6 @@ afterAll(async () => {
   await world?.stop();
 });
 
-const statesEntered = (r: RotationResult) =>
-  r.events.filter((e) => e.type === 'StateEntered').map((e) => (e as { state: { name: string } }).state.name);
 const causeOf = (r: RotationResult): { errorType?: string; errorMessage?: string } =>
   JSON.parse(r.cause ?? '{}');
 const calls = (requests: readonly RecordedRequest[]) => requests.map((r) => `${r.service}:${r.operation}`);

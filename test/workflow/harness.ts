@@ -401,5 +401,36 @@ export function secretLeaks(secrets: readonly string[], haystacks: Record<string
     .map(([where]) => where);
 }
 
+/** The detail-types of the EventBridge events, in the order they were published. */
+export const detailTypes = (n: Notification): string[] => n.events.map((e) => e['detail-type']);
+
+/** The names of the states a run entered, in order. */
+export const statesEntered = (r: RotationResult): string[] =>
+  r.events.filter((e) => e.type === 'StateEntered').map((e) => (e as { state: { name: string } }).state.name);
+
+/**
+ * Every place a run could leak a secret: its history, task inputs and outputs, output, error,
+ * the logs and what it published; `extraSecrets` as for expectNoSecretsIn.
+ */
+export async function expectCleanRun(
+  world: World,
+  result: RotationResult,
+  notifications: Notification,
+  extraSecrets: readonly string[] = [],
+): Promise<void> {
+  await expectNoSecretsIn(
+    world,
+    {
+      'the execution history': result.events,
+      'the task inputs and outputs': result.tasks,
+      'the execution output': result.output ?? null,
+      'the execution error': `${result.error} ${result.cause}`,
+      'the logs': world.logs.join(''),
+      'the notifications': notifications,
+    },
+    extraSecrets,
+  );
+}
+
 export const outcomeStatus = (result: RotationResult): string | undefined =>
   (result.output as { outcome?: { status?: string } } | undefined)?.outcome?.status;

@@ -7,7 +7,15 @@
 import { DeleteAccessKeyCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor, type RotationResult, type TaskOverride } from '../../cli/local-runner.ts';
-import { expectNoSecretsIn, type Notification, outcomeStatus, startWorld, type World } from './harness.ts';
+import {
+  detailTypes,
+  expectCleanRun,
+  type Notification,
+  outcomeStatus,
+  startWorld,
+  statesEntered,
+  type World,
+} from './harness.ts';
 
 let world: World;
 
@@ -20,20 +28,8 @@ afterAll(async () => {
 
 /** A Lambda error's Cause, as Step Functions reports it: {"errorType", "errorMessage"}. */
 const causeOf = (r: RotationResult): unknown => JSON.parse(r.cause ?? '{}');
-const detailTypes = (n: Notification) => n.events.map((e) => e['detail-type']);
-const statesEntered = (r: RotationResult) =>
-  r.events.filter((e) => e.type === 'StateEntered').map((e) => (e as { state: { name: string } }).state.name);
-
-async function expectClean(result: RotationResult, notifications: Notification): Promise<void> {
-  await expectNoSecretsIn(world, {
-    'the execution history': result.events,
-    'the task inputs and outputs': result.tasks,
-    'the execution output': result.output ?? null,
-    'the execution error': `${result.error} ${result.cause}`,
-    'the logs': world.logs.join(''),
-    'the notifications': notifications,
-  });
-}
+const expectClean = (result: RotationResult, notifications: Notification) =>
+  expectCleanRun(world, result, notifications);
 
 /** A consumer that still holds the old key and calls AWS with it. */
 function consumerOf(credentials: { accessKeyId: string; secretAccessKey: string }) {
