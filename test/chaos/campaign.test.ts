@@ -399,8 +399,9 @@ it(
     expect(violations).toEqual([]);
     // The campaign is not vacuous: faults were injected, and rotations still completed.
     expect(Object.values(stats.faults).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
-    // (A shard may hold only runs of the old key still in use, which stop by design.)
-    if (records.some((r) => r.scenario !== 'old key still in use')) {
+    // (A shard may hold only runs of the old key still in use, which stop by design; one run
+    // reproduced with CHAOS_RUN may legitimately have failed: its invariants are what it checks.)
+    if (ONLY === undefined && records.some((r) => r.scenario !== 'old key still in use')) {
       expect(records.some((r) => runOutcome(r) === 'ROTATED')).toBe(true);
     }
     if (records.length >= 16) {

@@ -141,10 +141,23 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
       value: created.value,
     });
   } catch (error) {
-    await kind.remove(userName, created.id);
-    await clearCreating(deps.lock, subject, executionId);
-    // Only the error's name: a service message could quote the request, and the request held the secret.
-    throw new SecretNotStored(userName, errorName(error), kind.noun);
+    // A store whose answer was lost may have landed all the same: its version id is the token.
+    // Then the secret holds this key (as AWSCURRENT, if it is the secret's first version), and
+    // deleting the key would leave consumers a dead one. If this read fails too, its error fails
+    // the attempt with the journal intact: the retry's sweep resumes the stored key or removes
+    // the orphan.
+    const landed = await describeVersions(deps.secretsManager, secretName);
+    if (landed?.stages[token] === undefined) {
+      await kind.remove(userName, created.id);
+      await clearCreating(deps.lock, subject, executionId);
+      // Only the error's name: a service message could quote the request, and the request held the secret.
+      throw new SecretNotStored(userName, errorName(error), kind.noun);
+    }
+    logger.warn('the store reported an error but its version is there: the key is stored', {
+      userName,
+      errorName: errorName(error),
+    });
+    stored = { arn: landed.arn, versionId: token };
   }
   await clearCreating(deps.lock, subject, executionId);
   logger.info(`new ${kind.noun} created and stored`, {

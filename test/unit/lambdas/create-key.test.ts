@@ -244,12 +244,58 @@ describe('createSecondKey', () => {
       { UserName: USER, AccessKeyId: NEW_KEY_ID },
     ]);
     expect(callOrder(ddbMock, iamMock, smMock).slice(-5)).toEqual([
-      'CreateSecret',
       'PutResourcePolicy',
       'PutSecretValue',
+      'DescribeSecret',
       'DeleteAccessKey',
       'UpdateItem(REMOVE creatingSince)',
     ]);
+  });
+
+  it('a store whose answer was lost but which landed (its version is there) keeps the key: it is stored', async () => {
+    // Prepare: PutSecretValue applied, the client saw a timeout; the secret now has the version.
+    ddbMock.on(GetItemCommand).resolves(lockItem());
+    mockKeys(iamMock, [old]);
+    mockStorage();
+    mockCreated();
+    smMock.on(PutSecretValueCommand).rejects(awsError('TimeoutError'));
+    smMock
+      .on(DescribeSecretCommand)
+      .rejectsOnce(new ResourceNotFoundException({ message: 'no secret', $metadata: {} }))
+      .resolves({ ARN: SECRET_ARN, VersionIdsToStages: { [TOKEN]: ['AWSCURRENT', 'AWSPENDING'] } });
+
+    // Act
+    const newKey = await createSecondKey(deps(), plannedState());
+
+    // Assess: no compensation, the journal's intent cleared as after any stored key.
+    expect(newKey).toMatchObject({ accessKeyId: NEW_KEY_ID, secretArn: SECRET_ARN, versionId: TOKEN });
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+    expect(callOrder(ddbMock, iamMock, smMock).slice(-3)).toEqual([
+      'PutSecretValue',
+      'DescribeSecret',
+      'UpdateItem(REMOVE creatingSince)',
+    ]);
+  });
+
+  it('when it cannot tell whether a failed store landed, it deletes nothing and keeps the journal for the retry', async () => {
+    // Prepare
+    ddbMock.on(GetItemCommand).resolves(lockItem());
+    mockKeys(iamMock, [old]);
+    mockStorage();
+    mockCreated();
+    smMock.on(PutSecretValueCommand).rejects(awsError('TimeoutError'));
+    smMock
+      .on(DescribeSecretCommand)
+      .rejectsOnce(new ResourceNotFoundException({ message: 'no secret', $metadata: {} }))
+      .rejects(awsError('InternalServiceError'));
+
+    // Act
+    const error = await rejectionOf(createSecondKey(deps(), plannedState()));
+
+    // Assess: a transient error the state machine retries; the retry's sweep decides from the journal.
+    expect(error.name).toBe('InternalServiceError');
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+    expect(callOrder(ddbMock, iamMock, smMock)).not.toContain('UpdateItem(REMOVE creatingSince)');
   });
 
   it('when recording the key in the journal fails, deletes the new key and stores nothing', async () => {
