@@ -63,6 +63,7 @@ import {
   KMS_KEY_ID,
   LOCK_TABLE,
   NOW,
+  plannedState as plannedAccessKeyState,
   rejectionOf,
   silenceLogs,
   TOPIC_ARN,
@@ -110,21 +111,14 @@ function mockListed(list: Listed[]): void {
   });
 }
 
+/** The access-key plan of helpers.ts, for this user's Keyspaces credential. */
 function plannedState(): RotationState & { oldKey: KeyRef } {
   return {
-    userName: USER,
+    ...plannedAccessKeyState(),
     serviceName: SERVICE,
-    userArn: USER_ARN,
-    dryRun: false,
-    executionId: EXECUTION_ID,
     secretName: SECRET_NAME,
-    action: 'ROTATE',
-    alert: false,
     message: 'rotate',
-    steps: [],
     oldKey: { accessKeyId: OLD_ID, createDate: OLD_CREATED.toISOString(), lastUsedDate: null },
-    extraKey: null,
-    orphanKey: null,
   };
 }
 function stateWithNewKey(): RotationState & { oldKey: KeyRef; newKey: NewKey } {
