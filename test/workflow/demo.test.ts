@@ -22,6 +22,7 @@ import { loadDefinition } from '../../cli/definition.ts';
 import { type DemoReport, runDemo } from '../../cli/demo.ts';
 import { DEMO_ADMIN, DEMO_USERS } from '../../cli/demo-seed.ts';
 import { type MotoClockServer, startMotoWithClock } from '../../cli/emulator.ts';
+import { isRunning } from '../support/moto.ts';
 
 const REGION = 'us-east-1';
 const DAY_MS = 86_400_000;
@@ -231,15 +232,6 @@ describe('runDemo against the emulator', () => {
 });
 
 const BIN = fileURLToPath(new URL('../../bin/rekey.mjs', import.meta.url));
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('rekey demo (child process)', () => {
   it('exits 0, prints the report table on stdout and progress on stderr, and leaves no emulator behind', async () => {

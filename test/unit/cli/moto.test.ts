@@ -10,16 +10,8 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MotoServer, motoProblem, startMoto, startMotoWithClock } from '../../../cli/emulator.ts';
 import { ADMIN_USER, ANY_CREDENTIALS, AwsEnv, adminSetup, awsClient } from '../../support/aws.ts';
+import { isRunning } from '../../support/moto.ts';
 import { parseRecording } from '../../support/recorder.ts';
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('startMoto', () => {
   it('serves on a free 127.0.0.1 port until stopped, then the process is gone', async () => {

@@ -119,6 +119,25 @@ function mockStorage(): void {
   iamMock.on(DeleteAccessKeyCommand).resolves({});
 }
 
+/**
+ * ListAccessKeys answers the old key alone first, then with `appeared` beside it (Active): a key
+ * that showed up while the step ran, e.g. one its own lost CreateAccessKey made. Its last use too.
+ */
+function mockKeyAppearing(appeared: KeyFixture): void {
+  const listed = (k: { id: string; created: Date }) => ({
+    UserName: USER,
+    AccessKeyId: k.id,
+    Status: 'Active' as const,
+    CreateDate: k.created,
+  });
+  const oldKey = { id: OLD_KEY_ID, created: OLD_KEY_CREATED };
+  iamMock
+    .on(ListAccessKeysCommand)
+    .resolvesOnce({ AccessKeyMetadata: [listed(oldKey)] })
+    .resolves({ AccessKeyMetadata: [listed(oldKey), listed(appeared)] });
+  mockLastUse(iamMock, appeared);
+}
+
 function expectNoMutation(): void {
   expect(iamMock).not.toHaveReceivedCommand(CreateAccessKeyCommand);
   expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
@@ -530,20 +549,7 @@ describe('createSecondKey', () => {
       .resolvesOnce(lockItem())
       .resolves(lockItem({ creatingSince: NOW }));
     mockKeys(iamMock, [old]);
-    iamMock
-      .on(ListAccessKeysCommand)
-      .resolvesOnce({
-        AccessKeyMetadata: [
-          { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active', CreateDate: OLD_KEY_CREATED },
-        ],
-      })
-      .resolves({
-        AccessKeyMetadata: [
-          { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active', CreateDate: OLD_KEY_CREATED },
-          { UserName: USER, AccessKeyId: EXTRA_KEY_ID, Status: 'Active', CreateDate: ghost.created },
-        ],
-      });
-    mockLastUse(iamMock, ghost);
+    mockKeyAppearing(ghost);
     mockStorage();
     iamMock.on(CreateAccessKeyCommand).rejects(lost);
 
@@ -585,20 +591,7 @@ describe('createSecondKey', () => {
     // Prepare
     const rival: KeyFixture = { id: EXTRA_KEY_ID, created: NOW, lastUsed: NOW };
     ddbMock.on(GetItemCommand).resolves(lockItem({ creatingSince: NOW }));
-    iamMock
-      .on(ListAccessKeysCommand)
-      .resolvesOnce({
-        AccessKeyMetadata: [
-          { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active', CreateDate: OLD_KEY_CREATED },
-        ],
-      })
-      .resolves({
-        AccessKeyMetadata: [
-          { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active', CreateDate: OLD_KEY_CREATED },
-          { UserName: USER, AccessKeyId: EXTRA_KEY_ID, Status: 'Active', CreateDate: NOW },
-        ],
-      });
-    mockLastUse(iamMock, rival);
+    mockKeyAppearing(rival);
     mockStorage();
     iamMock
       .on(CreateAccessKeyCommand)
@@ -617,20 +610,7 @@ describe('createSecondKey', () => {
     // Prepare
     const ghost: KeyFixture = { id: EXTRA_KEY_ID, created: new Date(NOW.getTime() + 300) };
     ddbMock.on(GetItemCommand).resolves(lockItem({ creatingSince: NOW }));
-    iamMock
-      .on(ListAccessKeysCommand)
-      .resolvesOnce({
-        AccessKeyMetadata: [
-          { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active', CreateDate: OLD_KEY_CREATED },
-        ],
-      })
-      .resolves({
-        AccessKeyMetadata: [
-          { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active', CreateDate: OLD_KEY_CREATED },
-          { UserName: USER, AccessKeyId: EXTRA_KEY_ID, Status: 'Active', CreateDate: ghost.created },
-        ],
-      });
-    mockLastUse(iamMock, ghost);
+    mockKeyAppearing(ghost);
     mockStorage();
     iamMock
       .on(CreateAccessKeyCommand)
@@ -663,20 +643,7 @@ describe('createSecondKey', () => {
     // Prepare
     const ghost: KeyFixture = { id: EXTRA_KEY_ID, created: new Date(NOW.getTime() + 300) };
     ddbMock.on(GetItemCommand).resolves(lockItem({ creatingSince: NOW }));
-    iamMock
-      .on(ListAccessKeysCommand)
-      .resolvesOnce({
-        AccessKeyMetadata: [
-          { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active', CreateDate: OLD_KEY_CREATED },
-        ],
-      })
-      .resolves({
-        AccessKeyMetadata: [
-          { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active', CreateDate: OLD_KEY_CREATED },
-          { UserName: USER, AccessKeyId: EXTRA_KEY_ID, Status: 'Active', CreateDate: ghost.created },
-        ],
-      });
-    mockLastUse(iamMock, ghost);
+    mockKeyAppearing(ghost);
     mockStorage();
     // A third attempt would succeed: an unbounded retry fails this test instead of hanging it.
     const limit = () => new LimitExceededException({ message: 'quota', $metadata: {} });
