@@ -269,8 +269,20 @@ describe('the audit against the emulator', () => {
     });
     const starter = new SfnRotationStarter(world.sfn, world.stateMachineArn);
     await expect(
-      starter.start({ executionName: 'probe', userName: 'probe', accessKeyId: 'AKIAPROBE', reason: 'x' }),
-    ).resolves.toEqual({ status: 'ALREADY_STARTED', executionArn: first.executionArn });
+      starter.start({
+        executionName: 'probe',
+        userName: 'probe',
+        accessKeyId: 'AKIAPROBE',
+        reason: 'x',
+        maxAttempts: 3,
+      }),
+    ).resolves.toEqual({
+      status: 'ALREADY_STARTED',
+      attempt: 1,
+      executionName: 'probe',
+      executionArn: first.executionArn,
+      failedAttempts: [],
+    });
   });
 
   it('publishes one digest per run and one event per finding: key ids, never a secret', async () => {

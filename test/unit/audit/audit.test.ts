@@ -16,7 +16,7 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { AUDIT_ENV } from '../../../lambdas/audit/env.ts';
-import type { RotationStarter } from '../../../lambdas/shared/domain/audit/actions.ts';
+import { firstAttemptStarted, type RotationStarter } from '../../../lambdas/shared/domain/audit/actions.ts';
 import {
   AuditActionsFailed,
   auditPolicyFromEnv,
@@ -111,10 +111,9 @@ function seedAccount(): void {
 
 function starter(): RotationStarter & { start: ReturnType<typeof vi.fn> } {
   return {
-    start: vi.fn(async () => ({
-      status: 'STARTED' as const,
-      executionArn: 'arn:aws:states:...:execution:x',
-    })),
+    start: vi.fn(async (request: Parameters<RotationStarter['start']>[0]) =>
+      firstAttemptStarted(request, 'arn:aws:states:...:execution:x'),
+    ),
   };
 }
 
@@ -150,6 +149,7 @@ describe('auditPolicyFromEnv', () => {
       serviceCredentials: true,
       autoRotate: true,
       maxRotationsPerRun: 25,
+      maxRotationAttempts: 3,
       deactivateUnused: false,
       deactivateUnusedAfterDays: 90,
       securityHub: false,
@@ -255,6 +255,7 @@ describe('runAudit', () => {
       userName: 'alice',
       accessKeyId: 'AKIAALICE00000000000',
       reason: 'audit: OLD_KEY AKIAALICE00000000000 120 days',
+      maxAttempts: 3,
     });
     expect(s.start).toHaveBeenCalledWith({
       executionName: 'rekey-alice-ACCAALICECASSANDRA001',
@@ -263,6 +264,7 @@ describe('runAudit', () => {
       serviceName: 'cassandra.amazonaws.com',
       serviceSpecificCredentialId: 'ACCAALICECASSANDRA001',
       reason: 'audit: OLD_KEY cassandra.amazonaws.com ACCAALICECASSANDRA001 120 days',
+      maxAttempts: 3,
     });
     const published = [
       JSON.stringify(snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input)),

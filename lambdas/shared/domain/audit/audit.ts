@@ -46,6 +46,7 @@ export type AuditEnv = Pick<
   | 'REKEY_WARN_DAYS'
   | 'REKEY_AUTO_ROTATE'
   | 'REKEY_MAX_ROTATIONS_PER_RUN'
+  | 'REKEY_MAX_ROTATION_ATTEMPTS'
   | 'REKEY_DEACTIVATE_UNUSED'
   | 'REKEY_DEACTIVATE_UNUSED_AFTER_DAYS'
   | 'REKEY_SECURITY_HUB'
@@ -67,6 +68,7 @@ export function auditPolicyFromEnv(env: AuditEnv): AuditPolicy {
     serviceCredentials: env.REKEY_AUDIT_SERVICE_CREDENTIALS,
     autoRotate: env.REKEY_AUTO_ROTATE,
     maxRotationsPerRun: env.REKEY_MAX_ROTATIONS_PER_RUN,
+    maxRotationAttempts: env.REKEY_MAX_ROTATION_ATTEMPTS,
     deactivateUnused: env.REKEY_DEACTIVATE_UNUSED,
     deactivateUnusedAfterDays: env.REKEY_DEACTIVATE_UNUSED_AFTER_DAYS,
     securityHub: env.REKEY_SECURITY_HUB,
