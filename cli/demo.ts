@@ -20,6 +20,7 @@ import { systemClock } from '../lambdas/shared/clock.ts';
 import {
   type ActionOutcome,
   applyActions,
+  firstAttemptStarted,
   type RotationRequest,
 } from '../lambdas/shared/domain/audit/actions.ts';
 import { auditPolicyFromEnv, scanAccount } from '../lambdas/shared/domain/audit/audit.ts';
@@ -261,7 +262,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
         starter: {
           start: async (request) => {
             requests.push(request);
-            return { status: 'STARTED', executionArn: `local:${request.executionName}` };
+            // Each demo runs in a fresh emulator: no earlier attempt to look at, always attempt 1.
+            return firstAttemptStarted(request, `local:${request.executionName}`);
           },
         },
       },

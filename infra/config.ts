@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import type { AuditEnvKey } from '../lambdas/audit/env.ts';
-import type { RekeyEnvVars } from '../lambdas/shared/env.ts';
+import { MAX_ROTATION_ATTEMPTS, type RekeyEnvVars } from '../lambdas/shared/env.ts';
 import { UserName } from '../lambdas/shared/schemas.ts';
 import type { STEPS } from '../lambdas/shared/steps.ts';
 
@@ -182,11 +182,20 @@ export const RekeyConfigSchema = z
      */
     autoRotate: z.boolean().default(true),
     /**
-     * At most this many new rotations per audit run (and, with deactivateUnused, as many
-     * deactivations); the oldest keys go first, the rest wait for the next run.
+     * At most this many rotation starts per audit run, new rotations and retries of failed ones
+     * alike (and, with deactivateUnused, as many deactivations); the oldest keys go first, the
+     * rest wait for the next run.
      * @default 25
      */
     maxRotationsPerRun: int(0, 1000).default(25),
+    /**
+     * How many executions the audit starts for one old key. An attempt that ended FAILED, ABORTED
+     * or TIMED_OUT is followed, at the next run, by a new one named `<first attempt's name>-<n>`;
+     * after this many such attempts the audit reports the rotation as still failing (digest and an
+     * "Access Key Rotation Still Failing" event) and starts no more. At most 9.
+     * @default 3
+     */
+    maxRotationAttempts: int(1, MAX_ROTATION_ATTEMPTS).default(3),
     /**
      * Opt-in: the audit deactivates active keys unused for more than deactivateUnusedAfterDays,
      * after re-reading their last use (grants iam:GetAccessKeyLastUsed and iam:UpdateAccessKey).
@@ -384,6 +393,7 @@ export function auditEnvironment(config: RekeyConfig, resources: AuditResources)
     REKEY_WARN_DAYS: String(config.warnDays),
     REKEY_AUTO_ROTATE: String(config.autoRotate),
     REKEY_MAX_ROTATIONS_PER_RUN: String(config.maxRotationsPerRun),
+    REKEY_MAX_ROTATION_ATTEMPTS: String(config.maxRotationAttempts),
     REKEY_DEACTIVATE_UNUSED: String(config.deactivateUnused),
     REKEY_DEACTIVATE_UNUSED_AFTER_DAYS: String(config.deactivateUnusedAfterDays),
     REKEY_SECURITY_HUB: String(config.securityHub),

@@ -255,7 +255,8 @@ export class Audit extends Construct {
     if (config.autoRotate) {
       statements.push(
         allow(['states:StartExecution'], [stateMachine.stateMachineArn]),
-        // "Already started?" is asked of the deterministic execution name before starting.
+        // Each attempt's status is read before anything is started: running or succeeded means
+        // already started, failed, aborted or timed out means the next attempt (`<name>-<n>`).
         allow(['states:DescribeExecution'], [executionsOf(stateMachine)]),
       );
     }
@@ -294,7 +295,7 @@ export class Audit extends Construct {
       const machine = stack.resolve((stateMachine.node.defaultChild as CfnResource).logicalId);
       acknowledge(
         `Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:<${machine}.Name>:*`,
-        'the executions of the rotation state machine only; their names (rekey-<user>-<key id>) are chosen at run time',
+        'the executions of the rotation state machine only; their names (rekey-<user>-<key id>, then -<attempt>) are chosen at run time',
       );
     }
     Validations.of(this.permissions).acknowledge({

@@ -15,6 +15,13 @@ const listFrom = z.string().transform((v) =>
     .filter((s) => s.length > 0),
 );
 
+/**
+ * The most attempts the audit makes of one rotation. One digit, so that the attempt suffix of an
+ * execution name (`-<n>`) is at most two characters: the names of every attempt fit Step
+ * Functions' 80 (domain/audit/actions.ts executionNameFor).
+ */
+export const MAX_ROTATION_ATTEMPTS = 9;
+
 export const RekeyEnvSchema = z.object({
   /** Secrets are named `<prefix><userName>`. */
   REKEY_SECRET_PREFIX: z
@@ -68,8 +75,16 @@ export const RekeyEnvSchema = z.object({
   REKEY_WARN_DAYS: intFrom(0, 3650).default(14),
   /** The audit starts the rotation state machine for OLD_KEY findings. */
   REKEY_AUTO_ROTATE: boolFrom.default(true),
-  /** At most this many new rotations (and, with the opt-in policy, deactivations) per audit run. */
+  /**
+   * At most this many rotation starts, new ones and retries alike (and, with the opt-in policy,
+   * deactivations) per audit run.
+   */
   REKEY_MAX_ROTATIONS_PER_RUN: intFrom(0, 1000).default(25),
+  /**
+   * Executions the audit starts for one old key before it gives up: a FAILED, ABORTED or
+   * TIMED_OUT attempt is started again (one attempt per run) until this many have ended so.
+   */
+  REKEY_MAX_ROTATION_ATTEMPTS: intFrom(1, MAX_ROTATION_ATTEMPTS).default(3),
   /** Opt-in: the audit deactivates active keys unused for longer than REKEY_DEACTIVATE_UNUSED_AFTER_DAYS. */
   REKEY_DEACTIVATE_UNUSED: boolFrom.default(false),
   REKEY_DEACTIVATE_UNUSED_AFTER_DAYS: intFrom(1, 3650).default(90),

@@ -87,11 +87,17 @@ describe('the audit configuration', () => {
   it('keeps thresholds and limits within what the audit accepts', () => {
     expect(loadConfig({ warnDays: 0 }).warnDays).toBe(0);
     expect(loadConfig({ maxRotationsPerRun: 0 }).maxRotationsPerRun).toBe(0);
+    expect(loadConfig({ maxRotationAttempts: 1 }).maxRotationAttempts).toBe(1);
+    expect(loadConfig({ maxRotationAttempts: 9 }).maxRotationAttempts).toBe(9);
     for (const bad of [
       { maxKeyAgeDays: 0 },
       { unusedDays: 3651 },
       { warnDays: -1 },
       { maxRotationsPerRun: 1001 },
+      // Every attempt's execution name must fit 80 characters: one digit of attempt number.
+      { maxRotationAttempts: 0 },
+      { maxRotationAttempts: 10 },
+      { maxRotationAttempts: 2.5 },
       { deactivateUnusedAfterDays: 1.5 },
       { autoRotate: 'yes' },
       { securityHub: 1 },
@@ -258,6 +264,7 @@ describe('the audit function', () => {
       warnDays: 7,
       autoRotate: false,
       maxRotationsPerRun: 5,
+      maxRotationAttempts: 5,
       deactivateUnused: true,
       deactivateUnusedAfterDays: 120,
       securityHub: true,
@@ -273,6 +280,7 @@ describe('the audit function', () => {
       REKEY_WARN_DAYS: '7',
       REKEY_AUTO_ROTATE: 'false',
       REKEY_MAX_ROTATIONS_PER_RUN: '5',
+      REKEY_MAX_ROTATION_ATTEMPTS: '5',
       REKEY_DEACTIVATE_UNUSED: 'true',
       REKEY_DEACTIVATE_UNUSED_AFTER_DAYS: '120',
       REKEY_SECURITY_HUB: 'true',
@@ -308,6 +316,7 @@ describe('the audit function', () => {
       REKEY_WARN_DAYS: 14,
       REKEY_AUTO_ROTATE: true,
       REKEY_MAX_ROTATIONS_PER_RUN: 25,
+      REKEY_MAX_ROTATION_ATTEMPTS: 3,
       REKEY_DEACTIVATE_UNUSED: false,
       REKEY_DEACTIVATE_UNUSED_AFTER_DAYS: 90,
       REKEY_SECURITY_HUB: false,

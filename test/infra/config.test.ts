@@ -51,6 +51,7 @@ describe('loadConfig', () => {
       warnDays: 14,
       autoRotate: true,
       maxRotationsPerRun: 25,
+      maxRotationAttempts: 3,
       deactivateUnused: false,
       deactivateUnusedAfterDays: 90,
       securityHub: false,

@@ -8,7 +8,7 @@
  */
 import { DeleteAccessKeyCommand, ListAccessKeysCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
 import { GetFindingsCommand } from '@aws-sdk/client-securityhub';
-import { DescribeExecutionCommand, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditCommand } from '../../cli/audit.ts';
@@ -269,8 +269,20 @@ describe('the audit against the emulator', () => {
     });
     const starter = new SfnRotationStarter(world.sfn, world.stateMachineArn);
     await expect(
-      starter.start({ executionName: 'probe', userName: 'probe', accessKeyId: 'AKIAPROBE', reason: 'x' }),
-    ).resolves.toEqual({ status: 'ALREADY_STARTED', executionArn: first.executionArn });
+      starter.start({
+        executionName: 'probe',
+        userName: 'probe',
+        accessKeyId: 'AKIAPROBE',
+        reason: 'x',
+        maxAttempts: 3,
+      }),
+    ).resolves.toEqual({
+      status: 'ALREADY_STARTED',
+      attempt: 1,
+      executionName: 'probe',
+      executionArn: first.executionArn,
+      failedAttempts: [],
+    });
   });
 
   it('publishes one digest per run and one event per finding: key ids, never a secret', async () => {
@@ -431,5 +443,54 @@ describe('the audit against the emulator', () => {
     expect(digest).toMatch(
       /rotate protected-000 cassandra\.amazonaws\.com ACCAPROTECTED0000001: protected user/,
     );
+  });
+
+  it('an execution stopped from the console (ABORTED) is retried as attempt 2 at the next run, once', async () => {
+    // Prepare: the emulator can stop an execution (FAILED and TIMED_OUT are unit-tested with SFN mocked).
+    const user = 'age-200-000';
+    const { accessKeyId } = keyOf(user);
+    const name = executionNameFor(user, accessKeyId);
+    const executionArn = `${world.stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
+    await world.sfn.send(new StopExecutionCommand({ executionArn }));
+    await world.drainDigests();
+    await world.drainEvents();
+    world.drainSentEvents();
+
+    // Act
+    const { summary } = await world.audit(ENV);
+
+    // Assess: attempt 2 started under its own name, with a reason that says so; counted and listed.
+    expect(summary.rotations.RETRIED).toBe(1);
+    expect(summary.retried).toEqual([
+      {
+        userName: user,
+        credentialId: accessKeyId,
+        attempt: 2,
+        executionName: `${name}-2`,
+        failed: [{ executionName: name, status: 'ABORTED', error: null }],
+      },
+    ]);
+    expect(summary.givenUp).toEqual([]);
+    const retry = await world.sfn.send(new DescribeExecutionCommand({ executionArn: `${executionArn}-2` }));
+    expect(retry.status).toBe('RUNNING');
+    expect(JSON.parse(retry.input ?? '{}')).toEqual({
+      userName: user,
+      reason: `audit: OLD_KEY ${accessKeyId} 200 days, attempt 2 of 3`,
+    });
+    const digest = (await world.drainDigests())[0] ?? '';
+    expect(digest).toContain(`  ${user} ${accessKeyId}: attempt 2 of 3 ${name}-2, after ${name} ABORTED`);
+    world.drainSentEvents();
+
+    // The next run finds attempt 2 running and starts nothing.
+    const again = await world.audit(ENV);
+    expect(again.summary.rotations.RETRIED).toBeUndefined();
+    expect(again.summary.rotations.STARTED).toBeUndefined();
+    expect((await world.executionNames()).filter((n) => n.startsWith(name)).sort()).toEqual([
+      name,
+      `${name}-2`,
+    ]);
+    await world.drainDigests();
+    await world.drainEvents();
+    world.drainSentEvents();
   });
 });

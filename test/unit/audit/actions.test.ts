@@ -5,12 +5,17 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   type ActionPolicy,
   applyActions,
+  attemptName,
   EXECUTION_NAME,
   executionArnFor,
   executionNameFor,
+  type FailedAttempt,
+  type RotationRequest,
   type RotationStarter,
   rotationReason,
   SfnRotationStarter,
+  type StartResult,
+  stateMachineArnOf,
 } from '../../../lambdas/shared/domain/audit/actions.ts';
 import { CallCounter } from '../../../lambdas/shared/domain/audit/calls.ts';
 import type { Finding } from '../../../lambdas/shared/domain/audit/findings.ts';
@@ -49,6 +54,65 @@ describe('executionNameFor', () => {
     expect(plainLong).not.toBe(executionNameFor(`${'y'.repeat(63)}z`, 'AKIAIOSFODNN7EXAMPLE'));
   });
 
+  it('names attempt n of a rotation <attempt 1>-<n>; attempt 1 is the name without a number', () => {
+    const first = executionNameFor('alice', 'AKIAIOSFODNN7EXAMPLE');
+    expect(executionNameFor('alice', 'AKIAIOSFODNN7EXAMPLE', 1)).toBe(first);
+    expect(executionNameFor('alice', 'AKIAIOSFODNN7EXAMPLE', 2)).toBe('rekey-alice-AKIAIOSFODNN7EXAMPLE-2');
+    expect(executionNameFor('alice', 'AKIAIOSFODNN7EXAMPLE', 9)).toBe(`${first}-9`);
+    expect(attemptName(first, 3)).toBe(`${first}-3`);
+    for (const bad of [0, 10, 1.5, -1, Number.NaN])
+      expect(() => executionNameFor('alice', 'AKIAIOSFODNN7EXAMPLE', bad), String(bad)).toThrow(RangeError);
+  });
+
+  it('keeps every attempt within 80 characters at the limits of user names and credential ids', () => {
+    // IAM: user names 1-64 characters; access key ids 16-128 (real ones 20), service credential ids 20-128.
+    const users = [
+      'u',
+      'y'.repeat(64),
+      `${'x'.repeat(60)}.@+=`,
+      '.'.repeat(64),
+      'a'.repeat(51),
+      'a'.repeat(52),
+    ];
+    const ids = [
+      'K'.repeat(16),
+      'AKIAIOSFODNN7EXAMPLE',
+      'ACCAEXAMPLE123EXAMPLE',
+      'C'.repeat(62),
+      'C'.repeat(128),
+    ];
+    for (const user of users)
+      for (const id of ids)
+        for (let attempt = 1; attempt <= 9; attempt++) {
+          const name = executionNameFor(user, id, attempt);
+          expect(name.length, `${user} ${id} ${attempt}`).toBeLessThanOrEqual(80);
+          expect(name).toMatch(EXECUTION_NAME);
+        }
+    // The longest plain name that is not cut leaves exactly the room of the largest attempt number.
+    const widest = executionNameFor('a'.repeat(51), 'AKIAIOSFODNN7EXAMPLE');
+    expect(widest).toBe(`rekey-${'a'.repeat(51)}-AKIAIOSFODNN7EXAMPLE`);
+    expect(widest).toHaveLength(78);
+    expect(executionNameFor('a'.repeat(51), 'AKIAIOSFODNN7EXAMPLE', 9)).toHaveLength(80);
+    // One more character and the user part is cut, with the hash, to the same length.
+    const cut = executionNameFor('a'.repeat(52), 'AKIAIOSFODNN7EXAMPLE');
+    expect(cut).toMatch(/^rekey-a{42}-[0-9a-f]{8}-AKIAIOSFODNN7EXAMPLE$/);
+    expect(executionNameFor('a'.repeat(52), 'AKIAIOSFODNN7EXAMPLE', 9)).toHaveLength(80);
+    // The longest credential ids are cut to 62 characters, leaving room for the hashed user.
+    expect(executionNameFor('y'.repeat(64), 'C'.repeat(128), 9)).toMatch(/^rekey--[0-9a-f]{8}-C{62}-9$/);
+  });
+
+  it('never gives two users, credentials or attempts the same name', () => {
+    const names = new Map<string, string>();
+    for (const user of ['alice', 'alice-2', 'bob', 'a.b', 'a_b', 'y'.repeat(64), `${'y'.repeat(63)}z`])
+      for (const id of ['AKIAIOSFODNN7EXAMPLE', 'AKIAIOSFODNN7EXAMPL2', 'ACCAEXAMPLE123EXAMPLE'])
+        for (let attempt = 1; attempt <= 9; attempt++) {
+          const name = executionNameFor(user, id, attempt);
+          const who = `${user} ${id} ${attempt}`;
+          expect(names.get(name) ?? who, name).toBe(who);
+          names.set(name, who);
+        }
+  });
+
   it('is valid and distinct for many random IAM user names', () => {
     const chars = 'abcXYZ019+=,.@_-';
     const names = new Set<string>();
@@ -75,41 +139,82 @@ describe('SfnRotationStarter', () => {
   const sfn = new SFNClient({ region: 'us-east-1' });
   const sfnMock = mockClient(sfn);
   const starter = new SfnRotationStarter(sfn, STATE_MACHINE_ARN);
-  const request = {
+  const request: RotationRequest = {
     executionName: 'rekey-alice-AKIAIOSFODNN7EXAMPLE',
     userName: 'alice',
     accessKeyId: 'AKIAIOSFODNN7EXAMPLE',
     reason: 'audit: OLD_KEY AKIAIOSFODNN7EXAMPLE 120 days',
+    maxAttempts: 3,
   };
   const arn = `arn:aws:states:us-east-1:${ACCOUNT}:execution:rekey-rotation:rekey-alice-AKIAIOSFODNN7EXAMPLE`;
+  const arnOf = (attempt: number) => (attempt === 1 ? arn : `${arn}-${attempt}`);
+  const nameOf = (attempt: number) => attemptName(request.executionName, attempt);
+  const stopDate = new Date('2026-02-27T06:00:00.000Z');
+  const failed = (
+    attempt: number,
+    status: FailedAttempt['status'],
+    error: string | null = null,
+  ): FailedAttempt => ({
+    attempt,
+    executionName: nameOf(attempt),
+    executionArn: arnOf(attempt),
+    status,
+    error,
+    stopDate: stopDate.toISOString(),
+  });
+  /** Step Functions with these executions (attempt -> status); every other name does not exist. */
+  const executions = (statuses: Record<number, string>) => {
+    sfnMock.on(DescribeExecutionCommand).rejects(awsError('ExecutionDoesNotExist'));
+    for (const [attempt, status] of Object.entries(statuses))
+      sfnMock.on(DescribeExecutionCommand, { executionArn: arnOf(Number(attempt)) }).resolves({
+        executionArn: arnOf(Number(attempt)),
+        status: status as 'RUNNING',
+        stopDate,
+        ...(status === 'FAILED'
+          ? { error: 'States.TaskFailed', cause: 'the cause stays in Step Functions' }
+          : {}),
+      });
+    sfnMock.on(StartExecutionCommand).callsFake((input: { name: string }) => ({
+      executionArn: executionArnFor(STATE_MACHINE_ARN, input.name),
+    }));
+  };
+  const described = () => sfnMock.commandCalls(DescribeExecutionCommand).map((c) => c.args[0].input);
+  const started = () => sfnMock.commandCalls(StartExecutionCommand).map((c) => c.args[0].input);
 
   beforeEach(() => sfnMock.reset());
 
-  it('derives the execution ARN from the state machine ARN', () => {
+  it('derives the execution ARN from the state machine ARN, and back', () => {
     expect(executionArnFor(STATE_MACHINE_ARN, request.executionName)).toBe(arn);
+    expect(stateMachineArnOf(arnOf(2))).toBe(STATE_MACHINE_ARN);
   });
 
-  it('starts a new execution with the rotation input', async () => {
-    sfnMock.on(DescribeExecutionCommand).rejects(awsError('ExecutionDoesNotExist'));
-    sfnMock.on(StartExecutionCommand).resolves({ executionArn: arn, startDate: new Date() });
+  it('starts attempt 1 with the rotation input when no execution of the name exists', async () => {
+    executions({});
 
-    await expect(starter.start(request)).resolves.toEqual({ status: 'STARTED', executionArn: arn });
-
-    expect(sfnMock).toHaveReceivedCommandWith(DescribeExecutionCommand, { executionArn: arn });
-    expect(sfnMock).toHaveReceivedCommandWith(StartExecutionCommand, {
-      stateMachineArn: STATE_MACHINE_ARN,
-      name: request.executionName,
-      input: '{"userName":"alice","reason":"audit: OLD_KEY AKIAIOSFODNN7EXAMPLE 120 days"}',
+    await expect(starter.start(request)).resolves.toEqual({
+      status: 'STARTED',
+      attempt: 1,
+      executionName: request.executionName,
+      executionArn: arn,
+      failedAttempts: [],
     });
+
+    expect(described()).toEqual([{ executionArn: arn }]);
+    expect(started()).toEqual([
+      {
+        stateMachineArn: STATE_MACHINE_ARN,
+        name: request.executionName,
+        input: '{"userName":"alice","reason":"audit: OLD_KEY AKIAIOSFODNN7EXAMPLE 120 days"}',
+      },
+    ]);
   });
 
   it('a service-specific credential is started with serviceName, an input the rotation itself accepts', async () => {
-    sfnMock.on(DescribeExecutionCommand).rejects(awsError('ExecutionDoesNotExist'));
-    sfnMock.on(StartExecutionCommand).resolves({ executionArn: arn, startDate: new Date() });
+    executions({});
 
     await starter.start({ ...request, serviceName: 'cassandra.amazonaws.com' });
 
-    const input = sfnMock.commandCalls(StartExecutionCommand)[0]?.args[0].input.input ?? '';
+    const input = started()[0]?.input ?? '';
     expect(JSON.parse(input)).toEqual({
       userName: 'alice',
       serviceName: 'cassandra.amazonaws.com',
@@ -120,33 +225,181 @@ describe('SfnRotationStarter', () => {
     expect(rotationInputProblems({ ...JSON.parse(input), serviceName: 'cassandra' })).not.toEqual([]);
   });
 
-  it('an execution of that name that exists (running or finished) is already started', async () => {
-    sfnMock.on(DescribeExecutionCommand).resolves({ executionArn: arn, status: 'RUNNING' });
+  it.each(['RUNNING', 'PENDING_REDRIVE', 'SUCCEEDED'])(
+    'leaves an attempt that is %s alone',
+    async (status) => {
+      executions({ 1: status });
 
-    await expect(starter.start(request)).resolves.toEqual({ status: 'ALREADY_STARTED', executionArn: arn });
+      await expect(starter.start(request)).resolves.toEqual({
+        status: 'ALREADY_STARTED',
+        attempt: 1,
+        executionName: request.executionName,
+        executionArn: arn,
+        failedAttempts: [],
+      });
 
+      expect(described()).toEqual([{ executionArn: arn }]);
+      expect(sfnMock).not.toHaveReceivedCommand(StartExecutionCommand);
+    },
+  );
+
+  it.each([
+    ['FAILED', 'States.TaskFailed'],
+    ['ABORTED', null],
+    ['TIMED_OUT', null],
+  ] as const)('starts attempt 2 after attempt 1 ended %s', async (status, error) => {
+    executions({ 1: status });
+
+    await expect(starter.start(request)).resolves.toEqual({
+      status: 'RETRIED',
+      attempt: 2,
+      executionName: 'rekey-alice-AKIAIOSFODNN7EXAMPLE-2',
+      executionArn: arnOf(2),
+      failedAttempts: [failed(1, status, error)],
+    });
+
+    expect(described()).toEqual([{ executionArn: arn }, { executionArn: arnOf(2) }]);
+    expect(started()).toEqual([
+      {
+        stateMachineArn: STATE_MACHINE_ARN,
+        name: 'rekey-alice-AKIAIOSFODNN7EXAMPLE-2',
+        input: '{"userName":"alice","reason":"audit: OLD_KEY AKIAIOSFODNN7EXAMPLE 120 days, attempt 2 of 3"}',
+      },
+    ]);
+    expect(rotationInputProblems(JSON.parse(started()[0]?.input ?? ''))).toEqual([]);
+  });
+
+  it('restarts FAILED, ABORTED and TIMED_OUT attempts, run after run, until maxAttempts; then gives up', async () => {
+    // Prepare: a Step Functions that remembers what was started; each attempt fails before the next run.
+    const statuses = new Map<string, string>();
+    sfnMock.on(DescribeExecutionCommand).callsFake((input: { executionArn: string }) => {
+      const status = statuses.get(input.executionArn);
+      if (!status) throw awsError('ExecutionDoesNotExist');
+      return { executionArn: input.executionArn, status, stopDate };
+    });
+    sfnMock.on(StartExecutionCommand).callsFake((input: { name: string }) => {
+      const executionArn = executionArnFor(STATE_MACHINE_ARN, input.name);
+      statuses.set(executionArn, 'RUNNING');
+      return { executionArn };
+    });
+    const endings = ['FAILED', 'ABORTED', 'TIMED_OUT'] as const;
+
+    // Act: five audit runs.
+    const results: StartResult[] = [];
+    for (let run = 0; run < 5; run++) {
+      results.push(await starter.start(request));
+      const ending = endings[run];
+      if (ending) statuses.set(arnOf(run + 1), ending);
+    }
+
+    // Assess: attempts 1, 2, 3, then given up (twice, nothing more started).
+    expect(results.map((r) => [r.status, r.attempt, r.executionName])).toEqual([
+      ['STARTED', 1, nameOf(1)],
+      ['RETRIED', 2, nameOf(2)],
+      ['RETRIED', 3, nameOf(3)],
+      ['GIVEN_UP', 3, nameOf(3)],
+      ['GIVEN_UP', 3, nameOf(3)],
+    ]);
+    expect(results[2]?.failedAttempts).toEqual([failed(1, 'FAILED'), failed(2, 'ABORTED')]);
+    expect(results[4]).toEqual({
+      status: 'GIVEN_UP',
+      attempt: 3,
+      executionName: nameOf(3),
+      executionArn: arnOf(3),
+      failedAttempts: [failed(1, 'FAILED'), failed(2, 'ABORTED'), failed(3, 'TIMED_OUT')],
+    });
+    expect(started().map((i) => [i.name, JSON.parse(i.input ?? '{}').reason])).toEqual([
+      [nameOf(1), 'audit: OLD_KEY AKIAIOSFODNN7EXAMPLE 120 days'],
+      [nameOf(2), 'audit: OLD_KEY AKIAIOSFODNN7EXAMPLE 120 days, attempt 2 of 3'],
+      [nameOf(3), 'audit: OLD_KEY AKIAIOSFODNN7EXAMPLE 120 days, attempt 3 of 3'],
+    ]);
+    // A run that gives up reads each attempt once and stops there.
+    expect(described().slice(-3)).toEqual([1, 2, 3].map((n) => ({ executionArn: arnOf(n) })));
+    for (const name of started().map((i) => i.name ?? '')) expect(name.length).toBeLessThanOrEqual(80);
+  });
+
+  it('leaves a later attempt that is running alone, with the failed ones before it', async () => {
+    executions({ 1: 'FAILED', 2: 'RUNNING' });
+
+    await expect(starter.start(request)).resolves.toEqual({
+      status: 'ALREADY_STARTED',
+      attempt: 2,
+      executionName: nameOf(2),
+      executionArn: arnOf(2),
+      failedAttempts: [failed(1, 'FAILED', 'States.TaskFailed')],
+    });
+    expect(sfnMock).not.toHaveReceivedCommand(StartExecutionCommand);
+  });
+
+  it('maxAttempts 1: a failed first attempt is given up at once', async () => {
+    executions({ 1: 'TIMED_OUT' });
+
+    const result = await starter.start({ ...request, maxAttempts: 1 });
+
+    expect(result).toMatchObject({
+      status: 'GIVEN_UP',
+      attempt: 1,
+      failedAttempts: [failed(1, 'TIMED_OUT')],
+    });
+    expect(described()).toEqual([{ executionArn: arn }]);
+    expect(sfnMock).not.toHaveReceivedCommand(StartExecutionCommand);
+  });
+
+  it('a lowered maxAttempts gives up on a rotation that already had more attempts', async () => {
+    executions({ 1: 'FAILED', 2: 'FAILED', 3: 'RUNNING' });
+
+    const result = await starter.start({ ...request, maxAttempts: 2 });
+
+    expect(result).toMatchObject({ status: 'GIVEN_UP', attempt: 2 });
+    expect(described()).toHaveLength(2);
+  });
+
+  it('a status it does not know counts as started: no second rotation on a guess', async () => {
+    executions({ 1: 'PAUSED' });
+
+    await expect(starter.start(request)).resolves.toMatchObject({ status: 'ALREADY_STARTED', attempt: 1 });
     expect(sfnMock).not.toHaveReceivedCommand(StartExecutionCommand);
   });
 
   it('ExecutionAlreadyExists (a race with another audit) is already started, not an error', async () => {
-    sfnMock.on(DescribeExecutionCommand).rejects(awsError('ExecutionDoesNotExist'));
+    executions({ 1: 'ABORTED' });
     sfnMock.on(StartExecutionCommand).rejects(awsError('ExecutionAlreadyExists'));
 
-    await expect(starter.start(request)).resolves.toEqual({ status: 'ALREADY_STARTED', executionArn: arn });
+    await expect(starter.start(request)).resolves.toEqual({
+      status: 'ALREADY_STARTED',
+      attempt: 2,
+      executionName: nameOf(2),
+      executionArn: arnOf(2),
+      failedAttempts: [failed(1, 'ABORTED')],
+    });
   });
 
-  it('rethrows other errors', async () => {
+  it('rethrows other errors, on any attempt', async () => {
     sfnMock.on(DescribeExecutionCommand).rejects(awsError('AccessDeniedException'));
     await expect(starter.start(request)).rejects.toThrow(/AccessDeniedException/);
-    sfnMock.on(DescribeExecutionCommand).rejects(awsError('ExecutionDoesNotExist'));
+
+    executions({ 1: 'FAILED' });
+    sfnMock.on(DescribeExecutionCommand, { executionArn: arnOf(2) }).rejects(awsError('ThrottlingException'));
+    await expect(starter.start(request)).rejects.toThrow(/ThrottlingException/);
+
+    executions({});
     sfnMock.on(StartExecutionCommand).rejects(awsError('StateMachineDoesNotExist'));
     await expect(starter.start(request)).rejects.toThrow(/StateMachineDoesNotExist/);
+  });
+
+  it('refuses a maxAttempts outside 1 to 9 before any call', async () => {
+    for (const maxAttempts of [0, -1, 1.5, 10])
+      await expect(starter.start({ ...request, maxAttempts }), String(maxAttempts)).rejects.toThrow(
+        RangeError,
+      );
+    expect(sfnMock).not.toHaveReceivedAnyCommand();
   });
 });
 
 const POLICY: ActionPolicy = {
   autoRotate: true,
   maxRotationsPerRun: 25,
+  maxRotationAttempts: 3,
   deactivateUnused: false,
   deactivateUnusedAfterDays: 90,
   protectedUsers: [],
@@ -165,12 +418,44 @@ function finding(over: Partial<Finding> & { userName: string }): Finding {
   });
 }
 
-function fakeStarter(already: string[] = []): RotationStarter & { start: ReturnType<typeof vi.fn> } {
+/** A failed attempt of the rotation whose attempt 1 is `first`. */
+const failedAttempt = (first: string, attempt: number, status: FailedAttempt['status']): FailedAttempt => ({
+  attempt,
+  executionName: attemptName(first, attempt),
+  executionArn: executionArnFor(STATE_MACHINE_ARN, attemptName(first, attempt)),
+  status,
+  error: status === 'FAILED' ? 'States.TaskFailed' : null,
+  stopDate: null,
+});
+
+/**
+ * A starter that answers by attempt-1 name: `already` are running, `retried` had attempt 1 FAILED
+ * (attempt 2 starts), `givenUp` had maxAttempts attempts FAILED; every other one starts.
+ */
+function fakeStarter(
+  already: string[] = [],
+  { retried = [], givenUp = [] }: { retried?: string[]; givenUp?: string[] } = {},
+): RotationStarter & { start: ReturnType<typeof vi.fn> } {
   return {
-    start: vi.fn(async (r: { executionName: string }) => ({
-      status: already.includes(r.executionName) ? ('ALREADY_STARTED' as const) : ('STARTED' as const),
-      executionArn: executionArnFor(STATE_MACHINE_ARN, r.executionName),
-    })),
+    start: vi.fn(async (r: RotationRequest): Promise<StartResult> => {
+      const at = (attempt: number) => ({
+        attempt,
+        executionName: attemptName(r.executionName, attempt),
+        executionArn: executionArnFor(STATE_MACHINE_ARN, attemptName(r.executionName, attempt)),
+      });
+      if (already.includes(r.executionName))
+        return { status: 'ALREADY_STARTED', ...at(1), failedAttempts: [] };
+      if (retried.includes(r.executionName))
+        return { status: 'RETRIED', ...at(2), failedAttempts: [failedAttempt(r.executionName, 1, 'FAILED')] };
+      if (givenUp.includes(r.executionName)) {
+        const statuses = ['FAILED', 'ABORTED', 'TIMED_OUT', 'FAILED'] as const;
+        const failedAttempts = Array.from({ length: r.maxAttempts }, (_, i) =>
+          failedAttempt(r.executionName, i + 1, statuses[i % 3] ?? 'FAILED'),
+        );
+        return { status: 'GIVEN_UP', ...at(r.maxAttempts), failedAttempts };
+      }
+      return { status: 'STARTED', ...at(1), failedAttempts: [] };
+    }),
   };
 }
 
@@ -196,6 +481,7 @@ describe('applyActions: rotations', () => {
       userName: 'alice',
       accessKeyId: f.accessKeyId,
       reason: `audit: OLD_KEY ${f.accessKeyId} 120 days`,
+      maxAttempts: 3,
     });
     expect(rotationReason(f)).toBe(`audit: OLD_KEY ${f.accessKeyId} 120 days`);
     expect(outcomes).toEqual([
@@ -233,8 +519,80 @@ describe('applyActions: rotations', () => {
       ['u5', 'SKIPPED'],
       ['u0', 'SKIPPED'],
     ]);
-    expect(outcomes.at(-1)?.detail).toBe('limit of 3 new rotations per run reached');
+    expect(outcomes.at(-1)?.detail).toBe(
+      'limit of 3 rotation starts per run reached (new rotations and retries)',
+    );
     expect(starter.start).toHaveBeenCalledTimes(4);
+  });
+
+  it('retries count against maxRotationsPerRun like new starts; given-up ones do not', async () => {
+    // Prepare: by age, u0 given up, u1 retried, u2 running, u3 new, u4 new.
+    const findings = [500, 400, 300, 200, 100].map((ageDays, i) => finding({ userName: `u${i}`, ageDays }));
+    const name = (i: number) => {
+      const f = findings[i] as Finding;
+      return executionNameFor(f.userName, f.accessKeyId as string);
+    };
+    const starter = fakeStarter([name(2)], { retried: [name(1)], givenUp: [name(0)] });
+
+    // Act
+    const outcomes = await applyActions(
+      deps(starter),
+      findings,
+      new Map(),
+      { ...POLICY, maxRotationsPerRun: 2 },
+      {
+        dryRun: false,
+      },
+    );
+
+    // Assess: one retry and one new start use the limit of 2.
+    expect(outcomes.map((o) => [o.userName, o.status, o.attempt ?? null])).toEqual([
+      ['u0', 'GIVEN_UP', 3],
+      ['u1', 'RETRIED', 2],
+      ['u2', 'ALREADY_STARTED', 1],
+      ['u3', 'STARTED', 1],
+      ['u4', 'SKIPPED', null],
+    ]);
+    expect(starter.start).toHaveBeenCalledTimes(4);
+  });
+
+  it('says what each attempt did: retried after which failure, given up after which endings', async () => {
+    const given = finding({ userName: 'given', ageDays: 300 });
+    const retry = finding({ userName: 'retry', ageDays: 200 });
+    const givenName = executionNameFor('given', given.accessKeyId as string);
+    const retryName = executionNameFor('retry', retry.accessKeyId as string);
+    const starter = fakeStarter([], { retried: [retryName], givenUp: [givenName] });
+
+    const outcomes = await applyActions(deps(starter), [given, retry], new Map(), POLICY, { dryRun: false });
+
+    expect(outcomes).toEqual([
+      {
+        kind: 'ROTATION',
+        status: 'GIVEN_UP',
+        userName: 'given',
+        accessKeyId: given.accessKeyId,
+        executionName: `${givenName}-3`,
+        executionArn: executionArnFor(STATE_MACHINE_ARN, `${givenName}-3`),
+        attempt: 3,
+        failedAttempts: [
+          failedAttempt(givenName, 1, 'FAILED'),
+          failedAttempt(givenName, 2, 'ABORTED'),
+          failedAttempt(givenName, 3, 'TIMED_OUT'),
+        ],
+        detail: 'still failing after 3 attempts (FAILED, ABORTED, TIMED_OUT): not retried again',
+      },
+      {
+        kind: 'ROTATION',
+        status: 'RETRIED',
+        userName: 'retry',
+        accessKeyId: retry.accessKeyId,
+        executionName: `${retryName}-2`,
+        executionArn: executionArnFor(STATE_MACHINE_ARN, `${retryName}-2`),
+        attempt: 2,
+        failedAttempts: [failedAttempt(retryName, 1, 'FAILED')],
+        detail: `rotation retried: attempt 2 of 3, after ${retryName} FAILED (States.TaskFailed)`,
+      },
+    ]);
   });
 
   it('never rotates protected, out-of-scope, exempt users or root; does rotate after an expired exemption', async () => {

@@ -2,6 +2,7 @@ import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from 
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
+import type { ActionOutcome, FailedAttempt } from '../../../lambdas/shared/domain/audit/actions.ts';
 import {
   DIGEST_MAX_ROWS,
   digestSubject,
@@ -10,6 +11,8 @@ import {
   FINDING_DETAIL_TYPE,
   findingEvents,
   publishAlerts,
+  STILL_FAILING_DETAIL_TYPE,
+  stillFailingEvents,
 } from '../../../lambdas/shared/domain/audit/alerts.ts';
 import { fakeClock, TOPIC_ARN } from '../lambdas/helpers.ts';
 import { ACTIONS, FINDINGS, finding, KEYS, report } from './fixtures.ts';
@@ -45,8 +48,11 @@ describe('the digest', () => {
     expect(text).toMatch(/Findings: 7 \(1 of them exempt\)/);
     expect(lines).toContain('  OLD_KEY               3');
     expect(lines).toContain('  ROOT_ACCESS_KEY       1');
-    expect(text).toMatch(/rotations started: +1 \(at most 25 per run\)/);
+    expect(text).toMatch(/rotations started: +1 \(at most 25 starts per run, retries included\)/);
+    expect(text).toMatch(/rotations retried: +0 \(at most 3 attempts each\)/);
     expect(text).toMatch(/rotations already running: +1/);
+    expect(text).toMatch(/rotations still failing: +0 \(given up: no more retries\)/);
+    expect(text).not.toContain('Rotations still failing');
     expect(text).toMatch(/keys deactivated as unused: +0 \(policy off\)/);
     // The table: one header, every row the same column layout.
     const header = lines.find((l) => l.startsWith('TYPE'));
@@ -80,6 +86,168 @@ describe('the digest', () => {
     expect(text.split('\n')[0]).toBe('rekey access key audit (DRY RUN: nothing was started or changed)');
     expect(text).toContain('... and 7 more (every finding is also an EventBridge event)');
     expect(Buffer.byteLength(text)).toBeLessThan(256 * 1024);
+  });
+});
+
+describe('retried and given-up rotations', () => {
+  const MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:rekey-rotation';
+  const aliceName = `rekey-alice-${KEYS.alice}`;
+  const lapsedName = `rekey-lapsed-${KEYS.lapsed}`;
+  const attempt = (
+    first: string,
+    n: number,
+    status: FailedAttempt['status'],
+    error: string | null = null,
+  ): FailedAttempt => {
+    const executionName = n === 1 ? first : `${first}-${n}`;
+    return {
+      attempt: n,
+      executionName,
+      executionArn: `${MACHINE.replace(':stateMachine:', ':execution:')}:${executionName}`,
+      status,
+      error,
+      stopDate: `2026-02-2${n}T06:30:00.000Z`,
+    };
+  };
+  const aliceAttempts = [
+    attempt(aliceName, 1, 'FAILED', 'States.TaskFailed'),
+    attempt(aliceName, 2, 'ABORTED'),
+    attempt(aliceName, 3, 'TIMED_OUT'),
+  ];
+  const givenUp: ActionOutcome = {
+    kind: 'ROTATION',
+    status: 'GIVEN_UP',
+    userName: 'alice',
+    accessKeyId: KEYS.alice,
+    executionName: `${aliceName}-3`,
+    executionArn: aliceAttempts[2]?.executionArn as string,
+    attempt: 3,
+    failedAttempts: aliceAttempts,
+    detail: 'still failing after 3 attempts (FAILED, ABORTED, TIMED_OUT): not retried again',
+  };
+  const retried: ActionOutcome = {
+    kind: 'ROTATION',
+    status: 'RETRIED',
+    userName: 'lapsed',
+    accessKeyId: KEYS.lapsed,
+    executionName: `${lapsedName}-2`,
+    executionArn: `${MACHINE.replace(':stateMachine:', ':execution:')}:${lapsedName}-2`,
+    attempt: 2,
+    failedAttempts: [attempt(lapsedName, 1, 'FAILED', 'RotationFailed')],
+    detail: `rotation retried: attempt 2 of 3, after ${lapsedName} FAILED (RotationFailed)`,
+  };
+  const vendorSkipped = ACTIONS[2] as ActionOutcome;
+  const run = report({ actions: [givenUp, retried, vendorSkipped] });
+
+  it('the digest puts the given-up rotations first, with every attempt and what to do, then the retried ones', () => {
+    const text = digestText(run);
+    const lines = text.split('\n');
+
+    expect(digestSubject(run)).toBe(
+      '[rekey] Access key audit: 7 findings, 1 rotation still failing (1 root key, 3 old, 1 unused, 1 two a',
+    );
+    expect(text).toMatch(/rotations retried: +1 \(at most 3 attempts each\)/);
+    expect(text).toMatch(/rotations still failing: +1 \(given up: no more retries\)/);
+    const at = lines.indexOf('Rotations still failing: rekey stopped retrying them (1)');
+    expect(at).toBeGreaterThan(lines.indexOf('Actions:'));
+    expect(at).toBeLessThan(lines.indexOf('Findings'));
+    expect(lines.slice(at + 2, at + 16)).toEqual([
+      `  alice ${KEYS.alice}: 3 attempts failed`,
+      `    ${aliceName}    FAILED (States.TaskFailed) at 2026-02-21T06:30:00.000Z`,
+      `    ${aliceName}-2  ABORTED at 2026-02-22T06:30:00.000Z`,
+      `    ${aliceName}-3  TIMED_OUT at 2026-02-23T06:30:00.000Z`,
+      '    input to start it by hand: {"userName":"alice"}',
+      '',
+      "  Why an attempt failed is in its execution's history (Step Functions console). Fix the cause, then",
+      `  start the rotation by hand: aws stepfunctions start-execution --state-machine-arn ${MACHINE} \\`,
+      "    --input '<the input above>'",
+      '  A rotation is listed here at every run until its key is no longer old; exempting the user stops that.',
+      '',
+      'Rotations retried (an earlier attempt failed)',
+      '',
+      `  lapsed ${KEYS.lapsed}: attempt 2 of 3 ${lapsedName}-2, after ${lapsedName} FAILED (RotationFailed)`,
+    ]);
+    expect(lines.find((l) => l.startsWith('OLD_KEY') && l.includes(KEYS.alice))).toMatch(
+      /STILL FAILING after 3 attempts: no more retries, a human must look$/,
+    );
+    expect(lines.find((l) => l.includes(KEYS.lapsed) && l.startsWith('OLD_KEY'))).toMatch(
+      /rotation retried \(attempt 2\)$/,
+    );
+    expectNoSecrets(text);
+  });
+
+  it('a given-up service credential is started by hand with its serviceName', () => {
+    const service: ActionOutcome = {
+      ...givenUp,
+      accessKeyId: null,
+      serviceName: 'cassandra.amazonaws.com',
+      serviceSpecificCredentialId: 'ACCAALICE0000000000001',
+    };
+    const text = digestText(report({ actions: [service] }));
+    expect(text).toContain('  alice cassandra.amazonaws.com ACCAALICE0000000000001: 3 attempts failed');
+    expect(text).toContain(
+      '    input to start it by hand: {"userName":"alice","serviceName":"cassandra.amazonaws.com"}',
+    );
+  });
+
+  it('one "Access Key Rotation Still Failing" event per given-up rotation, besides the finding events', async () => {
+    ebMock.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => ({
+      FailedEntryCount: 0,
+      Entries: input.Entries.map(() => ({ EventId: 'e' })),
+    }));
+
+    const sent = await publishAlerts(
+      { sns, eventBridge, clock: fakeClock(), topicArn: TOPIC_ARN, eventBusName: 'default' },
+      run,
+    );
+
+    expect(sent).toEqual({ digestPublished: true, eventsPublished: FINDINGS.length + 1 });
+    const entries = ebMock.commandCalls(PutEventsCommand).flatMap((c) => c.args[0].input.Entries ?? []);
+    const failing = entries.filter((e) => e.DetailType === STILL_FAILING_DETAIL_TYPE);
+    expect(failing).toEqual(stillFailingEvents(run, 'default'));
+    expect(failing).toHaveLength(1);
+    expect(failing[0]).toMatchObject({
+      Source: 'rekey',
+      DetailType: 'Access Key Rotation Still Failing',
+      EventBusName: 'default',
+      Resources: ['arn:aws:iam::123456789012:user/alice', ...aliceAttempts.map((a) => a.executionArn)],
+    });
+    expect(JSON.parse(failing[0]?.Detail ?? '{}')).toEqual({
+      userName: 'alice',
+      accessKeyId: KEYS.alice,
+      ageDays: 120,
+      attempts: 3,
+      maxRotationAttempts: 3,
+      executions: aliceAttempts.map(
+        ({ attempt: n, executionName, executionArn, status, error, stopDate }) => ({
+          attempt: n,
+          executionName,
+          executionArn,
+          status,
+          error,
+          stopDate,
+        }),
+      ),
+      message: 'still failing after 3 attempts (FAILED, ABORTED, TIMED_OUT): not retried again',
+      accountId: '123456789012',
+      auditedAt: '2026-03-01T12:00:00.000Z',
+    });
+    // The finding's own event carries the outcome too.
+    const aliceFinding = entries.find(
+      (e) => e.DetailType === FINDING_DETAIL_TYPE && e.Detail?.includes(`"accessKeyId":"${KEYS.alice}"`),
+    );
+    expect(JSON.parse(aliceFinding?.Detail ?? '{}').action).toEqual({
+      kind: 'ROTATION',
+      status: 'GIVEN_UP',
+      detail: givenUp.detail,
+      executionName: `${aliceName}-3`,
+    });
+    for (const e of entries) expectNoSecrets(JSON.stringify(e));
+  });
+
+  it('no rotation given up, no such event', () => {
+    expect(stillFailingEvents(report(), 'default')).toEqual([]);
+    expect(stillFailingEvents(report({ actions: [retried] }), 'default')).toEqual([]);
   });
 });
 

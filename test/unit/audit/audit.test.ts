@@ -12,11 +12,17 @@ import {
   GetFindingsCommand,
   SecurityHubClient,
 } from '@aws-sdk/client-securityhub';
+import { DescribeExecutionCommand, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { AUDIT_ENV } from '../../../lambdas/audit/env.ts';
-import type { RotationStarter } from '../../../lambdas/shared/domain/audit/actions.ts';
+import {
+  firstAttemptStarted,
+  type RotationStarter,
+  SfnRotationStarter,
+} from '../../../lambdas/shared/domain/audit/actions.ts';
+import { STILL_FAILING_DETAIL_TYPE } from '../../../lambdas/shared/domain/audit/alerts.ts';
 import {
   AuditActionsFailed,
   auditPolicyFromEnv,
@@ -31,7 +37,9 @@ const iam = new IAMClient({ region: 'us-east-1' });
 const sns = new SNSClient({ region: 'us-east-1' });
 const eventBridge = new EventBridgeClient({ region: 'us-east-1' });
 const securityHub = new SecurityHubClient({ region: 'us-east-1' });
+const sfn = new SFNClient({ region: 'us-east-1' });
 const iamMock = mockClient(iam);
+const sfnMock = mockClient(sfn);
 const snsMock = mockClient(sns);
 const ebMock = mockClient(eventBridge);
 const shMock = mockClient(securityHub);
@@ -111,10 +119,9 @@ function seedAccount(): void {
 
 function starter(): RotationStarter & { start: ReturnType<typeof vi.fn> } {
   return {
-    start: vi.fn(async () => ({
-      status: 'STARTED' as const,
-      executionArn: 'arn:aws:states:...:execution:x',
-    })),
+    start: vi.fn(async (request: Parameters<RotationStarter['start']>[0]) =>
+      firstAttemptStarted(request, 'arn:aws:states:...:execution:x'),
+    ),
   };
 }
 
@@ -131,7 +138,7 @@ const deps = (s: RotationStarter = starter()) => ({
 });
 
 beforeEach(() => {
-  for (const m of [iamMock, snsMock, ebMock, shMock]) m.reset();
+  for (const m of [iamMock, snsMock, ebMock, shMock, sfnMock]) m.reset();
   snsMock.on(PublishCommand).resolves({ MessageId: 'm' });
   ebMock.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => ({
     FailedEntryCount: 0,
@@ -150,6 +157,7 @@ describe('auditPolicyFromEnv', () => {
       serviceCredentials: true,
       autoRotate: true,
       maxRotationsPerRun: 25,
+      maxRotationAttempts: 3,
       deactivateUnused: false,
       deactivateUnusedAfterDays: 90,
       securityHub: false,
@@ -255,6 +263,7 @@ describe('runAudit', () => {
       userName: 'alice',
       accessKeyId: 'AKIAALICE00000000000',
       reason: 'audit: OLD_KEY AKIAALICE00000000000 120 days',
+      maxAttempts: 3,
     });
     expect(s.start).toHaveBeenCalledWith({
       executionName: 'rekey-alice-ACCAALICECASSANDRA001',
@@ -263,6 +272,7 @@ describe('runAudit', () => {
       serviceName: 'cassandra.amazonaws.com',
       serviceSpecificCredentialId: 'ACCAALICECASSANDRA001',
       reason: 'audit: OLD_KEY cassandra.amazonaws.com ACCAALICECASSANDRA001 120 days',
+      maxAttempts: 3,
     });
     const published = [
       JSON.stringify(snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input)),
@@ -298,6 +308,80 @@ describe('runAudit', () => {
     await runAudit(deps(), POLICY);
     expect(shMock).not.toHaveReceivedCommand(GetFindingsCommand);
     expect(shMock).not.toHaveReceivedCommand(BatchImportFindingsCommand);
+  });
+
+  it('retries a failed rotation, gives up on one that kept failing, and lists both (Step Functions mocked)', async () => {
+    // Prepare: alice's key had its 3 attempts fail; her Keyspaces credential's first attempt timed out.
+    const machine = ENV.REKEY_STATE_MACHINE_ARN;
+    const executions = machine.replace(':stateMachine:', ':execution:');
+    const keyName = 'rekey-alice-AKIAALICE00000000000';
+    const credentialName = 'rekey-alice-ACCAALICECASSANDRA001';
+    const ended: Record<string, 'FAILED' | 'ABORTED' | 'TIMED_OUT'> = {
+      [keyName]: 'FAILED',
+      [`${keyName}-2`]: 'ABORTED',
+      [`${keyName}-3`]: 'FAILED',
+      [credentialName]: 'TIMED_OUT',
+    };
+    sfnMock.on(DescribeExecutionCommand).callsFake((input: { executionArn: string }) => {
+      const status = ended[input.executionArn.slice(executions.length + 1)];
+      if (!status) throw awsError('ExecutionDoesNotExist');
+      return {
+        executionArn: input.executionArn,
+        status,
+        ...(status === 'FAILED' ? { error: 'States.TaskFailed' } : {}),
+      };
+    });
+    sfnMock
+      .on(StartExecutionCommand)
+      .callsFake((input: { name: string }) => ({ executionArn: `${executions}:${input.name}` }));
+
+    // Act
+    const summary = await runAudit(deps(new SfnRotationStarter(sfn, machine)), POLICY);
+
+    // Assess: one retry started, nothing started for the key that kept failing.
+    expect(summary.rotations).toEqual({ GIVEN_UP: 1, RETRIED: 1, SKIPPED: 2 });
+    expect(sfnMock.commandCalls(StartExecutionCommand).map((c) => c.args[0].input)).toEqual([
+      {
+        stateMachineArn: machine,
+        name: `${credentialName}-2`,
+        input: JSON.stringify({
+          userName: 'alice',
+          serviceName: 'cassandra.amazonaws.com',
+          reason: 'audit: OLD_KEY cassandra.amazonaws.com ACCAALICECASSANDRA001 120 days, attempt 2 of 3',
+        }),
+      },
+    ]);
+    expect(summary.retried).toEqual([
+      {
+        userName: 'alice',
+        credentialId: 'ACCAALICECASSANDRA001',
+        serviceName: 'cassandra.amazonaws.com',
+        attempt: 2,
+        executionName: `${credentialName}-2`,
+        failed: [{ executionName: credentialName, status: 'TIMED_OUT', error: null }],
+      },
+    ]);
+    expect(summary.givenUp).toEqual([
+      {
+        userName: 'alice',
+        credentialId: 'AKIAALICE00000000000',
+        attempt: 3,
+        executionName: `${keyName}-3`,
+        failed: [
+          { executionName: keyName, status: 'FAILED', error: 'States.TaskFailed' },
+          { executionName: `${keyName}-2`, status: 'ABORTED', error: null },
+          { executionName: `${keyName}-3`, status: 'FAILED', error: 'States.TaskFailed' },
+        ],
+      },
+    ]);
+    // Alerted: the digest and one more event; the run itself succeeds (given up is not an error).
+    expect(summary.eventsPublished).toBe(6 + 1);
+    const digest = String(snsMock.commandCalls(PublishCommand)[0]?.args[0].input.Message);
+    expect(digest).toContain('Rotations still failing: rekey stopped retrying them (1)');
+    expect(digest).toContain(`${keyName}-3  FAILED (States.TaskFailed)`);
+    expect(digest).toContain('Rotations retried (an earlier attempt failed)');
+    const types = ebMock.commandCalls(PutEventsCommand).flatMap((c) => c.args[0].input.Entries ?? []);
+    expect(types.filter((e) => e.DetailType === STILL_FAILING_DETAIL_TYPE)).toHaveLength(1);
   });
 
   it('fails with AuditActionsFailed after the alerts went out when a rotation could not start', async () => {

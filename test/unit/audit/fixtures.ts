@@ -113,6 +113,7 @@ export function report(over: Partial<AuditReport> = {}): AuditReport {
       deactivateUnused: false,
       deactivateUnusedAfterDays: 90,
       maxRotationsPerRun: 25,
+      maxRotationAttempts: 3,
     },
     dryRun: false,
     ...over,

@@ -11,6 +11,7 @@ import {
   applyActions,
   EXECUTION_NAME,
   executionNameFor,
+  firstAttemptStarted,
   type RotationStarter,
 } from '../../../lambdas/shared/domain/audit/actions.ts';
 import { digestText, eventDetail, findingEvents } from '../../../lambdas/shared/domain/audit/alerts.ts';
@@ -293,6 +294,7 @@ const serviceFinding = (
 const POLICY: ActionPolicy = {
   autoRotate: true,
   maxRotationsPerRun: 25,
+  maxRotationAttempts: 3,
   deactivateUnused: true,
   deactivateUnusedAfterDays: 90,
   protectedUsers: ['break-glass'],
@@ -304,7 +306,7 @@ function actionDeps() {
   const starter: RotationStarter = {
     start: vi.fn(async (request) => {
       requests.push(request);
-      return { status: 'STARTED' as const, executionArn: `arn:x:${request.executionName}` };
+      return firstAttemptStarted(request, `arn:x:${request.executionName}`);
     }),
   };
   return { requests, deps: { iam, starter, clock: fakeClock(), calls: new CallCounter() } };
@@ -335,6 +337,7 @@ describe('actions on service credentials', () => {
         serviceName: CASSANDRA,
         serviceSpecificCredentialId: 'ACCAALICE0000000000001',
         reason: 'audit: OLD_KEY cassandra.amazonaws.com ACCAALICE0000000000001 120 days',
+        maxAttempts: 3,
       },
     ]);
     expect(outcomes).toEqual([
@@ -347,6 +350,8 @@ describe('actions on service credentials', () => {
         serviceSpecificCredentialId: 'ACCAALICE0000000000001',
         executionName: 'rekey-alice-ACCAALICE0000000000001',
         executionArn: 'arn:x:rekey-alice-ACCAALICE0000000000001',
+        attempt: 1,
+        failedAttempts: [],
         detail: 'rotation started',
       },
     ]);
@@ -491,7 +496,7 @@ describe('actions on service credentials', () => {
     expect(requests.map((r) => r.userName)).toEqual(['b', 'c']);
     expect(outcomes.find((o) => o.userName === 'a')).toMatchObject({
       status: 'SKIPPED',
-      detail: 'limit of 2 new rotations per run reached',
+      detail: 'limit of 2 rotation starts per run reached (new rotations and retries)',
     });
   });
 });

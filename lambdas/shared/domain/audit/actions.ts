@@ -4,9 +4,15 @@
  * - OLD_KEY with autoRotate: start the rotation state machine for the user, with an execution
  *   name derived from the user and the key. Step Functions keeps a name unique per state machine
  *   for 90 days, so a schedule that fires twice, or two audits on one day, start nothing twice:
- *   the second start finds the execution and reports it as already started.
- *   At most maxRotationsPerRun NEW executions per run (already started ones do not count), the
- *   oldest keys first.
+ *   the second start finds the execution and reports it as already started (running or done).
+ * - Retries: an attempt that ended FAILED, ABORTED or TIMED_OUT is followed, at the next run, by
+ *   attempt n under `<first attempt's name>-<n>`, up to maxRotationAttempts. When that many have
+ *   ended so, the rotation is given up: reported as still failing at every run, never started
+ *   again by the audit.
+ * - At most maxRotationsPerRun starts per run, new rotations and retries alike: a retry is one
+ *   more execution touching one more user's keys, exactly like a first start. Already started and
+ *   given-up ones do not count. The oldest keys go first; once the limit is reached the rest are
+ *   not looked up.
  * - UNUSED_KEY: an alert only, unless the opt-in policy deactivates active keys idle for longer
  *   than deactivateUnusedAfterDays (strictly longer). Before deactivating, the key's last use is
  *   re-read live (the report can be hours old) and a key used since is left alone. A deactivated
@@ -26,6 +32,7 @@ import { createHash } from 'node:crypto';
 import { type IAMClient, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
 import { DescribeExecutionCommand, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { Clock } from '../../clock.ts';
+import { MAX_ROTATION_ATTEMPTS } from '../../env.ts';
 import type { ServiceName } from '../../schemas.ts';
 import { getLastUse } from '../keys.ts';
 import type { CallCounter } from './calls.ts';
@@ -34,6 +41,8 @@ import { credentialIdOf, type Finding, isActiveExemption, type UserDetail, whole
 export interface ActionPolicy {
   autoRotate: boolean;
   maxRotationsPerRun: number;
+  /** Executions started for one old key, at most, before its rotation is given up. */
+  maxRotationAttempts: number;
   deactivateUnused: boolean;
   deactivateUnusedAfterDays: number;
   protectedUsers: readonly string[];
@@ -55,11 +64,41 @@ export interface RotationRequest {
    * <credentialId> <ageDays> days`): kept with the execution and in its notifications.
    */
   reason: string;
+  /**
+   * How many attempts to make in all: executionName is attempt 1, attempt n is
+   * `<executionName>-<n>` (attemptName).
+   */
+  maxAttempts: number;
+}
+
+/** How an attempt ended when the audit tries again: it neither rotated nor stopped on purpose. */
+export const RETRIED_STATUSES = ['FAILED', 'ABORTED', 'TIMED_OUT'] as const;
+export type RetriedStatus = (typeof RETRIED_STATUSES)[number];
+
+export interface FailedAttempt {
+  attempt: number;
+  executionName: string;
+  executionArn: string;
+  status: RetriedStatus;
+  /** The execution's error name (FAILED only, e.g. `States.TaskFailed`); its cause stays in Step Functions. */
+  error: string | null;
+  /** When it ended (ISO date-time), as Step Functions reports it. */
+  stopDate: string | null;
 }
 
 export interface StartResult {
-  status: 'STARTED' | 'ALREADY_STARTED';
+  /**
+   * STARTED: attempt 1 was started. RETRIED: a later attempt was started because the ones before
+   * it failed. ALREADY_STARTED: an attempt is running or succeeded. GIVEN_UP: maxAttempts attempts
+   * failed; nothing was started.
+   */
+  status: 'STARTED' | 'RETRIED' | 'ALREADY_STARTED' | 'GIVEN_UP';
+  /** The attempt started or found; GIVEN_UP: the last one that failed. */
+  attempt: number;
+  executionName: string;
   executionArn: string;
+  /** The attempts that ended FAILED, ABORTED or TIMED_OUT, oldest first (GIVEN_UP: all of them). */
+  failedAttempts: FailedAttempt[];
 }
 
 /** Starts rotations: Step Functions in the Lambda; something else (or nothing) elsewhere. */
@@ -67,33 +106,52 @@ export interface RotationStarter {
   start(request: RotationRequest): Promise<StartResult>;
 }
 
+/** The answer of a starter that has no earlier attempts to look at and starts attempt 1. */
+export const firstAttemptStarted = (request: RotationRequest, executionArn: string): StartResult => ({
+  status: 'STARTED',
+  attempt: 1,
+  executionName: request.executionName,
+  executionArn,
+  failedAttempts: [],
+});
+
 /** Step Functions' name rule: 1-80 of letters, digits, `-` and `_`. */
 export const EXECUTION_NAME = /^[A-Za-z0-9_-]{1,80}$/;
 const PREFIX = 'rekey-';
-/** Access key and service-specific credential ids are 16-128 / 20-128 characters; real ones 20-21. */
 const MAX_NAME = 80;
+/** The first attempt's name leaves room for the `-<n>` of every later attempt. */
+const MAX_FIRST_NAME = MAX_NAME - 1 - String(MAX_ROTATION_ATTEMPTS).length;
 const HASH_CHARS = 8;
 
 /**
- * `rekey-<user>-<credentialId>`: deterministic per user and credential, where the credential is
- * an access key (its id) or a service-specific credential (its ServiceSpecificCredentialId, unique
- * in the account like a key id, so the service need not be in the name). IAM user names may hold
- * `+=,.@`, which execution names may not: they become `_`, and then a short hash of the raw name is
- * appended so `a.b` and `a_b` can never share a name. Long names are cut (with the hash) so the
- * whole name fits 80 characters; the credential id is always kept whole.
+ * `rekey-<user>-<credentialId>`, then `-<attempt>` from attempt 2 on: deterministic per user,
+ * credential and attempt, where the credential is an access key (its id) or a service-specific
+ * credential (its ServiceSpecificCredentialId, unique in the account like a key id, so the service
+ * need not be in the name). IAM user names may hold `+=,.@`, which execution names may not: they
+ * become `_`, and then a short hash of the raw name is appended so `a.b` and `a_b` can never share
+ * a name. Long names are cut (with the hash) so that every attempt's name fits 80 characters;
+ * the credential id (16-128 characters, real ones 20-21) is kept whole up to 62. A credential id
+ * has no `-` and at least 16 characters, so the `-<n>` of an attempt never makes another key's name.
  */
-export function executionNameFor(userName: string, credentialId: string): string {
+export function executionNameFor(userName: string, credentialId: string, attempt = 1): string {
   const key = credentialId
     .replace(/[^A-Za-z0-9_-]/g, '_')
-    .slice(0, MAX_NAME - PREFIX.length - 2 - HASH_CHARS);
-  const room = MAX_NAME - PREFIX.length - 1 - key.length;
+    .slice(0, MAX_FIRST_NAME - PREFIX.length - 2 - HASH_CHARS);
+  const room = MAX_FIRST_NAME - PREFIX.length - 1 - key.length;
   const sanitized = userName.replace(/[^A-Za-z0-9_-]/g, '_');
   let user = sanitized;
   if (sanitized !== userName || sanitized.length > room) {
     const hash = createHash('sha256').update(userName, 'utf8').digest('hex').slice(0, HASH_CHARS);
     user = `${sanitized.slice(0, room - HASH_CHARS - 1)}-${hash}`;
   }
-  return `${PREFIX}${user}-${key}`;
+  return attemptName(`${PREFIX}${user}-${key}`, attempt);
+}
+
+/** Attempt n of the rotation whose first attempt is named `first`: `first`, then `first-<n>`. */
+export function attemptName(first: string, attempt: number): string {
+  if (!Number.isInteger(attempt) || attempt < 1 || attempt > MAX_ROTATION_ATTEMPTS)
+    throw new RangeError(`a rotation attempt is 1 to ${MAX_ROTATION_ATTEMPTS}, not ${attempt}`);
+  return attempt === 1 ? first : `${first}-${attempt}`;
 }
 
 export function rotationReason(
@@ -108,11 +166,24 @@ export function executionArnFor(stateMachineArn: string, executionName: string):
   return `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${executionName}`;
 }
 
+/** The state machine an execution ARN belongs to (executionArnFor, the other way). */
+export function stateMachineArnOf(executionArn: string): string {
+  return executionArn.replace(':execution:', ':stateMachine:').replace(/:[^:]*$/, '');
+}
+
 /**
- * The rotation state machine as the Lambda starts it. It first asks whether the execution exists
- * (DescribeExecution on the deterministic ARN) because StartExecution answers a repeated name with
- * the same input by returning the running execution as if it were new; ExecutionAlreadyExists
- * (a finished one, or different input such as a later day's age) also means "already started".
+ * The rotation state machine as the Lambda starts it. It reads the attempts in order
+ * (DescribeExecution on each deterministic ARN) and acts on the first one that did not fail:
+ * - none of that name: start it. Asking first matters because StartExecution answers a repeated
+ *   name with the same input by returning the running execution as if it were new.
+ * - RUNNING, PENDING_REDRIVE (someone redrove it) or SUCCEEDED (rotated, or stopped safely after
+ *   its alert): already started, nothing to do.
+ * - FAILED, ABORTED or TIMED_OUT: on to the next attempt; when request.maxAttempts attempts all
+ *   ended so, give up.
+ * A status this code does not know counts as started: a second rotation started on a guess is
+ * worse than one that waits for a human. ExecutionAlreadyExists on the start (a race with another
+ * audit) also means already started. Step Functions forgets an execution 90 days after it ended,
+ * so a rotation given up that long ago is tried again from attempt 1.
  */
 export class SfnRotationStarter implements RotationStarter {
   constructor(
@@ -121,37 +192,91 @@ export class SfnRotationStarter implements RotationStarter {
   ) {}
 
   async start(request: RotationRequest): Promise<StartResult> {
-    const executionArn = executionArnFor(this.stateMachineArn, request.executionName);
-    try {
-      await this.sfn.send(new DescribeExecutionCommand({ executionArn }));
-      return { status: 'ALREADY_STARTED', executionArn };
-    } catch (error) {
-      if (!(error instanceof Error) || error.name !== 'ExecutionDoesNotExist') throw error;
+    const { maxAttempts } = request;
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > MAX_ROTATION_ATTEMPTS)
+      throw new RangeError(`maxAttempts is 1 to ${MAX_ROTATION_ATTEMPTS}, not ${maxAttempts}`);
+    const failedAttempts: FailedAttempt[] = [];
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      const executionName = attemptName(request.executionName, attempt);
+      const executionArn = executionArnFor(this.stateMachineArn, executionName);
+      const here = { attempt, executionName, executionArn };
+      const found = await this.describe(executionArn);
+      if (!found) return this.startAttempt(request, here, failedAttempts);
+      if (!isRetried(found.status)) return { status: 'ALREADY_STARTED', ...here, failedAttempts };
+      failedAttempts.push({
+        ...here,
+        status: found.status,
+        // An empty error name (some emulators send one for a stop) is no error name.
+        error: found.error || null,
+        stopDate: found.stopDate?.toISOString() ?? null,
+      });
     }
+    // maxAttempts >= 1 attempts were read and every one of them failed.
+    const last = failedAttempts.at(-1) as FailedAttempt;
+    return {
+      status: 'GIVEN_UP',
+      attempt: last.attempt,
+      executionName: last.executionName,
+      executionArn: last.executionArn,
+      failedAttempts,
+    };
+  }
+
+  /** The execution of that ARN, or null when Step Functions has none (never started, or forgotten). */
+  private async describe(executionArn: string) {
+    try {
+      return await this.sfn.send(new DescribeExecutionCommand({ executionArn }));
+    } catch (error) {
+      if (error instanceof Error && error.name === 'ExecutionDoesNotExist') return null;
+      throw error;
+    }
+  }
+
+  private async startAttempt(
+    request: RotationRequest,
+    here: Pick<StartResult, 'attempt' | 'executionName' | 'executionArn'>,
+    failedAttempts: FailedAttempt[],
+  ): Promise<StartResult> {
+    // A retry says which attempt it is in its reason, which the rotation keeps with the
+    // execution and repeats in its notifications.
+    const reason =
+      here.attempt === 1
+        ? request.reason
+        : `${request.reason}, attempt ${here.attempt} of ${request.maxAttempts}`;
     try {
       const out = await this.sfn.send(
         new StartExecutionCommand({
           stateMachineArn: this.stateMachineArn,
-          name: request.executionName,
+          name: here.executionName,
           input: JSON.stringify({
             userName: request.userName,
             ...(request.serviceName ? { serviceName: request.serviceName } : {}),
-            reason: request.reason,
+            reason,
           }),
         }),
       );
-      return { status: 'STARTED', executionArn: out.executionArn ?? executionArn };
+      return {
+        status: here.attempt === 1 ? 'STARTED' : 'RETRIED',
+        ...here,
+        executionArn: out.executionArn ?? here.executionArn,
+        failedAttempts,
+      };
     } catch (error) {
       if (error instanceof Error && error.name === 'ExecutionAlreadyExists')
-        return { status: 'ALREADY_STARTED', executionArn };
+        return { status: 'ALREADY_STARTED', ...here, failedAttempts };
       throw error;
     }
   }
 }
 
+const isRetried = (status: string | undefined): status is RetriedStatus =>
+  (RETRIED_STATUSES as readonly (string | undefined)[]).includes(status);
+
 export type ActionStatus =
   | 'STARTED'
+  | 'RETRIED'
   | 'ALREADY_STARTED'
+  | 'GIVEN_UP'
   | 'DEACTIVATED'
   | 'WOULD_START'
   | 'WOULD_DEACTIVATE'
@@ -171,6 +296,35 @@ export interface ActionOutcome {
   detail: string;
   executionName?: string;
   executionArn?: string;
+  /** A rotation the starter handled: the attempt started or found (GIVEN_UP: the last that failed)... */
+  attempt?: number;
+  /** ...and the attempts that ended FAILED, ABORTED or TIMED_OUT, oldest first. */
+  failedAttempts?: readonly FailedAttempt[];
+}
+
+/** One failed attempt, as the digest and the details show it. */
+export const attemptText = (a: FailedAttempt): string =>
+  `${a.executionName} ${a.status}${a.error ? ` (${a.error})` : ''}`;
+
+/** What the starter did, as the outcome's detail. */
+function startDetail(result: StartResult, maxAttempts: number): string {
+  const of = `attempt ${result.attempt} of ${maxAttempts}`;
+  switch (result.status) {
+    case 'STARTED':
+      return 'rotation started';
+    case 'RETRIED': {
+      const last = result.failedAttempts.at(-1);
+      return `rotation retried: ${of}, after ${last ? attemptText(last) : 'a failed attempt'}`;
+    }
+    case 'ALREADY_STARTED':
+      return result.attempt === 1
+        ? 'rotation already started earlier'
+        : `rotation already started earlier (${of})`;
+    case 'GIVEN_UP':
+      return `still failing after ${result.failedAttempts.length} attempts (${result.failedAttempts
+        .map((a) => a.status)
+        .join(', ')}): not retried again`;
+  }
 }
 
 /** Why the audit must not act on this finding's user, or null when it may. */
@@ -331,23 +485,37 @@ export async function applyActions(
     }
     const executionName = executionNameFor(f.userName, credentialId);
     if (started >= policy.maxRotationsPerRun) {
-      skip('ROTATION', f, `limit of ${policy.maxRotationsPerRun} new rotations per run reached`);
+      skip(
+        'ROTATION',
+        f,
+        `limit of ${policy.maxRotationsPerRun} rotation starts per run reached (new rotations and retries)`,
+      );
       continue;
     }
     const base = { kind: 'ROTATION' as const, ...target(f), executionName };
     if (options.dryRun) {
+      // A dry run reads no executions: it cannot tell a first start from a retry or a rotation
+      // already under way, and says what it would ask Step Functions.
       started++;
       outcomes.push({ ...base, status: 'WOULD_START', detail: `would start rotation ${executionName}` });
       continue;
     }
     try {
-      const result = await deps.starter.start({ executionName, ...target(f), reason: rotationReason(f) });
-      if (result.status === 'STARTED') started++;
+      const result = await deps.starter.start({
+        executionName,
+        ...target(f),
+        reason: rotationReason(f),
+        maxAttempts: policy.maxRotationAttempts,
+      });
+      if (result.status === 'STARTED' || result.status === 'RETRIED') started++;
       outcomes.push({
         ...base,
         status: result.status,
+        executionName: result.executionName,
         executionArn: result.executionArn,
-        detail: result.status === 'STARTED' ? 'rotation started' : 'rotation already started earlier',
+        attempt: result.attempt,
+        failedAttempts: result.failedAttempts,
+        detail: startDetail(result, policy.maxRotationAttempts),
       });
     } catch (error) {
       outcomes.push({

@@ -9,6 +9,11 @@
  * in its event (absent on access keys' events, whose shape is unchanged) and sits in a table of its
  * own in the digest (no LAST USED column: IAM records none for these credentials).
  *
+ * A rotation the audit gave up on (maxRotationAttempts attempts ended FAILED, ABORTED or TIMED_OUT)
+ * gets a section of its own at the top of the digest and, at every run while it lasts, one more
+ * event, detail-type "Access Key Rotation Still Failing": a human has to look. Retried rotations
+ * are listed in the digest with the attempt that failed before.
+ *
  * No findings, no digest: a daily "all clear" email trains people to ignore the sender. A run that
  * fails raises a Lambda error instead (the schedule's retries and dead-letter queue), and every run
  * logs its summary.
@@ -21,7 +26,7 @@ import {
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import type { Clock } from '../../clock.ts';
 import { RekeyError } from '../../errors.ts';
-import type { ActionOutcome } from './actions.ts';
+import { type ActionOutcome, attemptText, stateMachineArnOf } from './actions.ts';
 import {
   credentialIdOf,
   FINDING_TYPES,
@@ -33,6 +38,8 @@ import {
 import type { StaleFinding } from './users.ts';
 
 export const FINDING_DETAIL_TYPE = 'Stale Access Key Found';
+/** One per given-up rotation and run, next to that key's "Stale Access Key Found". */
+export const STILL_FAILING_DETAIL_TYPE = 'Access Key Rotation Still Failing';
 export const EVENT_SOURCE = 'rekey';
 /** PutEvents takes at most 10 entries per call. */
 const EVENTS_PER_CALL = 10;
@@ -68,6 +75,7 @@ export interface AuditReport {
     deactivateUnused: boolean;
     deactivateUnusedAfterDays: number;
     maxRotationsPerRun: number;
+    maxRotationAttempts: number;
   };
   dryRun: boolean;
 }
@@ -91,8 +99,12 @@ export function actionText(f: Finding, actions: readonly ActionOutcome[]): strin
     switch (action.status) {
       case 'STARTED':
         return 'rotation started';
+      case 'RETRIED':
+        return `rotation retried (attempt ${action.attempt})`;
       case 'ALREADY_STARTED':
         return 'rotation already running or done';
+      case 'GIVEN_UP':
+        return `STILL FAILING after ${action.failedAttempts?.length ?? 0} attempts: no more retries, a human must look`;
       case 'WOULD_START':
         return 'would start rotation (dry run)';
       case 'DEACTIVATED':
@@ -165,8 +177,11 @@ export function digestSubject(report: AuditReport): string {
   const counts = countsByType(report.findings);
   const parts = FINDING_TYPES.filter((t) => counts[t]).map((t) => `${counts[t]} ${SHORT[t]}`);
   const n = report.findings.length;
+  // Before the counts by type, so that a long subject is never cut there.
+  const givenUp = givenUpActions(report.actions).length;
+  const failing = givenUp ? `, ${givenUp} rotation${givenUp === 1 ? '' : 's'} still failing` : '';
   // SNS subjects: ASCII, no line breaks, at most 100 characters.
-  return `[rekey] Access key audit${report.dryRun ? ' (dry run)' : ''}: ${n} finding${n === 1 ? '' : 's'} (${parts.join(', ')})`.slice(
+  return `[rekey] Access key audit${report.dryRun ? ' (dry run)' : ''}: ${n} finding${n === 1 ? '' : 's'}${failing} (${parts.join(', ')})`.slice(
     0,
     100,
   );
@@ -191,8 +206,10 @@ export function digestText(report: AuditReport): string {
     ...FINDING_TYPES.map((t) => `  ${t.padEnd(16)} ${String(counts[t]).padStart(6)}`),
     '',
     'Actions:',
-    `  rotations started:           ${by('STARTED', 'ROTATION').length + by('WOULD_START', 'ROTATION').length}${policy.autoRotate ? ` (at most ${policy.maxRotationsPerRun} per run)` : ' (automatic rotation is off)'}`,
+    `  rotations started:           ${by('STARTED', 'ROTATION').length + by('WOULD_START', 'ROTATION').length}${policy.autoRotate ? ` (at most ${policy.maxRotationsPerRun} starts per run, retries included)` : ' (automatic rotation is off)'}`,
+    `  rotations retried:           ${by('RETRIED', 'ROTATION').length} (at most ${policy.maxRotationAttempts} attempts each)`,
     `  rotations already running:   ${by('ALREADY_STARTED', 'ROTATION').length}`,
+    `  rotations still failing:     ${by('GIVEN_UP', 'ROTATION').length} (given up: no more retries)`,
     `  keys deactivated as unused:  ${by('DEACTIVATED', 'DEACTIVATION').length + by('WOULD_DEACTIVATE', 'DEACTIVATION').length}${policy.deactivateUnused ? ` (policy: unused more than ${policy.deactivateUnusedAfterDays} days)` : ' (policy off)'}`,
     `  skipped:                     ${actions.filter((a) => a.status === 'SKIPPED').length}`,
     `  failed:                      ${actions.filter((a) => a.status === 'FAILED').length}`,
@@ -212,6 +229,7 @@ export function digestText(report: AuditReport): string {
       out.push(`... and ${list.length - shown.length} more (every finding is also an EventBridge event)`);
     return out;
   };
+  lines.push(...givenUpSection(actions), ...retriedSection(actions, policy.maxRotationAttempts));
   if (acted.length) lines.push('Findings', '', ...table(acted), '');
   if (exempt.length) {
     lines.push('Exempt (reported, never acted on)', '', ...table(exempt), '');
@@ -249,6 +267,64 @@ export function digestText(report: AuditReport): string {
     'To exempt a user, tag it with the exempt tag, e.g. "until=YYYY-MM-DD reason".',
   );
   return lines.join('\n');
+}
+
+const givenUpActions = (actions: readonly ActionOutcome[]) =>
+  actions.filter((a) => a.kind === 'ROTATION' && a.status === 'GIVEN_UP');
+
+const who = (a: ActionOutcome) =>
+  `${a.userName} ${a.serviceName ? `${a.serviceName} ` : ''}${credentialIdOf(a) ?? ''}`;
+
+/** The rotation input that starts this rotation again by hand (what the audit sends, minus the reason). */
+export const manualInput = (a: Pick<ActionOutcome, 'userName' | 'serviceName'>): string =>
+  JSON.stringify({ userName: a.userName, ...(a.serviceName ? { serviceName: a.serviceName } : {}) });
+
+/**
+ * First in the digest: each rotation the audit gave up on, every attempt with how it ended, and
+ * what a human does next.
+ */
+function givenUpSection(actions: readonly ActionOutcome[]): string[] {
+  const givenUp = givenUpActions(actions);
+  const first = givenUp[0];
+  if (!first) return [];
+  const width = Math.max(
+    ...givenUp.flatMap((a) => (a.failedAttempts ?? []).map((f) => f.executionName.length)),
+  );
+  const lines = [`Rotations still failing: rekey stopped retrying them (${givenUp.length})`, ''];
+  for (const a of givenUp.slice(0, DIGEST_MAX_ROWS)) {
+    const attempts = a.failedAttempts ?? [];
+    lines.push(`  ${who(a)}: ${attempts.length} attempts failed`);
+    for (const f of attempts)
+      lines.push(
+        `    ${f.executionName.padEnd(width)}  ${f.status}${f.error ? ` (${f.error})` : ''}${f.stopDate ? ` at ${f.stopDate}` : ''}`,
+      );
+    lines.push(`    input to start it by hand: ${manualInput(a)}`);
+  }
+  if (givenUp.length > DIGEST_MAX_ROWS) lines.push(`  ... and ${givenUp.length - DIGEST_MAX_ROWS} more`);
+  const stateMachine = first.executionArn ? stateMachineArnOf(first.executionArn) : '<state machine ARN>';
+  lines.push(
+    '',
+    "  Why an attempt failed is in its execution's history (Step Functions console). Fix the cause, then",
+    `  start the rotation by hand: aws stepfunctions start-execution --state-machine-arn ${stateMachine} \\`,
+    "    --input '<the input above>'",
+    '  A rotation is listed here at every run until its key is no longer old; exempting the user stops that.',
+    '',
+  );
+  return lines;
+}
+
+/** The rotations started again this run, with the attempt that failed before. */
+function retriedSection(actions: readonly ActionOutcome[], maxAttempts: number): string[] {
+  const retried = actions.filter((a) => a.kind === 'ROTATION' && a.status === 'RETRIED');
+  if (!retried.length) return [];
+  const lines = ['Rotations retried (an earlier attempt failed)', ''];
+  for (const a of retried.slice(0, DIGEST_MAX_ROWS)) {
+    const before = (a.failedAttempts ?? []).map(attemptText).join(', ');
+    lines.push(`  ${who(a)}: attempt ${a.attempt} of ${maxAttempts} ${a.executionName}, after ${before}`);
+  }
+  if (retried.length > DIGEST_MAX_ROWS) lines.push(`  ... and ${retried.length - DIGEST_MAX_ROWS} more`);
+  lines.push('');
+  return lines;
 }
 
 /**
@@ -306,6 +382,60 @@ export function findingEvents(report: AuditReport, eventBusName: string): PutEve
   }));
 }
 
+/**
+ * The detail of a rotation the audit gave up on: who, which credential, and every attempt with
+ * how it ended (an allow-list again; an execution's cause text stays in Step Functions).
+ */
+export function stillFailingDetail(
+  f: Finding,
+  action: ActionOutcome,
+  report: AuditReport,
+): Record<string, unknown> {
+  const attempts = action.failedAttempts ?? [];
+  return {
+    userName: f.userName,
+    accessKeyId: f.accessKeyId,
+    ...(f.serviceName
+      ? { serviceName: f.serviceName, serviceSpecificCredentialId: f.serviceSpecificCredentialId ?? null }
+      : {}),
+    ageDays: f.ageDays,
+    attempts: attempts.length,
+    maxRotationAttempts: report.policy.maxRotationAttempts,
+    executions: attempts.map((a) => ({
+      attempt: a.attempt,
+      executionName: a.executionName,
+      executionArn: a.executionArn,
+      status: a.status,
+      error: a.error,
+      stopDate: a.stopDate,
+    })),
+    message: action.detail,
+    accountId: report.accountId,
+    auditedAt: report.auditedAt.toISOString(),
+  };
+}
+
+/** One "Access Key Rotation Still Failing" event per OLD_KEY finding whose rotation was given up. */
+export function stillFailingEvents(report: AuditReport, eventBusName: string): PutEventsRequestEntry[] {
+  return report.findings.flatMap((f) => {
+    const action = actionFor(f, report.actions);
+    if (action?.status !== 'GIVEN_UP') return [];
+    return [
+      {
+        Source: EVENT_SOURCE,
+        DetailType: STILL_FAILING_DETAIL_TYPE,
+        Detail: JSON.stringify(stillFailingDetail(f, action, report)),
+        EventBusName: eventBusName,
+        Resources: [
+          ...(f.userArn.startsWith('arn:') ? [f.userArn] : []),
+          ...(action.failedAttempts ?? []).map((a) => a.executionArn),
+        ],
+        Time: report.auditedAt,
+      },
+    ];
+  });
+}
+
 export interface AlertDeps {
   sns: SNSClient;
   eventBridge: EventBridgeClient;
@@ -327,7 +457,10 @@ export async function publishAlerts(
       MessageAttributes: { event: { DataType: 'String', StringValue: 'AUDIT_DIGEST' } },
     }),
   );
-  const entries = findingEvents(report, deps.eventBusName);
+  const entries = [
+    ...findingEvents(report, deps.eventBusName),
+    ...stillFailingEvents(report, deps.eventBusName),
+  ];
   for (let i = 0; i < entries.length; i += EVENTS_PER_CALL) {
     await putWithRetry(deps, entries.slice(i, i + EVENTS_PER_CALL));
   }

@@ -10,6 +10,7 @@ import type { SNSClient } from '@aws-sdk/client-sns';
 import type { Clock } from '../../clock.ts';
 import type { RekeyEnv } from '../../env.ts';
 import { RekeyError } from '../../errors.ts';
+import type { ServiceName } from '../../schemas.ts';
 import { type ActionOutcome, type ActionPolicy, applyActions, type RotationStarter } from './actions.ts';
 import { type AuditReport, countsByType, publishAlerts } from './alerts.ts';
 import { CallCounter } from './calls.ts';
@@ -46,6 +47,7 @@ export type AuditEnv = Pick<
   | 'REKEY_WARN_DAYS'
   | 'REKEY_AUTO_ROTATE'
   | 'REKEY_MAX_ROTATIONS_PER_RUN'
+  | 'REKEY_MAX_ROTATION_ATTEMPTS'
   | 'REKEY_DEACTIVATE_UNUSED'
   | 'REKEY_DEACTIVATE_UNUSED_AFTER_DAYS'
   | 'REKEY_SECURITY_HUB'
@@ -67,6 +69,7 @@ export function auditPolicyFromEnv(env: AuditEnv): AuditPolicy {
     serviceCredentials: env.REKEY_AUDIT_SERVICE_CREDENTIALS,
     autoRotate: env.REKEY_AUTO_ROTATE,
     maxRotationsPerRun: env.REKEY_MAX_ROTATIONS_PER_RUN,
+    maxRotationAttempts: env.REKEY_MAX_ROTATION_ATTEMPTS,
     deactivateUnused: env.REKEY_DEACTIVATE_UNUSED,
     deactivateUnusedAfterDays: env.REKEY_DEACTIVATE_UNUSED_AFTER_DAYS,
     securityHub: env.REKEY_SECURITY_HUB,
@@ -169,7 +172,26 @@ export interface AuditDeps extends ScanDeps {
   eventBusName: string;
 }
 
-/** What the Lambda returns and logs: counts, never the findings themselves (10,000 users...). */
+/** A retried or given-up rotation, as the summary lists it. */
+export interface RotationAttemptSummary {
+  userName: string;
+  /** The access key id, or the service-specific credential id (with serviceName). */
+  credentialId: string | null;
+  serviceName?: ServiceName;
+  /** The attempt started (retried) or the last one that failed (given up). */
+  attempt: number;
+  executionName: string | null;
+  /** How the attempts before it (given up: all of them) ended, oldest first. */
+  failed: Array<{ executionName: string; status: string; error: string | null }>;
+}
+
+/** The summary's lists stop here (their counts are in `rotations`): a Lambda answer is at most 6 MB. */
+export const SUMMARY_MAX_LISTED = 100;
+
+/**
+ * What the Lambda returns and logs: counts, never the findings themselves (10,000 users...); the
+ * rotations retried and given up are listed, since each of those is worth a look.
+ */
 export interface AuditSummary {
   dryRun: boolean;
   auditedAt: string;
@@ -179,6 +201,10 @@ export interface AuditSummary {
   exempt: number;
   stale: number;
   rotations: Record<string, number>;
+  /** Rotations started again this run because the attempts before failed (first SUMMARY_MAX_LISTED). */
+  retried: RotationAttemptSummary[];
+  /** Rotations whose maxRotationAttempts attempts all failed: no more retries (first SUMMARY_MAX_LISTED). */
+  givenUp: RotationAttemptSummary[];
   deactivations: Record<string, number>;
   digestPublished: boolean;
   eventsPublished: number;
@@ -193,6 +219,26 @@ const tally = (actions: readonly ActionOutcome[], kind: ActionOutcome['kind']) =
   for (const a of actions) if (a.kind === kind) counts[a.status] = (counts[a.status] ?? 0) + 1;
   return counts;
 };
+
+const listed = (
+  actions: readonly ActionOutcome[],
+  status: ActionOutcome['status'],
+): RotationAttemptSummary[] =>
+  actions
+    .filter((a) => a.kind === 'ROTATION' && a.status === status)
+    .slice(0, SUMMARY_MAX_LISTED)
+    .map((a) => ({
+      userName: a.userName,
+      credentialId: credentialIdOf(a),
+      ...(a.serviceName ? { serviceName: a.serviceName } : {}),
+      attempt: a.attempt ?? 1,
+      executionName: a.executionName ?? null,
+      failed: (a.failedAttempts ?? []).map((f) => ({
+        executionName: f.executionName,
+        status: f.status,
+        error: f.error,
+      })),
+    }));
 
 export async function runAudit(
   deps: AuditDeps,
@@ -251,6 +297,8 @@ export async function runAudit(
     exempt: scan.findings.filter((f) => isActiveExemption(f.exemption)).length,
     stale: scan.stale.length,
     rotations: tally(actions, 'ROTATION'),
+    retried: listed(actions, 'RETRIED'),
+    givenUp: listed(actions, 'GIVEN_UP'),
     deactivations: tally(actions, 'DEACTIVATION'),
     ...alerts,
     securityHub,
