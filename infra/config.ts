@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import type { AuditEnvKey } from '../lambdas/audit/env.ts';
+import { ConsumerPrincipal } from '../lambdas/shared/consumers.ts';
 import type { RekeyEnvVars } from '../lambdas/shared/env.ts';
 import { UserName } from '../lambdas/shared/schemas.ts';
 import type { STEPS } from '../lambdas/shared/steps.ts';
@@ -24,14 +25,6 @@ export const LOG_RETENTION_DAYS = [
 ] as const;
 
 const int = (min: number, max: number) => z.int().min(min).max(max);
-
-/** An IAM principal (account root, user or role) that may read the stored secrets. */
-const PrincipalArn = z
-  .string()
-  .regex(
-    /^arn:aws(-[a-z]+)*:iam::\d{12}:(root|user\/[\w+=,.@/-]+|role\/[\w+=,.@/-]+)$/,
-    'must be an IAM principal ARN (arn:<partition>:iam::<account>:root|user/...|role/...)',
-  );
 
 export const RekeyConfigSchema = z
   .strictObject({
@@ -123,10 +116,19 @@ export const RekeyConfigSchema = z
       })
       .default(365),
     /**
-     * IAM principal ARNs allowed to read the stored secrets (the consumers of the rotated keys).
+     * IAM user or role ARNs that may read every stored secret (the consumers of all rotated
+     * keys), in this account or another; each is also named in the secrets key's policy. An
+     * account root is refused: it would stand for every principal of its account.
      * @default []
      */
-    consumerPrincipals: z.array(PrincipalArn).default([]),
+    consumerPrincipals: z.array(ConsumerPrincipal).default([]),
+    /**
+     * The user tag naming who may read that user's secret (and no other): IAM user or role ARNs
+     * of the user's account, separated by spaces. `false` turns per-user consumers off (the key
+     * policy then lets only the users under userPathPrefix decrypt, besides consumerPrincipals).
+     * @default 'rekey:consumers'
+     */
+    consumerTag: z.union([z.string().min(1).max(128), z.literal(false)]).default('rekey:consumers'),
 
     // The scheduled audit (infra/constructs/audit.ts). Ages and idle times are whole days; the
     // exact boundaries are in lambdas/shared/domain/audit/findings.ts.
@@ -214,6 +216,12 @@ export const RekeyConfigSchema = z
     auditServiceCredentials: z.boolean().default(true),
   })
   .superRefine((c, ctx) => {
+    // One tag, one meaning: the value of an opt-in or exemption tag is no list of consumers.
+    for (const other of ['exemptTag', 'optInTag'] as const) {
+      if (c.consumerTag !== false && c.consumerTag === c[other]) {
+        ctx.addIssue({ code: 'custom', path: ['consumerTag'], message: `must differ from ${other}` });
+      }
+    }
     const verifySeconds = verifyNewKeyTimeoutSeconds(c);
     if (verifySeconds > MAX_LAMBDA_TIMEOUT_SECONDS) {
       ctx.addIssue({
@@ -329,16 +337,17 @@ export interface RekeyResources {
 /** Every variable a rotation step declares in STEPS (lambdas/shared/steps.ts). */
 export type StepEnvKey = (typeof STEPS)[keyof typeof STEPS]['env'][number];
 
+/** The rotation steps' variables that may be absent: each is left out when it is off or unknown. */
+type OptionalStepEnvKey = 'REKEY_OPT_IN_TAG' | 'REKEY_CONSUMER_TAG' | 'REKEY_SECRET_READER_ROLES';
+
 /**
  * The rotation steps' environment: every variable set, as a string, except the opt-in tag,
- * which is absent unless configured, and the secret reader roles, absent in a local run. A
- * variable added to a step in STEPS fails to compile here until the stack sets it. (Variables of
- * other Lambdas, e.g. the audit's, are not in here.)
+ * which is absent unless configured, the consumer tag, absent when turned off, and the secret
+ * reader roles, absent in a local run. A variable added to a step in STEPS fails to compile here
+ * until the stack sets it. (Variables of other Lambdas, e.g. the audit's, are not in here.)
  */
-export type RotationEnvVars = Required<
-  Pick<RekeyEnvVars, Exclude<StepEnvKey, 'REKEY_OPT_IN_TAG' | 'REKEY_SECRET_READER_ROLES'>>
-> &
-  Pick<RekeyEnvVars, 'REKEY_OPT_IN_TAG' | 'REKEY_SECRET_READER_ROLES'>;
+export type RotationEnvVars = Required<Pick<RekeyEnvVars, Exclude<StepEnvKey, OptionalStepEnvKey>>> &
+  Pick<RekeyEnvVars, OptionalStepEnvKey>;
 
 /** The environment contract (lambdas/shared/env.ts) of the rotation steps, for this configuration. */
 export function lambdaEnvironment(config: RekeyConfig, resources: RekeyResources): RotationEnvVars {
@@ -357,6 +366,7 @@ export function lambdaEnvironment(config: RekeyConfig, resources: RekeyResources
     REKEY_PROTECTED_USERS: config.protectedUsers.join(','),
     REKEY_USER_PATH_PREFIX: config.userPathPrefix,
     ...(config.optInTag === undefined ? {} : { REKEY_OPT_IN_TAG: config.optInTag }),
+    ...(config.consumerTag === false ? {} : { REKEY_CONSUMER_TAG: config.consumerTag }),
     REKEY_MAX_ADOPTION_CHECKS: String(config.maxAdoptionChecks),
     REKEY_LAST_USED_GRACE_SECONDS: String(config.lastUsedGraceSeconds),
     REKEY_VERIFY_ATTEMPTS: String(config.verifyAttempts),

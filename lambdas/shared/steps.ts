@@ -17,6 +17,7 @@ export const STEPS = {
       'REKEY_PROTECTED_USERS',
       'REKEY_USER_PATH_PREFIX',
       'REKEY_OPT_IN_TAG',
+      'REKEY_CONSUMER_TAG',
     ],
   },
   'create-second-key': {

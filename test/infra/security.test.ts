@@ -21,7 +21,7 @@ import {
 } from './helpers.ts';
 
 const CONSUMER_ROLE = `arn:${PARTITION}:iam::${ACCOUNT}:role/ci/deployer`;
-const CONSUMER_ACCOUNT = `arn:${PARTITION}:iam::210987654321:root`;
+const CONSUMER_ACCOUNT = `arn:${PARTITION}:iam::210987654321:role/reader`;
 const ROOT = `arn:${PARTITION}:iam::${ACCOUNT}:root`;
 
 function secretsKeyId(resources: Resources): string {

@@ -354,6 +354,44 @@ describe('createSecondKey', () => {
     expect(ddbMock.calls()).toHaveLength(0);
   });
 
+  it("writes the consumers the user's tag names (carried by the plan) into the secret's policy, after the configured ones", async () => {
+    // Prepare
+    const tagged = 'arn:aws:iam::123456789012:user/apps/mailer';
+    ddbMock.on(GetItemCommand).resolves(lockItem());
+    mockKeys(iamMock, [old]);
+    mockStorage();
+    mockCreated();
+
+    // Act
+    await createSecondKey(deps(), { ...plannedState(), consumers: [tagged] });
+
+    // Assess
+    const [put] = inputsOf(smMock.commandCalls(PutResourcePolicyCommand));
+    expect(JSON.parse(put?.ResourcePolicy ?? '{}').Statement[0].Principal).toEqual({
+      AWS: [USER_ARN, CONSUMER, tagged],
+    });
+    expect(put?.ResourcePolicy).toBe(
+      secretResourcePolicy({ userArn: USER_ARN, consumers: [CONSUMER, tagged], rekeyReaders: [VERIFY_ROLE] }),
+    );
+  });
+
+  it('refuses a consumer the policy cannot name (an account root) before any call', async () => {
+    // Prepare: a state document that did not come from the plan.
+    const state = { ...plannedState(), consumers: ['arn:aws:iam::123456789012:root'] };
+
+    // Act
+    const error = await rejectionOf(createSecondKey(deps(), state));
+
+    // Assess
+    expect(error.name).toBe('ConfigurationError');
+    expect(error.message).toMatch(
+      /^consumer principal refused: arn:aws:iam::123456789012:root is an account root/,
+    );
+    expect(iamMock.calls()).toHaveLength(0);
+    expect(smMock.calls()).toHaveLength(0);
+    expect(ddbMock.calls()).toHaveLength(0);
+  });
+
   it('throws RotationInProgress naming the holder, with no IAM or Secrets Manager call, when another execution holds the lock', async () => {
     // Prepare
     ddbMock.on(GetItemCommand).resolves(lockItem({ owner: OTHER_EXECUTION_ID }));
