@@ -52,6 +52,7 @@ export class RekeyStack extends Stack {
       secretPrefix: config.secretPrefix,
       userPathPrefix: config.userPathPrefix,
       consumerPrincipals: config.consumerPrincipals,
+      consumersByTag: config.consumerTag !== false,
     });
     const secretsKey = secretsKeyConstruct.key;
     const logsKey = new LogsKey(this, 'LogsKey').key;
