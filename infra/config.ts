@@ -6,17 +6,17 @@
  */
 import { z } from 'zod';
 import type { AuditEnvKey } from '../lambdas/audit/env.ts';
+import { worstCaseCallMs } from '../lambdas/shared/clients/config.ts';
 import { ConsumerPrincipal } from '../lambdas/shared/consumers.ts';
 import type { RekeyEnvVars } from '../lambdas/shared/env.ts';
 import { UserName } from '../lambdas/shared/schemas.ts';
-import type { STEPS } from '../lambdas/shared/steps.ts';
+import { STEP_NAMES, STEPS, type StepName, type StepSpec } from '../lambdas/shared/steps.ts';
 
 const DAY_SECONDS = 86_400;
 /** A Standard workflow execution may run for at most one year. */
 const MAX_EXECUTION_DAYS = 365;
-const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
-/** The Lambda timeout of every step that does not wait in-process. */
-export const DEFAULT_LAMBDA_TIMEOUT_SECONDS = 120;
+/** The longest timeout Lambda allows. */
+export const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
 
 /** The retention periods CloudWatch Logs accepts (aws-logs RetentionDays; 9999 = never expire). */
 export const LOG_RETENTION_DAYS = [
@@ -222,13 +222,15 @@ export const RekeyConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['consumerTag'], message: `must differ from ${other}` });
       }
     }
-    const verifySeconds = verifyNewKeyTimeoutSeconds(c);
-    if (verifySeconds > MAX_LAMBDA_TIMEOUT_SECONDS) {
+    for (const step of STEP_NAMES) {
+      const seconds = stepTimeoutSeconds(step, c);
+      if (seconds <= MAX_LAMBDA_TIMEOUT_SECONDS) continue;
+      const spec: StepSpec = STEPS[step];
       ctx.addIssue({
         code: 'custom',
-        path: ['verifyAttempts'],
+        path: spec.verifyLoop ? ['verifyAttempts'] : [],
         message:
-          `verifyAttempts and verifyBaseDelayMs make verify-new-key run up to ${verifySeconds} s; ` +
+          `${spec.verifyLoop ? 'verifyAttempts and verifyBaseDelayMs make ' : ''}${step} run up to ${seconds} s; ` +
           `a Lambda runs at most ${MAX_LAMBDA_TIMEOUT_SECONDS} s`,
       });
     }
@@ -307,17 +309,37 @@ export function stateMachineTimeoutSeconds(config: RekeyConfig): number {
 }
 
 /**
- * verify-new-key's worst case: every attempt fails and it sleeps baseDelay * 2^(n-1) between
- * attempts n and n+1 (lambdas/shared/domain/authenticate.ts), then discards the key. The
- * defaults sleep 127 s: a 2-minute timeout would kill it before it could discard the key.
- * Allowance: 5 s per attempt (STS call with SDK retries) and 30 s for reading the secret,
- * staging it or deleting the key.
+ * What a step's Lambda does besides its AWS calls, at most: a cold start whose init outlasts
+ * Lambda's 10-s init phase is run again inside the invocation, on its clock; then parsing,
+ * logging and the handler's own work, milliseconds.
  */
-export function verifyNewKeyTimeoutSeconds(
+export const HANDLER_OVERHEAD_SECONDS = 10;
+
+/**
+ * The sleeps of the verify loop when every attempt fails: baseDelay * 2^(n-1) between attempts n
+ * and n+1 (lambdas/shared/domain/authenticate.ts, verify.ts).
+ */
+export function verifySleepMs(c: Pick<RekeyConfig, 'verifyAttempts' | 'verifyBaseDelayMs'>): number {
+  return c.verifyBaseDelayMs * (2 ** (c.verifyAttempts - 1) - 1);
+}
+
+/**
+ * A step's Lambda timeout: longer than its worst path can take, so that no invocation is killed
+ * between a change and its compensation (a key created but neither stored nor deleted). Its
+ * sequential calls (STEPS[step].calls, plus one per verify attempt) each take at most
+ * worstCaseCallMs of the shared client settings (every attempt hitting its time limits, every
+ * retry its longest backoff); the verify loop adds its sleeps; HANDLER_OVERHEAD_SECONDS the rest.
+ * Each verify attempt is counted as a shared-client call: more than the single-attempt STS call
+ * of an access key, as much as the listing that verifies a service-specific credential.
+ */
+export function stepTimeoutSeconds(
+  step: StepName,
   c: Pick<RekeyConfig, 'verifyAttempts' | 'verifyBaseDelayMs'>,
 ): number {
-  const sleepMs = c.verifyBaseDelayMs * (2 ** (c.verifyAttempts - 1) - 1);
-  return Math.max(DEFAULT_LAMBDA_TIMEOUT_SECONDS, Math.ceil(sleepMs / 1000) + c.verifyAttempts * 5 + 30);
+  const spec: StepSpec = STEPS[step];
+  const calls = spec.calls + (spec.verifyLoop ? c.verifyAttempts : 0);
+  const sleepMs = spec.verifyLoop ? verifySleepMs(c) : 0;
+  return Math.ceil((calls * worstCaseCallMs() + sleepMs) / 1000) + HANDLER_OVERHEAD_SECONDS;
 }
 
 /** The deployed resources the Lambdas address (CDK tokens in the stack, real names locally). */

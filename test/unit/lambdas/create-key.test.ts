@@ -1,4 +1,4 @@
-import { GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import {
   CreateAccessKeyCommand,
   DeleteAccessKeyCommand,
@@ -20,6 +20,7 @@ import { dynamodb, iam, secretsManager } from '../../../lambdas/shared/clients.t
 import { type CreateKeyDeps, createSecondKey } from '../../../lambdas/shared/domain/create-key.ts';
 import { secretResourcePolicy } from '../../../lambdas/shared/domain/secret.ts';
 import { RotationInProgress, SecretNotStored, UnexpectedKeyState } from '../../../lambdas/shared/errors.ts';
+import { STEPS } from '../../../lambdas/shared/steps.ts';
 import {
   awsError,
   callOrder,
@@ -702,6 +703,83 @@ describe('createSecondKey', () => {
     // Act & Assess
     await expect(createSecondKey(deps(), plannedState())).rejects.toBeInstanceOf(UnexpectedKeyState);
     expect(iamMock).toHaveReceivedCommandTimes(CreateAccessKeyCommand, 2);
+  });
+
+  it('its longest path makes exactly STEPS[create-second-key].calls calls, compensation included', async () => {
+    // Prepare: an orphan to sweep first; a create lost to LimitExceeded (its own ghost key), swept
+    // too; the second create stored but refused; the compensation's journal write lost to a rival.
+    const creatingSince = new Date(NOW.getTime() - 5 * 60_000);
+    const orphan = { id: EXTRA_KEY_ID, created: new Date(creatingSince.getTime() + 2_000) };
+    const ghost = { id: 'AKIAGHOSTKEY00000004', created: new Date(NOW.getTime() + 300) };
+    const listed = (k: { id: string; created: Date }) => ({
+      UserName: USER,
+      AccessKeyId: k.id,
+      Status: 'Active' as const,
+      CreateDate: k.created,
+    });
+    ddbMock.on(GetItemCommand).resolves(lockItem({ creatingSince }));
+    iamMock
+      .on(ListAccessKeysCommand)
+      .resolvesOnce({
+        AccessKeyMetadata: [listed({ id: OLD_KEY_ID, created: OLD_KEY_CREATED }), listed(orphan)],
+      })
+      .resolves({ AccessKeyMetadata: [listed({ id: OLD_KEY_ID, created: OLD_KEY_CREATED }), listed(ghost)] });
+    mockLastUse(iamMock, orphan);
+    mockLastUse(iamMock, ghost);
+    mockStorage();
+    ddbMock
+      .on(UpdateItemCommand)
+      .resolvesOnce({})
+      .resolvesOnce({})
+      .resolvesOnce({})
+      .resolvesOnce({})
+      .rejects(
+        new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }),
+      );
+    iamMock
+      .on(CreateAccessKeyCommand)
+      .rejectsOnce(new LimitExceededException({ message: 'quota', $metadata: {} }))
+      .resolves({
+        AccessKey: {
+          UserName: USER,
+          AccessKeyId: NEW_KEY_ID,
+          SecretAccessKey: FAKE_SECRET,
+          Status: 'Active',
+          CreateDate: NEW_KEY_CREATED,
+        },
+      });
+    smMock.on(PutSecretValueCommand).rejects(awsError('InternalServiceError'));
+
+    // Act
+    const error = await rejectionOf(createSecondKey(deps(), plannedState()));
+
+    // Assess
+    expect(error).toBeInstanceOf(RotationInProgress);
+    expect(callOrder(ddbMock, iamMock, smMock)).toEqual([
+      'GetItem',
+      'ListAccessKeys',
+      'DescribeSecret',
+      'GetAccessKeyLastUsed',
+      'DeleteAccessKey',
+      MARK,
+      'CreateAccessKey',
+      'ListAccessKeys',
+      'GetItem',
+      'GetAccessKeyLastUsed',
+      'DeleteAccessKey',
+      CLEAR,
+      MARK,
+      'CreateAccessKey',
+      RECORD,
+      'CreateSecret',
+      'PutResourcePolicy',
+      'PutSecretValue',
+      'DescribeSecret',
+      'DeleteAccessKey',
+      CLEAR,
+      'GetItem',
+    ]);
+    expect(callOrder(ddbMock, iamMock, smMock)).toHaveLength(STEPS['create-second-key'].calls);
   });
 
   it('CreateAccessKey returning no secret -> UnexpectedKeyState and nothing stored', async () => {

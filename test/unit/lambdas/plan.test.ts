@@ -28,6 +28,7 @@ import {
 import { versionTokenFor } from '../../../lambdas/shared/domain/secret.ts';
 import { InvalidInput, UserNotFound } from '../../../lambdas/shared/errors.ts';
 import { Plan } from '../../../lambdas/shared/schemas.ts';
+import { STEPS } from '../../../lambdas/shared/steps.ts';
 import {
   awsError,
   callOrder,
@@ -1137,5 +1138,35 @@ describe('planRotation: the consumer tag', () => {
 
     // Assess
     expect(plan).toMatchObject({ action: 'STOP', stopReason: 'UserExempt', alert: false });
+  });
+});
+
+describe('planRotation: the call budget its Lambda timeout is derived from', () => {
+  it('its longest path (two keys, the lock lost to a rival) makes exactly STEPS.plan.calls calls', async () => {
+    // Prepare
+    mockUser();
+    ddbMock.on(GetItemCommand).resolvesOnce({}).resolves({ Item: rivalLock() });
+    ddbMock
+      .on(UpdateItemCommand)
+      .rejects(
+        new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }),
+      );
+    mockKeys(iamMock, [oldKey, { id: EXTRA_KEY_ID, status: 'Inactive', created: daysAgo(200) }]);
+
+    // Act
+    const plan = await planRotation(deps(), request({ userName: USER }));
+
+    // Assess
+    expect(plan.stopReason).toBe('RotationInProgress');
+    expect(callOrder(iamMock, ddbMock)).toEqual([
+      'GetUser',
+      'GetItem',
+      'ListAccessKeys',
+      'GetAccessKeyLastUsed',
+      'GetAccessKeyLastUsed',
+      ACQUIRE,
+      'GetItem',
+    ]);
+    expect(callOrder(iamMock, ddbMock)).toHaveLength(STEPS.plan.calls);
   });
 });
