@@ -14,25 +14,27 @@
  * connection that hangs (a half-open socket, a stalled endpoint) would hold a step until its
  * Lambda times out and the run would fail, instead of failing in seconds with a TimeoutError
  * that the SDK and the state machine retry on a fresh connection. IAM, STS, Secrets Manager,
- * DynamoDB, SNS and EventBridge answer rekey's calls in well under a second; 5 s of waiting is a
- * dead request. `throwOnRequestTimeout`: without it the SDK only logs a warning when the limit
+ * DynamoDB, SNS and EventBridge answer rekey's calls in well under a second and connect in
+ * milliseconds; 4 s of waiting is a dead request, 2 s without a connection a dead endpoint. `throwOnRequestTimeout`: without it the SDK only logs a warning when the limit
  * passes. Read when a client is built: tests that inject hung connections shorten the limits
  * before the handler modules are first imported.
  */
 export const HTTP_TIMEOUTS = {
-  connectionTimeout: 3_000,
-  requestTimeout: 5_000,
+  connectionTimeout: 2_000,
+  requestTimeout: 4_000,
   throwOnRequestTimeout: true,
 };
 
 /**
- * Standard retry mode with two attempts: one SDK retry absorbs a dropped connection or a single
- * throttle without re-running the step. Every error the SDK retries for rekey's calls
- * (throttling, 5xx, TimeoutError) is also retried by the state machine's Retry, with a longer
- * backoff, on a step that is idempotent; more SDK attempts would only multiply each call's worst
- * case, and with it the Lambda timeouts, without making a rotation finish more often.
+ * Standard retry mode with three attempts: two SDK retries absorb a dropped connection or a
+ * short throttling burst (IAM throttles at low request rates) without re-running the step, and
+ * the scheduled audit, which no state machine retries, rides them out too. Every error the SDK
+ * retries for the steps' calls (throttling, 5xx, TimeoutError) is also retried by the state
+ * machine's Retry, with a longer backoff, on a step that is idempotent: more SDK attempts would
+ * multiply each call's worst case, and with it the Lambda timeouts (five attempts, with the former
+ * 3-s and 10-s limits, made the create step's 22 calls worth 2,200 s, over twice what a Lambda may run).
  */
-export const CLIENT_CONFIG = { maxAttempts: 2, requestHandler: HTTP_TIMEOUTS };
+export const CLIENT_CONFIG = { maxAttempts: 3, requestHandler: HTTP_TIMEOUTS };
 
 /**
  * The longest wait the SDK's standard retry strategy puts before a retry (@smithy/core retry):
