@@ -6,16 +6,17 @@
  */
 import { z } from 'zod';
 import type { AuditEnvKey } from '../lambdas/audit/env.ts';
+import { worstCaseCallMs } from '../lambdas/shared/clients/config.ts';
+import { ConsumerPrincipal } from '../lambdas/shared/consumers.ts';
 import { MAX_ROTATION_ATTEMPTS, type RekeyEnvVars } from '../lambdas/shared/env.ts';
 import { UserName } from '../lambdas/shared/schemas.ts';
-import type { STEPS } from '../lambdas/shared/steps.ts';
+import { STEP_NAMES, STEPS, type StepName, type StepSpec } from '../lambdas/shared/steps.ts';
 
 const DAY_SECONDS = 86_400;
 /** A Standard workflow execution may run for at most one year. */
 const MAX_EXECUTION_DAYS = 365;
-const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
-/** The Lambda timeout of every step that does not wait in-process. */
-export const DEFAULT_LAMBDA_TIMEOUT_SECONDS = 120;
+/** The longest timeout Lambda allows. */
+export const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
 
 /** The retention periods CloudWatch Logs accepts (aws-logs RetentionDays; 9999 = never expire). */
 export const LOG_RETENTION_DAYS = [
@@ -24,14 +25,6 @@ export const LOG_RETENTION_DAYS = [
 ] as const;
 
 const int = (min: number, max: number) => z.int().min(min).max(max);
-
-/** An IAM principal (account root, user or role) that may read the stored secrets. */
-const PrincipalArn = z
-  .string()
-  .regex(
-    /^arn:aws(-[a-z]+)*:iam::\d{12}:(root|user\/[\w+=,.@/-]+|role\/[\w+=,.@/-]+)$/,
-    'must be an IAM principal ARN (arn:<partition>:iam::<account>:root|user/...|role/...)',
-  );
 
 export const RekeyConfigSchema = z
   .strictObject({
@@ -123,10 +116,19 @@ export const RekeyConfigSchema = z
       })
       .default(365),
     /**
-     * IAM principal ARNs allowed to read the stored secrets (the consumers of the rotated keys).
+     * IAM user or role ARNs that may read every stored secret (the consumers of all rotated
+     * keys), in this account or another; each is also named in the secrets key's policy. An
+     * account root is refused: it would stand for every principal of its account.
      * @default []
      */
-    consumerPrincipals: z.array(PrincipalArn).default([]),
+    consumerPrincipals: z.array(ConsumerPrincipal).default([]),
+    /**
+     * The user tag naming who may read that user's secret (and no other): IAM user or role ARNs
+     * of the user's account, separated by spaces. `false` turns per-user consumers off (the key
+     * policy then lets only the users under userPathPrefix decrypt, besides consumerPrincipals).
+     * @default 'rekey:consumers'
+     */
+    consumerTag: z.union([z.string().min(1).max(128), z.literal(false)]).default('rekey:consumers'),
 
     // The scheduled audit (infra/constructs/audit.ts). Ages and idle times are whole days; the
     // exact boundaries are in lambdas/shared/domain/audit/findings.ts.
@@ -223,13 +225,21 @@ export const RekeyConfigSchema = z
     auditServiceCredentials: z.boolean().default(true),
   })
   .superRefine((c, ctx) => {
-    const verifySeconds = verifyNewKeyTimeoutSeconds(c);
-    if (verifySeconds > MAX_LAMBDA_TIMEOUT_SECONDS) {
+    // One tag, one meaning: the value of an opt-in or exemption tag is no list of consumers.
+    for (const other of ['exemptTag', 'optInTag'] as const) {
+      if (c.consumerTag !== false && c.consumerTag === c[other]) {
+        ctx.addIssue({ code: 'custom', path: ['consumerTag'], message: `must differ from ${other}` });
+      }
+    }
+    for (const step of STEP_NAMES) {
+      const seconds = stepTimeoutSeconds(step, c);
+      if (seconds <= MAX_LAMBDA_TIMEOUT_SECONDS) continue;
+      const spec: StepSpec = STEPS[step];
       ctx.addIssue({
         code: 'custom',
-        path: ['verifyAttempts'],
+        path: spec.verifyLoop ? ['verifyAttempts'] : [],
         message:
-          `verifyAttempts and verifyBaseDelayMs make verify-new-key run up to ${verifySeconds} s; ` +
+          `${spec.verifyLoop ? 'verifyAttempts and verifyBaseDelayMs make ' : ''}${step} run up to ${seconds} s; ` +
           `a Lambda runs at most ${MAX_LAMBDA_TIMEOUT_SECONDS} s`,
       });
     }
@@ -308,17 +318,37 @@ export function stateMachineTimeoutSeconds(config: RekeyConfig): number {
 }
 
 /**
- * verify-new-key's worst case: every attempt fails and it sleeps baseDelay * 2^(n-1) between
- * attempts n and n+1 (lambdas/shared/domain/authenticate.ts), then discards the key. The
- * defaults sleep 127 s: a 2-minute timeout would kill it before it could discard the key.
- * Allowance: 5 s per attempt (STS call with SDK retries) and 30 s for reading the secret,
- * staging it or deleting the key.
+ * What a step's Lambda does besides its AWS calls, at most: a cold start whose init outlasts
+ * Lambda's 10-s init phase is run again inside the invocation, on its clock; then parsing,
+ * logging and the handler's own work, milliseconds.
  */
-export function verifyNewKeyTimeoutSeconds(
+export const HANDLER_OVERHEAD_SECONDS = 10;
+
+/**
+ * The sleeps of the verify loop when every attempt fails: baseDelay * 2^(n-1) between attempts n
+ * and n+1 (lambdas/shared/domain/authenticate.ts, verify.ts).
+ */
+export function verifySleepMs(c: Pick<RekeyConfig, 'verifyAttempts' | 'verifyBaseDelayMs'>): number {
+  return c.verifyBaseDelayMs * (2 ** (c.verifyAttempts - 1) - 1);
+}
+
+/**
+ * A step's Lambda timeout: longer than its worst path can take, so that no invocation is killed
+ * between a change and its compensation (a key created but neither stored nor deleted). Its
+ * sequential calls (STEPS[step].calls, plus one per verify attempt) each take at most
+ * worstCaseCallMs of the shared client settings (every attempt hitting its time limits, every
+ * retry its longest backoff); the verify loop adds its sleeps; HANDLER_OVERHEAD_SECONDS the rest.
+ * Each verify attempt is counted as a shared-client call: more than the single-attempt STS call
+ * of an access key, as much as the listing that verifies a service-specific credential.
+ */
+export function stepTimeoutSeconds(
+  step: StepName,
   c: Pick<RekeyConfig, 'verifyAttempts' | 'verifyBaseDelayMs'>,
 ): number {
-  const sleepMs = c.verifyBaseDelayMs * (2 ** (c.verifyAttempts - 1) - 1);
-  return Math.max(DEFAULT_LAMBDA_TIMEOUT_SECONDS, Math.ceil(sleepMs / 1000) + c.verifyAttempts * 5 + 30);
+  const spec: StepSpec = STEPS[step];
+  const calls = spec.calls + (spec.verifyLoop ? c.verifyAttempts : 0);
+  const sleepMs = spec.verifyLoop ? verifySleepMs(c) : 0;
+  return Math.ceil((calls * worstCaseCallMs() + sleepMs) / 1000) + HANDLER_OVERHEAD_SECONDS;
 }
 
 /** The deployed resources the Lambdas address (CDK tokens in the stack, real names locally). */
@@ -338,16 +368,17 @@ export interface RekeyResources {
 /** Every variable a rotation step declares in STEPS (lambdas/shared/steps.ts). */
 export type StepEnvKey = (typeof STEPS)[keyof typeof STEPS]['env'][number];
 
+/** The rotation steps' variables that may be absent: each is left out when it is off or unknown. */
+type OptionalStepEnvKey = 'REKEY_OPT_IN_TAG' | 'REKEY_CONSUMER_TAG' | 'REKEY_SECRET_READER_ROLES';
+
 /**
  * The rotation steps' environment: every variable set, as a string, except the opt-in tag,
- * which is absent unless configured, and the secret reader roles, absent in a local run. A
- * variable added to a step in STEPS fails to compile here until the stack sets it. (Variables of
- * other Lambdas, e.g. the audit's, are not in here.)
+ * which is absent unless configured, the consumer tag, absent when turned off, and the secret
+ * reader roles, absent in a local run. A variable added to a step in STEPS fails to compile here
+ * until the stack sets it. (Variables of other Lambdas, e.g. the audit's, are not in here.)
  */
-export type RotationEnvVars = Required<
-  Pick<RekeyEnvVars, Exclude<StepEnvKey, 'REKEY_OPT_IN_TAG' | 'REKEY_SECRET_READER_ROLES'>>
-> &
-  Pick<RekeyEnvVars, 'REKEY_OPT_IN_TAG' | 'REKEY_SECRET_READER_ROLES'>;
+export type RotationEnvVars = Required<Pick<RekeyEnvVars, Exclude<StepEnvKey, OptionalStepEnvKey>>> &
+  Pick<RekeyEnvVars, OptionalStepEnvKey>;
 
 /** The environment contract (lambdas/shared/env.ts) of the rotation steps, for this configuration. */
 export function lambdaEnvironment(config: RekeyConfig, resources: RekeyResources): RotationEnvVars {
@@ -366,6 +397,7 @@ export function lambdaEnvironment(config: RekeyConfig, resources: RekeyResources
     REKEY_PROTECTED_USERS: config.protectedUsers.join(','),
     REKEY_USER_PATH_PREFIX: config.userPathPrefix,
     ...(config.optInTag === undefined ? {} : { REKEY_OPT_IN_TAG: config.optInTag }),
+    ...(config.consumerTag === false ? {} : { REKEY_CONSUMER_TAG: config.consumerTag }),
     REKEY_MAX_ADOPTION_CHECKS: String(config.maxAdoptionChecks),
     REKEY_LAST_USED_GRACE_SECONDS: String(config.lastUsedGraceSeconds),
     REKEY_VERIFY_ATTEMPTS: String(config.verifyAttempts),

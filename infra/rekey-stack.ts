@@ -1,8 +1,8 @@
-import { ArnFormat, CfnOutput, Duration, Fn, Lazy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, Fn, Lazy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import { STEP_NAMES, type StepName } from '../lambdas/shared/steps.ts';
-import { type RekeyConfig, type RekeyResources, verifyNewKeyTimeoutSeconds } from './config.ts';
+import type { RekeyConfig, RekeyResources } from './config.ts';
 import { Alarms } from './constructs/alarms.ts';
 import { Audit } from './constructs/audit.ts';
 import { LockTable } from './constructs/lock-table.ts';
@@ -52,6 +52,7 @@ export class RekeyStack extends Stack {
       secretPrefix: config.secretPrefix,
       userPathPrefix: config.userPathPrefix,
       consumerPrincipals: config.consumerPrincipals,
+      consumersByTag: config.consumerTag !== false,
     });
     const secretsKey = secretsKeyConstruct.key;
     const logsKey = new LogsKey(this, 'LogsKey').key;
@@ -80,9 +81,6 @@ export class RekeyStack extends Stack {
           config,
           resources,
           logsKey,
-          ...(step === 'verify-new-key'
-            ? { timeout: Duration.seconds(verifyNewKeyTimeoutSeconds(config)) }
-            : {}),
         }),
     );
     this.functions = functions;

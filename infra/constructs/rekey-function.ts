@@ -8,7 +8,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { HANDLER_METADATA_KEY, STEPS, type StepName } from '../../lambdas/shared/steps.ts';
-import { lambdaEnvironment, type RekeyConfig, type RekeyResources } from '../config.ts';
+import { lambdaEnvironment, type RekeyConfig, type RekeyResources, stepTimeoutSeconds } from '../config.ts';
 
 /** The repository root: handlers live in `<root>/lambdas/<step>/index.ts`. */
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -56,9 +56,9 @@ export interface RekeyFunctionProps {
    */
   readonly memorySize?: number;
   /**
-   * Function timeout. verify-new-key, which retries in-process while IAM propagates the new key,
-   * needs longer (infra/config.ts verifyNewKeyTimeoutSeconds).
-   * @default Duration.minutes(2)
+   * Function timeout of a standalone Lambda. A workflow step's is derived from its calls and the
+   * clients' limits (infra/config.ts stepTimeoutSeconds) and cannot be set.
+   * @default - a workflow step: stepTimeoutSeconds; a standalone Lambda: Duration.minutes(2)
    */
   readonly timeout?: Duration;
   /**
@@ -91,6 +91,8 @@ export class RekeyFunction extends Construct {
     const { step, config, resources } = props;
     this.step = typeof step === 'string' ? step : undefined;
     if (typeof step === 'string' && !resources) throw new Error(`${id}: the ${step} step needs resources`);
+    if (typeof step === 'string' && props.timeout)
+      throw new Error(`${id}: the ${step} step's timeout is derived from its calls, not set`);
     const handler: StandaloneLambda =
       typeof step === 'string' && resources
         ? {
@@ -125,7 +127,10 @@ export class RekeyFunction extends Construct {
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memorySize ?? 256,
-      timeout: props.timeout ?? Duration.minutes(2),
+      timeout:
+        typeof step === 'string'
+          ? Duration.seconds(stepTimeoutSeconds(step, config))
+          : (props.timeout ?? Duration.minutes(2)),
       ...(props.reservedConcurrentExecutions === undefined
         ? {}
         : { reservedConcurrentExecutions: props.reservedConcurrentExecutions }),

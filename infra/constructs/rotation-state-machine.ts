@@ -11,9 +11,20 @@ import type { StepName } from '../../lambdas/shared/steps.ts';
 import { type RekeyConfig, stateMachineTimeoutSeconds } from '../config.ts';
 
 /**
- * Errors worth another attempt: the Lambda service's own transient failures and the
- * throttling / 5xx / connection-reset names AWS SDK v3 errors carry when a step rethrows them.
- * Every step is idempotent, so re-running one is safe.
+ * Errors worth another attempt: the Lambda service's own transient failures, a function that ran
+ * out of time, and the throttling / 5xx / connection-reset names AWS SDK v3 errors carry when a
+ * step rethrows them. Every step is idempotent, so re-running one is safe.
+ *
+ * A function timeout reaches the state machine as `Sandbox.Timedout` (the error type the Lambda
+ * runtime reports for "Task timed out after N seconds") or, as the Step Functions guide words
+ * it, `Lambda.Unknown` (unhandled errors, function timeouts and out-of-memory among them). Either
+ * way the invocation is over when the error arrives, so the retry never runs beside it; whatever
+ * it did before it was stopped (a key created but not stored, a label half moved) is what a re-run
+ * of the step already finds and finishes or removes, as after any crash. A step's timeout exceeds
+ * its worst path (infra/config.ts stepTimeoutSeconds): it only fires on a hung runtime.
+ * `States.Timeout` is not retried: it would come from a Task's TimeoutSeconds, which no Task sets,
+ * because Step Functions then gives up on an invocation that may still be running, and a retry
+ * would run the step twice at once.
  */
 export const TRANSIENT_ERRORS = [
   'Lambda.ServiceException',
@@ -21,6 +32,7 @@ export const TRANSIENT_ERRORS = [
   'Lambda.SdkClientException',
   'Lambda.TooManyRequestsException',
   'Lambda.Unknown',
+  'Sandbox.Timedout',
   'Throttling',
   'ThrottlingException',
   'TooManyRequestsException',

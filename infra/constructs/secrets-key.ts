@@ -51,19 +51,31 @@ export interface SecretsKeyProps {
    */
   readonly userPathPrefix: string;
   /**
-   * Principals (IAM users, roles, account roots) that read the stored keys.
+   * IAM users and roles, of this account or another, that read every stored key; each is named
+   * here (a principal of another account can use the key only if this policy names it).
    * @default - none
    */
   readonly consumerPrincipals?: readonly string[];
+  /**
+   * Whether users' consumer tags may name who reads their secret. Those principals are known
+   * only at run time, so the key policy must let any IAM user or role of this account decrypt
+   * through Secrets Manager; each secret's resource policy then decides who reads it. Off, only
+   * the users under the path (and consumerPrincipals) may decrypt.
+   * @default false
+   */
+  readonly consumersByTag?: boolean;
 }
 
 /**
  * The customer-managed KMS key that encrypts the stored access keys. A key of our own (not
  * aws/secretsmanager) so that who may decrypt a secret is decided in one key policy and
  * every decryption is visible in CloudTrail under this key. The key policy names every user of
- * the key and does not delegate its use to IAM: rekey's create step may encrypt, its verify steps,
- * the configured consumers and the users under the path may decrypt, each only through Secrets
- * Manager and only for rekey's secrets; the account may administer the key.
+ * the key and does not delegate its use to IAM: rekey's create step may encrypt; its verify
+ * steps, the configured consumers and the IAM users (and, with consumer tags, roles) of this
+ * account may decrypt, each only through Secrets Manager and only for rekey's secrets; the
+ * account may administer the key. No account root and no federated session is ever a decrypter.
+ * Which secret a user or role of the account may read is not decided here, but by each secret's
+ * resource policy, whose Deny refuses the value (and so the decryption) to all it does not name.
  */
 export class SecretsKey extends Construct {
   readonly key: kms.Key;
@@ -113,11 +125,16 @@ export class SecretsKey extends Construct {
         ['kms:Decrypt'],
       );
     }
-    // Each user reads its own secret (the secret's policy denies it the others'): any principal
-    // of this account whose ARN is a user under the path.
+    // Principals of this account that read a secret: always its own user (under the path);
+    // with consumer tags, also whatever users and roles a tag names, which no deploy-time policy
+    // can list. Matched by aws:PrincipalArn (an assumed role's is the role's ARN), so neither the
+    // account root nor a federated-user session is among them. The secret's own policy denies
+    // every one of them the secrets that are not theirs.
+    const principalArn = (resource: string) =>
+      stack.formatArn({ service: 'iam', region: '', resource, arnFormat: ArnFormat.NO_RESOURCE_NAME });
     this.key.addToResourcePolicy(
       new iam.PolicyStatement({
-        sid: 'UsersUnderThePathDecrypt',
+        sid: props.consumersByTag ? 'UsersAndRolesOfTheAccountDecrypt' : 'UsersUnderThePathDecrypt',
         principals: [new iam.AnyPrincipal()],
         actions: ['kms:Decrypt'],
         resources: ['*'],
@@ -128,12 +145,9 @@ export class SecretsKey extends Construct {
             'kms:CallerAccount': stack.account,
           },
           ArnLike: {
-            'aws:PrincipalArn': stack.formatArn({
-              service: 'iam',
-              region: '',
-              resource: `user${props.userPathPrefix}*`,
-              arnFormat: ArnFormat.NO_RESOURCE_NAME,
-            }),
+            'aws:PrincipalArn': props.consumersByTag
+              ? [principalArn('user/*'), principalArn('role/*')]
+              : principalArn(`user${props.userPathPrefix}*`),
           },
         },
       }),

@@ -4,6 +4,7 @@
  * type so a renamed variable fails to compile on both sides.
  */
 import { z } from 'zod';
+import { ConsumerPrincipal } from './consumers.ts';
 import { ConfigurationError } from './errors.ts';
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -30,8 +31,13 @@ export const RekeyEnvSchema = z.object({
     .default('rekey/'),
   /** The customer-managed KMS key that encrypts the secrets. */
   REKEY_KMS_KEY_ID: z.string().min(1),
-  /** Comma-separated IAM principal ARNs that may read every secret besides its own user. */
-  REKEY_CONSUMER_PRINCIPALS: listFrom.default([]),
+  /**
+   * Comma-separated IAM user or role ARNs that may read every secret besides its own user
+   * (never an account root: see consumers.ts).
+   */
+  REKEY_CONSUMER_PRINCIPALS: listFrom.pipe(z.array(ConsumerPrincipal)).default([]),
+  /** The user tag naming who may read that user's secret; unset, per-user consumers are off. */
+  REKEY_CONSUMER_TAG: z.string().min(1).optional(),
   /**
    * Comma-separated ARNs of the roles of rekey's verify steps, the only rekey principals that read
    * a secret. The stack always sets it; unset (a local run), a secret's policy denies nobody.

@@ -15,6 +15,7 @@
  *   terminal Notify   -> $.outcome
  */
 import { z } from 'zod';
+import { ConsumerPrincipal } from './consumers.ts';
 
 /** IAM user names: 1-64 of letters, digits and +=,.@_- (IAM's own rule). */
 export const UserName = z
@@ -98,6 +99,7 @@ export const STOP_REASONS = [
   'UserProtected',
   'UserOutOfScope',
   'OldKeyStillInUse',
+  'InvalidConsumerTag',
 ] as const;
 export const StopReason = z.enum(STOP_REASONS);
 export type StopReason = z.infer<typeof StopReason>;
@@ -125,6 +127,11 @@ export const Plan = z.object({
   extraKey: KeyRef.nullable(),
   /** An active, never-used key without a stored secret left by a crashed create: deleted by the create step. */
   orphanKey: KeyRef.nullable(),
+  /**
+   * The principals the user's consumer tag names: they may read this user's secret (besides the
+   * configured consumers). ARNs, not secrets. Absent when the tag names nobody.
+   */
+  consumers: z.array(ConsumerPrincipal).optional(),
 });
 export type Plan = z.infer<typeof Plan>;
 

@@ -45,7 +45,7 @@ const ONLY = process.env.CHAOS_RUN === undefined ? undefined : Number(process.en
  */
 const SHARD = /^(\d+)\/(\d+)$/.exec(process.env.CHAOS_SHARD ?? '0/1');
 
-// The handlers' clients give up on a held request after 3 s instead of 10 s, so a `timeout` fault
+// The handlers' clients give up on a held request after 3 s instead of 4 s, so a `timeout` fault
 // costs 3 s of the campaign (shorter limits fire on the emulator's own slow answers on a busy
 // machine). Set before any handler module (and so any client) is loaded.
 HTTP_TIMEOUTS.requestTimeout = 3_000;

@@ -61,7 +61,7 @@ const CONFIGS: Record<string, unknown>[] = [
   {
     optInTag: 'rekey:opt-in',
     protectedUsers: ['break-glass', 'terraform'],
-    consumerPrincipals: ['arn:aws:iam::210987654321:root', 'arn:aws:iam::123456789012:role/ci'],
+    consumerPrincipals: ['arn:aws:iam::210987654321:role/reader', 'arn:aws:iam::123456789012:role/ci'],
     notificationEmails: ['secops@example.com'],
     deactivateUnused: true,
     securityHub: true,

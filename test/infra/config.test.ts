@@ -44,6 +44,7 @@ describe('loadConfig', () => {
       cloudTrailLookup: false,
       logRetentionDays: 365,
       consumerPrincipals: [],
+      consumerTag: 'rekey:consumers',
       auditSchedule: 'cron(0 6 * * ? *)',
       auditScheduleTimezone: 'UTC',
       maxKeyAgeDays: 90,
@@ -88,7 +89,28 @@ describe('loadConfig', () => {
     [{ notificationEmails: ['ops@example.com', 'not-an-email'] }, /notificationEmails\.1: must be an email/],
     [{ userPathPrefix: 'ci/' }, /userPathPrefix: /],
     [{ logRetentionDays: 10 }, /logRetentionDays: must be one of/],
-    [{ consumerPrincipals: ['alice'] }, /consumerPrincipals\.0: must be an IAM principal ARN/],
+    [{ consumerPrincipals: ['alice'] }, /consumerPrincipals\.0: alice is not an IAM user or role ARN/],
+    [
+      { consumerPrincipals: ['arn:aws:iam::123456789012:role/app', 'arn:aws:iam::210987654321:root'] },
+      /consumerPrincipals\.1: arn:aws:iam::210987654321:root is an account root, which stands for every principal of its account and would void the secret's Deny/,
+    ],
+    [{ consumerPrincipals: ['210987654321'] }, /consumerPrincipals\.0: 210987654321 is an account root/],
+    [
+      { consumerPrincipals: ['arn:aws:iam::123456789012:role/*'] },
+      /consumerPrincipals\.0: .* is not an IAM user/,
+    ],
+    [
+      { consumerPrincipals: ['arn:aws:iam::123456789012:role/a,b'] },
+      /consumerPrincipals\.0: .* is not an IAM user/,
+    ],
+    [
+      { consumerPrincipals: ['arn:aws:sts::123456789012:assumed-role/app/session'] },
+      /consumerPrincipals\.0: .* is not an IAM user or role ARN/,
+    ],
+    [{ consumerTag: '' }, /consumerTag: /],
+    [{ consumerTag: true }, /consumerTag: /],
+    [{ consumerTag: 'rekey:exempt' }, /consumerTag: must differ from exemptTag/],
+    [{ optInTag: 'rekey:managed', consumerTag: 'rekey:managed' }, /consumerTag: must differ from optInTag/],
     [{ cloudTrailLookup: 'yes' }, /cloudTrailLookup: /],
     [{ optInTag: '' }, /optInTag: /],
     [{ adoptionWaitDays: 90, maxAdoptionChecks: 5 }, /adoptionWaitDays: .*at most 365 days/],
@@ -105,11 +127,17 @@ describe('loadConfig', () => {
 
   it('accepts valid principals, emails and a nested user path', () => {
     const config = loadConfig({
-      consumerPrincipals: ['arn:aws:iam::123456789012:role/app', 'arn:aws-us-gov:iam::123456789012:root'],
+      consumerPrincipals: [
+        'arn:aws:iam::123456789012:role/app',
+        'arn:aws-us-gov:iam::210987654321:role/ci/deployer',
+        'arn:aws:iam::123456789012:user/svc+smtp=1.x@y_z-w',
+      ],
       notificationEmails: ['ops@example.com'],
       userPathPrefix: '/ci/external/',
+      consumerTag: false,
     });
-    expect(config.consumerPrincipals).toHaveLength(2);
+    expect(config.consumerPrincipals).toHaveLength(3);
+    expect(config.consumerTag).toBe(false);
     expect(config.userPathPrefix).toBe('/ci/external/');
   });
 
@@ -155,7 +183,8 @@ describe('lambdaEnvironment', () => {
     // Prepare
     const config = loadConfig({
       protectedUsers: ['breakglass', 'ci-bot'],
-      consumerPrincipals: ['arn:aws:iam::210987654321:root', 'arn:aws:iam::123456789012:role/ci'],
+      consumerPrincipals: ['arn:aws:iam::210987654321:role/reader', 'arn:aws:iam::123456789012:role/ci'],
+      consumerTag: 'team:readers',
       cloudTrailLookup: true,
       verifyAttempts: 5,
       userPathPrefix: '/ci/',
@@ -169,7 +198,11 @@ describe('lambdaEnvironment', () => {
     expect(parsed).toEqual({
       REKEY_SECRET_PREFIX: 'keys/',
       REKEY_KMS_KEY_ID: RESOURCES.kmsKeyId,
-      REKEY_CONSUMER_PRINCIPALS: ['arn:aws:iam::210987654321:root', 'arn:aws:iam::123456789012:role/ci'],
+      REKEY_CONSUMER_PRINCIPALS: [
+        'arn:aws:iam::210987654321:role/reader',
+        'arn:aws:iam::123456789012:role/ci',
+      ],
+      REKEY_CONSUMER_TAG: 'team:readers',
       REKEY_SECRET_READER_ROLES: [
         'arn:aws:iam::123456789012:role/RekeyStack-VerifyNewKeyRole',
         'arn:aws:iam::123456789012:role/RekeyStack-VerifyRotationRole',
@@ -194,6 +227,13 @@ describe('lambdaEnvironment', () => {
     expect(lambdaEnvironment(loadConfig({}), local)).not.toHaveProperty('REKEY_SECRET_READER_ROLES');
     expect(loadEnv(['REKEY_SECRET_READER_ROLES'], lambdaEnvironment(loadConfig({}), local))).toEqual({});
     expect(lambdaEnvironment(loadConfig({}), local).REKEY_CONSUMER_PRINCIPALS).toBe('');
+  });
+
+  it('sets the consumer tag by default and leaves it out when turned off', () => {
+    expect(lambdaEnvironment(loadConfig({}), RESOURCES).REKEY_CONSUMER_TAG).toBe('rekey:consumers');
+    const off = lambdaEnvironment(loadConfig({ consumerTag: false }), RESOURCES);
+    expect(off).not.toHaveProperty('REKEY_CONSUMER_TAG');
+    expect(loadEnv(['REKEY_CONSUMER_TAG'], off)).toEqual({});
   });
 
   it('leaves the opt-in tag out unless configured', () => {

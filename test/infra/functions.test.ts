@@ -1,12 +1,24 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, type CfnElement, Stack } from 'aws-cdk-lib';
+import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, describe, expect, it } from 'vitest';
-import { lambdaEnvironment, loadConfig, verifyNewKeyTimeoutSeconds } from '../../infra/config.ts';
+import {
+  lambdaEnvironment,
+  loadConfig,
+  MAX_LAMBDA_TIMEOUT_SECONDS,
+  stepTimeoutSeconds,
+} from '../../infra/config.ts';
 import { RekeyFunction } from '../../infra/constructs/rekey-function.ts';
-import { HANDLER_METADATA_KEY, STEP_NAMES, STEPS } from '../../lambdas/shared/steps.ts';
+import { CLIENT_CONFIG, worstCaseCallMs } from '../../lambdas/shared/clients/config.ts';
+import {
+  HANDLER_METADATA_KEY,
+  STEP_NAMES,
+  STEPS,
+  type StepName,
+  type StepSpec,
+} from '../../lambdas/shared/steps.ts';
 import { functionIdsByStep, functionOf, logicalIds, synth } from './helpers.ts';
 
 describe('the rekey functions', () => {
@@ -37,16 +49,75 @@ describe('the rekey functions', () => {
     });
   });
 
-  it('time out after 2 minutes, except verify-new-key, which outlasts its own retries', () => {
-    // Defaults: 6 attempts from 1 s, doubling: 31 s of sleeping, well inside 2 minutes.
-    expect(verifyNewKeyTimeoutSeconds(config)).toBe(120);
-    for (const step of STEP_NAMES) {
-      expect(functionOf(resources, step).Properties.Timeout, step).toBe(120);
+  /**
+   * The derivation written out from the client settings, as the spec: every attempt of every
+   * sequential call uses up its connection and request limits, every SDK retry waits its longest
+   * backoff, the verify loop adds an attempt per verifyAttempts and its sleeps, plus 10 s.
+   */
+  function expectedTimeout(step: StepName, c: { verifyAttempts: number; verifyBaseDelayMs: number }): number {
+    const { maxAttempts, requestHandler } = CLIENT_CONFIG;
+    const perAttempt = requestHandler.connectionTimeout + requestHandler.requestTimeout;
+    let backoff = 0;
+    for (let i = 0; i < maxAttempts - 1; i++) backoff += Math.min(1_000 * 2 ** i, 20_000) + 5_000;
+    const perCall = maxAttempts * perAttempt + backoff;
+    const spec: StepSpec = STEPS[step];
+    const loop = spec.verifyLoop ? c.verifyAttempts : 0;
+    const sleeps = spec.verifyLoop ? c.verifyBaseDelayMs * (2 ** (c.verifyAttempts - 1) - 1) : 0;
+    return Math.ceil(((spec.calls + loop) * perCall + sleeps) / 1000) + 10;
+  }
+
+  it.each(STEP_NAMES)(
+    "%s's timeout is derived from its calls and the clients' limits, under 900 s",
+    (step) => {
+      const timeout = functionOf(resources, step).Properties.Timeout;
+      expect(timeout).toBe(expectedTimeout(step, config));
+      expect(timeout).toBe(stepTimeoutSeconds(step, config));
+      expect(timeout).toBeLessThanOrEqual(MAX_LAMBDA_TIMEOUT_SECONDS);
+      // Longer than every call of its worst path at its worst.
+      expect(timeout * 1000).toBeGreaterThan(STEPS[step].calls * worstCaseCallMs());
+    },
+  );
+
+  it("verify-new-key's timeout follows verifyAttempts and verifyBaseDelayMs; the others do not", () => {
+    const { resources: patient } = synth({ verifyAttempts: 8, verifyBaseDelayMs: 2000 });
+    const slow = { verifyAttempts: 8, verifyBaseDelayMs: 2000 };
+    expect(functionOf(patient, 'verify-new-key').Properties.Timeout).toBe(
+      expectedTimeout('verify-new-key', slow),
+    );
+    expect(functionOf(patient, 'verify-new-key').Properties.Timeout).toBeGreaterThan(
+      functionOf(resources, 'verify-new-key').Properties.Timeout,
+    );
+    for (const step of STEP_NAMES.filter((s) => s !== 'verify-new-key')) {
+      expect(functionOf(patient, step).Properties.Timeout, step).toBe(
+        functionOf(resources, step).Properties.Timeout,
+      );
     }
-    // 8 attempts: 127 s of sleeping before the key is discarded, so the function gets longer.
-    const { resources: patient } = synth({ verifyAttempts: 8 });
-    expect(functionOf(patient, 'verify-new-key').Properties.Timeout).toBe(127 + 8 * 5 + 30);
-    expect(functionOf(patient, 'plan').Properties.Timeout).toBe(120);
+  });
+
+  it("refuses a timeout set by hand on a workflow step: it could be shorter than the step's worst path", () => {
+    const stack = new Stack(new App(), 'HandSet');
+    expect(
+      () =>
+        new RekeyFunction(stack, 'Fn', {
+          step: 'create-second-key',
+          config: loadConfig({}),
+          resources: { kmsKeyId: 'k', topicArn: 't', lockTable: 'l' },
+          timeout: Duration.minutes(2),
+        }),
+    ).toThrow("Fn: the create-second-key step's timeout is derived from its calls, not set");
+  });
+
+  it('refuses a verify configuration whose worst case a Lambda could not outlast', () => {
+    // The largest verifyAttempts the default base delay allows, and one more.
+    let largest = 1;
+    while (
+      stepTimeoutSeconds('verify-new-key', { verifyAttempts: largest + 1, verifyBaseDelayMs: 1000 }) <= 900
+    )
+      largest++;
+    expect(() => loadConfig({ verifyAttempts: largest })).not.toThrow();
+    expect(() => loadConfig({ verifyAttempts: largest + 1 })).toThrow(
+      /verifyAttempts: verifyAttempts and verifyBaseDelayMs make verify-new-key run up to \d+ s; a Lambda runs at most 900 s/,
+    );
   });
 
   it.each(STEP_NAMES)('%s logs to its own log group, kept for the configured retention', (step) => {

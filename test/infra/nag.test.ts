@@ -76,7 +76,7 @@ const CONFIGS: Array<[string, Record<string, unknown>]> = [
     {
       optInTag: 'rekey:opt-in',
       protectedUsers: ['break-glass'],
-      consumerPrincipals: ['arn:aws:iam::210987654321:root', 'arn:aws:iam::123456789012:role/ci'],
+      consumerPrincipals: ['arn:aws:iam::210987654321:role/reader', 'arn:aws:iam::123456789012:role/ci'],
       notificationEmails: ['secops@example.com'],
     },
   ],

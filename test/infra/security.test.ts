@@ -21,7 +21,7 @@ import {
 } from './helpers.ts';
 
 const CONSUMER_ROLE = `arn:${PARTITION}:iam::${ACCOUNT}:role/ci/deployer`;
-const CONSUMER_ACCOUNT = `arn:${PARTITION}:iam::210987654321:root`;
+const CONSUMER_ACCOUNT = `arn:${PARTITION}:iam::210987654321:role/reader`;
 const ROOT = `arn:${PARTITION}:iam::${ACCOUNT}:root`;
 
 function secretsKeyId(resources: Resources): string {
@@ -40,6 +40,12 @@ describe('the secrets key policy', () => {
     userPathPrefix: '/rotated/',
     secretPrefix: 'keys/',
   });
+  const withoutTags = synth({
+    consumerPrincipals: [CONSUMER_ROLE, CONSUMER_ACCOUNT],
+    userPathPrefix: '/rotated/',
+    secretPrefix: 'keys/',
+    consumerTag: false,
+  }).resources;
   const statements = policyStatements(resources[secretsKeyId(resources)]?.Properties?.KeyPolicy, resources);
   const viaSecretsManager = {
     StringEquals: { 'kms:ViaService': `secretsmanager.${REGION}.amazonaws.com` },
@@ -48,14 +54,14 @@ describe('the secrets key policy', () => {
     },
   };
 
-  it('names exactly the account (to administer), the create step, the verify steps, the consumers and the users', () => {
+  it('names exactly the account (to administer), the create step, the verify steps, the consumers and the users and roles of the account', () => {
     const bySid = Object.fromEntries(statements.map((s) => [s.Sid, s]));
     expect(Object.keys(bySid).sort()).toEqual(
       [
         'AccountAdministersTheKey',
         'ConsumersDecrypt',
         'CreateStepEncrypts',
-        'UsersUnderThePathDecrypt',
+        'UsersAndRolesOfTheAccountDecrypt',
         'VerifyNewKeyStepDecrypts',
         'VerifyRotationStepDecrypts',
       ].sort(),
@@ -90,7 +96,43 @@ describe('the secrets key policy', () => {
       Resource: '*',
       Condition: viaSecretsManager,
     });
-    expect(bySid.UsersUnderThePathDecrypt).toEqual({
+    // Consumer tags name principals at run time: any IAM user or role of this account may
+    // decrypt through Secrets Manager, for rekey's secrets; each secret's own Deny does the rest.
+    expect(bySid.UsersAndRolesOfTheAccountDecrypt).toEqual({
+      Sid: 'UsersAndRolesOfTheAccountDecrypt',
+      Effect: 'Allow',
+      Principal: { AWS: '*' },
+      Action: 'kms:Decrypt',
+      Resource: '*',
+      Condition: {
+        StringEquals: { ...viaSecretsManager.StringEquals, 'kms:CallerAccount': ACCOUNT },
+        StringLike: viaSecretsManager.StringLike,
+        ArnLike: {
+          'aws:PrincipalArn': [
+            `arn:${PARTITION}:iam::${ACCOUNT}:user/*`,
+            `arn:${PARTITION}:iam::${ACCOUNT}:role/*`,
+          ],
+        },
+      },
+    });
+  });
+
+  it('with consumer tags turned off, lets only the users under the path decrypt, besides the named principals', () => {
+    const narrow = policyStatements(
+      withoutTags[secretsKeyId(withoutTags)]?.Properties?.KeyPolicy,
+      withoutTags,
+    );
+    expect(narrow.map((s) => s.Sid).sort()).toEqual(
+      [
+        'AccountAdministersTheKey',
+        'ConsumersDecrypt',
+        'CreateStepEncrypts',
+        'UsersUnderThePathDecrypt',
+        'VerifyNewKeyStepDecrypts',
+        'VerifyRotationStepDecrypts',
+      ].sort(),
+    );
+    expect(narrow.find((s) => s.Sid === 'UsersUnderThePathDecrypt')).toEqual({
       Sid: 'UsersUnderThePathDecrypt',
       Effect: 'Allow',
       Principal: { AWS: '*' },
@@ -102,6 +144,32 @@ describe('the secrets key policy', () => {
         ArnLike: { 'aws:PrincipalArn': `arn:${PARTITION}:iam::${ACCOUNT}:user/rotated/*` },
       },
     });
+  });
+
+  it('lets no account root, federated session or other account decrypt, except the consumers it names', () => {
+    for (const policy of [
+      statements,
+      policyStatements(withoutTags[secretsKeyId(withoutTags)]?.Properties?.KeyPolicy, withoutTags),
+    ]) {
+      const decrypters = policy.filter((s) => s.Sid !== 'AccountAdministersTheKey');
+      const text = JSON.stringify(decrypters);
+      expect(text).not.toContain(':root');
+      expect(text).not.toContain('federated-user');
+      // A wildcard principal only with the caller's account pinned and an ARN pattern of it.
+      for (const s of decrypters.filter((x) => JSON.stringify(x.Principal) === '{"AWS":"*"}')) {
+        expect(s.Condition).toMatchObject({ StringEquals: { 'kms:CallerAccount': ACCOUNT } });
+        const patterns = [
+          (s.Condition as { ArnLike: { 'aws:PrincipalArn': string | string[] } }).ArnLike['aws:PrincipalArn'],
+        ].flat();
+        for (const p of patterns)
+          expect(p).toMatch(new RegExp(`^arn:${PARTITION}:iam::${ACCOUNT}:(user|role)/`));
+      }
+      // The only other-account principal is the configured consumer.
+      const named = decrypters.flatMap((s) => [(s.Principal as { AWS?: unknown }).AWS ?? []].flat());
+      expect(named.filter((p) => typeof p === 'string' && p.includes('210987654321'))).toEqual([
+        CONSUMER_ACCOUNT,
+      ]);
+    }
   });
 
   it('lets the account administer the key but never use it, grant it, or rewrite it with kms:*', () => {

@@ -243,6 +243,19 @@ describe('the rotation state machine', () => {
     );
   });
 
+  it('retries a step whose Lambda timed out, by every name a function timeout surfaces as, on every Task', () => {
+    // The runtime's error type for "Task timed out after N seconds", and the name the Step
+    // Functions guide gives unhandled Lambda errors, function timeouts among them.
+    for (const [name, state] of tasks) {
+      expect(state.Retry?.[0]?.ErrorEquals, name).toEqual(
+        expect.arrayContaining(['Sandbox.Timedout', 'Lambda.Unknown']),
+      );
+    }
+    // A Task timeout would abandon a running invocation: neither retried nor ever set.
+    expect(TRANSIENT_ERRORS).not.toContain('States.Timeout');
+    for (const [name, state] of tasks) expect(state, name).not.toHaveProperty('TimeoutSeconds');
+  });
+
   it("retries the throttling and 5xx errors of every service the steps call, by the SDK's own error names", () => {
     // A step rethrows the SDK's exception; Step Functions matches its `name`. These are the
     // classes the SDK raises for a 5xx or a throttle of each service (found by the fault campaign:

@@ -3,7 +3,10 @@
  * path prefix, an opt-in tag and a protected user configured, a protected user and users out of
  * scope (wrong path, no opt-in tag) are refused by the plan, with zero mutating calls, no
  * notification, and no step after the plan. A user in scope is rotated, and its secret carries
- * the resource policy that lets only its own user, the consumers and the verify roles read it.
+ * the resource policy that lets only its own user, the consumers and the verify roles read it;
+ * the consumers its consumer tag names are in its policy and in no other user's, and a tag
+ * naming an account root stops the plan with an alert, before anything changes. (The emulator
+ * stores resource policies but does not evaluate them: what they allow is asserted on the JSON.)
  * (The template's explicit Deny and policy conditions are asserted in test/infra/iam.test.ts: the
  * emulator does not evaluate the Lambda roles' policies.)
  */
@@ -11,11 +14,16 @@ import { GetResourcePolicyCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../cli/local-runner.ts';
 import { secretResourcePolicy } from '../../lambdas/shared/domain/secret.ts';
-import { expectNoSecretsIn, outcomeStatus, startWorld, type World } from './harness.ts';
+import { detailTypes, expectNoSecretsIn, outcomeStatus, startWorld, type World } from './harness.ts';
 
 const ACCOUNT = '123456789012';
 const OPT_IN = 'rekey:opt-in';
 const CONSUMER = `arn:aws:iam::${ACCOUNT}:role/ci/deployer`;
+/** What the `rekey:consumers` tag of the user `mailer` names: its readers only. */
+const TAGGED = [
+  `arn:aws:iam::${ACCOUNT}:role/apps/mail-relay`,
+  `arn:aws:iam::${ACCOUNT}:user/ops/smtp-check`,
+];
 /** Stand-ins for the verify steps' roles, which the stack gives the create step. */
 const VERIFY_ROLES = [
   `arn:aws:iam::${ACCOUNT}:role/RekeyStack-VerifyNewKeyRole`,
@@ -42,6 +50,14 @@ beforeAll(async () => {
   await world.createUser('untagged', { path: '/rotated/' });
   await world.createUser('wrong-tag', { path: '/rotated/', tags: { 'rekey:opt-out': 'yes' } });
   await world.createUser('in-scope', { path: '/rotated/team/', tags: { [OPT_IN]: '' } });
+  await world.createUser('mailer', {
+    path: '/rotated/',
+    tags: { [OPT_IN]: 'yes', 'rekey:consumers': TAGGED.join(' ') },
+  });
+  await world.createUser('rooted', {
+    path: '/rotated/',
+    tags: { [OPT_IN]: 'yes', 'rekey:consumers': `${TAGGED[0]} arn:aws:iam::${ACCOUNT}:root` },
+  });
   await world.drainNotifications();
 });
 afterAll(async () => {
@@ -123,5 +139,53 @@ describe('in scope: rotated', () => {
       'the logs': world.logs.join(''),
       'the notifications': notifications,
     });
+  });
+});
+
+describe('consumers named by a user tag', () => {
+  it("rotates a user whose tag names its readers: they are in its secret's policy, and in no other's", async () => {
+    // Act
+    const result = await world.run({ userName: 'mailer' });
+
+    // Assess
+    expect(outcomeStatus(result)).toBe('ROTATED');
+    const userArn = `arn:aws:iam::${ACCOUNT}:user/rotated/mailer`;
+    const stored = await world.secrets.send(new GetResourcePolicyCommand({ SecretId: 'rekey/mailer' }));
+    const policy = JSON.parse(stored.ResourcePolicy ?? '{}');
+    expect(policy).toEqual(
+      JSON.parse(
+        secretResourcePolicy({ userArn, consumers: [CONSUMER, ...TAGGED], rekeyReaders: VERIFY_ROLES }),
+      ),
+    );
+    expect(policy.Statement[0].Principal).toEqual({ AWS: [userArn, CONSUMER, ...TAGGED] });
+    expect(policy.Statement[1].Condition.StringNotEquals['aws:PrincipalArn']).toEqual([
+      userArn,
+      CONSUMER,
+      ...TAGGED,
+      ...VERIFY_ROLES,
+    ]);
+    // Another user's secret (rotated above, or now) names neither of them.
+    await world.run({ userName: 'in-scope' });
+    const other = await world.secrets.send(new GetResourcePolicyCommand({ SecretId: 'rekey/in-scope' }));
+    for (const arn of TAGGED) expect(other.ResourcePolicy).not.toContain(arn);
+    await world.drainNotifications();
+  });
+
+  it('stops with InvalidConsumerTag and an alert when the tag names an account root, changing nothing', async () => {
+    // Prepare
+    const before = await world.snapshot();
+
+    // Act
+    const result = await world.run({ userName: 'rooted' });
+
+    // Assess
+    expect(outcomeStatus(result)).toBe('STOPPED');
+    expect(exitCodeFor(result)).toBe(2);
+    expect(result.tasks.map((t) => t.step)).toEqual(['plan', 'notify']);
+    const outcome = (result.output as { outcome: { reason: string; message: string } }).outcome;
+    expect(outcome.reason).toBe('InvalidConsumerTag');
+    expect(outcome.message).toContain(`arn:aws:iam::${ACCOUNT}:root is an account root`);
+    expect(await world.snapshot()).toBe(before);
+    expect(detailTypes(await world.drainNotifications())).toEqual(['Access Key Rotation Stopped']);
   });
 });

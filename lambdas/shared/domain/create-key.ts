@@ -46,6 +46,12 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
   // The secret's policy names its user: without the ARN (the plan reads it) nothing is created.
   if (!userArn)
     throw new UnexpectedKeyState(`the plan carries no ARN for "${userName}"; nothing was changed`);
+  // Built before any key exists, so a consumer the policy cannot name fails the step unchanged.
+  const policy = secretResourcePolicy({
+    userArn,
+    consumers: [...deps.env.REKEY_CONSUMER_PRINCIPALS, ...(state.consumers ?? [])],
+    rekeyReaders: deps.env.REKEY_SECRET_READER_ROLES,
+  });
 
   const lock = await readLock(deps.lock, subject);
   if (lock?.owner !== executionId) throw new RotationInProgress(subject, lock?.owner ?? 'lock not held');
@@ -133,11 +139,7 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
       name: secretName,
       kmsKeyId: deps.env.REKEY_KMS_KEY_ID,
       token,
-      policy: secretResourcePolicy({
-        userArn,
-        consumers: deps.env.REKEY_CONSUMER_PRINCIPALS,
-        rekeyReaders: deps.env.REKEY_SECRET_READER_ROLES,
-      }),
+      policy,
       value: created.value,
     });
   } catch (error) {

@@ -5,6 +5,7 @@
  */
 import { GetUserCommand, type IAMClient, type Tag } from '@aws-sdk/client-iam';
 import type { Clock } from '../clock.ts';
+import { tagConsumers } from '../consumers.ts';
 import type { RekeyEnv } from '../env.ts';
 import { InvalidInput, isAwsError, UserNotFound } from '../errors.ts';
 import {
@@ -29,6 +30,7 @@ export type PlanEnv = Pick<
   | 'REKEY_PROTECTED_USERS'
   | 'REKEY_USER_PATH_PREFIX'
   | 'REKEY_OPT_IN_TAG'
+  | 'REKEY_CONSUMER_TAG'
 >;
 
 export interface PlanDeps {
@@ -222,10 +224,13 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
     executionId: request.executionId,
     secretName: secretNameFor(env.REKEY_SECRET_PREFIX, userName, serviceName),
   };
+  /** Who the user's consumer tag lets read its secret: set once the tag was read and found valid. */
+  let consumers: string[] = [];
   const finish = (d: Decision, userArn: string | null = null): Plan => ({
     ...base,
     userArn,
     ...d,
+    ...(consumers.length > 0 ? { consumers } : {}),
     steps: stepsFor(d, userName, base.secretName, kind),
   });
 
@@ -273,6 +278,22 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
       );
     }
   }
+
+  // A tag the create step could not write into the secret's policy stops the plan here, before
+  // anything changes, rather than the create step once the new key exists.
+  const tagged = tagConsumers(env.REKEY_CONSUMER_TAG, tags, userArn);
+  if (!tagged.ok) {
+    return finish(
+      stop(
+        'InvalidConsumerTag',
+        true,
+        `the tag ${env.REKEY_CONSUMER_TAG} of "${userName}" names who may read its secret, but ${tagged.problem}; ` +
+          'nothing was changed: list IAM role or user ARNs of its account, separated by spaces, and start the rotation again',
+      ),
+      userArn,
+    );
+  }
+  consumers = tagged.consumers;
 
   // Everything up to the decision only reads: a plan that stops (or a dry run) changes nothing,
   // not even the lock table. The lock is taken only to rotate, with a conditional write.

@@ -16,7 +16,8 @@ import {
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
-import { InvalidInput, isAwsError } from '../errors.ts';
+import { consumerPrincipalProblem } from '../consumers.ts';
+import { ConfigurationError, InvalidInput, isAwsError } from '../errors.ts';
 import { ServiceName } from '../schemas.ts';
 
 export const CredentialSecret = z.object({
@@ -95,7 +96,10 @@ export function versionWithStage(stages: Record<string, string[]>, stage: string
 export interface SecretReaders {
   /** The IAM user whose key the secret holds (its ARN, path included). */
   userArn: string;
-  /** The configured consumer principals: IAM users, roles, or account roots (`arn:...:root`). */
+  /**
+   * The consumer principals: the configured ones (every secret) and those the user's consumer
+   * tag names (this secret). IAM users or roles only, each matched by its exact ARN.
+   */
   consumers: readonly string[];
   /**
    * The roles of rekey's own verify steps, which prove and re-check the stored key. Unset only
@@ -112,9 +116,16 @@ export const SECRET_READ_ACTIONS = ['secretsmanager:GetSecretValue', 'secretsman
  * every other principal (administrators and other accounts included) is refused the value,
  * except rekey's verify roles. An explicit Deny, because an Allow alone adds readers but takes
  * none away: an identity policy granting secretsmanager:GetSecretValue on `*` would still work.
+ * The Deny matches `aws:PrincipalArn` exactly (an assumed role's is the role's ARN), which is
+ * why an account root, standing for a whole account, is refused as a consumer (consumers.ts):
+ * nothing here could spare it without sparing every principal of its account.
  */
 export function secretResourcePolicy(readers: SecretReaders): string {
-  const grantees = [readers.userArn, ...readers.consumers];
+  for (const arn of readers.consumers) {
+    const problem = consumerPrincipalProblem(arn);
+    if (problem) throw new ConfigurationError(`consumer principal refused: ${problem}`);
+  }
+  const grantees = [...new Set([readers.userArn, ...readers.consumers])];
   const statements: Record<string, unknown>[] = [
     {
       Sid: 'OwnUserAndConsumersMayRead',
@@ -125,23 +136,13 @@ export function secretResourcePolicy(readers: SecretReaders): string {
     },
   ];
   if (readers.rekeyReaders !== undefined) {
-    // An account root stands for every principal of that account: it is matched by account,
-    // everything else by its exact ARN (an assumed role's aws:PrincipalArn is the role's ARN).
-    const isRoot = (arn: string) => arn.endsWith(':root');
-    const accounts = grantees.filter(isRoot).map((arn) => arn.split(':')[4] ?? '');
-    const principals = [...grantees.filter((arn) => !isRoot(arn)), ...readers.rekeyReaders];
     statements.push({
       Sid: 'NobodyElseMayRead',
       Effect: 'Deny',
       Principal: '*',
       Action: 'secretsmanager:GetSecretValue',
       Resource: '*',
-      Condition: {
-        StringNotEquals: {
-          'aws:PrincipalArn': principals,
-          ...(accounts.length > 0 ? { 'aws:PrincipalAccount': accounts } : {}),
-        },
-      },
+      Condition: { StringNotEquals: { 'aws:PrincipalArn': [...grantees, ...readers.rekeyReaders] } },
     });
   }
   return JSON.stringify({ Version: '2012-10-17', Statement: statements });

@@ -1,4 +1,4 @@
-import { GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import {
   CreateAccessKeyCommand,
   DeleteAccessKeyCommand,
@@ -20,6 +20,7 @@ import { dynamodb, iam, secretsManager } from '../../../lambdas/shared/clients.t
 import { type CreateKeyDeps, createSecondKey } from '../../../lambdas/shared/domain/create-key.ts';
 import { secretResourcePolicy } from '../../../lambdas/shared/domain/secret.ts';
 import { RotationInProgress, SecretNotStored, UnexpectedKeyState } from '../../../lambdas/shared/errors.ts';
+import { STEPS } from '../../../lambdas/shared/steps.ts';
 import {
   awsError,
   callOrder,
@@ -354,6 +355,44 @@ describe('createSecondKey', () => {
     expect(ddbMock.calls()).toHaveLength(0);
   });
 
+  it("writes the consumers the user's tag names (carried by the plan) into the secret's policy, after the configured ones", async () => {
+    // Prepare
+    const tagged = 'arn:aws:iam::123456789012:user/apps/mailer';
+    ddbMock.on(GetItemCommand).resolves(lockItem());
+    mockKeys(iamMock, [old]);
+    mockStorage();
+    mockCreated();
+
+    // Act
+    await createSecondKey(deps(), { ...plannedState(), consumers: [tagged] });
+
+    // Assess
+    const [put] = inputsOf(smMock.commandCalls(PutResourcePolicyCommand));
+    expect(JSON.parse(put?.ResourcePolicy ?? '{}').Statement[0].Principal).toEqual({
+      AWS: [USER_ARN, CONSUMER, tagged],
+    });
+    expect(put?.ResourcePolicy).toBe(
+      secretResourcePolicy({ userArn: USER_ARN, consumers: [CONSUMER, tagged], rekeyReaders: [VERIFY_ROLE] }),
+    );
+  });
+
+  it('refuses a consumer the policy cannot name (an account root) before any call', async () => {
+    // Prepare: a state document that did not come from the plan.
+    const state = { ...plannedState(), consumers: ['arn:aws:iam::123456789012:root'] };
+
+    // Act
+    const error = await rejectionOf(createSecondKey(deps(), state));
+
+    // Assess
+    expect(error.name).toBe('ConfigurationError');
+    expect(error.message).toMatch(
+      /^consumer principal refused: arn:aws:iam::123456789012:root is an account root/,
+    );
+    expect(iamMock.calls()).toHaveLength(0);
+    expect(smMock.calls()).toHaveLength(0);
+    expect(ddbMock.calls()).toHaveLength(0);
+  });
+
   it('throws RotationInProgress naming the holder, with no IAM or Secrets Manager call, when another execution holds the lock', async () => {
     // Prepare
     ddbMock.on(GetItemCommand).resolves(lockItem({ owner: OTHER_EXECUTION_ID }));
@@ -664,6 +703,83 @@ describe('createSecondKey', () => {
     // Act & Assess
     await expect(createSecondKey(deps(), plannedState())).rejects.toBeInstanceOf(UnexpectedKeyState);
     expect(iamMock).toHaveReceivedCommandTimes(CreateAccessKeyCommand, 2);
+  });
+
+  it('its longest path makes exactly STEPS[create-second-key].calls calls, compensation included', async () => {
+    // Prepare: an orphan to sweep first; a create lost to LimitExceeded (its own ghost key), swept
+    // too; the second create stored but refused; the compensation's journal write lost to a rival.
+    const creatingSince = new Date(NOW.getTime() - 5 * 60_000);
+    const orphan = { id: EXTRA_KEY_ID, created: new Date(creatingSince.getTime() + 2_000) };
+    const ghost = { id: 'AKIAGHOSTKEY00000004', created: new Date(NOW.getTime() + 300) };
+    const listed = (k: { id: string; created: Date }) => ({
+      UserName: USER,
+      AccessKeyId: k.id,
+      Status: 'Active' as const,
+      CreateDate: k.created,
+    });
+    ddbMock.on(GetItemCommand).resolves(lockItem({ creatingSince }));
+    iamMock
+      .on(ListAccessKeysCommand)
+      .resolvesOnce({
+        AccessKeyMetadata: [listed({ id: OLD_KEY_ID, created: OLD_KEY_CREATED }), listed(orphan)],
+      })
+      .resolves({ AccessKeyMetadata: [listed({ id: OLD_KEY_ID, created: OLD_KEY_CREATED }), listed(ghost)] });
+    mockLastUse(iamMock, orphan);
+    mockLastUse(iamMock, ghost);
+    mockStorage();
+    ddbMock
+      .on(UpdateItemCommand)
+      .resolvesOnce({})
+      .resolvesOnce({})
+      .resolvesOnce({})
+      .resolvesOnce({})
+      .rejects(
+        new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }),
+      );
+    iamMock
+      .on(CreateAccessKeyCommand)
+      .rejectsOnce(new LimitExceededException({ message: 'quota', $metadata: {} }))
+      .resolves({
+        AccessKey: {
+          UserName: USER,
+          AccessKeyId: NEW_KEY_ID,
+          SecretAccessKey: FAKE_SECRET,
+          Status: 'Active',
+          CreateDate: NEW_KEY_CREATED,
+        },
+      });
+    smMock.on(PutSecretValueCommand).rejects(awsError('InternalServiceError'));
+
+    // Act
+    const error = await rejectionOf(createSecondKey(deps(), plannedState()));
+
+    // Assess
+    expect(error).toBeInstanceOf(RotationInProgress);
+    expect(callOrder(ddbMock, iamMock, smMock)).toEqual([
+      'GetItem',
+      'ListAccessKeys',
+      'DescribeSecret',
+      'GetAccessKeyLastUsed',
+      'DeleteAccessKey',
+      MARK,
+      'CreateAccessKey',
+      'ListAccessKeys',
+      'GetItem',
+      'GetAccessKeyLastUsed',
+      'DeleteAccessKey',
+      CLEAR,
+      MARK,
+      'CreateAccessKey',
+      RECORD,
+      'CreateSecret',
+      'PutResourcePolicy',
+      'PutSecretValue',
+      'DescribeSecret',
+      'DeleteAccessKey',
+      CLEAR,
+      'GetItem',
+    ]);
+    expect(callOrder(ddbMock, iamMock, smMock)).toHaveLength(STEPS['create-second-key'].calls);
   });
 
   it('CreateAccessKey returning no secret -> UnexpectedKeyState and nothing stored', async () => {

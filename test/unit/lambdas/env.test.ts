@@ -16,6 +16,7 @@ const FULL: RekeyEnvVars & Record<string, string> = {
   REKEY_PROTECTED_USERS: 'break-glass',
   REKEY_USER_PATH_PREFIX: '/',
   REKEY_OPT_IN_TAG: 'rekey:managed',
+  REKEY_CONSUMER_TAG: 'rekey:consumers',
   REKEY_MAX_ADOPTION_CHECKS: '3',
   REKEY_LAST_USED_GRACE_SECONDS: '60',
   REKEY_VERIFY_ATTEMPTS: '6',
@@ -82,6 +83,35 @@ describe('loadEnv', () => {
 
     // Assess
     expect(env.REKEY_PROTECTED_USERS).toEqual(['break-glass', 'terraform-ci']);
+  });
+
+  it('refuses an account root among REKEY_CONSUMER_PRINCIPALS at cold start, naming it', () => {
+    // Act
+    const error = errorOf(() =>
+      loadEnv(['REKEY_CONSUMER_PRINCIPALS'], {
+        REKEY_CONSUMER_PRINCIPALS: 'arn:aws:iam::123456789012:role/ci,arn:aws:iam::210987654321:root',
+      }),
+    );
+
+    // Assess
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error.message).toContain(
+      'REKEY_CONSUMER_PRINCIPALS.1: arn:aws:iam::210987654321:root is an account root',
+    );
+  });
+
+  it('parses REKEY_CONSUMER_PRINCIPALS into IAM user and role ARNs', () => {
+    expect(
+      loadEnv(['REKEY_CONSUMER_PRINCIPALS'], {
+        REKEY_CONSUMER_PRINCIPALS:
+          'arn:aws:iam::123456789012:role/ci/deployer, arn:aws:iam::123456789012:user/app',
+      }),
+    ).toEqual({
+      REKEY_CONSUMER_PRINCIPALS: [
+        'arn:aws:iam::123456789012:role/ci/deployer',
+        'arn:aws:iam::123456789012:user/app',
+      ],
+    });
   });
 
   it('parses numbers and booleans from strings', () => {

@@ -28,6 +28,7 @@ import {
 import { versionTokenFor } from '../../../lambdas/shared/domain/secret.ts';
 import { InvalidInput, UserNotFound } from '../../../lambdas/shared/errors.ts';
 import { Plan } from '../../../lambdas/shared/schemas.ts';
+import { STEPS } from '../../../lambdas/shared/steps.ts';
 import {
   awsError,
   callOrder,
@@ -1021,5 +1022,151 @@ describe('planRotation', () => {
     // Act & Assess
     await expect(planRotation(deps(), request({ userName: USER, dryRun: true }))).rejects.toThrow();
     expect(ddbMock).not.toHaveReceivedCommand(UpdateItemCommand);
+  });
+});
+
+describe('planRotation: the consumer tag', () => {
+  const TAG = 'rekey:consumers';
+  const ROLE = 'arn:aws:iam::123456789012:role/ci/deployer';
+  const MAILER = 'arn:aws:iam::123456789012:user/apps/mailer';
+  const withTag = deps({ REKEY_CONSUMER_TAG: TAG });
+
+  it("carries the principals the user's tag names in the plan, for the create step's secret policy", async () => {
+    // Prepare
+    mockUser({ Tags: [{ Key: TAG, Value: `${ROLE} ${MAILER}` }] });
+    mockLockRead();
+    mockLockAcquired();
+    mockKeys(iamMock, [oldKey]);
+
+    // Act
+    const plan = await planRotation(withTag, request({ userName: USER }));
+
+    // Assess
+    expect(plan.action).toBe('ROTATE');
+    expect(plan.consumers).toEqual([ROLE, MAILER]);
+    expect(Plan.parse(plan)).toEqual(plan);
+  });
+
+  it('carries no consumers when the user has no such tag, or when the tag is turned off', async () => {
+    // Prepare
+    mockUser({ Tags: [{ Key: TAG, Value: ROLE }] });
+    mockLockRead();
+    mockLockAcquired();
+    mockKeys(iamMock, [oldKey]);
+
+    // Act
+    const other = await planRotation(
+      deps({ REKEY_CONSUMER_TAG: 'team:readers' }),
+      request({ userName: USER }),
+    );
+    const off = await planRotation(deps(), request({ userName: USER }));
+
+    // Assess
+    expect(other.action).toBe('ROTATE');
+    expect(other).not.toHaveProperty('consumers');
+    expect(off).not.toHaveProperty('consumers');
+  });
+
+  it.each([
+    [
+      'an account root',
+      'arn:aws:iam::123456789012:root',
+      /entry 2: arn:aws:iam::123456789012:root is an account root/,
+    ],
+    [
+      'another account',
+      'arn:aws:iam::210987654321:role/reader',
+      /entry 2: arn:aws:iam::210987654321:role\/reader is not in the user's account \(arn:aws:iam::123456789012\)/,
+    ],
+    ['a wildcard', '*', /entry 2: \* is not an IAM user or role ARN/],
+  ])(
+    'stops with InvalidConsumerTag and an alert on a tag naming %s, before the lock or the keys are read',
+    async (_what, bad, problem) => {
+      // Prepare
+      mockUser({ Tags: [{ Key: TAG, Value: `${ROLE} ${bad}` }] });
+      mockLockRead();
+      mockLockAcquired();
+      mockKeys(iamMock, [oldKey]);
+
+      // Act
+      const plan = await planRotation(withTag, request({ userName: USER }));
+
+      // Assess
+      expect(plan).toMatchObject({
+        action: 'STOP',
+        stopReason: 'InvalidConsumerTag',
+        alert: true,
+        userArn: USER_ARN,
+        oldKey: null,
+      });
+      expect(plan.message).toMatch(
+        new RegExp(`^the tag ${TAG} of "${USER}" names who may read its secret, but entry 2: `),
+      );
+      expect(plan.message).toMatch(problem);
+      expect(plan.message).toMatch(
+        /nothing was changed: list IAM role or user ARNs of its account, separated by spaces, and start the rotation again$/,
+      );
+      expect(plan).not.toHaveProperty('consumers');
+      expect(callOrder(iamMock, ddbMock)).toEqual(['GetUser']);
+      expect(Plan.parse(plan)).toEqual(plan);
+    },
+  );
+
+  it('a dry run reports the bad tag the same way, changing nothing', async () => {
+    // Prepare
+    mockUser({ Tags: [{ Key: TAG, Value: 'arn:aws:iam::123456789012:root' }] });
+
+    // Act
+    const plan = await planRotation(withTag, request({ userName: USER, dryRun: true }));
+
+    // Assess
+    expect(plan).toMatchObject({ action: 'STOP', stopReason: 'InvalidConsumerTag', dryRun: true });
+    expect(ddbMock.calls()).toHaveLength(0);
+  });
+
+  it('an exempt or out-of-scope user stops for that reason, whatever its consumer tag says', async () => {
+    // Prepare
+    mockUser({
+      Tags: [
+        { Key: TAG, Value: 'arn:aws:iam::123456789012:root' },
+        { Key: 'rekey:exempt', Value: 'vendor relay' },
+      ],
+    });
+
+    // Act
+    const plan = await planRotation(withTag, request({ userName: USER }));
+
+    // Assess
+    expect(plan).toMatchObject({ action: 'STOP', stopReason: 'UserExempt', alert: false });
+  });
+});
+
+describe('planRotation: the call budget its Lambda timeout is derived from', () => {
+  it('its longest path (two keys, the lock lost to a rival) makes exactly STEPS.plan.calls calls', async () => {
+    // Prepare
+    mockUser();
+    ddbMock.on(GetItemCommand).resolvesOnce({}).resolves({ Item: rivalLock() });
+    ddbMock
+      .on(UpdateItemCommand)
+      .rejects(
+        new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }),
+      );
+    mockKeys(iamMock, [oldKey, { id: EXTRA_KEY_ID, status: 'Inactive', created: daysAgo(200) }]);
+
+    // Act
+    const plan = await planRotation(deps(), request({ userName: USER }));
+
+    // Assess
+    expect(plan.stopReason).toBe('RotationInProgress');
+    expect(callOrder(iamMock, ddbMock)).toEqual([
+      'GetUser',
+      'GetItem',
+      'ListAccessKeys',
+      'GetAccessKeyLastUsed',
+      'GetAccessKeyLastUsed',
+      ACQUIRE,
+      'GetItem',
+    ]);
+    expect(callOrder(iamMock, ddbMock)).toHaveLength(STEPS.plan.calls);
   });
 });

@@ -23,7 +23,7 @@ import {
   versionTokenFor,
   versionWithStage,
 } from '../../../lambdas/shared/domain/secret.ts';
-import { InvalidInput } from '../../../lambdas/shared/errors.ts';
+import { ConfigurationError, InvalidInput } from '../../../lambdas/shared/errors.ts';
 import {
   ACCOUNT,
   awsError,
@@ -173,26 +173,71 @@ describe('secretResourcePolicy', () => {
     expect(SECRET_READ_ACTIONS).toEqual(policy.Statement[0].Action);
   });
 
-  it('matches an account-root consumer by account: the Deny spares that account, not the root ARN', () => {
+  it("names the user's tag consumers beside the configured ones, each once, in the Allow and the Deny's exceptions", () => {
+    // Prepare: the create step passes the configured consumers, then the plan's (tag) ones.
+    const tagged = `arn:aws:iam::${ACCOUNT}:user/apps/mailer`;
+
     // Act
     const policy = JSON.parse(
       secretResourcePolicy({
         userArn: USER_ARN,
-        consumers: [`arn:aws:iam::${CONSUMER_ACCOUNT}:root`],
-        rekeyReaders: [VERIFY_NEW_ROLE],
+        consumers: [CONSUMER_ROLE, tagged, CONSUMER_ROLE, USER_ARN],
+        rekeyReaders: [VERIFY_NEW_ROLE, VERIFY_ROTATION_ROLE],
       }),
     );
 
     // Assess
-    expect(policy.Statement[0].Principal).toEqual({
-      AWS: [USER_ARN, `arn:aws:iam::${CONSUMER_ACCOUNT}:root`],
+    expect(policy).toEqual({
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Sid: 'OwnUserAndConsumersMayRead',
+          Effect: 'Allow',
+          Principal: { AWS: [USER_ARN, CONSUMER_ROLE, tagged] },
+          Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+          Resource: '*',
+        },
+        {
+          Sid: 'NobodyElseMayRead',
+          Effect: 'Deny',
+          Principal: '*',
+          Action: 'secretsmanager:GetSecretValue',
+          Resource: '*',
+          Condition: {
+            StringNotEquals: {
+              'aws:PrincipalArn': [USER_ARN, CONSUMER_ROLE, tagged, VERIFY_NEW_ROLE, VERIFY_ROTATION_ROLE],
+            },
+          },
+        },
+      ],
     });
-    expect(policy.Statement[1].Condition).toEqual({
-      StringNotEquals: {
-        'aws:PrincipalArn': [USER_ARN, VERIFY_NEW_ROLE],
-        'aws:PrincipalAccount': [CONSUMER_ACCOUNT],
-      },
+  });
+
+  it.each([`arn:aws:iam::${CONSUMER_ACCOUNT}:root`, CONSUMER_ACCOUNT, '*'])(
+    'refuses the consumer %s (an account root would void the Deny) with a ConfigurationError',
+    (arn) => {
+      // Act
+      const build = () =>
+        secretResourcePolicy({
+          userArn: USER_ARN,
+          consumers: [CONSUMER_ROLE, arn],
+          rekeyReaders: [VERIFY_NEW_ROLE],
+        });
+
+      // Assess
+      expect(build).toThrow(ConfigurationError);
+      expect(build).toThrow(`consumer principal refused: ${arn} `);
+    },
+  );
+
+  it('never spares a whole account: the Deny names principals by exact ARN, never aws:PrincipalAccount', () => {
+    const policy = secretResourcePolicy({
+      userArn: USER_ARN,
+      consumers: [`arn:aws:iam::${CONSUMER_ACCOUNT}:role/reader`],
+      rekeyReaders: [VERIFY_NEW_ROLE],
     });
+    expect(policy).not.toContain('aws:PrincipalAccount');
+    expect(policy).not.toContain(':root');
   });
 
   it('only grants when no deployment named the verify roles (a local run)', () => {
