@@ -1,9 +1,11 @@
 /**
- * Settings shared by rekey's SDK clients. Region, credentials and endpoint come from the SDK's
- * default chain (AWS_REGION, AWS_ENDPOINT_URL, ...), which is how the local runner points them at
- * an emulator. One client per file, so that a Lambda bundles (and constructs at cold start) only
- * the clients it uses.
+ * Settings shared by rekey's SDK clients. Region and endpoint come from the SDK's default chain
+ * (AWS_REGION, AWS_ENDPOINT_URL, ...), which is how the local runner points them at an emulator;
+ * credentials too, except inside a local invocation context (invocation.ts), where they are those
+ * of the invoked Lambda's emulated role. One client per file, so that a Lambda bundles (and
+ * constructs at cold start) only the clients it uses.
  */
+import { invocationCredentials } from './invocation.ts';
 
 /**
  * Connection and request time limits of every rekey client. The SDK's defaults are none: a
@@ -22,4 +24,8 @@ export const HTTP_TIMEOUTS = {
 };
 
 /** Standard retry mode with a few more attempts: IAM throttles at low request rates. */
-export const CLIENT_CONFIG = { maxAttempts: 5, requestHandler: HTTP_TIMEOUTS };
+export const CLIENT_CONFIG = {
+  maxAttempts: 5,
+  requestHandler: HTTP_TIMEOUTS,
+  credentials: invocationCredentials,
+};
