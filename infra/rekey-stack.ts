@@ -123,7 +123,8 @@ export class RekeyStack extends Stack {
           'iam:GetAccessKeyLastUsed',
           LIST_SSC,
         ]),
-        allow(['dynamodb:UpdateItem'], [lockTable.tableArn]),
+        // Reads the lock (and its journal) before deciding; takes it with a conditional update.
+        allow(['dynamodb:GetItem', 'dynamodb:UpdateItem'], [lockTable.tableArn]),
       ],
       'create-second-key': [
         ...onUsers([
@@ -172,9 +173,11 @@ export class RekeyStack extends Stack {
         // cloudtrail:LookupEvents has no resource type: '*' is the only possible resource.
         ...(config.cloudTrailLookup ? [allow(['cloudtrail:LookupEvents'], ['*'])] : []),
       ],
+      // Re-reads the old key's last use right before deactivating it.
       'deactivate-old-key': onUsers([
         'iam:UpdateAccessKey',
         'iam:ListAccessKeys',
+        'iam:GetAccessKeyLastUsed',
         LIST_SSC,
         'iam:UpdateServiceSpecificCredential',
       ]),

@@ -118,7 +118,7 @@ function expectedPermissions(resources: Resources, config: ScopeConfig): Record<
         'iam:GetAccessKeyLastUsed',
         LIST_SSC,
       ]),
-      ...allow(['dynamodb:UpdateItem'], [s.table]),
+      ...allow(['dynamodb:GetItem', 'dynamodb:UpdateItem'], [s.table]),
     ],
     'create-second-key': [
       ...s.onUsers([
@@ -167,6 +167,7 @@ function expectedPermissions(resources: Resources, config: ScopeConfig): Record<
     'deactivate-old-key': s.onUsers([
       'iam:UpdateAccessKey',
       'iam:ListAccessKeys',
+      'iam:GetAccessKeyLastUsed',
       LIST_SSC,
       'iam:UpdateServiceSpecificCredential',
     ]),
