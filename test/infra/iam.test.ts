@@ -64,9 +64,11 @@ function scope(resources: Resources, config: ScopeConfig) {
   const secretsKey = getAttId(alias?.Properties?.TargetKeyId);
   const topicKey = getAttId(resources[topic]?.Properties?.KmsMasterKeyId);
   const users = `arn:${PARTITION}:iam::${ACCOUNT}:user${config.userPathPrefix}*`;
+  const everyUser = `arn:${PARTITION}:iam::${ACCOUNT}:user/*`;
   const optIn = config.optInTag ? { Null: { [`aws:ResourceTag/${config.optInTag}`]: 'false' } } : undefined;
   return {
     users,
+    everyUser,
     /** Reads on the users in scope; key changes only with the opt-in tag, when one is configured. */
     onUsers: (actions: string[]) => [
       ...allow(
@@ -111,13 +113,9 @@ function expectedPermissions(resources: Resources, config: ScopeConfig): Record<
   const s = scope(resources, config);
   const expected: Record<StepName, string[]> = {
     plan: [
-      ...s.onUsers([
-        'iam:GetUser',
-        'iam:ListUserTags',
-        'iam:ListAccessKeys',
-        'iam:GetAccessKeyLastUsed',
-        LIST_SSC,
-      ]),
+      // Any user's path and tags: the plan must see a user outside the path to refuse it.
+      ...allow(['iam:GetUser'], [s.everyUser]),
+      ...s.onUsers(['iam:ListUserTags', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed', LIST_SSC]),
       ...allow(['dynamodb:GetItem', 'dynamodb:UpdateItem'], [s.table]),
     ],
     'create-second-key': [
@@ -305,11 +303,15 @@ describe.each(CONFIGS)('least privilege with %s', (_name, raw) => {
     for (const roleId of logicalIds(resources, 'AWS::IAM::Role')) {
       for (const p of rolePermissions(resources, roleId)) {
         const [effect, action = '', resource = ''] = p.split(' ');
-        // (Except the audit's account-wide reads, which have no resource type, and its listing of
-        // every user's service-specific credentials at once.)
+        // (Except the audit's account-wide reads, which have no resource type, its listing of
+        // every user's service-specific credentials at once, and the plan's GetUser, which reads
+        // the path of a user outside it in order to refuse it.)
+        const planGetUser = roleId === roleIdOf(functionOf(resources, 'plan')) && action === 'iam:GetUser';
+        if (planGetUser) expect(resource, p).toBe(`arn:${PARTITION}:iam::${ACCOUNT}:user/*`);
         if (
           effect === 'Allow' &&
           action.startsWith('iam:') &&
+          !planGetUser &&
           !ACCOUNT_WIDE_IAM_READS.includes(action) &&
           !ALL_USERS_IAM_READS.includes(action)
         ) {

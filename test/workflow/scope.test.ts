@@ -4,8 +4,9 @@
  * scope (wrong path, no opt-in tag) are refused by the plan, with zero mutating calls, no
  * notification, and no step after the plan. A user in scope is rotated, and its secret carries
  * the resource policy that lets only its own user, the consumers and the verify roles read it.
- * (The template's explicit Deny and policy conditions are asserted in test/infra/iam.test.ts: the
- * emulator does not evaluate the Lambda roles' policies.)
+ * Each step runs as its deployed role, whose path scope, opt-in condition and Deny on protected
+ * users the harness evaluates (cli/deployed-roles.ts); the secret's resource policy is only read
+ * back here, since the emulator does not enforce resource policies.
  */
 import { GetResourcePolicyCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
