@@ -15,6 +15,7 @@ import {
   ACCOUNT_WIDE_IAM_READS,
   ALL_USERS_IAM_READS,
   auditIds,
+  EVERY_USER_AUDIT_READS,
   expectedAuditRoles,
 } from './audit-helpers.ts';
 import {
@@ -300,18 +301,22 @@ describe.each(CONFIGS)('least privilege with %s', (_name, raw) => {
   });
 
   it('scopes every IAM user permission to the configured path and every secret one to the prefix', () => {
+    const everyUserReads = new Map([
+      [roleIdOf(functionOf(resources, 'plan')), ['iam:GetUser']],
+      [auditIds(stack).role, EVERY_USER_AUDIT_READS],
+    ]);
     for (const roleId of logicalIds(resources, 'AWS::IAM::Role')) {
       for (const p of rolePermissions(resources, roleId)) {
         const [effect, action = '', resource = ''] = p.split(' ');
         // (Except the audit's account-wide reads, which have no resource type, its listing of
-        // every user's service-specific credentials at once, and the plan's GetUser, which reads
-        // the path of a user outside it in order to refuse it.)
-        const planGetUser = roleId === roleIdOf(functionOf(resources, 'plan')) && action === 'iam:GetUser';
-        if (planGetUser) expect(resource, p).toBe(`arn:${PARTITION}:iam::${ACCOUNT}:user/*`);
+        // every user's service-specific credentials at once, and the reads of any user that
+        // decide or report whether it is in scope: the plan's GetUser, the audit's key ids.)
+        const everyUser = everyUserReads.get(roleId)?.includes(action) ?? false;
+        if (everyUser) expect(resource, p).toBe(`arn:${PARTITION}:iam::${ACCOUNT}:user/*`);
         if (
           effect === 'Allow' &&
           action.startsWith('iam:') &&
-          !planGetUser &&
+          !everyUser &&
           !ACCOUNT_WIDE_IAM_READS.includes(action) &&
           !ALL_USERS_IAM_READS.includes(action)
         ) {

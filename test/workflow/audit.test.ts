@@ -123,7 +123,8 @@ const users: Array<UserSpec & { group: Group }> = GROUPS.flatMap((group) =>
   })),
 );
 const expectedFindings = users.flatMap((u) => u.group.expected.map((type) => `${type}:${u.userName}`)).sort();
-const ENV = { REKEY_PROTECTED_USERS: 'protected-000,protected-001', REKEY_USER_PATH_PREFIX: '/svc/' };
+/** The deployment configuration every audit below runs under (its role is made from it too). */
+const CONFIG = { protectedUsers: ['protected-000', 'protected-001'], userPathPrefix: '/svc/' };
 /** The OLD_KEY users the audit may rotate: not exempt, not protected, in scope. */
 const ROTATABLE = users.filter(
   (u) =>
@@ -165,7 +166,7 @@ describe('the audit against the emulator', () => {
   });
 
   it('finds exactly the expected findings, with key ids, ages and last use', async () => {
-    const { summary, calls, requests } = await world.audit(ENV, { dryRun: true });
+    const { summary, calls, requests } = await world.audit(CONFIG, { dryRun: true });
 
     expect(summary.usersScanned).toBe(users.length);
     expect(summary.dryRun).toBe(true);
@@ -229,11 +230,11 @@ describe('the audit against the emulator', () => {
 
   it('starts at most maxRotationsPerRun new rotations per run, and a re-run starts no duplicate', async () => {
     // Act: four runs in a row with a limit of 8 new rotations per run.
-    const env = { ...ENV, REKEY_MAX_ROTATIONS_PER_RUN: '8' };
+    const config = { ...CONFIG, maxRotationsPerRun: 8 };
     const runs = [];
     const executions = [];
     for (let i = 0; i < 4; i++) {
-      runs.push((await world.audit(env)).summary.rotations);
+      runs.push((await world.audit(config)).summary.rotations);
       executions.push(await world.executionNames());
     }
 
@@ -274,7 +275,7 @@ describe('the audit against the emulator', () => {
   });
 
   it('publishes one digest per run and one event per finding: key ids, never a secret', async () => {
-    const { summary } = await world.audit(ENV);
+    const { summary } = await world.audit(CONFIG);
 
     const digests = await world.drainDigests();
     const sent = world.drainSentEvents();
@@ -313,7 +314,7 @@ describe('the audit against the emulator', () => {
   });
 
   it('Security Hub: imports the findings, then resolves those whose condition cleared', async () => {
-    const env = { ...ENV, REKEY_SECURITY_HUB: 'true' };
+    const config = { ...CONFIG, securityHub: true };
     const open = async () => {
       const out = await world.securityHub.send(new GetFindingsCommand({ MaxResults: 100 }));
       const all = [...(out.Findings ?? [])];
@@ -328,7 +329,7 @@ describe('the audit against the emulator', () => {
       return all.filter((f) => f.GeneratorId === 'rekey-audit');
     };
 
-    const first = await world.audit(env);
+    const first = await world.audit(config);
     expect(first.summary.securityHub).toEqual({ imported: expectedFindings.length, resolved: 0 });
     const imported = await open();
     expect(imported.filter((f) => f.RecordState === 'ACTIVE')).toHaveLength(expectedFindings.length);
@@ -353,7 +354,7 @@ describe('the audit against the emulator', () => {
       (await world.iam.send(new ListAccessKeysCommand({ UserName: oldKey.userName }))).AccessKeyMetadata,
     ).toEqual([]);
 
-    const second = await world.audit(env);
+    const second = await world.audit(config);
 
     expect(second.summary.securityHub).toEqual({ imported: expectedFindings.length - 2, resolved: 2 });
     const after = await open();
@@ -391,7 +392,7 @@ describe('the audit against the emulator', () => {
     await world.drainDigests();
 
     // Act
-    const { summary, calls, requests } = await world.audit(ENV, { serviceCredentials: answer });
+    const { summary, calls, requests } = await world.audit(CONFIG, { serviceCredentials: answer });
 
     // Assess: four more OLD_KEY findings, one more rotation, through the real starter.
     expect(calls.count('ListServiceSpecificCredentials')).toBe(2);
