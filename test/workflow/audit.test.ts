@@ -433,4 +433,43 @@ describe('the audit against the emulator', () => {
       /rotate protected-000 cassandra\.amazonaws\.com ACCAPROTECTED0000001: protected user/,
     );
   });
+
+  // Last: it deactivates keys, which would change the findings of the tests above.
+  it('every toggle that adds permissions at once: deactivation, Security Hub, service credentials, rotations', async () => {
+    // Prepare: the old, never-used keys in scope are idle for 120 days, more than the policy's 90.
+    const config = { ...CONFIG, deactivateUnused: true, securityHub: true, autoRotate: true };
+    const idle = users.filter((u) => u.group.name === 'old-never-used').map((u) => u.userName);
+    const answer = pagedServiceCredentials({
+      'cassandra.amazonaws.com': [
+        {
+          UserName: 'healthy-001',
+          ServiceName: 'cassandra.amazonaws.com',
+          ServiceSpecificCredentialId: 'ACCAHEALTHY000000002',
+          Status: 'Active',
+          CreateDate: new Date(Date.now() - 120 * 86_400_000),
+        },
+      ],
+    });
+    await world.drainDigests();
+
+    // Act: as the audit's deployed role for exactly this configuration.
+    const { summary } = await world.audit(config, { serviceCredentials: answer });
+
+    // Assess: every permission-adding path ran, and nothing failed.
+    expect(summary.deactivations).toEqual({ DEACTIVATED: idle.length });
+    for (const userName of idle) {
+      const keys = await world.iam.send(new ListAccessKeysCommand({ UserName: userName }));
+      expect(
+        keys.AccessKeyMetadata?.map((k) => k.Status),
+        userName,
+      ).toEqual(['Inactive']);
+    }
+    expect(summary.securityHub?.imported).toBeGreaterThan(0);
+    expect(summary.rotations).toMatchObject({ STARTED: 1 });
+    expect(summary.rotations.FAILED).toBeUndefined();
+    expect(await world.executionNames()).toContain(executionNameFor('healthy-001', 'ACCAHEALTHY000000002'));
+    expect(summary.digestPublished).toBe(true);
+    const digest = (await world.drainDigests())[0] ?? '';
+    expect(digest).not.toContain('FAILED');
+  });
 });
