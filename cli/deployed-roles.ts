@@ -39,12 +39,12 @@ import {
   EntityAlreadyExistsException,
   GetAccessKeyLastUsedCommand,
   GetUserCommand,
-  type IAMClient,
+  IAMClient,
   ListUserTagsCommand,
   NoSuchEntityException,
   PutRolePolicyCommand,
 } from '@aws-sdk/client-iam';
-import { AssumeRoleCommand, GetCallerIdentityCommand, type STSClient } from '@aws-sdk/client-sts';
+import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import {
   AccessDenied,
   type AuthorizationRequest,
@@ -294,20 +294,15 @@ function wildcard(pattern: string, value: string, ignoreCase: boolean): boolean 
 export const actionMatches = (pattern: string, action: string): boolean => wildcard(pattern, action, true);
 
 /**
- * A Resource pattern against an ARN, segment by segment as IAM matches them (a wildcard does not
- * reach across the colons of partition, service, region and account). `*` alone matches anything,
- * and is the only pattern that matches the account-wide target `*`.
+ * A Resource pattern against an ARN. IAM lets a `*` at the end of an ARN segment match across
+ * the colons after it, so the pattern is matched against the whole ARN (rekey's patterns have
+ * wildcards only at their end). `*` alone matches anything, and is the only pattern that matches
+ * the account-wide target `*` (an action without a resource type).
  */
 export function resourceMatches(pattern: string | null, arn: string): boolean {
   if (pattern === null) return false;
   if (pattern === '*') return true;
-  if (arn === '*') return false;
-  const split = (value: string) => {
-    const parts = value.split(':');
-    return [...parts.slice(0, 5), parts.slice(5).join(':')];
-  };
-  const [p, a] = [split(pattern), split(arn)];
-  return p.length === a.length && p.every((segment, i) => wildcard(segment, a[i] ?? '', false));
+  return arn !== '*' && wildcard(pattern, arn, false);
 }
 
 /** What a call acts on: an ARN (or `*`, an account-wide action), with the condition keys it carries. */
@@ -792,5 +787,44 @@ export async function motoEndpoint(
     return response.ok ? raw : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** The roles of a local run against moto, for as long as the command runs. */
+export interface EmulatorRoles extends DeployedRoles {
+  endpoint: string;
+  /** Releases the administrator clients. */
+  close(): void;
+}
+
+/**
+ * For the command line: when AWS_ENDPOINT_URL is a local moto server, each Lambda's role of the
+ * template, made in the emulator with the caller's credentials (the SDK's default chain); else
+ * undefined, and the caller's credentials are used as they are (real AWS).
+ */
+export async function emulatorRoles(options: {
+  /** Read only when an emulator is found. */
+  template: () => CfnTemplate | Promise<CfnTemplate>;
+  /** The REKEY_* variables the run gives its handlers. */
+  env: Record<string, string | undefined>;
+  /** Where AWS_ENDPOINT_URL is read. @default process.env */
+  source?: Record<string, string | undefined>;
+}): Promise<EmulatorRoles | undefined> {
+  const endpoint = await motoEndpoint(options.source);
+  if (!endpoint) return undefined;
+  const admin = { iam: new IAMClient({ maxAttempts: 3 }), sts: new STSClient({ maxAttempts: 3 }) };
+  const close = () => {
+    admin.iam.destroy();
+    admin.sts.destroy();
+  };
+  try {
+    const [template, emulator] = await Promise.all([
+      options.template(),
+      admin.iam.config.region().then((region) => connectEmulator(admin, region)),
+    ]);
+    return { ...deployedRoles(emulator, { template, env: options.env }), endpoint, close };
+  } catch (error) {
+    close();
+    throw error;
   }
 }

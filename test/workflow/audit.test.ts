@@ -13,6 +13,7 @@ import { CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditCommand } from '../../cli/audit.ts';
 import { executionNameFor, SfnRotationStarter } from '../../lambdas/shared/domain/audit/actions.ts';
+import { ANY_CREDENTIALS, AwsEnv } from '../support/aws.ts';
 import {
   type AuditWorld,
   pagedServiceCredentials,
@@ -182,11 +183,23 @@ describe('the audit against the emulator', () => {
     expect(summary.rotations).toEqual({ WOULD_START: 21, SKIPPED: 5 + 2 + 3 });
   });
 
-  it('the CLI runs the same scan: --json, and --fail-on exits 3', async () => {
+  it('the CLI runs the same scan, as the audit role: --json, and --fail-on exits 3', async () => {
     let stdout = '';
-    const command = auditCommand({ iam: world.iam, stdout: (t) => (stdout += t), stderr: () => {} });
-    // moto does not implement ListServiceSpecificCredentials: access keys only.
-    await command.parseAsync(['--json', '--no-service-credentials'], { from: 'user' });
+    let stderr = '';
+    // As a user runs it against a local moto: AWS_ENDPOINT_URL and their own credentials. The
+    // command finds the emulator and scans as the audit Lambda's role (signing stays off here
+    // outside world.audit, so rekey's own check of the role is what refuses a call).
+    const shell = new AwsEnv(world.moto.endpoint, ANY_CREDENTIALS).apply();
+    try {
+      const command = auditCommand({ stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+      // moto does not implement ListServiceSpecificCredentials: access keys only.
+      await command.parseAsync(['--json', '--no-service-credentials'], { from: 'user' });
+    } finally {
+      shell.restore();
+    }
+    expect(stderr).toContain(
+      `Emulator at ${world.moto.endpoint}: the scan runs as the audit Lambda's deployed role`,
+    );
     const document = JSON.parse(stdout) as {
       findings: Array<{
         type: string;
