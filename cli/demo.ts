@@ -15,7 +15,13 @@ import {
   ResourceNotFoundException,
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
+import { STSClient } from '@aws-sdk/client-sts';
 import { AUDIT_POLICY_ENV } from '../lambdas/audit/env.ts';
+import {
+  bindToInvocations,
+  invocationCredentials,
+  runInInvocation,
+} from '../lambdas/shared/clients/invocation.ts';
 import { systemClock } from '../lambdas/shared/clock.ts';
 import {
   type ActionOutcome,
@@ -42,6 +48,7 @@ import {
   seedAccount,
   startConsumer,
 } from './demo-seed.ts';
+import { connectEmulator, deployedRoles, synthesizeTemplate } from './deployed-roles.ts';
 import { type MotoClockServer, motoProblem, startMotoWithClock } from './emulator.ts';
 import { prepareLocalEnv } from './local-env.ts';
 import { outcomeOf, type RotationResult, runRotation, type TaskOverride } from './local-runner.ts';
@@ -223,19 +230,39 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
 
     const clients = { endpoint, region: REGION, credentials: admin, maxAttempts: 3 };
     const iam = new IAMClient(clients);
+    const sts = new STSClient(clients);
     const secrets = new SecretsManagerClient(clients);
+    // The audit's own IAM client, signing as the invocation it runs in (the audit's role below).
+    const auditIam = new IAMClient({ ...clients, credentials: invocationCredentials });
+    bindToInvocations(auditIam, 'iam');
     cleanup.push(() => {
-      iam.destroy();
-      secrets.destroy();
+      for (const client of [iam, sts, secrets, auditIam]) client.destroy();
     });
 
-    // 3. The audit: the credential report, scanned exactly as `rekey audit` and the Lambda do.
+    // Every Lambda, the audit included, runs as its deployed role: the stack's template for the
+    // demo's configuration, each role made in the emulator (the admin only sets up and reads back).
     // The emulator does not implement ListServiceSpecificCredentials: the demo audits access keys.
+    const deployedConfig = { ...DEMO_CONFIG, auditServiceCredentials: false };
+    const [template, emulatorRoles] = await Promise.all([
+      synthesizeTemplate(deployedConfig),
+      connectEmulator({ iam, sts }, REGION),
+    ]);
+    const roles = deployedRoles(emulatorRoles, { template, env });
+    log(
+      `Each of the ${roles.roles.length} Lambdas runs as its deployed role (from the synthesized template), ` +
+        'checked call by call: a step can do here only what it can do in AWS',
+    );
+    checkAborted();
+
+    // 3. The audit: the credential report, scanned exactly as `rekey audit` and the Lambda do.
     const policy = auditPolicyFromEnv(
       loadEnv(AUDIT_POLICY_ENV, { ...env, REKEY_AUDIT_SERVICE_CREDENTIALS: 'false' }),
     );
     const calls = new CallCounter();
-    const scan = await scanAccount({ iam, clock: systemClock, calls }, policy);
+    const asAudit = await roles.contextFor('audit');
+    const scan = await runInInvocation(asAudit, () =>
+      scanAccount({ iam: auditIam, clock: systemClock, calls }, policy),
+    );
     const counts = Object.fromEntries(
       [...new Set(scan.findings.map((f) => f.type))].map((t) => [
         t,
@@ -253,22 +280,24 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
 
     // 4. The audit's decisions: which OLD_KEY findings it may rotate (exempt, protected, two active keys are refused).
     const requests: RotationRequest[] = [];
-    const actions = await applyActions(
-      {
-        iam,
-        clock: systemClock,
-        calls,
-        starter: {
-          start: async (request) => {
-            requests.push(request);
-            return { status: 'STARTED', executionArn: `local:${request.executionName}` };
+    const actions = await runInInvocation(asAudit, () =>
+      applyActions(
+        {
+          iam: auditIam,
+          clock: systemClock,
+          calls,
+          starter: {
+            start: async (request) => {
+              requests.push(request);
+              return { status: 'STARTED', executionArn: `local:${request.executionName}` };
+            },
           },
         },
-      },
-      scan.findings,
-      scan.users,
-      policy,
-      { dryRun: false },
+        scan.findings,
+        scan.users,
+        policy,
+        { dryRun: false },
+      ),
     );
     const refused = actions.filter((a) => a.status === 'SKIPPED');
     log(
@@ -314,6 +343,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
           noWait: true,
           executionName: request.executionName,
           handlers,
+          roles,
         });
       } finally {
         if (consumer) {
