@@ -12,8 +12,10 @@ import { DescribeExecutionCommand, StartExecutionCommand } from '@aws-sdk/client
 import { CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditCommand } from '../../cli/audit.ts';
+import { AccessDenied } from '../../lambdas/shared/clients/invocation.ts';
 import { executionNameFor, SfnRotationStarter } from '../../lambdas/shared/domain/audit/actions.ts';
 import { ANY_CREDENTIALS, AwsEnv } from '../support/aws.ts';
+import { withoutAction } from '../support/role-mutations.ts';
 import {
   type AuditWorld,
   pagedServiceCredentials,
@@ -444,6 +446,82 @@ describe('the audit against the emulator', () => {
     expect(digest).toContain('Service-specific credentials (Amazon Keyspaces, CodeCommit)');
     expect(digest).toMatch(
       /rotate protected-000 cassandra\.amazonaws\.com ACCAPROTECTED0000001: protected user/,
+    );
+  });
+
+  // Mutation tests: the audit's role without one of its actions fails, naming action and Lambda.
+  it('without iam:GetCredentialReport the audit fails, naming the action and the audit', async () => {
+    // Control: the whole role scans (a dry run changes nothing).
+    const control = await world.audit(CONFIG, { dryRun: true });
+    expect(control.summary.usersScanned).toBe(users.length);
+
+    const error = await world
+      .audit(CONFIG, { dryRun: true, mutate: withoutAction('audit', 'iam:GetCredentialReport') })
+      .then(
+        () => new Error('not refused'),
+        (e: unknown) => e as Error,
+      );
+
+    expect(error).toBeInstanceOf(AccessDenied);
+    expect(error.message).toBe(
+      "the audit Lambda's role does not allow iam:GetCredentialReport on *: no statement of the role has this action",
+    );
+  });
+
+  it('without states:StartExecution the audit cannot start a rotation and fails, naming the action; so does its digest', async () => {
+    // An old Keyspaces credential nobody rotated yet: the audit starts its rotation.
+    const oldCredential = (id: string) =>
+      pagedServiceCredentials({
+        'cassandra.amazonaws.com': [
+          {
+            UserName: 'healthy-002',
+            ServiceName: 'cassandra.amazonaws.com',
+            ServiceSpecificCredentialId: id,
+            Status: 'Active',
+            CreateDate: new Date(Date.now() - 120 * 86_400_000),
+          },
+        ],
+      });
+    const control = await world.audit(CONFIG, { serviceCredentials: oldCredential('ACCAHEALTHY000000003') });
+    expect(control.summary.rotations.FAILED).toBeUndefined();
+    expect(await world.executionNames()).toContain(executionNameFor('healthy-002', 'ACCAHEALTHY000000003'));
+    await world.drainDigests();
+
+    const error = await world
+      .audit(CONFIG, {
+        serviceCredentials: oldCredential('ACCAHEALTHY000000004'),
+        mutate: withoutAction('audit', 'states:StartExecution'),
+      })
+      .then(
+        () => new Error('not refused'),
+        (e: unknown) => e as Error,
+      );
+
+    // The run fails (after its digest went out), naming the action the role lacks.
+    expect(error.name).toBe('AuditActionsFailed');
+    expect(error.message).toContain(
+      "ROTATION healthy-002 ACCAHEALTHY000000004: could not start the rotation: AccessDenied: the audit Lambda's role does not allow states:StartExecution",
+    );
+    const digest = (await world.drainDigests())[0] ?? '';
+    expect(digest).toContain(
+      'rotate healthy-002 cassandra.amazonaws.com ACCAHEALTHY000000004: FAILED, could not start the rotation: ' +
+        "AccessDenied: the audit Lambda's role does not allow states:StartExecution " +
+        `on ${world.stateMachineArn}: no statement of the role has this action`,
+    );
+    expect(await world.executionNames()).not.toContain(
+      executionNameFor('healthy-002', 'ACCAHEALTHY000000004'),
+    );
+  });
+
+  it('without sns:Publish the audit fails on its digest, naming the action and the topic', async () => {
+    const error = await world.audit(CONFIG, { mutate: withoutAction('audit', 'sns:Publish') }).then(
+      () => new Error('not refused'),
+      (e: unknown) => e as Error,
+    );
+
+    expect(error).toBeInstanceOf(AccessDenied);
+    expect(error.message).toBe(
+      `the audit Lambda's role does not allow sns:Publish on ${world.topicArn}: no statement of the role has this action`,
     );
   });
 

@@ -22,12 +22,13 @@ import {
 } from '@aws-sdk/client-iam';
 import type { AwsClientStub } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DeployedRoles, RoleStatement } from '../../cli/deployed-roles.ts';
+import type { DeployedRoles } from '../../cli/deployed-roles.ts';
 import type { RotationResult, TaskOverride } from '../../cli/local-runner.ts';
 import { AccessDenied, runInInvocation } from '../../lambdas/shared/clients/invocation.ts';
 import { cloudTrail, dynamodb, iam } from '../../lambdas/shared/clients.ts';
 import { type FakeCloudTrail, fakeCloudTrail } from '../support/fake-cloudtrail.ts';
 import { FakeServiceCredentials } from '../support/fake-service-credentials.ts';
+import { usersUnder, withoutAction } from '../support/role-mutations.ts';
 import { outcomeStatus, startWorld, type World } from './harness.ts';
 
 const ACCOUNT = '123456789012';
@@ -58,31 +59,6 @@ const CONSUMER_EVENT: Event = {
   EventTime: new Date(),
   CloudTrailEvent: JSON.stringify({ sourceIPAddress: '203.0.113.7', userAgent: 'billing-app/1.0' }),
 };
-
-type Mutate = (lambda: string, statements: RoleStatement[]) => RoleStatement[];
-
-/** `lambda`'s role without `action` in any Allow statement (a statement left with none goes). */
-const withoutAction =
-  (lambda: string, action: string): Mutate =>
-  (name, statements) =>
-    name !== lambda
-      ? statements
-      : statements
-          .map((s) => (s.effect === 'Allow' ? { ...s, actions: s.actions.filter((a) => a !== action) } : s))
-          .filter((s) => s.actions.length > 0);
-
-/** `lambda`'s role with every IAM user resource moved to another path. */
-const usersUnder =
-  (lambda: string, path: string): Mutate =>
-  (name, statements) =>
-    name !== lambda
-      ? statements
-      : statements.map((s) => ({
-          ...s,
-          resources: s.resources.map((r) =>
-            r?.includes(':user/') ? `arn:aws:iam::${ACCOUNT}:user${path}*` : r,
-          ),
-        }));
 
 /** The same roles, recording every call each Lambda is allowed to make, as `step action`. */
 function recording(roles: DeployedRoles): { roles: DeployedRoles; calls: Set<string> } {
@@ -182,7 +158,7 @@ describe('a rotation without one of its permissions fails, naming the action and
 
     const result = await world.run(
       { userName },
-      { roles: world.rolesWith(usersUnder('create-second-key', '/other/')) },
+      { roles: world.rolesWith(usersUnder('create-second-key', ACCOUNT, '/other/')) },
     );
 
     expect(result.status).toBe('FAILED');
