@@ -170,7 +170,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
 
   try {
     checkAborted();
-    // The synth (15-60 s on a fresh clone) and the emulator start together.
+    // The synth (15-60 s on a fresh clone) and the emulator start together, and so does the
+    // in-process synth of the template for the demo's configuration, which the roles come from.
+    // The emulator does not implement ListServiceSpecificCredentials: the demo audits access keys.
+    const deployedTemplate = synthesizeTemplate({ ...DEMO_CONFIG, auditServiceCredentials: false });
+    // Awaited below; this keeps a failure before then from being reported as unhandled.
+    deployedTemplate.catch(() => {});
     if (ownEmulator) log(`Starting the AWS emulator (moto, 127.0.0.1 only, with a movable clock)`);
     const [definitionResult, emulatorResult] = await Promise.allSettled([
       options.definition ??
@@ -241,10 +246,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
 
     // Every Lambda, the audit included, runs as its deployed role: the stack's template for the
     // demo's configuration, each role made in the emulator (the admin only sets up and reads back).
-    // The emulator does not implement ListServiceSpecificCredentials: the demo audits access keys.
-    const deployedConfig = { ...DEMO_CONFIG, auditServiceCredentials: false };
     const [template, emulatorRoles] = await Promise.all([
-      synthesizeTemplate(deployedConfig),
+      deployedTemplate,
       connectEmulator({ iam, sts }, REGION),
     ]);
     const roles = deployedRoles(emulatorRoles, { template, env });

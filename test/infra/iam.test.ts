@@ -295,6 +295,26 @@ describe.each(CONFIGS)('least privilege with %s', (_name, raw) => {
     expect(stepPermissions(resources, step)).toEqual(expected.get(roleIdOf(functionOf(resources, step))));
   });
 
+  it('lets only the Lambda service assume each function role', () => {
+    for (const step of STEP_NAMES) {
+      expect(
+        resources[roleIdOf(functionOf(resources, step))]?.Properties?.AssumeRolePolicyDocument,
+        step,
+      ).toEqual({
+        Version: '2012-10-17',
+        Statement: [
+          { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+        ],
+      });
+    }
+    expect(resources[auditIds(stack).role]?.Properties?.AssumeRolePolicyDocument).toEqual({
+      Version: '2012-10-17',
+      Statement: [
+        { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+      ],
+    });
+  });
+
   it('gives every function a role of its own', () => {
     const roles = STEP_NAMES.map((step) => roleIdOf(functionOf(resources, step)));
     expect(new Set(roles).size).toBe(STEP_NAMES.length);
