@@ -22,9 +22,19 @@
  * `rekey:exempt`; flags win. Service-specific credentials are listed (iam:ListServiceSpecificCredentials)
  * unless --no-service-credentials or REKEY_AUDIT_SERVICE_CREDENTIALS=false: an emulator without
  * that API needs one of them; against AWS, AccessDenied is an error like any other.
+ *
+ * Against a local moto server (AWS_ENDPOINT_URL, cli/deployed-roles.ts) the scan runs as the
+ * audit Lambda's deployed role for cdk.json's configuration, as the Lambda would; against AWS it
+ * runs with the caller's credentials.
  */
 import { IAMClient } from '@aws-sdk/client-iam';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import {
+  bindToInvocations,
+  type InvocationContext,
+  invocationCredentials,
+  runInInvocation,
+} from '../lambdas/shared/clients/invocation.ts';
 import { type Clock, systemClock } from '../lambdas/shared/clock.ts';
 import { scanAccount } from '../lambdas/shared/domain/audit/audit.ts';
 import { CallCounter } from '../lambdas/shared/domain/audit/calls.ts';
@@ -51,7 +61,10 @@ export interface AuditFlags {
 }
 
 export interface AuditCommandDeps {
-  /** @default an IAMClient from the SDK's default chain, created when the command runs */
+  /**
+   * @default an IAMClient from the SDK's default chain, created when the command runs (signing
+   * as the audit's deployed role when the endpoint is a local moto server)
+   */
   iam?: IAMClient;
   clock?: Clock;
   stdout?: (text: string) => void;
@@ -154,18 +167,27 @@ async function audit(flags: AuditFlags, deps: AuditCommandDeps): Promise<void> {
     unusedDays: flags.unusedDays ?? env.REKEY_UNUSED_DAYS,
     warnDays: flags.warnDays ?? env.REKEY_WARN_DAYS,
   };
-  const iam = deps.iam ?? new IAMClient({ maxAttempts: 5 });
+  const emulated = deps.iam ? undefined : await auditRoleOnEmulator(deps.env ?? process.env, say);
+  const invocation = emulated?.context;
+  let iam = deps.iam;
+  if (!iam) {
+    iam = new IAMClient({ maxAttempts: 5, ...(invocation ? { credentials: invocationCredentials } : {}) });
+    if (invocation) bindToInvocations(iam, 'iam');
+  }
   const calls = new CallCounter();
   const started = Date.now();
   try {
-    const scan = await scanAccount(
-      { iam, clock: deps.clock ?? systemClock, calls, log: (m) => say(m) },
-      {
-        thresholds,
-        exemptTag: env.REKEY_EXEMPT_TAG,
-        serviceCredentials: flags.serviceCredentials ?? env.REKEY_AUDIT_SERVICE_CREDENTIALS,
-      },
-    );
+    const client = iam;
+    const run = () =>
+      scanAccount(
+        { iam: client, clock: deps.clock ?? systemClock, calls, log: (m) => say(m) },
+        {
+          thresholds,
+          exemptTag: env.REKEY_EXEMPT_TAG,
+          serviceCredentials: flags.serviceCredentials ?? env.REKEY_AUDIT_SERVICE_CREDENTIALS,
+        },
+      );
+    const scan = await (invocation ? runInInvocation(invocation, run) : run());
     if (flags.json) out(`${JSON.stringify(jsonDocument(scan.findings))}\n`);
     else out(`${tableLines(scan.findings).join('\n')}\n`);
 
@@ -193,6 +215,37 @@ async function audit(flags: AuditFlags, deps: AuditCommandDeps): Promise<void> {
     }
   } finally {
     if (!deps.iam) iam.destroy();
+    emulated?.close();
+  }
+}
+
+/**
+ * The audit Lambda's invocation context when AWS_ENDPOINT_URL is a local moto server: its role
+ * from the stack synthesized for cdk.json's configuration. Loaded only then (aws-cdk-lib is slow
+ * to import, and `rekey audit --help` must stay fast).
+ */
+async function auditRoleOnEmulator(
+  source: Record<string, string | undefined>,
+  say: (line: string) => void,
+): Promise<{ context: InvocationContext; close(): void } | undefined> {
+  const [{ emulatorRoles, synthesizeTemplate }, { readCdkContextConfig }] = await Promise.all([
+    import('./deployed-roles.ts'),
+    import('./local-env.ts'),
+  ]);
+  const roles = await emulatorRoles({
+    template: () => synthesizeTemplate(readCdkContextConfig()),
+    env: source,
+    source,
+  });
+  if (!roles) return undefined;
+  try {
+    const context = await roles.contextFor('audit');
+    say(`Emulator at ${roles.endpoint}: the scan runs as the audit Lambda's deployed role, not as you`);
+    // The roles stay open while the scan runs: its checks read the emulator through them.
+    return { context, close: () => roles.close() };
+  } catch (error) {
+    roles.close();
+    throw error;
   }
 }
 

@@ -15,7 +15,13 @@ import {
   ResourceNotFoundException,
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
+import { STSClient } from '@aws-sdk/client-sts';
 import { AUDIT_POLICY_ENV } from '../lambdas/audit/env.ts';
+import {
+  bindToInvocations,
+  invocationCredentials,
+  runInInvocation,
+} from '../lambdas/shared/clients/invocation.ts';
 import { systemClock } from '../lambdas/shared/clock.ts';
 import {
   type ActionOutcome,
@@ -43,6 +49,7 @@ import {
   seedAccount,
   startConsumer,
 } from './demo-seed.ts';
+import { connectEmulator, deployedRoles, synthesizeTemplate } from './deployed-roles.ts';
 import { type MotoClockServer, motoProblem, startMotoWithClock } from './emulator.ts';
 import { prepareLocalEnv } from './local-env.ts';
 import { outcomeOf, type RotationResult, runRotation, type TaskOverride } from './local-runner.ts';
@@ -164,7 +171,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
 
   try {
     checkAborted();
-    // The synth (15-60 s on a fresh clone) and the emulator start together.
+    // The synth (15-60 s on a fresh clone) and the emulator start together, and so does the
+    // in-process synth of the template for the demo's configuration, which the roles come from.
+    // The emulator does not implement ListServiceSpecificCredentials: the demo audits access keys.
+    const deployedTemplate = synthesizeTemplate({ ...DEMO_CONFIG, auditServiceCredentials: false });
+    // Awaited below; this keeps a failure before then from being reported as unhandled.
+    deployedTemplate.catch(() => {});
     if (ownEmulator) log(`Starting the AWS emulator (moto, 127.0.0.1 only, with a movable clock)`);
     const [definitionResult, emulatorResult] = await Promise.allSettled([
       options.definition ??
@@ -224,19 +236,37 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
 
     const clients = { endpoint, region: REGION, credentials: admin, maxAttempts: 3 };
     const iam = new IAMClient(clients);
+    const sts = new STSClient(clients);
     const secrets = new SecretsManagerClient(clients);
+    // The audit's own IAM client, signing as the invocation it runs in (the audit's role below).
+    const auditIam = new IAMClient({ ...clients, credentials: invocationCredentials });
+    bindToInvocations(auditIam, 'iam');
     cleanup.push(() => {
-      iam.destroy();
-      secrets.destroy();
+      for (const client of [iam, sts, secrets, auditIam]) client.destroy();
     });
 
+    // Every Lambda, the audit included, runs as its deployed role: the stack's template for the
+    // demo's configuration, each role made in the emulator (the admin only sets up and reads back).
+    const [template, emulatorRoles] = await Promise.all([
+      deployedTemplate,
+      connectEmulator({ iam, sts }, REGION),
+    ]);
+    const roles = deployedRoles(emulatorRoles, { template, env });
+    log(
+      `Each of the ${roles.roles.length} Lambdas runs as its deployed role (from the synthesized template), ` +
+        'checked call by call: a step can do here only what it can do in AWS',
+    );
+    checkAborted();
+
     // 3. The audit: the credential report, scanned exactly as `rekey audit` and the Lambda do.
-    // The emulator does not implement ListServiceSpecificCredentials: the demo audits access keys.
     const policy = auditPolicyFromEnv(
       loadEnv(AUDIT_POLICY_ENV, { ...env, REKEY_AUDIT_SERVICE_CREDENTIALS: 'false' }),
     );
     const calls = new CallCounter();
-    const scan = await scanAccount({ iam, clock: systemClock, calls }, policy);
+    const asAudit = await roles.contextFor('audit');
+    const scan = await runInInvocation(asAudit, () =>
+      scanAccount({ iam: auditIam, clock: systemClock, calls }, policy),
+    );
     const counts = Object.fromEntries(
       [...new Set(scan.findings.map((f) => f.type))].map((t) => [
         t,
@@ -254,23 +284,25 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
 
     // 4. The audit's decisions: which OLD_KEY findings it may rotate (exempt, protected, two active keys are refused).
     const requests: RotationRequest[] = [];
-    const actions = await applyActions(
-      {
-        iam,
-        clock: systemClock,
-        calls,
-        starter: {
-          start: async (request) => {
-            requests.push(request);
-            // Each demo runs in a fresh emulator: no earlier attempt to look at, always attempt 1.
-            return firstAttemptStarted(request, `local:${request.executionName}`);
+    const actions = await runInInvocation(asAudit, () =>
+      applyActions(
+        {
+          iam: auditIam,
+          clock: systemClock,
+          calls,
+          starter: {
+            start: async (request) => {
+              requests.push(request);
+              // Each demo runs in a fresh emulator: no earlier attempt to look at, always attempt 1.
+              return firstAttemptStarted(request, `local:${request.executionName}`);
+            },
           },
         },
-      },
-      scan.findings,
-      scan.users,
-      policy,
-      { dryRun: false },
+        scan.findings,
+        scan.users,
+        policy,
+        { dryRun: false },
+      ),
     );
     const refused = actions.filter((a) => a.status === 'SKIPPED');
     log(
@@ -316,6 +348,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
           noWait: true,
           executionName: request.executionName,
           handlers,
+          roles,
         });
       } finally {
         if (consumer) {

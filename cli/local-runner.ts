@@ -1,7 +1,8 @@
 /**
  * Runs the synthesized rotation state machine in-process with aws-local-stepfunctions, every Task
  * bound to its real handler module (lambdas/<step>/index.ts). Handlers talk to whatever AWS the
- * SDK's default chain points at (AWS_ENDPOINT_URL for an emulator).
+ * SDK's default chain points at (AWS_ENDPOINT_URL for an emulator); given `roles`, each handler
+ * invocation signs as its own Lambda's deployed role instead (cli/deployed-roles.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import {
   StateMachine,
   type StateMachineDefinition,
 } from 'aws-local-stepfunctions';
+import { type InvocationContext, runInInvocation } from '../lambdas/shared/clients/invocation.ts';
 import { Outcome } from '../lambdas/shared/schemas.ts';
 import type { StepName } from '../lambdas/shared/steps.ts';
 import {
@@ -62,6 +64,12 @@ export interface RunRotationOptions {
   retryIntervalMs?: number;
   /** Where handler folders live. @default lambdas/ of this repository */
   handlersDir?: string;
+  /**
+   * Each step's invocation context: the credentials of its Lambda's role and the check of its
+   * calls against that role (cli/deployed-roles.ts `deployedRoles`). @default none: every handler
+   * signs with the SDK's default chain, i.e. the caller's credentials
+   */
+  roles?: { contextFor(lambda: StepName): Promise<InvocationContext> };
 }
 
 export interface RotationResult {
@@ -125,8 +133,10 @@ export async function runRotation(options: RunRotationOptions): Promise<Rotation
       }
       const handler = await module;
       const context = lambdaContext(`rekey-local-${step}`, arn, timeoutSeconds);
+      const invocation = await options.roles?.contextFor(step);
       // Lambda hands the handler a fresh parse of the payload and JSON-serializes what it returns.
-      const output = await handler(structuredClone(input), context);
+      const call = () => handler(structuredClone(input), context);
+      const output = await (invocation ? runInInvocation(invocation, call) : call());
       return JSON.parse(JSON.stringify(output ?? null)) as JsonValue;
     };
     const override = handlers[state] ?? handlers[step];

@@ -87,12 +87,14 @@ function executionNameFor(input: JsonValue): string {
 
 async function rotate(flags: RotateFlags): Promise<number> {
   const input = rotationInputFrom(flags);
-  const [{ loadDefinition }, { prepareLocalEnv }, runner, progress] = await Promise.all([
-    import('./definition.ts'),
-    import('./local-env.ts'),
-    import('./local-runner.ts'),
-    import('./progress.ts'),
-  ]);
+  const [{ DEFAULT_TEMPLATE_PATH, loadDefinition }, { prepareLocalEnv }, runner, progress, roles] =
+    await Promise.all([
+      import('./definition.ts'),
+      import('./local-env.ts'),
+      import('./local-runner.ts'),
+      import('./progress.ts'),
+      import('./deployed-roles.ts'),
+    ]);
   if (flags.executionName !== undefined && !runner.isValidExecutionName(flags.executionName)) {
     throw new UsageError('--execution-name must be 1-80 letters, digits, - and _');
   }
@@ -103,6 +105,19 @@ async function rotate(flags: RotateFlags): Promise<number> {
 
   const { definition, bindings } = loadDefinition({ log: say, ...(flags.synth ? { synth: true } : {}) });
   const env = await prepareLocalEnv({ log: say });
+  // Against an emulator each step runs as its deployed role, as in AWS (there it already does).
+  const emulated = await roles.emulatorRoles({
+    template: () => roles.readTemplate(DEFAULT_TEMPLATE_PATH),
+    env,
+  });
+  if (emulated) {
+    say(
+      paint(
+        'dim',
+        `Emulator at ${emulated.endpoint}: each step runs as its deployed role from the template, not as you`,
+      ),
+    );
+  }
   const executionName = flags.executionName ?? executionNameFor(input);
   say(
     paint(
@@ -110,15 +125,21 @@ async function rotate(flags: RotateFlags): Promise<number> {
       `Execution ${executionName} (if interrupted, resume with --execution-name ${executionName})`,
     ),
   );
-  const result = await runner.runRotation({
-    input,
-    definition,
-    bindings,
-    env,
-    noWait: !flags.wait,
-    executionName,
-    onEvent: progress.progressPrinter({ definition, noWait: !flags.wait, write: say, paint }),
-  });
+  let result: Awaited<ReturnType<typeof runner.runRotation>>;
+  try {
+    result = await runner.runRotation({
+      input,
+      definition,
+      bindings,
+      env,
+      noWait: !flags.wait,
+      executionName,
+      onEvent: progress.progressPrinter({ definition, noWait: !flags.wait, write: say, paint }),
+      ...(emulated ? { roles: emulated } : {}),
+    });
+  } finally {
+    emulated?.close();
+  }
   const code = runner.exitCodeFor(result);
   if (flags.json) {
     const { executionArn, status, error, cause, lastState } = result;

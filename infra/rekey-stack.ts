@@ -114,14 +114,12 @@ export class RekeyStack extends Stack {
     const LIST_SSC = 'iam:ListServiceSpecificCredentials';
     const permissions: Record<StepName, iam.PolicyStatement[]> = {
       plan: [
-        ...onUsers([
-          'iam:GetUser',
-          'iam:ListUserTags',
-          'iam:ListAccessKeys',
-          'iam:GetAccessKeyLastUsed',
-          LIST_SSC,
-        ]),
-        allow(['dynamodb:UpdateItem'], [lockTable.tableArn]),
+        // GetUser tells the plan the user's path and tags: it must answer for users outside the
+        // path too, which the plan then refuses (UserOutOfScope) instead of failing.
+        allow(['iam:GetUser'], [userScope.everyUser]),
+        ...onUsers(['iam:ListUserTags', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed', LIST_SSC]),
+        // Reads the lock (and its journal) before deciding; takes it with a conditional update.
+        allow(['dynamodb:GetItem', 'dynamodb:UpdateItem'], [lockTable.tableArn]),
       ],
       'create-second-key': [
         ...onUsers([
@@ -170,9 +168,11 @@ export class RekeyStack extends Stack {
         // cloudtrail:LookupEvents has no resource type: '*' is the only possible resource.
         ...(config.cloudTrailLookup ? [allow(['cloudtrail:LookupEvents'], ['*'])] : []),
       ],
+      // Re-reads the old key's last use right before deactivating it.
       'deactivate-old-key': onUsers([
         'iam:UpdateAccessKey',
         'iam:ListAccessKeys',
+        'iam:GetAccessKeyLastUsed',
         LIST_SSC,
         'iam:UpdateServiceSpecificCredential',
       ]),
@@ -206,6 +206,12 @@ export class RekeyStack extends Stack {
     // path (IAM) or name prefix (Secrets Manager) rekey owns, nothing wider.
     const prefixWildcards = [
       {
+        arn: userScope.everyUser,
+        nagId: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*]',
+        reason:
+          'the plan reads any IAM user named in a request (GetUser: its path and tags) to tell whether it is in scope; every other user action is scoped to the path',
+      },
+      {
         arn: users,
         nagId: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user${config.userPathPrefix}*]`,
         reason: `rotates any IAM user under the path ${config.userPathPrefix}, chosen at run time`,
@@ -224,11 +230,14 @@ export class RekeyStack extends Stack {
       if (protectedUsersDeny && permissions[step].some((s) => s.actions.some(isMutatingKeyAction))) {
         fn.lambdaFunction.addToRolePolicy(protectedUsersDeny);
       }
+      // With the path '/', the users in scope are every user: one finding, both reasons.
+      const reasons = new Map<string, string[]>();
       for (const { arn, nagId, reason } of prefixWildcards) {
         if (permissions[step].some((s) => s.resources.includes(arn))) {
-          Validations.of(fn.role).acknowledge({ id: nagId, reason });
+          reasons.set(nagId, [...(reasons.get(nagId) ?? []), reason]);
         }
       }
+      for (const [id, why] of reasons) Validations.of(fn.role).acknowledge({ id, reason: why.join('; ') });
     }
     // The key policy names the same roles: the identity policies alone cannot use the key.
     secretsKeyConstruct.allowEncrypt('CreateStepEncrypts', functions['create-second-key'].role);

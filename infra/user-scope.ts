@@ -37,6 +37,13 @@ export type UserScopeConfig = Pick<RekeyConfig, 'userPathPrefix' | 'optInTag' | 
 export class UserScope {
   /** `arn:<partition>:iam::<account>:user<userPathPrefix>*`: every user under the path. */
   readonly users: string;
+  /**
+   * `arn:<partition>:iam::<account>:user/*`: every user of the account, at any path. Only for
+   * reading what decides whether a user is in scope (its path): IAM authorizes a request on a user
+   * by the user's ARN, path included, so a role scoped to the path could not even read the path of
+   * a user outside it, and would fail with AccessDenied instead of refusing it.
+   */
+  readonly everyUser: string;
   private readonly stack: Stack;
   private readonly config: UserScopeConfig;
 
@@ -44,6 +51,7 @@ export class UserScope {
     this.stack = stack;
     this.config = config;
     this.users = this.userArn(`${config.userPathPrefix}*`);
+    this.everyUser = this.userArn('/*');
   }
 
   /**

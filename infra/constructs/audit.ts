@@ -50,6 +50,8 @@ const DEAD_LETTER_RETENTION = Duration.days(14);
 export interface AuditUserScope {
   /** `arn:<partition>:iam::<account>:user<userPathPrefix>*`: every user under the path. */
   readonly users: string;
+  /** `arn:<partition>:iam::<account>:user/*`: every user of the account, at any path. */
+  readonly everyUser: string;
   /** Statements allowing the actions on the users in scope (key changes on opted-in users only). */
   allow(actions: readonly string[]): iam.PolicyStatement[];
   /** The explicit Deny of key changes on the protected users, when there are any. */
@@ -231,16 +233,18 @@ export class Audit extends Construct {
         ['iam:GenerateCredentialReport', 'iam:GetCredentialReport', 'iam:GetAccountAuthorizationDetails'],
         ['*'],
       ),
-      // Key ids of users with findings; with the opt-in policy, re-read last use and deactivate.
       // Service-specific credentials of all users, one AllUsers listing per service. AWS documents the
       // action on the `user` resource type but not which resource an AllUsers request (about no
       // user in particular) is authorized against, so '*' is the one resource sure to match; for
       // an action whose only resource type is `user` it grants no more than user/*.
       ...(config.auditServiceCredentials ? [allow(['iam:ListServiceSpecificCredentials'], ['*'])] : []),
-      ...userScope.allow([
-        'iam:ListAccessKeys',
-        ...(config.deactivateUnused ? ['iam:GetAccessKeyLastUsed', 'iam:UpdateAccessKey'] : []),
-      ]),
+      // Key ids of every user with a finding, in scope or not: the audit reports the whole account
+      // (the credential report already shows every user's key ages), it acts only within scope.
+      allow(['iam:ListAccessKeys'], [userScope.everyUser]),
+      // With the opt-in policy: re-read last use and deactivate, on the users in scope only.
+      ...(config.deactivateUnused
+        ? userScope.allow(['iam:GetAccessKeyLastUsed', 'iam:UpdateAccessKey'])
+        : []),
       allow(['sns:Publish'], [topic.topicArn]),
       // Publishing to an encrypted topic: SNS generates a data key with the caller's rights.
       allow(['kms:GenerateDataKey', 'kms:Decrypt'], [topicKey.keyArn], {
@@ -287,10 +291,18 @@ export class Audit extends Construct {
           : '') +
         '; every other action of the audit is scoped',
     );
-    acknowledge(
-      `Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user${config.userPathPrefix}*`,
-      `the audit reads the keys of any IAM user under the path ${config.userPathPrefix} that has a finding, chosen at run time`,
-    );
+    const reasons = [
+      'the audit reads the key ids of any IAM user that has a finding (iam:ListAccessKeys), at any path: it reports the whole account',
+    ];
+    const scoped = `the audit deactivates unused keys of IAM users under the path ${config.userPathPrefix}, chosen at run time`;
+    if (config.deactivateUnused && config.userPathPrefix === '/') reasons.push(scoped);
+    acknowledge('Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*', reasons.join('; '));
+    if (config.deactivateUnused && config.userPathPrefix !== '/') {
+      acknowledge(
+        `Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user${config.userPathPrefix}*`,
+        scoped,
+      );
+    }
     if (config.autoRotate) {
       const machine = stack.resolve((stateMachine.node.defaultChild as CfnResource).logicalId);
       acknowledge(

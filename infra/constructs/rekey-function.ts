@@ -7,7 +7,12 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { HANDLER_METADATA_KEY, STEPS, type StepName } from '../../lambdas/shared/steps.ts';
+import {
+  HANDLER_METADATA_KEY,
+  LAMBDA_METADATA_KEY,
+  STEPS,
+  type StepName,
+} from '../../lambdas/shared/steps.ts';
 import { lambdaEnvironment, type RekeyConfig, type RekeyResources, stepTimeoutSeconds } from '../config.ts';
 
 /** The repository root: handlers live in `<root>/lambdas/<step>/index.ts`. */
@@ -76,8 +81,9 @@ export interface RekeyFunctionProps {
 /**
  * One rekey Lambda with every default in one place: Node.js 24 on arm64, ESM bundle with the
  * AWS SDK inside (the version we test is the version we run), JSON logs to its own log group
- * with retention, X-Ray, source maps, its own role, and the `rekey:handler` metadata the
- * local runner uses to bind state-machine Tasks to handler modules.
+ * with retention, X-Ray, source maps, its own role, the `rekey:handler` metadata the local
+ * runner uses to bind state-machine Tasks to handler modules (steps only), and the `rekey:lambda`
+ * metadata naming its folder (every function), by which a local run finds each Lambda's role.
  */
 export class RekeyFunction extends Construct {
   /** The workflow step, or undefined for a standalone Lambda. */
@@ -159,11 +165,9 @@ export class RekeyFunction extends Construct {
       },
     });
 
-    if (this.step)
-      (this.lambdaFunction.node.defaultChild as lambda.CfnFunction).addMetadata(
-        HANDLER_METADATA_KEY,
-        this.step,
-      );
+    const cfnFunction = this.lambdaFunction.node.defaultChild as lambda.CfnFunction;
+    if (this.step) cfnFunction.addMetadata(HANDLER_METADATA_KEY, this.step);
+    cfnFunction.addMetadata(LAMBDA_METADATA_KEY, handler.name);
 
     Validations.of(this.role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',

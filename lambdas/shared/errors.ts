@@ -91,6 +91,18 @@ export function errorName(error: unknown): string {
   return error instanceof Error ? error.name : 'Error';
 }
 
+/** AWS's access denials name the principal, the action and the resource, never request data. */
+const ACCESS_DENIALS = ['AccessDenied', 'AccessDeniedException'];
+
+/**
+ * An error as a message that must not echo the request may tell it: its name, and for an access
+ * denial also its message, which says what permission is missing (what an operator needs first).
+ */
+export function safeCause(error: unknown): string {
+  const name = errorName(error);
+  return error instanceof Error && ACCESS_DENIALS.includes(name) ? `${name}: ${error.message}` : name;
+}
+
 export function isAwsError(error: unknown, ...names: string[]): boolean {
   return error instanceof Error && names.includes(error.name);
 }

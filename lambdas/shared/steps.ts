@@ -112,3 +112,10 @@ export const STEP_NAMES = Object.keys(STEPS) as StepName[];
 
 /** Metadata key on each AWS::Lambda::Function that names its handler folder. */
 export const HANDLER_METADATA_KEY = 'rekey:handler';
+
+/**
+ * Metadata key on every rekey AWS::Lambda::Function, workflow step or standalone (the audit):
+ * its folder under lambdas/. A local run against an emulator finds each Lambda's role through it
+ * (cli/deployed-roles.ts). Unlike HANDLER_METADATA_KEY it binds no state-machine Task.
+ */
+export const LAMBDA_METADATA_KEY = 'rekey:lambda';

@@ -76,7 +76,8 @@ export function expectedAuditPermissions(resources: Resources, ids: AuditIds, co
       ['iam:GenerateCredentialReport', 'iam:GetCredentialReport', 'iam:GetAccountAuthorizationDetails'],
       ['*'],
     ),
-    ...allow(['iam:ListAccessKeys'], [users]),
+    // Key ids of any user with a finding: the audit reports every user, it acts only in scope.
+    ...allow(['iam:ListAccessKeys'], [`arn:${PARTITION}:iam::${ACCOUNT}:user/*`]),
     // One AllUsers listing per service: no single user to name (see ALL_USERS_IAM_READS).
     ...(config.auditServiceCredentials ? allow(['iam:ListServiceSpecificCredentials'], ['*']) : []),
     ...allow(['sns:Publish'], [topic]),
@@ -149,3 +150,9 @@ export const ACCOUNT_WIDE_IAM_READS = [
  * against, and for an action whose only resource type is `user`, '*' covers users only.
  */
 export const ALL_USERS_IAM_READS = ['iam:ListServiceSpecificCredentials'];
+
+/**
+ * IAM reads the audit makes on any user of the account, whatever the configured path: the key ids
+ * of a user with a finding (it reports the whole account, and acts only within the path).
+ */
+export const EVERY_USER_AUDIT_READS = ['iam:ListAccessKeys'];

@@ -14,6 +14,7 @@ import { RekeyFunction } from '../../infra/constructs/rekey-function.ts';
 import { CLIENT_CONFIG, worstCaseCallMs } from '../../lambdas/shared/clients/config.ts';
 import {
   HANDLER_METADATA_KEY,
+  LAMBDA_METADATA_KEY,
   STEP_NAMES,
   STEPS,
   type StepName,
@@ -35,6 +36,16 @@ describe('the rekey functions', () => {
     for (const id of logicalIds(resources, 'AWS::Lambda::Function').filter((id) => id !== audit)) {
       expect(resources[id]?.Metadata?.[HANDLER_METADATA_KEY], id).toBeTypeOf('string');
     }
+  });
+
+  it('every function, the audit included, names its handler folder in its rekey:lambda metadata', () => {
+    // Local runs against an emulator find each Lambda's role by this name (cli/deployed-roles.ts).
+    const named = logicalIds(resources, 'AWS::Lambda::Function').map(
+      (id) => resources[id]?.Metadata?.[LAMBDA_METADATA_KEY],
+    );
+    expect(named.sort()).toEqual([...STEP_NAMES, 'audit'].sort());
+    for (const name of named)
+      expect(existsSync(join('lambdas', String(name), 'index.ts')), String(name)).toBe(true);
   });
 
   it.each(STEP_NAMES)('%s runs nodejs24.x on arm64 with JSON logs, X-Ray and 256 MB', (step) => {

@@ -15,6 +15,7 @@ import {
   ACCOUNT_WIDE_IAM_READS,
   ALL_USERS_IAM_READS,
   auditIds,
+  EVERY_USER_AUDIT_READS,
   expectedAuditRoles,
 } from './audit-helpers.ts';
 import {
@@ -64,9 +65,11 @@ function scope(resources: Resources, config: ScopeConfig) {
   const secretsKey = getAttId(alias?.Properties?.TargetKeyId);
   const topicKey = getAttId(resources[topic]?.Properties?.KmsMasterKeyId);
   const users = `arn:${PARTITION}:iam::${ACCOUNT}:user${config.userPathPrefix}*`;
+  const everyUser = `arn:${PARTITION}:iam::${ACCOUNT}:user/*`;
   const optIn = config.optInTag ? { Null: { [`aws:ResourceTag/${config.optInTag}`]: 'false' } } : undefined;
   return {
     users,
+    everyUser,
     /** Reads on the users in scope; key changes only with the opt-in tag, when one is configured. */
     onUsers: (actions: string[]) => [
       ...allow(
@@ -111,14 +114,10 @@ function expectedPermissions(resources: Resources, config: ScopeConfig): Record<
   const s = scope(resources, config);
   const expected: Record<StepName, string[]> = {
     plan: [
-      ...s.onUsers([
-        'iam:GetUser',
-        'iam:ListUserTags',
-        'iam:ListAccessKeys',
-        'iam:GetAccessKeyLastUsed',
-        LIST_SSC,
-      ]),
-      ...allow(['dynamodb:UpdateItem'], [s.table]),
+      // Any user's path and tags: the plan must see a user outside the path to refuse it.
+      ...allow(['iam:GetUser'], [s.everyUser]),
+      ...s.onUsers(['iam:ListUserTags', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed', LIST_SSC]),
+      ...allow(['dynamodb:GetItem', 'dynamodb:UpdateItem'], [s.table]),
     ],
     'create-second-key': [
       ...s.onUsers([
@@ -167,6 +166,7 @@ function expectedPermissions(resources: Resources, config: ScopeConfig): Record<
     'deactivate-old-key': s.onUsers([
       'iam:UpdateAccessKey',
       'iam:ListAccessKeys',
+      'iam:GetAccessKeyLastUsed',
       LIST_SSC,
       'iam:UpdateServiceSpecificCredential',
     ]),
@@ -295,20 +295,48 @@ describe.each(CONFIGS)('least privilege with %s', (_name, raw) => {
     expect(stepPermissions(resources, step)).toEqual(expected.get(roleIdOf(functionOf(resources, step))));
   });
 
+  it('lets only the Lambda service assume each function role', () => {
+    for (const step of STEP_NAMES) {
+      expect(
+        resources[roleIdOf(functionOf(resources, step))]?.Properties?.AssumeRolePolicyDocument,
+        step,
+      ).toEqual({
+        Version: '2012-10-17',
+        Statement: [
+          { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+        ],
+      });
+    }
+    expect(resources[auditIds(stack).role]?.Properties?.AssumeRolePolicyDocument).toEqual({
+      Version: '2012-10-17',
+      Statement: [
+        { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+      ],
+    });
+  });
+
   it('gives every function a role of its own', () => {
     const roles = STEP_NAMES.map((step) => roleIdOf(functionOf(resources, step)));
     expect(new Set(roles).size).toBe(STEP_NAMES.length);
   });
 
   it('scopes every IAM user permission to the configured path and every secret one to the prefix', () => {
+    const everyUserReads = new Map([
+      [roleIdOf(functionOf(resources, 'plan')), ['iam:GetUser']],
+      [auditIds(stack).role, EVERY_USER_AUDIT_READS],
+    ]);
     for (const roleId of logicalIds(resources, 'AWS::IAM::Role')) {
       for (const p of rolePermissions(resources, roleId)) {
         const [effect, action = '', resource = ''] = p.split(' ');
-        // (Except the audit's account-wide reads, which have no resource type, and its listing of
-        // every user's service-specific credentials at once.)
+        // (Except the audit's account-wide reads, which have no resource type, its listing of
+        // every user's service-specific credentials at once, and the reads of any user that
+        // decide or report whether it is in scope: the plan's GetUser, the audit's key ids.)
+        const everyUser = everyUserReads.get(roleId)?.includes(action) ?? false;
+        if (everyUser) expect(resource, p).toBe(`arn:${PARTITION}:iam::${ACCOUNT}:user/*`);
         if (
           effect === 'Allow' &&
           action.startsWith('iam:') &&
+          !everyUser &&
           !ACCOUNT_WIDE_IAM_READS.includes(action) &&
           !ALL_USERS_IAM_READS.includes(action)
         ) {

@@ -7,7 +7,9 @@
  *
  * `installOn(client)` mocks the SDK client with aws-sdk-client-mock: the four service-specific
  * commands go to the fake, every other command is passed through to the client's real `send`
- * (captured before mocking), i.e. to moto.
+ * (captured before mocking), i.e. to moto. Inside a handler invocation the fake's commands are
+ * first put to the invocation's authorization check (the mock bypasses the client's middleware),
+ * so a role without the action, or scoped away from the user, fails as it would in AWS.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -22,6 +24,7 @@ import {
   UpdateServiceSpecificCredentialCommand,
 } from '@aws-sdk/client-iam';
 import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
+import { authorizeCommand } from '../../lambdas/shared/clients/invocation.ts';
 
 export interface FakeCredential {
   userName: string;
@@ -43,6 +46,14 @@ function randomId(): string {
 }
 
 type Command = { input: Record<string, unknown>; constructor: { name: string } };
+
+/** The commands the fake answers (IAM's service-specific credential API). */
+const FAKED = [
+  ListServiceSpecificCredentialsCommand,
+  CreateServiceSpecificCredentialCommand,
+  UpdateServiceSpecificCredentialCommand,
+  DeleteServiceSpecificCredentialCommand,
+];
 
 export class FakeServiceCredentials {
   private credentials: FakeCredential[] = [];
@@ -147,10 +158,12 @@ export class FakeServiceCredentials {
   installOn(client: IAMClient): AwsClientStub<IAMClient> {
     const realSend = client.send.bind(client) as (command: unknown, ...rest: unknown[]) => Promise<unknown>;
     const stub = mockClient(client);
-    stub.send.callsFake(
-      (command: unknown) =>
-        (this.handle(command as Command) ?? realSend(command)) as Promise<ServiceOutputTypes>,
-    );
+    stub.send.callsFake(async (command: unknown) => {
+      if (!FAKED.some((faked) => command instanceof faked))
+        return realSend(command) as Promise<ServiceOutputTypes>;
+      await authorizeCommand('iam', command as Command);
+      return this.handle(command as Command) as Promise<ServiceOutputTypes>;
+    });
     return stub;
   }
 

@@ -19,6 +19,8 @@ export interface RecordedRequest {
   /** The API operation, e.g. CreateAccessKey; for a request without one, `METHOD /path`. */
   operation: string;
   mutating: boolean;
+  /** The access key id that signed it ('unsigned' without one): AKIA... a user's, ASIA... a role session's. */
+  signedBy: string;
 }
 
 /** Operations that only read. Everything else (Create, Put, Update, Delete, Tag, Publish...) mutates. */
@@ -50,7 +52,7 @@ export function parseRecording(text: string): RecordedRequest[] {
       const body = entry.body_encoded
         ? Buffer.from(entry.body ?? '', 'base64').toString('utf8')
         : (entry.body ?? '');
-      const scope = /Credential=[^/]+\/[^/]+\/[^/]+\/([^/]+)\/aws4_request/.exec(
+      const scope = /Credential=([^/]+)\/[^/]+\/[^/]+\/([^/]+)\/aws4_request/.exec(
         header(entry.headers, 'authorization') ?? '',
       );
       const target = header(entry.headers, 'x-amz-target');
@@ -63,9 +65,10 @@ export function parseRecording(text: string): RecordedRequest[] {
       const operation = action ?? `${entry.method} ${url.pathname}`;
       const readOnlyRest = action === undefined && (entry.method === 'GET' || entry.method === 'HEAD');
       return {
-        service: scope?.[1] ?? 'unsigned',
+        service: scope?.[2] ?? 'unsigned',
         operation,
         mutating: readOnlyRest ? false : isMutating(operation),
+        signedBy: scope?.[1] ?? 'unsigned',
       };
     });
 }
@@ -96,6 +99,17 @@ export async function recordRequests<T>(
   const requests = parseRecording(await recorder(moto, 'download-recording', 'GET'));
   return { result, requests };
 }
+
+/**
+ * `service:Operation` of each mutating request not signed by a role session (ASIA...): a local
+ * run as deployed makes none, apart from the harness making the roles (iam:CreateRole,
+ * iam:PutRolePolicy, sts:AssumeRole, as the emulator's administrator).
+ */
+export const mutatingCallsNotAsRole = (requests: readonly RecordedRequest[]): string[] =>
+  requests
+    .filter((r) => r.mutating && !r.signedBy.startsWith('ASIA'))
+    .map((r) => `${r.service}:${r.operation}`)
+    .filter((call) => !['iam:CreateRole', 'iam:PutRolePolicy', 'sts:AssumeRole'].includes(call));
 
 /** `service:Operation` of each mutating request, for assertions that print what went wrong. */
 export const mutatingCalls = (requests: readonly RecordedRequest[]): string[] =>

@@ -22,7 +22,7 @@ import {
 } from './audit-world.ts';
 
 const FINDING_USERS = SCALE_FINDING_USERS;
-const ENV = { REKEY_USER_PATH_PREFIX: '/svc/' };
+const CONFIG = { userPathPrefix: '/svc/' };
 
 let world: AuditWorld;
 
@@ -74,7 +74,7 @@ async function measure(serviceCredentialUsers?: number): Promise<Measured> {
   const withServiceCredentials = serviceCredentialUsers !== undefined;
   const started = Date.now();
   const { summary, calls, requests } = await world.audit(
-    ENV,
+    CONFIG,
     withServiceCredentials ? { serviceCredentials: serviceCredentialsOf(serviceCredentialUsers) } : {},
   );
   const seconds = (Date.now() - started) / 1000;

@@ -5,9 +5,12 @@
  * and read-back channels for what the audit publishes (SNS -> SQS, EventBridge rule -> SQS,
  * Security Hub GetFindings). Every PutEvents entry the audit sends is also recorded at the SDK
  * (moto runs a rule's targets at ~0.35 s per matching event, so the SQS rule only routes the
- * events of a few chosen users: enough to prove delivery and routing). Request signing stays off: moto stamps a key's last use on any
- * request naming it (mark_account_as_visited runs whether or not auth is on), and the 10,000-user
- * case could not afford signature checks.
+ * events of a few chosen users: enough to prove delivery and routing). Request signing is off
+ * while the tests seed and read back (the 10,000-user case could not afford checking every
+ * seeding request against every user's keys) and on while an audit runs: the audit signs as its
+ * deployed role, made from the template of the run's configuration (cli/deployed-roles.ts), as
+ * the rotation workflow's steps do. Roles are not in the credential report, so the account the
+ * audit sees is exactly the seeded one.
  */
 import {
   EventBridgeClient,
@@ -17,10 +20,12 @@ import {
 } from '@aws-sdk/client-eventbridge';
 import {
   CreateAccessKeyCommand,
+  CreateRoleCommand,
   CreateUserCommand,
   IAMClient,
   type ListServiceSpecificCredentialsCommandInput,
   type ListServiceSpecificCredentialsCommandOutput,
+  PutRolePolicyCommand,
   type ServiceSpecificCredentialMetadata,
   TagUserCommand,
 } from '@aws-sdk/client-iam';
@@ -34,8 +39,26 @@ import {
   ReceiveMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import {
+  AssumeRoleCommand,
+  GetCallerIdentityCommand,
+  STSClient,
+  type Credentials as StsCredentials,
+} from '@aws-sdk/client-sts';
+import {
+  connectEmulator,
+  type DeployedRolesOptions,
+  deployedRoles,
+  type Emulator,
+  synthesizeTemplate,
+} from '../../cli/deployed-roles.ts';
+import { auditEnvironment, loadConfig } from '../../infra/config.ts';
 import { AUDIT_ENV } from '../../lambdas/audit/env.ts';
+import {
+  bindToInvocations,
+  invocationCredentials,
+  runInInvocation,
+} from '../../lambdas/shared/clients/invocation.ts';
 import { systemClock } from '../../lambdas/shared/clock.ts';
 import { SfnRotationStarter } from '../../lambdas/shared/domain/audit/actions.ts';
 import {
@@ -47,7 +70,7 @@ import {
 import { CallCounter } from '../../lambdas/shared/domain/audit/calls.ts';
 import { accountContextFromArn } from '../../lambdas/shared/domain/audit/security-hub.ts';
 import { loadEnv } from '../../lambdas/shared/env.ts';
-import { ANY_CREDENTIALS, awsClient, TEST_REGION } from '../support/aws.ts';
+import { ANY_CREDENTIALS, awsClient, clientSettings, TEST_REGION } from '../support/aws.ts';
 import { type MotoClockServer, startMotoWithClock } from '../support/moto-clock.ts';
 
 export const ACCOUNT = '123456789012';
@@ -155,14 +178,17 @@ export interface AuditWorld {
   /** Creates users `<prefix><from>`..`<prefix><to - 1>`, one fresh key each, through CloudFormation. */
   bulkCreateUsers(prefix: string, from: number, to: number): Promise<void>;
   /**
-   * One audit run. Service-specific credentials are not audited (moto lacks the API) unless
-   * `serviceCredentials` answers ListServiceSpecificCredentials (pagedServiceCredentials).
+   * One audit run under the deployment configuration `config` (cdk.json's `rekey` shape): its
+   * environment and its role both come from it. Service-specific credentials are not audited
+   * (moto lacks the API) unless `serviceCredentials` answers ListServiceSpecificCredentials
+   * (pagedServiceCredentials). `mutate` changes the role's statements (mutation tests).
    */
   audit(
-    env?: Record<string, string>,
+    config?: Record<string, unknown>,
     options?: {
       dryRun?: boolean;
       serviceCredentials?: ReturnType<typeof pagedServiceCredentials>;
+      mutate?: DeployedRolesOptions['mutate'];
     },
   ): Promise<{
     summary: AuditSummary;
@@ -242,14 +268,7 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
   }
   await securityHub.send(new EnableSecurityHubCommand({}));
   let sentEvents: PutEventsRequestEntry[] = [];
-  events.middlewareStack.add(
-    (next, context) => async (args) => {
-      if (context.commandName === 'PutEventsCommand')
-        sentEvents.push(...((args.input as { Entries?: PutEventsRequestEntry[] }).Entries ?? []));
-      return next(args);
-    },
-    { step: 'initialize', name: 'rekeyTestEventRecorder' },
-  );
+  const emulator = await auditEmulator(moto.endpoint);
 
   const receiveAll = async (url: string): Promise<string[]> => {
     const bodies: string[] = [];
@@ -373,17 +392,42 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
     secrets,
     seed,
     bulkCreateUsers,
-    async audit(envOverrides = {}, options = {}) {
-      const env = loadEnv(AUDIT_ENV, {
-        REKEY_STATE_MACHINE_ARN: stateMachineArn,
-        REKEY_TOPIC_ARN: topicArn,
+    async audit(rawConfig = {}, options = {}) {
+      const config = {
         // moto does not implement ListServiceSpecificCredentials (unit tests cover that listing).
-        REKEY_AUDIT_SERVICE_CREDENTIALS: String(options.serviceCredentials !== undefined),
-        ...envOverrides,
-      });
+        auditServiceCredentials: options.serviceCredentials !== undefined,
+        ...rawConfig,
+      };
+      const variables = auditEnvironment(loadConfig(config), { stateMachineArn, topicArn });
+      const env = loadEnv(AUDIT_ENV, variables);
       const policy = auditPolicyFromEnv(env);
-      // A fresh IAM client per run, with a request counter independent of the audit's own.
-      const runIam = client(IAMClient);
+      const roles = deployedRoles(emulator, {
+        template: await synthesizeTemplate(config),
+        env: variables,
+        ...(options.mutate ? { mutate: options.mutate } : {}),
+      });
+      const invocation = await roles.contextFor('audit');
+      // Fresh clients per run, signing as the invocation's role, with an IAM request counter
+      // independent of the audit's own and a recorder of what PutEvents sends.
+      const settings = { ...clientSettings(moto.endpoint), credentials: invocationCredentials };
+      const runIam = new IAMClient(settings);
+      bindToInvocations(runIam, 'iam');
+      const runSns = new SNSClient(settings);
+      bindToInvocations(runSns, 'sns');
+      const runEvents = new EventBridgeClient(settings);
+      bindToInvocations(runEvents, 'events');
+      runEvents.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === 'PutEventsCommand')
+            sentEvents.push(...((args.input as { Entries?: PutEventsRequestEntry[] }).Entries ?? []));
+          return next(args);
+        },
+        { step: 'initialize', name: 'rekeyTestEventRecorder' },
+      );
+      const runSecurityHub = new SecurityHubClient(settings);
+      bindToInvocations(runSecurityHub, 'securityhub');
+      const runSfn = new SFNClient(settings);
+      bindToInvocations(runSfn, 'states');
       const requests = countRequests(runIam);
       const answer = options.serviceCredentials;
       if (answer)
@@ -395,26 +439,30 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
           { step: 'initialize', name: 'rekeyTestServiceCredentials' },
         );
       const calls = new CallCounter();
+      await moto.enableAuth();
       try {
-        const summary = await runAudit(
-          {
-            iam: runIam,
-            sns,
-            eventBridge: events,
-            securityHub,
-            starter: new SfnRotationStarter(sfn, stateMachineArn),
-            account: accountContextFromArn(stateMachineArn),
-            clock: systemClock,
-            calls,
-            topicArn,
-            eventBusName: 'default',
-          },
-          policy,
-          { ...(options.dryRun === undefined ? {} : { dryRun: options.dryRun }) },
+        const summary = await runInInvocation(invocation, () =>
+          runAudit(
+            {
+              iam: runIam,
+              sns: runSns,
+              eventBridge: runEvents,
+              securityHub: runSecurityHub,
+              starter: new SfnRotationStarter(runSfn, stateMachineArn),
+              account: accountContextFromArn(stateMachineArn),
+              clock: systemClock,
+              calls,
+              topicArn,
+              eventBusName: 'default',
+            },
+            policy,
+            { ...(options.dryRun === undefined ? {} : { dryRun: options.dryRun }) },
+          ),
         );
         return { summary, calls, requests, policy };
       } finally {
-        runIam.destroy();
+        await moto.disableAuth();
+        for (const c of [runIam, runSns, runEvents, runSecurityHub, runSfn]) c.destroy();
       }
     },
     async executionNames() {
@@ -439,9 +487,61 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
       return (await receiveAll(eventQueue.url)).map((b) => JSON.parse(b));
     },
     async stop() {
-      for (const c of [iam, sfn, sns, sqs, events, securityHub]) c.destroy();
+      for (const c of [iam, sfn, sns, sqs, events, securityHub, emulator.admin.iam, emulator.admin.sts])
+        c.destroy();
       await moto.stop();
     },
   };
   return world;
+}
+
+/**
+ * The emulator as the harness needs it for the audit's role: an administrator that still works
+ * while request signing is on (an assumed role, which the credential report does not list, unlike
+ * an IAM user), made while signing is off.
+ */
+async function auditEmulator(endpoint: string): Promise<Emulator> {
+  const bootstrap = { iam: awsClient(IAMClient, endpoint), sts: awsClient(STSClient, endpoint) };
+  let credentials: StsCredentials | undefined;
+  try {
+    await bootstrap.iam.send(
+      new CreateRoleCommand({
+        RoleName: 'rekey-test-admin',
+        AssumeRolePolicyDocument: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Principal: { AWS: '*' }, Action: 'sts:AssumeRole' }],
+        }),
+      }),
+    );
+    await bootstrap.iam.send(
+      new PutRolePolicyCommand({
+        RoleName: 'rekey-test-admin',
+        PolicyName: 'everything',
+        PolicyDocument: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }],
+        }),
+      }),
+    );
+    credentials = (
+      await bootstrap.sts.send(
+        new AssumeRoleCommand({
+          RoleArn: `arn:aws:iam::${ACCOUNT}:role/rekey-test-admin`,
+          RoleSessionName: 'audit-world',
+        }),
+      )
+    ).Credentials;
+  } finally {
+    bootstrap.iam.destroy();
+    bootstrap.sts.destroy();
+  }
+  if (!credentials?.AccessKeyId || !credentials.SecretAccessKey || !credentials.SessionToken)
+    throw new Error('AssumeRole returned no credentials');
+  const admin = {
+    accessKeyId: credentials.AccessKeyId,
+    secretAccessKey: credentials.SecretAccessKey,
+    sessionToken: credentials.SessionToken,
+  };
+  const settings = { ...clientSettings(endpoint), credentials: admin, maxAttempts: 3 };
+  return connectEmulator({ iam: new IAMClient(settings), sts: new STSClient(settings) }, TEST_REGION);
 }

@@ -12,7 +12,10 @@ import { DescribeExecutionCommand, StartExecutionCommand, StopExecutionCommand }
 import { CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditCommand } from '../../cli/audit.ts';
+import { AccessDenied } from '../../lambdas/shared/clients/invocation.ts';
 import { executionNameFor, SfnRotationStarter } from '../../lambdas/shared/domain/audit/actions.ts';
+import { ANY_CREDENTIALS, AwsEnv } from '../support/aws.ts';
+import { withoutAction } from '../support/role-mutations.ts';
 import {
   type AuditWorld,
   pagedServiceCredentials,
@@ -123,7 +126,8 @@ const users: Array<UserSpec & { group: Group }> = GROUPS.flatMap((group) =>
   })),
 );
 const expectedFindings = users.flatMap((u) => u.group.expected.map((type) => `${type}:${u.userName}`)).sort();
-const ENV = { REKEY_PROTECTED_USERS: 'protected-000,protected-001', REKEY_USER_PATH_PREFIX: '/svc/' };
+/** The deployment configuration every audit below runs under (its role is made from it too). */
+const CONFIG = { protectedUsers: ['protected-000', 'protected-001'], userPathPrefix: '/svc/' };
 /** The OLD_KEY users the audit may rotate: not exempt, not protected, in scope. */
 const ROTATABLE = users.filter(
   (u) =>
@@ -165,7 +169,7 @@ describe('the audit against the emulator', () => {
   });
 
   it('finds exactly the expected findings, with key ids, ages and last use', async () => {
-    const { summary, calls, requests } = await world.audit(ENV, { dryRun: true });
+    const { summary, calls, requests } = await world.audit(CONFIG, { dryRun: true });
 
     expect(summary.usersScanned).toBe(users.length);
     expect(summary.dryRun).toBe(true);
@@ -181,11 +185,23 @@ describe('the audit against the emulator', () => {
     expect(summary.rotations).toEqual({ WOULD_START: 21, SKIPPED: 5 + 2 + 3 });
   });
 
-  it('the CLI runs the same scan: --json, and --fail-on exits 3', async () => {
+  it('the CLI runs the same scan, as the audit role: --json, and --fail-on exits 3', async () => {
     let stdout = '';
-    const command = auditCommand({ iam: world.iam, stdout: (t) => (stdout += t), stderr: () => {} });
-    // moto does not implement ListServiceSpecificCredentials: access keys only.
-    await command.parseAsync(['--json', '--no-service-credentials'], { from: 'user' });
+    let stderr = '';
+    // As a user runs it against a local moto: AWS_ENDPOINT_URL and their own credentials. The
+    // command finds the emulator and scans as the audit Lambda's role (signing stays off here
+    // outside world.audit, so rekey's own check of the role is what refuses a call).
+    const shell = new AwsEnv(world.moto.endpoint, ANY_CREDENTIALS).apply();
+    try {
+      const command = auditCommand({ stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+      // moto does not implement ListServiceSpecificCredentials: access keys only.
+      await command.parseAsync(['--json', '--no-service-credentials'], { from: 'user' });
+    } finally {
+      shell.restore();
+    }
+    expect(stderr).toContain(
+      `Emulator at ${world.moto.endpoint}: the scan runs as the audit Lambda's deployed role`,
+    );
     const document = JSON.parse(stdout) as {
       findings: Array<{
         type: string;
@@ -229,11 +245,11 @@ describe('the audit against the emulator', () => {
 
   it('starts at most maxRotationsPerRun new rotations per run, and a re-run starts no duplicate', async () => {
     // Act: four runs in a row with a limit of 8 new rotations per run.
-    const env = { ...ENV, REKEY_MAX_ROTATIONS_PER_RUN: '8' };
+    const config = { ...CONFIG, maxRotationsPerRun: 8 };
     const runs = [];
     const executions = [];
     for (let i = 0; i < 4; i++) {
-      runs.push((await world.audit(env)).summary.rotations);
+      runs.push((await world.audit(config)).summary.rotations);
       executions.push(await world.executionNames());
     }
 
@@ -286,7 +302,7 @@ describe('the audit against the emulator', () => {
   });
 
   it('publishes one digest per run and one event per finding: key ids, never a secret', async () => {
-    const { summary } = await world.audit(ENV);
+    const { summary } = await world.audit(CONFIG);
 
     const digests = await world.drainDigests();
     const sent = world.drainSentEvents();
@@ -325,7 +341,7 @@ describe('the audit against the emulator', () => {
   });
 
   it('Security Hub: imports the findings, then resolves those whose condition cleared', async () => {
-    const env = { ...ENV, REKEY_SECURITY_HUB: 'true' };
+    const config = { ...CONFIG, securityHub: true };
     const open = async () => {
       const out = await world.securityHub.send(new GetFindingsCommand({ MaxResults: 100 }));
       const all = [...(out.Findings ?? [])];
@@ -340,7 +356,7 @@ describe('the audit against the emulator', () => {
       return all.filter((f) => f.GeneratorId === 'rekey-audit');
     };
 
-    const first = await world.audit(env);
+    const first = await world.audit(config);
     expect(first.summary.securityHub).toEqual({ imported: expectedFindings.length, resolved: 0 });
     const imported = await open();
     expect(imported.filter((f) => f.RecordState === 'ACTIVE')).toHaveLength(expectedFindings.length);
@@ -365,7 +381,7 @@ describe('the audit against the emulator', () => {
       (await world.iam.send(new ListAccessKeysCommand({ UserName: oldKey.userName }))).AccessKeyMetadata,
     ).toEqual([]);
 
-    const second = await world.audit(env);
+    const second = await world.audit(config);
 
     expect(second.summary.securityHub).toEqual({ imported: expectedFindings.length - 2, resolved: 2 });
     const after = await open();
@@ -403,7 +419,7 @@ describe('the audit against the emulator', () => {
     await world.drainDigests();
 
     // Act
-    const { summary, calls, requests } = await world.audit(ENV, { serviceCredentials: answer });
+    const { summary, calls, requests } = await world.audit(CONFIG, { serviceCredentials: answer });
 
     // Assess: four more OLD_KEY findings, one more rotation, through the real starter.
     expect(calls.count('ListServiceSpecificCredentials')).toBe(2);
@@ -457,7 +473,7 @@ describe('the audit against the emulator', () => {
     world.drainSentEvents();
 
     // Act
-    const { summary } = await world.audit(ENV);
+    const { summary } = await world.audit(CONFIG);
 
     // Assess: attempt 2 started under its own name, with a reason that says so; counted and listed.
     expect(summary.rotations.RETRIED).toBe(1);
@@ -482,7 +498,7 @@ describe('the audit against the emulator', () => {
     world.drainSentEvents();
 
     // The next run finds attempt 2 running and starts nothing.
-    const again = await world.audit(ENV);
+    const again = await world.audit(CONFIG);
     expect(again.summary.rotations.RETRIED).toBeUndefined();
     expect(again.summary.rotations.STARTED).toBeUndefined();
     expect((await world.executionNames()).filter((n) => n.startsWith(name)).sort()).toEqual([
@@ -492,5 +508,120 @@ describe('the audit against the emulator', () => {
     await world.drainDigests();
     await world.drainEvents();
     world.drainSentEvents();
+  });
+
+  // Mutation tests: the audit's role without one of its actions fails, naming action and Lambda.
+  it('without iam:GetCredentialReport the audit fails, naming the action and the audit', async () => {
+    // Control: the whole role scans (a dry run changes nothing).
+    const control = await world.audit(CONFIG, { dryRun: true });
+    expect(control.summary.usersScanned).toBe(users.length);
+
+    const error = await world
+      .audit(CONFIG, { dryRun: true, mutate: withoutAction('audit', 'iam:GetCredentialReport') })
+      .then(
+        () => new Error('not refused'),
+        (e: unknown) => e as Error,
+      );
+
+    expect(error).toBeInstanceOf(AccessDenied);
+    expect(error.message).toBe(
+      "the audit Lambda's role does not allow iam:GetCredentialReport on *: no statement of the role has this action",
+    );
+  });
+
+  it('without states:StartExecution the audit cannot start a rotation and fails, naming the action; so does its digest', async () => {
+    // An old Keyspaces credential nobody rotated yet: the audit starts its rotation.
+    const oldCredential = (id: string) =>
+      pagedServiceCredentials({
+        'cassandra.amazonaws.com': [
+          {
+            UserName: 'healthy-002',
+            ServiceName: 'cassandra.amazonaws.com',
+            ServiceSpecificCredentialId: id,
+            Status: 'Active',
+            CreateDate: new Date(Date.now() - 120 * 86_400_000),
+          },
+        ],
+      });
+    const control = await world.audit(CONFIG, { serviceCredentials: oldCredential('ACCAHEALTHY000000003') });
+    expect(control.summary.rotations.FAILED).toBeUndefined();
+    expect(await world.executionNames()).toContain(executionNameFor('healthy-002', 'ACCAHEALTHY000000003'));
+    await world.drainDigests();
+
+    const error = await world
+      .audit(CONFIG, {
+        serviceCredentials: oldCredential('ACCAHEALTHY000000004'),
+        mutate: withoutAction('audit', 'states:StartExecution'),
+      })
+      .then(
+        () => new Error('not refused'),
+        (e: unknown) => e as Error,
+      );
+
+    // The run fails (after its digest went out), naming the action the role lacks.
+    expect(error.name).toBe('AuditActionsFailed');
+    expect(error.message).toContain(
+      "ROTATION healthy-002 ACCAHEALTHY000000004: could not start the rotation: AccessDenied: the audit Lambda's role does not allow states:StartExecution",
+    );
+    const digest = (await world.drainDigests())[0] ?? '';
+    expect(digest).toContain(
+      'rotate healthy-002 cassandra.amazonaws.com ACCAHEALTHY000000004: FAILED, could not start the rotation: ' +
+        "AccessDenied: the audit Lambda's role does not allow states:StartExecution " +
+        `on ${world.stateMachineArn}: no statement of the role has this action`,
+    );
+    expect(await world.executionNames()).not.toContain(
+      executionNameFor('healthy-002', 'ACCAHEALTHY000000004'),
+    );
+  });
+
+  it('without sns:Publish the audit fails on its digest, naming the action and the topic', async () => {
+    const error = await world.audit(CONFIG, { mutate: withoutAction('audit', 'sns:Publish') }).then(
+      () => new Error('not refused'),
+      (e: unknown) => e as Error,
+    );
+
+    expect(error).toBeInstanceOf(AccessDenied);
+    expect(error.message).toBe(
+      `the audit Lambda's role does not allow sns:Publish on ${world.topicArn}: no statement of the role has this action`,
+    );
+  });
+
+  // Last: it deactivates keys, which would change the findings of the tests above.
+  it('every toggle that adds permissions at once: deactivation, Security Hub, service credentials, rotations', async () => {
+    // Prepare: the old, never-used keys in scope are idle for 120 days, more than the policy's 90.
+    const config = { ...CONFIG, deactivateUnused: true, securityHub: true, autoRotate: true };
+    const idle = users.filter((u) => u.group.name === 'old-never-used').map((u) => u.userName);
+    const answer = pagedServiceCredentials({
+      'cassandra.amazonaws.com': [
+        {
+          UserName: 'healthy-001',
+          ServiceName: 'cassandra.amazonaws.com',
+          ServiceSpecificCredentialId: 'ACCAHEALTHY000000002',
+          Status: 'Active',
+          CreateDate: new Date(Date.now() - 120 * 86_400_000),
+        },
+      ],
+    });
+    await world.drainDigests();
+
+    // Act: as the audit's deployed role for exactly this configuration.
+    const { summary } = await world.audit(config, { serviceCredentials: answer });
+
+    // Assess: every permission-adding path ran, and nothing failed.
+    expect(summary.deactivations).toEqual({ DEACTIVATED: idle.length });
+    for (const userName of idle) {
+      const keys = await world.iam.send(new ListAccessKeysCommand({ UserName: userName }));
+      expect(
+        keys.AccessKeyMetadata?.map((k) => k.Status),
+        userName,
+      ).toEqual(['Inactive']);
+    }
+    expect(summary.securityHub?.imported).toBeGreaterThan(0);
+    expect(summary.rotations).toMatchObject({ STARTED: 1 });
+    expect(summary.rotations.FAILED).toBeUndefined();
+    expect(await world.executionNames()).toContain(executionNameFor('healthy-001', 'ACCAHEALTHY000000002'));
+    expect(summary.digestPublished).toBe(true);
+    const digest = (await world.drainDigests())[0] ?? '';
+    expect(digest).not.toContain('FAILED');
   });
 });

@@ -10,7 +10,12 @@ import { isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor, type RotationResult } from '../../cli/local-runner.ts';
 import { main } from '../../cli/main.ts';
-import { mutatingCalls, type RecordedRequest, recordRequests } from '../support/recorder.ts';
+import {
+  mutatingCalls,
+  mutatingCallsNotAsRole,
+  type RecordedRequest,
+  recordRequests,
+} from '../support/recorder.ts';
 import { BAD_COMMAND_LINES, BAD_EXECUTION_INPUTS, type BadCommandLine } from './bad-input-corpus.ts';
 import { outcomeStatus, startWorld, statesEntered, type World } from './harness.ts';
 
@@ -119,6 +124,8 @@ describe('controls: the request count sees what a valid request does', () => {
     // Reads are told apart from writes: GetUser, ListAccessKeys, GetCallerIdentity are not writes.
     expect(calls(requests)).toEqual(expect.arrayContaining(['iam:GetUser', 'iam:ListAccessKeys']));
     expect(mutatingCalls(requests)).not.toContain('iam:GetUser');
+    // Every write was signed by a step's role session, none by the tests' admin user.
+    expect(mutatingCallsNotAsRole(requests)).toEqual([]);
   });
 
   it('a dry run is seen reading and writing nothing', async () => {
@@ -144,6 +151,11 @@ describe('controls: the request count sees what a valid request does', () => {
     expect(mutatingCalls(requests)).toEqual(
       expect.arrayContaining(['iam:CreateAccessKey', 'iam:DeleteAccessKey']),
     );
+    // Against the emulator the command runs each step as its deployed role, not as its caller.
+    expect(run.stdout).toContain(`Emulator at ${world.moto.endpoint}: each step runs as its deployed role`);
+    // Only the command's own set-up of the local resources runs as the caller (the topic exists,
+    // and CreateTopic is how the command finds it).
+    expect(mutatingCallsNotAsRole(requests)).toEqual(['sns:CreateTopic']);
   });
 });
 

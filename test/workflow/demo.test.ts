@@ -9,6 +9,7 @@ import {
   GetAccessKeyLastUsedCommand,
   IAMClient,
   ListAccessKeysCommand,
+  ListRolesCommand,
   ListUsersCommand,
 } from '@aws-sdk/client-iam';
 import {
@@ -22,6 +23,7 @@ import { loadDefinition } from '../../cli/definition.ts';
 import { type DemoReport, runDemo } from '../../cli/demo.ts';
 import { DEMO_ADMIN, DEMO_USERS } from '../../cli/demo-seed.ts';
 import { type MotoClockServer, startMotoWithClock } from '../../cli/emulator.ts';
+import { STEP_NAMES } from '../../lambdas/shared/steps.ts';
 import { isRunning } from '../support/moto.ts';
 
 const REGION = 'us-east-1';
@@ -114,6 +116,19 @@ afterAll(async () => {
 });
 
 describe('runDemo against the emulator', () => {
+  it('runs the audit and every step as its deployed role, not as its admin', async () => {
+    const roles = ((await iam.send(new ListRolesCommand({}))).Roles ?? []).map((r) => r.RoleName ?? '');
+    const lambdas = roles
+      .filter((name) => name.startsWith('rekey-local-'))
+      .map((name) => name.replace(/^rekey-local-|-[0-9a-f]{10}$/g, ''));
+
+    // The rotations walked every step but the rollback (no verification failed).
+    expect(lambdas.sort()).toEqual(
+      [...STEP_NAMES.filter((step) => step !== 'reactivate-old-key'), 'audit'].sort(),
+    );
+    expect(progress.join('\n')).toMatch(/Each of the \d+ Lambdas runs as its deployed role/);
+  });
+
   it('seeds at least 20 users', async () => {
     const users = (await iam.send(new ListUsersCommand({}))).Users ?? [];
 

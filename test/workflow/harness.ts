@@ -1,10 +1,11 @@
 /**
- * The workflow test world: a moto server of its own (request signing ON, everything runs as an
- * admin IAM user), the state machine definition extracted from the `cdk synth` output of the
- * global setup, the real handler modules bound to every Task, and read-back channels for what
- * rekey publishes (SNS -> SQS, EventBridge rule -> SQS). It also collects every secret value the
- * emulator ever held and every log line the handlers wrote, so each test can prove that no
- * secret leaked anywhere.
+ * The workflow test world: a moto server of its own (request signing ON), the state machine
+ * definition extracted from the `cdk synth` output of the global setup, the real handler modules
+ * bound to every Task, each invocation signing as its Lambda's deployed role (the template of the
+ * world's configuration, cli/deployed-roles.ts), and read-back channels for what rekey publishes
+ * (SNS -> SQS, EventBridge rule -> SQS). The tests' own set-up and read-back clients run as an
+ * admin IAM user. The world also collects every secret value the emulator ever held and every log
+ * line the handlers wrote, so each test can prove that no secret leaked anywhere.
  */
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
@@ -37,6 +38,13 @@ import {
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { expect } from 'vitest';
 import { type LoadedDefinition, loadDefinition } from '../../cli/definition.ts';
+import {
+  connectEmulator,
+  type DeployedRoles,
+  type DeployedRolesOptions,
+  deployedRoles,
+  synthesizeTemplate,
+} from '../../cli/deployed-roles.ts';
 import { prepareLocalEnv } from '../../cli/local-env.ts';
 import { type RotationResult, type RunRotationOptions, runRotation } from '../../cli/local-runner.ts';
 import { type MotoServer, startMoto } from '../support/moto.ts';
@@ -65,6 +73,10 @@ export interface World {
   secrets: SecretsManagerClient;
   env: Record<string, string>;
   definition: LoadedDefinition;
+  /** Each Lambda's deployed role: what `run` signs every handler invocation as. */
+  roles: DeployedRoles;
+  /** The same roles with some statements changed (mutation tests); pass as `run`'s `roles`. */
+  rolesWith(mutate: NonNullable<DeployedRolesOptions['mutate']>): DeployedRoles;
   /** Every log line written to stdout/stderr while the world was up. */
   logs: string[];
   run(input: unknown, options?: Partial<RunRotationOptions>): Promise<RotationResult>;
@@ -166,6 +178,8 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
   // Handlers log at INFO in tests so the secret scan reads everything they say.
   env.POWERTOOLS_LOG_LEVEL = 'INFO';
   Object.assign(process.env, env);
+  const adminSts = new STSClient(clientConfig);
+  const { roles, rolesWith } = await worldRoles(config, env, { iam, sts: adminSts });
 
   const queue = async (name: string) => {
     const url = (await sqs.send(new CreateQueueCommand({ QueueName: name }))).QueueUrl ?? '';
@@ -231,6 +245,8 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     secrets,
     env,
     definition,
+    roles,
+    rolesWith,
     logs,
     run: (input, runOptions = {}) =>
       runRotation({
@@ -240,6 +256,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         env,
         noWait: true,
         retryIntervalMs: 0,
+        roles,
         ...runOptions,
       }),
     async createUser(userName, { keys = 1, inactive = [], tags = {}, path } = {}) {
@@ -366,13 +383,32 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     async stop() {
       process.stdout.write = originalStdout;
       process.stderr.write = originalStderr;
-      for (const c of [iam, secrets, sqs, sns, events, dynamodb]) c.destroy();
+      for (const c of [iam, secrets, sqs, sns, events, dynamodb, adminSts]) c.destroy();
       await moto.stop();
       for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
       Object.assign(process.env, saved);
     },
   };
   return world;
+}
+
+/**
+ * Each Lambda of the stack synthesized for the world's configuration, as a role of its own in the
+ * emulator (cli/deployed-roles.ts), assumed once per world through the admin clients (straight to
+ * the emulator, never through a handler endpoint such as a fault proxy).
+ */
+async function worldRoles(
+  config: Record<string, unknown>,
+  env: Record<string, string>,
+  admin: Parameters<typeof connectEmulator>[0],
+): Promise<Pick<World, 'roles' | 'rolesWith'>> {
+  const [template, emulator] = await Promise.all([
+    synthesizeTemplate(config),
+    connectEmulator(admin, REGION),
+  ]);
+  const rolesWith = (mutate?: DeployedRolesOptions['mutate']) =>
+    deployedRoles(emulator, { template, env, ...(mutate ? { mutate } : {}) });
+  return { roles: rolesWith(), rolesWith };
 }
 
 /**

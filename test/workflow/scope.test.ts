@@ -5,10 +5,11 @@
  * notification, and no step after the plan. A user in scope is rotated, and its secret carries
  * the resource policy that lets only its own user, the consumers and the verify roles read it;
  * the consumers its consumer tag names are in its policy and in no other user's, and a tag
- * naming an account root stops the plan with an alert, before anything changes. (The emulator
- * stores resource policies but does not evaluate them: what they allow is asserted on the JSON.)
- * (The template's explicit Deny and policy conditions are asserted in test/infra/iam.test.ts: the
- * emulator does not evaluate the Lambda roles' policies.)
+ * naming an account root stops the plan with an alert, before anything changes. Each step runs as
+ * its deployed role, whose path scope, opt-in condition and Deny on protected users the harness
+ * evaluates (cli/deployed-roles.ts); the secret's resource policy is only read back here, since
+ * the emulator stores resource policies but does not evaluate them: what they allow is asserted
+ * on the JSON.
  */
 import { GetResourcePolicyCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,13 +1,15 @@
 /**
- * Settings shared by rekey's SDK clients. Region, credentials and endpoint come from the SDK's
- * default chain (AWS_REGION, AWS_ENDPOINT_URL, ...), which is how the local runner points them at
- * an emulator. One client per file, so that a Lambda bundles (and constructs at cold start) only
- * the clients it uses.
+ * Settings shared by rekey's SDK clients. Region and endpoint come from the SDK's default chain
+ * (AWS_REGION, AWS_ENDPOINT_URL, ...), which is how the local runner points them at an emulator;
+ * credentials too, except inside a local invocation context (invocation.ts), where they are those
+ * of the invoked Lambda's emulated role. One client per file, so that a Lambda bundles (and
+ * constructs at cold start) only the clients it uses.
  *
  * These limits also bound how long a step can run: each step's Lambda timeout is derived from
  * them (worstCaseCallMs, and the call counts in lambdas/shared/steps.ts), so that a Lambda is
  * never killed half-way through its calls, its compensation included.
  */
+import { invocationCredentials } from './invocation.ts';
 
 /**
  * Connection and request time limits of every rekey client. The SDK's defaults are none: a
@@ -34,7 +36,11 @@ export const HTTP_TIMEOUTS = {
  * multiply each call's worst case, and with it the Lambda timeouts (five attempts, with the former
  * 3-s and 10-s limits, made the create step's 22 calls worth 2,200 s, over twice what a Lambda may run).
  */
-export const CLIENT_CONFIG = { maxAttempts: 3, requestHandler: HTTP_TIMEOUTS };
+export const CLIENT_CONFIG = {
+  maxAttempts: 3,
+  requestHandler: HTTP_TIMEOUTS,
+  credentials: invocationCredentials,
+};
 
 /**
  * The longest wait the SDK's standard retry strategy puts before a retry (@smithy/core retry):

@@ -13,7 +13,14 @@ import type { IAMClient } from '@aws-sdk/client-iam';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Clock } from '../clock.ts';
 import type { RekeyEnv } from '../env.ts';
-import { errorName, isAwsError, RotationInProgress, SecretNotStored, UnexpectedKeyState } from '../errors.ts';
+import {
+  errorName,
+  isAwsError,
+  RotationInProgress,
+  SecretNotStored,
+  safeCause,
+  UnexpectedKeyState,
+} from '../errors.ts';
 import { logger } from '../logger.ts';
 import type { NewKey, RotationState } from '../schemas.ts';
 import { type CreatedCredential, credentialKind } from './credentials.ts';
@@ -152,8 +159,9 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
     if (landed?.stages[token] === undefined) {
       await kind.remove(userName, created.id);
       await clearCreating(deps.lock, subject, executionId);
-      // Only the error's name: a service message could quote the request, and the request held the secret.
-      throw new SecretNotStored(userName, errorName(error), kind.noun);
+      // Only the error's name (and a denial's message): a service message could quote the
+      // request, and the request held the secret.
+      throw new SecretNotStored(userName, safeCause(error), kind.noun);
     }
     logger.warn('the store reported an error but its version is there: the key is stored', {
       userName,

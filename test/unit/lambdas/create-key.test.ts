@@ -272,6 +272,30 @@ describe('createSecondKey', () => {
     ]);
   });
 
+  it('when storing is denied, SecretNotStored says which permission is missing', async () => {
+    // Prepare: the role may not PutSecretValue (AWS's denial names principal, action and resource).
+    const denial =
+      'User: arn:aws:sts::123456789012:assumed-role/create/fn is not authorized to perform: ' +
+      `secretsmanager:PutSecretValue on resource: ${SECRET_NAME} because no identity-based policy allows it`;
+    ddbMock.on(GetItemCommand).resolves(lockItem());
+    mockKeys(iamMock, [old]);
+    mockStorage();
+    mockCreated();
+    smMock.on(PutSecretValueCommand).rejects(awsError('AccessDeniedException', denial));
+
+    // Act
+    const error = await rejectionOf(createSecondKey(deps(), plannedState()));
+
+    // Assess
+    expect(error).toBeInstanceOf(SecretNotStored);
+    expect(error.message).toBe(
+      `the new access key of "${USER}" could not be stored and was deleted: AccessDeniedException: ${denial}`,
+    );
+    expect(inputsOf(iamMock.commandCalls(DeleteAccessKeyCommand))).toEqual([
+      { UserName: USER, AccessKeyId: NEW_KEY_ID },
+    ]);
+  });
+
   it('a store whose answer was lost but which landed (its version is there) keeps the key: it is stored', async () => {
     // Prepare: PutSecretValue applied, the client saw a timeout; the secret now has the version.
     ddbMock.on(GetItemCommand).resolves(lockItem());

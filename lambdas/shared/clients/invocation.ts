@@ -1,0 +1,226 @@
+/**
+ * The credentials a client call signs with, chosen per Lambda invocation, and a hook that may
+ * refuse the call first.
+ *
+ * Deployed, a Lambda runs under its own role and nothing here is active: every client takes its
+ * credentials from the SDK's default chain, as before. Locally (tests, `rekey rotate`/`rekey
+ * audit`/`rekey demo` against an emulator) all handlers share one process and one set of
+ * module-scope clients, and several invocations run at once (concurrent rotations). The local
+ * runner therefore wraps each invocation in `runInInvocation({ step, credentials, authorize })`,
+ * and every rekey client reads that context on every request: the credentials of that Lambda's
+ * emulated role, and `authorize`, which checks the call against that role's statements before it
+ * is sent (the emulator checks only the action, never the resource; see cli/deployed-roles.ts).
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { defaultProvider } from '@aws-sdk/credential-provider-node';
+import type {
+  DeserializeMiddleware,
+  HandlerExecutionContext,
+  InitializeMiddleware,
+  MiddlewareStack,
+} from '@smithy/types';
+
+/** The IAM signing prefix of each service rekey calls: the first half of its action names. */
+export type ServicePrefix =
+  | 'iam'
+  | 'secretsmanager'
+  | 'dynamodb'
+  | 'sns'
+  | 'events'
+  | 'sts'
+  | 'states'
+  | 'securityhub'
+  | 'cloudtrail'
+  | 'kms';
+
+export interface InvocationCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+/** One AWS call about to be sent from inside an invocation. */
+export interface AuthorizationRequest {
+  /** The Lambda making it: a workflow step (STEPS) or a standalone Lambda such as `audit`. */
+  step: string;
+  service: ServicePrefix;
+  /** The IAM action, `<prefix>:<operation>`, e.g. `iam:CreateAccessKey`. */
+  action: string;
+  /** The command's input, as given to the client. */
+  input: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Throws AccessDenied when the call must not be made. Returns what the call acts on (an ARN), so
+ * that a refusal the emulator makes afterwards can name it too.
+ */
+export type Authorize = (request: AuthorizationRequest) => Promise<string | undefined>;
+
+export interface InvocationContext {
+  /** The Lambda this invocation runs (see AuthorizationRequest.step). */
+  step: string;
+  credentials: InvocationCredentials;
+  authorize?: Authorize;
+}
+
+/**
+ * A call the Lambda's role does not allow. `name` is AccessDenied, as AWS names it, so the state
+ * machine and the logs treat it like the error a deployed Lambda would get.
+ */
+export class AccessDenied extends Error {
+  readonly step: string;
+  readonly action: string;
+  readonly resource: string | undefined;
+
+  constructor(details: { step: string; action: string; resource?: string | undefined; reason: string }) {
+    const on = details.resource === undefined ? '' : ` on ${details.resource}`;
+    super(`the ${details.step} Lambda's role does not allow ${details.action}${on}: ${details.reason}`);
+    this.name = 'AccessDenied';
+    this.step = details.step;
+    this.action = details.action;
+    this.resource = details.resource;
+  }
+}
+
+const invocations = new AsyncLocalStorage<InvocationContext>();
+
+/** Runs `fn` (one handler invocation) with every rekey client signing as `context` says. */
+export function runInInvocation<T>(context: InvocationContext, fn: () => Promise<T>): Promise<T> {
+  return invocations.run(context, fn);
+}
+
+/** The invocation the caller runs in, if any. */
+export function currentInvocation(): InvocationContext | undefined {
+  return invocations.getStore();
+}
+
+const defaultChain = defaultProvider();
+
+/**
+ * The credentials provider of every rekey client: the invocation's credentials inside one, the
+ * SDK's default chain otherwise (a deployed Lambda: its role; the CLI: the caller's credentials).
+ *
+ * The SDK normally memoizes a client's provider, and its memoizer shares one pending lookup
+ * between concurrent requests: measured here, 20 concurrent requests from 20 invocations all
+ * signed with the credentials of one of them. `memoized: true` tells the SDK this provider does
+ * its own caching (the default chain does), so it is asked on every request. The `expiration` of
+ * "now" is the second line: a memoizing SDK asks again for an identity that has expired.
+ */
+export const invocationCredentials = Object.assign(
+  async (options?: Record<string, unknown>) => {
+    const invocation = invocations.getStore();
+    if (invocation) return { ...invocation.credentials, expiration: new Date() };
+    return defaultChain(options);
+  },
+  { memoized: true },
+);
+
+/** `GetItemCommand` -> `dynamodb:GetItem`. */
+export function actionOf(service: ServicePrefix, commandName: string): string {
+  return `${service}:${commandName.replace(/Command$/, '')}`;
+}
+
+/** Where the deserialize-step middleware leaves a 403 answer's body for the initialize-step one. */
+const DENIAL_BODY = 'rekeyDenialBody';
+
+/**
+ * Makes `client` (built with `credentials: invocationCredentials`) honour the invocation
+ * context: inside one, each call is first put to the context's `authorize`, and the emulator's
+ * AccessDenied is reported as AccessDenied naming the action, the Lambda and the resource.
+ * Outside one (deployed), both middlewares pass every call through untouched.
+ */
+export function bindToInvocations<Input extends object, Output extends object>(
+  client: { middlewareStack: MiddlewareStack<Input, Output> },
+  service: ServicePrefix,
+): void {
+  const authorizing: InitializeMiddleware<Input, Output> = (next, context) => async (args) => {
+    const invocation = invocations.getStore();
+    if (!invocation) return next(args);
+    const action = actionOf(service, context.commandName ?? 'UnknownCommand');
+    const resource = await invocation.authorize?.({
+      step: invocation.step,
+      service,
+      action,
+      input: args.input as Record<string, unknown>,
+    });
+    try {
+      return await next(args);
+    } catch (error) {
+      const refusal = emulatorRefusal(error, context[DENIAL_BODY]);
+      if (refusal === undefined) throw error;
+      throw new AccessDenied({
+        step: invocation.step,
+        action,
+        resource,
+        reason: `the emulator refused it (${refusal})`,
+      });
+    }
+  };
+  const keepingDenials: DeserializeMiddleware<Input, Output> = (next, context) => async (args) => {
+    const result = await next(args);
+    if (invocations.getStore()) await keepDenialBody(result.response, context);
+    return result;
+  };
+  // Outermost: the check runs once per call, before the SDK's retries and any test stand-in.
+  client.middlewareStack.add(authorizing, { step: 'initialize', priority: 'high', name: 'rekeyAuthorize' });
+  // Innermost: it sees the raw answer before the SDK parses (and consumes) its body.
+  client.middlewareStack.add(keepingDenials, {
+    step: 'deserialize',
+    priority: 'low',
+    name: 'rekeyDenialBody',
+  });
+}
+
+/**
+ * A 403 answer's body, read and put back: for the JSON services moto answers AccessDenied in XML,
+ * the SDK fails to parse it (SyntaxError) and the body it read is lost, so it is kept here.
+ */
+async function keepDenialBody(response: unknown, context: HandlerExecutionContext): Promise<void> {
+  const answer = response as { statusCode?: number; body?: unknown } | undefined;
+  const body = answer?.body as AsyncIterable<Uint8Array> | undefined;
+  if (answer?.statusCode !== 403 || typeof body?.[Symbol.asyncIterator] !== 'function') return;
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of body) chunks.push(chunk);
+  const bytes = Buffer.concat(chunks);
+  // The SDK reads a body given as bytes as readily as a stream.
+  answer.body = new Uint8Array(bytes);
+  context[DENIAL_BODY] = bytes.toString('utf8');
+}
+
+/**
+ * For stand-ins of APIs the emulator lacks (aws-sdk-client-mock replaces `send`, so the
+ * middleware above never runs): puts the command to the current invocation's `authorize`, as the
+ * middleware would. Outside an invocation it does nothing.
+ */
+export async function authorizeCommand(
+  service: ServicePrefix,
+  command: { input: object; constructor: { name: string } },
+): Promise<void> {
+  const invocation = invocations.getStore();
+  await invocation?.authorize?.({
+    step: invocation.step,
+    service,
+    action: actionOf(service, command.constructor.name),
+    input: command.input as Record<string, unknown>,
+  });
+}
+
+/** The 403 answers that mean "not allowed" (not a bad signature or an unknown key). */
+const DENIED_CODES = ['AccessDenied', 'AccessDeniedException', 'AuthorizationError'];
+
+/**
+ * The emulator's message when `error` is its refusal of the call, else undefined. Services that
+ * answer XML report it as a named error. For the JSON services moto answers AccessDenied as XML
+ * too, which the SDK cannot parse: it throws a SyntaxError, and only the raw `body` (kept by the
+ * middleware above) shows the refusal.
+ */
+export function emulatorRefusal(error: unknown, body?: unknown): string | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const status = (error as Error & { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  if (status !== 403) return undefined;
+  if (DENIED_CODES.includes(error.name)) return error.message;
+  if (error.name !== 'SyntaxError' || typeof body !== 'string') return undefined;
+  const code = /<Code>([^<]+)<\/Code>/.exec(body)?.[1];
+  if (code === undefined || !DENIED_CODES.includes(code)) return undefined;
+  return /<Message>([^<]*)<\/Message>/.exec(body)?.[1] ?? code;
+}
