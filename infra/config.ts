@@ -14,6 +14,8 @@ const DAY_SECONDS = 86_400;
 /** A Standard workflow execution may run for at most one year. */
 const MAX_EXECUTION_DAYS = 365;
 const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
+/** IAM's last-used resolution, in seconds: the least grace any last-use comparison may have. */
+export const MIN_LAST_USED_GRACE_SECONDS = 900;
 /** The Lambda timeout of every step that does not wait in-process. */
 export const DEFAULT_LAMBDA_TIMEOUT_SECONDS = 120;
 
@@ -91,11 +93,13 @@ export const RekeyConfigSchema = z
      */
     optInTag: z.string().min(1).max(128).optional(),
     /**
-     * Slack, in seconds, when comparing a key's last use with a reference instant (IAM rounds
-     * last-used times); always applied in the safe direction.
-     * @default 60
+     * Slack, in seconds, when comparing a key's last use with the rotation's reference instant:
+     * a use up to this long before it counts as at or after it. IAM records last use at
+     * 15-minute granularity (the credential report: "only the first use in a 15-minute span") and
+     * documents no delivery bound for GetAccessKeyLastUsed, so less than 900 is refused.
+     * @default 900
      */
-    lastUsedGraceSeconds: int(0, DAY_SECONDS).default(60),
+    lastUsedGraceSeconds: int(MIN_LAST_USED_GRACE_SECONDS, DAY_SECONDS).default(MIN_LAST_USED_GRACE_SECONDS),
     /**
      * How many times the new key is tried while IAM propagates it before it is discarded
      * (delays 1+2+4+8+16 s with the default base: ~31 s, above the 4-15 s reported for IAM).

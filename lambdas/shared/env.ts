@@ -50,9 +50,10 @@ export const RekeyEnvSchema = z.object({
   REKEY_MAX_ADOPTION_CHECKS: intFrom(1, 100).default(3),
   /**
    * Key last-use times are compared with this much slack, in the safe direction: a use up to
-   * this many seconds before a reference instant counts as "after" it (IAM rounds last-used).
+   * this many seconds before the reference instant counts as "after" it. IAM records last use at
+   * 15-minute granularity, so less than 900 is a misconfiguration, refused at cold start.
    */
-  REKEY_LAST_USED_GRACE_SECONDS: intFrom(0, 86400).default(60),
+  REKEY_LAST_USED_GRACE_SECONDS: intFrom(900, 86400).default(900),
   /** The new key is tried this many times (IAM is eventually consistent) before it is discarded. */
   REKEY_VERIFY_ATTEMPTS: intFrom(1, 20).default(6),
   REKEY_VERIFY_BASE_DELAY_MS: intFrom(0, 60_000).default(1000),

@@ -38,7 +38,7 @@ describe('loadConfig', () => {
       protectedUsers: [],
       notificationEmails: [],
       userPathPrefix: '/',
-      lastUsedGraceSeconds: 60,
+      lastUsedGraceSeconds: 900,
       verifyAttempts: 6,
       verifyBaseDelayMs: 1000,
       cloudTrailLookup: false,
@@ -93,6 +93,9 @@ describe('loadConfig', () => {
     [{ adoptionWaitDays: 90, maxAdoptionChecks: 5 }, /adoptionWaitDays: .*at most 365 days/],
     [{ adoptionWaitDay: 7 }, /unknown field\(s\) adoptionWaitDay/],
     [{ verifyAttempts: 12 }, /verifyAttempts: .*verify-new-key run up to \d+ s; a Lambda runs at most 900 s/],
+    // IAM records last use at 15-minute granularity: a smaller grace could deactivate a key in use.
+    [{ lastUsedGraceSeconds: 899 }, /lastUsedGraceSeconds: /],
+    [{ lastUsedGraceSeconds: 0 }, /lastUsedGraceSeconds: /],
   ])('rejects %j naming the field', (raw, message) => {
     expect(() => loadConfig(raw)).toThrow(message);
   });
@@ -181,7 +184,7 @@ describe('lambdaEnvironment', () => {
       REKEY_PROTECTED_USERS: ['breakglass', 'ci-bot'],
       REKEY_USER_PATH_PREFIX: '/ci/',
       REKEY_MAX_ADOPTION_CHECKS: 3,
-      REKEY_LAST_USED_GRACE_SECONDS: 60,
+      REKEY_LAST_USED_GRACE_SECONDS: 900,
       REKEY_VERIFY_ATTEMPTS: 5,
       REKEY_VERIFY_BASE_DELAY_MS: 1000,
       REKEY_CLOUDTRAIL_LOOKUP: true,

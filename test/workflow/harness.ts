@@ -1,6 +1,6 @@
 /**
- * The workflow test world: a moto server of its own (request signing ON, everything runs as an
- * admin IAM user), the state machine definition extracted from the `cdk synth` output of the
+ * The workflow test world: a moto server of its own with a movable clock (request signing ON,
+ * everything runs as an admin IAM user), the state machine definition extracted from the `cdk synth` output of the
  * global setup, the real handler modules bound to every Task, and read-back channels for what
  * rekey publishes (SNS -> SQS, EventBridge rule -> SQS). It also collects every secret value the
  * emulator ever held and every log line the handlers wrote, so each test can prove that no
@@ -39,7 +39,8 @@ import { expect } from 'vitest';
 import { type LoadedDefinition, loadDefinition } from '../../cli/definition.ts';
 import { prepareLocalEnv } from '../../cli/local-env.ts';
 import { type RotationResult, type RunRotationOptions, runRotation } from '../../cli/local-runner.ts';
-import { type MotoServer, startMoto } from '../support/moto.ts';
+import { systemClock } from '../../lambdas/shared/clock.ts';
+import { type MotoClockServer, startMotoWithClock } from '../support/moto-clock.ts';
 
 const REGION = 'us-east-1';
 type Credentials = { accessKeyId: string; secretAccessKey: string };
@@ -58,8 +59,24 @@ export interface StoredVersion {
   SecretAccessKey: string;
 }
 
+/**
+ * The world's time: the emulator's clock (cli/moto-clock.py: key creation and last-use stamps) and,
+ * in this process, the handlers' `systemClock`, moved together by the same offset. Last-use rules
+ * compare IAM's stamps with instants the handlers take, so the two must never disagree; moving them
+ * is how a test puts a consumer's call minutes or days before or after an instant rekey took.
+ */
+export interface WorldClock {
+  /** Moves both clocks by this many seconds (negative: back). */
+  advance(seconds: number): void;
+  /** The current offset from real time, in seconds. */
+  offsetSeconds(): number;
+  /** The world's "now". */
+  now(): Date;
+}
+
 export interface World {
-  moto: MotoServer;
+  moto: MotoClockServer;
+  clock: WorldClock;
   admin: Credentials;
   iam: IAMClient;
   secrets: SecretsManagerClient;
@@ -114,7 +131,7 @@ export interface WorldOptions {
 }
 
 export async function startWorld(options: WorldOptions = {}): Promise<World> {
-  const moto = await startMoto();
+  const moto = await startMotoWithClock();
   const base = { endpoint: moto.endpoint, region: REGION };
 
   // With signing off, create the admin every client (and every handler) runs as, then turn it on.
@@ -157,9 +174,10 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
   const events = new EventBridgeClient(clientConfig);
   const dynamodb = new DynamoDBClient(clientConfig);
 
+  // The grace is the deployed default (900 s, IAM's 15-minute resolution): tests move the clock
+  // rather than shrink the rule they test.
   const config = {
     verifyBaseDelayMs: 10,
-    lastUsedGraceSeconds: 0,
     ...options.config,
   };
   const env = await prepareLocalEnv({ config, source: {}, log: () => {} });
@@ -208,6 +226,20 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
   if (options.handlerEndpoint) process.env.AWS_ENDPOINT_URL = await options.handlerEndpoint(moto.endpoint);
 
   const definition = loadDefinition({ synth: false, log: () => {} });
+
+  let offsetSeconds = 0;
+  const realNow = systemClock.now;
+  // The handler modules share this object with the harness (one module graph), so replacing its
+  // `now` moves every step's clock; stop() puts the real one back.
+  systemClock.now = () => new Date(Date.now() + offsetSeconds * 1000);
+  const clock: WorldClock = {
+    advance(seconds) {
+      offsetSeconds += seconds;
+      moto.setOffsetSeconds(offsetSeconds);
+    },
+    offsetSeconds: () => offsetSeconds,
+    now: () => systemClock.now(),
+  };
   const givenSecrets = new Set<string>([admin.secretAccessKey]);
 
   const receiveAll = async (url: string): Promise<Message[]> => {
@@ -226,6 +258,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
 
   const world: World = {
     moto,
+    clock,
     admin,
     iam,
     secrets,
@@ -364,6 +397,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
       return [...found];
     },
     async stop() {
+      systemClock.now = realNow;
       process.stdout.write = originalStdout;
       process.stderr.write = originalStderr;
       for (const c of [iam, secrets, sqs, sns, events, dynamodb]) c.destroy();

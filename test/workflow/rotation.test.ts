@@ -95,6 +95,9 @@ describe('happy path', () => {
     await world.createUser('alice2');
     await world.run({ userName: 'alice2' });
     const first = await world.storedCredential('alice2');
+    // The first rotation's checks signed calls with its new key, which the second one replaces:
+    // rotations are months apart, not inside IAM's 15-minute last-used resolution.
+    world.clock.advance(3600);
 
     const result = await world.run({ userName: 'alice2', reason: 'second rotation' });
 
