@@ -84,6 +84,7 @@ export const STATE = {
   waitForAdoption: 'Wait for consumers to adopt the new key',
   checkLastUsed: 'Check whether the old key is still used',
   isOldKeyInUse: 'Is the old key still in use?',
+  moveQuietSince: 'Count only uses from this check on',
   warnStillInUse: 'Warn that the old key is still in use',
   deactivateOldKey: 'Deactivate the old key',
   reportDeactivated: 'Report that the old key was deactivated',
@@ -305,7 +306,9 @@ export class RotationStateMachine extends Construct {
     const verifyNewKey = invoke(
       STATE.verifyNewKey,
       'verify-new-key',
-      'Sign a call with the stored key, retrying while IAM propagates it, then make it AWSCURRENT.',
+      'Sign a call with the stored key, retrying while IAM propagates it, then make it AWSCURRENT; ' +
+        'the hand-out is the instant the old key must be quiet since (a resumed run keeps its own).',
+      { resultPath: '$.quietSince' },
     );
     onFailure(verifyNewKey);
     const reportNewKeyReady = notify(
@@ -322,7 +325,7 @@ export class RotationStateMachine extends Construct {
     const checkLastUsed = invoke(
       STATE.checkLastUsed,
       'check-last-used',
-      'Check whether the old key was used after the new key was handed out.',
+      'Check whether the old key was used since the instant it must be quiet since (the hand-out, or the last check that found use).',
       { resultPath: '$.adoption' },
     );
     onFailure(checkLastUsed);
@@ -332,6 +335,15 @@ export class RotationStateMachine extends Construct {
       'Warn that the old key is still used, with where it was last used, before waiting again.',
     );
     onFailure(warnStillInUse);
+    // No Assign in the local engine: a Pass moves the check's instant into the state.
+    const moveQuietSince = new sfn.Pass(this, STATE.moveQuietSince, {
+      stateName: STATE.moveQuietSince,
+      comment:
+        'The consumer may switch before the next check: from now on only uses from this check on keep the old key in use.',
+      inputPath: '$.adoption.quietSince',
+      resultPath: '$.quietSince',
+    });
+    moveQuietSince.next(warnStillInUse);
     warnStillInUse.next(waitForAdoption);
 
     const deactivateOldKey = invoke(STATE.deactivateOldKey, 'deactivate-old-key', 'Deactivate the old key.', {
@@ -359,12 +371,12 @@ export class RotationStateMachine extends Construct {
     const deleteOldKey = invoke(
       STATE.deleteOldKey,
       'delete-key',
-      'Delete the old key, after re-checking it is inactive and unused since its deactivation.',
+      'Delete the old key, after re-checking it is inactive and unused since the instant it must be quiet since.',
       {
         payload: sfn.TaskInput.fromObject({
           userName: sfn.JsonPath.stringAt('$.userName'),
           accessKeyId: sfn.JsonPath.stringAt('$.oldKey.accessKeyId'),
-          notUsedSince: sfn.JsonPath.stringAt('$.deactivation.deactivatedAt'),
+          notUsedSince: sfn.JsonPath.stringAt('$.quietSince'),
         }),
       },
     );
@@ -384,7 +396,7 @@ export class RotationStateMachine extends Construct {
         'Deactivate only a key that went quiet; otherwise wait again, or stop safely with both keys active.',
     })
       .when(sfn.Condition.booleanEquals('$.adoption.inUse', false), deactivateOldKey)
-      .when(sfn.Condition.booleanEquals('$.adoption.mayWaitAgain', true), warnStillInUse)
+      .when(sfn.Condition.booleanEquals('$.adoption.mayWaitAgain', true), moveQuietSince)
       .otherwise(reportStopped);
 
     reportStarted

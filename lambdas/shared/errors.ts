@@ -66,10 +66,29 @@ export class RotationVerificationFailed extends RekeyError {
   }
 }
 
-/** The delete step re-checked the old key and found it active or used since deactivation. */
+/** The delete step re-checked the old key and found it active or used since it had to be quiet. */
 export class UnsafeToDelete extends RekeyError {
   constructor(message: string) {
     super('UnsafeToDelete', message);
+  }
+}
+
+/**
+ * What to do after an "old key still in use" stop, in the words of the notification and the
+ * deactivate re-check: the rotation resumes with the key already handed out (no new key).
+ */
+export const STILL_IN_USE_ADVICE =
+  "Switch every consumer that still uses the old key to the secret's AWSCURRENT version (the new key), " +
+  'then start the rotation of this user again: it resumes with the new key, creates none, checks ' +
+  'that the old key went quiet, deactivates it and later deletes it';
+
+/**
+ * The deactivate step's re-check found the old key used at or after the quiet-since instant:
+ * nothing was changed. A safe stop (both keys stay active), resumable by a new rotation.
+ */
+export class OldKeyStillInUse extends RekeyError {
+  constructor(message: string) {
+    super('OldKeyStillInUse', message);
   }
 }
 

@@ -9,10 +9,18 @@
  * The state document grows as the execution runs:
  *   PlanRotation      -> the whole document (ResultPath $)
  *   CreateSecondKey   -> $.newKey
- *   CheckLastUsed     -> $.adoption
+ *   VerifyNewKey      -> $.quietSince
+ *   CheckLastUsed     -> $.adoption (and, when it found use, a Pass copies $.adoption.quietSince
+ *                        to $.quietSince before the next wait)
  *   DeactivateOldKey  -> $.deactivation
  *   Catch             -> $.error
  *   terminal Notify   -> $.outcome
+ *
+ * `quietSince` is the rotation's one reference instant Q: the old key must show no use at or after
+ * Q (less the last-use grace) to pass the adoption check, the deactivate re-check, the verify step
+ * and the delete. It starts at the hand-out and only ever moves forward where that is safe: to the
+ * time of an adoption check that found use (a consumer may switch before the next check), or to a
+ * resumed run's own start.
  */
 import { z } from 'zod';
 
@@ -125,6 +133,11 @@ export const Plan = z.object({
   extraKey: KeyRef.nullable(),
   /** An active, never-used key without a stored secret left by a crashed create: deleted by the create step. */
   orphanKey: KeyRef.nullable(),
+  /**
+   * The reference instant Q. The plan sets it only when it resumes a rotation (to its own start);
+   * otherwise null, and the verify step sets it at the hand-out.
+   */
+  quietSince: IsoDate.nullable(),
 });
 export type Plan = z.infer<typeof Plan>;
 
@@ -157,6 +170,11 @@ export const Adoption = z.object({
   /** Whether another check is allowed (checks < maxAdoptionChecks). */
   mayWaitAgain: z.boolean(),
   /**
+   * Q after this check: the check's own time when it found use (the consumer may switch before the
+   * next check, so only uses from then on can keep the old key "in use"); else Q unchanged.
+   */
+  quietSince: IsoDate,
+  /**
    * false for service-specific credentials: IAM keeps no last-used data for them, so `inUse`
    * false means "no evidence of use", not "unused"; the adoption wait is what the rotation relies on.
    */
@@ -181,12 +199,17 @@ export type RotationState = z.infer<typeof RotationState>;
 /** Step inputs: the state document with the fields that step cannot work without. */
 export const CreateSecondKeyInput = RotationState.extend({ oldKey: KeyRef });
 export const VerifyNewKeyInput = RotationState.extend({ newKey: NewKey });
-export const CheckLastUsedInput = RotationState.extend({ oldKey: KeyRef, newKey: NewKey });
-export const DeactivateInput = RotationState.extend({ oldKey: KeyRef, newKey: NewKey });
+export const CheckLastUsedInput = RotationState.extend({
+  oldKey: KeyRef,
+  newKey: NewKey,
+  quietSince: IsoDate,
+});
+export const DeactivateInput = RotationState.extend({ oldKey: KeyRef, newKey: NewKey, quietSince: IsoDate });
+/** No `deactivation`: a resumed run finds the old key already inactive and never deactivated it. */
 export const VerifyRotationInput = RotationState.extend({
   oldKey: KeyRef,
   newKey: NewKey,
-  deactivation: Deactivation,
+  quietSince: IsoDate,
 });
 export const ReactivateInput = RotationState.extend({ oldKey: KeyRef });
 
@@ -194,7 +217,10 @@ export const ReactivateInput = RotationState.extend({ oldKey: KeyRef });
 export const DeleteKeyInput = z.object({
   userName: UserName,
   accessKeyId: z.string().min(16),
-  /** The key must not have been used at or after this instant; null: it must never have been used. */
+  /**
+   * The key must not have been used at or after this instant (less the grace): the rotation's
+   * quiet-since instant Q for the old key; null: it must never have been used (the extra key).
+   */
   notUsedSince: IsoDate.nullable(),
 });
 export type DeleteKeyInput = z.infer<typeof DeleteKeyInput>;

@@ -34,7 +34,8 @@ export const STEPS = {
     env: ['REKEY_VERIFY_ATTEMPTS', 'REKEY_VERIFY_BASE_DELAY_MS'],
   },
   'check-last-used': {
-    description: 'Checks whether the old key was used after the new key was handed out',
+    description:
+      'Checks whether the old key was used since it had to be quiet (the hand-out, or the last check that found use)',
     env: ['REKEY_MAX_ADOPTION_CHECKS', 'REKEY_LAST_USED_GRACE_SECONDS', 'REKEY_CLOUDTRAIL_LOOKUP'],
   },
   'deactivate-old-key': {
@@ -42,7 +43,8 @@ export const STEPS = {
     env: ['REKEY_LAST_USED_GRACE_SECONDS'],
   },
   'verify-rotation': {
-    description: 'Checks the old key stayed inactive and unused and the new key still works',
+    description:
+      'Checks the old key stayed inactive and unused since it had to be quiet, and the new key still works',
     env: ['REKEY_LAST_USED_GRACE_SECONDS'],
   },
   'reactivate-old-key': {

@@ -96,7 +96,11 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
       ResultPath: '$.newKey',
       Next: 'Verify the new key works',
     }),
-    'Verify the new key works': task('verify-new-key', { Next: 'Tell consumers the new key is ready' }),
+    // Its result is the quiet-since instant Q (the hand-out, or a resumed run's own start).
+    'Verify the new key works': task('verify-new-key', {
+      ResultPath: '$.quietSince',
+      Next: 'Tell consumers the new key is ready',
+    }),
     'Tell consumers the new key is ready': task('notify', {
       Parameters: notifyPayload('NEW_KEY_READY'),
       Next: 'Wait for consumers to adopt the new key',
@@ -117,10 +121,17 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
         {
           Variable: '$.adoption.mayWaitAgain',
           BooleanEquals: true,
-          Next: 'Warn that the old key is still in use',
+          Next: 'Count only uses from this check on',
         },
       ],
       Default: 'Report that the rotation stopped',
+    },
+    // Q moves to the time of the check that found use: the consumer may switch before the next one.
+    'Count only uses from this check on': {
+      Type: 'Pass',
+      InputPath: '$.adoption.quietSince',
+      ResultPath: '$.quietSince',
+      Next: 'Warn that the old key is still in use',
     },
     'Warn that the old key is still in use': task('notify', {
       Parameters: notifyPayload('OLD_KEY_STILL_IN_USE'),
@@ -154,7 +165,7 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
       Parameters: {
         'userName.$': '$.userName',
         'accessKeyId.$': '$.oldKey.accessKeyId',
-        'notUsedSince.$': '$.deactivation.deactivatedAt',
+        'notUsedSince.$': '$.quietSince',
       },
       Next: 'Report that the rotation is complete',
       Catch: [

@@ -157,6 +157,89 @@ describe('old key still in use', () => {
   });
 });
 
+describe('the quiet-since instant Q', () => {
+  it('a consumer that switches between two adoption checks lets the rotation complete in that run', async () => {
+    const [old] = await world.createUser('nina');
+    if (!old) throw new Error('no key');
+    let checks = 0;
+    // Each adoption wait is an hour of the world's clock; the consumer calls with the old key
+    // before the first check, then switches to the new key.
+    const check: TaskOverride = async (input, invoke) => {
+      checks++;
+      if (checks === 1) await consumerOf(old)();
+      world.clock.advance(3600);
+      return invoke(input);
+    };
+
+    const result = await world.run({ userName: 'nina' }, { handlers: { 'check-last-used': check } });
+
+    expect(outcomeStatus(result)).toBe('ROTATED');
+    expect(exitCodeFor(result)).toBe(0);
+    const [first, second] = result.tasks.filter((t) => t.step === 'check-last-used');
+    if (!first || !second) throw new Error('expected two adoption checks');
+    const quietSince = (doc: unknown) => (doc as { quietSince: string }).quietSince;
+    // The first check found the use and moved Q to its own time; the second compared with that Q.
+    expect((first.output as { inUse: boolean }).inUse).toBe(true);
+    expect(quietSince(first.output) > quietSince(first.input)).toBe(true);
+    expect(quietSince(second.input)).toBe(quietSince(first.output));
+    expect((second.output as { inUse: boolean }).inUse).toBe(false);
+    expect(statesEntered(result).filter((s) => s === 'Count only uses from this check on')).toHaveLength(1);
+    // The delete compared with the same Q.
+    const deleted = result.tasks.find((t) => t.state === 'Delete the old key');
+    expect(deleted?.input).toMatchObject({ notUsedSince: quietSince(first.output) });
+    const keys = await world.keysOf('nina');
+    expect(keys).toHaveLength(1);
+    expect(keys[0]?.id).toBe((await world.storedCredential('nina')).AccessKeyId);
+    const notifications = await world.drainNotifications();
+    expect(detailTypes(notifications)).toEqual([
+      'Access Key Rotation Started',
+      'New Access Key Ready',
+      'Old Access Key Still In Use',
+      'Access Key Deactivated',
+      'Access Key Rotation Completed',
+    ]);
+    await expectClean(result, notifications);
+  });
+
+  it('a use between Q and the deactivation that surfaces only after it rolls the rotation back', async () => {
+    const [old] = await world.createUser('oscar');
+    if (!old) throw new Error('no key');
+    let quietSince = '';
+    let deactivatedAt = '';
+    const deactivate: TaskOverride = async (input, invoke) => {
+      quietSince = (input as { quietSince: string }).quietSince;
+      world.clock.advance(3600);
+      const output = await invoke(input);
+      deactivatedAt = (output as { deactivatedAt: string }).deactivatedAt;
+      // IAM documents no delivery bound for last-used data: a call the consumer made half an hour
+      // after Q, before the deactivation, appears only now. (moto stamps it with its clock, moved
+      // back for the call.)
+      const back = (Date.parse(deactivatedAt) - Date.parse(quietSince)) / 2000;
+      world.clock.advance(-back);
+      await consumerOf(old)();
+      world.clock.advance(back);
+      return output;
+    };
+
+    const result = await world.run({ userName: 'oscar' }, { handlers: { 'deactivate-old-key': deactivate } });
+
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('RotationRolledBack');
+    expect(statesEntered(result)).toContain('Reactivate the old key');
+    expect(statesEntered(result)).not.toContain('Delete the old key');
+    expect((await world.keysOf('oscar')).find((k) => k.id === old.accessKeyId)?.status).toBe('Active');
+    const verify = result.tasks.find((t) => t.step === 'verify-rotation');
+    expect(verify?.error?.name).toBe('RotationVerificationFailed');
+    expect(verify?.error?.message).toContain(`at or after ${quietSince}`);
+    const lastUse = /was used at (\S+)/.exec(verify?.error?.message ?? '')?.[1] ?? '';
+    // The use really lies between Q and the deactivation: comparing with the deactivation would have deleted the key.
+    expect(lastUse > quietSince && lastUse < deactivatedAt).toBe(true);
+    const notifications = await world.drainNotifications();
+    expect(detailTypes(notifications).at(-1)).toBe('Access Key Rolled Back');
+    await expectClean(result, notifications);
+  });
+});
+
 describe('verification after deactivation fails', () => {
   const scenarios: Array<
     [string, (user: string, old: { accessKeyId: string; secretAccessKey: string }) => Promise<void>]

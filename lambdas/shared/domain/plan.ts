@@ -171,7 +171,7 @@ function stepsFor(plan: Decision, userName: string, secretName: string, kind: Cr
       ...orphan,
       `create a second access key for "${userName}" and store it in ${secretName} (AWSPENDING)`,
       'prove the new key authenticates as the user, then make it AWSCURRENT and announce it',
-      `wait for consumers to adopt it; check ${old} was not used since the new key was created`,
+      `wait for consumers to adopt it; check ${old} was not used since the hand-out (or since the last check that found it used)`,
       `deactivate ${old}, wait, verify it stayed unused and the new key still works (else reactivate ${old})`,
       `delete ${old}`,
     ];
@@ -221,6 +221,7 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
     ...(input.reason ? { reason: input.reason } : {}),
     executionId: request.executionId,
     secretName: secretNameFor(env.REKEY_SECRET_PREFIX, userName, serviceName),
+    quietSince: null as string | null,
   };
   const finish = (d: Decision, userArn: string | null = null): Plan => ({
     ...base,

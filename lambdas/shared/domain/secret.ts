@@ -240,8 +240,8 @@ async function readSecretAs<T>(
 }
 
 /**
- * Makes `versionId` AWSCURRENT (the old current becomes AWSPREVIOUS) and drops its AWSPENDING label.
- * Safe when a response is lost: the SDK's retry of a label move that was applied is refused with
+ * Makes `versionId` AWSCURRENT (the old current becomes AWSPREVIOUS) and drops its AWSPENDING label;
+ * says whether it already was AWSCURRENT (handed out by an earlier attempt). Safe when a response is lost: the SDK's retry of a label move that was applied is refused with
  * InvalidParameterException (the label is no longer where the call says), so on that error the
  * labels are read again and the step goes on if they are already as wanted.
  */
@@ -249,7 +249,7 @@ export async function promoteVersion(
   sm: SecretsManagerClient,
   secretId: string,
   versionId: string,
-): Promise<void> {
+): Promise<{ alreadyCurrent: boolean }> {
   const described = await describeVersions(sm, secretId);
   const stages = described?.stages ?? {};
   const current = versionWithStage(stages, 'AWSCURRENT');
@@ -278,4 +278,5 @@ export async function promoteVersion(
   if (stages[versionId]?.includes('AWSPENDING')) {
     await update('AWSPENDING', { RemoveFromVersionId: versionId });
   }
+  return { alreadyCurrent: current === versionId };
 }

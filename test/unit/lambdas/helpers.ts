@@ -141,13 +141,21 @@ export function plannedState(): RotationState & { oldKey: KeyRef } {
     },
     extraKey: null,
     orphanKey: null,
+    quietSince: null,
   };
 }
 
-/** The state document after CreateSecondKey stored NEW_KEY_ID. */
-export function stateWithNewKey(): RotationState & { oldKey: KeyRef; newKey: NewKey } {
+/** The quiet-since instant Q of the states below: the new key's hand-out, taken here at its creation. */
+export const QUIET_SINCE = NEW_KEY_CREATED;
+
+/**
+ * The state document after CreateSecondKey stored NEW_KEY_ID and VerifyNewKey handed it out
+ * (Q = QUIET_SINCE); a test of the verify step itself sets `quietSince: null`.
+ */
+export function stateWithNewKey(): RotationState & { oldKey: KeyRef; newKey: NewKey; quietSince: string } {
   return {
     ...plannedState(),
+    quietSince: QUIET_SINCE.toISOString(),
     newKey: {
       accessKeyId: NEW_KEY_ID,
       createDate: NEW_KEY_CREATED.toISOString(),

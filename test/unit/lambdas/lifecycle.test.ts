@@ -13,7 +13,7 @@ import {
   type LifecycleDeps,
   reactivateOldKey,
 } from '../../../lambdas/shared/domain/lifecycle.ts';
-import { UnsafeToDelete } from '../../../lambdas/shared/errors.ts';
+import { OldKeyStillInUse, STILL_IN_USE_ADVICE, UnsafeToDelete } from '../../../lambdas/shared/errors.ts';
 import {
   awsError,
   daysAgo,
@@ -28,6 +28,7 @@ import {
   OLD_KEY_CREATED,
   OLD_KEY_ID,
   plannedState,
+  QUIET_SINCE,
   rejectionOf,
   silenceLogs,
   stateWithNewKey,
@@ -79,12 +80,27 @@ describe('deactivateOldKey', () => {
     // Act
     const error = await rejectionOf(deactivateOldKey(deps(), stateWithNewKey()));
 
-    // Assess
+    // Assess: a safe stop that says what to do next.
+    expect(error).toBeInstanceOf(OldKeyStillInUse);
     expect(error).toMatchObject({
       name: 'OldKeyStillInUse',
-      message: `old key ${OLD_KEY_ID} of "${USER}" was used at ${usedAt.toISOString()}, after the new key was handed out; it was not deactivated`,
+      message:
+        `old key ${OLD_KEY_ID} of "${USER}" was used at ${usedAt.toISOString()}, at or after ` +
+        `${QUIET_SINCE.toISOString()}, when it had to be quiet: it was not deactivated. Both keys stay active ` +
+        `and the secret holds the new key ${NEW_KEY_ID}. ${STILL_IN_USE_ADVICE}`,
     });
     expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
+  });
+
+  it('compares with the quiet-since instant Q, which an adoption check may have moved past the hand-out', async () => {
+    // Prepare: used after the hand-out, but before the check that moved Q (a consumer that switched).
+    mockKeys(iamMock, [old('Active', daysAgo(5)), newKey]);
+    const state = { ...stateWithNewKey(), quietSince: daysAgo(2).toISOString() };
+
+    // Act & Assess
+    await expect(deactivateOldKey(deps(), state)).resolves.toEqual({ deactivatedAt: NOW.toISOString() });
+    mockKeys(iamMock, [old('Active', daysAgo(1)), newKey]);
+    await expect(deactivateOldKey(deps(), state)).rejects.toBeInstanceOf(OldKeyStillInUse);
   });
 
   it('refuses a use exactly at hand-out - grace (the boundary counts as in use)', async () => {
@@ -109,7 +125,7 @@ describe('deactivateOldKey', () => {
     expect(iamMock).toHaveReceivedCommandTimes(UpdateAccessKeyCommand, 1);
   });
 
-  it('a retry after the key is already inactive returns the hand-out time without calling IAM again', async () => {
+  it('a retry after the key is already inactive returns Q without calling IAM again', async () => {
     // Prepare
     mockKeys(iamMock, [old('Inactive', daysAgo(20)), newKey]);
 
@@ -239,7 +255,7 @@ describe('deleteKey', () => {
     expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
   });
 
-  it('refuses a key used since the given instant, naming the use and the deactivation', async () => {
+  it('refuses a key used since the given instant, naming the use and the instant', async () => {
     // Prepare
     const usedAt = daysAgo(3);
     mockKeys(iamMock, [old('Inactive', usedAt), newKey]);
@@ -249,7 +265,7 @@ describe('deleteKey', () => {
       name: 'UnsafeToDelete',
       message:
         `access key ${OLD_KEY_ID} of "${USER}" was used at ${usedAt.toISOString()}, ` +
-        `after its deactivation at ${deactivatedAt.toISOString()}; it was not deleted`,
+        `at or after ${deactivatedAt.toISOString()}, since when it had to be quiet; it was not deleted`,
     });
     expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
   });

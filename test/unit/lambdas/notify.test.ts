@@ -79,6 +79,7 @@ const stillInUse = () => ({
     lastUsedRegion: 'eu-west-1',
     recentCallers: ['SendEmail from 198.51.100.2 (Boto3/1.34)'],
     mayWaitAgain: false,
+    quietSince: NOW.toISOString(),
   },
 });
 

@@ -446,10 +446,11 @@ describe('planRotation', () => {
       },
       extraKey: null,
       orphanKey: null,
+      quietSince: null,
       steps: [
         `create a second access key for "${USER}" and store it in rekey/alice (AWSPENDING)`,
         'prove the new key authenticates as the user, then make it AWSCURRENT and announce it',
-        `wait for consumers to adopt it; check ${OLD_KEY_ID} was not used since the new key was created`,
+        `wait for consumers to adopt it; check ${OLD_KEY_ID} was not used since the hand-out (or since the last check that found it used)`,
         `deactivate ${OLD_KEY_ID}, wait, verify it stayed unused and the new key still works (else reactivate ${OLD_KEY_ID})`,
         `delete ${OLD_KEY_ID}`,
       ],

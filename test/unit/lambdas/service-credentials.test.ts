@@ -121,9 +121,10 @@ function plannedState(): RotationState & { oldKey: KeyRef } {
     oldKey: { accessKeyId: OLD_ID, createDate: OLD_CREATED.toISOString(), lastUsedDate: null },
   };
 }
-function stateWithNewKey(): RotationState & { oldKey: KeyRef; newKey: NewKey } {
+function stateWithNewKey(): RotationState & { oldKey: KeyRef; newKey: NewKey; quietSince: string } {
   return {
     ...plannedState(),
+    quietSince: NEW_CREATED.toISOString(),
     newKey: {
       accessKeyId: NEW_ID,
       createDate: NEW_CREATED.toISOString(),
@@ -491,7 +492,10 @@ describe('verifyNewKey', () => {
   it('checks the stored secret against IAM (Active, same user name) and makes it AWSCURRENT', async () => {
     mockListed([{ id: OLD_ID }, { id: NEW_ID, created: NEW_CREATED }]);
 
-    await expect(verifyNewKey(deps(), stateWithNewKey())).resolves.toEqual({ verified: true, arn: USER_ARN });
+    // The hand-out (the fake clock's now) becomes the quiet-since instant.
+    await expect(verifyNewKey(deps(), { ...stateWithNewKey(), quietSince: null })).resolves.toBe(
+      NOW.toISOString(),
+    );
 
     expect(inputsOf(smMock.commandCalls(GetSecretValueCommand))).toEqual([
       { SecretId: SECRET_ARN, VersionId: TOKEN },
@@ -671,6 +675,7 @@ describe('checkLastUsed', () => {
       lastUsedService: null,
       lastUsedRegion: null,
       mayWaitAgain: true,
+      quietSince: NEW_CREATED.toISOString(),
       lastUseTracked: false,
     });
     expect(iamMock.calls()).toHaveLength(0);
@@ -694,7 +699,8 @@ describe('checkLastUsed', () => {
     expect(inputsOf(ctMock.commandCalls(LookupEventsCommand))).toEqual([
       {
         LookupAttributes: [{ AttributeKey: 'Username', AttributeValue: USER }],
-        StartTime: NEW_CREATED,
+        // From Q less the grace.
+        StartTime: new Date(NEW_CREATED.getTime() - 60_000),
         EndTime: NOW,
         MaxResults: 20,
       },
