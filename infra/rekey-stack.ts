@@ -124,9 +124,13 @@ export class RekeyStack extends Stack {
           LIST_SSC,
         ]),
         allow(['dynamodb:UpdateItem'], [lockTable.tableArn]),
+        // Which secret exists and which of its versions is current: metadata, never a value.
+        allow(['secretsmanager:DescribeSecret'], [secrets]),
       ],
       'create-second-key': [
         ...onUsers([
+          // The eligibility re-check right before CreateAccessKey.
+          'iam:GetUser',
           'iam:ListAccessKeys',
           'iam:CreateAccessKey',
           'iam:DeleteAccessKey',
@@ -173,6 +177,7 @@ export class RekeyStack extends Stack {
         ...(config.cloudTrailLookup ? [allow(['cloudtrail:LookupEvents'], ['*'])] : []),
       ],
       'deactivate-old-key': onUsers([
+        'iam:GetUser',
         'iam:UpdateAccessKey',
         'iam:ListAccessKeys',
         LIST_SSC,
@@ -190,6 +195,7 @@ export class RekeyStack extends Stack {
         'iam:UpdateServiceSpecificCredential',
       ]),
       'delete-key': onUsers([
+        'iam:GetUser',
         'iam:DeleteAccessKey',
         'iam:ListAccessKeys',
         'iam:GetAccessKeyLastUsed',

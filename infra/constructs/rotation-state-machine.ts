@@ -5,7 +5,12 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { REJECTION_ERRORS, type ROLLBACK_ERRORS } from '../../lambdas/shared/errors.ts';
+import {
+  ELIGIBILITY_STOPS,
+  REJECTION_ERRORS,
+  type ROLLBACK_ERRORS,
+  SAFE_STOP_ERRORS,
+} from '../../lambdas/shared/errors.ts';
 import type { NotificationEvent } from '../../lambdas/shared/schemas.ts';
 import type { StepName } from '../../lambdas/shared/steps.ts';
 import { type RekeyConfig, stateMachineTimeoutSeconds } from '../config.ts';
@@ -232,6 +237,12 @@ export class RotationStateMachine extends Construct {
     );
     reportStopped.addCatch(rotationFailed);
     reportStopped.next(stoppedSafely);
+    /**
+     * A step's re-check refused to act (the user became exempt or out of scope, the old key was
+     * used again): nothing unsafe was done and a new rotation resumes, so it is a stop, with an alert.
+     */
+    const onSafeStop = (task: tasks.LambdaInvoke, errors: readonly string[]) =>
+      task.addCatch(reportStopped, { errors: [...errors], resultPath: '$.error' });
     const recordSafeStop = new sfn.Pass(this, STATE.recordSafeStop, {
       stateName: STATE.recordSafeStop,
       comment: 'A stop that needs no alert (for example an exempt user): record why.',
@@ -280,6 +291,7 @@ export class RotationStateMachine extends Construct {
         }),
       },
     );
+    onSafeStop(removeExtraKey, ELIGIBILITY_STOPS);
     onFailure(removeExtraKey);
     const reportStarted = notify(
       STATE.reportStarted,
@@ -302,6 +314,7 @@ export class RotationStateMachine extends Construct {
       'Create the new access key and store it in Secrets Manager in the same invocation.',
       { resultPath: '$.newKey' },
     );
+    onSafeStop(createSecondKey, ELIGIBILITY_STOPS);
     onFailure(createSecondKey);
     const verifyNewKey = invoke(
       STATE.verifyNewKey,
@@ -346,9 +359,13 @@ export class RotationStateMachine extends Construct {
     moveQuietSince.next(warnStillInUse);
     warnStillInUse.next(waitForAdoption);
 
-    const deactivateOldKey = invoke(STATE.deactivateOldKey, 'deactivate-old-key', 'Deactivate the old key.', {
-      resultPath: '$.deactivation',
-    });
+    const deactivateOldKey = invoke(
+      STATE.deactivateOldKey,
+      'deactivate-old-key',
+      'Deactivate the old key, after re-checking it stayed quiet and the user may still be rotated.',
+      { resultPath: '$.deactivation' },
+    );
+    onSafeStop(deactivateOldKey, SAFE_STOP_ERRORS);
     onFailure(deactivateOldKey);
     const reportDeactivated = notify(
       STATE.reportDeactivated,
@@ -381,6 +398,7 @@ export class RotationStateMachine extends Construct {
       },
     );
     deleteOldKey.addCatch(reactivateOldKey, { errors: [UNSAFE_TO_DELETE], resultPath: '$.error' });
+    onSafeStop(deleteOldKey, ELIGIBILITY_STOPS);
     onFailure(deleteOldKey);
     const reportComplete = notify(
       STATE.reportComplete,

@@ -92,6 +92,23 @@ export class OldKeyStillInUse extends RekeyError {
   }
 }
 
+/** The eligibility rules, re-checked right before a key change, whose stop reasons are also error names. */
+export const ELIGIBILITY_STOPS = ['UserExempt', 'UserProtected', 'UserOutOfScope'] as const;
+
+/**
+ * A step's re-check found that rekey may no longer touch the user (exempt, protected, out of
+ * scope): nothing was changed. Named after the stop reason, so the state machine reports it as a
+ * safe stop, and a new rotation resumes once the user is back in scope.
+ */
+export class UserNotEligible extends RekeyError {
+  constructor(reason: (typeof ELIGIBILITY_STOPS)[number], message: string) {
+    super(reason, message);
+  }
+}
+
+/** Errors of a working step that stop the rotation safely (nothing unsafe done, resumable): reported as stops. */
+export const SAFE_STOP_ERRORS = [...ELIGIBILITY_STOPS, 'OldKeyStillInUse'] as const;
+
 /** Another execution holds this user's rotation lock (raised where the lock is re-checked). */
 export class RotationInProgress extends RekeyError {
   constructor(userName: string, owner: string) {

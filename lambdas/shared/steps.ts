@@ -6,6 +6,14 @@
  */
 import type { RekeyEnvKey } from './env.ts';
 
+/** What the eligibility re-check (domain/eligibility.ts) reads: the plan's rules, asked again before a key change. */
+const ELIGIBILITY_ENV = [
+  'REKEY_EXEMPT_TAG',
+  'REKEY_PROTECTED_USERS',
+  'REKEY_USER_PATH_PREFIX',
+  'REKEY_OPT_IN_TAG',
+] as const satisfies readonly RekeyEnvKey[];
+
 export const STEPS = {
   plan: {
     description: 'Validates the request, checks the user and its keys, takes the user lock, decides',
@@ -27,6 +35,7 @@ export const STEPS = {
       'REKEY_LOCK_TABLE',
       'REKEY_CONSUMER_PRINCIPALS',
       'REKEY_SECRET_READER_ROLES',
+      ...ELIGIBILITY_ENV,
     ],
   },
   'verify-new-key': {
@@ -39,8 +48,8 @@ export const STEPS = {
     env: ['REKEY_MAX_ADOPTION_CHECKS', 'REKEY_LAST_USED_GRACE_SECONDS', 'REKEY_CLOUDTRAIL_LOOKUP'],
   },
   'deactivate-old-key': {
-    description: 'Re-checks the old key is quiet, then deactivates it',
-    env: ['REKEY_LAST_USED_GRACE_SECONDS'],
+    description: 'Re-checks the old key is quiet and the user still in scope, then deactivates it',
+    env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV],
   },
   'verify-rotation': {
     description:
@@ -52,8 +61,9 @@ export const STEPS = {
     env: [],
   },
   'delete-key': {
-    description: 'Deletes an inactive access key that was not used since a given instant',
-    env: ['REKEY_LAST_USED_GRACE_SECONDS'],
+    description:
+      'Deletes an inactive access key that was not used since a given instant, the user still in scope',
+    env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV],
   },
   notify: {
     description: 'Publishes a notification (SNS and EventBridge); terminal events release the user lock',

@@ -119,9 +119,13 @@ function expectedPermissions(resources: Resources, config: ScopeConfig): Record<
         LIST_SSC,
       ]),
       ...allow(['dynamodb:UpdateItem'], [s.table]),
+      // Which secret exists and which of its versions is current: metadata, never a value.
+      ...allow(['secretsmanager:DescribeSecret'], [s.secrets]),
     ],
     'create-second-key': [
       ...s.onUsers([
+        // The eligibility re-check right before CreateAccessKey.
+        'iam:GetUser',
         'iam:ListAccessKeys',
         'iam:CreateAccessKey',
         'iam:DeleteAccessKey',
@@ -165,6 +169,7 @@ function expectedPermissions(resources: Resources, config: ScopeConfig): Record<
       ...(config.cloudTrailLookup ? allow(['cloudtrail:LookupEvents'], ['*']) : []),
     ],
     'deactivate-old-key': s.onUsers([
+      'iam:GetUser',
       'iam:UpdateAccessKey',
       'iam:ListAccessKeys',
       LIST_SSC,
@@ -182,6 +187,7 @@ function expectedPermissions(resources: Resources, config: ScopeConfig): Record<
       'iam:UpdateServiceSpecificCredential',
     ]),
     'delete-key': s.onUsers([
+      'iam:GetUser',
       'iam:DeleteAccessKey',
       'iam:ListAccessKeys',
       'iam:GetAccessKeyLastUsed',

@@ -22,6 +22,13 @@ const ALL = ['States.ALL'];
 const notifyPayload = (event: string) => ({ event, 'state.$': '$' });
 const toFailure = { ErrorEquals: ALL, ResultPath: '$.error', Next: 'Report the failure' };
 const toFailed = { ErrorEquals: ALL, Next: 'Rotation failed' };
+/** A step's re-check refused to act: a safe, resumable stop, reported with an alert. */
+const ELIGIBILITY = ['UserExempt', 'UserProtected', 'UserOutOfScope'];
+const toStopped = (errors: string[]) => ({
+  ErrorEquals: errors,
+  ResultPath: '$.error',
+  Next: 'Report that the rotation stopped',
+});
 const task = (step: StepName, rest: Partial<AslState>): AslState => ({
   Type: 'Task',
   Resource: lambdaArn(step),
@@ -87,6 +94,7 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
         notUsedSince: null,
       },
       Next: 'Report that the rotation started',
+      Catch: [toStopped(ELIGIBILITY), toFailure],
     }),
     'Report that the rotation started': task('notify', {
       Parameters: notifyPayload('ROTATION_STARTED'),
@@ -95,6 +103,7 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
     'Create the second key': task('create-second-key', {
       ResultPath: '$.newKey',
       Next: 'Verify the new key works',
+      Catch: [toStopped(ELIGIBILITY), toFailure],
     }),
     // Its result is the quiet-since instant Q (the hand-out, or a resumed run's own start).
     'Verify the new key works': task('verify-new-key', {
@@ -140,6 +149,7 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
     'Deactivate the old key': task('deactivate-old-key', {
       ResultPath: '$.deactivation',
       Next: 'Report that the old key was deactivated',
+      Catch: [toStopped([...ELIGIBILITY, 'OldKeyStillInUse']), toFailure],
     }),
     'Report that the old key was deactivated': task('notify', {
       Parameters: notifyPayload('KEY_DEACTIVATED'),
@@ -170,6 +180,7 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
       Next: 'Report that the rotation is complete',
       Catch: [
         { ErrorEquals: ['UnsafeToDelete'], ResultPath: '$.error', Next: 'Reactivate the old key' },
+        toStopped(ELIGIBILITY),
         toFailure,
       ],
     }),

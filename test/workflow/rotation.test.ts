@@ -4,7 +4,8 @@
  * request signing on. Every scenario ends with a scan for secret values in the execution history,
  * the task inputs and outputs, the logs and the notifications.
  */
-import { DeleteAccessKeyCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
+import { DeleteAccessKeyCommand, TagUserCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
+import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor, type RotationResult, type TaskOverride } from '../../cli/local-runner.ts';
 import {
@@ -237,6 +238,116 @@ describe('the quiet-since instant Q', () => {
     const notifications = await world.drainNotifications();
     expect(detailTypes(notifications).at(-1)).toBe('Access Key Rolled Back');
     await expectClean(result, notifications);
+  });
+});
+
+describe('checked right before acting', () => {
+  it('an exemption added before the deactivation stops the rotation safely and keeps the old key', async () => {
+    const [old] = await world.createUser('pat');
+    if (!old) throw new Error('no key');
+    const exemptFirst: TaskOverride = async (input, invoke) => {
+      await world.iam.send(
+        new TagUserCommand({
+          UserName: 'pat',
+          Tags: [{ Key: 'rekey:exempt', Value: 'vendor freeze SEC-9' }],
+        }),
+      );
+      return invoke(input);
+    };
+
+    const result = await world.run({ userName: 'pat' }, { handlers: { 'deactivate-old-key': exemptFirst } });
+
+    expect(outcomeStatus(result)).toBe('STOPPED');
+    expect(exitCodeFor(result)).toBe(2);
+    const outcome = (result.output as { outcome: { reason: string; message: string } }).outcome;
+    expect(outcome.reason).toBe('UserExempt');
+    expect(outcome.message).toMatch(/"pat" is exempt: vendor freeze SEC-9; stopped before deactivating/);
+    expect(outcome.message).toMatch(/start the rotation of this user again: it resumes/);
+    const keys = await world.keysOf('pat');
+    expect(keys).toHaveLength(2);
+    expect(keys.every((k) => k.status === 'Active')).toBe(true);
+    expect(keys.map((k) => k.id)).toContain(old.accessKeyId);
+    const notifications = await world.drainNotifications();
+    expect(detailTypes(notifications).at(-1)).toBe('Access Key Rotation Stopped');
+    expect(notifications.events.at(-1)?.detail).toMatchObject({ reason: 'UserExempt', status: 'STOPPED' });
+    const locks = JSON.parse(await world.snapshot()).locks as Array<{
+      userName: { S: string };
+      owner?: unknown;
+    }>;
+    expect(locks.find((l) => l.userName.S === 'pat')?.owner).toBeUndefined();
+    await expectClean(result, notifications);
+  });
+
+  describe('a case variant of the user name', () => {
+    /**
+     * IAM finds a user by its name in any case (names are unique case-insensitively); moto does
+     * not. This makes the handlers' IAM client ask moto in the user's own spelling, as IAM would
+     * answer, and leaves everything else (what the steps do with the answer) to rekey.
+     */
+    async function asIamResolves(spellings: Record<string, string>, run: () => Promise<RotationResult>) {
+      const { iam } = await import('../../lambdas/shared/clients.ts');
+      const id = 'iam-case-insensitive-names';
+      iam.middlewareStack.add(
+        (next) => async (args) => {
+          const input = args.input as { UserName?: string };
+          const own = input.UserName && spellings[input.UserName.toLowerCase()];
+          return next(own ? { ...args, input: { ...input, UserName: own } } : args);
+        },
+        { step: 'initialize', name: id },
+      );
+      try {
+        return await run();
+      } finally {
+        iam.middlewareStack.remove(id);
+      }
+    }
+
+    it("maps to one secret and one lock, named in IAM's spelling", async () => {
+      await world.createUser('Quinn-Case');
+      const spelling = { 'quinn-case': 'Quinn-Case' };
+
+      const first = await asIamResolves(spelling, () => world.run({ userName: 'quinn-case' }));
+      world.clock.advance(3600);
+      const second = await asIamResolves(spelling, () => world.run({ userName: 'QUINN-CASE' }));
+
+      expect(outcomeStatus(first)).toBe('ROTATED');
+      expect(outcomeStatus(second)).toBe('ROTATED');
+      for (const r of [first, second]) {
+        expect(r.output).toMatchObject({ userName: 'Quinn-Case', secretName: 'rekey/Quinn-Case' });
+      }
+      const versions = await world.storedVersions('Quinn-Case');
+      expect(versions.map((v) => v.stages.sort().join()).sort()).toEqual(['AWSCURRENT', 'AWSPREVIOUS']);
+      const current = versions.find((v) => v.stages.includes('AWSCURRENT'));
+      expect(current).toMatchObject({ UserName: 'Quinn-Case' });
+      expect((await world.keysOf('Quinn-Case')).map((k) => k.id)).toEqual([current?.AccessKeyId]);
+      const snapshot = JSON.parse(await world.snapshot()) as {
+        secretVersions: Record<string, unknown>;
+        locks: Array<{ userName: { S: string } }>;
+      };
+      expect(
+        Object.keys(snapshot.secretVersions).filter((n) => n.toLowerCase() === 'rekey/quinn-case'),
+      ).toEqual(['rekey/Quinn-Case']);
+      expect(snapshot.locks.filter((l) => l.userName.S.toLowerCase() === 'quinn-case')).toHaveLength(1);
+      await expectClean(second, await world.drainNotifications());
+    });
+
+    it("keeps a secret that already exists under the request's spelling, and says so", async () => {
+      await world.createUser('Rita-Case');
+      await world.secrets.send(new CreateSecretCommand({ Name: 'rekey/rita-case' }));
+
+      const result = await asIamResolves({ 'rita-case': 'Rita-Case' }, () =>
+        world.run({ userName: 'rita-case' }),
+      );
+
+      expect(outcomeStatus(result)).toBe('ROTATED');
+      expect(result.output).toMatchObject({ userName: 'Rita-Case', secretName: 'rekey/rita-case' });
+      expect((result.output as { message: string }).message).toContain(
+        'IAM spells the user "Rita-Case"; its existing secret rekey/rita-case (named as requested) is kept',
+      );
+      expect((await world.storedCredential('rita-case')).UserName).toBe('Rita-Case');
+      expect(await world.storedVersions('Rita-Case')).toEqual([]);
+      await expectClean(result, await world.drainNotifications());
+    });
   });
 });
 

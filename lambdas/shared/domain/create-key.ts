@@ -17,6 +17,7 @@ import { errorName, isAwsError, RotationInProgress, SecretNotStored, UnexpectedK
 import { logger } from '../logger.ts';
 import type { NewKey, RotationState } from '../schemas.ts';
 import { type CreatedCredential, credentialKind } from './credentials.ts';
+import { type EligibilityEnv, requireEligible } from './eligibility.ts';
 import { isOrphanKey, iso, requireKey } from './keys.ts';
 import {
   clearCreating,
@@ -33,7 +34,8 @@ export interface CreateKeyDeps {
   secretsManager: SecretsManagerClient;
   lock: LockDeps;
   clock: Clock;
-  env: Pick<RekeyEnv, 'REKEY_KMS_KEY_ID' | 'REKEY_CONSUMER_PRINCIPALS' | 'REKEY_SECRET_READER_ROLES'>;
+  env: Pick<RekeyEnv, 'REKEY_KMS_KEY_ID' | 'REKEY_CONSUMER_PRINCIPALS' | 'REKEY_SECRET_READER_ROLES'> &
+    EligibilityEnv;
 }
 
 type CreateInput = RotationState & { oldKey: NonNullable<RotationState['oldKey']> };
@@ -110,6 +112,7 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
 
   let created: CreatedCredential | undefined;
   for (let attempt = 1; !created; attempt++) {
+    await requireEligible(deps, userName, `creating a new ${kind.noun}`);
     await markCreating(deps.lock, subject, executionId, deps.clock.now());
     try {
       created = await kind.create(userName, deps.clock.now());

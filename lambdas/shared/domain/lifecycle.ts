@@ -10,12 +10,13 @@ import { OldKeyStillInUse, STILL_IN_USE_ADVICE, UnsafeToDelete } from '../errors
 import { logger } from '../logger.ts';
 import type { Deactivation, DeleteKeyInput, KeyRef, NewKey, RotationState } from '../schemas.ts';
 import { credentialKind, credentialKindOfId } from './credentials.ts';
+import { type EligibilityEnv, requireEligible } from './eligibility.ts';
 import { iso, requireKey, usedAtOrAfter } from './keys.ts';
 
 export interface LifecycleDeps {
   iam: IAMClient;
   clock: Clock;
-  env: { REKEY_LAST_USED_GRACE_SECONDS: number };
+  env: { REKEY_LAST_USED_GRACE_SECONDS: number } & EligibilityEnv;
 }
 
 export async function deactivateOldKey(
@@ -38,6 +39,7 @@ export async function deactivateOldKey(
         `active and the secret holds the new key ${newKey.accessKeyId}. ${STILL_IN_USE_ADVICE}`,
     );
   }
+  await requireEligible(deps, userName, `deactivating ${key.accessKeyId}, which stays active`);
   // Taken before the call: a use racing the deactivation then counts as after it.
   const deactivatedAt = iso(deps.clock.now());
   await kind.setStatus(userName, key.accessKeyId, 'Inactive');
@@ -84,6 +86,7 @@ export async function deleteKey(deps: LifecycleDeps, input: DeleteKeyInput): Pro
         '; it was not deleted',
     );
   }
+  await requireEligible(deps, userName, `deleting ${accessKeyId}, which is kept`);
   await kind.remove(userName, accessKeyId);
   logger.info(`${kind.noun} deleted`, { userName, accessKeyId });
   return { deleted: true };

@@ -7,6 +7,7 @@
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import type { Clock } from '../clock.ts';
+import { SAFE_STOP_ERRORS, STILL_IN_USE_ADVICE } from '../errors.ts';
 import {
   NOTIFICATION_EVENTS,
   type NotificationEvent,
@@ -49,6 +50,25 @@ export function causeMessage(cause: string | undefined): string | undefined {
   }
 }
 
+/**
+ * What a stop raised by a step's re-check left behind, and what to do: the error message says why
+ * (an exemption, a use of the old key), this says where the keys are and how the rotation goes on.
+ */
+function stepStopAdvice(state: State): string {
+  if (state.error?.Error === 'OldKeyStillInUse') return ''; // its message already says it all
+  const old = state.oldKey?.accessKeyId;
+  const fresh = state.newKey?.accessKeyId;
+  const again = 'once rekey may rotate the user again, start the rotation of this user again';
+  if (!fresh) return `. Nothing was changed; ${again}`;
+  if (!state.deactivation) {
+    return `. Both keys stay active and the secret holds the new key ${fresh}; ${again}: it resumes with ${fresh} and creates no key`;
+  }
+  return (
+    `. The old key ${old} stays inactive (not deleted) and the secret holds the new key ${fresh}; ${again}: ` +
+    `it resumes with the check that ${old} stayed unused, then deletes it (or reactivates it if it was used)`
+  );
+}
+
 export function outcomeOf(event: NotificationEvent, state: State): Outcome | null {
   const failure = state.error ? `${state.error.Error}: ${causeMessage(state.error.Cause) ?? ''}` : undefined;
   switch (event) {
@@ -60,6 +80,14 @@ export function outcomeOf(event: NotificationEvent, state: State): Outcome | nul
           : `rotated "${state.userName}": ${state.oldKey?.accessKeyId} was replaced by ${state.newKey?.accessKeyId}`,
       };
     case 'ROTATION_STOPPED': {
+      const stepStop = state.error && (SAFE_STOP_ERRORS as readonly string[]).includes(state.error.Error);
+      if (state.error && stepStop) {
+        return {
+          status: 'STOPPED',
+          reason: state.error.Error,
+          message: `${causeMessage(state.error.Cause) ?? state.error.Error}${stepStopAdvice(state)}`,
+        };
+      }
       const stillInUse = state.adoption?.inUse === true;
       const reason = stillInUse ? 'OldKeyStillInUse' : (state.stopReason ?? 'Stopped');
       const message = !stillInUse
@@ -67,13 +95,12 @@ export function outcomeOf(event: NotificationEvent, state: State): Outcome | nul
         : state.serviceName
           ? `the old ${nounOf(state)} ${state.oldKey?.accessKeyId} of "${state.userName}" was still in use ` +
             `after ${state.adoption?.checks} checks (CloudTrail, last ${state.adoption?.lastUsedDate}); both ` +
-            `credentials stay active and the secret holds the new one, ${state.newKey?.accessKeyId}: switch the ` +
-            'remaining consumers, then run the rotation again'
+            `credentials stay active and the secret holds the new one, ${state.newKey?.accessKeyId}. ${STILL_IN_USE_ADVICE}`
           : `the old key ${state.oldKey?.accessKeyId} of "${state.userName}" was still in use after ` +
             `${state.adoption?.checks} checks (last used ${state.adoption?.lastUsedDate}` +
             `${state.adoption?.lastUsedService ? ` by ${state.adoption.lastUsedService}` : ''}` +
             `${state.adoption?.lastUsedRegion ? ` in ${state.adoption.lastUsedRegion}` : ''}); both keys stay active ` +
-            `and the secret holds the new key ${state.newKey?.accessKeyId}: switch the remaining consumers, then run the rotation again`;
+            `and the secret holds the new key ${state.newKey?.accessKeyId}. ${STILL_IN_USE_ADVICE}`;
       return { status: 'STOPPED', reason, message };
     }
     case 'ROTATION_FAILED':

@@ -3,10 +3,11 @@
  * Refusals that need nobody's attention (exempt, protected, nothing to do) are STOP plans without
  * an alert; conditions a human must resolve (two active keys) are STOP plans with an alert.
  */
-import { GetUserCommand, type IAMClient, type Tag } from '@aws-sdk/client-iam';
+import type { IAMClient } from '@aws-sdk/client-iam';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Clock } from '../clock.ts';
 import type { RekeyEnv } from '../env.ts';
-import { InvalidInput, isAwsError, UserNotFound } from '../errors.ts';
+import { InvalidInput } from '../errors.ts';
 import {
   type KeyRef,
   type Plan,
@@ -16,10 +17,10 @@ import {
   type StopReason,
 } from '../schemas.ts';
 import { type CredentialKind, credentialKind } from './credentials.ts';
-import { parseExemption } from './exemption.ts';
+import { protectedRefusal, readUser, refusalOf } from './eligibility.ts';
 import { type AccessKeyInfo, isOrphanKey, iso, type LastUse } from './keys.ts';
 import { acquireLock, type LockDeps, type LockItem, lockSubject, readLock } from './lock.ts';
-import { secretNameFor, versionTokenFor } from './secret.ts';
+import { describeVersions, secretNameFor, versionTokenFor } from './secret.ts';
 
 export type PlanEnv = Pick<
   RekeyEnv,
@@ -33,6 +34,8 @@ export type PlanEnv = Pick<
 
 export interface PlanDeps {
   iam: IAMClient;
+  /** Reads secrets' metadata (which version is current), never their values. */
+  secretsManager: SecretsManagerClient;
   lock: LockDeps;
   clock: Clock;
   env: PlanEnv;
@@ -208,75 +211,58 @@ function journalOf(
 
 export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<Plan> {
   const input = parseRotationInput(request.input);
-  const { userName, serviceName } = input;
+  const { serviceName } = input;
   const dryRun = input.dryRun ?? false;
   const { env } = deps;
   const kind = credentialKind(deps.iam, serviceName);
-  const subject = lockSubject(userName, serviceName);
   const base = {
-    userName,
+    userName: input.userName,
     ...(serviceName ? { serviceName } : {}),
     userArn: null as string | null,
     dryRun,
     ...(input.reason ? { reason: input.reason } : {}),
     executionId: request.executionId,
-    secretName: secretNameFor(env.REKEY_SECRET_PREFIX, userName, serviceName),
+    secretName: secretNameFor(env.REKEY_SECRET_PREFIX, input.userName, serviceName),
     quietSince: null as string | null,
   };
-  const finish = (d: Decision, userArn: string | null = null): Plan => ({
-    ...base,
-    userArn,
-    ...d,
-    steps: stepsFor(d, userName, base.secretName, kind),
-  });
+  /** A note appended to the plan's message (the secret kept under the request's case of the name). */
+  let note = '';
+  const finish = (d: Decision, userArn: string | null = null): Plan => {
+    const decision = note ? { ...d, message: `${d.message}; ${note}` } : d;
+    return {
+      ...base,
+      userArn,
+      ...decision,
+      steps: stepsFor(decision, base.userName, base.secretName, kind),
+    };
+  };
 
   // Protected users are refused before any AWS call.
-  const lower = userName.toLowerCase();
-  if (env.REKEY_PROTECTED_USERS.some((u) => u.toLowerCase() === lower)) {
-    return finish(stop('UserProtected', false, `"${userName}" is a protected user: rekey never touches it`));
-  }
+  const protectedUser = protectedRefusal(input.userName, env);
+  if (protectedUser) return finish(stop(protectedUser.reason, false, protectedUser.message));
 
-  let user: { Arn?: string; Path?: string; Tags?: Tag[] };
-  try {
-    const out = await deps.iam.send(new GetUserCommand({ UserName: userName }));
-    user = out.User ?? {};
-  } catch (error) {
-    if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw new UserNotFound(userName);
-    throw error;
-  }
-  const userArn = user.Arn ?? null;
-  const tags = new Map((user.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
-  const path = user.Path ?? '/';
-  if (!path.startsWith(env.REKEY_USER_PATH_PREFIX)) {
-    return finish(
-      stop(
-        'UserOutOfScope',
-        false,
-        `"${userName}" (path ${path}) is outside the configured path ${env.REKEY_USER_PATH_PREFIX}`,
-      ),
-      userArn,
-    );
-  }
-  if (env.REKEY_OPT_IN_TAG && !tags.has(env.REKEY_OPT_IN_TAG)) {
-    return finish(
-      stop('UserOutOfScope', false, `"${userName}" does not carry the opt-in tag ${env.REKEY_OPT_IN_TAG}`),
-      userArn,
-    );
-  }
-  const exemptValue = tags.get(env.REKEY_EXEMPT_TAG);
-  if (exemptValue !== undefined) {
-    const exemption = parseExemption(exemptValue, deps.clock.now());
-    if (!exemption.expired) {
-      const until = exemption.until ? ` until ${exemption.until.toISOString().slice(0, 10)}` : '';
-      return finish(
-        stop('UserExempt', false, `"${userName}" is exempt${until}: ${exemption.reason}`),
-        userArn,
-      );
+  // IAM user names are unique case-insensitively: from here on the plan uses IAM's own spelling
+  // (for the secret name, the version token and the lock), so "alice" and "Alice" are one rotation.
+  const user = await readUser(deps.iam, input.userName);
+  const userName = user.userName;
+  base.userName = userName;
+  base.secretName = secretNameFor(env.REKEY_SECRET_PREFIX, userName, serviceName);
+  if (userName !== input.userName) {
+    const asRequested = secretNameFor(env.REKEY_SECRET_PREFIX, input.userName, serviceName);
+    // Secret names are case-sensitive: consumers may already read a secret made under the
+    // request's spelling; moving them to another name would break them, so that one is kept.
+    if (await describeVersions(deps.secretsManager, asRequested)) {
+      base.secretName = asRequested;
+      note = `IAM spells the user "${userName}"; its existing secret ${asRequested} (named as requested) is kept`;
     }
   }
+  const userArn = user.arn;
+  const refusal = refusalOf(user, env, deps.clock.now());
+  if (refusal) return finish(stop(refusal.reason, false, refusal.message), userArn);
 
   // Everything up to the decision only reads: a plan that stops (or a dry run) changes nothing,
   // not even the lock table. The lock is taken only to rotate, with a conditional write.
+  const subject = lockSubject(userName, serviceName);
   const inProgress = (owner: string) =>
     finish(
       stop('RotationInProgress', false, `a rotation of "${subject}" is in progress (${owner})`),

@@ -24,6 +24,7 @@ import {
   awsError,
   callOrder,
   daysAgo,
+  ELIGIBILITY,
   EXECUTION_ID,
   EXTRA_KEY_ID,
   FAKE_SECRET,
@@ -32,6 +33,7 @@ import {
   type KeyFixture,
   KMS_KEY_ID,
   LOCK_TABLE,
+  mockEligibleUser,
   mockKeys,
   mockLastUse,
   NEW_KEY_ID,
@@ -72,6 +74,7 @@ function deps(): CreateKeyDeps {
     lock: { dynamodb, table: LOCK_TABLE },
     clock: fakeClock(),
     env: {
+      ...ELIGIBILITY,
       REKEY_KMS_KEY_ID: KMS_KEY_ID,
       REKEY_CONSUMER_PRINCIPALS: [CONSUMER],
       REKEY_SECRET_READER_ROLES: [VERIFY_ROLE],
@@ -150,11 +153,33 @@ function expectNoMutation(): void {
 beforeAll(silenceLogs);
 beforeEach(() => {
   iamMock.reset();
+  mockEligibleUser(iamMock);
   smMock.reset();
   ddbMock.reset();
 });
 
 describe('createSecondKey', () => {
+  it('an exemption added since the plan stops it right before CreateAccessKey: UserExempt, nothing made', async () => {
+    // Prepare
+    ddbMock.on(GetItemCommand).resolves(lockItem());
+    mockKeys(iamMock, [old]);
+    mockStorage();
+    mockCreated();
+    mockEligibleUser(iamMock, { 'rekey:exempt': 'until=2099-01-01 audit freeze' });
+
+    // Act
+    const error = await rejectionOf(createSecondKey(deps(), plannedState()));
+
+    // Assess
+    expect(error).toMatchObject({
+      name: 'UserExempt',
+      message: `"${USER}" is exempt until 2099-01-01: audit freeze; stopped before creating a new access key`,
+    });
+    expect(iamMock).not.toHaveReceivedCommand(CreateAccessKeyCommand);
+    expect(ddbMock).not.toHaveReceivedCommand(UpdateItemCommand);
+    expect(smMock).not.toHaveReceivedCommand(PutSecretValueCommand);
+  });
+
   it('marks the intent, creates the key, records it, stores it as AWSPENDING, clears the intent', async () => {
     // Prepare
     ddbMock.on(GetItemCommand).resolves(lockItem());
@@ -176,6 +201,8 @@ describe('createSecondKey', () => {
       'GetItem',
       'ListAccessKeys',
       'DescribeSecret',
+      // The eligibility re-check, right before the key is made.
+      'GetUser',
       MARK,
       'CreateAccessKey',
       RECORD,

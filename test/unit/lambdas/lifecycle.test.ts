@@ -1,6 +1,7 @@
 import {
   DeleteAccessKeyCommand,
   GetAccessKeyLastUsedCommand,
+  GetUserCommand,
   ListAccessKeysCommand,
   UpdateAccessKeyCommand,
 } from '@aws-sdk/client-iam';
@@ -17,10 +18,12 @@ import { OldKeyStillInUse, STILL_IN_USE_ADVICE, UnsafeToDelete } from '../../../
 import {
   awsError,
   daysAgo,
+  ELIGIBILITY,
   EXTRA_KEY_ID,
   fakeClock,
   inputsOf,
   type KeyFixture,
+  mockEligibleUser,
   mockKeys,
   NEW_KEY_CREATED,
   NEW_KEY_ID,
@@ -37,7 +40,11 @@ import {
 
 const iamMock = mockClient(iam);
 
-const deps = (): LifecycleDeps => ({ iam, clock: fakeClock(), env: { REKEY_LAST_USED_GRACE_SECONDS: 60 } });
+const deps = (): LifecycleDeps => ({
+  iam,
+  clock: fakeClock(),
+  env: { ...ELIGIBILITY, REKEY_LAST_USED_GRACE_SECONDS: 60 },
+});
 const newKey: KeyFixture = { id: NEW_KEY_ID, created: NEW_KEY_CREATED, lastUsed: daysAgo(0.5) };
 const old = (status: KeyFixture['status'], lastUsed: Date | null): KeyFixture => ({
   id: OLD_KEY_ID,
@@ -49,6 +56,7 @@ const old = (status: KeyFixture['status'], lastUsed: Date | null): KeyFixture =>
 beforeAll(silenceLogs);
 beforeEach(() => {
   iamMock.reset();
+  mockEligibleUser(iamMock);
   iamMock.on(UpdateAccessKeyCommand).resolves({});
   iamMock.on(DeleteAccessKeyCommand).resolves({});
 });
@@ -147,6 +155,58 @@ describe('deactivateOldKey', () => {
       name: 'UnexpectedKeyState',
       message: `access key ${OLD_KEY_ID} of "${USER}" no longer exists`,
     });
+    expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
+  });
+});
+
+describe('the eligibility re-check right before a key change', () => {
+  it('an exemption added before the deactivation stops it: UserExempt, the old key stays active', async () => {
+    // Prepare
+    mockKeys(iamMock, [old('Active', daysAgo(30)), newKey]);
+    mockEligibleUser(iamMock, { 'rekey:exempt': 'vendor asked for more time' });
+
+    // Act
+    const error = await rejectionOf(deactivateOldKey(deps(), stateWithNewKey()));
+
+    // Assess
+    expect(error).toMatchObject({
+      name: 'UserExempt',
+      message: `"${USER}" is exempt: vendor asked for more time; stopped before deactivating ${OLD_KEY_ID}, which stays active`,
+    });
+    expect(inputsOf(iamMock.commandCalls(GetUserCommand))).toEqual([{ UserName: USER }]);
+    expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
+  });
+
+  it('a user moved out of scope before the delete stops it: UserOutOfScope, the old key is kept', async () => {
+    // Prepare
+    mockKeys(iamMock, [old('Inactive', daysAgo(30)), newKey]);
+    iamMock.on(GetUserCommand).resolves({ User: { UserName: USER, Path: '/humans/' } as never });
+
+    // Act
+    const error = await rejectionOf(
+      deleteKey(
+        { ...deps(), env: { ...deps().env, REKEY_USER_PATH_PREFIX: '/ci/' } },
+        { userName: USER, accessKeyId: OLD_KEY_ID, notUsedSince: daysAgo(7).toISOString() },
+      ),
+    );
+
+    // Assess
+    expect(error.name).toBe('UserOutOfScope');
+    expect(error.message).toContain(`stopped before deleting ${OLD_KEY_ID}, which is kept`);
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+  });
+
+  it('a protected user is never deactivated, whatever the state says', async () => {
+    // Prepare
+    mockKeys(iamMock, [old('Active', daysAgo(30)), newKey], 'breakglass');
+
+    // Act
+    const error = await rejectionOf(
+      deactivateOldKey(deps(), { ...stateWithNewKey(), userName: 'breakglass' }),
+    );
+
+    // Assess
+    expect(error.name).toBe('UserProtected');
     expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
   });
 });

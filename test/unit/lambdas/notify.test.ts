@@ -5,6 +5,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { dynamodb, eventBridge, sns } from '../../../lambdas/shared/clients.ts';
 import { causeMessage, detailOf, type NotifyDeps, notify } from '../../../lambdas/shared/domain/notify.ts';
+import { STILL_IN_USE_ADVICE } from '../../../lambdas/shared/errors.ts';
 import {
   NOTIFICATION_EVENTS,
   type NotificationEvent,
@@ -306,7 +307,9 @@ describe('notify', () => {
       message:
         `the old key ${OLD_KEY_ID} of "${USER}" was still in use after 3 checks (last used ` +
         `${daysAgo(1).toISOString()} by ses in eu-west-1); both keys stay active and the secret holds the new ` +
-        `key ${NEW_KEY_ID}: switch the remaining consumers, then run the rotation again`,
+        `key ${NEW_KEY_ID}. Switch every consumer that still uses the old key to the secret's AWSCURRENT ` +
+        'version (the new key), then start the rotation of this user again: it resumes with the new key, ' +
+        'creates none, checks that the old key went quiet, deactivates it and later deletes it',
     });
     expect(sentDetail()).toMatchObject({
       status: 'STOPPED',
@@ -314,6 +317,78 @@ describe('notify', () => {
       oldAccessKeyId: OLD_KEY_ID,
     });
     expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([releaseInput]);
+  });
+
+  describe('ROTATION_STOPPED by a step that re-checked before acting', () => {
+    const stoppedBy = (name: string, errorMessage: string, over: Partial<NotifyInput['state']> = {}) => ({
+      ...stateWithNewKey(),
+      ...over,
+      error: { Error: name, Cause: JSON.stringify({ errorType: name, errorMessage }) },
+    });
+
+    it('an exemption before the deactivation: both keys stay, and a new rotation resumes', async () => {
+      // Act
+      const outcome = await notify(deps(), {
+        event: 'ROTATION_STOPPED',
+        state: stoppedBy(
+          'UserExempt',
+          `"${USER}" is exempt: freeze; stopped before deactivating ${OLD_KEY_ID}`,
+        ),
+      });
+
+      // Assess
+      expect(outcome).toEqual({
+        status: 'STOPPED',
+        reason: 'UserExempt',
+        message:
+          `"${USER}" is exempt: freeze; stopped before deactivating ${OLD_KEY_ID}. Both keys stay active and ` +
+          `the secret holds the new key ${NEW_KEY_ID}; once rekey may rotate the user again, start the rotation ` +
+          `of this user again: it resumes with ${NEW_KEY_ID} and creates no key`,
+      });
+      expect(sentDetail()).toMatchObject({ status: 'STOPPED', reason: 'UserExempt' });
+      expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([releaseInput]);
+    });
+
+    it('an exemption before the delete: the old key stays inactive', async () => {
+      const outcome = await notify(deps(), {
+        event: 'ROTATION_STOPPED',
+        state: stoppedBy(
+          'UserOutOfScope',
+          `"${USER}" moved; stopped before deleting ${OLD_KEY_ID}, which is kept`,
+          {
+            deactivation: { deactivatedAt: daysAgo(7).toISOString() },
+          },
+        ),
+      });
+
+      expect(outcome).toMatchObject({
+        reason: 'UserOutOfScope',
+        message: expect.stringContaining(`The old key ${OLD_KEY_ID} stays inactive (not deleted)`),
+      });
+    });
+
+    it('before the create: nothing was changed', async () => {
+      const { newKey: _none, ...planned } = stateWithNewKey();
+      const outcome = await notify(deps(), {
+        event: 'ROTATION_STOPPED',
+        state: { ...planned, error: { Error: 'UserExempt', Cause: '{"errorMessage":"exempt"}' } },
+      });
+
+      expect(outcome).toMatchObject({
+        reason: 'UserExempt',
+        message: expect.stringContaining('exempt. Nothing was changed'),
+      });
+    });
+
+    it("the deactivate re-check's OldKeyStillInUse keeps its own message, which says what to do", async () => {
+      const message = `old key ${OLD_KEY_ID} was used ... ${STILL_IN_USE_ADVICE}`;
+      const outcome = await notify(deps(), {
+        event: 'ROTATION_STOPPED',
+        state: stoppedBy('OldKeyStillInUse', message),
+      });
+
+      expect(outcome).toEqual({ status: 'STOPPED', reason: 'OldKeyStillInUse', message });
+    });
   });
 
   it('ROTATION_STOPPED by the plan carries its stop reason and message', async () => {

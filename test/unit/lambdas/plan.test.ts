@@ -13,9 +13,10 @@ import {
   NoSuchEntityException,
   type Tag,
 } from '@aws-sdk/client-iam';
+import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { dynamodb, iam } from '../../../lambdas/shared/clients.ts';
+import { dynamodb, iam, secretsManager } from '../../../lambdas/shared/clients.ts';
 import {
   decide,
   type Journal,
@@ -51,6 +52,7 @@ import {
 
 const iamMock = mockClient(iam);
 const ddbMock = mockClient(dynamodb);
+const smMock = mockClient(secretsManager);
 
 const ENV: PlanEnv = {
   REKEY_SECRET_PREFIX: 'rekey/',
@@ -68,6 +70,7 @@ const ACQUIRE = 'UpdateItem(SET #owner = :owner, acquiredAt = :now, expiresAt = 
 function deps(env: Partial<PlanEnv> = {}): PlanDeps {
   return {
     iam,
+    secretsManager,
     lock: { dynamodb, table: LOCK_TABLE },
     clock: fakeClock(),
     env: { ...ENV, ...env },
@@ -76,10 +79,10 @@ function deps(env: Partial<PlanEnv> = {}): PlanDeps {
 
 const request = (input: unknown, executionId = EXECUTION_ID) => ({ input, executionId });
 
-function mockUser(user: { Path?: string; Tags?: Tag[] } = {}): void {
+function mockUser(user: { Path?: string; Tags?: Tag[]; UserName?: string } = {}): void {
   iamMock.on(GetUserCommand).resolves({
     User: {
-      UserName: USER,
+      UserName: user.UserName ?? USER,
       UserId: 'AIDAEXAMPLEUSERID0001',
       Arn: USER_ARN,
       Path: user.Path ?? '/',
@@ -151,6 +154,9 @@ beforeAll(silenceLogs);
 beforeEach(() => {
   iamMock.reset();
   ddbMock.reset();
+  smMock.reset();
+  // No secret exists unless a test says so.
+  smMock.on(DescribeSecretCommand).rejects(awsError('ResourceNotFoundException'));
 });
 
 describe('parseRotationInput', () => {
@@ -473,18 +479,78 @@ describe('planRotation', () => {
 
   it('reads and takes the lock under the lower-cased user name (IAM names are case-insensitive)', async () => {
     // Prepare
-    mockUser();
+    mockUser({ UserName: 'Alice' });
     mockLockRead();
     mockLockAcquired();
-    mockKeys(iamMock, [oldKey]);
+    mockKeys(iamMock, [oldKey], 'Alice');
 
     // Act
     const plan = await planRotation(deps(), request({ userName: 'Alice' }));
 
     // Assess
-    expect(plan).toMatchObject({ action: 'ROTATE', userName: 'Alice' });
+    expect(plan).toMatchObject({ action: 'ROTATE', userName: 'Alice', secretName: 'rekey/Alice' });
     expect(inputsOf(ddbMock.commandCalls(GetItemCommand))).toEqual([readLockInput('alice')]);
     expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput('alice')]);
+    // Asked in IAM's own spelling: no look for a secret under another one.
+    expect(smMock).not.toHaveReceivedCommand(DescribeSecretCommand);
+  });
+
+  describe('a case variant of the user name', () => {
+    it("uses IAM's spelling for the user name, the secret name and the lock", async () => {
+      // Prepare: the request says ALICE, IAM knows the user as alice; no secret under rekey/ALICE.
+      mockUser();
+      mockLockRead();
+      mockLockAcquired();
+      mockKeys(iamMock, [oldKey]);
+
+      // Act
+      const plan = await planRotation(deps(), request({ userName: 'ALICE' }));
+
+      // Assess: every later step (version token, secret, lock) works from this state.
+      expect(plan).toMatchObject({
+        action: 'ROTATE',
+        userName: USER,
+        secretName: `rekey/${USER}`,
+        message: `rotate ${OLD_KEY_ID} of "${USER}"`,
+      });
+      expect(inputsOf(iamMock.commandCalls(GetUserCommand))).toEqual([{ UserName: 'ALICE' }]);
+      expect(inputsOf(iamMock.commandCalls(ListAccessKeysCommand))).toEqual([{ UserName: USER }]);
+      expect(inputsOf(smMock.commandCalls(DescribeSecretCommand))).toEqual([{ SecretId: 'rekey/ALICE' }]);
+      expect(inputsOf(ddbMock.commandCalls(GetItemCommand))).toEqual([readLockInput(USER)]);
+      expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput(USER)]);
+    });
+
+    it("keeps a secret that already exists under the request's spelling, and says so", async () => {
+      // Prepare
+      mockUser();
+      mockLockRead();
+      mockLockAcquired();
+      mockKeys(iamMock, [oldKey]);
+      smMock
+        .on(DescribeSecretCommand, { SecretId: 'rekey/ALICE' })
+        .resolves({ ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:rekey/ALICE-AbCdEf' });
+
+      // Act
+      const plan = await planRotation(deps(), request({ userName: 'ALICE' }));
+
+      // Assess
+      expect(plan).toMatchObject({ action: 'ROTATE', userName: USER, secretName: 'rekey/ALICE' });
+      expect(plan.message).toBe(
+        `rotate ${OLD_KEY_ID} of "${USER}"; IAM spells the user "${USER}"; its existing secret rekey/ALICE ` +
+          '(named as requested) is kept',
+      );
+      expect(plan.steps.join('\n')).toContain('store it in rekey/ALICE');
+      expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput(USER)]);
+    });
+
+    it('refuses a protected user in any spelling, before any AWS call', async () => {
+      // Act
+      const plan = await planRotation(deps(), request({ userName: 'breakglass' }));
+
+      // Assess
+      expect(plan).toMatchObject({ action: 'STOP', stopReason: 'UserProtected' });
+      expect(iamMock.calls()).toHaveLength(0);
+    });
   });
 
   it('plans the extra and orphan deletions in its steps, using the journal read before listing the keys', async () => {

@@ -57,11 +57,13 @@ import type { KeyRef, NewKey, RotationState } from '../../../lambdas/shared/sche
 import {
   awsError,
   daysAgo,
+  ELIGIBILITY,
   EXECUTION_ID,
   fakeClock,
   inputsOf,
   KMS_KEY_ID,
   LOCK_TABLE,
+  mockEligibleUser,
   NOW,
   plannedState as plannedAccessKeyState,
   rejectionOf,
@@ -156,6 +158,7 @@ const lockItem = (over: Record<string, { S: string }> = {}) => ({
 beforeAll(silenceLogs);
 beforeEach(() => {
   for (const m of [iamMock, smMock, ddbMock, ctMock, snsMock, ebMock]) m.reset();
+  mockEligibleUser(iamMock);
 });
 
 describe('the input and the names', () => {
@@ -244,7 +247,13 @@ describe('planRotation', () => {
     REKEY_USER_PATH_PREFIX: '/',
     REKEY_OPT_IN_TAG: undefined,
   };
-  const deps = () => ({ iam, lock: { dynamodb, table: LOCK_TABLE }, clock: fakeClock(), env });
+  const deps = () => ({
+    iam,
+    secretsManager,
+    lock: { dynamodb, table: LOCK_TABLE },
+    clock: fakeClock(),
+    env,
+  });
   const request = (dryRun = false) => ({
     input: { userName: USER, serviceName: SERVICE, ...(dryRun ? { dryRun } : {}) },
     executionId: EXECUTION_ID,
@@ -331,6 +340,7 @@ describe('createSecondKey', () => {
     lock: { dynamodb, table: LOCK_TABLE },
     clock: fakeClock(),
     env: {
+      ...ELIGIBILITY,
       REKEY_KMS_KEY_ID: KMS_KEY_ID,
       REKEY_CONSUMER_PRINCIPALS: [],
       REKEY_SECRET_READER_ROLES: undefined,
@@ -564,7 +574,11 @@ describe('verifyNewKey', () => {
 });
 
 describe('the status changes', () => {
-  const deps = () => ({ iam, clock: fakeClock(), env: { REKEY_LAST_USED_GRACE_SECONDS: 60 } });
+  const deps = () => ({
+    iam,
+    clock: fakeClock(),
+    env: { ...ELIGIBILITY, REKEY_LAST_USED_GRACE_SECONDS: 60 },
+  });
 
   it('deactivates the old credential (no last-use data to wait on beyond the adoption wait)', async () => {
     mockListed([{ id: OLD_ID }, { id: NEW_ID }]);
