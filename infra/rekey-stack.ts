@@ -147,6 +147,8 @@ export class RekeyStack extends Stack {
             'secretsmanager:PutSecretValue',
             'secretsmanager:DescribeSecret',
             'secretsmanager:TagResource',
+            // Drops the AWSPENDING label of a never-handed-out key it removes.
+            'secretsmanager:UpdateSecretVersionStage',
           ],
           [secrets],
         ),

@@ -73,14 +73,12 @@ const jsonNull = () => Lazy.any({ produce: () => null });
 export const STATE = {
   plan: 'Plan the rotation',
   reject: 'Reject the request',
-  isDryRun: 'Is this a dry run?',
+  followPlan: 'What does the plan say?',
   reportDryRun: 'Report the dry-run plan',
-  isKeyToRotate: 'Is there a key to rotate?',
   doesStopNeedAlert: 'Does the stop need an alert?',
   reportStopped: 'Report that the rotation stopped',
   recordSafeStop: 'Record the safe stop',
   stoppedSafely: 'Stopped safely',
-  isExtraKey: 'Is there an extra key to remove?',
   removeExtraKey: 'Remove the unused extra key',
   reportStarted: 'Report that the rotation started',
   createSecondKey: 'Create the second key',
@@ -300,13 +298,6 @@ export class RotationStateMachine extends Construct {
     );
     onFailure(reportStarted);
     removeExtraKey.next(reportStarted);
-    const isExtraKey = new sfn.Choice(this, STATE.isExtraKey, {
-      stateName: STATE.isExtraKey,
-      comment: 'A user may hold two keys; an inactive, unused extra key is removed to make room.',
-    })
-      // Tested for null (not "not null"): the same meaning in a form every engine evaluates.
-      .when(sfn.Condition.isNull('$.extraKey'), reportStarted)
-      .otherwise(removeExtraKey);
 
     const createSecondKey = invoke(
       STATE.createSecondKey,
@@ -432,25 +423,29 @@ export class RotationStateMachine extends Construct {
       .next(reportComplete)
       .next(rotationComplete);
 
-    const isKeyToRotate = new sfn.Choice(this, STATE.isKeyToRotate, {
-      stateName: STATE.isKeyToRotate,
-      comment: 'The plan may stop: no key, two active keys, an exempt user, a rotation in progress.',
-    })
-      .when(sfn.Condition.stringEquals('$.action', 'STOP'), doesStopNeedAlert)
-      .otherwise(isExtraKey);
     const reportDryRun = new sfn.Pass(this, STATE.reportDryRun, {
       stateName: STATE.reportDryRun,
       comment: 'A dry run ends with the plan; nothing was changed.',
       parameters: { status: 'DRY_RUN', 'message.$': '$.message' },
       resultPath: '$.outcome',
     });
-    const isDryRun = new sfn.Choice(this, STATE.isDryRun, {
-      stateName: STATE.isDryRun,
-      comment: 'A dry run reports the plan and changes nothing.',
+    // One Choice, its rules in order: the first that matches decides. The plan always writes
+    // `resumeStage` (null unless it resumes), so every rule reads a field that is there.
+    const followPlan = new sfn.Choice(this, STATE.followPlan, {
+      stateName: STATE.followPlan,
+      comment:
+        'A dry run reports the plan; a stop stops; a resumed rotation re-enters where its keys are ' +
+        '(both active: re-prove the new key, then the adoption checks; the old one inactive: the ' +
+        'verification); an inactive, unused extra key is removed first; else the rotation starts.',
     })
       .when(sfn.Condition.booleanEquals('$.dryRun', true), reportDryRun)
-      .otherwise(isKeyToRotate);
-    plan.next(isDryRun);
+      .when(sfn.Condition.stringEquals('$.action', 'STOP'), doesStopNeedAlert)
+      .when(sfn.Condition.stringEquals('$.resumeStage', 'ADOPTION'), verifyNewKey)
+      .when(sfn.Condition.stringEquals('$.resumeStage', 'DELETION'), waitBeforeDelete)
+      // A type test for true (the local engine cannot test for false): a null extraKey has no id.
+      .when(sfn.Condition.isPresent('$.extraKey.accessKeyId'), removeExtraKey)
+      .otherwise(reportStarted);
+    plan.next(followPlan);
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
       // The vendedlogs prefix keeps Step Functions from growing the account's CloudWatch Logs

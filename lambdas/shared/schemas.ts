@@ -110,6 +110,17 @@ export const STOP_REASONS = [
 export const StopReason = z.enum(STOP_REASONS);
 export type StopReason = z.infer<typeof StopReason>;
 
+export const NewKey = z.object({
+  accessKeyId: z.string().min(16),
+  createDate: IsoDate,
+  /** A service-specific credential's user name (e.g. alice-at-123456789012): not a secret. */
+  serviceUserName: z.string().min(1).optional(),
+  secretArn: z.string().min(1),
+  /** The secret version that holds the new key (the ClientRequestToken used to write it). */
+  versionId: z.string().min(32),
+});
+export type NewKey = z.infer<typeof NewKey>;
+
 /** What PlanRotation decides; it becomes the root of the state document. */
 export const Plan = z.object({
   userName: UserName,
@@ -120,7 +131,17 @@ export const Plan = z.object({
   reason: z.string().optional(),
   executionId: z.string().min(1),
   secretName: z.string().min(1),
-  action: z.enum(['ROTATE', 'STOP']),
+  /**
+   * ROTATE: a new key is created. RESUME: a new key rekey made and handed out earlier (AWSCURRENT)
+   * is carried on, none is created. STOP: nothing is done.
+   */
+  action: z.enum(['ROTATE', 'RESUME', 'STOP']),
+  /**
+   * Where a RESUME re-enters: ADOPTION (both keys active: re-prove the new key, then the adoption
+   * checks) or DELETION (the old key already inactive: the verification, then the delete). null
+   * otherwise, so the state machine's Choice can always read it.
+   */
+  resumeStage: z.enum(['ADOPTION', 'DELETION']).nullable(),
   stopReason: StopReason.optional(),
   /** Whether a STOP deserves an alert (two active keys do; an exempt user does not). */
   alert: z.boolean(),
@@ -131,8 +152,14 @@ export const Plan = z.object({
   oldKey: KeyRef.nullable(),
   /** An inactive, never-used extra key to delete before creating the new one. */
   extraKey: KeyRef.nullable(),
-  /** An active, never-used key without a stored secret left by a crashed create: deleted by the create step. */
+  /**
+   * A key rekey made that nobody holds, deleted by the create step before it makes the new one:
+   * active, never used and without a stored secret, left by a crashed create; or recorded in the
+   * journal and never handed out (its secret version never AWSCURRENT).
+   */
   orphanKey: KeyRef.nullable(),
+  /** With RESUME: the key handed out earlier (the secret's AWSCURRENT version). */
+  newKey: NewKey.optional(),
   /**
    * The reference instant Q. The plan sets it only when it resumes a rotation (to its own start);
    * otherwise null, and the verify step sets it at the hand-out.
@@ -146,17 +173,6 @@ export const PlanInput = z.object({
   executionId: z.string().min(1),
 });
 export type PlanInput = z.infer<typeof PlanInput>;
-
-export const NewKey = z.object({
-  accessKeyId: z.string().min(16),
-  createDate: IsoDate,
-  /** A service-specific credential's user name (e.g. alice-at-123456789012): not a secret. */
-  serviceUserName: z.string().min(1).optional(),
-  secretArn: z.string().min(1),
-  /** The secret version that holds the new key (the ClientRequestToken used to write it). */
-  versionId: z.string().min(32),
-});
-export type NewKey = z.infer<typeof NewKey>;
 
 export const Adoption = z.object({
   /** How many times CheckLastUsed has looked at the old key. */

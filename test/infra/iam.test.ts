@@ -141,6 +141,8 @@ function expectedPermissions(resources: Resources, config: ScopeConfig): Record<
           'secretsmanager:PutSecretValue',
           'secretsmanager:DescribeSecret',
           'secretsmanager:TagResource',
+          // Drops the AWSPENDING label of a never-handed-out key it removes.
+          'secretsmanager:UpdateSecretVersionStage',
         ],
         [s.secrets],
       ),

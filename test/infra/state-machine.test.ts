@@ -44,25 +44,28 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
       // No ResultPath: the result replaces the state (the default, left implicit).
       ResultPath: undefined,
       Parameters: { 'input.$': '$', 'executionId.$': '$$.Execution.Id' },
-      Next: 'Is this a dry run?',
+      Next: 'What does the plan say?',
       Catch: [{ ErrorEquals: ['InvalidInput', 'UserNotFound'], Next: 'Reject the request' }, toFailure],
     }),
     'Reject the request': { Type: 'Fail', Error: 'RotationRequestRejected', CausePath: '$.Cause' },
-    'Is this a dry run?': {
+    // One Choice routes every plan; its rules are tried in this order.
+    'What does the plan say?': {
       Type: 'Choice',
-      Choices: [{ Variable: '$.dryRun', BooleanEquals: true, Next: 'Report the dry-run plan' }],
-      Default: 'Is there a key to rotate?',
+      Choices: [
+        { Variable: '$.dryRun', BooleanEquals: true, Next: 'Report the dry-run plan' },
+        { Variable: '$.action', StringEquals: 'STOP', Next: 'Does the stop need an alert?' },
+        // A resumed rotation creates no key: it re-enters where its keys are.
+        { Variable: '$.resumeStage', StringEquals: 'ADOPTION', Next: 'Verify the new key works' },
+        { Variable: '$.resumeStage', StringEquals: 'DELETION', Next: 'Wait before deleting the old key' },
+        { Variable: '$.extraKey.accessKeyId', IsPresent: true, Next: 'Remove the unused extra key' },
+      ],
+      Default: 'Report that the rotation started',
     },
     'Report the dry-run plan': {
       Type: 'Pass',
       Parameters: { status: 'DRY_RUN', 'message.$': '$.message' },
       ResultPath: '$.outcome',
       End: true,
-    },
-    'Is there a key to rotate?': {
-      Type: 'Choice',
-      Choices: [{ Variable: '$.action', StringEquals: 'STOP', Next: 'Does the stop need an alert?' }],
-      Default: 'Is there an extra key to remove?',
     },
     'Does the stop need an alert?': {
       Type: 'Choice',
@@ -82,11 +85,6 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
       Next: 'Stopped safely',
     },
     'Stopped safely': { Type: 'Succeed' },
-    'Is there an extra key to remove?': {
-      Type: 'Choice',
-      Choices: [{ Variable: '$.extraKey', IsNull: true, Next: 'Report that the rotation started' }],
-      Default: 'Remove the unused extra key',
-    },
     'Remove the unused extra key': task('delete-key', {
       Parameters: {
         'userName.$': '$.userName',

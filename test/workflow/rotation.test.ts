@@ -4,7 +4,12 @@
  * request signing on. Every scenario ends with a scan for secret values in the execution history,
  * the task inputs and outputs, the logs and the notifications.
  */
-import { DeleteAccessKeyCommand, TagUserCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
+import {
+  DeleteAccessKeyCommand,
+  TagUserCommand,
+  UntagUserCommand,
+  UpdateAccessKeyCommand,
+} from '@aws-sdk/client-iam';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor, type RotationResult, type TaskOverride } from '../../cli/local-runner.ts';
@@ -158,6 +163,91 @@ describe('old key still in use', () => {
   });
 });
 
+describe('resume, never a dead end', () => {
+  /** The key the user's secret holds as AWSCURRENT. */
+  const currentKey = async (user: string) => (await world.storedCredential(user)).AccessKeyId;
+
+  it('after a still-in-use stop and a consumer that switched, a new run finishes with the key already handed out', async () => {
+    const [old] = await world.createUser('sam');
+    if (!old) throw new Error('no key');
+    const stillUsing: TaskOverride = async (input, invoke) => {
+      await consumerOf(old)();
+      return invoke(input);
+    };
+    const first = await world.run({ userName: 'sam' }, { handlers: { 'check-last-used': stillUsing } });
+    expect(outcomeStatus(first)).toBe('STOPPED');
+    expect(exitCodeFor(first)).toBe(2);
+    const handedOut = await currentKey('sam');
+    const stop = (first.output as { outcome: { message: string } }).outcome.message;
+    // The notification says exactly what to do next.
+    expect(stop).toContain(
+      "Switch every consumer that still uses the old key to the secret's AWSCURRENT version (the new key), " +
+        'then start the rotation of this user again: it resumes with the new key, creates none',
+    );
+    await world.drainNotifications();
+
+    // The consumer switched to the new key an hour ago; then the operator starts a new rotation.
+    world.clock.advance(3600);
+    const second = await world.run({ userName: 'sam' });
+
+    expect(outcomeStatus(second)).toBe('ROTATED');
+    expect(exitCodeFor(second)).toBe(0);
+    expect(second.output).toMatchObject({ action: 'RESUME', resumeStage: 'ADOPTION' });
+    expect(await world.keysOf('sam')).toEqual([{ id: handedOut, status: 'Active' }]);
+    expect(await currentKey('sam')).toBe(handedOut);
+    // It created no key: the create step never ran, and it re-entered at the proof of the new key.
+    expect(second.tasks.map((t) => t.step)).not.toContain('create-second-key');
+    const entered = statesEntered(second);
+    expect(entered.slice(0, 3)).toEqual([
+      'Plan the rotation',
+      'What does the plan say?',
+      'Verify the new key works',
+    ]);
+    expect(entered).not.toContain('Report that the rotation started');
+    const notifications = await world.drainNotifications();
+    expect(detailTypes(notifications)).toEqual([
+      'New Access Key Ready',
+      'Access Key Deactivated',
+      'Access Key Rotation Completed',
+    ]);
+    await expectClean(second, notifications);
+  });
+
+  it('after a failure after the deactivation, a new run re-enters at the verification and deletes the old key', async () => {
+    const [old] = await world.createUser('tom');
+    if (!old) throw new Error('no key');
+    const broken: TaskOverride = () => {
+      const failure = new Error('the notification could not be sent');
+      failure.name = 'NotificationBroken';
+      throw failure;
+    };
+    const first = await world.run(
+      { userName: 'tom' },
+      { handlers: { 'Report that the old key was deactivated': broken } },
+    );
+    expect(first.status).toBe('FAILED');
+    expect((await world.keysOf('tom')).find((k) => k.id === old.accessKeyId)?.status).toBe('Inactive');
+    const handedOut = await currentKey('tom');
+    await world.drainNotifications();
+
+    const second = await world.run({ userName: 'tom' });
+
+    expect(outcomeStatus(second)).toBe('ROTATED');
+    expect(exitCodeFor(second)).toBe(0);
+    expect(second.output).toMatchObject({ action: 'RESUME', resumeStage: 'DELETION' });
+    expect(statesEntered(second).slice(0, 5)).toEqual([
+      'Plan the rotation',
+      'What does the plan say?',
+      'Wait before deleting the old key',
+      'Verify the old key stayed unused',
+      'Delete the old key',
+    ]);
+    expect(second.tasks.map((t) => t.step)).not.toContain('create-second-key');
+    expect(await world.keysOf('tom')).toEqual([{ id: handedOut, status: 'Active' }]);
+    await expectClean(second, await world.drainNotifications());
+  });
+});
+
 describe('the quiet-since instant Q', () => {
   it('a consumer that switches between two adoption checks lets the rotation complete in that run', async () => {
     const [old] = await world.createUser('nina');
@@ -276,6 +366,15 @@ describe('checked right before acting', () => {
     }>;
     expect(locks.find((l) => l.userName.S === 'pat')?.owner).toBeUndefined();
     await expectClean(result, notifications);
+
+    // The exemption ends: a new run resumes with the key the first one handed out.
+    const handedOut = (await world.storedCredential('pat')).AccessKeyId;
+    await world.iam.send(new UntagUserCommand({ UserName: 'pat', TagKeys: ['rekey:exempt'] }));
+    const resumed = await world.run({ userName: 'pat' });
+    expect(outcomeStatus(resumed)).toBe('ROTATED');
+    expect(resumed.output).toMatchObject({ action: 'RESUME', resumeStage: 'ADOPTION' });
+    expect(await world.keysOf('pat')).toEqual([{ id: handedOut, status: 'Active' }]);
+    await expectClean(resumed, await world.drainNotifications());
   });
 
   describe('a case variant of the user name', () => {

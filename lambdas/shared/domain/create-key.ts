@@ -6,6 +6,8 @@
  *   returned as is (no second key);
  * - a key orphaned by a crash (created after the journal's `creatingSince`, never used, secret
  *   never stored) is deleted before a new one is made (no third key, no key without a secret);
+ * - so is the key an earlier rotation made and never handed out (the plan marks it; the journal
+ *   and its secret version are asked again), with its version's AWSPENDING label;
  * - a failure to store deletes the new key again (compensation);
  * - any other extra key stops the step without touching anything.
  */
@@ -27,6 +29,7 @@ import {
   readLock,
   recordCreatedKey,
 } from './lock.ts';
+import { createdKeyOf, removeNeverHandedOut } from './own-key.ts';
 import { describeVersions, secretResourcePolicy, storePendingKey, versionTokenFor } from './secret.ts';
 
 export interface CreateKeyDeps {
@@ -83,6 +86,17 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
         };
         return { stored, removed };
       }
+      if (key.accessKeyId === state.orphanKey?.accessKeyId) {
+        // The plan found a key an earlier rotation made and never handed out. Asked again here,
+        // right before the delete: still the journal's, still replacing this old key, still never
+        // AWSCURRENT.
+        const made = await createdKeyOf(deps.secretsManager, journal, secretName);
+        if (made?.accessKeyId === key.accessKeyId && made.replacedKeyId === oldKeyId && !made.handedOut) {
+          await removeNeverHandedOut(deps.secretsManager, kind, userName, made);
+          removed++;
+          continue;
+        }
+      }
       const lastUse = await kind.lastUse(key.accessKeyId);
       if (!isOrphanKey(key, lastUse, journal?.creatingSince ?? null)) {
         throw new UnexpectedKeyState(
@@ -131,7 +145,12 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
   }
   let stored: { arn: string; versionId: string };
   try {
-    await recordCreatedKey(deps.lock, subject, executionId, created.id, token);
+    await recordCreatedKey(deps.lock, subject, executionId, {
+      accessKeyId: created.id,
+      versionId: token,
+      replacedKeyId: oldKeyId,
+      secretName,
+    });
     stored = await storePendingKey(deps.secretsManager, {
       name: secretName,
       kmsKeyId: deps.env.REKEY_KMS_KEY_ID,

@@ -60,7 +60,8 @@ function stepStopAdvice(state: State): string {
   const fresh = state.newKey?.accessKeyId;
   const again = 'once rekey may rotate the user again, start the rotation of this user again';
   if (!fresh) return `. Nothing was changed; ${again}`;
-  if (!state.deactivation) {
+  // The old key is inactive after the deactivation, and in a run that resumed at the deletion.
+  if (!state.deactivation && state.resumeStage !== 'DELETION') {
     return `. Both keys stay active and the secret holds the new key ${fresh}; ${again}: it resumes with ${fresh} and creates no key`;
   }
   return (

@@ -20,6 +20,7 @@ import { type CredentialKind, credentialKind } from './credentials.ts';
 import { protectedRefusal, readUser, refusalOf } from './eligibility.ts';
 import { type AccessKeyInfo, isOrphanKey, iso, type LastUse } from './keys.ts';
 import { acquireLock, type LockDeps, type LockItem, lockSubject, readLock } from './lock.ts';
+import { type CreatedKey, createdKeyOf } from './own-key.ts';
 import { describeVersions, secretNameFor, versionTokenFor } from './secret.ts';
 
 export type PlanEnv = Pick<
@@ -53,7 +54,10 @@ export interface KeyView {
   lastUse: LastUse;
 }
 
-export type Decision = Pick<Plan, 'action' | 'alert' | 'message' | 'oldKey' | 'extraKey' | 'orphanKey'> & {
+export type Decision = Pick<
+  Plan,
+  'action' | 'alert' | 'message' | 'oldKey' | 'extraKey' | 'orphanKey' | 'resumeStage' | 'newKey'
+> & {
   stopReason?: StopReason;
 };
 
@@ -74,6 +78,7 @@ function stop(reason: StopReason, alert: boolean, message: string): Decision {
     oldKey: null,
     extraKey: null,
     orphanKey: null,
+    resumeStage: null,
   };
 }
 
@@ -83,6 +88,8 @@ export interface Journal {
   creatingSince: Date | null;
   /** The key this very execution created and stored in an earlier attempt (a re-run resumes it). */
   ownKeyId: string | null;
+  /** The last key any rekey execution created for this user, as its secret version shows it. */
+  created: CreatedKey | null;
 }
 
 /** The words for the credentials decided on. */
@@ -109,10 +116,23 @@ export function decide(userName: string, keys: KeyView[], journal: Journal, noun
       oldKey: ref(resumed),
       extraKey: null,
       orphanKey: null,
+      resumeStage: null,
     };
   }
+  const { created } = journal;
+  const made = created ? keys.find((k) => k.key.accessKeyId === created.accessKeyId) : undefined;
+  const other = made ? keys.find((k) => k !== made) : undefined;
+  // The other key is the one that rotation replaced: nothing but rekey's own steps happened since.
+  const replacedByMade = keys.length === 2 && other?.key.accessKeyId === created?.replacedKeyId;
+  if (created?.current && made && other && replacedByMade) {
+    const resume = resumeDecision(userName, made, other, created, nouns);
+    if (resume) return resume;
+  }
   const creatingSince = journal.creatingSince;
-  const orphans = keys.filter((k) => isOrphanKey(k.key, k.lastUse, creatingSince));
+  // A key rekey made and never handed out, beside the key it was to replace, is nobody's.
+  const neverHandedOut =
+    created && made && replacedByMade && !created.handedOut && made.key.status === 'Active' ? made : null;
+  const orphans = keys.filter((k) => k === neverHandedOut || isOrphanKey(k.key, k.lastUse, creatingSince));
   const active = keys.filter((k) => k.key.status === 'Active' && !orphans.includes(k));
   const others = keys.filter((k) => k.key.status !== 'Active');
   if (active.length >= 2) {
@@ -120,7 +140,8 @@ export function decide(userName: string, keys: KeyView[], journal: Journal, noun
       'TwoActiveKeys',
       true,
       `"${userName}" has two active ${nouns.plural}, ${active.map(describe).join(' and ')}; rekey will not guess ` +
-        'which one to replace: deactivate or delete one of them by hand',
+        `which one to replace${made && created ? `. ${ownKeyNote(made, created, nouns)}` : ''}: deactivate or ` +
+        'delete one of them by hand',
     );
   }
   const old = active[0];
@@ -159,14 +180,92 @@ export function decide(userName: string, keys: KeyView[], journal: Journal, noun
     oldKey: ref(old),
     extraKey: extra ? ref(extra) : null,
     orphanKey: orphan ? ref(orphan) : null,
+    resumeStage: null,
   };
+}
+
+/**
+ * The user's newer key is rekey's own (its secret version is AWSCURRENT) and the other one is the
+ * key that rotation replaced: whatever stopped, failed or ended that run, this one carries it on
+ * with the key consumers already have, and creates none. Where it re-enters follows from the keys:
+ * both active, the adoption check; the old one inactive, the verification and then the delete.
+ */
+function resumeDecision(
+  userName: string,
+  made: KeyView,
+  other: KeyView,
+  created: CreatedKey,
+  nouns: Nouns,
+): Decision | null {
+  // The current key is the older one: something besides rekey made the newer key.
+  if (made.key.createDate.getTime() <= other.key.createDate.getTime() || made.key.status !== 'Active')
+    return null;
+  const stage =
+    other.key.status === 'Active' ? 'ADOPTION' : other.key.status === 'Inactive' ? 'DELETION' : null;
+  if (!stage || !created.secretArn) return null;
+  const fresh = made.key.accessKeyId;
+  const old = other.key.accessKeyId;
+  return {
+    action: 'RESUME',
+    resumeStage: stage,
+    alert: false,
+    message:
+      `resume the rotation of ${old} of "${userName}": the new ${nouns.noun} ${fresh}, handed out earlier ` +
+      `(AWSCURRENT in ${created.secretName}), is kept and none is created; ` +
+      (stage === 'ADOPTION'
+        ? `${old} is still active: check it went quiet, then deactivate and later delete it`
+        : `${old} is already inactive: verify it stayed unused, then delete it`),
+    oldKey: ref(other),
+    newKey: {
+      accessKeyId: fresh,
+      createDate: iso(made.key.createDate),
+      ...(made.key.serviceUserName ? { serviceUserName: made.key.serviceUserName } : {}),
+      secretArn: created.secretArn,
+      versionId: created.versionId,
+    },
+    extraKey: null,
+    orphanKey: null,
+  };
+}
+
+/** What the journal tells a human about one of two active keys that rekey made. */
+function ownKeyNote(made: KeyView, created: CreatedKey, nouns: Nouns): string {
+  const id = made.key.accessKeyId;
+  if (!created.handedOut) {
+    return (
+      `${id} is rekey's own ${nouns.noun}, created by ${created.createdBy ?? 'an earlier rotation'} and never handed ` +
+      `out (its version in ${created.secretName} was never AWSCURRENT), so nobody holds it and it can be deleted`
+    );
+  }
+  return created.current
+    ? `${id} is rekey's own ${nouns.noun}, AWSCURRENT in ${created.secretName}, but the other one is not the key it replaced or is newer`
+    : `${id} is a ${nouns.noun} rekey handed out earlier (no longer AWSCURRENT in ${created.secretName})`;
 }
 
 function stepsFor(plan: Decision, userName: string, secretName: string, kind: CredentialKind): string[] {
   if (plan.action === 'STOP' || !plan.oldKey) return [plan.message];
   const old = plan.oldKey.accessKeyId;
+  if (plan.action === 'RESUME') {
+    const fresh = plan.newKey?.accessKeyId;
+    const since = 'since this run started (or since the last check that found it used)';
+    return plan.resumeStage === 'ADOPTION'
+      ? [
+          `keep the new ${kind.noun} ${fresh} (AWSCURRENT in ${secretName}); create none`,
+          `prove ${fresh} still works, and announce it again`,
+          `wait for consumers to adopt it; check ${old} was not used ${since}`,
+          `deactivate ${old}, wait, verify it stayed unused and ${fresh} still works (else reactivate ${old})`,
+          `delete ${old}`,
+        ]
+      : [
+          `keep the new ${kind.noun} ${fresh} (AWSCURRENT in ${secretName}); create none`,
+          `wait, verify ${old} stayed inactive and unused since this run started and ${fresh} still works (else reactivate ${old})`,
+          `delete ${old}`,
+        ];
+  }
   const orphan = plan.orphanKey
-    ? [`delete ${plan.orphanKey.accessKeyId}, left without a stored secret by a crashed attempt`]
+    ? [
+        `delete ${plan.orphanKey.accessKeyId}, which an earlier attempt made and nobody holds (never handed out)`,
+      ]
     : [];
   if (kind.tracksLastUse) {
     return [
@@ -197,6 +296,7 @@ function journalOf(
   keys: AccessKeyInfo[],
   executionId: string,
   userName: string,
+  created: CreatedKey | null,
 ): Journal {
   const own = keys.find(
     (k) =>
@@ -206,7 +306,7 @@ function journalOf(
           other !== k && lock.createdVersionId === versionTokenFor(executionId, userName, other.accessKeyId),
       ),
   );
-  return { creatingSince: lock?.creatingSince ?? null, ownKeyId: own?.accessKeyId ?? null };
+  return { creatingSince: lock?.creatingSince ?? null, ownKeyId: own?.accessKeyId ?? null, created };
 }
 
 export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<Plan> {
@@ -279,7 +379,15 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
   const keys = await kind.list(userName);
   const views: KeyView[] = [];
   for (const key of keys) views.push({ key, lastUse: await kind.lastUse(key.accessKeyId) });
-  const decision = decide(userName, views, journalOf(lock, keys, request.executionId, userName), kind);
+  const created = await createdKeyOf(deps.secretsManager, lock, base.secretName);
+  const decision = decide(
+    userName,
+    views,
+    journalOf(lock, keys, request.executionId, userName, created),
+    kind,
+  );
+  // A resumed run is a new start: only uses of the old key from now on (less the grace) count.
+  if (decision.action === 'RESUME') base.quietSince = iso(deps.clock.now());
   if (decision.action === 'STOP' || dryRun) return finish(decision, userArn);
 
   // A rival that took the lock since the read above wins; the steps after this one re-read the

@@ -87,6 +87,33 @@ export async function describeVersions(
   }
 }
 
+/** A version that is or was AWSCURRENT: consumers may hold its key. */
+export function isHandedOut(stages: readonly string[]): boolean {
+  return stages.includes('AWSCURRENT') || stages.includes('AWSPREVIOUS');
+}
+
+/**
+ * Drops the AWSPENDING label from a version whose key was removed, so nothing points consumers or
+ * rekey at it. Safe to repeat: a retry of an applied call is refused (the label is gone) and counts
+ * as done, as does a secret or label that is already gone.
+ */
+export async function dropPendingLabel(sm: SecretsManagerClient, secretId: string, versionId: string) {
+  const pending = async () =>
+    (await describeVersions(sm, secretId))?.stages[versionId]?.includes('AWSPENDING');
+  try {
+    await sm.send(
+      new UpdateSecretVersionStageCommand({
+        SecretId: secretId,
+        VersionStage: 'AWSPENDING',
+        RemoveFromVersionId: versionId,
+      }),
+    );
+  } catch (error) {
+    if (isAwsError(error, 'ResourceNotFoundException')) return;
+    if (!isAwsError(error, 'InvalidParameterException') || (await pending())) throw error;
+  }
+}
+
 export function versionWithStage(stages: Record<string, string[]>, stage: string): string | null {
   return Object.entries(stages).find(([, s]) => s.includes(stage))?.[0] ?? null;
 }

@@ -18,6 +18,8 @@ import { type AuthResult, authenticate, type StsFactory, waitUntilKeyWorks } fro
 import { type CredentialKind, credentialKind } from './credentials.ts';
 import { iso, usedAtOrAfter } from './keys.ts';
 import {
+  describeVersions,
+  isHandedOut,
   isServiceCredential,
   promoteVersion,
   readStoredCredential,
@@ -59,6 +61,16 @@ export async function verifyNewKey(
     ? await waitUntilListedActive(deps, kind, state, credential, attempts)
     : await waitUntilKeyWorks(deps, credential, state.userArn, attempts, deps.env.REKEY_VERIFY_BASE_DELAY_MS);
   if (!result.ok) {
+    // A resumed run re-proves a key handed out earlier: consumers may already use it, and a key
+    // that fails here may be failing for a while only. It is kept and a human looks.
+    const stages =
+      (await describeVersions(deps.secretsManager, newKey.secretArn))?.stages[newKey.versionId] ?? [];
+    if (isHandedOut(stages)) {
+      throw new NewKeyNotWorking(
+        `${kind.noun} ${newKey.accessKeyId} of "${userName}", handed out earlier (${stages.join(', ')}), failed ` +
+          `verification after ${attempts} attempts (${result.reason}); it was kept, and the old ${kind.noun} is unchanged`,
+      );
+    }
     // Never handed out (it is only AWSPENDING): remove it so the user is left as it was.
     const keys = await kind.list(userName);
     if (keys.some((k) => k.accessKeyId === newKey.accessKeyId))

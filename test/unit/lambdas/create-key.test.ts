@@ -13,12 +13,13 @@ import {
   PutResourcePolicyCommand,
   PutSecretValueCommand,
   ResourceNotFoundException,
+  UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { dynamodb, iam, secretsManager } from '../../../lambdas/shared/clients.ts';
 import { type CreateKeyDeps, createSecondKey } from '../../../lambdas/shared/domain/create-key.ts';
-import { secretResourcePolicy } from '../../../lambdas/shared/domain/secret.ts';
+import { secretResourcePolicy, versionTokenFor } from '../../../lambdas/shared/domain/secret.ts';
 import { RotationInProgress, SecretNotStored, UnexpectedKeyState } from '../../../lambdas/shared/errors.ts';
 import {
   awsError,
@@ -63,8 +64,10 @@ const old: KeyFixture = { id: OLD_KEY_ID, created: OLD_KEY_CREATED, lastUsed: OL
 const CONSUMER = 'arn:aws:iam::123456789012:role/ci/deployer';
 const VERIFY_ROLE = 'arn:aws:iam::123456789012:role/RekeyStack-VerifyNewKeyRole-ABC';
 
-const MARK = 'UpdateItem(SET creatingSince = :since REMOVE createdKeyId, createdVersionId)';
-const RECORD = 'UpdateItem(SET createdKeyId = :k, createdVersionId = :v)';
+const MARK =
+  'UpdateItem(SET creatingSince = :since REMOVE createdKeyId, createdVersionId, createdBy, replacedKeyId, secretName)';
+const RECORD =
+  'UpdateItem(SET createdKeyId = :k, createdVersionId = :v, createdBy = :owner, replacedKeyId = :r, secretName = :s)';
 const CLEAR = 'UpdateItem(REMOVE creatingSince)';
 
 function deps(): CreateKeyDeps {
@@ -84,9 +87,23 @@ function deps(): CreateKeyDeps {
 
 /** The user's lock item as GetItem returns it. */
 function lockItem(
-  journal: { owner?: string; creatingSince?: Date; createdKeyId?: string; createdVersionId?: string } = {},
+  journal: {
+    owner?: string;
+    creatingSince?: Date;
+    createdKeyId?: string;
+    createdVersionId?: string;
+    createdBy?: string;
+    replacedKeyId?: string;
+  } = {},
 ) {
-  const { owner = EXECUTION_ID, creatingSince, createdKeyId, createdVersionId } = journal;
+  const {
+    owner = EXECUTION_ID,
+    creatingSince,
+    createdKeyId,
+    createdVersionId,
+    createdBy,
+    replacedKeyId,
+  } = journal;
   return {
     Item: {
       userName: { S: USER },
@@ -95,6 +112,8 @@ function lockItem(
       ...(creatingSince ? { creatingSince: { S: creatingSince.toISOString() } } : {}),
       ...(createdKeyId ? { createdKeyId: { S: createdKeyId } } : {}),
       ...(createdVersionId ? { createdVersionId: { S: createdVersionId } } : {}),
+      ...(createdBy ? { createdBy: { S: createdBy } } : {}),
+      ...(replacedKeyId ? { replacedKeyId: { S: replacedKeyId }, secretName: { S: SECRET_NAME } } : {}),
     },
   };
 }
@@ -245,7 +264,14 @@ describe('createSecondKey', () => {
     expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand)).map((i) => i.ExpressionAttributeValues)).toEqual(
       [
         { ':owner': { S: EXECUTION_ID }, ':since': { S: NOW.toISOString() } },
-        { ':owner': { S: EXECUTION_ID }, ':k': { S: NEW_KEY_ID }, ':v': { S: TOKEN } },
+        // The journal: this execution made NEW_KEY_ID, held by that version of that secret, to replace OLD_KEY_ID.
+        {
+          ':owner': { S: EXECUTION_ID },
+          ':k': { S: NEW_KEY_ID },
+          ':v': { S: TOKEN },
+          ':r': { S: OLD_KEY_ID },
+          ':s': { S: SECRET_NAME },
+        },
         { ':owner': { S: EXECUTION_ID } },
       ],
     );
@@ -351,7 +377,7 @@ describe('createSecondKey', () => {
     mockStorage();
     mockCreated();
     ddbMock
-      .on(UpdateItemCommand, { UpdateExpression: 'SET createdKeyId = :k, createdVersionId = :v' })
+      .on(UpdateItemCommand, { UpdateExpression: RECORD.slice('UpdateItem('.length, -1) })
       .rejects(awsError('InternalServerError'));
 
     // Act & Assess
@@ -447,6 +473,80 @@ describe('createSecondKey', () => {
     const order = callOrder(iamMock, ddbMock);
     expect(order.indexOf('DeleteAccessKey')).toBeLessThan(order.indexOf(MARK));
     expect(order.indexOf(MARK)).toBeLessThan(order.indexOf('CreateAccessKey'));
+  });
+
+  describe('a key an earlier rotation made and never handed out (marked by the plan)', () => {
+    const EARLIER_TOKEN = versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID);
+    const earlier: KeyFixture = { id: EXTRA_KEY_ID, created: daysAgo(2), lastUsed: daysAgo(2) };
+    const journal = lockItem({
+      createdKeyId: EXTRA_KEY_ID,
+      createdVersionId: EARLIER_TOKEN,
+      createdBy: OTHER_EXECUTION_ID,
+      replacedKeyId: OLD_KEY_ID,
+    });
+    const state = () => ({
+      ...plannedState(),
+      orphanKey: { accessKeyId: EXTRA_KEY_ID, createDate: daysAgo(2).toISOString() },
+    });
+    const secretWith = (stages: string[]) =>
+      smMock.on(DescribeSecretCommand).resolves({
+        ARN: SECRET_ARN,
+        VersionIdsToStages: { PREVIOUS: ['AWSCURRENT'], [EARLIER_TOKEN]: stages },
+      });
+
+    it('is deleted with its AWSPENDING label before the new key is made', async () => {
+      // Prepare
+      ddbMock.on(GetItemCommand).resolves(journal);
+      mockKeys(iamMock, [old, earlier]);
+      mockStorage();
+      secretWith(['AWSPENDING']);
+      smMock.on(UpdateSecretVersionStageCommand).resolves({});
+      mockCreated();
+
+      // Act
+      const newKey = await createSecondKey(deps(), state());
+
+      // Assess
+      expect(newKey.accessKeyId).toBe(NEW_KEY_ID);
+      expect(inputsOf(iamMock.commandCalls(DeleteAccessKeyCommand))).toEqual([
+        { UserName: USER, AccessKeyId: EXTRA_KEY_ID },
+      ]);
+      expect(inputsOf(smMock.commandCalls(UpdateSecretVersionStageCommand))).toEqual([
+        { SecretId: SECRET_NAME, VersionStage: 'AWSPENDING', RemoveFromVersionId: EARLIER_TOKEN },
+      ]);
+      const order = callOrder(iamMock, ddbMock, smMock);
+      expect(order.indexOf('DeleteAccessKey')).toBeLessThan(order.indexOf('UpdateSecretVersionStage'));
+      expect(order.indexOf('UpdateSecretVersionStage')).toBeLessThan(order.indexOf('CreateAccessKey'));
+    });
+
+    it('is kept (UnexpectedKeyState, nothing changed) if its version became AWSCURRENT since the plan', async () => {
+      // Prepare
+      ddbMock.on(GetItemCommand).resolves(journal);
+      mockKeys(iamMock, [old, earlier]);
+      mockStorage();
+      secretWith(['AWSCURRENT']);
+      mockCreated();
+
+      // Act
+      const error = await rejectionOf(createSecondKey(deps(), state()));
+
+      // Assess
+      expect(error).toBeInstanceOf(UnexpectedKeyState);
+      expectNoMutation();
+      expect(smMock).not.toHaveReceivedCommand(UpdateSecretVersionStageCommand);
+    });
+
+    it('is kept if the journal no longer names it (another rotation recorded a key since)', async () => {
+      // Prepare
+      ddbMock.on(GetItemCommand).resolves(lockItem());
+      mockKeys(iamMock, [old, earlier]);
+      mockStorage();
+      secretWith(['AWSPENDING']);
+
+      // Act & Assess
+      expect(await rejectionOf(createSecondKey(deps(), state()))).toBeInstanceOf(UnexpectedKeyState);
+      expectNoMutation();
+    });
   });
 
   it('counts an orphan as deleted when the retry of its delete, whose response was lost, finds it gone', async () => {

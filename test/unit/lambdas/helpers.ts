@@ -158,6 +158,7 @@ export function plannedState(): RotationState & { oldKey: KeyRef } {
     executionId: EXECUTION_ID,
     secretName: SECRET_NAME,
     action: 'ROTATE',
+    resumeStage: null,
     alert: false,
     message: `rotate ${OLD_KEY_ID} of "${USER}"`,
     steps: [],

@@ -191,6 +191,37 @@ describe('verifyNewKey', () => {
     expect(smMock).not.toHaveReceivedCommand(UpdateSecretVersionStageCommand);
   });
 
+  it('keeps a key handed out earlier (a resumed run) that fails verification: consumers may use it', async () => {
+    // Prepare
+    smMock
+      .on(GetSecretValueCommand)
+      .resolves({ ARN: SECRET_ARN, VersionId: TOKEN, SecretString: secretOf(NEW_KEY_ID) });
+    smMock.on(DescribeSecretCommand).resolves({
+      ARN: SECRET_ARN,
+      VersionIdsToStages: { [PREVIOUS_VERSION]: ['AWSPREVIOUS'], [TOKEN]: ['AWSCURRENT'] },
+    });
+    stsMock.on(GetCallerIdentityCommand).rejects(rejected());
+    mockKeys(iamMock, [
+      { id: OLD_KEY_ID, created: OLD_KEY_CREATED },
+      { id: NEW_KEY_ID, created: NEW_KEY_CREATED },
+    ]);
+
+    // Act
+    const error = await rejectionOf(
+      verifyNewKey(deps(), { ...stateWithNewKey(), quietSince: NOW.toISOString() }),
+    );
+
+    // Assess
+    expect(error).toMatchObject({
+      name: 'NewKeyNotWorking',
+      message: expect.stringContaining(
+        `handed out earlier (AWSCURRENT), failed verification after 4 attempts`,
+      ),
+    });
+    expect(error.message).toContain('it was kept');
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+  });
+
   it('throws NewKeyNotWorking without deleting anything when the key is already gone', async () => {
     // Prepare
     mockPendingVersion();
