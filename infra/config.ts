@@ -227,6 +227,15 @@ export const RekeyConfigSchema = z
           `verifyAttempts and verifyBaseDelayMs make verify-new-key run up to ${verifySeconds} s; ` +
           `a Lambda runs at most ${MAX_LAMBDA_TIMEOUT_SECONDS} s`,
       });
+    } else if (cleanupTimeoutSeconds(c) > MAX_LAMBDA_TIMEOUT_SECONDS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['verifyAttempts'],
+        message:
+          `verifyAttempts and verifyBaseDelayMs make verify-new-key run up to ${verifySeconds} s; the cleanup ` +
+          `after an aborted execution waits that out and needs ${DEFAULT_LAMBDA_TIMEOUT_SECONDS} s more, ` +
+          `beyond a Lambda's ${MAX_LAMBDA_TIMEOUT_SECONDS} s`,
+      });
     }
     const days = executionDays(c);
     if (days > MAX_EXECUTION_DAYS) {
@@ -316,6 +325,22 @@ export function verifyNewKeyTimeoutSeconds(
   return Math.max(DEFAULT_LAMBDA_TIMEOUT_SECONDS, Math.ceil(sleepMs / 1000) + c.verifyAttempts * 5 + 30);
 }
 
+/**
+ * The longest a step's Lambda can run. Step Functions does not stop a Lambda it invoked when an
+ * execution is aborted or times out: that step may still be running for this long, so the
+ * cleanup after such an execution waits it out before it looks at the keys.
+ */
+export function longestStepTimeoutSeconds(
+  c: Pick<RekeyConfig, 'verifyAttempts' | 'verifyBaseDelayMs'>,
+): number {
+  return Math.max(DEFAULT_LAMBDA_TIMEOUT_SECONDS, verifyNewKeyTimeoutSeconds(c));
+}
+
+/** The cleanup's Lambda timeout: the wait for a step still running, then its own few calls. */
+export function cleanupTimeoutSeconds(c: Pick<RekeyConfig, 'verifyAttempts' | 'verifyBaseDelayMs'>): number {
+  return longestStepTimeoutSeconds(c) + DEFAULT_LAMBDA_TIMEOUT_SECONDS;
+}
+
 /** The deployed resources the Lambdas address (CDK tokens in the stack, real names locally). */
 export interface RekeyResources {
   /** Key id or ARN of the customer-managed KMS key that encrypts the secrets. */
@@ -366,6 +391,7 @@ export function lambdaEnvironment(config: RekeyConfig, resources: RekeyResources
     REKEY_VERIFY_ATTEMPTS: String(config.verifyAttempts),
     REKEY_VERIFY_BASE_DELAY_MS: String(config.verifyBaseDelayMs),
     REKEY_CLOUDTRAIL_LOOKUP: String(config.cloudTrailLookup),
+    REKEY_CLEANUP_SETTLE_SECONDS: String(longestStepTimeoutSeconds(config)),
   };
 }
 

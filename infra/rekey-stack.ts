@@ -2,9 +2,15 @@ import { ArnFormat, CfnOutput, Duration, Fn, Lazy, Stack, type StackProps, Valid
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import { STEP_NAMES, type StepName } from '../lambdas/shared/steps.ts';
-import { type RekeyConfig, type RekeyResources, verifyNewKeyTimeoutSeconds } from './config.ts';
+import {
+  cleanupTimeoutSeconds,
+  type RekeyConfig,
+  type RekeyResources,
+  verifyNewKeyTimeoutSeconds,
+} from './config.ts';
 import { Alarms } from './constructs/alarms.ts';
 import { Audit } from './constructs/audit.ts';
+import { ExecutionCleanup } from './constructs/execution-cleanup.ts';
 import { LockTable } from './constructs/lock-table.ts';
 import { LogsKey } from './constructs/logs-key.ts';
 import { Notifications } from './constructs/notifications.ts';
@@ -41,6 +47,7 @@ function byStep<T>(make: (step: StepName) => T): Record<StepName, T> {
 export class RekeyStack extends Stack {
   readonly functions: Readonly<Record<StepName, RekeyFunction>>;
   readonly rotation: RotationStateMachine;
+  readonly cleanup: ExecutionCleanup;
   readonly audit: Audit;
   readonly alarms: Alarms;
 
@@ -82,6 +89,10 @@ export class RekeyStack extends Stack {
           logsKey,
           ...(step === 'verify-new-key'
             ? { timeout: Duration.seconds(verifyNewKeyTimeoutSeconds(config)) }
+            : {}),
+          // It waits out any step still running after an abort, and an EventBridge rule invokes it too.
+          ...(step === 'cleanup'
+            ? { timeout: Duration.seconds(cleanupTimeoutSeconds(config)), invokedAsynchronously: true }
             : {}),
         }),
     );
@@ -204,6 +215,18 @@ export class RekeyStack extends Stack {
         LIST_SSC,
         'iam:DeleteServiceSpecificCredential',
       ]),
+      // After an ended execution: its journal and lock, the key it made, that key's secret version.
+      cleanup: [
+        allow(['dynamodb:GetItem', 'dynamodb:UpdateItem'], [lockTable.tableArn]),
+        ...onUsers([
+          'iam:ListAccessKeys',
+          'iam:GetAccessKeyLastUsed',
+          'iam:DeleteAccessKey',
+          LIST_SSC,
+          'iam:DeleteServiceSpecificCredential',
+        ]),
+        allow(['secretsmanager:DescribeSecret', 'secretsmanager:UpdateSecretVersionStage'], [secrets]),
+      ],
       notify: [
         allow(['sns:Publish'], [notifications.topic.topicArn]),
         // Publishing to an encrypted topic: SNS generates a data key with the caller's rights.
@@ -250,6 +273,10 @@ export class RekeyStack extends Stack {
       functions: byStep((step) => functions[step].lambdaFunction),
       config,
       logsKey,
+    });
+    this.cleanup = new ExecutionCleanup(this, 'ExecutionCleanup', {
+      stateMachine: this.rotation.stateMachine,
+      cleanupFunction: functions.cleanup.lambdaFunction,
     });
 
     this.audit = new Audit(this, 'Audit', {

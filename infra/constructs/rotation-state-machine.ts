@@ -99,6 +99,7 @@ export const STATE = {
   reactivateOldKey: 'Reactivate the old key',
   reportRollback: 'Report the rollback',
   rolledBack: 'Rotation rolled back',
+  cleanUpAfterFailure: 'Clean up after the failure',
   reportFailure: 'Report the failure',
   rotationFailed: 'Rotation failed',
 } as const;
@@ -185,8 +186,26 @@ export class RotationStateMachine extends Construct {
     );
     reportFailure.addCatch(rotationFailed);
     reportFailure.next(rotationFailed);
-    /** Any unexpected error of a working step: alert, then fail. */
-    const onFailure = (task: tasks.LambdaInvoke) => task.addCatch(reportFailure, { resultPath: '$.error' });
+    // The same input the EventBridge rule on the execution's end gives the cleanup.
+    const cleanUpAfterFailure = invoke(
+      STATE.cleanUpAfterFailure,
+      'cleanup',
+      "Remove the key this execution made and never handed out, and release the user's lock; a key already handed out is kept.",
+      {
+        payload: sfn.TaskInput.fromObject({
+          executionArn: sfn.JsonPath.executionId,
+          status: 'FAILED',
+          input: sfn.JsonPath.jsonToString(sfn.JsonPath.objectAt('$$.Execution.Input')),
+        }),
+        resultPath: '$.cleanup',
+      },
+    );
+    // A cleanup that fails still lets the failure alert go out (the rule runs the cleanup again).
+    cleanUpAfterFailure.addCatch(reportFailure, { resultPath: '$.cleanupError' });
+    cleanUpAfterFailure.next(reportFailure);
+    /** Any unexpected error of a working step: clean up, alert, then fail. */
+    const onFailure = (task: tasks.LambdaInvoke) =>
+      task.addCatch(cleanUpAfterFailure, { resultPath: '$.error' });
 
     const reject = new sfn.Fail(this, STATE.reject, {
       stateName: STATE.reject,

@@ -59,6 +59,12 @@ export const RekeyEnvSchema = z.object({
   REKEY_VERIFY_BASE_DELAY_MS: intFrom(0, 60_000).default(1000),
   /** Look up CloudTrail for who still uses the old key (2 requests/s per account: keep it modest). */
   REKEY_CLOUDTRAIL_LOOKUP: boolFrom.default(false),
+  /**
+   * How long the cleanup waits after an aborted or timed-out execution before it looks: the
+   * longest a step's Lambda can still be running (Step Functions does not stop it). No default:
+   * the stack sets the real value; the local runner, which waits for its steps itself, sets 0.
+   */
+  REKEY_CLEANUP_SETTLE_SECONDS: intFrom(0, 900),
 
   // The scheduled audit (lambdas/audit; ages and idle times are whole days, see domain/audit/findings.ts).
   /** An active key older than this many days is OLD_KEY (IAM.3: "rotated every 90 days or less"). */

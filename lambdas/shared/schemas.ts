@@ -14,6 +14,7 @@
  *                        to $.quietSince before the next wait)
  *   DeactivateOldKey  -> $.deactivation
  *   Catch             -> $.error
+ *   Cleanup (failure) -> $.cleanup (or $.cleanupError)
  *   terminal Notify   -> $.outcome
  *
  * `quietSince` is the rotation's one reference instant Q: the old key must show no use at or after
@@ -203,12 +204,43 @@ export type Deactivation = z.infer<typeof Deactivation>;
 
 export const TaskError = z.object({ Error: z.string(), Cause: z.string().optional() });
 
+/** How an execution ended, as Step Functions' "Execution Status Change" events say it. */
+export const ENDED_STATUSES = ['FAILED', 'ABORTED', 'TIMED_OUT'] as const;
+
+/**
+ * The cleanup's event: from the failure path of the state machine (status FAILED, the execution
+ * still running its failure report), or from the EventBridge rule on the state machine's status
+ * changes (the rule's input transformer builds this shape from the event's detail).
+ */
+export const CleanupInput = z.object({
+  executionArn: z.string().min(1),
+  status: z.enum(ENDED_STATUSES),
+  /** The execution's input as JSON text, as the status change event carries it. */
+  input: z.string().nullable(),
+});
+export type CleanupInput = z.infer<typeof CleanupInput>;
+
+export const CleanupResult = z.object({
+  /** Whether the ended execution held the lock (only then does the cleanup touch anything). */
+  acted: z.boolean(),
+  releasedLock: z.boolean(),
+  /** A key the execution created and never handed out: deleted. */
+  removedKeyIds: z.array(z.string()),
+  /** The key the execution created and handed out (AWSCURRENT): kept, a new run resumes with it. */
+  keptKeyId: z.string().nullable(),
+  message: z.string(),
+});
+export type CleanupResult = z.infer<typeof CleanupResult>;
+
 /** The state document after planning, as later steps see it. */
 export const RotationState = Plan.extend({
   newKey: NewKey.optional(),
   adoption: Adoption.optional(),
   deactivation: Deactivation.optional(),
   error: TaskError.optional(),
+  /** What the failure path's cleanup did, or why it could not run. */
+  cleanup: CleanupResult.optional(),
+  cleanupError: TaskError.optional(),
 });
 export type RotationState = z.infer<typeof RotationState>;
 

@@ -69,6 +69,11 @@ export const STEPS = {
     description: 'Publishes a notification (SNS and EventBridge); terminal events release the user lock',
     env: ['REKEY_TOPIC_ARN', 'REKEY_EVENT_BUS_NAME', 'REKEY_LOCK_TABLE'],
   },
+  cleanup: {
+    description:
+      'After a failed, aborted or timed-out execution: removes the key it made and never handed out, releases its lock',
+    env: ['REKEY_LOCK_TABLE', 'REKEY_SECRET_PREFIX', 'REKEY_CLEANUP_SETTLE_SECONDS'],
+  },
 } as const satisfies Record<string, { description: string; env: readonly RekeyEnvKey[] }>;
 
 export type StepName = keyof typeof STEPS;

@@ -37,16 +37,19 @@ describe('the rekey functions', () => {
     });
   });
 
-  it('time out after 2 minutes, except verify-new-key, which outlasts its own retries', () => {
+  it('time out after 2 minutes, except verify-new-key, which outlasts its own retries, and the cleanup', () => {
     // Defaults: 6 attempts from 1 s, doubling: 31 s of sleeping, well inside 2 minutes.
     expect(verifyNewKeyTimeoutSeconds(config)).toBe(120);
-    for (const step of STEP_NAMES) {
+    for (const step of STEP_NAMES.filter((s) => s !== 'cleanup')) {
       expect(functionOf(resources, step).Properties.Timeout, step).toBe(120);
     }
+    // The cleanup first waits out the longest step (a step of an aborted execution may still run).
+    expect(functionOf(resources, 'cleanup').Properties.Timeout).toBe(120 + 120);
     // 8 attempts: 127 s of sleeping before the key is discarded, so the function gets longer.
     const { resources: patient } = synth({ verifyAttempts: 8 });
     expect(functionOf(patient, 'verify-new-key').Properties.Timeout).toBe(127 + 8 * 5 + 30);
     expect(functionOf(patient, 'plan').Properties.Timeout).toBe(120);
+    expect(functionOf(patient, 'cleanup').Properties.Timeout).toBe(127 + 8 * 5 + 30 + 120);
   });
 
   it.each(STEP_NAMES)('%s logs to its own log group, kept for the configured retention', (step) => {

@@ -20,7 +20,7 @@ const aslValidator = createRequire(import.meta.url)('asl-validator') as AslValid
 const DAY = 86_400;
 const ALL = ['States.ALL'];
 const notifyPayload = (event: string) => ({ event, 'state.$': '$' });
-const toFailure = { ErrorEquals: ALL, ResultPath: '$.error', Next: 'Report the failure' };
+const toFailure = { ErrorEquals: ALL, ResultPath: '$.error', Next: 'Clean up after the failure' };
 const toFailed = { ErrorEquals: ALL, Next: 'Rotation failed' };
 /** A step's re-check refused to act: a safe, resumable stop, reported with an alert. */
 const ELIGIBILITY = ['UserExempt', 'UserProtected', 'UserOutOfScope'];
@@ -201,6 +201,18 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
       Error: 'RotationRolledBack',
       Cause: 'the old key was reactivated; see the notification',
     },
+    // The failure path cleans up first (the same input as the rule on the execution's end gets),
+    // and alerts even when the cleanup fails.
+    'Clean up after the failure': task('cleanup', {
+      Parameters: {
+        'executionArn.$': '$$.Execution.Id',
+        status: 'FAILED',
+        'input.$': 'States.JsonToString($$.Execution.Input)',
+      },
+      ResultPath: '$.cleanup',
+      Next: 'Report the failure',
+      Catch: [{ ErrorEquals: ALL, ResultPath: '$.cleanupError', Next: 'Report the failure' }],
+    }),
     'Report the failure': task('notify', {
       Parameters: notifyPayload('ROTATION_FAILED'),
       ResultPath: '$.outcome',

@@ -13,6 +13,7 @@ import {
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor, type RotationResult, type TaskOverride } from '../../cli/local-runner.ts';
+import type { NewKey } from '../../lambdas/shared/schemas.ts';
 import {
   detailTypes,
   expectCleanRun,
@@ -672,34 +673,73 @@ describe('crash and retry', () => {
     expect(await world.drainNotifications().then(detailTypes)).toContain('Access Key Rotation Failed');
   });
 
-  it('a re-run of the same execution resumes with the key it already stored', async () => {
-    const [old] = await world.createUser('ken');
-    if (!old) throw new Error('no key');
-    const failVerify: TaskOverride = () => {
-      const outage = new Error('STS is down');
-      outage.name = 'ServiceUnavailable';
-      throw outage;
-    };
+  const failVerify: TaskOverride = () => {
+    const outage = new Error('STS is down');
+    outage.name = 'ServiceUnavailable';
+    throw outage;
+  };
+
+  it('a failure before the hand-out removes the key it made; a re-run then rotates cleanly', async () => {
+    // A second rotation: the secret exists, so the new key's version is only AWSPENDING until
+    // verified (a secret's first version is AWSCURRENT at once, and so counts as handed out).
+    await world.createUser('ken');
+    expect(outcomeStatus(await world.run({ userName: 'ken' }))).toBe('ROTATED');
+    const before = await world.storedCredential('ken');
+    world.clock.advance(3600);
+    await world.drainNotifications();
+
     const first = await world.run(
       { userName: 'ken' },
       { executionName: 'ken-rerun', handlers: { 'verify-new-key': failVerify } },
     );
+
     expect(first.status).toBe('FAILED');
-    const keysAfterFailure = await world.keysOf('ken');
-    expect(keysAfterFailure).toHaveLength(2);
-    const pending = await world.storedCredential('ken', 'AWSPENDING');
-    expect(keysAfterFailure.map((k) => k.id)).toContain(pending.AccessKeyId);
+    expect(statesEntered(first)).toContain('Clean up after the failure');
+    const made = (first.tasks.find((t) => t.step === 'create-second-key')?.output as NewKey | undefined)
+      ?.accessKeyId;
+    // Never handed out: the failure path deleted it, dropped its AWSPENDING label, released the lock.
+    expect(await world.keysOf('ken')).toEqual([{ id: before.AccessKeyId, status: 'Active' }]);
+    expect((await world.storedVersions('ken')).find((v) => v.AccessKeyId === made)?.stages).toEqual([]);
+    expect((await world.storedCredential('ken')).AccessKeyId).toBe(before.AccessKeyId);
+    const cleanup = first.tasks.find((t) => t.state === 'Clean up after the failure')?.output;
+    expect(cleanup).toMatchObject({ acted: true, releasedLock: true, removedKeyIds: [made] });
+    const failed = (await world.drainNotifications()).events.at(-1)?.detail;
+    expect(String(failed?.message)).toContain(`${made}, made by this run and never handed out, was deleted`);
 
     const second = await world.run({ userName: 'ken' }, { executionName: 'ken-rerun' });
+    expect(outcomeStatus(second)).toBe('ROTATED');
+    const current = await world.storedCredential('ken');
+    expect(await world.keysOf('ken')).toEqual([{ id: current.AccessKeyId, status: 'Active' }]);
+    expect([made, before.AccessKeyId]).not.toContain(current.AccessKeyId);
+    await expectClean(second, await world.drainNotifications());
+  });
+
+  it('when no cleanup could run, a re-run of the same execution resumes with the key it already stored', async () => {
+    const [old] = await world.createUser('ken2');
+    if (!old) throw new Error('no key');
+    const cleanupDown: TaskOverride = () => {
+      throw new Error('the cleanup is down');
+    };
+    const first = await world.run(
+      { userName: 'ken2' },
+      { executionName: 'ken2-rerun', handlers: { 'verify-new-key': failVerify, cleanup: cleanupDown } },
+    );
+    expect(first.status).toBe('FAILED');
+    const keysAfterFailure = await world.keysOf('ken2');
+    expect(keysAfterFailure).toHaveLength(2);
+    const pending = await world.storedCredential('ken2', 'AWSPENDING');
+    expect(keysAfterFailure.map((k) => k.id)).toContain(pending.AccessKeyId);
+
+    const second = await world.run({ userName: 'ken2' }, { executionName: 'ken2-rerun' });
 
     expect(outcomeStatus(second)).toBe('ROTATED');
-    const keys = await world.keysOf('ken');
+    const keys = await world.keysOf('ken2');
     expect(keys.map((k) => k.id)).toEqual([pending.AccessKeyId]);
-    const current = await world.storedCredential('ken');
+    const current = await world.storedCredential('ken2');
     expect(current.AccessKeyId).toBe(pending.AccessKeyId);
     expect(
       await world.whoAmI({ accessKeyId: current.AccessKeyId, secretAccessKey: current.SecretAccessKey }),
-    ).toBe('arn:aws:iam::123456789012:user/ken');
+    ).toBe('arn:aws:iam::123456789012:user/ken2');
     await expectClean(second, await world.drainNotifications());
   });
 
@@ -758,6 +798,7 @@ describe('the definition under test', () => {
         'reactivate-old-key',
         'delete-key',
         'notify',
+        'cleanup',
       ]),
     );
   });

@@ -3,7 +3,8 @@
  * `serviceName` picks the kind, see credentials.ts) and store it in the SAME invocation, so the
  * secret never crosses the workflow. Safe to retry and to re-run:
  * - a version written under this execution's token for the key recorded in the journal is
- *   returned as is (no second key);
+ *   returned as is (no second key); the token names the key too, so a key made after an earlier
+ *   one of this execution was removed never reuses that one's version;
  * - a key orphaned by a crash (created after the journal's `creatingSince`, never used, secret
  *   never stored) is deleted before a new one is made (no third key, no key without a secret);
  * - so is the key an earlier rotation made and never handed out (the plan marks it; the journal
@@ -55,7 +56,6 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
   const lock = await readLock(deps.lock, subject);
   if (lock?.owner !== executionId) throw new RotationInProgress(subject, lock?.owner ?? 'lock not held');
 
-  const token = versionTokenFor(executionId, userName, oldKeyId);
   const keys = await kind.list(userName);
   requireKey(keys, oldKeyId, userName, kind.noun);
   const versions = await describeVersions(deps.secretsManager, secretName);
@@ -72,6 +72,7 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
     const journal = seen ? seen.journal : await readLock(deps.lock, subject);
     let removed = 0;
     for (const key of current.filter((k) => k.accessKeyId !== oldKeyId)) {
+      const token = versionTokenFor(executionId, userName, oldKeyId, key.accessKeyId);
       if (
         versions?.stages[token] !== undefined &&
         journal?.createdKeyId === key.accessKeyId &&
@@ -143,6 +144,7 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
       throw error;
     }
   }
+  const token = versionTokenFor(executionId, userName, oldKeyId, created.id);
   let stored: { arn: string; versionId: string };
   try {
     await recordCreatedKey(deps.lock, subject, executionId, {

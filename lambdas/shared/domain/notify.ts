@@ -70,6 +70,30 @@ function stepStopAdvice(state: State): string {
   );
 }
 
+/** What the cleanup at the head of the failure path did, and what to do next. */
+function afterFailure(state: State): string {
+  const { cleanup, cleanupError } = state;
+  if (cleanupError) {
+    return (
+      `. The cleanup failed too (${cleanupError.Error}); it runs again when the execution has ended. Then ` +
+      'start the rotation of this user again: it resumes with a key already handed out, and removes one that never was'
+    );
+  }
+  if (!cleanup?.acted) return '';
+  const parts = [
+    ...(cleanup.removedKeyIds.length
+      ? [`${cleanup.removedKeyIds.join(', ')}, made by this run and never handed out, was deleted`]
+      : []),
+    ...(cleanup.keptKeyId
+      ? [
+          `the new ${nounOf(state)} ${cleanup.keptKeyId} was already handed out (AWSCURRENT) and is kept: once the ` +
+            'cause is fixed, start the rotation of this user again and it resumes with that key',
+        ]
+      : ['once the cause is fixed, start the rotation of this user again']),
+  ];
+  return `. ${parts.join('; ')}`;
+}
+
 export function outcomeOf(event: NotificationEvent, state: State): Outcome | null {
   const failure = state.error ? `${state.error.Error}: ${causeMessage(state.error.Cause) ?? ''}` : undefined;
   switch (event) {
@@ -108,9 +132,10 @@ export function outcomeOf(event: NotificationEvent, state: State): Outcome | nul
       return {
         status: 'FAILED',
         reason: state.error?.Error ?? 'Unknown',
-        message: state.serviceName
-          ? `rotation of the ${nounOf(state)} of "${state.userName}" failed: ${failure ?? 'unknown error'}`
-          : `rotation of "${state.userName}" failed: ${failure ?? 'unknown error'}`,
+        message:
+          (state.serviceName
+            ? `rotation of the ${nounOf(state)} of "${state.userName}" failed: ${failure ?? 'unknown error'}`
+            : `rotation of "${state.userName}" failed: ${failure ?? 'unknown error'}`) + afterFailure(state),
       };
     case 'ROLLED_BACK':
       return {
@@ -230,7 +255,25 @@ export async function notify(
   const terminal = TERMINAL_EVENTS.includes(event);
   const outcome = outcomeOf(event, state);
   if (state.dryRun) return outcome ?? { published: false };
+  try {
+    return await publish(deps, event, state, outcome);
+  } finally {
+    // Every terminal path releases the lock, also when publishing fails (the state machine retries
+    // the notification): a user must not stay locked for the whole execution timeout because an
+    // alert could not go out.
+    if (terminal && state.userName && state.executionId) {
+      const subject = lockSubject(state.userName, state.serviceName);
+      await releaseLock(deps.lock, subject, state.executionId, deps.clock.now());
+    }
+  }
+}
 
+async function publish(
+  deps: NotifyDeps,
+  event: NotificationEvent,
+  state: State,
+  outcome: Outcome | null,
+): Promise<Outcome | { published: boolean }> {
   const detailType = NOTIFICATION_EVENTS[event];
   const detail = detailOf(event, state);
   const who = `${state.userName ?? 'unknown user'}${state.serviceName ? ` (${state.serviceName})` : ''}`;
@@ -267,10 +310,6 @@ export async function notify(
     throw new Error(
       `EventBridge rejected the ${detailType} event: ${put.Entries?.[0]?.ErrorCode ?? 'unknown'}`,
     );
-  }
-  if (terminal && state.userName && state.executionId) {
-    const subject = lockSubject(state.userName, state.serviceName);
-    await releaseLock(deps.lock, subject, state.executionId, deps.clock.now());
   }
   return outcome ?? { published: true };
 }

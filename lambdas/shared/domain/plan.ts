@@ -303,7 +303,8 @@ function journalOf(
       k.accessKeyId === lock?.createdKeyId &&
       keys.some(
         (other) =>
-          other !== k && lock.createdVersionId === versionTokenFor(executionId, userName, other.accessKeyId),
+          other !== k &&
+          lock.createdVersionId === versionTokenFor(executionId, userName, other.accessKeyId, k.accessKeyId),
       ),
   );
   return { creatingSince: lock?.creatingSince ?? null, ownKeyId: own?.accessKeyId ?? null, created };

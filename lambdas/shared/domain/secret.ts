@@ -66,11 +66,18 @@ export function secretNameFor(prefix: string, userName: string, serviceName?: Se
 }
 
 /**
- * The ClientRequestToken (= version id) for one execution's new key: deterministic, so a retried
- * or re-run create step writes the same version instead of a second one.
+ * The ClientRequestToken (= version id) for one new key of one execution: deterministic, so a
+ * retried or re-run store of that key writes the same version instead of a second one. It names
+ * the new key too: after that key was removed (never handed out), the same execution's next key
+ * gets a version of its own (Secrets Manager refuses a token again with another value).
  */
-export function versionTokenFor(executionId: string, userName: string, oldKeyId: string): string {
-  return createHash('sha256').update(`${executionId}|${userName}|${oldKeyId}`).digest('hex');
+export function versionTokenFor(
+  executionId: string,
+  userName: string,
+  oldKeyId: string,
+  newKeyId: string,
+): string {
+  return createHash('sha256').update(`${executionId}|${userName}|${oldKeyId}|${newKeyId}`).digest('hex');
 }
 
 /** Version id -> stages, or null when the secret does not exist. */

@@ -476,7 +476,7 @@ describe('createSecondKey', () => {
   });
 
   describe('a key an earlier rotation made and never handed out (marked by the plan)', () => {
-    const EARLIER_TOKEN = versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID);
+    const EARLIER_TOKEN = versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID, EXTRA_KEY_ID);
     const earlier: KeyFixture = { id: EXTRA_KEY_ID, created: daysAgo(2), lastUsed: daysAgo(2) };
     const journal = lockItem({
       createdKeyId: EXTRA_KEY_ID,

@@ -22,6 +22,7 @@ const FULL: RekeyEnvVars & Record<string, string> = {
   REKEY_VERIFY_BASE_DELAY_MS: '1000',
   REKEY_CLOUDTRAIL_LOOKUP: 'false',
   REKEY_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:rekey-rotation',
+  REKEY_CLEANUP_SETTLE_SECONDS: '190',
 };
 
 function errorOf(fn: () => unknown): Error {

@@ -147,7 +147,7 @@ export const OLD_KEY_LAST_USED = daysAgo(10);
 /** When the new key was handed out (created) in the states below: 9 days before NOW. */
 export const NEW_KEY_CREATED = daysAgo(9);
 /** The ClientRequestToken (= secret version id) of EXECUTION_ID's new key. */
-export const TOKEN = versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID);
+export const TOKEN = versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID, NEW_KEY_ID);
 
 /** The state document right after PlanRotation decided to rotate OLD_KEY_ID. */
 export function plannedState(): RotationState & { oldKey: KeyRef } {

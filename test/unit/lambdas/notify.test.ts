@@ -231,7 +231,7 @@ describe('notify', () => {
     });
   });
 
-  it('throws when EventBridge rejects the entry (FailedEntryCount) and keeps the lock', async () => {
+  it('throws when EventBridge rejects the entry (FailedEntryCount), and a terminal event still releases the lock', async () => {
     // Prepare
     ebMock.on(PutEventsCommand).resolves({
       FailedEntryCount: 1,
@@ -242,10 +242,11 @@ describe('notify', () => {
     await expect(notify(deps(), { event: 'ROTATION_COMPLETED', state: stateWithNewKey() })).rejects.toThrow(
       'EventBridge rejected the Access Key Rotation Completed event: InternalFailure',
     );
-    expect(ddbMock.calls()).toHaveLength(0);
+    // The execution ends either way: the user must not stay locked until the execution timeout.
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([releaseInput]);
   });
 
-  it('propagates an SNS failure without sending the event', async () => {
+  it('propagates an SNS failure without sending the event; a milestone that is not the end keeps the lock', async () => {
     // Prepare
     const failure = awsError('KMSAccessDeniedException');
     snsMock.on(PublishCommand).rejects(failure);
@@ -253,6 +254,64 @@ describe('notify', () => {
     // Act & Assess
     await expect(notify(deps(), { event: 'NEW_KEY_READY', state: stateWithNewKey() })).rejects.toBe(failure);
     expect(ebMock.calls()).toHaveLength(0);
+    expect(ddbMock.calls()).toHaveLength(0);
+  });
+
+  it('a failing terminal notification (SNS) still releases the lock, then fails', async () => {
+    // Prepare
+    const failure = awsError('KMSAccessDeniedException');
+    snsMock.on(PublishCommand).rejects(failure);
+
+    // Act & Assess
+    await expect(notify(deps(), { event: 'ROTATION_FAILED', state: stateWithNewKey() })).rejects.toBe(
+      failure,
+    );
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([releaseInput]);
+  });
+
+  it('ROTATION_FAILED says what the cleanup did and what to do next', async () => {
+    // Prepare
+    const error = { Error: 'Boom', Cause: JSON.stringify({ errorType: 'Boom', errorMessage: 'it broke' }) };
+    const cleanup = (over: Record<string, unknown>) => ({
+      acted: true,
+      releasedLock: true,
+      removedKeyIds: [],
+      keptKeyId: null,
+      message: 'FAILED: ...',
+      ...over,
+    });
+
+    // Act
+    const removed = await notify(deps(), {
+      event: 'ROTATION_FAILED',
+      state: { ...stateWithNewKey(), error, cleanup: cleanup({ removedKeyIds: [NEW_KEY_ID] }) },
+    });
+    const kept = await notify(deps(), {
+      event: 'ROTATION_FAILED',
+      state: { ...stateWithNewKey(), error, cleanup: cleanup({ keptKeyId: NEW_KEY_ID }) },
+    });
+    const cleanupFailed = await notify(deps(), {
+      event: 'ROTATION_FAILED',
+      state: { ...stateWithNewKey(), error, cleanupError: { Error: 'ServiceFailure' } },
+    });
+
+    // Assess
+    expect(removed).toMatchObject({
+      message:
+        `rotation of "${USER}" failed: Boom: it broke. ${NEW_KEY_ID}, made by this run and never handed out, ` +
+        'was deleted; once the cause is fixed, start the rotation of this user again',
+    });
+    expect(kept).toMatchObject({
+      message: expect.stringContaining(
+        `the new access key ${NEW_KEY_ID} was already handed out (AWSCURRENT) and is kept: once the cause is ` +
+          'fixed, start the rotation of this user again and it resumes with that key',
+      ),
+    });
+    expect(cleanupFailed).toMatchObject({
+      message: expect.stringContaining(
+        'The cleanup failed too (ServiceFailure); it runs again when the execution has ended',
+      ),
+    });
   });
 
   it('the event detail and the message are built from the allow-list only (no stray state field leaks)', async () => {

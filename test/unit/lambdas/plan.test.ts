@@ -129,7 +129,7 @@ function expectNoLockWrite(): void {
   expect(ddbMock).not.toHaveReceivedCommand(DeleteItemCommand);
 }
 
-const OTHER_TOKEN = versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID);
+const OTHER_TOKEN = versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID, NEW_KEY_ID);
 const NO_JOURNAL: Journal = { creatingSince: null, ownKeyId: null, created: null };
 const oldKey: KeyFixture = { id: OLD_KEY_ID, created: daysAgo(120), lastUsed: daysAgo(1) };
 
@@ -1044,7 +1044,7 @@ describe('planRotation', () => {
       owner: { S: EXECUTION_ID },
       expiresAt: { N: String(nowEpoch + 60) },
       createdKeyId: { S: NEW_KEY_ID },
-      createdVersionId: { S: versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID) },
+      createdVersionId: { S: versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID, NEW_KEY_ID) },
     });
     mockLockAcquired();
     mockKeys(iamMock, [oldKey, { id: NEW_KEY_ID, created: daysAgo(0.5), lastUsed: daysAgo(0.1) }]);
@@ -1070,7 +1070,7 @@ describe('planRotation', () => {
       userName: { S: USER },
       expiresAt: { N: String(nowEpoch + 60) },
       createdKeyId: { S: NEW_KEY_ID },
-      createdVersionId: { S: versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID) },
+      createdVersionId: { S: versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID, NEW_KEY_ID) },
     });
     mockLockAcquired();
     mockKeys(iamMock, [oldKey, { id: NEW_KEY_ID, created: daysAgo(0.5), lastUsed: daysAgo(0.1) }]);

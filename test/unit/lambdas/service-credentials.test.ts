@@ -89,7 +89,7 @@ const SERVICE_USER = `${USER}-at-123456789012`;
 const PASSWORD = 'sErViCePaSsWoRd/DoNoTuSe+0123456789=';
 const SECRET_NAME = `rekey/${USER}/${SERVICE}`;
 const SECRET_ARN = `arn:aws:secretsmanager:us-east-1:123456789012:secret:${SECRET_NAME}-AbCdEf`;
-const TOKEN = versionTokenFor(EXECUTION_ID, USER, OLD_ID);
+const TOKEN = versionTokenFor(EXECUTION_ID, USER, OLD_ID, NEW_ID);
 const OLD_CREATED = daysAgo(120);
 const NEW_CREATED = daysAgo(9);
 const nowEpoch = Math.floor(NOW.getTime() / 1000);
