@@ -40,6 +40,7 @@ import { type LoadedDefinition, loadDefinition } from '../../cli/definition.ts';
 import { prepareLocalEnv } from '../../cli/local-env.ts';
 import { type RotationResult, type RunRotationOptions, runRotation } from '../../cli/local-runner.ts';
 import { systemClock } from '../../lambdas/shared/clock.ts';
+import type { StepName } from '../../lambdas/shared/steps.ts';
 import { type MotoClockServer, startMotoWithClock } from '../support/moto-clock.ts';
 
 const REGION = 'us-east-1';
@@ -85,6 +86,12 @@ export interface World {
   /** Every log line written to stdout/stderr while the world was up. */
   logs: string[];
   run(input: unknown, options?: Partial<RunRotationOptions>): Promise<RotationResult>;
+  /**
+   * One step's handler with this payload, invoked the way the state machine invokes it (through
+   * the local runner, as a one-Task machine): for events no execution of the rotation sends,
+   * such as the status change rule's to the cleanup. Throws when the step fails.
+   */
+  invokeStep(step: StepName, payload: unknown): Promise<unknown>;
   createUser(
     userName: string,
     options?: { keys?: number; inactive?: number[]; tags?: Record<string, string>; path?: string },
@@ -275,6 +282,28 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         retryIntervalMs: 0,
         ...runOptions,
       }),
+    async invokeStep(step, payload) {
+      const state = `Invoke ${step}`;
+      const result = await runRotation({
+        input: payload as never,
+        definition: {
+          StartAt: state,
+          States: {
+            [state]: {
+              Type: 'Task',
+              Resource: `arn:aws:lambda:${REGION}:123456789012:function:${step}`,
+              End: true,
+            },
+          },
+        },
+        bindings: { [state]: step },
+        env,
+        noWait: true,
+        retryIntervalMs: 0,
+      });
+      if (result.status !== 'SUCCEEDED') throw new Error(`${step} failed: ${result.error}: ${result.cause}`);
+      return result.output;
+    },
     async createUser(userName, { keys = 1, inactive = [], tags = {}, path } = {}) {
       await iam.send(
         new CreateUserCommand({
