@@ -1,4 +1,4 @@
-import { type CfnResource, Duration, Validations } from 'aws-cdk-lib';
+import { CfnOutput, type CfnResource, Duration, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -96,5 +96,10 @@ export class ExecutionCleanup extends Construct {
         ...CLEANUP_DELIVERY_RETRY,
       }),
     );
+
+    new CfnOutput(this, 'DeadLetterQueueUrl', {
+      description: 'Execution ends the cleanup could not handle (undelivered events, failed cleanups)',
+      value: this.deadLetterQueue.queueUrl,
+    }).overrideLogicalId('CleanupDeadLetterQueueUrl');
   }
 }

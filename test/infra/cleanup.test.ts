@@ -92,6 +92,7 @@ describe('the cleanup after an ended execution', () => {
       SqsManagedSseEnabled: true,
       MessageRetentionPeriod: 14 * 86_400,
     });
+    template.hasOutput('CleanupDeadLetterQueueUrl', { Value: { Ref: queue } });
     template.hasResourceProperties('AWS::SQS::QueuePolicy', {
       Queues: [{ Ref: queue }],
       PolicyDocument: {
