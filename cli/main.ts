@@ -110,7 +110,7 @@ async function rotate(flags: RotateFlags): Promise<number> {
   say(
     paint(
       'dim',
-      `Execution ${executionName} (if interrupted, resume with --execution-name ${executionName})`,
+      `Execution ${executionName} (Ctrl-C stops and cleans up; if the process is killed, resume with --execution-name ${executionName})`,
     ),
   );
   // Ctrl-C or SIGTERM stops the execution as a console Stop would; the run then waits for the
@@ -303,7 +303,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       .option('--synth', 'synthesize the CDK app even if the template looks current')
       .option(
         '--execution-name <name>',
-        "reuse an interrupted run's execution name to resume it (it still owns the user's lock)",
+        "reuse a killed run's execution name to resume it (it still owns the user's lock)",
       )
       .addHelpText(
         'after',
