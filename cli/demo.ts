@@ -443,8 +443,8 @@ function consumerAwareCheck(consumer: Consumer, log: (line: string) => void): Ta
     log(
       `${CONSUMER_USER}: adoption check ${adoption.checks}: old key last used at ${when} UTC, ` +
         (adoption.inUse
-          ? `after the new key was handed out: still in use${adoption.mayWaitAgain ? ', wait and check again' : ''}`
-          : 'before the new key was handed out: safe to deactivate'),
+          ? `after it had to be quiet (the hand-out, or the last check that found it used): still in use${adoption.mayWaitAgain ? ', wait and check again' : ''}`
+          : 'before it had to be quiet: safe to deactivate'),
     );
     return output;
   };

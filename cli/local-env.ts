@@ -53,6 +53,9 @@ export async function prepareLocalEnv(options: LocalEnvOptions = {}): Promise<Re
   );
   const env: Record<string, string> = {
     ...stringsOnly(lambdaEnvironment(config, resources)),
+    // The local runner waits for a step still running before it calls the cleanup itself
+    // (cli/local-runner.ts), so the cleanup has nothing to wait out.
+    REKEY_CLEANUP_SETTLE_SECONDS: '0',
     POWERTOOLS_SERVICE_NAME: 'rekey',
     // Handlers log JSON; in a terminal only warnings and errors are worth the noise.
     POWERTOOLS_LOG_LEVEL: source.POWERTOOLS_LOG_LEVEL ?? 'WARN',

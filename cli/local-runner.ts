@@ -3,19 +3,24 @@
  * bound to its real handler module (lambdas/<step>/index.ts). Handlers talk to whatever AWS the
  * SDK's default chain points at (AWS_ENDPOINT_URL for an emulator); given `roles`, each handler
  * invocation signs as its own Lambda's deployed role instead (cli/deployed-roles.ts).
+ *
+ * It also stands in for the EventBridge rule the stack puts on the state machine's status
+ * changes (which a local run has not): when a run ends FAILED, ABORTED or TIMED_OUT, it waits for
+ * any step still running, then invokes the cleanup step with the event the rule would send.
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Context } from 'aws-lambda';
 import {
+  ExecutionAbortedError,
   ExecutionError,
   ExecutionTimeoutError,
   StateMachine,
   type StateMachineDefinition,
 } from 'aws-local-stepfunctions';
 import { type InvocationContext, runInInvocation } from '../lambdas/shared/clients/invocation.ts';
-import { Outcome } from '../lambdas/shared/schemas.ts';
+import { type CleanupInput, Outcome } from '../lambdas/shared/schemas.ts';
 import type { StepName } from '../lambdas/shared/steps.ts';
 import {
   DefinitionError,
@@ -70,12 +75,17 @@ export interface RunRotationOptions {
    * signs with the SDK's default chain, i.e. the caller's credentials
    */
   roles?: { contextFor(lambda: StepName): Promise<InvocationContext> };
+  /** Aborting stops the execution as a console Stop would (status ABORTED), then cleans up. */
+  signal?: AbortSignal;
 }
+
+/** How an execution ended, as Step Functions reports it. */
+export type ExecutionStatus = 'SUCCEEDED' | CleanupInput['status'];
 
 export interface RotationResult {
   executionName: string;
   executionArn: string;
-  status: 'SUCCEEDED' | 'FAILED';
+  status: ExecutionStatus;
   output?: JsonValue;
   /** The execution's error name (a Task's error name, or the Fail state's Error). */
   error?: string;
@@ -83,9 +93,15 @@ export interface RotationResult {
   /** The last state entered, for telling where a failed execution stopped. */
   lastState?: string;
   events: ExecutionEvent[];
-  /** Every handler invocation in order, with what it received and returned. */
+  /**
+   * Every handler invocation in order, with what it received and returned; the last one, after a
+   * run that did not succeed, is the cleanup the status change rule would have invoked.
+   */
   tasks: TaskRecord[];
 }
+
+/** The name a run's task record gives the status change rule's invocation of the cleanup. */
+export const STATUS_CHANGE_RULE = 'EventBridge: Step Functions Execution Status Change';
 
 export const LOCAL_STATE_MACHINE_NAME = 'rekey-local';
 const DEFAULT_HANDLERS_DIR = join(REPO_ROOT, 'lambdas');
@@ -143,16 +159,26 @@ export async function runRotation(options: RunRotationOptions): Promise<Rotation
     return async (input: JsonValue): Promise<JsonValue> => {
       const record: TaskRecord = { state, step, input: structuredClone(input) };
       tasks.push(record);
+      const running = (async () => {
+        try {
+          record.output = await (override ? override(input, invoke, { state, step }) : invoke(input));
+          return record.output;
+        } catch (error) {
+          const lambdaError = new LambdaError(error);
+          record.error = { name: lambdaError.name, message: lambdaError.errorMessage };
+          throw lambdaError;
+        }
+      })();
+      inFlight.add(running);
       try {
-        record.output = await (override ? override(input, invoke, { state, step }) : invoke(input));
-        return record.output;
-      } catch (error) {
-        const lambdaError = new LambdaError(error);
-        record.error = { name: lambdaError.name, message: lambdaError.errorMessage };
-        throw lambdaError;
+        return await running;
+      } finally {
+        inFlight.delete(running);
       }
     };
   };
+  /** Steps still running: an aborted execution does not stop them (nor does Step Functions). */
+  const inFlight = new Set<Promise<JsonValue>>();
 
   const overrides = {
     taskResourceLocalHandlers: Object.fromEntries(
@@ -183,6 +209,9 @@ export async function runRotation(options: RunRotationOptions): Promise<Rotation
         StateMachine: { Id: stateMachineArn, Name: LOCAL_STATE_MACHINE_NAME },
       },
     });
+    const abort = () => execution.abort();
+    if (options.signal?.aborted) abort();
+    else options.signal?.addEventListener('abort', abort, { once: true });
     const consumed = (async () => {
       for await (const event of execution.eventLogs) {
         events.push(event);
@@ -200,10 +229,31 @@ export async function runRotation(options: RunRotationOptions): Promise<Rotation
       const output = await execution.result;
       result = { ...base, status: 'SUCCEEDED', output };
     } catch (error) {
-      result = { ...base, status: 'FAILED', ...describeFailure(error) };
+      result = { ...base, ...describeFailure(error) };
+    } finally {
+      options.signal?.removeEventListener('abort', abort);
     }
     await consumed;
     if (listenerError !== undefined) throw listenerError;
+    if (result.status !== 'SUCCEEDED') {
+      // The status change rule fires once the execution has ended; by then a step it aborted may
+      // still be running, which the deployed cleanup waits out and this one awaits.
+      await Promise.allSettled([...inFlight]);
+      const cleanup = Object.entries(bindings).find(([, step]) => step === 'cleanup');
+      if (cleanup) {
+        const event: CleanupInput = {
+          executionArn,
+          status: result.status,
+          input: JSON.stringify(options.input ?? null),
+        };
+        await taskFor(
+          STATUS_CHANGE_RULE,
+          'cleanup',
+        )(event as unknown as JsonValue).catch(() => {
+          // Recorded in tasks with its error: a run never throws for what its cleanup met.
+        });
+      }
+    }
     return { ...result, ...(lastState === undefined ? {} : { lastState }) };
   } finally {
     restoreEnv();
@@ -249,14 +299,20 @@ class LambdaError extends Error {
   }
 }
 
-function describeFailure(error: unknown): { error: string; cause: string } {
+function describeFailure(error: unknown): {
+  status: Exclude<ExecutionStatus, 'SUCCEEDED'>;
+  error: string;
+  cause: string;
+} {
   if (error instanceof ExecutionError && error.cause instanceof Error) {
-    return { error: error.cause.name, cause: error.cause.message };
+    return { status: 'FAILED', error: error.cause.name, cause: error.cause.message };
   }
   if (error instanceof ExecutionTimeoutError)
-    return { error: 'States.Timeout', cause: 'the execution timed out' };
-  if (error instanceof Error) return { error: error.name, cause: error.message };
-  return { error: 'Error', cause: String(error) };
+    return { status: 'TIMED_OUT', error: 'States.Timeout', cause: 'the execution timed out' };
+  if (error instanceof ExecutionAbortedError)
+    return { status: 'ABORTED', error: 'ExecutionAborted', cause: 'the execution was stopped' };
+  if (error instanceof Error) return { status: 'FAILED', error: error.name, cause: error.message };
+  return { status: 'FAILED', error: 'Error', cause: String(error) };
 }
 
 async function loadHandler(handlersDir: string, step: StepName): Promise<Handler> {

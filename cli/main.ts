@@ -85,6 +85,9 @@ function executionNameFor(input: JsonValue): string {
   return `cli-${user}-${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
+/** Exit codes of a rotate or demo ended by a signal (the shell's convention: 128 + the signal's number). */
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
 async function rotate(flags: RotateFlags): Promise<number> {
   const input = rotationInputFrom(flags);
   const [{ DEFAULT_TEMPLATE_PATH, loadDefinition }, { prepareLocalEnv }, runner, progress, roles] =
@@ -122,9 +125,24 @@ async function rotate(flags: RotateFlags): Promise<number> {
   say(
     paint(
       'dim',
-      `Execution ${executionName} (if interrupted, resume with --execution-name ${executionName})`,
+      `Execution ${executionName} (Ctrl-C stops and cleans up; if the process is killed, resume with --execution-name ${executionName})`,
     ),
   );
+  // Ctrl-C or SIGTERM stops the execution as a console Stop would; the run then waits for the
+  // step in flight and cleans up (a key it made and never handed out, the user's lock) before
+  // it ends with the signal's exit code. A second signal leaves at once.
+  const controller = new AbortController();
+  let signalled: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) process.exit(SIGNAL_EXIT[signal] ?? 130);
+    signalled = signal;
+    process.stderr.write(
+      `\nrekey rotate: ${signal}: stopping the execution, then cleaning up (again to leave at once)\n`,
+    );
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let result: Awaited<ReturnType<typeof runner.runRotation>>;
   try {
     result = await runner.runRotation({
@@ -134,13 +152,17 @@ async function rotate(flags: RotateFlags): Promise<number> {
       env,
       noWait: !flags.wait,
       executionName,
+      signal: controller.signal,
       onEvent: progress.progressPrinter({ definition, noWait: !flags.wait, write: say, paint }),
       ...(emulated ? { roles: emulated } : {}),
     });
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     emulated?.close();
   }
-  const code = runner.exitCodeFor(result);
+  const interrupted = signalled !== undefined && result.status === 'ABORTED';
+  const code = interrupted ? (SIGNAL_EXIT[signalled ?? 'SIGINT'] ?? 130) : runner.exitCodeFor(result);
   if (flags.json) {
     const { executionArn, status, error, cause, lastState } = result;
     const document = progress.finalDocument(result);
@@ -158,7 +180,9 @@ async function rotate(flags: RotateFlags): Promise<number> {
     say('');
     for (const line of progress.summaryLines(result, paint)) say(line);
   }
-  if (result.status === 'FAILED') process.stderr.write(`rekey: the rotation failed: ${result.error}\n`);
+  if (interrupted) process.stderr.write(`rekey: the rotation was stopped (${signalled}) and cleaned up\n`);
+  else if (result.status !== 'SUCCEEDED')
+    process.stderr.write(`rekey: the rotation failed: ${result.error}\n`);
   return code;
 }
 
@@ -167,9 +191,6 @@ export interface DemoFlags {
   python?: string;
   concurrency?: number;
 }
-
-/** Exit codes of a demo ended by a signal (the shell's convention: 128 + the signal's number). */
-const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 
 async function demo(flags: DemoFlags): Promise<number> {
   const [{ DemoInterrupted, DemoPrerequisiteError, runDemo }, { jsonReport, reportLines }] =
@@ -299,9 +320,13 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       .option('--synth', 'synthesize the CDK app even if the template looks current')
       .option(
         '--execution-name <name>',
-        "reuse an interrupted run's execution name to resume it (it still owns the user's lock)",
+        "reuse a killed run's execution name to resume it (it still owns the user's lock)",
       )
-      .addHelpText('after', '\nExit codes: 0 rotated (or dry run), 2 stopped safely, 1 error.')
+      .addHelpText(
+        'after',
+        '\nExit codes: 0 rotated (or dry run), 2 stopped safely, 1 error; 130 (Ctrl-C) or 143 (SIGTERM): the\n' +
+          'execution was stopped, then cleaned up (a key it made and never handed out removed, the lock released).',
+      )
       .action(async (flags: RotateFlags) => setExitCode(await rotate(flags))),
   );
   program.addCommand(

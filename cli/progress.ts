@@ -2,7 +2,13 @@
 import { styleText } from 'node:util';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { type State, walkStates } from './definition.ts';
-import { type ExecutionEvent, exitCodeFor, outcomeOf, type RotationResult } from './local-runner.ts';
+import {
+  type ExecutionEvent,
+  exitCodeFor,
+  outcomeOf,
+  type RotationResult,
+  STATUS_CHANGE_RULE,
+} from './local-runner.ts';
 
 type Style = Parameters<typeof styleText>[0];
 export type Paint = (style: Style, text: string) => string;
@@ -150,9 +156,14 @@ export function summaryLines(result: RotationResult, paint: Paint = plain): stri
   if (oldKey) lines.push(`${paint('bold', `Old ${noun}:`)} ${maskKeyId(oldKey)}`);
   if (newKey) lines.push(`${paint('bold', `New ${noun}:`)} ${maskKeyId(newKey)}`);
   if (outcome?.message) lines.push(`${paint('bold', 'Message:')} ${outcome.message}`);
-  if (result.status === 'FAILED') {
+  if (result.status !== 'SUCCEEDED') {
     lines.push(`${paint('bold', 'Error:')} ${result.error ?? 'unknown'}${causeText(result.cause)}`);
     if (result.lastState) lines.push(`${paint('bold', 'Stopped at:')} ${result.lastState}`);
+    // What the status change rule's cleanup did (a local run invokes it itself).
+    const cleanup = result.tasks.find((t) => t.state === STATUS_CHANGE_RULE);
+    const said = (cleanup?.output as { message?: unknown } | undefined)?.message;
+    if (typeof said === 'string') lines.push(`${paint('bold', 'Cleanup:')} ${said}`);
+    else if (cleanup?.error) lines.push(`${paint('bold', 'Cleanup:')} failed: ${cleanup.error.name}`);
   }
   return lines;
 }

@@ -17,6 +17,8 @@ const DAY_SECONDS = 86_400;
 const MAX_EXECUTION_DAYS = 365;
 /** The longest timeout Lambda allows. */
 export const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
+/** IAM's last-used resolution, in seconds: the least grace any last-use comparison may have. */
+export const MIN_LAST_USED_GRACE_SECONDS = 900;
 
 /** The retention periods CloudWatch Logs accepts (aws-logs RetentionDays; 9999 = never expire). */
 export const LOG_RETENTION_DAYS = [
@@ -84,11 +86,13 @@ export const RekeyConfigSchema = z
      */
     optInTag: z.string().min(1).max(128).optional(),
     /**
-     * Slack, in seconds, when comparing a key's last use with a reference instant (IAM rounds
-     * last-used times); always applied in the safe direction.
-     * @default 60
+     * Slack, in seconds, when comparing a key's last use with the rotation's reference instant:
+     * a use up to this long before it counts as at or after it. IAM records last use at
+     * 15-minute granularity (the credential report: "only the first use in a 15-minute span") and
+     * documents no delivery bound for GetAccessKeyLastUsed, so less than 900 is refused.
+     * @default 900
      */
-    lastUsedGraceSeconds: int(0, DAY_SECONDS).default(60),
+    lastUsedGraceSeconds: int(MIN_LAST_USED_GRACE_SECONDS, DAY_SECONDS).default(MIN_LAST_USED_GRACE_SECONDS),
     /**
      * How many times the new key is tried while IAM propagates it before it is discarded
      * (delays 1+2+4+8+16 s with the default base: ~31 s, above the 4-15 s reported for IAM).
@@ -239,7 +243,8 @@ export const RekeyConfigSchema = z
         code: 'custom',
         path: spec.verifyLoop ? ['verifyAttempts'] : [],
         message:
-          `${spec.verifyLoop ? 'verifyAttempts and verifyBaseDelayMs make ' : ''}${step} run up to ${seconds} s; ` +
+          `${spec.verifyLoop ? 'verifyAttempts and verifyBaseDelayMs make ' : ''}${step} run up to ${seconds} s` +
+          `${spec.waitsForSteps ? ' (it first waits out the longest step)' : ''}; ` +
           `a Lambda runs at most ${MAX_LAMBDA_TIMEOUT_SECONDS} s`,
       });
     }
@@ -348,7 +353,22 @@ export function stepTimeoutSeconds(
   const spec: StepSpec = STEPS[step];
   const calls = spec.calls + (spec.verifyLoop ? c.verifyAttempts : 0);
   const sleepMs = spec.verifyLoop ? verifySleepMs(c) : 0;
-  return Math.ceil((calls * worstCaseCallMs() + sleepMs) / 1000) + HANDLER_OVERHEAD_SECONDS;
+  const own = Math.ceil((calls * worstCaseCallMs() + sleepMs) / 1000) + HANDLER_OVERHEAD_SECONDS;
+  return own + (spec.waitsForSteps ? cleanupSettleSeconds(c) : 0);
+}
+
+/**
+ * How long the cleanup waits after an aborted or timed-out execution before it looks at the keys:
+ * the longest timeout of the other steps. Step Functions does not stop a Lambda it invoked when an
+ * execution is aborted or times out, so a step may still be running (and could still create or
+ * hand out a key) for that long.
+ */
+export function cleanupSettleSeconds(c: Pick<RekeyConfig, 'verifyAttempts' | 'verifyBaseDelayMs'>): number {
+  return Math.max(
+    ...STEP_NAMES.filter((step) => !(STEPS[step] as StepSpec).waitsForSteps).map((step) =>
+      stepTimeoutSeconds(step, c),
+    ),
+  );
 }
 
 /** The deployed resources the Lambdas address (CDK tokens in the stack, real names locally). */
@@ -403,6 +423,7 @@ export function lambdaEnvironment(config: RekeyConfig, resources: RekeyResources
     REKEY_VERIFY_ATTEMPTS: String(config.verifyAttempts),
     REKEY_VERIFY_BASE_DELAY_MS: String(config.verifyBaseDelayMs),
     REKEY_CLOUDTRAIL_LOOKUP: String(config.cloudTrailLookup),
+    REKEY_CLEANUP_SETTLE_SECONDS: String(cleanupSettleSeconds(config)),
   };
 }
 

@@ -5,6 +5,7 @@ import { STEP_NAMES, type StepName } from '../lambdas/shared/steps.ts';
 import type { RekeyConfig, RekeyResources } from './config.ts';
 import { Alarms } from './constructs/alarms.ts';
 import { Audit } from './constructs/audit.ts';
+import { ExecutionCleanup } from './constructs/execution-cleanup.ts';
 import { LockTable } from './constructs/lock-table.ts';
 import { LogsKey } from './constructs/logs-key.ts';
 import { Notifications } from './constructs/notifications.ts';
@@ -41,6 +42,7 @@ function byStep<T>(make: (step: StepName) => T): Record<StepName, T> {
 export class RekeyStack extends Stack {
   readonly functions: Readonly<Record<StepName, RekeyFunction>>;
   readonly rotation: RotationStateMachine;
+  readonly cleanup: ExecutionCleanup;
   readonly audit: Audit;
   readonly alarms: Alarms;
 
@@ -81,6 +83,8 @@ export class RekeyStack extends Stack {
           config,
           resources,
           logsKey,
+          // An EventBridge rule invokes it too (asynchronously).
+          ...(step === 'cleanup' ? { invokedAsynchronously: true } : {}),
         }),
     );
     this.functions = functions;
@@ -120,9 +124,13 @@ export class RekeyStack extends Stack {
         ...onUsers(['iam:ListUserTags', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed', LIST_SSC]),
         // Reads the lock (and its journal) before deciding; takes it with a conditional update.
         allow(['dynamodb:GetItem', 'dynamodb:UpdateItem'], [lockTable.tableArn]),
+        // Which secret exists and which of its versions is current: metadata, never a value.
+        allow(['secretsmanager:DescribeSecret'], [secrets]),
       ],
       'create-second-key': [
         ...onUsers([
+          // The eligibility re-check right before CreateAccessKey.
+          'iam:GetUser',
           'iam:ListAccessKeys',
           'iam:CreateAccessKey',
           'iam:DeleteAccessKey',
@@ -139,6 +147,8 @@ export class RekeyStack extends Stack {
             'secretsmanager:PutSecretValue',
             'secretsmanager:DescribeSecret',
             'secretsmanager:TagResource',
+            // Drops the AWSPENDING label of a never-handed-out key it removes.
+            'secretsmanager:UpdateSecretVersionStage',
           ],
           [secrets],
         ),
@@ -170,6 +180,7 @@ export class RekeyStack extends Stack {
       ],
       // Re-reads the old key's last use right before deactivating it.
       'deactivate-old-key': onUsers([
+        'iam:GetUser',
         'iam:UpdateAccessKey',
         'iam:ListAccessKeys',
         'iam:GetAccessKeyLastUsed',
@@ -188,12 +199,25 @@ export class RekeyStack extends Stack {
         'iam:UpdateServiceSpecificCredential',
       ]),
       'delete-key': onUsers([
+        'iam:GetUser',
         'iam:DeleteAccessKey',
         'iam:ListAccessKeys',
         'iam:GetAccessKeyLastUsed',
         LIST_SSC,
         'iam:DeleteServiceSpecificCredential',
       ]),
+      // After an ended execution: its journal and lock, the key it made, that key's secret version.
+      cleanup: [
+        allow(['dynamodb:GetItem', 'dynamodb:UpdateItem'], [lockTable.tableArn]),
+        ...onUsers([
+          'iam:ListAccessKeys',
+          'iam:GetAccessKeyLastUsed',
+          'iam:DeleteAccessKey',
+          LIST_SSC,
+          'iam:DeleteServiceSpecificCredential',
+        ]),
+        allow(['secretsmanager:DescribeSecret', 'secretsmanager:UpdateSecretVersionStage'], [secrets]),
+      ],
       notify: [
         allow(['sns:Publish'], [notifications.topic.topicArn]),
         // Publishing to an encrypted topic: SNS generates a data key with the caller's rights.
@@ -249,6 +273,10 @@ export class RekeyStack extends Stack {
       functions: byStep((step) => functions[step].lambdaFunction),
       config,
       logsKey,
+    });
+    this.cleanup = new ExecutionCleanup(this, 'ExecutionCleanup', {
+      stateMachine: this.rotation.stateMachine,
+      cleanupFunction: functions.cleanup.lambdaFunction,
     });
 
     this.audit = new Audit(this, 'Audit', {

@@ -76,6 +76,12 @@ export interface RekeyFunctionProps {
    * @default - none: the account's unreserved pool
    */
   readonly reservedConcurrentExecutions?: number;
+  /**
+   * Whether something also invokes the step asynchronously (the cleanup: an EventBridge rule).
+   * Then its failures need a destination, which the caller configures and acknowledges.
+   * @default false - only the state machine invokes it, synchronously
+   */
+  readonly invokedAsynchronously?: boolean;
 }
 
 /**
@@ -182,7 +188,7 @@ export class RekeyFunction extends Construct {
     });
     // A workflow step only: a standalone Lambda invoked asynchronously (the audit) needs a
     // destination for its failures and says so itself.
-    if (this.step)
+    if (this.step && !props.invokedAsynchronously)
       Validations.of(this.lambdaFunction).acknowledge({
         id: 'NIST.800.53.R5-LambdaDLQ',
         reason:

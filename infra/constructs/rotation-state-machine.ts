@@ -5,7 +5,12 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { REJECTION_ERRORS, type ROLLBACK_ERRORS } from '../../lambdas/shared/errors.ts';
+import {
+  ELIGIBILITY_STOPS,
+  REJECTION_ERRORS,
+  type ROLLBACK_ERRORS,
+  SAFE_STOP_ERRORS,
+} from '../../lambdas/shared/errors.ts';
 import type { NotificationEvent } from '../../lambdas/shared/schemas.ts';
 import type { StepName } from '../../lambdas/shared/steps.ts';
 import { type RekeyConfig, stateMachineTimeoutSeconds } from '../config.ts';
@@ -80,14 +85,12 @@ const jsonNull = () => Lazy.any({ produce: () => null });
 export const STATE = {
   plan: 'Plan the rotation',
   reject: 'Reject the request',
-  isDryRun: 'Is this a dry run?',
+  followPlan: 'What does the plan say?',
   reportDryRun: 'Report the dry-run plan',
-  isKeyToRotate: 'Is there a key to rotate?',
   doesStopNeedAlert: 'Does the stop need an alert?',
   reportStopped: 'Report that the rotation stopped',
   recordSafeStop: 'Record the safe stop',
   stoppedSafely: 'Stopped safely',
-  isExtraKey: 'Is there an extra key to remove?',
   removeExtraKey: 'Remove the unused extra key',
   reportStarted: 'Report that the rotation started',
   createSecondKey: 'Create the second key',
@@ -96,6 +99,7 @@ export const STATE = {
   waitForAdoption: 'Wait for consumers to adopt the new key',
   checkLastUsed: 'Check whether the old key is still used',
   isOldKeyInUse: 'Is the old key still in use?',
+  moveQuietSince: 'Count only uses from this check on',
   warnStillInUse: 'Warn that the old key is still in use',
   deactivateOldKey: 'Deactivate the old key',
   reportDeactivated: 'Report that the old key was deactivated',
@@ -107,6 +111,7 @@ export const STATE = {
   reactivateOldKey: 'Reactivate the old key',
   reportRollback: 'Report the rollback',
   rolledBack: 'Rotation rolled back',
+  cleanUpAfterFailure: 'Clean up after the failure',
   reportFailure: 'Report the failure',
   rotationFailed: 'Rotation failed',
 } as const;
@@ -193,8 +198,26 @@ export class RotationStateMachine extends Construct {
     );
     reportFailure.addCatch(rotationFailed);
     reportFailure.next(rotationFailed);
-    /** Any unexpected error of a working step: alert, then fail. */
-    const onFailure = (task: tasks.LambdaInvoke) => task.addCatch(reportFailure, { resultPath: '$.error' });
+    // The same input the EventBridge rule on the execution's end gives the cleanup.
+    const cleanUpAfterFailure = invoke(
+      STATE.cleanUpAfterFailure,
+      'cleanup',
+      "Remove the key this execution made and never handed out, and release the user's lock; a key already handed out is kept.",
+      {
+        payload: sfn.TaskInput.fromObject({
+          executionArn: sfn.JsonPath.executionId,
+          status: 'FAILED',
+          input: sfn.JsonPath.jsonToString(sfn.JsonPath.objectAt('$$.Execution.Input')),
+        }),
+        resultPath: '$.cleanup',
+      },
+    );
+    // A cleanup that fails still lets the failure alert go out (the rule runs the cleanup again).
+    cleanUpAfterFailure.addCatch(reportFailure, { resultPath: '$.cleanupError' });
+    cleanUpAfterFailure.next(reportFailure);
+    /** Any unexpected error of a working step: clean up, alert, then fail. */
+    const onFailure = (task: tasks.LambdaInvoke) =>
+      task.addCatch(cleanUpAfterFailure, { resultPath: '$.error' });
 
     const reject = new sfn.Fail(this, STATE.reject, {
       stateName: STATE.reject,
@@ -243,6 +266,12 @@ export class RotationStateMachine extends Construct {
     );
     reportStopped.addCatch(rotationFailed);
     reportStopped.next(stoppedSafely);
+    /**
+     * A step's re-check refused to act (the user became exempt or out of scope, the old key was
+     * used again): nothing unsafe was done and a new rotation resumes, so it is a stop, with an alert.
+     */
+    const onSafeStop = (task: tasks.LambdaInvoke, errors: readonly string[]) =>
+      task.addCatch(reportStopped, { errors: [...errors], resultPath: '$.error' });
     const recordSafeStop = new sfn.Pass(this, STATE.recordSafeStop, {
       stateName: STATE.recordSafeStop,
       comment: 'A stop that needs no alert (for example an exempt user): record why.',
@@ -291,6 +320,7 @@ export class RotationStateMachine extends Construct {
         }),
       },
     );
+    onSafeStop(removeExtraKey, ELIGIBILITY_STOPS);
     onFailure(removeExtraKey);
     const reportStarted = notify(
       STATE.reportStarted,
@@ -299,13 +329,6 @@ export class RotationStateMachine extends Construct {
     );
     onFailure(reportStarted);
     removeExtraKey.next(reportStarted);
-    const isExtraKey = new sfn.Choice(this, STATE.isExtraKey, {
-      stateName: STATE.isExtraKey,
-      comment: 'A user may hold two keys; an inactive, unused extra key is removed to make room.',
-    })
-      // Tested for null (not "not null"): the same meaning in a form every engine evaluates.
-      .when(sfn.Condition.isNull('$.extraKey'), reportStarted)
-      .otherwise(removeExtraKey);
 
     const createSecondKey = invoke(
       STATE.createSecondKey,
@@ -313,11 +336,14 @@ export class RotationStateMachine extends Construct {
       'Create the new access key and store it in Secrets Manager in the same invocation.',
       { resultPath: '$.newKey' },
     );
+    onSafeStop(createSecondKey, ELIGIBILITY_STOPS);
     onFailure(createSecondKey);
     const verifyNewKey = invoke(
       STATE.verifyNewKey,
       'verify-new-key',
-      'Sign a call with the stored key, retrying while IAM propagates it, then make it AWSCURRENT.',
+      'Sign a call with the stored key, retrying while IAM propagates it, then make it AWSCURRENT; ' +
+        'the hand-out is the instant the old key must be quiet since (a resumed run keeps its own).',
+      { resultPath: '$.quietSince' },
     );
     onFailure(verifyNewKey);
     const reportNewKeyReady = notify(
@@ -334,7 +360,7 @@ export class RotationStateMachine extends Construct {
     const checkLastUsed = invoke(
       STATE.checkLastUsed,
       'check-last-used',
-      'Check whether the old key was used after the new key was handed out.',
+      'Check whether the old key was used since the instant it must be quiet since (the hand-out, or the last check that found use).',
       { resultPath: '$.adoption' },
     );
     onFailure(checkLastUsed);
@@ -344,11 +370,24 @@ export class RotationStateMachine extends Construct {
       'Warn that the old key is still used, with where it was last used, before waiting again.',
     );
     onFailure(warnStillInUse);
+    // No Assign in the local engine: a Pass moves the check's instant into the state.
+    const moveQuietSince = new sfn.Pass(this, STATE.moveQuietSince, {
+      stateName: STATE.moveQuietSince,
+      comment:
+        'The consumer may switch before the next check: from now on only uses from this check on keep the old key in use.',
+      inputPath: '$.adoption.quietSince',
+      resultPath: '$.quietSince',
+    });
+    moveQuietSince.next(warnStillInUse);
     warnStillInUse.next(waitForAdoption);
 
-    const deactivateOldKey = invoke(STATE.deactivateOldKey, 'deactivate-old-key', 'Deactivate the old key.', {
-      resultPath: '$.deactivation',
-    });
+    const deactivateOldKey = invoke(
+      STATE.deactivateOldKey,
+      'deactivate-old-key',
+      'Deactivate the old key, after re-checking it stayed quiet and the user may still be rotated.',
+      { resultPath: '$.deactivation' },
+    );
+    onSafeStop(deactivateOldKey, SAFE_STOP_ERRORS);
     onFailure(deactivateOldKey);
     const reportDeactivated = notify(
       STATE.reportDeactivated,
@@ -371,16 +410,17 @@ export class RotationStateMachine extends Construct {
     const deleteOldKey = invoke(
       STATE.deleteOldKey,
       'delete-key',
-      'Delete the old key, after re-checking it is inactive and unused since its deactivation.',
+      'Delete the old key, after re-checking it is inactive and unused since the instant it must be quiet since.',
       {
         payload: sfn.TaskInput.fromObject({
           userName: sfn.JsonPath.stringAt('$.userName'),
           accessKeyId: sfn.JsonPath.stringAt('$.oldKey.accessKeyId'),
-          notUsedSince: sfn.JsonPath.stringAt('$.deactivation.deactivatedAt'),
+          notUsedSince: sfn.JsonPath.stringAt('$.quietSince'),
         }),
       },
     );
     deleteOldKey.addCatch(reactivateOldKey, { errors: [UNSAFE_TO_DELETE], resultPath: '$.error' });
+    onSafeStop(deleteOldKey, ELIGIBILITY_STOPS);
     onFailure(deleteOldKey);
     const reportComplete = notify(
       STATE.reportComplete,
@@ -396,7 +436,7 @@ export class RotationStateMachine extends Construct {
         'Deactivate only a key that went quiet; otherwise wait again, or stop safely with both keys active.',
     })
       .when(sfn.Condition.booleanEquals('$.adoption.inUse', false), deactivateOldKey)
-      .when(sfn.Condition.booleanEquals('$.adoption.mayWaitAgain', true), warnStillInUse)
+      .when(sfn.Condition.booleanEquals('$.adoption.mayWaitAgain', true), moveQuietSince)
       .otherwise(reportStopped);
 
     reportStarted
@@ -414,25 +454,29 @@ export class RotationStateMachine extends Construct {
       .next(reportComplete)
       .next(rotationComplete);
 
-    const isKeyToRotate = new sfn.Choice(this, STATE.isKeyToRotate, {
-      stateName: STATE.isKeyToRotate,
-      comment: 'The plan may stop: no key, two active keys, an exempt user, a rotation in progress.',
-    })
-      .when(sfn.Condition.stringEquals('$.action', 'STOP'), doesStopNeedAlert)
-      .otherwise(isExtraKey);
     const reportDryRun = new sfn.Pass(this, STATE.reportDryRun, {
       stateName: STATE.reportDryRun,
       comment: 'A dry run ends with the plan; nothing was changed.',
       parameters: { status: 'DRY_RUN', 'message.$': '$.message' },
       resultPath: '$.outcome',
     });
-    const isDryRun = new sfn.Choice(this, STATE.isDryRun, {
-      stateName: STATE.isDryRun,
-      comment: 'A dry run reports the plan and changes nothing.',
+    // One Choice, its rules in order: the first that matches decides. The plan always writes
+    // `resumeStage` (null unless it resumes), so every rule reads a field that is there.
+    const followPlan = new sfn.Choice(this, STATE.followPlan, {
+      stateName: STATE.followPlan,
+      comment:
+        'A dry run reports the plan; a stop stops; a resumed rotation re-enters where its keys are ' +
+        '(both active: re-prove the new key, then the adoption checks; the old one inactive: the ' +
+        'verification); an inactive, unused extra key is removed first; else the rotation starts.',
     })
       .when(sfn.Condition.booleanEquals('$.dryRun', true), reportDryRun)
-      .otherwise(isKeyToRotate);
-    plan.next(isDryRun);
+      .when(sfn.Condition.stringEquals('$.action', 'STOP'), doesStopNeedAlert)
+      .when(sfn.Condition.stringEquals('$.resumeStage', 'ADOPTION'), verifyNewKey)
+      .when(sfn.Condition.stringEquals('$.resumeStage', 'DELETION'), waitBeforeDelete)
+      // A type test for true (the local engine cannot test for false): a null extraKey has no id.
+      .when(sfn.Condition.isPresent('$.extraKey.accessKeyId'), removeExtraKey)
+      .otherwise(reportStarted);
+    plan.next(followPlan);
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
       // The vendedlogs prefix keeps Step Functions from growing the account's CloudWatch Logs

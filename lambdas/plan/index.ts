@@ -1,5 +1,6 @@
 import { dynamodb } from '../shared/clients/dynamodb.ts';
 import { iam } from '../shared/clients/iam.ts';
+import { secretsManager } from '../shared/clients/secrets-manager.ts';
 import { systemClock } from '../shared/clock.ts';
 import { planRotation } from '../shared/domain/plan.ts';
 import { loadEnv } from '../shared/env.ts';
@@ -11,5 +12,5 @@ const env = loadEnv(STEPS.plan.env);
 const lock = { dynamodb, table: env.REKEY_LOCK_TABLE };
 
 export const handler = makeHandler(PlanInput, (input) =>
-  planRotation({ iam, lock, clock: systemClock, env }, input),
+  planRotation({ iam, secretsManager, lock, clock: systemClock, env }, input),
 );

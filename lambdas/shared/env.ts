@@ -63,14 +63,21 @@ export const RekeyEnvSchema = z.object({
   REKEY_MAX_ADOPTION_CHECKS: intFrom(1, 100).default(3),
   /**
    * Key last-use times are compared with this much slack, in the safe direction: a use up to
-   * this many seconds before a reference instant counts as "after" it (IAM rounds last-used).
+   * this many seconds before the reference instant counts as "after" it. IAM records last use at
+   * 15-minute granularity, so less than 900 is a misconfiguration, refused at cold start.
    */
-  REKEY_LAST_USED_GRACE_SECONDS: intFrom(0, 86400).default(60),
+  REKEY_LAST_USED_GRACE_SECONDS: intFrom(900, 86400).default(900),
   /** The new key is tried this many times (IAM is eventually consistent) before it is discarded. */
   REKEY_VERIFY_ATTEMPTS: intFrom(1, 20).default(6),
   REKEY_VERIFY_BASE_DELAY_MS: intFrom(0, 60_000).default(1000),
   /** Look up CloudTrail for who still uses the old key (2 requests/s per account: keep it modest). */
   REKEY_CLOUDTRAIL_LOOKUP: boolFrom.default(false),
+  /**
+   * How long the cleanup waits after an aborted or timed-out execution before it looks: the
+   * longest a step's Lambda can still be running (Step Functions does not stop it). No default:
+   * the stack sets the real value; the local runner, which waits for its steps itself, sets 0.
+   */
+  REKEY_CLEANUP_SETTLE_SECONDS: intFrom(0, 900),
 
   // The scheduled audit (lambdas/audit; ages and idle times are whole days, see domain/audit/findings.ts).
   /** An active key older than this many days is OLD_KEY (IAM.3: "rotated every 90 days or less"). */

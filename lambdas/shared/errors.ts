@@ -66,12 +66,48 @@ export class RotationVerificationFailed extends RekeyError {
   }
 }
 
-/** The delete step re-checked the old key and found it active or used since deactivation. */
+/** The delete step re-checked the old key and found it active or used since it had to be quiet. */
 export class UnsafeToDelete extends RekeyError {
   constructor(message: string) {
     super('UnsafeToDelete', message);
   }
 }
+
+/**
+ * What to do after an "old key still in use" stop, in the words of the notification and the
+ * deactivate re-check: the rotation resumes with the key already handed out (no new key).
+ */
+export const STILL_IN_USE_ADVICE =
+  "Switch every consumer that still uses the old key to the secret's AWSCURRENT version (the new key), " +
+  'then start the rotation of this user again: it resumes with the new key, creates none, checks ' +
+  'that the old key went quiet, deactivates it and later deletes it';
+
+/**
+ * The deactivate step's re-check found the old key used at or after the quiet-since instant:
+ * nothing was changed. A safe stop (both keys stay active), resumable by a new rotation.
+ */
+export class OldKeyStillInUse extends RekeyError {
+  constructor(message: string) {
+    super('OldKeyStillInUse', message);
+  }
+}
+
+/** The eligibility rules, re-checked right before a key change, whose stop reasons are also error names. */
+export const ELIGIBILITY_STOPS = ['UserExempt', 'UserProtected', 'UserOutOfScope'] as const;
+
+/**
+ * A step's re-check found that rekey may no longer touch the user (exempt, protected, out of
+ * scope): nothing was changed. Named after the stop reason, so the state machine reports it as a
+ * safe stop, and a new rotation resumes once the user is back in scope.
+ */
+export class UserNotEligible extends RekeyError {
+  constructor(reason: (typeof ELIGIBILITY_STOPS)[number], message: string) {
+    super(reason, message);
+  }
+}
+
+/** Errors of a working step that stop the rotation safely (nothing unsafe done, resumable): reported as stops. */
+export const SAFE_STOP_ERRORS = [...ELIGIBILITY_STOPS, 'OldKeyStillInUse'] as const;
 
 /** Another execution holds this user's rotation lock (raised where the lock is re-checked). */
 export class RotationInProgress extends RekeyError {

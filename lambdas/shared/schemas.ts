@@ -9,10 +9,19 @@
  * The state document grows as the execution runs:
  *   PlanRotation      -> the whole document (ResultPath $)
  *   CreateSecondKey   -> $.newKey
- *   CheckLastUsed     -> $.adoption
+ *   VerifyNewKey      -> $.quietSince
+ *   CheckLastUsed     -> $.adoption (and, when it found use, a Pass copies $.adoption.quietSince
+ *                        to $.quietSince before the next wait)
  *   DeactivateOldKey  -> $.deactivation
  *   Catch             -> $.error
+ *   Cleanup (failure) -> $.cleanup (or $.cleanupError)
  *   terminal Notify   -> $.outcome
+ *
+ * `quietSince` is the rotation's one reference instant Q: the old key must show no use at or after
+ * Q (less the last-use grace) to pass the adoption check, the deactivate re-check, the verify step
+ * and the delete. It starts at the hand-out and only ever moves forward where that is safe: to the
+ * time of an adoption check that found use (a consumer may switch before the next check), or to a
+ * resumed run's own start.
  */
 import { z } from 'zod';
 import { ConsumerPrincipal } from './consumers.ts';
@@ -104,6 +113,17 @@ export const STOP_REASONS = [
 export const StopReason = z.enum(STOP_REASONS);
 export type StopReason = z.infer<typeof StopReason>;
 
+export const NewKey = z.object({
+  accessKeyId: z.string().min(16),
+  createDate: IsoDate,
+  /** A service-specific credential's user name (e.g. alice-at-123456789012): not a secret. */
+  serviceUserName: z.string().min(1).optional(),
+  secretArn: z.string().min(1),
+  /** The secret version that holds the new key (the ClientRequestToken used to write it). */
+  versionId: z.string().min(32),
+});
+export type NewKey = z.infer<typeof NewKey>;
+
 /** What PlanRotation decides; it becomes the root of the state document. */
 export const Plan = z.object({
   userName: UserName,
@@ -114,7 +134,17 @@ export const Plan = z.object({
   reason: z.string().optional(),
   executionId: z.string().min(1),
   secretName: z.string().min(1),
-  action: z.enum(['ROTATE', 'STOP']),
+  /**
+   * ROTATE: a new key is created. RESUME: a new key rekey made and handed out earlier (AWSCURRENT)
+   * is carried on, none is created. STOP: nothing is done.
+   */
+  action: z.enum(['ROTATE', 'RESUME', 'STOP']),
+  /**
+   * Where a RESUME re-enters: ADOPTION (both keys active: re-prove the new key, then the adoption
+   * checks) or DELETION (the old key already inactive: the verification, then the delete). null
+   * otherwise, so the state machine's Choice can always read it.
+   */
+  resumeStage: z.enum(['ADOPTION', 'DELETION']).nullable(),
   stopReason: StopReason.optional(),
   /** Whether a STOP deserves an alert (two active keys do; an exempt user does not). */
   alert: z.boolean(),
@@ -125,8 +155,19 @@ export const Plan = z.object({
   oldKey: KeyRef.nullable(),
   /** An inactive, never-used extra key to delete before creating the new one. */
   extraKey: KeyRef.nullable(),
-  /** An active, never-used key without a stored secret left by a crashed create: deleted by the create step. */
+  /**
+   * A key rekey made that nobody holds, deleted by the create step before it makes the new one:
+   * active, never used and without a stored secret, left by a crashed create; or recorded in the
+   * journal and never handed out (its secret version never AWSCURRENT).
+   */
   orphanKey: KeyRef.nullable(),
+  /** With RESUME: the key handed out earlier (the secret's AWSCURRENT version). */
+  newKey: NewKey.optional(),
+  /**
+   * The reference instant Q. The plan sets it only when it resumes a rotation (to its own start);
+   * otherwise null, and the verify step sets it at the hand-out.
+   */
+  quietSince: IsoDate.nullable(),
   /**
    * The principals the user's consumer tag names: they may read this user's secret (besides the
    * configured consumers). ARNs, not secrets. Absent when the tag names nobody.
@@ -141,17 +182,6 @@ export const PlanInput = z.object({
 });
 export type PlanInput = z.infer<typeof PlanInput>;
 
-export const NewKey = z.object({
-  accessKeyId: z.string().min(16),
-  createDate: IsoDate,
-  /** A service-specific credential's user name (e.g. alice-at-123456789012): not a secret. */
-  serviceUserName: z.string().min(1).optional(),
-  secretArn: z.string().min(1),
-  /** The secret version that holds the new key (the ClientRequestToken used to write it). */
-  versionId: z.string().min(32),
-});
-export type NewKey = z.infer<typeof NewKey>;
-
 export const Adoption = z.object({
   /** How many times CheckLastUsed has looked at the old key. */
   checks: z.number().int().nonnegative(),
@@ -163,6 +193,11 @@ export const Adoption = z.object({
   recentCallers: z.array(z.string()).optional(),
   /** Whether another check is allowed (checks < maxAdoptionChecks). */
   mayWaitAgain: z.boolean(),
+  /**
+   * Q after this check: the check's own time when it found use (the consumer may switch before the
+   * next check, so only uses from then on can keep the old key "in use"); else Q unchanged.
+   */
+  quietSince: IsoDate,
   /**
    * false for service-specific credentials: IAM keeps no last-used data for them, so `inUse`
    * false means "no evidence of use", not "unused"; the adoption wait is what the rotation relies on.
@@ -176,24 +211,60 @@ export type Deactivation = z.infer<typeof Deactivation>;
 
 export const TaskError = z.object({ Error: z.string(), Cause: z.string().optional() });
 
+/** How an execution ended, as Step Functions' "Execution Status Change" events say it. */
+export const ENDED_STATUSES = ['FAILED', 'ABORTED', 'TIMED_OUT'] as const;
+
+/**
+ * The cleanup's event: from the failure path of the state machine (status FAILED, the execution
+ * still running its failure report), or from the EventBridge rule on the state machine's status
+ * changes (the rule's input transformer builds this shape from the event's detail).
+ */
+export const CleanupInput = z.object({
+  executionArn: z.string().min(1),
+  status: z.enum(ENDED_STATUSES),
+  /** The execution's input as JSON text, as the status change event carries it. */
+  input: z.string().nullable(),
+});
+export type CleanupInput = z.infer<typeof CleanupInput>;
+
+export const CleanupResult = z.object({
+  /** Whether the ended execution held the lock (only then does the cleanup touch anything). */
+  acted: z.boolean(),
+  releasedLock: z.boolean(),
+  /** A key the execution created and never handed out: deleted. */
+  removedKeyIds: z.array(z.string()),
+  /** The key the execution created and handed out (AWSCURRENT): kept, a new run resumes with it. */
+  keptKeyId: z.string().nullable(),
+  message: z.string(),
+});
+export type CleanupResult = z.infer<typeof CleanupResult>;
+
 /** The state document after planning, as later steps see it. */
 export const RotationState = Plan.extend({
   newKey: NewKey.optional(),
   adoption: Adoption.optional(),
   deactivation: Deactivation.optional(),
   error: TaskError.optional(),
+  /** What the failure path's cleanup did, or why it could not run. */
+  cleanup: CleanupResult.optional(),
+  cleanupError: TaskError.optional(),
 });
 export type RotationState = z.infer<typeof RotationState>;
 
 /** Step inputs: the state document with the fields that step cannot work without. */
 export const CreateSecondKeyInput = RotationState.extend({ oldKey: KeyRef });
 export const VerifyNewKeyInput = RotationState.extend({ newKey: NewKey });
-export const CheckLastUsedInput = RotationState.extend({ oldKey: KeyRef, newKey: NewKey });
-export const DeactivateInput = RotationState.extend({ oldKey: KeyRef, newKey: NewKey });
+export const CheckLastUsedInput = RotationState.extend({
+  oldKey: KeyRef,
+  newKey: NewKey,
+  quietSince: IsoDate,
+});
+export const DeactivateInput = RotationState.extend({ oldKey: KeyRef, newKey: NewKey, quietSince: IsoDate });
+/** No `deactivation`: a resumed run finds the old key already inactive and never deactivated it. */
 export const VerifyRotationInput = RotationState.extend({
   oldKey: KeyRef,
   newKey: NewKey,
-  deactivation: Deactivation,
+  quietSince: IsoDate,
 });
 export const ReactivateInput = RotationState.extend({ oldKey: KeyRef });
 
@@ -201,7 +272,10 @@ export const ReactivateInput = RotationState.extend({ oldKey: KeyRef });
 export const DeleteKeyInput = z.object({
   userName: UserName,
   accessKeyId: z.string().min(16),
-  /** The key must not have been used at or after this instant; null: it must never have been used. */
+  /**
+   * The key must not have been used at or after this instant (less the grace): the rotation's
+   * quiet-since instant Q for the old key; null: it must never have been used (the extra key).
+   */
   notUsedSince: IsoDate.nullable(),
 });
 export type DeleteKeyInput = z.infer<typeof DeleteKeyInput>;

@@ -24,7 +24,20 @@ export interface StepSpec {
    * signed with the key, or a listing of the credential), with the backoff sleeps between them.
    */
   readonly verifyLoop?: true;
+  /**
+   * The Lambda first waits out the longest of the other steps (the cleanup after an aborted or
+   * timed-out execution, whose last step may still be running): its timeout adds that wait.
+   */
+  readonly waitsForSteps?: true;
 }
+
+/** What the eligibility re-check (domain/eligibility.ts) reads: the plan's rules, asked again before a key change. */
+const ELIGIBILITY_ENV = [
+  'REKEY_EXEMPT_TAG',
+  'REKEY_PROTECTED_USERS',
+  'REKEY_USER_PATH_PREFIX',
+  'REKEY_OPT_IN_TAG',
+] as const satisfies readonly RekeyEnvKey[];
 
 export const STEPS = {
   plan: {
@@ -39,9 +52,10 @@ export const STEPS = {
       'REKEY_OPT_IN_TAG',
       'REKEY_CONSUMER_TAG',
     ],
-    // GetUser; GetItem (lock); ListAccessKeys; GetAccessKeyLastUsed per key (2); UpdateItem
-    // (acquire); GetItem (the rival's owner, when the acquire loses).
-    calls: 7,
+    // GetUser; DescribeSecret (a secret under the request's spelling of the name); GetItem (lock);
+    // ListAccessKeys; GetAccessKeyLastUsed per key (2); DescribeSecret (is the journal's key
+    // rekey's own?); UpdateItem (acquire); GetItem (the rival's owner, when the acquire loses).
+    calls: 9,
   },
   'create-second-key': {
     description: 'Creates the new access key and stores it in Secrets Manager in one invocation',
@@ -51,38 +65,43 @@ export const STEPS = {
       'REKEY_LOCK_TABLE',
       'REKEY_CONSUMER_PRINCIPALS',
       'REKEY_SECRET_READER_ROLES',
+      ...ELIGIBILITY_ENV,
     ],
-    // GetItem (lock); ListAccessKeys; DescribeSecret; the extra key's GetAccessKeyLastUsed and
-    // DeleteAccessKey (an orphan); UpdateItem (mark), CreateAccessKey lost to LimitExceeded, then
-    // ListAccessKeys, GetItem, GetAccessKeyLastUsed, DeleteAccessKey, UpdateItem (clear); UpdateItem
-    // (mark), CreateAccessKey; UpdateItem (record); CreateSecret, PutResourcePolicy,
-    // PutSecretValue failing, then DescribeSecret, DeleteAccessKey (compensation), UpdateItem
-    // (clear) lost to a rival, GetItem (who holds the lock).
-    calls: 22,
+    // GetItem (lock); ListAccessKeys; DescribeSecret; the journal's never-handed-out key:
+    // DescribeSecret, DeleteAccessKey, UpdateSecretVersionStage (its AWSPENDING label); GetUser (the
+    // re-check), UpdateItem (mark), CreateAccessKey lost to LimitExceeded, then ListAccessKeys,
+    // GetItem, the same three for an orphan, UpdateItem (clear); GetUser, UpdateItem (mark),
+    // CreateAccessKey; UpdateItem (record); CreateSecret, PutResourcePolicy, PutSecretValue failing,
+    // then DescribeSecret, DeleteAccessKey (compensation), UpdateItem (clear) lost to a rival,
+    // GetItem (who holds the lock).
+    calls: 26,
   },
   'verify-new-key': {
     description: 'Proves the stored key authenticates as its user, then makes it AWSCURRENT',
     env: ['REKEY_VERIFY_ATTEMPTS', 'REKEY_VERIFY_BASE_DELAY_MS'],
     // GetSecretValue; the verify loop (STS or ListServiceSpecificCredentials per attempt); then
-    // either ListAccessKeys and DeleteAccessKey (a key that never worked) or DescribeSecret and
-    // UpdateSecretVersionStage twice, each refused move re-read with DescribeSecret.
-    calls: 6,
+    // DescribeSecret (was the key already handed out?), and either ListAccessKeys and
+    // DeleteAccessKey (a key that never worked) or DescribeSecret and UpdateSecretVersionStage
+    // twice, each refused move re-read with DescribeSecret.
+    calls: 7,
     verifyLoop: true,
   },
   'check-last-used': {
-    description: 'Checks whether the old key was used after the new key was handed out',
+    description:
+      'Checks whether the old key was used since it had to be quiet (the hand-out, or the last check that found use)',
     env: ['REKEY_MAX_ADOPTION_CHECKS', 'REKEY_LAST_USED_GRACE_SECONDS', 'REKEY_CLOUDTRAIL_LOOKUP'],
     // GetAccessKeyLastUsed; LookupEvents (with cloudTrailLookup).
     calls: 2,
   },
   'deactivate-old-key': {
-    description: 'Re-checks the old key is quiet, then deactivates it',
-    env: ['REKEY_LAST_USED_GRACE_SECONDS'],
-    // ListAccessKeys; GetAccessKeyLastUsed; UpdateAccessKey.
-    calls: 3,
+    description: 'Re-checks the old key is quiet and the user still in scope, then deactivates it',
+    env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV],
+    // ListAccessKeys; GetAccessKeyLastUsed; GetUser (the re-check); UpdateAccessKey.
+    calls: 4,
   },
   'verify-rotation': {
-    description: 'Checks the old key stayed inactive and unused and the new key still works',
+    description:
+      'Checks the old key stayed inactive and unused since it had to be quiet, and the new key still works',
     env: ['REKEY_LAST_USED_GRACE_SECONDS'],
     // ListAccessKeys; GetAccessKeyLastUsed; GetSecretValue; STS GetCallerIdentity with the new key.
     calls: 4,
@@ -94,16 +113,27 @@ export const STEPS = {
     calls: 2,
   },
   'delete-key': {
-    description: 'Deletes an inactive access key that was not used since a given instant',
-    env: ['REKEY_LAST_USED_GRACE_SECONDS'],
-    // ListAccessKeys; GetAccessKeyLastUsed; DeleteAccessKey.
-    calls: 3,
+    description:
+      'Deletes an inactive access key that was not used since a given instant, the user still in scope',
+    env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV],
+    // ListAccessKeys; GetAccessKeyLastUsed; GetUser (the re-check); DeleteAccessKey.
+    calls: 4,
   },
   notify: {
     description: 'Publishes a notification (SNS and EventBridge); terminal events release the user lock',
     env: ['REKEY_TOPIC_ARN', 'REKEY_EVENT_BUS_NAME', 'REKEY_LOCK_TABLE'],
     // Publish; PutEvents; UpdateItem (release the lock).
     calls: 3,
+  },
+  cleanup: {
+    description:
+      'After a failed, aborted or timed-out execution: removes the key it made and never handed out, releases its lock',
+    env: ['REKEY_LOCK_TABLE', 'REKEY_SECRET_PREFIX', 'REKEY_CLEANUP_SETTLE_SECONDS'],
+    // GetItem (lock); ListAccessKeys; DescribeSecret (was the journal's key handed out?);
+    // DeleteAccessKey and UpdateSecretVersionStage (its AWSPENDING label); GetAccessKeyLastUsed and
+    // DeleteAccessKey (a key a crashed create left); UpdateItem (release). Plus the settle wait.
+    calls: 8,
+    waitsForSteps: true,
   },
 } as const satisfies Record<string, StepSpec>;
 

@@ -14,7 +14,12 @@
  */
 import { GetAccessKeyLastUsedCommand, ListAccessKeysCommand } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { exitCodeFor, type RotationResult, type TaskOverride } from '../../cli/local-runner.ts';
+import {
+  exitCodeFor,
+  type RotationResult,
+  STATUS_CHANGE_RULE,
+  type TaskOverride,
+} from '../../cli/local-runner.ts';
 import { STATE } from '../../infra/constructs/rotation-state-machine.ts';
 import { HTTP_TIMEOUTS } from '../../lambdas/shared/clients/config.ts';
 import {
@@ -155,8 +160,9 @@ function outcomeOf(result: RotationResult): string {
     const reason = (result.output as { outcome?: { reason?: string } }).outcome?.reason;
     return `${outcomeStatus(result)}${reason ? ` ${reason}` : ''}`;
   }
-  // The step whose failure ended the run (not the failure report that followed it).
-  const failed = result.tasks.filter((t) => t.error && t.state !== STATE.reportFailure).at(-1);
+  // The step whose failure ended the run (not the cleanup and failure report that followed it).
+  const after: string[] = [STATE.cleanUpAfterFailure, STATE.reportFailure, STATUS_CHANGE_RULE];
+  const failed = result.tasks.filter((t) => t.error && !after.includes(t.state)).at(-1);
   return `FAILED ${result.error}${failed ? ` (${failed.state}: ${failed.error?.name})` : ''}`;
 }
 

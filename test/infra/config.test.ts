@@ -38,7 +38,7 @@ describe('loadConfig', () => {
       protectedUsers: [],
       notificationEmails: [],
       userPathPrefix: '/',
-      lastUsedGraceSeconds: 60,
+      lastUsedGraceSeconds: 900,
       verifyAttempts: 6,
       verifyBaseDelayMs: 1000,
       cloudTrailLookup: false,
@@ -116,6 +116,14 @@ describe('loadConfig', () => {
     [{ adoptionWaitDays: 90, maxAdoptionChecks: 5 }, /adoptionWaitDays: .*at most 365 days/],
     [{ adoptionWaitDay: 7 }, /unknown field\(s\) adoptionWaitDay/],
     [{ verifyAttempts: 12 }, /verifyAttempts: .*verify-new-key run up to \d+ s; a Lambda runs at most 900 s/],
+    // The cleanup waits out verify-new-key's 847 s plus 120 s of its own: over a Lambda's 900 s.
+    [
+      { verifyAttempts: 10, verifyBaseDelayMs: 1500 },
+      /verifyAttempts: .*the cleanup after an aborted execution waits that out/,
+    ],
+    // IAM records last use at 15-minute granularity: a smaller grace could deactivate a key in use.
+    [{ lastUsedGraceSeconds: 899 }, /lastUsedGraceSeconds: /],
+    [{ lastUsedGraceSeconds: 0 }, /lastUsedGraceSeconds: /],
   ])('rejects %j naming the field', (raw, message) => {
     expect(() => loadConfig(raw)).toThrow(message);
   });
@@ -215,10 +223,12 @@ describe('lambdaEnvironment', () => {
       REKEY_PROTECTED_USERS: ['breakglass', 'ci-bot'],
       REKEY_USER_PATH_PREFIX: '/ci/',
       REKEY_MAX_ADOPTION_CHECKS: 3,
-      REKEY_LAST_USED_GRACE_SECONDS: 60,
+      REKEY_LAST_USED_GRACE_SECONDS: 900,
       REKEY_VERIFY_ATTEMPTS: 5,
       REKEY_VERIFY_BASE_DELAY_MS: 1000,
       REKEY_CLOUDTRAIL_LOOKUP: true,
+      // The longest step timeout (verify-new-key with 5 attempts is shorter than the default 120 s).
+      REKEY_CLEANUP_SETTLE_SECONDS: 120,
     });
   });
 

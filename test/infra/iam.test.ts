@@ -4,7 +4,7 @@
  * key-changing actions carry the scoping conditions, protected users are denied explicitly, and
  * only the verify steps can read a secret.
  */
-import { App } from 'aws-cdk-lib';
+import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { describe, expect, it } from 'vitest';
@@ -56,7 +56,7 @@ interface ScopeConfig {
 }
 
 /** The scoped resources of a synthesized stack, as rolePermissions renders them. */
-function scope(resources: Resources, config: ScopeConfig) {
+function scope(resources: Resources, config: ScopeConfig, stack: RekeyStack) {
   const table = onlyLogicalId(resources, 'AWS::DynamoDB::Table');
   const topic = onlyLogicalId(resources, 'AWS::SNS::Topic');
   const alias = Object.values(resources).find(
@@ -95,6 +95,9 @@ function scope(resources: Resources, config: ScopeConfig) {
     secretsKey: `${secretsKey}.Arn`,
     topicKey: `${topicKey}.Arn`,
     bus: `arn:${PARTITION}:events:${REGION}:${ACCOUNT}:event-bus/default`,
+    cleanupQueue: stack.resolve(
+      stack.getLogicalId(stack.cleanup.deadLetterQueue.node.defaultChild as CfnElement),
+    ) as string,
     viaSecretsManager: { StringEquals: { 'kms:ViaService': `secretsmanager.${REGION}.amazonaws.com` } },
     viaSns: { StringEquals: { 'kms:ViaService': `sns.${REGION}.amazonaws.com` } },
   };
@@ -110,17 +113,25 @@ function baseline(resources: Resources, step: StepName): string[] {
   ];
 }
 
-function expectedPermissions(resources: Resources, config: ScopeConfig): Record<StepName, string[]> {
-  const s = scope(resources, config);
+function expectedPermissions(
+  resources: Resources,
+  config: ScopeConfig,
+  stack: RekeyStack,
+): Record<StepName, string[]> {
+  const s = scope(resources, config, stack);
   const expected: Record<StepName, string[]> = {
     plan: [
       // Any user's path and tags: the plan must see a user outside the path to refuse it.
       ...allow(['iam:GetUser'], [s.everyUser]),
       ...s.onUsers(['iam:ListUserTags', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed', LIST_SSC]),
       ...allow(['dynamodb:GetItem', 'dynamodb:UpdateItem'], [s.table]),
+      // Which secret exists and which of its versions is current: metadata, never a value.
+      ...allow(['secretsmanager:DescribeSecret'], [s.secrets]),
     ],
     'create-second-key': [
       ...s.onUsers([
+        // The eligibility re-check right before CreateAccessKey.
+        'iam:GetUser',
         'iam:ListAccessKeys',
         'iam:CreateAccessKey',
         'iam:DeleteAccessKey',
@@ -136,6 +147,8 @@ function expectedPermissions(resources: Resources, config: ScopeConfig): Record<
           'secretsmanager:PutSecretValue',
           'secretsmanager:DescribeSecret',
           'secretsmanager:TagResource',
+          // Drops the AWSPENDING label of a never-handed-out key it removes.
+          'secretsmanager:UpdateSecretVersionStage',
         ],
         [s.secrets],
       ),
@@ -164,6 +177,7 @@ function expectedPermissions(resources: Resources, config: ScopeConfig): Record<
       ...(config.cloudTrailLookup ? allow(['cloudtrail:LookupEvents'], ['*']) : []),
     ],
     'deactivate-old-key': s.onUsers([
+      'iam:GetUser',
       'iam:UpdateAccessKey',
       'iam:ListAccessKeys',
       'iam:GetAccessKeyLastUsed',
@@ -182,12 +196,26 @@ function expectedPermissions(resources: Resources, config: ScopeConfig): Record<
       'iam:UpdateServiceSpecificCredential',
     ]),
     'delete-key': s.onUsers([
+      'iam:GetUser',
       'iam:DeleteAccessKey',
       'iam:ListAccessKeys',
       'iam:GetAccessKeyLastUsed',
       LIST_SSC,
       'iam:DeleteServiceSpecificCredential',
     ]),
+    cleanup: [
+      ...allow(['dynamodb:GetItem', 'dynamodb:UpdateItem'], [s.table]),
+      ...s.onUsers([
+        'iam:ListAccessKeys',
+        'iam:GetAccessKeyLastUsed',
+        'iam:DeleteAccessKey',
+        LIST_SSC,
+        'iam:DeleteServiceSpecificCredential',
+      ]),
+      ...allow(['secretsmanager:DescribeSecret', 'secretsmanager:UpdateSecretVersionStage'], [s.secrets]),
+      // The on-failure destination of the rule's asynchronous invocations.
+      ...allow(['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'], [`${s.cleanupQueue}.Arn`]),
+    ],
     notify: [
       ...allow(['sns:Publish'], [s.topic]),
       ...allow(['kms:GenerateDataKey', 'kms:Decrypt'], [s.topicKey], s.viaSns),
@@ -238,8 +266,8 @@ function stateMachinePermissions(): string[] {
 }
 
 /** Every role of the template with the permissions it must have, exactly. */
-function expectedRoles(resources: Resources, config: ScopeConfig): Map<string, string[]> {
-  const expected = expectedPermissions(resources, config);
+function expectedRoles(resources: Resources, config: ScopeConfig, stack: RekeyStack): Map<string, string[]> {
+  const expected = expectedPermissions(resources, config, stack);
   const roles = new Map<string, string[]>();
   for (const step of STEP_NAMES) {
     roles.set(
@@ -280,7 +308,7 @@ describe.each(CONFIGS)('least privilege with %s', (_name, raw) => {
   const { resources, config, stack } = synth(raw);
   // The audit's two roles: test/infra/audit-helpers.ts (and audit.test.ts, for each policy toggle).
   const expected = new Map([
-    ...expectedRoles(resources, config),
+    ...expectedRoles(resources, config, stack),
     ...expectedAuditRoles(resources, stack, config),
   ]);
 
@@ -352,7 +380,7 @@ describe.each(CONFIGS)('least privilege with %s', (_name, raw) => {
   });
 
   it('only the verify steps can read a secret: no other role has GetSecretValue or kms:Decrypt on its key', () => {
-    const s = scope(resources, config);
+    const s = scope(resources, config, stack);
     const readers = logicalIds(resources, 'AWS::IAM::Role').filter((roleId) =>
       rolePermissions(resources, roleId).some((p) => {
         const [effect, action = '', resource = ''] = p.split(' ');
@@ -441,6 +469,7 @@ describe('scoping conditions', () => {
             'deactivate-old-key',
             'reactivate-old-key',
             'delete-key',
+            'cleanup',
           ] as const
         ).map((step) => roleIdOf(functionOf(resources, step))),
         auditIds(stack).role,
@@ -452,6 +481,7 @@ describe('scoping conditions', () => {
       'deactivate-old-key',
       'reactivate-old-key',
       'delete-key',
+      'cleanup',
     ] as const;
     const rotationRoles = rotationSteps.map((step) => roleIdOf(functionOf(resources, step)));
     for (const roleId of changers) {
@@ -510,7 +540,7 @@ describe('the permission detector', () => {
     // Act
     const resources = Template.fromStack(stack).toJSON().Resources as Resources;
     const config = loadConfig({});
-    const expected = expectedRoles(resources, config);
+    const expected = expectedRoles(resources, config, stack);
 
     // Assess
     expect(stepPermissions(resources, 'plan')).toContain('Allow iam:DeleteUser *');

@@ -79,6 +79,7 @@ describe('the stack', () => {
         'TopicArn',
         'AuditFunctionName',
         'AuditDeadLetterQueueUrl',
+        'CleanupDeadLetterQueueUrl',
       ].sort(),
     );
     template.hasOutput('StateMachineArn', { Value: { Ref: Match.stringLikeRegexp('StateMachine') } });

@@ -20,8 +20,15 @@ const aslValidator = createRequire(import.meta.url)('asl-validator') as AslValid
 const DAY = 86_400;
 const ALL = ['States.ALL'];
 const notifyPayload = (event: string) => ({ event, 'state.$': '$' });
-const toFailure = { ErrorEquals: ALL, ResultPath: '$.error', Next: 'Report the failure' };
+const toFailure = { ErrorEquals: ALL, ResultPath: '$.error', Next: 'Clean up after the failure' };
 const toFailed = { ErrorEquals: ALL, Next: 'Rotation failed' };
+/** A step's re-check refused to act: a safe, resumable stop, reported with an alert. */
+const ELIGIBILITY = ['UserExempt', 'UserProtected', 'UserOutOfScope'];
+const toStopped = (errors: string[]) => ({
+  ErrorEquals: errors,
+  ResultPath: '$.error',
+  Next: 'Report that the rotation stopped',
+});
 const task = (step: StepName, rest: Partial<AslState>): AslState => ({
   Type: 'Task',
   Resource: lambdaArn(step),
@@ -37,25 +44,28 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
       // No ResultPath: the result replaces the state (the default, left implicit).
       ResultPath: undefined,
       Parameters: { 'input.$': '$', 'executionId.$': '$$.Execution.Id' },
-      Next: 'Is this a dry run?',
+      Next: 'What does the plan say?',
       Catch: [{ ErrorEquals: ['InvalidInput', 'UserNotFound'], Next: 'Reject the request' }, toFailure],
     }),
     'Reject the request': { Type: 'Fail', Error: 'RotationRequestRejected', CausePath: '$.Cause' },
-    'Is this a dry run?': {
+    // One Choice routes every plan; its rules are tried in this order.
+    'What does the plan say?': {
       Type: 'Choice',
-      Choices: [{ Variable: '$.dryRun', BooleanEquals: true, Next: 'Report the dry-run plan' }],
-      Default: 'Is there a key to rotate?',
+      Choices: [
+        { Variable: '$.dryRun', BooleanEquals: true, Next: 'Report the dry-run plan' },
+        { Variable: '$.action', StringEquals: 'STOP', Next: 'Does the stop need an alert?' },
+        // A resumed rotation creates no key: it re-enters where its keys are.
+        { Variable: '$.resumeStage', StringEquals: 'ADOPTION', Next: 'Verify the new key works' },
+        { Variable: '$.resumeStage', StringEquals: 'DELETION', Next: 'Wait before deleting the old key' },
+        { Variable: '$.extraKey.accessKeyId', IsPresent: true, Next: 'Remove the unused extra key' },
+      ],
+      Default: 'Report that the rotation started',
     },
     'Report the dry-run plan': {
       Type: 'Pass',
       Parameters: { status: 'DRY_RUN', 'message.$': '$.message' },
       ResultPath: '$.outcome',
       End: true,
-    },
-    'Is there a key to rotate?': {
-      Type: 'Choice',
-      Choices: [{ Variable: '$.action', StringEquals: 'STOP', Next: 'Does the stop need an alert?' }],
-      Default: 'Is there an extra key to remove?',
     },
     'Does the stop need an alert?': {
       Type: 'Choice',
@@ -75,11 +85,6 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
       Next: 'Stopped safely',
     },
     'Stopped safely': { Type: 'Succeed' },
-    'Is there an extra key to remove?': {
-      Type: 'Choice',
-      Choices: [{ Variable: '$.extraKey', IsNull: true, Next: 'Report that the rotation started' }],
-      Default: 'Remove the unused extra key',
-    },
     'Remove the unused extra key': task('delete-key', {
       Parameters: {
         'userName.$': '$.userName',
@@ -87,6 +92,7 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
         notUsedSince: null,
       },
       Next: 'Report that the rotation started',
+      Catch: [toStopped(ELIGIBILITY), toFailure],
     }),
     'Report that the rotation started': task('notify', {
       Parameters: notifyPayload('ROTATION_STARTED'),
@@ -95,8 +101,13 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
     'Create the second key': task('create-second-key', {
       ResultPath: '$.newKey',
       Next: 'Verify the new key works',
+      Catch: [toStopped(ELIGIBILITY), toFailure],
     }),
-    'Verify the new key works': task('verify-new-key', { Next: 'Tell consumers the new key is ready' }),
+    // Its result is the quiet-since instant Q (the hand-out, or a resumed run's own start).
+    'Verify the new key works': task('verify-new-key', {
+      ResultPath: '$.quietSince',
+      Next: 'Tell consumers the new key is ready',
+    }),
     'Tell consumers the new key is ready': task('notify', {
       Parameters: notifyPayload('NEW_KEY_READY'),
       Next: 'Wait for consumers to adopt the new key',
@@ -117,10 +128,17 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
         {
           Variable: '$.adoption.mayWaitAgain',
           BooleanEquals: true,
-          Next: 'Warn that the old key is still in use',
+          Next: 'Count only uses from this check on',
         },
       ],
       Default: 'Report that the rotation stopped',
+    },
+    // Q moves to the time of the check that found use: the consumer may switch before the next one.
+    'Count only uses from this check on': {
+      Type: 'Pass',
+      InputPath: '$.adoption.quietSince',
+      ResultPath: '$.quietSince',
+      Next: 'Warn that the old key is still in use',
     },
     'Warn that the old key is still in use': task('notify', {
       Parameters: notifyPayload('OLD_KEY_STILL_IN_USE'),
@@ -129,6 +147,7 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
     'Deactivate the old key': task('deactivate-old-key', {
       ResultPath: '$.deactivation',
       Next: 'Report that the old key was deactivated',
+      Catch: [toStopped([...ELIGIBILITY, 'OldKeyStillInUse']), toFailure],
     }),
     'Report that the old key was deactivated': task('notify', {
       Parameters: notifyPayload('KEY_DEACTIVATED'),
@@ -154,11 +173,12 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
       Parameters: {
         'userName.$': '$.userName',
         'accessKeyId.$': '$.oldKey.accessKeyId',
-        'notUsedSince.$': '$.deactivation.deactivatedAt',
+        'notUsedSince.$': '$.quietSince',
       },
       Next: 'Report that the rotation is complete',
       Catch: [
         { ErrorEquals: ['UnsafeToDelete'], ResultPath: '$.error', Next: 'Reactivate the old key' },
+        toStopped(ELIGIBILITY),
         toFailure,
       ],
     }),
@@ -181,6 +201,18 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
       Error: 'RotationRolledBack',
       Cause: 'the old key was reactivated; see the notification',
     },
+    // The failure path cleans up first (the same input as the rule on the execution's end gets),
+    // and alerts even when the cleanup fails.
+    'Clean up after the failure': task('cleanup', {
+      Parameters: {
+        'executionArn.$': '$$.Execution.Id',
+        status: 'FAILED',
+        'input.$': 'States.JsonToString($$.Execution.Input)',
+      },
+      ResultPath: '$.cleanup',
+      Next: 'Report the failure',
+      Catch: [{ ErrorEquals: ALL, ResultPath: '$.cleanupError', Next: 'Report the failure' }],
+    }),
     'Report the failure': task('notify', {
       Parameters: notifyPayload('ROTATION_FAILED'),
       ResultPath: '$.outcome',

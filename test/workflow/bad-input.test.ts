@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exitCodeFor, type RotationResult } from '../../cli/local-runner.ts';
+import { exitCodeFor, type RotationResult, STATUS_CHANGE_RULE } from '../../cli/local-runner.ts';
 import { main } from '../../cli/main.ts';
 import {
   mutatingCalls,
@@ -172,8 +172,13 @@ describe('state-machine inputs: refused by the plan step, nothing reaches AWS', 
     expect(cause.errorMessage).toMatch(/^invalid rotation request: /);
     expect(cause.errorMessage).toMatch(message);
     expect(cause.errorMessage).toContain(field);
-    // No Task ran but the plan, and the request ended at the rejection (no notification step).
-    expect(result.tasks.map((t) => t.step)).toEqual(['plan']);
+    // No Task ran but the plan, and the request ended at the rejection (no notification step);
+    // the status change rule's cleanup then found no user to clean up after (and called nothing).
+    expect(result.tasks.map((t) => [t.state, t.step])).toEqual([
+      ['Plan the rotation', 'plan'],
+      [STATUS_CHANGE_RULE, 'cleanup'],
+    ]);
+    expect(result.tasks.at(-1)?.output).toMatchObject({ acted: false });
     expect(statesEntered(result)).toEqual(['Plan the rotation', 'Reject the request']);
     expect(Object.keys(Object.prototype), 'a key leaked into Object.prototype').toEqual([]);
   });

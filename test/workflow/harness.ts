@@ -1,5 +1,6 @@
 /**
- * The workflow test world: a moto server of its own (request signing ON), the state machine
+ * The workflow test world: a moto server of its own with a movable clock
+ * (request signing ON), the state machine
  * definition extracted from the `cdk synth` output of the global setup, the real handler modules
  * bound to every Task, each invocation signing as its Lambda's deployed role (the template of the
  * world's configuration, cli/deployed-roles.ts), and read-back channels for what rekey publishes
@@ -47,7 +48,9 @@ import {
 } from '../../cli/deployed-roles.ts';
 import { prepareLocalEnv } from '../../cli/local-env.ts';
 import { type RotationResult, type RunRotationOptions, runRotation } from '../../cli/local-runner.ts';
-import { type MotoServer, startMoto } from '../support/moto.ts';
+import { systemClock } from '../../lambdas/shared/clock.ts';
+import type { StepName } from '../../lambdas/shared/steps.ts';
+import { type MotoClockServer, startMotoWithClock } from '../support/moto-clock.ts';
 
 const REGION = 'us-east-1';
 type Credentials = { accessKeyId: string; secretAccessKey: string };
@@ -66,8 +69,24 @@ export interface StoredVersion {
   SecretAccessKey: string;
 }
 
+/**
+ * The world's time: the emulator's clock (cli/moto-clock.py: key creation and last-use stamps) and,
+ * in this process, the handlers' `systemClock`, moved together by the same offset. Last-use rules
+ * compare IAM's stamps with instants the handlers take, so the two must never disagree; moving them
+ * is how a test puts a consumer's call minutes or days before or after an instant rekey took.
+ */
+export interface WorldClock {
+  /** Moves both clocks by this many seconds (negative: back). */
+  advance(seconds: number): void;
+  /** The current offset from real time, in seconds. */
+  offsetSeconds(): number;
+  /** The world's "now". */
+  now(): Date;
+}
+
 export interface World {
-  moto: MotoServer;
+  moto: MotoClockServer;
+  clock: WorldClock;
   admin: Credentials;
   iam: IAMClient;
   secrets: SecretsManagerClient;
@@ -80,6 +99,12 @@ export interface World {
   /** Every log line written to stdout/stderr while the world was up. */
   logs: string[];
   run(input: unknown, options?: Partial<RunRotationOptions>): Promise<RotationResult>;
+  /**
+   * One step's handler with this payload, invoked the way the state machine invokes it (through
+   * the local runner, as a one-Task machine): for events no execution of the rotation sends,
+   * such as the status change rule's to the cleanup. Throws when the step fails.
+   */
+  invokeStep(step: StepName, payload: unknown): Promise<unknown>;
   createUser(
     userName: string,
     options?: { keys?: number; inactive?: number[]; tags?: Record<string, string>; path?: string },
@@ -126,7 +151,7 @@ export interface WorldOptions {
 }
 
 export async function startWorld(options: WorldOptions = {}): Promise<World> {
-  const moto = await startMoto();
+  const moto = await startMotoWithClock();
   const base = { endpoint: moto.endpoint, region: REGION };
 
   // With signing off, create the admin every client (and every handler) runs as, then turn it on.
@@ -169,9 +194,10 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
   const events = new EventBridgeClient(clientConfig);
   const dynamodb = new DynamoDBClient(clientConfig);
 
+  // The grace is the deployed default (900 s, IAM's 15-minute resolution): tests move the clock
+  // rather than shrink the rule they test.
   const config = {
     verifyBaseDelayMs: 10,
-    lastUsedGraceSeconds: 0,
     ...options.config,
   };
   const env = await prepareLocalEnv({ config, source: {}, log: () => {} });
@@ -222,6 +248,20 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
   if (options.handlerEndpoint) process.env.AWS_ENDPOINT_URL = await options.handlerEndpoint(moto.endpoint);
 
   const definition = loadDefinition({ synth: false, log: () => {} });
+
+  let offsetSeconds = 0;
+  const realNow = systemClock.now;
+  // The handler modules share this object with the harness (one module graph), so replacing its
+  // `now` moves every step's clock; stop() puts the real one back.
+  systemClock.now = () => new Date(Date.now() + offsetSeconds * 1000);
+  const clock: WorldClock = {
+    advance(seconds) {
+      offsetSeconds += seconds;
+      moto.setOffsetSeconds(offsetSeconds);
+    },
+    offsetSeconds: () => offsetSeconds,
+    now: () => systemClock.now(),
+  };
   const givenSecrets = new Set<string>([admin.secretAccessKey]);
 
   const receiveAll = async (url: string): Promise<Message[]> => {
@@ -240,6 +280,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
 
   const world: World = {
     moto,
+    clock,
     admin,
     iam,
     secrets,
@@ -259,6 +300,28 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         roles,
         ...runOptions,
       }),
+    async invokeStep(step, payload) {
+      const state = `Invoke ${step}`;
+      const result = await runRotation({
+        input: payload as never,
+        definition: {
+          StartAt: state,
+          States: {
+            [state]: {
+              Type: 'Task',
+              Resource: `arn:aws:lambda:${REGION}:123456789012:function:${step}`,
+              End: true,
+            },
+          },
+        },
+        bindings: { [state]: step },
+        env,
+        noWait: true,
+        retryIntervalMs: 0,
+      });
+      if (result.status !== 'SUCCEEDED') throw new Error(`${step} failed: ${result.error}: ${result.cause}`);
+      return result.output;
+    },
     async createUser(userName, { keys = 1, inactive = [], tags = {}, path } = {}) {
       await iam.send(
         new CreateUserCommand({
@@ -381,6 +444,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
       return [...found];
     },
     async stop() {
+      systemClock.now = realNow;
       process.stdout.write = originalStdout;
       process.stderr.write = originalStderr;
       for (const c of [iam, secrets, sqs, sns, events, dynamodb, adminSts]) c.destroy();

@@ -4,9 +4,16 @@
  * request signing on. Every scenario ends with a scan for secret values in the execution history,
  * the task inputs and outputs, the logs and the notifications.
  */
-import { DeleteAccessKeyCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
+import {
+  DeleteAccessKeyCommand,
+  TagUserCommand,
+  UntagUserCommand,
+  UpdateAccessKeyCommand,
+} from '@aws-sdk/client-iam';
+import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor, type RotationResult, type TaskOverride } from '../../cli/local-runner.ts';
+import type { NewKey } from '../../lambdas/shared/schemas.ts';
 import {
   detailTypes,
   expectCleanRun,
@@ -95,6 +102,9 @@ describe('happy path', () => {
     await world.createUser('alice2');
     await world.run({ userName: 'alice2' });
     const first = await world.storedCredential('alice2');
+    // The first rotation's checks signed calls with its new key, which the second one replaces:
+    // rotations are months apart, not inside IAM's 15-minute last-used resolution.
+    world.clock.advance(3600);
 
     const result = await world.run({ userName: 'alice2', reason: 'second rotation' });
 
@@ -151,6 +161,293 @@ describe('old key still in use', () => {
     expect(String(stopped.message)).toContain(old.accessKeyId);
     expect(String(stopped.message)).toContain(String(stopped.oldKeyLastUsedDate));
     await expectClean(result, notifications);
+  });
+});
+
+describe('resume, never a dead end', () => {
+  /** The key the user's secret holds as AWSCURRENT. */
+  const currentKey = async (user: string) => (await world.storedCredential(user)).AccessKeyId;
+
+  it('after a still-in-use stop and a consumer that switched, a new run finishes with the key already handed out', async () => {
+    const [old] = await world.createUser('sam');
+    if (!old) throw new Error('no key');
+    const stillUsing: TaskOverride = async (input, invoke) => {
+      await consumerOf(old)();
+      return invoke(input);
+    };
+    const first = await world.run({ userName: 'sam' }, { handlers: { 'check-last-used': stillUsing } });
+    expect(outcomeStatus(first)).toBe('STOPPED');
+    expect(exitCodeFor(first)).toBe(2);
+    const handedOut = await currentKey('sam');
+    const stop = (first.output as { outcome: { message: string } }).outcome.message;
+    // The notification says exactly what to do next.
+    expect(stop).toContain(
+      "Switch every consumer that still uses the old key to the secret's AWSCURRENT version (the new key), " +
+        'then start the rotation of this user again: it resumes with the new key, creates none',
+    );
+    await world.drainNotifications();
+
+    // The consumer switched to the new key an hour ago; then the operator starts a new rotation.
+    world.clock.advance(3600);
+    const second = await world.run({ userName: 'sam' });
+
+    expect(outcomeStatus(second)).toBe('ROTATED');
+    expect(exitCodeFor(second)).toBe(0);
+    expect(second.output).toMatchObject({ action: 'RESUME', resumeStage: 'ADOPTION' });
+    expect(await world.keysOf('sam')).toEqual([{ id: handedOut, status: 'Active' }]);
+    expect(await currentKey('sam')).toBe(handedOut);
+    // It created no key: the create step never ran, and it re-entered at the proof of the new key.
+    expect(second.tasks.map((t) => t.step)).not.toContain('create-second-key');
+    const entered = statesEntered(second);
+    expect(entered.slice(0, 3)).toEqual([
+      'Plan the rotation',
+      'What does the plan say?',
+      'Verify the new key works',
+    ]);
+    expect(entered).not.toContain('Report that the rotation started');
+    const notifications = await world.drainNotifications();
+    expect(detailTypes(notifications)).toEqual([
+      'New Access Key Ready',
+      'Access Key Deactivated',
+      'Access Key Rotation Completed',
+    ]);
+    await expectClean(second, notifications);
+  });
+
+  it('after a failure after the deactivation, a new run re-enters at the verification and deletes the old key', async () => {
+    const [old] = await world.createUser('tom');
+    if (!old) throw new Error('no key');
+    const broken: TaskOverride = () => {
+      const failure = new Error('the notification could not be sent');
+      failure.name = 'NotificationBroken';
+      throw failure;
+    };
+    const first = await world.run(
+      { userName: 'tom' },
+      { handlers: { 'Report that the old key was deactivated': broken } },
+    );
+    expect(first.status).toBe('FAILED');
+    expect((await world.keysOf('tom')).find((k) => k.id === old.accessKeyId)?.status).toBe('Inactive');
+    const handedOut = await currentKey('tom');
+    await world.drainNotifications();
+
+    const second = await world.run({ userName: 'tom' });
+
+    expect(outcomeStatus(second)).toBe('ROTATED');
+    expect(exitCodeFor(second)).toBe(0);
+    expect(second.output).toMatchObject({ action: 'RESUME', resumeStage: 'DELETION' });
+    expect(statesEntered(second).slice(0, 5)).toEqual([
+      'Plan the rotation',
+      'What does the plan say?',
+      'Wait before deleting the old key',
+      'Verify the old key stayed unused',
+      'Delete the old key',
+    ]);
+    expect(second.tasks.map((t) => t.step)).not.toContain('create-second-key');
+    expect(await world.keysOf('tom')).toEqual([{ id: handedOut, status: 'Active' }]);
+    await expectClean(second, await world.drainNotifications());
+  });
+});
+
+describe('the quiet-since instant Q', () => {
+  it('a consumer that switches between two adoption checks lets the rotation complete in that run', async () => {
+    const [old] = await world.createUser('nina');
+    if (!old) throw new Error('no key');
+    let checks = 0;
+    // Each adoption wait is an hour of the world's clock; the consumer calls with the old key
+    // before the first check, then switches to the new key.
+    const check: TaskOverride = async (input, invoke) => {
+      checks++;
+      if (checks === 1) await consumerOf(old)();
+      world.clock.advance(3600);
+      return invoke(input);
+    };
+
+    const result = await world.run({ userName: 'nina' }, { handlers: { 'check-last-used': check } });
+
+    expect(outcomeStatus(result)).toBe('ROTATED');
+    expect(exitCodeFor(result)).toBe(0);
+    const [first, second] = result.tasks.filter((t) => t.step === 'check-last-used');
+    if (!first || !second) throw new Error('expected two adoption checks');
+    const quietSince = (doc: unknown) => (doc as { quietSince: string }).quietSince;
+    // The first check found the use and moved Q to its own time; the second compared with that Q.
+    expect((first.output as { inUse: boolean }).inUse).toBe(true);
+    expect(quietSince(first.output) > quietSince(first.input)).toBe(true);
+    expect(quietSince(second.input)).toBe(quietSince(first.output));
+    expect((second.output as { inUse: boolean }).inUse).toBe(false);
+    expect(statesEntered(result).filter((s) => s === 'Count only uses from this check on')).toHaveLength(1);
+    // The delete compared with the same Q.
+    const deleted = result.tasks.find((t) => t.state === 'Delete the old key');
+    expect(deleted?.input).toMatchObject({ notUsedSince: quietSince(first.output) });
+    const keys = await world.keysOf('nina');
+    expect(keys).toHaveLength(1);
+    expect(keys[0]?.id).toBe((await world.storedCredential('nina')).AccessKeyId);
+    const notifications = await world.drainNotifications();
+    expect(detailTypes(notifications)).toEqual([
+      'Access Key Rotation Started',
+      'New Access Key Ready',
+      'Old Access Key Still In Use',
+      'Access Key Deactivated',
+      'Access Key Rotation Completed',
+    ]);
+    await expectClean(result, notifications);
+  });
+
+  it('a use between Q and the deactivation that surfaces only after it rolls the rotation back', async () => {
+    const [old] = await world.createUser('oscar');
+    if (!old) throw new Error('no key');
+    let quietSince = '';
+    let deactivatedAt = '';
+    const deactivate: TaskOverride = async (input, invoke) => {
+      quietSince = (input as { quietSince: string }).quietSince;
+      world.clock.advance(3600);
+      const output = await invoke(input);
+      deactivatedAt = (output as { deactivatedAt: string }).deactivatedAt;
+      // IAM documents no delivery bound for last-used data: a call the consumer made half an hour
+      // after Q, before the deactivation, appears only now. (moto stamps it with its clock, moved
+      // back for the call.)
+      const back = (Date.parse(deactivatedAt) - Date.parse(quietSince)) / 2000;
+      world.clock.advance(-back);
+      await consumerOf(old)();
+      world.clock.advance(back);
+      return output;
+    };
+
+    const result = await world.run({ userName: 'oscar' }, { handlers: { 'deactivate-old-key': deactivate } });
+
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('RotationRolledBack');
+    expect(statesEntered(result)).toContain('Reactivate the old key');
+    expect(statesEntered(result)).not.toContain('Delete the old key');
+    expect((await world.keysOf('oscar')).find((k) => k.id === old.accessKeyId)?.status).toBe('Active');
+    const verify = result.tasks.find((t) => t.step === 'verify-rotation');
+    expect(verify?.error?.name).toBe('RotationVerificationFailed');
+    expect(verify?.error?.message).toContain(`at or after ${quietSince}`);
+    const lastUse = /was used at (\S+)/.exec(verify?.error?.message ?? '')?.[1] ?? '';
+    // The use really lies between Q and the deactivation: comparing with the deactivation would have deleted the key.
+    expect(lastUse > quietSince && lastUse < deactivatedAt).toBe(true);
+    const notifications = await world.drainNotifications();
+    expect(detailTypes(notifications).at(-1)).toBe('Access Key Rolled Back');
+    await expectClean(result, notifications);
+  });
+});
+
+describe('checked right before acting', () => {
+  it('an exemption added before the deactivation stops the rotation safely and keeps the old key', async () => {
+    const [old] = await world.createUser('pat');
+    if (!old) throw new Error('no key');
+    const exemptFirst: TaskOverride = async (input, invoke) => {
+      await world.iam.send(
+        new TagUserCommand({
+          UserName: 'pat',
+          Tags: [{ Key: 'rekey:exempt', Value: 'vendor freeze SEC-9' }],
+        }),
+      );
+      return invoke(input);
+    };
+
+    const result = await world.run({ userName: 'pat' }, { handlers: { 'deactivate-old-key': exemptFirst } });
+
+    expect(outcomeStatus(result)).toBe('STOPPED');
+    expect(exitCodeFor(result)).toBe(2);
+    const outcome = (result.output as { outcome: { reason: string; message: string } }).outcome;
+    expect(outcome.reason).toBe('UserExempt');
+    expect(outcome.message).toMatch(/"pat" is exempt: vendor freeze SEC-9; stopped before deactivating/);
+    expect(outcome.message).toMatch(/start the rotation of this user again: it resumes/);
+    const keys = await world.keysOf('pat');
+    expect(keys).toHaveLength(2);
+    expect(keys.every((k) => k.status === 'Active')).toBe(true);
+    expect(keys.map((k) => k.id)).toContain(old.accessKeyId);
+    const notifications = await world.drainNotifications();
+    expect(detailTypes(notifications).at(-1)).toBe('Access Key Rotation Stopped');
+    expect(notifications.events.at(-1)?.detail).toMatchObject({ reason: 'UserExempt', status: 'STOPPED' });
+    const locks = JSON.parse(await world.snapshot()).locks as Array<{
+      userName: { S: string };
+      owner?: unknown;
+    }>;
+    expect(locks.find((l) => l.userName.S === 'pat')?.owner).toBeUndefined();
+    await expectClean(result, notifications);
+
+    // The exemption ends: a new run resumes with the key the first one handed out.
+    const handedOut = (await world.storedCredential('pat')).AccessKeyId;
+    await world.iam.send(new UntagUserCommand({ UserName: 'pat', TagKeys: ['rekey:exempt'] }));
+    const resumed = await world.run({ userName: 'pat' });
+    expect(outcomeStatus(resumed)).toBe('ROTATED');
+    expect(resumed.output).toMatchObject({ action: 'RESUME', resumeStage: 'ADOPTION' });
+    expect(await world.keysOf('pat')).toEqual([{ id: handedOut, status: 'Active' }]);
+    await expectClean(resumed, await world.drainNotifications());
+  });
+
+  describe('a case variant of the user name', () => {
+    /**
+     * IAM finds a user by its name in any case (names are unique case-insensitively); moto does
+     * not. This makes the handlers' IAM client ask moto in the user's own spelling, as IAM would
+     * answer, and leaves everything else (what the steps do with the answer) to rekey.
+     */
+    async function asIamResolves(spellings: Record<string, string>, run: () => Promise<RotationResult>) {
+      const { iam } = await import('../../lambdas/shared/clients.ts');
+      const id = 'iam-case-insensitive-names';
+      iam.middlewareStack.add(
+        (next) => async (args) => {
+          const input = args.input as { UserName?: string };
+          const own = input.UserName && spellings[input.UserName.toLowerCase()];
+          return next(own ? { ...args, input: { ...input, UserName: own } } : args);
+        },
+        { step: 'initialize', name: id },
+      );
+      try {
+        return await run();
+      } finally {
+        iam.middlewareStack.remove(id);
+      }
+    }
+
+    it("maps to one secret and one lock, named in IAM's spelling", async () => {
+      await world.createUser('Quinn-Case');
+      const spelling = { 'quinn-case': 'Quinn-Case' };
+
+      const first = await asIamResolves(spelling, () => world.run({ userName: 'quinn-case' }));
+      world.clock.advance(3600);
+      const second = await asIamResolves(spelling, () => world.run({ userName: 'QUINN-CASE' }));
+
+      expect(outcomeStatus(first)).toBe('ROTATED');
+      expect(outcomeStatus(second)).toBe('ROTATED');
+      for (const r of [first, second]) {
+        expect(r.output).toMatchObject({ userName: 'Quinn-Case', secretName: 'rekey/Quinn-Case' });
+      }
+      const versions = await world.storedVersions('Quinn-Case');
+      expect(versions.map((v) => v.stages.sort().join()).sort()).toEqual(['AWSCURRENT', 'AWSPREVIOUS']);
+      const current = versions.find((v) => v.stages.includes('AWSCURRENT'));
+      expect(current).toMatchObject({ UserName: 'Quinn-Case' });
+      expect((await world.keysOf('Quinn-Case')).map((k) => k.id)).toEqual([current?.AccessKeyId]);
+      const snapshot = JSON.parse(await world.snapshot()) as {
+        secretVersions: Record<string, unknown>;
+        locks: Array<{ userName: { S: string } }>;
+      };
+      expect(
+        Object.keys(snapshot.secretVersions).filter((n) => n.toLowerCase() === 'rekey/quinn-case'),
+      ).toEqual(['rekey/Quinn-Case']);
+      expect(snapshot.locks.filter((l) => l.userName.S.toLowerCase() === 'quinn-case')).toHaveLength(1);
+      await expectClean(second, await world.drainNotifications());
+    });
+
+    it("keeps a secret that already exists under the request's spelling, and says so", async () => {
+      await world.createUser('Rita-Case');
+      await world.secrets.send(new CreateSecretCommand({ Name: 'rekey/rita-case' }));
+
+      const result = await asIamResolves({ 'rita-case': 'Rita-Case' }, () =>
+        world.run({ userName: 'rita-case' }),
+      );
+
+      expect(outcomeStatus(result)).toBe('ROTATED');
+      expect(result.output).toMatchObject({ userName: 'Rita-Case', secretName: 'rekey/rita-case' });
+      expect((result.output as { message: string }).message).toContain(
+        'IAM spells the user "Rita-Case"; its existing secret rekey/rita-case (named as requested) is kept',
+      );
+      expect((await world.storedCredential('rita-case')).UserName).toBe('Rita-Case');
+      expect(await world.storedVersions('Rita-Case')).toEqual([]);
+      await expectClean(result, await world.drainNotifications());
+    });
   });
 });
 
@@ -376,34 +673,73 @@ describe('crash and retry', () => {
     expect(await world.drainNotifications().then(detailTypes)).toContain('Access Key Rotation Failed');
   });
 
-  it('a re-run of the same execution resumes with the key it already stored', async () => {
-    const [old] = await world.createUser('ken');
-    if (!old) throw new Error('no key');
-    const failVerify: TaskOverride = () => {
-      const outage = new Error('STS is down');
-      outage.name = 'ServiceUnavailable';
-      throw outage;
-    };
+  const failVerify: TaskOverride = () => {
+    const outage = new Error('STS is down');
+    outage.name = 'ServiceUnavailable';
+    throw outage;
+  };
+
+  it('a failure before the hand-out removes the key it made; a re-run then rotates cleanly', async () => {
+    // A second rotation: the secret exists, so the new key's version is only AWSPENDING until
+    // verified (a secret's first version is AWSCURRENT at once, and so counts as handed out).
+    await world.createUser('ken');
+    expect(outcomeStatus(await world.run({ userName: 'ken' }))).toBe('ROTATED');
+    const before = await world.storedCredential('ken');
+    world.clock.advance(3600);
+    await world.drainNotifications();
+
     const first = await world.run(
       { userName: 'ken' },
       { executionName: 'ken-rerun', handlers: { 'verify-new-key': failVerify } },
     );
+
     expect(first.status).toBe('FAILED');
-    const keysAfterFailure = await world.keysOf('ken');
-    expect(keysAfterFailure).toHaveLength(2);
-    const pending = await world.storedCredential('ken', 'AWSPENDING');
-    expect(keysAfterFailure.map((k) => k.id)).toContain(pending.AccessKeyId);
+    expect(statesEntered(first)).toContain('Clean up after the failure');
+    const made = (first.tasks.find((t) => t.step === 'create-second-key')?.output as NewKey | undefined)
+      ?.accessKeyId;
+    // Never handed out: the failure path deleted it, dropped its AWSPENDING label, released the lock.
+    expect(await world.keysOf('ken')).toEqual([{ id: before.AccessKeyId, status: 'Active' }]);
+    expect((await world.storedVersions('ken')).find((v) => v.AccessKeyId === made)?.stages).toEqual([]);
+    expect((await world.storedCredential('ken')).AccessKeyId).toBe(before.AccessKeyId);
+    const cleanup = first.tasks.find((t) => t.state === 'Clean up after the failure')?.output;
+    expect(cleanup).toMatchObject({ acted: true, releasedLock: true, removedKeyIds: [made] });
+    const failed = (await world.drainNotifications()).events.at(-1)?.detail;
+    expect(String(failed?.message)).toContain(`${made}, made by this run and never handed out, was deleted`);
 
     const second = await world.run({ userName: 'ken' }, { executionName: 'ken-rerun' });
+    expect(outcomeStatus(second)).toBe('ROTATED');
+    const current = await world.storedCredential('ken');
+    expect(await world.keysOf('ken')).toEqual([{ id: current.AccessKeyId, status: 'Active' }]);
+    expect([made, before.AccessKeyId]).not.toContain(current.AccessKeyId);
+    await expectClean(second, await world.drainNotifications());
+  });
+
+  it('when no cleanup could run, a re-run of the same execution resumes with the key it already stored', async () => {
+    const [old] = await world.createUser('ken2');
+    if (!old) throw new Error('no key');
+    const cleanupDown: TaskOverride = () => {
+      throw new Error('the cleanup is down');
+    };
+    const first = await world.run(
+      { userName: 'ken2' },
+      { executionName: 'ken2-rerun', handlers: { 'verify-new-key': failVerify, cleanup: cleanupDown } },
+    );
+    expect(first.status).toBe('FAILED');
+    const keysAfterFailure = await world.keysOf('ken2');
+    expect(keysAfterFailure).toHaveLength(2);
+    const pending = await world.storedCredential('ken2', 'AWSPENDING');
+    expect(keysAfterFailure.map((k) => k.id)).toContain(pending.AccessKeyId);
+
+    const second = await world.run({ userName: 'ken2' }, { executionName: 'ken2-rerun' });
 
     expect(outcomeStatus(second)).toBe('ROTATED');
-    const keys = await world.keysOf('ken');
+    const keys = await world.keysOf('ken2');
     expect(keys.map((k) => k.id)).toEqual([pending.AccessKeyId]);
-    const current = await world.storedCredential('ken');
+    const current = await world.storedCredential('ken2');
     expect(current.AccessKeyId).toBe(pending.AccessKeyId);
     expect(
       await world.whoAmI({ accessKeyId: current.AccessKeyId, secretAccessKey: current.SecretAccessKey }),
-    ).toBe('arn:aws:iam::123456789012:user/ken');
+    ).toBe('arn:aws:iam::123456789012:user/ken2');
     await expectClean(second, await world.drainNotifications());
   });
 
@@ -462,6 +798,7 @@ describe('the definition under test', () => {
         'reactivate-old-key',
         'delete-key',
         'notify',
+        'cleanup',
       ]),
     );
   });

@@ -28,16 +28,17 @@ export const HTTP_TIMEOUTS = {
 };
 
 /**
- * Standard retry mode with three attempts: two SDK retries absorb a dropped connection or a
- * short throttling burst (IAM throttles at low request rates) without re-running the step, and
- * the scheduled audit, which no state machine retries, rides them out too. Every error the SDK
- * retries for the steps' calls (throttling, 5xx, TimeoutError) is also retried by the state
- * machine's Retry, with a longer backoff, on a step that is idempotent: more SDK attempts would
- * multiply each call's worst case, and with it the Lambda timeouts (five attempts, with the former
- * 3-s and 10-s limits, made the create step's 22 calls worth 2,200 s, over twice what a Lambda may run).
+ * Standard retry mode with two attempts: one SDK retry absorbs a dropped connection or a single
+ * throttle without re-running the step. Every error the SDK retries for the steps' calls
+ * (throttling, 5xx, TimeoutError) is also retried by the state machine's Retry, with a longer
+ * backoff, on a step that is idempotent: more SDK attempts would multiply each call's worst case,
+ * and with it the Lambda timeouts. The bound that sets the number: the cleanup after an aborted
+ * execution first waits out the longest step (the create step's 26 calls) and must still finish
+ * inside Lambda's 900 s; with three attempts (31 s a call) that wait alone would be 816 s.
+ * (Five attempts with the former 3-s and 10-s limits made the create step worth over 2,000 s.)
  */
 export const CLIENT_CONFIG = {
-  maxAttempts: 3,
+  maxAttempts: 2,
   requestHandler: HTTP_TIMEOUTS,
   credentials: invocationCredentials,
 };

@@ -1,13 +1,16 @@
 /**
- * CheckLastUsed: has the old key gone quiet since the new key was handed out? IAM's last-used
- * date answers "when"; CloudTrail (when enabled) tells the alert who and where from.
+ * CheckLastUsed: has the old key gone quiet since the rotation's quiet-since instant Q (the
+ * hand-out, or the previous check that found use)? IAM's last-used date answers "when";
+ * CloudTrail (when enabled) tells the alert who and where from. A check that finds use moves Q to
+ * its own time: a consumer that switches before the next check then lets the rotation go on,
+ * while any use from this check on (less the grace) still counts.
  *
  * Service-specific credentials have no last-used data in IAM: the check says so
  * (`lastUseTracked: false`) instead of calling the credential unused, and the adoption wait is
  * what the rotation relies on. CloudTrail, when enabled, can add evidence but never remove it:
  * LookupEvents returns management events only (CodeCommit's git pulls and pushes; Keyspaces' DDL,
  * not its data reads and writes) and does not reliably say which of a user's two credentials made
- * a call. An event of that service, by that user, after the hand-out, that names the OLD
+ * a call. An event of that service, by that user, at or after Q, that names the OLD
  * credential's id counts as use (the rotation then waits again); the user's other events of that
  * service are listed for the humans but cannot be pinned to the old credential.
  */
@@ -34,14 +37,19 @@ export interface AdoptionDeps {
 /** CloudTrail allows 2 LookupEvents per second per account: one page of the latest events is enough. */
 const CLOUDTRAIL_EVENTS = 20;
 
-export async function checkLastUsed(
-  deps: AdoptionDeps,
-  state: RotationState & { oldKey: KeyRef; newKey: NewKey },
-): Promise<Adoption> {
+type CheckState = RotationState & { oldKey: KeyRef; newKey: NewKey; quietSince: string };
+
+/** Where the check looks from: Q less the grace, the earliest use that still counts. */
+const windowStart = (deps: AdoptionDeps, state: CheckState) =>
+  new Date(new Date(state.quietSince).getTime() - deps.env.REKEY_LAST_USED_GRACE_SECONDS * 1000);
+
+export async function checkLastUsed(deps: AdoptionDeps, state: CheckState): Promise<Adoption> {
   if (state.serviceName) return checkServiceCredential(deps, { ...state, serviceName: state.serviceName });
-  const handedOut = new Date(state.newKey.createDate);
+  const quietSince = new Date(state.quietSince);
+  // Taken before the read: a use the read cannot see yet is then after this instant, not before.
+  const checkedAt = iso(deps.clock.now());
   const lastUse = await getLastUse(deps.iam, state.oldKey.accessKeyId);
-  const inUse = usedAtOrAfter(lastUse, handedOut, deps.env.REKEY_LAST_USED_GRACE_SECONDS);
+  const inUse = usedAtOrAfter(lastUse, quietSince, deps.env.REKEY_LAST_USED_GRACE_SECONDS);
   const checks = (state.adoption?.checks ?? 0) + 1;
   const adoption: Adoption = {
     checks,
@@ -50,9 +58,10 @@ export async function checkLastUsed(
     lastUsedService: lastUse.service,
     lastUsedRegion: lastUse.region,
     mayWaitAgain: checks < deps.env.REKEY_MAX_ADOPTION_CHECKS,
+    quietSince: inUse ? checkedAt : state.quietSince,
   };
   if (inUse && deps.env.REKEY_CLOUDTRAIL_LOOKUP) {
-    adoption.recentCallers = await recentCallers(deps, state.oldKey.accessKeyId, handedOut);
+    adoption.recentCallers = await recentCallers(deps, state.oldKey.accessKeyId, windowStart(deps, state));
   }
   logger.info('old key adoption check', {
     userName: state.userName,
@@ -96,16 +105,19 @@ async function recentCallers(deps: AdoptionDeps, accessKeyId: string, since: Dat
   }
 }
 
-type ServiceState = RotationState & { oldKey: KeyRef; newKey: NewKey; serviceName: ServiceName };
+type ServiceState = CheckState & { serviceName: ServiceName };
 
 async function checkServiceCredential(deps: AdoptionDeps, state: ServiceState): Promise<Adoption> {
-  const handedOut = new Date(state.newKey.createDate);
+  const quietSince = new Date(state.quietSince);
+  const checkedAt = iso(deps.clock.now());
   // Asked of the kind rather than assumed, so the day IAM records it this reports it.
   const lastUse = await credentialKind(deps.iam, state.serviceName).lastUse(state.oldKey.accessKeyId);
   const checks = (state.adoption?.checks ?? 0) + 1;
-  const trail = deps.env.REKEY_CLOUDTRAIL_LOOKUP ? await serviceEvents(deps, state, handedOut) : null;
+  const trail = deps.env.REKEY_CLOUDTRAIL_LOOKUP
+    ? await serviceEvents(deps, state, windowStart(deps, state))
+    : null;
   const inUse =
-    usedAtOrAfter(lastUse, handedOut, deps.env.REKEY_LAST_USED_GRACE_SECONDS) || (trail?.oldUsed ?? false);
+    usedAtOrAfter(lastUse, quietSince, deps.env.REKEY_LAST_USED_GRACE_SECONDS) || (trail?.oldUsed ?? false);
   const adoption: Adoption = {
     checks,
     inUse,
@@ -114,6 +126,7 @@ async function checkServiceCredential(deps: AdoptionDeps, state: ServiceState): 
     lastUsedRegion: lastUse.region,
     ...(trail && trail.callers.length > 0 ? { recentCallers: trail.callers } : {}),
     mayWaitAgain: checks < deps.env.REKEY_MAX_ADOPTION_CHECKS,
+    quietSince: inUse ? checkedAt : state.quietSince,
     lastUseTracked: !lastUse.untracked,
   };
   logger.info('old service-specific credential adoption check', {
@@ -126,7 +139,7 @@ async function checkServiceCredential(deps: AdoptionDeps, state: ServiceState): 
 }
 
 /**
- * The user's management events of the credential's service since the hand-out. CloudTrail's
+ * The user's management events of the credential's service since Q (less the grace). CloudTrail's
  * eventSource for these services is the service name itself. Failures are logged and reported
  * as "nothing found": the decision then rests on the adoption wait, as with the lookup off.
  */

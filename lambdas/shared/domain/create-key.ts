@@ -3,9 +3,12 @@
  * `serviceName` picks the kind, see credentials.ts) and store it in the SAME invocation, so the
  * secret never crosses the workflow. Safe to retry and to re-run:
  * - a version written under this execution's token for the key recorded in the journal is
- *   returned as is (no second key);
+ *   returned as is (no second key); the token names the key too, so a key made after an earlier
+ *   one of this execution was removed never reuses that one's version;
  * - a key orphaned by a crash (created after the journal's `creatingSince`, never used, secret
  *   never stored) is deleted before a new one is made (no third key, no key without a secret);
+ * - so is the key an earlier rotation made and never handed out (the plan marks it; the journal
+ *   and its secret version are asked again), with its version's AWSPENDING label;
  * - a failure to store deletes the new key again (compensation);
  * - any other extra key stops the step without touching anything.
  */
@@ -24,6 +27,7 @@ import {
 import { logger } from '../logger.ts';
 import type { NewKey, RotationState } from '../schemas.ts';
 import { type CreatedCredential, credentialKind } from './credentials.ts';
+import { type EligibilityEnv, requireEligible } from './eligibility.ts';
 import { isOrphanKey, iso, requireKey } from './keys.ts';
 import {
   clearCreating,
@@ -33,6 +37,7 @@ import {
   readLock,
   recordCreatedKey,
 } from './lock.ts';
+import { createdKeyOf, removeNeverHandedOut } from './own-key.ts';
 import { describeVersions, secretResourcePolicy, storePendingKey, versionTokenFor } from './secret.ts';
 
 export interface CreateKeyDeps {
@@ -40,7 +45,8 @@ export interface CreateKeyDeps {
   secretsManager: SecretsManagerClient;
   lock: LockDeps;
   clock: Clock;
-  env: Pick<RekeyEnv, 'REKEY_KMS_KEY_ID' | 'REKEY_CONSUMER_PRINCIPALS' | 'REKEY_SECRET_READER_ROLES'>;
+  env: Pick<RekeyEnv, 'REKEY_KMS_KEY_ID' | 'REKEY_CONSUMER_PRINCIPALS' | 'REKEY_SECRET_READER_ROLES'> &
+    EligibilityEnv;
 }
 
 type CreateInput = RotationState & { oldKey: NonNullable<RotationState['oldKey']> };
@@ -63,7 +69,6 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
   const lock = await readLock(deps.lock, subject);
   if (lock?.owner !== executionId) throw new RotationInProgress(subject, lock?.owner ?? 'lock not held');
 
-  const token = versionTokenFor(executionId, userName, oldKeyId);
   const keys = await kind.list(userName);
   requireKey(keys, oldKeyId, userName, kind.noun);
   const versions = await describeVersions(deps.secretsManager, secretName);
@@ -80,6 +85,7 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
     const journal = seen ? seen.journal : await readLock(deps.lock, subject);
     let removed = 0;
     for (const key of current.filter((k) => k.accessKeyId !== oldKeyId)) {
+      const token = versionTokenFor(executionId, userName, oldKeyId, key.accessKeyId);
       if (
         versions?.stages[token] !== undefined &&
         journal?.createdKeyId === key.accessKeyId &&
@@ -93,6 +99,17 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
           versionId: token,
         };
         return { stored, removed };
+      }
+      if (key.accessKeyId === state.orphanKey?.accessKeyId) {
+        // The plan found a key an earlier rotation made and never handed out. Asked again here,
+        // right before the delete: still the journal's, still replacing this old key, still never
+        // AWSCURRENT.
+        const made = await createdKeyOf(deps.secretsManager, journal, secretName);
+        if (made?.accessKeyId === key.accessKeyId && made.replacedKeyId === oldKeyId && !made.handedOut) {
+          await removeNeverHandedOut(deps.secretsManager, kind, userName, made);
+          removed++;
+          continue;
+        }
       }
       const lastUse = await kind.lastUse(key.accessKeyId);
       if (!isOrphanKey(key, lastUse, journal?.creatingSince ?? null)) {
@@ -123,6 +140,7 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
 
   let created: CreatedCredential | undefined;
   for (let attempt = 1; !created; attempt++) {
+    await requireEligible(deps, userName, `creating a new ${kind.noun}`);
     await markCreating(deps.lock, subject, executionId, deps.clock.now());
     try {
       created = await kind.create(userName, deps.clock.now());
@@ -139,9 +157,15 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
       throw error;
     }
   }
+  const token = versionTokenFor(executionId, userName, oldKeyId, created.id);
   let stored: { arn: string; versionId: string };
   try {
-    await recordCreatedKey(deps.lock, subject, executionId, created.id, token);
+    await recordCreatedKey(deps.lock, subject, executionId, {
+      accessKeyId: created.id,
+      versionId: token,
+      replacedKeyId: oldKeyId,
+      secretName,
+    });
     stored = await storePendingKey(deps.secretsManager, {
       name: secretName,
       kmsKeyId: deps.env.REKEY_KMS_KEY_ID,

@@ -2,8 +2,11 @@
  * One rotation per user at a time: a lock item per user in DynamoDB, taken with a conditional
  * write (the only atomic compare-and-set in rekey's toolbox). The item doubles as the create
  * step's journal: `creatingSince` is set before CreateAccessKey and cleared once the secret is
- * stored, so a later attempt can tell a key orphaned by a crash from a key somebody else made.
- * Releasing keeps the journal (with a TTL) so an orphan is still recognised by the next rotation.
+ * stored, so a later attempt can tell a key orphaned by a crash from a key somebody else made;
+ * and the key it created is recorded with the execution that created it, the key it replaces and
+ * the secret (and version) that holds it. That record is how a later rotation knows "rekey's own"
+ * key without reading a secret value: the key is rekey's own when that version is AWSCURRENT.
+ * Releasing keeps the journal (with a TTL) so the next rotation still finds it.
  */
 import {
   ConditionalCheckFailedException,
@@ -20,6 +23,20 @@ export interface LockItem {
   creatingSince: Date | null;
   createdKeyId: string | null;
   createdVersionId: string | null;
+  /** The execution (ARN) whose create step made `createdKeyId`. */
+  createdBy: string | null;
+  /** The key that `createdKeyId` replaces (the rotation's old key). */
+  replacedKeyId: string | null;
+  /** The secret whose version `createdVersionId` holds the created key. */
+  secretName: string | null;
+}
+
+/** What the create step records about the key it made, besides its id and version. */
+export interface CreatedKeyRecord {
+  accessKeyId: string;
+  versionId: string;
+  replacedKeyId: string;
+  secretName: string;
 }
 
 export interface LockDeps {
@@ -52,6 +69,9 @@ function toLock(item: Record<string, { S?: string; N?: string }> | undefined): L
     creatingSince: since ? new Date(since) : null,
     createdKeyId: item.createdKeyId?.S ?? null,
     createdVersionId: item.createdVersionId?.S ?? null,
+    createdBy: item.createdBy?.S ?? null,
+    replacedKeyId: item.replacedKeyId?.S ?? null,
+    secretName: item.secretName?.S ?? null,
   };
 }
 
@@ -153,22 +173,35 @@ async function journal(
   }
 }
 
+/** A create is about to begin: the record of an earlier created key is dropped (the plan and the sweep have dealt with it). */
 export const markCreating = (deps: LockDeps, userName: string, owner: string, since: Date) =>
-  journal(deps, userName, owner, 'SET creatingSince = :since REMOVE createdKeyId, createdVersionId', {
-    ':since': { S: since.toISOString() },
-  });
+  journal(
+    deps,
+    userName,
+    owner,
+    'SET creatingSince = :since REMOVE createdKeyId, createdVersionId, createdBy, replacedKeyId, secretName',
+    { ':since': { S: since.toISOString() } },
+  );
 
+/** The created key, before its secret is written; its creator is the lock's owner (this execution). */
 export const recordCreatedKey = (
   deps: LockDeps,
   userName: string,
   owner: string,
-  accessKeyId: string,
-  versionId: string,
+  created: CreatedKeyRecord,
 ) =>
-  journal(deps, userName, owner, 'SET createdKeyId = :k, createdVersionId = :v', {
-    ':k': { S: accessKeyId },
-    ':v': { S: versionId },
-  });
+  journal(
+    deps,
+    userName,
+    owner,
+    'SET createdKeyId = :k, createdVersionId = :v, createdBy = :owner, replacedKeyId = :r, secretName = :s',
+    {
+      ':k': { S: created.accessKeyId },
+      ':v': { S: created.versionId },
+      ':r': { S: created.replacedKeyId },
+      ':s': { S: created.secretName },
+    },
+  );
 
 /** The secret is stored: the created key is no longer a possible orphan. */
 export const clearCreating = (deps: LockDeps, userName: string, owner: string) =>

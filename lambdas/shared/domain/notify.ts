@@ -7,6 +7,7 @@
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import type { Clock } from '../clock.ts';
+import { SAFE_STOP_ERRORS, STILL_IN_USE_ADVICE } from '../errors.ts';
 import {
   NOTIFICATION_EVENTS,
   type NotificationEvent,
@@ -49,6 +50,50 @@ export function causeMessage(cause: string | undefined): string | undefined {
   }
 }
 
+/**
+ * What a stop raised by a step's re-check left behind, and what to do: the error message says why
+ * (an exemption, a use of the old key), this says where the keys are and how the rotation goes on.
+ */
+function stepStopAdvice(state: State): string {
+  if (state.error?.Error === 'OldKeyStillInUse') return ''; // its message already says it all
+  const old = state.oldKey?.accessKeyId;
+  const fresh = state.newKey?.accessKeyId;
+  const again = 'once rekey may rotate the user again, start the rotation of this user again';
+  if (!fresh) return `. Nothing was changed; ${again}`;
+  // The old key is inactive after the deactivation, and in a run that resumed at the deletion.
+  if (!state.deactivation && state.resumeStage !== 'DELETION') {
+    return `. Both keys stay active and the secret holds the new key ${fresh}; ${again}: it resumes with ${fresh} and creates no key`;
+  }
+  return (
+    `. The old key ${old} stays inactive (not deleted) and the secret holds the new key ${fresh}; ${again}: ` +
+    `it resumes with the check that ${old} stayed unused, then deletes it (or reactivates it if it was used)`
+  );
+}
+
+/** What the cleanup at the head of the failure path did, and what to do next. */
+function afterFailure(state: State): string {
+  const { cleanup, cleanupError } = state;
+  if (cleanupError) {
+    return (
+      `. The cleanup failed too (${cleanupError.Error}); it runs again when the execution has ended. Then ` +
+      'start the rotation of this user again: it resumes with a key already handed out, and removes one that never was'
+    );
+  }
+  if (!cleanup?.acted) return '';
+  const parts = [
+    ...(cleanup.removedKeyIds.length
+      ? [`${cleanup.removedKeyIds.join(', ')}, made by this run and never handed out, was deleted`]
+      : []),
+    ...(cleanup.keptKeyId
+      ? [
+          `the new ${nounOf(state)} ${cleanup.keptKeyId} was already handed out (AWSCURRENT) and is kept: once the ` +
+            'cause is fixed, start the rotation of this user again and it resumes with that key',
+        ]
+      : ['once the cause is fixed, start the rotation of this user again']),
+  ];
+  return `. ${parts.join('; ')}`;
+}
+
 export function outcomeOf(event: NotificationEvent, state: State): Outcome | null {
   const failure = state.error ? `${state.error.Error}: ${causeMessage(state.error.Cause) ?? ''}` : undefined;
   switch (event) {
@@ -60,6 +105,14 @@ export function outcomeOf(event: NotificationEvent, state: State): Outcome | nul
           : `rotated "${state.userName}": ${state.oldKey?.accessKeyId} was replaced by ${state.newKey?.accessKeyId}`,
       };
     case 'ROTATION_STOPPED': {
+      const stepStop = state.error && (SAFE_STOP_ERRORS as readonly string[]).includes(state.error.Error);
+      if (state.error && stepStop) {
+        return {
+          status: 'STOPPED',
+          reason: state.error.Error,
+          message: `${causeMessage(state.error.Cause) ?? state.error.Error}${stepStopAdvice(state)}`,
+        };
+      }
       const stillInUse = state.adoption?.inUse === true;
       const reason = stillInUse ? 'OldKeyStillInUse' : (state.stopReason ?? 'Stopped');
       const message = !stillInUse
@@ -67,22 +120,22 @@ export function outcomeOf(event: NotificationEvent, state: State): Outcome | nul
         : state.serviceName
           ? `the old ${nounOf(state)} ${state.oldKey?.accessKeyId} of "${state.userName}" was still in use ` +
             `after ${state.adoption?.checks} checks (CloudTrail, last ${state.adoption?.lastUsedDate}); both ` +
-            `credentials stay active and the secret holds the new one, ${state.newKey?.accessKeyId}: switch the ` +
-            'remaining consumers, then run the rotation again'
+            `credentials stay active and the secret holds the new one, ${state.newKey?.accessKeyId}. ${STILL_IN_USE_ADVICE}`
           : `the old key ${state.oldKey?.accessKeyId} of "${state.userName}" was still in use after ` +
             `${state.adoption?.checks} checks (last used ${state.adoption?.lastUsedDate}` +
             `${state.adoption?.lastUsedService ? ` by ${state.adoption.lastUsedService}` : ''}` +
             `${state.adoption?.lastUsedRegion ? ` in ${state.adoption.lastUsedRegion}` : ''}); both keys stay active ` +
-            `and the secret holds the new key ${state.newKey?.accessKeyId}: switch the remaining consumers, then run the rotation again`;
+            `and the secret holds the new key ${state.newKey?.accessKeyId}. ${STILL_IN_USE_ADVICE}`;
       return { status: 'STOPPED', reason, message };
     }
     case 'ROTATION_FAILED':
       return {
         status: 'FAILED',
         reason: state.error?.Error ?? 'Unknown',
-        message: state.serviceName
-          ? `rotation of the ${nounOf(state)} of "${state.userName}" failed: ${failure ?? 'unknown error'}`
-          : `rotation of "${state.userName}" failed: ${failure ?? 'unknown error'}`,
+        message:
+          (state.serviceName
+            ? `rotation of the ${nounOf(state)} of "${state.userName}" failed: ${failure ?? 'unknown error'}`
+            : `rotation of "${state.userName}" failed: ${failure ?? 'unknown error'}`) + afterFailure(state),
       };
     case 'ROLLED_BACK':
       return {
@@ -202,7 +255,25 @@ export async function notify(
   const terminal = TERMINAL_EVENTS.includes(event);
   const outcome = outcomeOf(event, state);
   if (state.dryRun) return outcome ?? { published: false };
+  try {
+    return await publish(deps, event, state, outcome);
+  } finally {
+    // Every terminal path releases the lock, also when publishing fails (the state machine retries
+    // the notification): a user must not stay locked for the whole execution timeout because an
+    // alert could not go out.
+    if (terminal && state.userName && state.executionId) {
+      const subject = lockSubject(state.userName, state.serviceName);
+      await releaseLock(deps.lock, subject, state.executionId, deps.clock.now());
+    }
+  }
+}
 
+async function publish(
+  deps: NotifyDeps,
+  event: NotificationEvent,
+  state: State,
+  outcome: Outcome | null,
+): Promise<Outcome | { published: boolean }> {
   const detailType = NOTIFICATION_EVENTS[event];
   const detail = detailOf(event, state);
   const who = `${state.userName ?? 'unknown user'}${state.serviceName ? ` (${state.serviceName})` : ''}`;
@@ -239,10 +310,6 @@ export async function notify(
     throw new Error(
       `EventBridge rejected the ${detailType} event: ${put.Entries?.[0]?.ErrorCode ?? 'unknown'}`,
     );
-  }
-  if (terminal && state.userName && state.executionId) {
-    const subject = lockSubject(state.userName, state.serviceName);
-    await releaseLock(deps.lock, subject, state.executionId, deps.clock.now());
   }
   return outcome ?? { published: true };
 }

@@ -3,11 +3,12 @@
  * Refusals that need nobody's attention (exempt, protected, nothing to do) are STOP plans without
  * an alert; conditions a human must resolve (two active keys) are STOP plans with an alert.
  */
-import { GetUserCommand, type IAMClient, type Tag } from '@aws-sdk/client-iam';
+import type { IAMClient } from '@aws-sdk/client-iam';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Clock } from '../clock.ts';
 import { tagConsumers } from '../consumers.ts';
 import type { RekeyEnv } from '../env.ts';
-import { InvalidInput, isAwsError, UserNotFound } from '../errors.ts';
+import { InvalidInput } from '../errors.ts';
 import {
   type KeyRef,
   type Plan,
@@ -17,10 +18,11 @@ import {
   type StopReason,
 } from '../schemas.ts';
 import { type CredentialKind, credentialKind } from './credentials.ts';
-import { parseExemption } from './exemption.ts';
+import { protectedRefusal, readUser, refusalOf } from './eligibility.ts';
 import { type AccessKeyInfo, isOrphanKey, iso, type LastUse } from './keys.ts';
 import { acquireLock, type LockDeps, type LockItem, lockSubject, readLock } from './lock.ts';
-import { secretNameFor, versionTokenFor } from './secret.ts';
+import { type CreatedKey, createdKeyOf } from './own-key.ts';
+import { describeVersions, secretNameFor, versionTokenFor } from './secret.ts';
 
 export type PlanEnv = Pick<
   RekeyEnv,
@@ -35,6 +37,8 @@ export type PlanEnv = Pick<
 
 export interface PlanDeps {
   iam: IAMClient;
+  /** Reads secrets' metadata (which version is current), never their values. */
+  secretsManager: SecretsManagerClient;
   lock: LockDeps;
   clock: Clock;
   env: PlanEnv;
@@ -52,7 +56,10 @@ export interface KeyView {
   lastUse: LastUse;
 }
 
-export type Decision = Pick<Plan, 'action' | 'alert' | 'message' | 'oldKey' | 'extraKey' | 'orphanKey'> & {
+export type Decision = Pick<
+  Plan,
+  'action' | 'alert' | 'message' | 'oldKey' | 'extraKey' | 'orphanKey' | 'resumeStage' | 'newKey'
+> & {
   stopReason?: StopReason;
 };
 
@@ -73,6 +80,7 @@ function stop(reason: StopReason, alert: boolean, message: string): Decision {
     oldKey: null,
     extraKey: null,
     orphanKey: null,
+    resumeStage: null,
   };
 }
 
@@ -82,6 +90,8 @@ export interface Journal {
   creatingSince: Date | null;
   /** The key this very execution created and stored in an earlier attempt (a re-run resumes it). */
   ownKeyId: string | null;
+  /** The last key any rekey execution created for this user, as its secret version shows it. */
+  created: CreatedKey | null;
 }
 
 /** The words for the credentials decided on. */
@@ -108,10 +118,23 @@ export function decide(userName: string, keys: KeyView[], journal: Journal, noun
       oldKey: ref(resumed),
       extraKey: null,
       orphanKey: null,
+      resumeStage: null,
     };
   }
+  const { created } = journal;
+  const made = created ? keys.find((k) => k.key.accessKeyId === created.accessKeyId) : undefined;
+  const other = made ? keys.find((k) => k !== made) : undefined;
+  // The other key is the one that rotation replaced: nothing but rekey's own steps happened since.
+  const replacedByMade = keys.length === 2 && other?.key.accessKeyId === created?.replacedKeyId;
+  if (created?.current && made && other && replacedByMade) {
+    const resume = resumeDecision(userName, made, other, created, nouns);
+    if (resume) return resume;
+  }
   const creatingSince = journal.creatingSince;
-  const orphans = keys.filter((k) => isOrphanKey(k.key, k.lastUse, creatingSince));
+  // A key rekey made and never handed out, beside the key it was to replace, is nobody's.
+  const neverHandedOut =
+    created && made && replacedByMade && !created.handedOut && made.key.status === 'Active' ? made : null;
+  const orphans = keys.filter((k) => k === neverHandedOut || isOrphanKey(k.key, k.lastUse, creatingSince));
   const active = keys.filter((k) => k.key.status === 'Active' && !orphans.includes(k));
   const others = keys.filter((k) => k.key.status !== 'Active');
   if (active.length >= 2) {
@@ -119,7 +142,8 @@ export function decide(userName: string, keys: KeyView[], journal: Journal, noun
       'TwoActiveKeys',
       true,
       `"${userName}" has two active ${nouns.plural}, ${active.map(describe).join(' and ')}; rekey will not guess ` +
-        'which one to replace: deactivate or delete one of them by hand',
+        `which one to replace${made && created ? `. ${ownKeyNote(made, created, nouns)}` : ''}: deactivate or ` +
+        'delete one of them by hand',
     );
   }
   const old = active[0];
@@ -158,14 +182,92 @@ export function decide(userName: string, keys: KeyView[], journal: Journal, noun
     oldKey: ref(old),
     extraKey: extra ? ref(extra) : null,
     orphanKey: orphan ? ref(orphan) : null,
+    resumeStage: null,
   };
+}
+
+/**
+ * The user's newer key is rekey's own (its secret version is AWSCURRENT) and the other one is the
+ * key that rotation replaced: whatever stopped, failed or ended that run, this one carries it on
+ * with the key consumers already have, and creates none. Where it re-enters follows from the keys:
+ * both active, the adoption check; the old one inactive, the verification and then the delete.
+ */
+function resumeDecision(
+  userName: string,
+  made: KeyView,
+  other: KeyView,
+  created: CreatedKey,
+  nouns: Nouns,
+): Decision | null {
+  // The current key is the older one: something besides rekey made the newer key.
+  if (made.key.createDate.getTime() <= other.key.createDate.getTime() || made.key.status !== 'Active')
+    return null;
+  const stage =
+    other.key.status === 'Active' ? 'ADOPTION' : other.key.status === 'Inactive' ? 'DELETION' : null;
+  if (!stage || !created.secretArn) return null;
+  const fresh = made.key.accessKeyId;
+  const old = other.key.accessKeyId;
+  return {
+    action: 'RESUME',
+    resumeStage: stage,
+    alert: false,
+    message:
+      `resume the rotation of ${old} of "${userName}": the new ${nouns.noun} ${fresh}, handed out earlier ` +
+      `(AWSCURRENT in ${created.secretName}), is kept and none is created; ` +
+      (stage === 'ADOPTION'
+        ? `${old} is still active: check it went quiet, then deactivate and later delete it`
+        : `${old} is already inactive: verify it stayed unused, then delete it`),
+    oldKey: ref(other),
+    newKey: {
+      accessKeyId: fresh,
+      createDate: iso(made.key.createDate),
+      ...(made.key.serviceUserName ? { serviceUserName: made.key.serviceUserName } : {}),
+      secretArn: created.secretArn,
+      versionId: created.versionId,
+    },
+    extraKey: null,
+    orphanKey: null,
+  };
+}
+
+/** What the journal tells a human about one of two active keys that rekey made. */
+function ownKeyNote(made: KeyView, created: CreatedKey, nouns: Nouns): string {
+  const id = made.key.accessKeyId;
+  if (!created.handedOut) {
+    return (
+      `${id} is rekey's own ${nouns.noun}, created by ${created.createdBy ?? 'an earlier rotation'} and never handed ` +
+      `out (its version in ${created.secretName} was never AWSCURRENT), so nobody holds it and it can be deleted`
+    );
+  }
+  return created.current
+    ? `${id} is rekey's own ${nouns.noun}, AWSCURRENT in ${created.secretName}, but the other one is not the key it replaced or is newer`
+    : `${id} is a ${nouns.noun} rekey handed out earlier (no longer AWSCURRENT in ${created.secretName})`;
 }
 
 function stepsFor(plan: Decision, userName: string, secretName: string, kind: CredentialKind): string[] {
   if (plan.action === 'STOP' || !plan.oldKey) return [plan.message];
   const old = plan.oldKey.accessKeyId;
+  if (plan.action === 'RESUME') {
+    const fresh = plan.newKey?.accessKeyId;
+    const since = 'since this run started (or since the last check that found it used)';
+    return plan.resumeStage === 'ADOPTION'
+      ? [
+          `keep the new ${kind.noun} ${fresh} (AWSCURRENT in ${secretName}); create none`,
+          `prove ${fresh} still works, and announce it again`,
+          `wait for consumers to adopt it; check ${old} was not used ${since}`,
+          `deactivate ${old}, wait, verify it stayed unused and ${fresh} still works (else reactivate ${old})`,
+          `delete ${old}`,
+        ]
+      : [
+          `keep the new ${kind.noun} ${fresh} (AWSCURRENT in ${secretName}); create none`,
+          `wait, verify ${old} stayed inactive and unused since this run started and ${fresh} still works (else reactivate ${old})`,
+          `delete ${old}`,
+        ];
+  }
   const orphan = plan.orphanKey
-    ? [`delete ${plan.orphanKey.accessKeyId}, left without a stored secret by a crashed attempt`]
+    ? [
+        `delete ${plan.orphanKey.accessKeyId}, which an earlier attempt made and nobody holds (never handed out)`,
+      ]
     : [];
   if (kind.tracksLastUse) {
     return [
@@ -173,7 +275,7 @@ function stepsFor(plan: Decision, userName: string, secretName: string, kind: Cr
       ...orphan,
       `create a second access key for "${userName}" and store it in ${secretName} (AWSPENDING)`,
       'prove the new key authenticates as the user, then make it AWSCURRENT and announce it',
-      `wait for consumers to adopt it; check ${old} was not used since the new key was created`,
+      `wait for consumers to adopt it; check ${old} was not used since the hand-out (or since the last check that found it used)`,
       `deactivate ${old}, wait, verify it stayed unused and the new key still works (else reactivate ${old})`,
       `delete ${old}`,
     ];
@@ -196,92 +298,77 @@ function journalOf(
   keys: AccessKeyInfo[],
   executionId: string,
   userName: string,
+  created: CreatedKey | null,
 ): Journal {
   const own = keys.find(
     (k) =>
       k.accessKeyId === lock?.createdKeyId &&
       keys.some(
         (other) =>
-          other !== k && lock.createdVersionId === versionTokenFor(executionId, userName, other.accessKeyId),
+          other !== k &&
+          lock.createdVersionId === versionTokenFor(executionId, userName, other.accessKeyId, k.accessKeyId),
       ),
   );
-  return { creatingSince: lock?.creatingSince ?? null, ownKeyId: own?.accessKeyId ?? null };
+  return { creatingSince: lock?.creatingSince ?? null, ownKeyId: own?.accessKeyId ?? null, created };
 }
 
 export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<Plan> {
   const input = parseRotationInput(request.input);
-  const { userName, serviceName } = input;
+  const { serviceName } = input;
   const dryRun = input.dryRun ?? false;
   const { env } = deps;
   const kind = credentialKind(deps.iam, serviceName);
-  const subject = lockSubject(userName, serviceName);
   const base = {
-    userName,
+    userName: input.userName,
     ...(serviceName ? { serviceName } : {}),
     userArn: null as string | null,
     dryRun,
     ...(input.reason ? { reason: input.reason } : {}),
     executionId: request.executionId,
-    secretName: secretNameFor(env.REKEY_SECRET_PREFIX, userName, serviceName),
+    secretName: secretNameFor(env.REKEY_SECRET_PREFIX, input.userName, serviceName),
+    quietSince: null as string | null,
   };
+  /** A note appended to the plan's message (the secret kept under the request's case of the name). */
+  let note = '';
   /** Who the user's consumer tag lets read its secret: set once the tag was read and found valid. */
   let consumers: string[] = [];
-  const finish = (d: Decision, userArn: string | null = null): Plan => ({
-    ...base,
-    userArn,
-    ...d,
-    ...(consumers.length > 0 ? { consumers } : {}),
-    steps: stepsFor(d, userName, base.secretName, kind),
-  });
+  const finish = (d: Decision, userArn: string | null = null): Plan => {
+    const decision = note ? { ...d, message: `${d.message}; ${note}` } : d;
+    return {
+      ...base,
+      userArn,
+      ...decision,
+      ...(consumers.length > 0 ? { consumers } : {}),
+      steps: stepsFor(decision, base.userName, base.secretName, kind),
+    };
+  };
 
   // Protected users are refused before any AWS call.
-  const lower = userName.toLowerCase();
-  if (env.REKEY_PROTECTED_USERS.some((u) => u.toLowerCase() === lower)) {
-    return finish(stop('UserProtected', false, `"${userName}" is a protected user: rekey never touches it`));
-  }
+  const protectedUser = protectedRefusal(input.userName, env);
+  if (protectedUser) return finish(stop(protectedUser.reason, false, protectedUser.message));
 
-  let user: { Arn?: string; Path?: string; Tags?: Tag[] };
-  try {
-    const out = await deps.iam.send(new GetUserCommand({ UserName: userName }));
-    user = out.User ?? {};
-  } catch (error) {
-    if (isAwsError(error, 'NoSuchEntity', 'NoSuchEntityException')) throw new UserNotFound(userName);
-    throw error;
-  }
-  const userArn = user.Arn ?? null;
-  const tags = new Map((user.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
-  const path = user.Path ?? '/';
-  if (!path.startsWith(env.REKEY_USER_PATH_PREFIX)) {
-    return finish(
-      stop(
-        'UserOutOfScope',
-        false,
-        `"${userName}" (path ${path}) is outside the configured path ${env.REKEY_USER_PATH_PREFIX}`,
-      ),
-      userArn,
-    );
-  }
-  if (env.REKEY_OPT_IN_TAG && !tags.has(env.REKEY_OPT_IN_TAG)) {
-    return finish(
-      stop('UserOutOfScope', false, `"${userName}" does not carry the opt-in tag ${env.REKEY_OPT_IN_TAG}`),
-      userArn,
-    );
-  }
-  const exemptValue = tags.get(env.REKEY_EXEMPT_TAG);
-  if (exemptValue !== undefined) {
-    const exemption = parseExemption(exemptValue, deps.clock.now());
-    if (!exemption.expired) {
-      const until = exemption.until ? ` until ${exemption.until.toISOString().slice(0, 10)}` : '';
-      return finish(
-        stop('UserExempt', false, `"${userName}" is exempt${until}: ${exemption.reason}`),
-        userArn,
-      );
+  // IAM user names are unique case-insensitively: from here on the plan uses IAM's own spelling
+  // (for the secret name, the version token and the lock), so "alice" and "Alice" are one rotation.
+  const user = await readUser(deps.iam, input.userName);
+  const userName = user.userName;
+  base.userName = userName;
+  base.secretName = secretNameFor(env.REKEY_SECRET_PREFIX, userName, serviceName);
+  if (userName !== input.userName) {
+    const asRequested = secretNameFor(env.REKEY_SECRET_PREFIX, input.userName, serviceName);
+    // Secret names are case-sensitive: consumers may already read a secret made under the
+    // request's spelling; moving them to another name would break them, so that one is kept.
+    if (await describeVersions(deps.secretsManager, asRequested)) {
+      base.secretName = asRequested;
+      note = `IAM spells the user "${userName}"; its existing secret ${asRequested} (named as requested) is kept`;
     }
   }
+  const userArn = user.arn;
+  const refusal = refusalOf(user, env, deps.clock.now());
+  if (refusal) return finish(stop(refusal.reason, false, refusal.message), userArn);
 
   // A tag the create step could not write into the secret's policy stops the plan here, before
   // anything changes, rather than the create step once the new key exists.
-  const tagged = tagConsumers(env.REKEY_CONSUMER_TAG, tags, userArn);
+  const tagged = tagConsumers(env.REKEY_CONSUMER_TAG, user.tags, userArn);
   if (!tagged.ok) {
     return finish(
       stop(
@@ -297,6 +384,7 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
 
   // Everything up to the decision only reads: a plan that stops (or a dry run) changes nothing,
   // not even the lock table. The lock is taken only to rotate, with a conditional write.
+  const subject = lockSubject(userName, serviceName);
   const inProgress = (owner: string) =>
     finish(
       stop('RotationInProgress', false, `a rotation of "${subject}" is in progress (${owner})`),
@@ -313,7 +401,15 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
   const keys = await kind.list(userName);
   const views: KeyView[] = [];
   for (const key of keys) views.push({ key, lastUse: await kind.lastUse(key.accessKeyId) });
-  const decision = decide(userName, views, journalOf(lock, keys, request.executionId, userName), kind);
+  const created = await createdKeyOf(deps.secretsManager, lock, base.secretName);
+  const decision = decide(
+    userName,
+    views,
+    journalOf(lock, keys, request.executionId, userName, created),
+    kind,
+  );
+  // A resumed run is a new start: only uses of the old key from now on (less the grace) count.
+  if (decision.action === 'RESUME') base.quietSince = iso(deps.clock.now());
   if (decision.action === 'STOP' || dryRun) return finish(decision, userArn);
 
   // A rival that took the lock since the read above wins; the steps after this one re-read the

@@ -67,11 +67,18 @@ export function secretNameFor(prefix: string, userName: string, serviceName?: Se
 }
 
 /**
- * The ClientRequestToken (= version id) for one execution's new key: deterministic, so a retried
- * or re-run create step writes the same version instead of a second one.
+ * The ClientRequestToken (= version id) for one new key of one execution: deterministic, so a
+ * retried or re-run store of that key writes the same version instead of a second one. It names
+ * the new key too: after that key was removed (never handed out), the same execution's next key
+ * gets a version of its own (Secrets Manager refuses a token again with another value).
  */
-export function versionTokenFor(executionId: string, userName: string, oldKeyId: string): string {
-  return createHash('sha256').update(`${executionId}|${userName}|${oldKeyId}`).digest('hex');
+export function versionTokenFor(
+  executionId: string,
+  userName: string,
+  oldKeyId: string,
+  newKeyId: string,
+): string {
+  return createHash('sha256').update(`${executionId}|${userName}|${oldKeyId}|${newKeyId}`).digest('hex');
 }
 
 /** Version id -> stages, or null when the secret does not exist. */
@@ -85,6 +92,33 @@ export async function describeVersions(
   } catch (error) {
     if (isAwsError(error, 'ResourceNotFoundException')) return null;
     throw error;
+  }
+}
+
+/** A version that is or was AWSCURRENT: consumers may hold its key. */
+export function isHandedOut(stages: readonly string[]): boolean {
+  return stages.includes('AWSCURRENT') || stages.includes('AWSPREVIOUS');
+}
+
+/**
+ * Drops the AWSPENDING label from a version whose key was removed, so nothing points consumers or
+ * rekey at it. Safe to repeat: a retry of an applied call is refused (the label is gone) and counts
+ * as done, as does a secret or label that is already gone.
+ */
+export async function dropPendingLabel(sm: SecretsManagerClient, secretId: string, versionId: string) {
+  const pending = async () =>
+    (await describeVersions(sm, secretId))?.stages[versionId]?.includes('AWSPENDING');
+  try {
+    await sm.send(
+      new UpdateSecretVersionStageCommand({
+        SecretId: secretId,
+        VersionStage: 'AWSPENDING',
+        RemoveFromVersionId: versionId,
+      }),
+    );
+  } catch (error) {
+    if (isAwsError(error, 'ResourceNotFoundException')) return;
+    if (!isAwsError(error, 'InvalidParameterException') || (await pending())) throw error;
   }
 }
 
@@ -241,8 +275,8 @@ async function readSecretAs<T>(
 }
 
 /**
- * Makes `versionId` AWSCURRENT (the old current becomes AWSPREVIOUS) and drops its AWSPENDING label.
- * Safe when a response is lost: the SDK's retry of a label move that was applied is refused with
+ * Makes `versionId` AWSCURRENT (the old current becomes AWSPREVIOUS) and drops its AWSPENDING label;
+ * says whether it already was AWSCURRENT (handed out by an earlier attempt). Safe when a response is lost: the SDK's retry of a label move that was applied is refused with
  * InvalidParameterException (the label is no longer where the call says), so on that error the
  * labels are read again and the step goes on if they are already as wanted.
  */
@@ -250,7 +284,7 @@ export async function promoteVersion(
   sm: SecretsManagerClient,
   secretId: string,
   versionId: string,
-): Promise<void> {
+): Promise<{ alreadyCurrent: boolean }> {
   const described = await describeVersions(sm, secretId);
   const stages = described?.stages ?? {};
   const current = versionWithStage(stages, 'AWSCURRENT');
@@ -279,4 +313,5 @@ export async function promoteVersion(
   if (stages[versionId]?.includes('AWSPENDING')) {
     await update('AWSPENDING', { RemoveFromVersionId: versionId });
   }
+  return { alreadyCurrent: current === versionId };
 }

@@ -4,7 +4,8 @@
  *   while IAM propagates); then it becomes AWSCURRENT. If it never works it is deleted again and
  *   the old key, which was never touched, stays in service.
  * - verifyRotation, after the wait that follows deactivation: the old key must still be inactive
- *   and unused since deactivation, and the current secret must still hold a working new key.
+ *   and unused since the rotation's quiet-since instant, and the current secret must still hold a
+ *   working new key.
  *   Any failure raises RotationVerificationFailed, on which the workflow reactivates the old key.
  */
 import type { IAMClient } from '@aws-sdk/client-iam';
@@ -12,11 +13,13 @@ import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Clock } from '../clock.ts';
 import { NewKeyNotWorking, RotationVerificationFailed } from '../errors.ts';
 import { logger } from '../logger.ts';
-import type { Deactivation, KeyRef, NewKey, RotationState } from '../schemas.ts';
+import type { KeyRef, NewKey, RotationState } from '../schemas.ts';
 import { type AuthResult, authenticate, type StsFactory, waitUntilKeyWorks } from './authenticate.ts';
 import { type CredentialKind, credentialKind } from './credentials.ts';
 import { iso, usedAtOrAfter } from './keys.ts';
 import {
+  describeVersions,
+  isHandedOut,
   isServiceCredential,
   promoteVersion,
   readStoredCredential,
@@ -32,10 +35,16 @@ export interface VerifyDeps {
   clock: Clock;
 }
 
+/**
+ * Returns the rotation's quiet-since instant Q: the state's, if it has one (a resumed run), else
+ * the hand-out, taken just before the promotion (so a use racing the promotion counts as after it).
+ * When an earlier attempt already promoted the version, the hand-out time is unknown and the key's
+ * creation, which came before it, stands in: an earlier Q only ever counts more uses.
+ */
 export async function verifyNewKey(
   deps: VerifyDeps & { env: { REKEY_VERIFY_ATTEMPTS: number; REKEY_VERIFY_BASE_DELAY_MS: number } },
   state: RotationState & { newKey: NewKey },
-): Promise<{ verified: true; arn: string }> {
+): Promise<string> {
   const { newKey, userName } = state;
   const kind = credentialKind(deps.iam, state.serviceName);
   const credential = await readStoredCredential(deps.secretsManager, newKey.secretArn, {
@@ -52,6 +61,16 @@ export async function verifyNewKey(
     ? await waitUntilListedActive(deps, kind, state, credential, attempts)
     : await waitUntilKeyWorks(deps, credential, state.userArn, attempts, deps.env.REKEY_VERIFY_BASE_DELAY_MS);
   if (!result.ok) {
+    // A resumed run re-proves a key handed out earlier: consumers may already use it, and a key
+    // that fails here may be failing for a while only. It is kept and a human looks.
+    const stages =
+      (await describeVersions(deps.secretsManager, newKey.secretArn))?.stages[newKey.versionId] ?? [];
+    if (isHandedOut(stages)) {
+      throw new NewKeyNotWorking(
+        `${kind.noun} ${newKey.accessKeyId} of "${userName}", handed out earlier (${stages.join(', ')}), failed ` +
+          `verification after ${attempts} attempts (${result.reason}); it was kept, and the old ${kind.noun} is unchanged`,
+      );
+    }
     // Never handed out (it is only AWSPENDING): remove it so the user is left as it was.
     const keys = await kind.list(userName);
     if (keys.some((k) => k.accessKeyId === newKey.accessKeyId))
@@ -64,13 +83,16 @@ export async function verifyNewKey(
             `attempts (${result.reason}); it was deleted and the old credential is unchanged`,
     );
   }
-  await promoteVersion(deps.secretsManager, newKey.secretArn, newKey.versionId);
+  const handOut = iso(deps.clock.now());
+  const { alreadyCurrent } = await promoteVersion(deps.secretsManager, newKey.secretArn, newKey.versionId);
+  const quietSince = state.quietSince ?? (alreadyCurrent ? newKey.createDate : handOut);
   logger.info('new key verified and made current', {
     userName,
     ...(state.serviceName ? { serviceName: state.serviceName } : {}),
     accessKeyId: newKey.accessKeyId,
+    quietSince,
   });
-  return { verified: true, arn: result.arn };
+  return quietSince;
 }
 
 /**
@@ -138,11 +160,14 @@ async function stillValid(
 
 export async function verifyRotation(
   deps: VerifyDeps & { env: { REKEY_LAST_USED_GRACE_SECONDS: number } },
-  state: RotationState & { oldKey: KeyRef; newKey: NewKey; deactivation: Deactivation },
+  state: RotationState & { oldKey: KeyRef; newKey: NewKey; quietSince: string },
 ): Promise<{ verified: true }> {
   const { userName, oldKey, newKey } = state;
   const kind = credentialKind(deps.iam, state.serviceName);
-  const deactivatedAt = new Date(state.deactivation.deactivatedAt);
+  // Q, not the deactivation: a use made before the deactivation but after Q may surface only now
+  // (IAM documents no delivery bound for last-used data), and it means a consumer still held the key.
+  const quietSince = new Date(state.quietSince);
+  const deactivated = state.deactivation ? `; deactivated at ${state.deactivation.deactivatedAt}` : '';
   const keys = await kind.list(userName);
   const old = keys.find((k) => k.accessKeyId === oldKey.accessKeyId);
   const fail = (why: string) => {
@@ -151,11 +176,11 @@ export async function verifyRotation(
   if (old) {
     if (old.status === 'Active') fail(`the old key ${old.accessKeyId} is active again`);
     const lastUse = await kind.lastUse(old.accessKeyId);
-    if (usedAtOrAfter(lastUse, deactivatedAt, deps.env.REKEY_LAST_USED_GRACE_SECONDS)) {
+    if (usedAtOrAfter(lastUse, quietSince, deps.env.REKEY_LAST_USED_GRACE_SECONDS)) {
       fail(
         `the old key ${old.accessKeyId} was used at ${lastUse.date ? iso(lastUse.date) : '?'}` +
           `${lastUse.service ? ` (${lastUse.service}${lastUse.region ? `, ${lastUse.region}` : ''})` : ''}` +
-          `, after its deactivation at ${iso(deactivatedAt)}`,
+          `, at or after ${iso(quietSince)}, since when it had to be quiet${deactivated}`,
       );
     }
   }

@@ -7,6 +7,7 @@ import {
   type RotationResult,
   type RunRotationOptions,
   runRotation,
+  STATUS_CHANGE_RULE,
 } from '../../../cli/local-runner.ts';
 import { FAKE_HANDLERS_DIR, FIXTURE_TEMPLATE_PATH } from '../../support/fixtures/index.ts';
 
@@ -275,6 +276,87 @@ describe('runRotation around engine limits', () => {
     await expect(run('alice', { definition, noWait: false })).rejects.toThrow(
       /Wait state "Wait for consumers to adopt the new key" lasts 2592000 s, longer than a local run can wait/,
     );
+  });
+});
+
+describe('standing in for the status change rule', () => {
+  /** A Wait, then the cleanup Task: the machine binds the cleanup step, as the synthesized one does. */
+  const waiting = (seconds: number, timeoutSeconds?: number): StateMachineDefinition =>
+    ({
+      StartAt: 'Wait a while',
+      ...(timeoutSeconds ? { TimeoutSeconds: timeoutSeconds } : {}),
+      States: {
+        'Wait a while': { Type: 'Wait', Seconds: seconds, Next: 'Clean up after the failure' },
+        'Clean up after the failure': {
+          Type: 'Task',
+          Resource: 'arn:aws:lambda:us-east-1:123456789012:function:cleanup',
+          End: true,
+        },
+      },
+    }) as unknown as StateMachineDefinition;
+  const rule = (events: unknown[]) => ({
+    cleanup: (input: JsonValue) => {
+      events.push(input);
+      return { acted: false };
+    },
+  });
+
+  it('an aborted run ends ABORTED, then the cleanup gets the ABORTED event the rule would send', async () => {
+    // Prepare
+    const events: unknown[] = [];
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 50);
+
+    // Act
+    const result = await runRotation({
+      definition: waiting(30),
+      bindings: { 'Clean up after the failure': 'cleanup' },
+      input: { userName: 'alice' },
+      executionName: 'stopped',
+      signal: controller.signal,
+      handlers: rule(events),
+    });
+
+    // Assess
+    expect(result.status).toBe('ABORTED');
+    expect(exitCodeFor(result)).toBe(1);
+    expect(events).toEqual([
+      {
+        executionArn: 'arn:aws:states:us-east-1:123456789012:execution:rekey-local:stopped',
+        status: 'ABORTED',
+        input: '{"userName":"alice"}',
+      },
+    ]);
+    expect(result.tasks.at(-1)).toMatchObject({ state: STATUS_CHANGE_RULE, step: 'cleanup' });
+  });
+
+  it('a run that times out ends TIMED_OUT, and the cleanup gets TIMED_OUT', async () => {
+    const events: unknown[] = [];
+
+    const result = await runRotation({
+      definition: waiting(5, 1),
+      bindings: { 'Clean up after the failure': 'cleanup' },
+      input: { userName: 'alice' },
+      handlers: rule(events),
+    });
+
+    expect(result).toMatchObject({ status: 'TIMED_OUT', error: 'States.Timeout' });
+    expect(events).toMatchObject([{ status: 'TIMED_OUT' }]);
+  });
+
+  it('a run that succeeds does not invoke the cleanup', async () => {
+    const events: unknown[] = [];
+
+    const result = await runRotation({
+      definition: waiting(0),
+      bindings: { 'Clean up after the failure': 'cleanup' },
+      input: { userName: 'alice' },
+      handlers: rule(events),
+    });
+
+    expect(result.status).toBe('SUCCEEDED');
+    expect(events).toHaveLength(1); // the machine's own Task, not the rule
+    expect(result.tasks.map((t) => t.state)).toEqual(['Clean up after the failure']);
   });
 });
 

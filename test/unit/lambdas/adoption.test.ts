@@ -7,6 +7,7 @@ import { type AdoptionDeps, checkLastUsed } from '../../../lambdas/shared/domain
 import { Adoption } from '../../../lambdas/shared/schemas.ts';
 import {
   awsError,
+  DAY,
   daysAgo,
   fakeClock,
   inputsOf,
@@ -15,6 +16,7 @@ import {
   NOW,
   OLD_KEY_CREATED,
   OLD_KEY_ID,
+  QUIET_SINCE,
   silenceLogs,
   stateWithNewKey,
 } from './helpers.ts';
@@ -48,6 +50,7 @@ const withChecks = (checks: number) => ({
     lastUsedService: 's3',
     lastUsedRegion: 'eu-west-1',
     mayWaitAgain: true,
+    quietSince: QUIET_SINCE.toISOString(),
   },
 });
 
@@ -81,6 +84,8 @@ describe('checkLastUsed', () => {
       lastUsedService: 's3',
       lastUsedRegion: 'eu-west-1',
       mayWaitAgain: true,
+      // Nothing found: Q stays where it was.
+      quietSince: QUIET_SINCE.toISOString(),
     });
     expect(Adoption.parse(adoption)).toEqual(adoption);
     expect(inputsOf(iamMock.commandCalls(GetAccessKeyLastUsedCommand))).toEqual([
@@ -103,6 +108,54 @@ describe('checkLastUsed', () => {
       lastUsedService: 'ses',
       lastUsedRegion: 'us-east-1',
       mayWaitAgain: true,
+      // Use found: Q moves to this check's time.
+      quietSince: NOW.toISOString(),
+    });
+  });
+
+  describe('the quiet-since instant Q', () => {
+    it("compares with Q, not with the new key's creation", async () => {
+      // Prepare: Q moved to a check two days after the hand-out; the key was last used in between.
+      usedAt(new Date(NEW_KEY_CREATED.getTime() + DAY));
+      const state = {
+        ...withChecks(1),
+        quietSince: new Date(NEW_KEY_CREATED.getTime() + 2 * DAY).toISOString(),
+      };
+
+      // Act
+      const adoption = await checkLastUsed(deps(), state);
+
+      // Assess: the consumer switched before Q; Q stays.
+      expect(adoption).toMatchObject({ checks: 2, inUse: false, quietSince: state.quietSince });
+    });
+
+    it("a use within the grace before a moved Q still counts (IAM's 15-minute resolution)", async () => {
+      // Prepare
+      const q = new Date(NEW_KEY_CREATED.getTime() + 2 * DAY);
+      usedAt(new Date(q.getTime() - 900_000));
+      const state = { ...withChecks(1), quietSince: q.toISOString() };
+
+      // Act
+      const adoption = await checkLastUsed(deps({ REKEY_LAST_USED_GRACE_SECONDS: 900 }), state);
+
+      // Assess: still in use, and Q moves again, to this check.
+      expect(adoption).toMatchObject({ checks: 2, inUse: true, quietSince: NOW.toISOString() });
+    });
+
+    it('takes its own time before reading last use, so a use the read cannot see yet is after Q', async () => {
+      // Prepare: the clock moves on while GetAccessKeyLastUsed is answered.
+      let now = NOW;
+      const clock = { now: () => now, sleep: async () => {} };
+      iamMock.on(GetAccessKeyLastUsedCommand).callsFake(() => {
+        now = new Date(NOW.getTime() + 5_000);
+        return { AccessKeyLastUsed: { LastUsedDate: daysAgo(1), ServiceName: 's3', Region: 'eu-west-1' } };
+      });
+
+      // Act
+      const adoption = await checkLastUsed({ ...deps(), clock }, stateWithNewKey());
+
+      // Assess
+      expect(adoption.quietSince).toBe(NOW.toISOString());
     });
   });
 
@@ -185,7 +238,8 @@ describe('checkLastUsed', () => {
       expect(inputsOf(ctMock.commandCalls(LookupEventsCommand))).toEqual([
         {
           LookupAttributes: [{ AttributeKey: 'AccessKeyId', AttributeValue: OLD_KEY_ID }],
-          StartTime: NEW_KEY_CREATED,
+          // From Q less the grace: the earliest use that still counts.
+          StartTime: new Date(QUIET_SINCE.getTime() - 60_000),
           EndTime: NOW,
           MaxResults: 20,
         },
@@ -233,6 +287,7 @@ describe('checkLastUsed', () => {
         lastUsedRegion: 'eu-west-1',
         recentCallers: [],
         mayWaitAgain: true,
+        quietSince: NOW.toISOString(),
       });
     });
 

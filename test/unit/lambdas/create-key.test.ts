@@ -13,18 +13,20 @@ import {
   PutResourcePolicyCommand,
   PutSecretValueCommand,
   ResourceNotFoundException,
+  UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { dynamodb, iam, secretsManager } from '../../../lambdas/shared/clients.ts';
 import { type CreateKeyDeps, createSecondKey } from '../../../lambdas/shared/domain/create-key.ts';
-import { secretResourcePolicy } from '../../../lambdas/shared/domain/secret.ts';
+import { secretResourcePolicy, versionTokenFor } from '../../../lambdas/shared/domain/secret.ts';
 import { RotationInProgress, SecretNotStored, UnexpectedKeyState } from '../../../lambdas/shared/errors.ts';
 import { STEPS } from '../../../lambdas/shared/steps.ts';
 import {
   awsError,
   callOrder,
   daysAgo,
+  ELIGIBILITY,
   EXECUTION_ID,
   EXTRA_KEY_ID,
   FAKE_SECRET,
@@ -33,6 +35,7 @@ import {
   type KeyFixture,
   KMS_KEY_ID,
   LOCK_TABLE,
+  mockEligibleUser,
   mockKeys,
   mockLastUse,
   NEW_KEY_ID,
@@ -62,8 +65,10 @@ const old: KeyFixture = { id: OLD_KEY_ID, created: OLD_KEY_CREATED, lastUsed: OL
 const CONSUMER = 'arn:aws:iam::123456789012:role/ci/deployer';
 const VERIFY_ROLE = 'arn:aws:iam::123456789012:role/RekeyStack-VerifyNewKeyRole-ABC';
 
-const MARK = 'UpdateItem(SET creatingSince = :since REMOVE createdKeyId, createdVersionId)';
-const RECORD = 'UpdateItem(SET createdKeyId = :k, createdVersionId = :v)';
+const MARK =
+  'UpdateItem(SET creatingSince = :since REMOVE createdKeyId, createdVersionId, createdBy, replacedKeyId, secretName)';
+const RECORD =
+  'UpdateItem(SET createdKeyId = :k, createdVersionId = :v, createdBy = :owner, replacedKeyId = :r, secretName = :s)';
 const CLEAR = 'UpdateItem(REMOVE creatingSince)';
 
 function deps(): CreateKeyDeps {
@@ -73,6 +78,7 @@ function deps(): CreateKeyDeps {
     lock: { dynamodb, table: LOCK_TABLE },
     clock: fakeClock(),
     env: {
+      ...ELIGIBILITY,
       REKEY_KMS_KEY_ID: KMS_KEY_ID,
       REKEY_CONSUMER_PRINCIPALS: [CONSUMER],
       REKEY_SECRET_READER_ROLES: [VERIFY_ROLE],
@@ -82,9 +88,23 @@ function deps(): CreateKeyDeps {
 
 /** The user's lock item as GetItem returns it. */
 function lockItem(
-  journal: { owner?: string; creatingSince?: Date; createdKeyId?: string; createdVersionId?: string } = {},
+  journal: {
+    owner?: string;
+    creatingSince?: Date;
+    createdKeyId?: string;
+    createdVersionId?: string;
+    createdBy?: string;
+    replacedKeyId?: string;
+  } = {},
 ) {
-  const { owner = EXECUTION_ID, creatingSince, createdKeyId, createdVersionId } = journal;
+  const {
+    owner = EXECUTION_ID,
+    creatingSince,
+    createdKeyId,
+    createdVersionId,
+    createdBy,
+    replacedKeyId,
+  } = journal;
   return {
     Item: {
       userName: { S: USER },
@@ -93,6 +113,8 @@ function lockItem(
       ...(creatingSince ? { creatingSince: { S: creatingSince.toISOString() } } : {}),
       ...(createdKeyId ? { createdKeyId: { S: createdKeyId } } : {}),
       ...(createdVersionId ? { createdVersionId: { S: createdVersionId } } : {}),
+      ...(createdBy ? { createdBy: { S: createdBy } } : {}),
+      ...(replacedKeyId ? { replacedKeyId: { S: replacedKeyId }, secretName: { S: SECRET_NAME } } : {}),
     },
   };
 }
@@ -151,11 +173,33 @@ function expectNoMutation(): void {
 beforeAll(silenceLogs);
 beforeEach(() => {
   iamMock.reset();
+  mockEligibleUser(iamMock);
   smMock.reset();
   ddbMock.reset();
 });
 
 describe('createSecondKey', () => {
+  it('an exemption added since the plan stops it right before CreateAccessKey: UserExempt, nothing made', async () => {
+    // Prepare
+    ddbMock.on(GetItemCommand).resolves(lockItem());
+    mockKeys(iamMock, [old]);
+    mockStorage();
+    mockCreated();
+    mockEligibleUser(iamMock, { 'rekey:exempt': 'until=2099-01-01 audit freeze' });
+
+    // Act
+    const error = await rejectionOf(createSecondKey(deps(), plannedState()));
+
+    // Assess
+    expect(error).toMatchObject({
+      name: 'UserExempt',
+      message: `"${USER}" is exempt until 2099-01-01: audit freeze; stopped before creating a new access key`,
+    });
+    expect(iamMock).not.toHaveReceivedCommand(CreateAccessKeyCommand);
+    expect(ddbMock).not.toHaveReceivedCommand(UpdateItemCommand);
+    expect(smMock).not.toHaveReceivedCommand(PutSecretValueCommand);
+  });
+
   it('marks the intent, creates the key, records it, stores it as AWSPENDING, clears the intent', async () => {
     // Prepare
     ddbMock.on(GetItemCommand).resolves(lockItem());
@@ -177,6 +221,8 @@ describe('createSecondKey', () => {
       'GetItem',
       'ListAccessKeys',
       'DescribeSecret',
+      // The eligibility re-check, right before the key is made.
+      'GetUser',
       MARK,
       'CreateAccessKey',
       RECORD,
@@ -219,7 +265,14 @@ describe('createSecondKey', () => {
     expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand)).map((i) => i.ExpressionAttributeValues)).toEqual(
       [
         { ':owner': { S: EXECUTION_ID }, ':since': { S: NOW.toISOString() } },
-        { ':owner': { S: EXECUTION_ID }, ':k': { S: NEW_KEY_ID }, ':v': { S: TOKEN } },
+        // The journal: this execution made NEW_KEY_ID, held by that version of that secret, to replace OLD_KEY_ID.
+        {
+          ':owner': { S: EXECUTION_ID },
+          ':k': { S: NEW_KEY_ID },
+          ':v': { S: TOKEN },
+          ':r': { S: OLD_KEY_ID },
+          ':s': { S: SECRET_NAME },
+        },
         { ':owner': { S: EXECUTION_ID } },
       ],
     );
@@ -349,7 +402,7 @@ describe('createSecondKey', () => {
     mockStorage();
     mockCreated();
     ddbMock
-      .on(UpdateItemCommand, { UpdateExpression: 'SET createdKeyId = :k, createdVersionId = :v' })
+      .on(UpdateItemCommand, { UpdateExpression: RECORD.slice('UpdateItem('.length, -1) })
       .rejects(awsError('InternalServerError'));
 
     // Act & Assess
@@ -483,6 +536,80 @@ describe('createSecondKey', () => {
     const order = callOrder(iamMock, ddbMock);
     expect(order.indexOf('DeleteAccessKey')).toBeLessThan(order.indexOf(MARK));
     expect(order.indexOf(MARK)).toBeLessThan(order.indexOf('CreateAccessKey'));
+  });
+
+  describe('a key an earlier rotation made and never handed out (marked by the plan)', () => {
+    const EARLIER_TOKEN = versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID, EXTRA_KEY_ID);
+    const earlier: KeyFixture = { id: EXTRA_KEY_ID, created: daysAgo(2), lastUsed: daysAgo(2) };
+    const journal = lockItem({
+      createdKeyId: EXTRA_KEY_ID,
+      createdVersionId: EARLIER_TOKEN,
+      createdBy: OTHER_EXECUTION_ID,
+      replacedKeyId: OLD_KEY_ID,
+    });
+    const state = () => ({
+      ...plannedState(),
+      orphanKey: { accessKeyId: EXTRA_KEY_ID, createDate: daysAgo(2).toISOString() },
+    });
+    const secretWith = (stages: string[]) =>
+      smMock.on(DescribeSecretCommand).resolves({
+        ARN: SECRET_ARN,
+        VersionIdsToStages: { PREVIOUS: ['AWSCURRENT'], [EARLIER_TOKEN]: stages },
+      });
+
+    it('is deleted with its AWSPENDING label before the new key is made', async () => {
+      // Prepare
+      ddbMock.on(GetItemCommand).resolves(journal);
+      mockKeys(iamMock, [old, earlier]);
+      mockStorage();
+      secretWith(['AWSPENDING']);
+      smMock.on(UpdateSecretVersionStageCommand).resolves({});
+      mockCreated();
+
+      // Act
+      const newKey = await createSecondKey(deps(), state());
+
+      // Assess
+      expect(newKey.accessKeyId).toBe(NEW_KEY_ID);
+      expect(inputsOf(iamMock.commandCalls(DeleteAccessKeyCommand))).toEqual([
+        { UserName: USER, AccessKeyId: EXTRA_KEY_ID },
+      ]);
+      expect(inputsOf(smMock.commandCalls(UpdateSecretVersionStageCommand))).toEqual([
+        { SecretId: SECRET_NAME, VersionStage: 'AWSPENDING', RemoveFromVersionId: EARLIER_TOKEN },
+      ]);
+      const order = callOrder(iamMock, ddbMock, smMock);
+      expect(order.indexOf('DeleteAccessKey')).toBeLessThan(order.indexOf('UpdateSecretVersionStage'));
+      expect(order.indexOf('UpdateSecretVersionStage')).toBeLessThan(order.indexOf('CreateAccessKey'));
+    });
+
+    it('is kept (UnexpectedKeyState, nothing changed) if its version became AWSCURRENT since the plan', async () => {
+      // Prepare
+      ddbMock.on(GetItemCommand).resolves(journal);
+      mockKeys(iamMock, [old, earlier]);
+      mockStorage();
+      secretWith(['AWSCURRENT']);
+      mockCreated();
+
+      // Act
+      const error = await rejectionOf(createSecondKey(deps(), state()));
+
+      // Assess
+      expect(error).toBeInstanceOf(UnexpectedKeyState);
+      expectNoMutation();
+      expect(smMock).not.toHaveReceivedCommand(UpdateSecretVersionStageCommand);
+    });
+
+    it('is kept if the journal no longer names it (another rotation recorded a key since)', async () => {
+      // Prepare
+      ddbMock.on(GetItemCommand).resolves(lockItem());
+      mockKeys(iamMock, [old, earlier]);
+      mockStorage();
+      secretWith(['AWSPENDING']);
+
+      // Act & Assess
+      expect(await rejectionOf(createSecondKey(deps(), state()))).toBeInstanceOf(UnexpectedKeyState);
+      expectNoMutation();
+    });
   });
 
   it('counts an orphan as deleted when the retry of its delete, whose response was lost, finds it gone', async () => {

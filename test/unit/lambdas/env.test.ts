@@ -18,11 +18,12 @@ const FULL: RekeyEnvVars & Record<string, string> = {
   REKEY_OPT_IN_TAG: 'rekey:managed',
   REKEY_CONSUMER_TAG: 'rekey:consumers',
   REKEY_MAX_ADOPTION_CHECKS: '3',
-  REKEY_LAST_USED_GRACE_SECONDS: '60',
+  REKEY_LAST_USED_GRACE_SECONDS: '900',
   REKEY_VERIFY_ATTEMPTS: '6',
   REKEY_VERIFY_BASE_DELAY_MS: '1000',
   REKEY_CLOUDTRAIL_LOOKUP: 'false',
   REKEY_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:rekey-rotation',
+  REKEY_CLEANUP_SETTLE_SECONDS: '190',
 };
 
 function errorOf(fn: () => unknown): Error {
@@ -70,7 +71,7 @@ describe('loadEnv', () => {
       REKEY_VERIFY_ATTEMPTS: 6,
       REKEY_VERIFY_BASE_DELAY_MS: 1000,
       REKEY_MAX_ADOPTION_CHECKS: 3,
-      REKEY_LAST_USED_GRACE_SECONDS: 60,
+      REKEY_LAST_USED_GRACE_SECONDS: 900,
       REKEY_CLOUDTRAIL_LOOKUP: false,
     });
   });
@@ -133,6 +134,8 @@ describe('loadEnv', () => {
     ['REKEY_SECRET_PREFIX', 'rekey,'],
     ['REKEY_USER_PATH_PREFIX', 'service'],
     ['REKEY_KMS_KEY_ID', ''],
+    // Below IAM's 15-minute last-used resolution.
+    ['REKEY_LAST_USED_GRACE_SECONDS', '899'],
   ] as const)('rejects %s=%j, naming the variable', (key, value) => {
     // Act
     const error = errorOf(() => loadEnv([key], { [key]: value }));

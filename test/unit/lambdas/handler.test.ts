@@ -154,6 +154,7 @@ describe('every thin handler (lambdas/<step>/index.ts)', () => {
     REKEY_TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:rekey-notifications',
     REKEY_LOCK_TABLE: LOCK_TABLE,
     REKEY_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:rekey-rotation',
+    REKEY_CLEANUP_SETTLE_SECONDS: '0',
   };
 
   beforeEach(() => {

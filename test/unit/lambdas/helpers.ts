@@ -3,7 +3,12 @@
  * aws-sdk-client-mock. Not a test file (vitest only collects *.test.ts).
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetAccessKeyLastUsedCommand, type IAMClient, ListAccessKeysCommand } from '@aws-sdk/client-iam';
+import {
+  GetAccessKeyLastUsedCommand,
+  GetUserCommand,
+  type IAMClient,
+  ListAccessKeysCommand,
+} from '@aws-sdk/client-iam';
 import type { Context } from 'aws-lambda';
 import type { AwsClientStub } from 'aws-sdk-client-mock';
 import { vi } from 'vitest';
@@ -41,6 +46,14 @@ export const LOCK_TABLE = 'rekey-locks';
 export const KMS_KEY_ID = `arn:aws:kms:us-east-1:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
 export const TOPIC_ARN = `arn:aws:sns:us-east-1:${ACCOUNT}:rekey-notifications`;
 
+/** The eligibility rules of the steps that re-check them (domain/eligibility.ts): the defaults, one protected user. */
+export const ELIGIBILITY = {
+  REKEY_EXEMPT_TAG: 'rekey:exempt',
+  REKEY_PROTECTED_USERS: ['BreakGlass'],
+  REKEY_USER_PATH_PREFIX: '/',
+  REKEY_OPT_IN_TAG: undefined,
+};
+
 export const OLD_KEY_ID = 'AKIAOLDKEY0000000001';
 export const NEW_KEY_ID = 'AKIANEWKEY0000000002';
 export const EXTRA_KEY_ID = 'AKIAEXTRAKEY00000003';
@@ -59,6 +72,20 @@ export interface KeyFixture {
 
 export type IamMock = AwsClientStub<IAMClient>;
 export type DynamoMock = AwsClientStub<DynamoDBClient>;
+
+/** GetUser as IAM answers it for USER: under the root path, no tags (so in scope, not exempt). */
+export function mockEligibleUser(iamMock: IamMock, tags: Record<string, string> = {}): void {
+  iamMock.on(GetUserCommand).resolves({
+    User: {
+      UserName: USER,
+      UserId: 'AIDAEXAMPLEUSERID0001',
+      Arn: USER_ARN,
+      Path: '/',
+      CreateDate: new Date('2023-01-01T00:00:00.000Z'),
+      Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+    },
+  });
+}
 
 /** ListAccessKeys (one page) and GetAccessKeyLastUsed for each key, as IAM answers them. */
 export function mockKeys(iamMock: IamMock, keys: KeyFixture[], userName = USER): void {
@@ -120,7 +147,7 @@ export const OLD_KEY_LAST_USED = daysAgo(10);
 /** When the new key was handed out (created) in the states below: 9 days before NOW. */
 export const NEW_KEY_CREATED = daysAgo(9);
 /** The ClientRequestToken (= secret version id) of EXECUTION_ID's new key. */
-export const TOKEN = versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID);
+export const TOKEN = versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID, NEW_KEY_ID);
 
 /** The state document right after PlanRotation decided to rotate OLD_KEY_ID. */
 export function plannedState(): RotationState & { oldKey: KeyRef } {
@@ -131,6 +158,7 @@ export function plannedState(): RotationState & { oldKey: KeyRef } {
     executionId: EXECUTION_ID,
     secretName: SECRET_NAME,
     action: 'ROTATE',
+    resumeStage: null,
     alert: false,
     message: `rotate ${OLD_KEY_ID} of "${USER}"`,
     steps: [],
@@ -141,13 +169,21 @@ export function plannedState(): RotationState & { oldKey: KeyRef } {
     },
     extraKey: null,
     orphanKey: null,
+    quietSince: null,
   };
 }
 
-/** The state document after CreateSecondKey stored NEW_KEY_ID. */
-export function stateWithNewKey(): RotationState & { oldKey: KeyRef; newKey: NewKey } {
+/** The quiet-since instant Q of the states below: the new key's hand-out, taken here at its creation. */
+export const QUIET_SINCE = NEW_KEY_CREATED;
+
+/**
+ * The state document after CreateSecondKey stored NEW_KEY_ID and VerifyNewKey handed it out
+ * (Q = QUIET_SINCE); a test of the verify step itself sets `quietSince: null`.
+ */
+export function stateWithNewKey(): RotationState & { oldKey: KeyRef; newKey: NewKey; quietSince: string } {
   return {
     ...plannedState(),
+    quietSince: QUIET_SINCE.toISOString(),
     newKey: {
       accessKeyId: NEW_KEY_ID,
       createDate: NEW_KEY_CREATED.toISOString(),

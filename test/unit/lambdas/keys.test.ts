@@ -164,21 +164,29 @@ describe('getLastUse', () => {
 describe('usedAtOrAfter', () => {
   const instant = NOW;
   const at = (ms: number): LastUse => ({ date: new Date(ms), service: 's3', region: 'eu-west-1' });
+  /** The deployed grace: IAM records last use at 15-minute granularity. */
+  const GRACE = 900;
+  const FIFTEEN_MINUTES_MS = 15 * 60_000;
 
-  it('is false for a key that was never used', () => {
-    expect(usedAtOrAfter({ date: null, service: null, region: null }, instant, 60)).toBe(false);
+  it('counts a never-used key as unused', () => {
+    expect(usedAtOrAfter({ date: null, service: null, region: null }, instant, GRACE)).toBe(false);
   });
 
-  it('counts a use exactly at instant - grace as used (the safe side of the boundary)', () => {
-    expect(usedAtOrAfter(at(instant.getTime() - 60_000), instant, 60)).toBe(true);
+  it('counts a use exactly 15 minutes before the instant as used (the safe side of the boundary)', () => {
+    expect(usedAtOrAfter(at(instant.getTime() - FIFTEEN_MINUTES_MS), instant, GRACE)).toBe(true);
   });
 
-  it('does not count a use one millisecond before instant - grace', () => {
-    expect(usedAtOrAfter(at(instant.getTime() - 60_001), instant, 60)).toBe(false);
+  it('counts a use inside the 15 minutes before the instant as used', () => {
+    expect(usedAtOrAfter(at(instant.getTime() - FIFTEEN_MINUTES_MS + 1), instant, GRACE)).toBe(true);
+    expect(usedAtOrAfter(at(instant.getTime() - 1), instant, GRACE)).toBe(true);
+  });
+
+  it('does not count a use one millisecond more than 15 minutes before the instant', () => {
+    expect(usedAtOrAfter(at(instant.getTime() - FIFTEEN_MINUTES_MS - 1), instant, GRACE)).toBe(false);
   });
 
   it('counts a use after the instant', () => {
-    expect(usedAtOrAfter(at(instant.getTime() + 1), instant, 60)).toBe(true);
+    expect(usedAtOrAfter(at(instant.getTime() + 1), instant, GRACE)).toBe(true);
   });
 
   it('with no grace, counts a use exactly at the instant but not one millisecond before', () => {

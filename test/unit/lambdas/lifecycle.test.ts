@@ -1,6 +1,7 @@
 import {
   DeleteAccessKeyCommand,
   GetAccessKeyLastUsedCommand,
+  GetUserCommand,
   ListAccessKeysCommand,
   UpdateAccessKeyCommand,
 } from '@aws-sdk/client-iam';
@@ -13,14 +14,16 @@ import {
   type LifecycleDeps,
   reactivateOldKey,
 } from '../../../lambdas/shared/domain/lifecycle.ts';
-import { UnsafeToDelete } from '../../../lambdas/shared/errors.ts';
+import { OldKeyStillInUse, STILL_IN_USE_ADVICE, UnsafeToDelete } from '../../../lambdas/shared/errors.ts';
 import {
   awsError,
   daysAgo,
+  ELIGIBILITY,
   EXTRA_KEY_ID,
   fakeClock,
   inputsOf,
   type KeyFixture,
+  mockEligibleUser,
   mockKeys,
   NEW_KEY_CREATED,
   NEW_KEY_ID,
@@ -28,6 +31,7 @@ import {
   OLD_KEY_CREATED,
   OLD_KEY_ID,
   plannedState,
+  QUIET_SINCE,
   rejectionOf,
   silenceLogs,
   stateWithNewKey,
@@ -36,7 +40,11 @@ import {
 
 const iamMock = mockClient(iam);
 
-const deps = (): LifecycleDeps => ({ iam, clock: fakeClock(), env: { REKEY_LAST_USED_GRACE_SECONDS: 60 } });
+const deps = (): LifecycleDeps => ({
+  iam,
+  clock: fakeClock(),
+  env: { ...ELIGIBILITY, REKEY_LAST_USED_GRACE_SECONDS: 60 },
+});
 const newKey: KeyFixture = { id: NEW_KEY_ID, created: NEW_KEY_CREATED, lastUsed: daysAgo(0.5) };
 const old = (status: KeyFixture['status'], lastUsed: Date | null): KeyFixture => ({
   id: OLD_KEY_ID,
@@ -48,6 +56,7 @@ const old = (status: KeyFixture['status'], lastUsed: Date | null): KeyFixture =>
 beforeAll(silenceLogs);
 beforeEach(() => {
   iamMock.reset();
+  mockEligibleUser(iamMock);
   iamMock.on(UpdateAccessKeyCommand).resolves({});
   iamMock.on(DeleteAccessKeyCommand).resolves({});
 });
@@ -79,12 +88,27 @@ describe('deactivateOldKey', () => {
     // Act
     const error = await rejectionOf(deactivateOldKey(deps(), stateWithNewKey()));
 
-    // Assess
+    // Assess: a safe stop that says what to do next.
+    expect(error).toBeInstanceOf(OldKeyStillInUse);
     expect(error).toMatchObject({
       name: 'OldKeyStillInUse',
-      message: `old key ${OLD_KEY_ID} of "${USER}" was used at ${usedAt.toISOString()}, after the new key was handed out; it was not deactivated`,
+      message:
+        `old key ${OLD_KEY_ID} of "${USER}" was used at ${usedAt.toISOString()}, at or after ` +
+        `${QUIET_SINCE.toISOString()}, when it had to be quiet: it was not deactivated. Both keys stay active ` +
+        `and the secret holds the new key ${NEW_KEY_ID}. ${STILL_IN_USE_ADVICE}`,
     });
     expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
+  });
+
+  it('compares with the quiet-since instant Q, which an adoption check may have moved past the hand-out', async () => {
+    // Prepare: used after the hand-out, but before the check that moved Q (a consumer that switched).
+    mockKeys(iamMock, [old('Active', daysAgo(5)), newKey]);
+    const state = { ...stateWithNewKey(), quietSince: daysAgo(2).toISOString() };
+
+    // Act & Assess
+    await expect(deactivateOldKey(deps(), state)).resolves.toEqual({ deactivatedAt: NOW.toISOString() });
+    mockKeys(iamMock, [old('Active', daysAgo(1)), newKey]);
+    await expect(deactivateOldKey(deps(), state)).rejects.toBeInstanceOf(OldKeyStillInUse);
   });
 
   it('refuses a use exactly at hand-out - grace (the boundary counts as in use)', async () => {
@@ -109,7 +133,7 @@ describe('deactivateOldKey', () => {
     expect(iamMock).toHaveReceivedCommandTimes(UpdateAccessKeyCommand, 1);
   });
 
-  it('a retry after the key is already inactive returns the hand-out time without calling IAM again', async () => {
+  it('a retry after the key is already inactive returns Q without calling IAM again', async () => {
     // Prepare
     mockKeys(iamMock, [old('Inactive', daysAgo(20)), newKey]);
 
@@ -131,6 +155,58 @@ describe('deactivateOldKey', () => {
       name: 'UnexpectedKeyState',
       message: `access key ${OLD_KEY_ID} of "${USER}" no longer exists`,
     });
+    expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
+  });
+});
+
+describe('the eligibility re-check right before a key change', () => {
+  it('an exemption added before the deactivation stops it: UserExempt, the old key stays active', async () => {
+    // Prepare
+    mockKeys(iamMock, [old('Active', daysAgo(30)), newKey]);
+    mockEligibleUser(iamMock, { 'rekey:exempt': 'vendor asked for more time' });
+
+    // Act
+    const error = await rejectionOf(deactivateOldKey(deps(), stateWithNewKey()));
+
+    // Assess
+    expect(error).toMatchObject({
+      name: 'UserExempt',
+      message: `"${USER}" is exempt: vendor asked for more time; stopped before deactivating ${OLD_KEY_ID}, which stays active`,
+    });
+    expect(inputsOf(iamMock.commandCalls(GetUserCommand))).toEqual([{ UserName: USER }]);
+    expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
+  });
+
+  it('a user moved out of scope before the delete stops it: UserOutOfScope, the old key is kept', async () => {
+    // Prepare
+    mockKeys(iamMock, [old('Inactive', daysAgo(30)), newKey]);
+    iamMock.on(GetUserCommand).resolves({ User: { UserName: USER, Path: '/humans/' } as never });
+
+    // Act
+    const error = await rejectionOf(
+      deleteKey(
+        { ...deps(), env: { ...deps().env, REKEY_USER_PATH_PREFIX: '/ci/' } },
+        { userName: USER, accessKeyId: OLD_KEY_ID, notUsedSince: daysAgo(7).toISOString() },
+      ),
+    );
+
+    // Assess
+    expect(error.name).toBe('UserOutOfScope');
+    expect(error.message).toContain(`stopped before deleting ${OLD_KEY_ID}, which is kept`);
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+  });
+
+  it('a protected user is never deactivated, whatever the state says', async () => {
+    // Prepare
+    mockKeys(iamMock, [old('Active', daysAgo(30)), newKey], 'breakglass');
+
+    // Act
+    const error = await rejectionOf(
+      deactivateOldKey(deps(), { ...stateWithNewKey(), userName: 'breakglass' }),
+    );
+
+    // Assess
+    expect(error.name).toBe('UserProtected');
     expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
   });
 });
@@ -239,7 +315,7 @@ describe('deleteKey', () => {
     expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
   });
 
-  it('refuses a key used since the given instant, naming the use and the deactivation', async () => {
+  it('refuses a key used since the given instant, naming the use and the instant', async () => {
     // Prepare
     const usedAt = daysAgo(3);
     mockKeys(iamMock, [old('Inactive', usedAt), newKey]);
@@ -249,7 +325,7 @@ describe('deleteKey', () => {
       name: 'UnsafeToDelete',
       message:
         `access key ${OLD_KEY_ID} of "${USER}" was used at ${usedAt.toISOString()}, ` +
-        `after its deactivation at ${deactivatedAt.toISOString()}; it was not deleted`,
+        `at or after ${deactivatedAt.toISOString()}, since when it had to be quiet; it was not deleted`,
     });
     expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
   });

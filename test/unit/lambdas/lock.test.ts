@@ -18,8 +18,10 @@ import {
   LOCK_TABLE,
   NEW_KEY_ID,
   NOW,
+  OLD_KEY_ID,
   OTHER_EXECUTION_ID,
   rejectionOf,
+  SECRET_NAME,
   silenceLogs,
   USER,
 } from './helpers.ts';
@@ -28,6 +30,12 @@ const ddbMock = mockClient(dynamodb);
 const deps = { dynamodb, table: LOCK_TABLE };
 const nowEpoch = Math.floor(NOW.getTime() / 1000);
 const TOKEN = 'a'.repeat(64);
+const CREATED = {
+  accessKeyId: NEW_KEY_ID,
+  versionId: TOKEN,
+  replacedKeyId: OLD_KEY_ID,
+  secretName: SECRET_NAME,
+};
 
 const conditionFailed = () =>
   new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
@@ -48,6 +56,9 @@ describe('readLock', () => {
         creatingSince: { S: '2026-03-01T11:00:00.000Z' },
         createdKeyId: { S: NEW_KEY_ID },
         createdVersionId: { S: TOKEN },
+        createdBy: { S: EXECUTION_ID },
+        replacedKeyId: { S: OLD_KEY_ID },
+        secretName: { S: SECRET_NAME },
       },
     });
 
@@ -61,6 +72,9 @@ describe('readLock', () => {
       creatingSince: new Date('2026-03-01T11:00:00.000Z'),
       createdKeyId: NEW_KEY_ID,
       createdVersionId: TOKEN,
+      createdBy: EXECUTION_ID,
+      replacedKeyId: OLD_KEY_ID,
+      secretName: SECRET_NAME,
     });
     expect(inputsOf(ddbMock.commandCalls(GetItemCommand))).toEqual([
       { TableName: LOCK_TABLE, Key: { userName: { S: 'alice' } }, ConsistentRead: true },
@@ -86,6 +100,9 @@ describe('readLock', () => {
       creatingSince: null,
       createdKeyId: null,
       createdVersionId: null,
+      createdBy: null,
+      replacedKeyId: null,
+      secretName: null,
     });
   });
 });
@@ -114,6 +131,9 @@ describe('acquireLock', () => {
         creatingSince: new Date('2026-02-01T00:00:00.000Z'),
         createdKeyId: null,
         createdVersionId: null,
+        createdBy: null,
+        replacedKeyId: null,
+        secretName: null,
       },
     });
     expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([
@@ -248,28 +268,32 @@ describe('journal writes', () => {
     expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([
       {
         ...ownerCondition,
-        UpdateExpression: 'SET creatingSince = :since REMOVE createdKeyId, createdVersionId',
+        UpdateExpression:
+          'SET creatingSince = :since REMOVE createdKeyId, createdVersionId, createdBy, replacedKeyId, secretName',
         ExpressionAttributeValues: { ':owner': { S: EXECUTION_ID }, ':since': { S: NOW.toISOString() } },
       },
     ]);
   });
 
-  it('recordCreatedKey records the key id and secret version, owner only', async () => {
+  it('recordCreatedKey records the key, its secret version, its creator and the key it replaces, owner only', async () => {
     // Prepare
     ddbMock.on(UpdateItemCommand).resolves({});
 
     // Act
-    await recordCreatedKey(deps, USER, EXECUTION_ID, NEW_KEY_ID, TOKEN);
+    await recordCreatedKey(deps, USER, EXECUTION_ID, CREATED);
 
-    // Assess
+    // Assess: the creator is the owner the condition checks, so only the lock's owner can claim a key.
     expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([
       {
         ...ownerCondition,
-        UpdateExpression: 'SET createdKeyId = :k, createdVersionId = :v',
+        UpdateExpression:
+          'SET createdKeyId = :k, createdVersionId = :v, createdBy = :owner, replacedKeyId = :r, secretName = :s',
         ExpressionAttributeValues: {
           ':owner': { S: EXECUTION_ID },
           ':k': { S: NEW_KEY_ID },
           ':v': { S: TOKEN },
+          ':r': { S: OLD_KEY_ID },
+          ':s': { S: SECRET_NAME },
         },
       },
     ]);
@@ -328,7 +352,7 @@ describe('journal writes', () => {
     ddbMock.on(UpdateItemCommand).rejects(failure);
 
     // Act & Assess
-    await expect(recordCreatedKey(deps, USER, EXECUTION_ID, NEW_KEY_ID, TOKEN)).rejects.toBe(failure);
+    await expect(recordCreatedKey(deps, USER, EXECUTION_ID, CREATED)).rejects.toBe(failure);
     expect(ddbMock).not.toHaveReceivedCommand(GetItemCommand);
   });
 });

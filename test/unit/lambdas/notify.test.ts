@@ -5,6 +5,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { dynamodb, eventBridge, sns } from '../../../lambdas/shared/clients.ts';
 import { causeMessage, detailOf, type NotifyDeps, notify } from '../../../lambdas/shared/domain/notify.ts';
+import { STILL_IN_USE_ADVICE } from '../../../lambdas/shared/errors.ts';
 import {
   NOTIFICATION_EVENTS,
   type NotificationEvent,
@@ -79,6 +80,7 @@ const stillInUse = () => ({
     lastUsedRegion: 'eu-west-1',
     recentCallers: ['SendEmail from 198.51.100.2 (Boto3/1.34)'],
     mayWaitAgain: false,
+    quietSince: NOW.toISOString(),
   },
 });
 
@@ -229,7 +231,7 @@ describe('notify', () => {
     });
   });
 
-  it('throws when EventBridge rejects the entry (FailedEntryCount) and keeps the lock', async () => {
+  it('throws when EventBridge rejects the entry (FailedEntryCount), and a terminal event still releases the lock', async () => {
     // Prepare
     ebMock.on(PutEventsCommand).resolves({
       FailedEntryCount: 1,
@@ -240,10 +242,11 @@ describe('notify', () => {
     await expect(notify(deps(), { event: 'ROTATION_COMPLETED', state: stateWithNewKey() })).rejects.toThrow(
       'EventBridge rejected the Access Key Rotation Completed event: InternalFailure',
     );
-    expect(ddbMock.calls()).toHaveLength(0);
+    // The execution ends either way: the user must not stay locked until the execution timeout.
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([releaseInput]);
   });
 
-  it('propagates an SNS failure without sending the event', async () => {
+  it('propagates an SNS failure without sending the event; a milestone that is not the end keeps the lock', async () => {
     // Prepare
     const failure = awsError('KMSAccessDeniedException');
     snsMock.on(PublishCommand).rejects(failure);
@@ -251,6 +254,64 @@ describe('notify', () => {
     // Act & Assess
     await expect(notify(deps(), { event: 'NEW_KEY_READY', state: stateWithNewKey() })).rejects.toBe(failure);
     expect(ebMock.calls()).toHaveLength(0);
+    expect(ddbMock.calls()).toHaveLength(0);
+  });
+
+  it('a failing terminal notification (SNS) still releases the lock, then fails', async () => {
+    // Prepare
+    const failure = awsError('KMSAccessDeniedException');
+    snsMock.on(PublishCommand).rejects(failure);
+
+    // Act & Assess
+    await expect(notify(deps(), { event: 'ROTATION_FAILED', state: stateWithNewKey() })).rejects.toBe(
+      failure,
+    );
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([releaseInput]);
+  });
+
+  it('ROTATION_FAILED says what the cleanup did and what to do next', async () => {
+    // Prepare
+    const error = { Error: 'Boom', Cause: JSON.stringify({ errorType: 'Boom', errorMessage: 'it broke' }) };
+    const cleanup = (over: Record<string, unknown>) => ({
+      acted: true,
+      releasedLock: true,
+      removedKeyIds: [],
+      keptKeyId: null,
+      message: 'FAILED: ...',
+      ...over,
+    });
+
+    // Act
+    const removed = await notify(deps(), {
+      event: 'ROTATION_FAILED',
+      state: { ...stateWithNewKey(), error, cleanup: cleanup({ removedKeyIds: [NEW_KEY_ID] }) },
+    });
+    const kept = await notify(deps(), {
+      event: 'ROTATION_FAILED',
+      state: { ...stateWithNewKey(), error, cleanup: cleanup({ keptKeyId: NEW_KEY_ID }) },
+    });
+    const cleanupFailed = await notify(deps(), {
+      event: 'ROTATION_FAILED',
+      state: { ...stateWithNewKey(), error, cleanupError: { Error: 'ServiceFailure' } },
+    });
+
+    // Assess
+    expect(removed).toMatchObject({
+      message:
+        `rotation of "${USER}" failed: Boom: it broke. ${NEW_KEY_ID}, made by this run and never handed out, ` +
+        'was deleted; once the cause is fixed, start the rotation of this user again',
+    });
+    expect(kept).toMatchObject({
+      message: expect.stringContaining(
+        `the new access key ${NEW_KEY_ID} was already handed out (AWSCURRENT) and is kept: once the cause is ` +
+          'fixed, start the rotation of this user again and it resumes with that key',
+      ),
+    });
+    expect(cleanupFailed).toMatchObject({
+      message: expect.stringContaining(
+        'The cleanup failed too (ServiceFailure); it runs again when the execution has ended',
+      ),
+    });
   });
 
   it('the event detail and the message are built from the allow-list only (no stray state field leaks)', async () => {
@@ -305,7 +366,9 @@ describe('notify', () => {
       message:
         `the old key ${OLD_KEY_ID} of "${USER}" was still in use after 3 checks (last used ` +
         `${daysAgo(1).toISOString()} by ses in eu-west-1); both keys stay active and the secret holds the new ` +
-        `key ${NEW_KEY_ID}: switch the remaining consumers, then run the rotation again`,
+        `key ${NEW_KEY_ID}. Switch every consumer that still uses the old key to the secret's AWSCURRENT ` +
+        'version (the new key), then start the rotation of this user again: it resumes with the new key, ' +
+        'creates none, checks that the old key went quiet, deactivates it and later deletes it',
     });
     expect(sentDetail()).toMatchObject({
       status: 'STOPPED',
@@ -313,6 +376,78 @@ describe('notify', () => {
       oldAccessKeyId: OLD_KEY_ID,
     });
     expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([releaseInput]);
+  });
+
+  describe('ROTATION_STOPPED by a step that re-checked before acting', () => {
+    const stoppedBy = (name: string, errorMessage: string, over: Partial<NotifyInput['state']> = {}) => ({
+      ...stateWithNewKey(),
+      ...over,
+      error: { Error: name, Cause: JSON.stringify({ errorType: name, errorMessage }) },
+    });
+
+    it('an exemption before the deactivation: both keys stay, and a new rotation resumes', async () => {
+      // Act
+      const outcome = await notify(deps(), {
+        event: 'ROTATION_STOPPED',
+        state: stoppedBy(
+          'UserExempt',
+          `"${USER}" is exempt: freeze; stopped before deactivating ${OLD_KEY_ID}`,
+        ),
+      });
+
+      // Assess
+      expect(outcome).toEqual({
+        status: 'STOPPED',
+        reason: 'UserExempt',
+        message:
+          `"${USER}" is exempt: freeze; stopped before deactivating ${OLD_KEY_ID}. Both keys stay active and ` +
+          `the secret holds the new key ${NEW_KEY_ID}; once rekey may rotate the user again, start the rotation ` +
+          `of this user again: it resumes with ${NEW_KEY_ID} and creates no key`,
+      });
+      expect(sentDetail()).toMatchObject({ status: 'STOPPED', reason: 'UserExempt' });
+      expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([releaseInput]);
+    });
+
+    it('an exemption before the delete: the old key stays inactive', async () => {
+      const outcome = await notify(deps(), {
+        event: 'ROTATION_STOPPED',
+        state: stoppedBy(
+          'UserOutOfScope',
+          `"${USER}" moved; stopped before deleting ${OLD_KEY_ID}, which is kept`,
+          {
+            deactivation: { deactivatedAt: daysAgo(7).toISOString() },
+          },
+        ),
+      });
+
+      expect(outcome).toMatchObject({
+        reason: 'UserOutOfScope',
+        message: expect.stringContaining(`The old key ${OLD_KEY_ID} stays inactive (not deleted)`),
+      });
+    });
+
+    it('before the create: nothing was changed', async () => {
+      const { newKey: _none, ...planned } = stateWithNewKey();
+      const outcome = await notify(deps(), {
+        event: 'ROTATION_STOPPED',
+        state: { ...planned, error: { Error: 'UserExempt', Cause: '{"errorMessage":"exempt"}' } },
+      });
+
+      expect(outcome).toMatchObject({
+        reason: 'UserExempt',
+        message: expect.stringContaining('exempt. Nothing was changed'),
+      });
+    });
+
+    it("the deactivate re-check's OldKeyStillInUse keeps its own message, which says what to do", async () => {
+      const message = `old key ${OLD_KEY_ID} was used ... ${STILL_IN_USE_ADVICE}`;
+      const outcome = await notify(deps(), {
+        event: 'ROTATION_STOPPED',
+        state: stoppedBy('OldKeyStillInUse', message),
+      });
+
+      expect(outcome).toEqual({ status: 'STOPPED', reason: 'OldKeyStillInUse', message });
+    });
   });
 
   it('ROTATION_STOPPED by the plan carries its stop reason and message', async () => {

@@ -13,9 +13,11 @@ import {
   NoSuchEntityException,
   type Tag,
 } from '@aws-sdk/client-iam';
+import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { dynamodb, iam } from '../../../lambdas/shared/clients.ts';
+import { dynamodb, iam, secretsManager } from '../../../lambdas/shared/clients.ts';
+import type { CreatedKey } from '../../../lambdas/shared/domain/own-key.ts';
 import {
   decide,
   type Journal,
@@ -45,6 +47,8 @@ import {
   OLD_KEY_ID,
   OTHER_EXECUTION_ID,
   rejectionOf,
+  SECRET_ARN,
+  SECRET_NAME,
   silenceLogs,
   USER,
   USER_ARN,
@@ -52,6 +56,7 @@ import {
 
 const iamMock = mockClient(iam);
 const ddbMock = mockClient(dynamodb);
+const smMock = mockClient(secretsManager);
 
 const ENV: PlanEnv = {
   REKEY_SECRET_PREFIX: 'rekey/',
@@ -69,6 +74,7 @@ const ACQUIRE = 'UpdateItem(SET #owner = :owner, acquiredAt = :now, expiresAt = 
 function deps(env: Partial<PlanEnv> = {}): PlanDeps {
   return {
     iam,
+    secretsManager,
     lock: { dynamodb, table: LOCK_TABLE },
     clock: fakeClock(),
     env: { ...ENV, ...env },
@@ -77,10 +83,10 @@ function deps(env: Partial<PlanEnv> = {}): PlanDeps {
 
 const request = (input: unknown, executionId = EXECUTION_ID) => ({ input, executionId });
 
-function mockUser(user: { Path?: string; Tags?: Tag[] } = {}): void {
+function mockUser(user: { Path?: string; Tags?: Tag[]; UserName?: string } = {}): void {
   iamMock.on(GetUserCommand).resolves({
     User: {
-      UserName: USER,
+      UserName: user.UserName ?? USER,
       UserId: 'AIDAEXAMPLEUSERID0001',
       Arn: USER_ARN,
       Path: user.Path ?? '/',
@@ -124,7 +130,8 @@ function expectNoLockWrite(): void {
   expect(ddbMock).not.toHaveReceivedCommand(DeleteItemCommand);
 }
 
-const NO_JOURNAL: Journal = { creatingSince: null, ownKeyId: null };
+const OTHER_TOKEN = versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID, NEW_KEY_ID);
+const NO_JOURNAL: Journal = { creatingSince: null, ownKeyId: null, created: null };
 const oldKey: KeyFixture = { id: OLD_KEY_ID, created: daysAgo(120), lastUsed: daysAgo(1) };
 
 const acquireInput = (userKey = USER) => ({
@@ -152,6 +159,9 @@ beforeAll(silenceLogs);
 beforeEach(() => {
   iamMock.reset();
   ddbMock.reset();
+  smMock.reset();
+  // No secret exists unless a test says so.
+  smMock.on(DescribeSecretCommand).rejects(awsError('ResourceNotFoundException'));
 });
 
 describe('parseRotationInput', () => {
@@ -263,6 +273,7 @@ describe('decide', () => {
       oldKey: null,
       extraKey: null,
       orphanKey: null,
+      resumeStage: null,
     });
   });
 
@@ -274,6 +285,7 @@ describe('decide', () => {
       oldKey: refOf(OLD_KEY_ID, daysAgo(120), daysAgo(1)),
       extraKey: null,
       orphanKey: null,
+      resumeStage: null,
     });
   });
 
@@ -352,19 +364,20 @@ describe('decide', () => {
 
     it('an active never-used key created after creatingSince -> orphanKey, not TwoActiveKeys', () => {
       const orphan = view(NEW_KEY_ID, 'Active', orphanCreated);
-      expect(decide(USER, [old, orphan], { creatingSince, ownKeyId: null })).toEqual({
+      expect(decide(USER, [old, orphan], { creatingSince, ownKeyId: null, created: null })).toEqual({
         action: 'ROTATE',
         alert: false,
         message: `rotate ${OLD_KEY_ID} of "${USER}"`,
         oldKey: refOf(OLD_KEY_ID, daysAgo(120), daysAgo(1)),
         extraKey: null,
         orphanKey: refOf(NEW_KEY_ID, orphanCreated, null),
+        resumeStage: null,
       });
     });
 
     it('the same key, but used -> TwoActiveKeys (somebody holds its secret)', () => {
       const used = view(NEW_KEY_ID, 'Active', orphanCreated, new Date(orphanCreated.getTime() + 60_000));
-      expect(decide(USER, [old, used], { creatingSince, ownKeyId: null })).toMatchObject({
+      expect(decide(USER, [old, used], { creatingSince, ownKeyId: null, created: null })).toMatchObject({
         action: 'STOP',
         stopReason: 'TwoActiveKeys',
         alert: true,
@@ -379,7 +392,7 @@ describe('decide', () => {
 
     it('a never-used key created before creatingSince - grace -> TwoActiveKeys', () => {
       const before = view(NEW_KEY_ID, 'Active', new Date(creatingSince.getTime() - 61_000));
-      expect(decide(USER, [old, before], { creatingSince, ownKeyId: null })).toMatchObject({
+      expect(decide(USER, [old, before], { creatingSince, ownKeyId: null, created: null })).toMatchObject({
         stopReason: 'TwoActiveKeys',
       });
     });
@@ -387,29 +400,126 @@ describe('decide', () => {
     it('a never-used key created days after a stale creatingSince is not an orphan', () => {
       const staleSince = daysAgo(10);
       const handMade = view(NEW_KEY_ID, 'Active', daysAgo(1));
-      expect(decide(USER, [old, handMade], { creatingSince: staleSince, ownKeyId: null })).toMatchObject({
+      expect(
+        decide(USER, [old, handMade], { creatingSince: staleSince, ownKeyId: null, created: null }),
+      ).toMatchObject({
         action: 'STOP',
         stopReason: 'TwoActiveKeys',
         orphanKey: null,
       });
     });
   });
+  describe("resuming a rotation whose new key an earlier run handed out (the journal's key is AWSCURRENT)", () => {
+    const fresh = view(NEW_KEY_ID, 'Active', daysAgo(9), daysAgo(0.5));
+    const created = (over: Partial<CreatedKey> = {}): CreatedKey => ({
+      accessKeyId: NEW_KEY_ID,
+      versionId: OTHER_TOKEN,
+      createdBy: OTHER_EXECUTION_ID,
+      replacedKeyId: OLD_KEY_ID,
+      secretName: SECRET_NAME,
+      secretArn: SECRET_ARN,
+      stages: ['AWSCURRENT'],
+      current: true,
+      handedOut: true,
+      ...over,
+    });
+    const journal = (c: CreatedKey): Journal => ({ creatingSince: null, ownKeyId: null, created: c });
+    const newKeyRef = {
+      accessKeyId: NEW_KEY_ID,
+      createDate: daysAgo(9).toISOString(),
+      secretArn: SECRET_ARN,
+      versionId: OTHER_TOKEN,
+    };
+
+    it('both keys active -> RESUME at the adoption check with the handed-out key; none is created', () => {
+      expect(decide(USER, [old, fresh], journal(created()))).toEqual({
+        action: 'RESUME',
+        resumeStage: 'ADOPTION',
+        alert: false,
+        message:
+          `resume the rotation of ${OLD_KEY_ID} of "${USER}": the new access key ${NEW_KEY_ID}, handed out ` +
+          `earlier (AWSCURRENT in ${SECRET_NAME}), is kept and none is created; ${OLD_KEY_ID} is still active: ` +
+          'check it went quiet, then deactivate and later delete it',
+        oldKey: refOf(OLD_KEY_ID, daysAgo(120), daysAgo(1)),
+        newKey: newKeyRef,
+        extraKey: null,
+        orphanKey: null,
+      });
+    });
+
+    it('the old key already inactive -> RESUME at the verification, then the delete', () => {
+      const inactive = view(OLD_KEY_ID, 'Inactive', daysAgo(120), daysAgo(12));
+      expect(decide(USER, [inactive, fresh], journal(created()))).toMatchObject({
+        action: 'RESUME',
+        resumeStage: 'DELETION',
+        oldKey: { accessKeyId: OLD_KEY_ID },
+        newKey: newKeyRef,
+      });
+    });
+
+    it('the AWSCURRENT key is the older one -> TwoActiveKeys, naming it', () => {
+      const older = view(NEW_KEY_ID, 'Active', daysAgo(200), daysAgo(0.5));
+      const decision = decide(USER, [old, older], journal(created()));
+      expect(decision).toMatchObject({ action: 'STOP', stopReason: 'TwoActiveKeys', alert: true });
+      expect(decision.message).toContain(
+        `${NEW_KEY_ID} is rekey's own access key, AWSCURRENT in ${SECRET_NAME}`,
+      );
+    });
+
+    it('the other key is not the one that rotation replaced -> TwoActiveKeys', () => {
+      const decision = decide(USER, [old, fresh], journal(created({ replacedKeyId: EXTRA_KEY_ID })));
+      expect(decision).toMatchObject({ action: 'STOP', stopReason: 'TwoActiveKeys' });
+      expect(decision.message).toContain(`${NEW_KEY_ID} is rekey's own access key`);
+    });
+
+    it('a key handed out before but no longer AWSCURRENT is not resumed -> TwoActiveKeys', () => {
+      const previous = created({ stages: ['AWSPREVIOUS'], current: false });
+      expect(decide(USER, [old, fresh], journal(previous))).toMatchObject({ stopReason: 'TwoActiveKeys' });
+    });
+
+    it('never handed out, beside the key it was to replace -> ROTATE that key, the other one marked an orphan', () => {
+      const pending = created({ stages: ['AWSPENDING'], current: false, handedOut: false });
+      expect(decide(USER, [old, fresh], journal(pending))).toEqual({
+        action: 'ROTATE',
+        resumeStage: null,
+        alert: false,
+        message: `rotate ${OLD_KEY_ID} of "${USER}"`,
+        oldKey: refOf(OLD_KEY_ID, daysAgo(120), daysAgo(1)),
+        extraKey: null,
+        orphanKey: refOf(NEW_KEY_ID, daysAgo(9), daysAgo(0.5)),
+      });
+    });
+
+    it("never handed out, beside another key -> TwoActiveKeys whose alert names rekey's orphan", () => {
+      const pending = created({ stages: [], current: false, handedOut: false, replacedKeyId: EXTRA_KEY_ID });
+      const decision = decide(USER, [old, fresh], journal(pending));
+      expect(decision).toMatchObject({ action: 'STOP', stopReason: 'TwoActiveKeys', alert: true });
+      expect(decision.message).toContain(
+        `${NEW_KEY_ID} is rekey's own access key, created by ${OTHER_EXECUTION_ID} and never handed out ` +
+          `(its version in ${SECRET_NAME} was never AWSCURRENT), so nobody holds it and it can be deleted`,
+      );
+    });
+  });
+
   describe('resuming a re-run of the same execution (journal.ownKeyId)', () => {
     const own = view(NEW_KEY_ID, 'Active', daysAgo(0.1), daysAgo(0.05));
 
     it('the key this execution created + one other key -> ROTATE the other key, not TwoActiveKeys', () => {
-      expect(decide(USER, [own, old], { creatingSince: null, ownKeyId: NEW_KEY_ID })).toEqual({
+      expect(decide(USER, [own, old], { creatingSince: null, ownKeyId: NEW_KEY_ID, created: null })).toEqual({
         action: 'ROTATE',
         alert: false,
         message: `resume the rotation of ${OLD_KEY_ID} of "${USER}" (new key ${NEW_KEY_ID} was created earlier by this execution)`,
         oldKey: refOf(OLD_KEY_ID, daysAgo(120), daysAgo(1)),
         extraKey: null,
         orphanKey: null,
+        resumeStage: null,
       });
     });
 
     it('an ownKeyId that is not among the keys changes nothing (TwoActiveKeys)', () => {
-      expect(decide(USER, [own, old], { creatingSince: null, ownKeyId: EXTRA_KEY_ID })).toMatchObject({
+      expect(
+        decide(USER, [own, old], { creatingSince: null, ownKeyId: EXTRA_KEY_ID, created: null }),
+      ).toMatchObject({
         action: 'STOP',
         stopReason: 'TwoActiveKeys',
       });
@@ -447,10 +557,12 @@ describe('planRotation', () => {
       },
       extraKey: null,
       orphanKey: null,
+      resumeStage: null,
+      quietSince: null,
       steps: [
         `create a second access key for "${USER}" and store it in rekey/alice (AWSPENDING)`,
         'prove the new key authenticates as the user, then make it AWSCURRENT and announce it',
-        `wait for consumers to adopt it; check ${OLD_KEY_ID} was not used since the new key was created`,
+        `wait for consumers to adopt it; check ${OLD_KEY_ID} was not used since the hand-out (or since the last check that found it used)`,
         `deactivate ${OLD_KEY_ID}, wait, verify it stayed unused and the new key still works (else reactivate ${OLD_KEY_ID})`,
         `delete ${OLD_KEY_ID}`,
       ],
@@ -473,18 +585,78 @@ describe('planRotation', () => {
 
   it('reads and takes the lock under the lower-cased user name (IAM names are case-insensitive)', async () => {
     // Prepare
-    mockUser();
+    mockUser({ UserName: 'Alice' });
     mockLockRead();
     mockLockAcquired();
-    mockKeys(iamMock, [oldKey]);
+    mockKeys(iamMock, [oldKey], 'Alice');
 
     // Act
     const plan = await planRotation(deps(), request({ userName: 'Alice' }));
 
     // Assess
-    expect(plan).toMatchObject({ action: 'ROTATE', userName: 'Alice' });
+    expect(plan).toMatchObject({ action: 'ROTATE', userName: 'Alice', secretName: 'rekey/Alice' });
     expect(inputsOf(ddbMock.commandCalls(GetItemCommand))).toEqual([readLockInput('alice')]);
     expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput('alice')]);
+    // Asked in IAM's own spelling: no look for a secret under another one.
+    expect(smMock).not.toHaveReceivedCommand(DescribeSecretCommand);
+  });
+
+  describe('a case variant of the user name', () => {
+    it("uses IAM's spelling for the user name, the secret name and the lock", async () => {
+      // Prepare: the request says ALICE, IAM knows the user as alice; no secret under rekey/ALICE.
+      mockUser();
+      mockLockRead();
+      mockLockAcquired();
+      mockKeys(iamMock, [oldKey]);
+
+      // Act
+      const plan = await planRotation(deps(), request({ userName: 'ALICE' }));
+
+      // Assess: every later step (version token, secret, lock) works from this state.
+      expect(plan).toMatchObject({
+        action: 'ROTATE',
+        userName: USER,
+        secretName: `rekey/${USER}`,
+        message: `rotate ${OLD_KEY_ID} of "${USER}"`,
+      });
+      expect(inputsOf(iamMock.commandCalls(GetUserCommand))).toEqual([{ UserName: 'ALICE' }]);
+      expect(inputsOf(iamMock.commandCalls(ListAccessKeysCommand))).toEqual([{ UserName: USER }]);
+      expect(inputsOf(smMock.commandCalls(DescribeSecretCommand))).toEqual([{ SecretId: 'rekey/ALICE' }]);
+      expect(inputsOf(ddbMock.commandCalls(GetItemCommand))).toEqual([readLockInput(USER)]);
+      expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput(USER)]);
+    });
+
+    it("keeps a secret that already exists under the request's spelling, and says so", async () => {
+      // Prepare
+      mockUser();
+      mockLockRead();
+      mockLockAcquired();
+      mockKeys(iamMock, [oldKey]);
+      smMock
+        .on(DescribeSecretCommand, { SecretId: 'rekey/ALICE' })
+        .resolves({ ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:rekey/ALICE-AbCdEf' });
+
+      // Act
+      const plan = await planRotation(deps(), request({ userName: 'ALICE' }));
+
+      // Assess
+      expect(plan).toMatchObject({ action: 'ROTATE', userName: USER, secretName: 'rekey/ALICE' });
+      expect(plan.message).toBe(
+        `rotate ${OLD_KEY_ID} of "${USER}"; IAM spells the user "${USER}"; its existing secret rekey/ALICE ` +
+          '(named as requested) is kept',
+      );
+      expect(plan.steps.join('\n')).toContain('store it in rekey/ALICE');
+      expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput(USER)]);
+    });
+
+    it('refuses a protected user in any spelling, before any AWS call', async () => {
+      // Act
+      const plan = await planRotation(deps(), request({ userName: 'breakglass' }));
+
+      // Assess
+      expect(plan).toMatchObject({ action: 'STOP', stopReason: 'UserProtected' });
+      expect(iamMock.calls()).toHaveLength(0);
+    });
   });
 
   it('plans the extra and orphan deletions in its steps, using the journal read before listing the keys', async () => {
@@ -515,10 +687,94 @@ describe('planRotation', () => {
     });
     expect(plan.steps.slice(0, 2)).toEqual([
       `delete the inactive, never-used key ${EXTRA_KEY_ID}`,
-      `delete ${NEW_KEY_ID}, left without a stored secret by a crashed attempt`,
+      `delete ${NEW_KEY_ID}, which an earlier attempt made and nobody holds (never handed out)`,
     ]);
     // ROTATE keeps the lock: one read, then only the acquire was written.
     expect(callOrder(ddbMock)).toEqual(['GetItem', ACQUIRE]);
+  });
+
+  describe('RESUME from the journal', () => {
+    /** A released lock whose journal records the key another execution created, and that key's secret. */
+    function mockJournal(stages: string[]) {
+      mockLockRead({
+        userName: { S: USER },
+        expiresAt: { N: String(nowEpoch + 90 * 86_400) },
+        createdKeyId: { S: NEW_KEY_ID },
+        createdVersionId: { S: OTHER_TOKEN },
+        createdBy: { S: OTHER_EXECUTION_ID },
+        replacedKeyId: { S: OLD_KEY_ID },
+        secretName: { S: SECRET_NAME },
+      });
+      smMock.on(DescribeSecretCommand, { SecretId: SECRET_NAME }).resolves({
+        ARN: SECRET_ARN,
+        VersionIdsToStages: { [OTHER_TOKEN]: stages, PREVIOUS: ['AWSPREVIOUS'] },
+      });
+    }
+
+    it('a new execution resumes with the handed-out key: Q is its own start, and it takes the lock', async () => {
+      // Prepare
+      mockUser();
+      mockJournal(['AWSCURRENT']);
+      mockLockAcquired();
+      mockKeys(iamMock, [oldKey, { id: NEW_KEY_ID, created: daysAgo(9), lastUsed: daysAgo(1) }]);
+
+      // Act
+      const plan = await planRotation(deps(), request({ userName: USER }));
+
+      // Assess
+      expect(Plan.parse(plan)).toEqual(plan);
+      expect(plan).toMatchObject({
+        action: 'RESUME',
+        resumeStage: 'ADOPTION',
+        quietSince: NOW.toISOString(),
+        oldKey: { accessKeyId: OLD_KEY_ID },
+        newKey: { accessKeyId: NEW_KEY_ID, secretArn: SECRET_ARN, versionId: OTHER_TOKEN },
+      });
+      expect(plan.steps[0]).toBe(
+        `keep the new access key ${NEW_KEY_ID} (AWSCURRENT in ${SECRET_NAME}); create none`,
+      );
+      // Only the labels were read, never a value.
+      expect(inputsOf(smMock.commandCalls(DescribeSecretCommand))).toEqual([{ SecretId: SECRET_NAME }]);
+      expect(callOrder(ddbMock)).toEqual(['GetItem', ACQUIRE]);
+    });
+
+    it('a dry run of a resume reports it and takes no lock', async () => {
+      // Prepare
+      mockUser();
+      mockJournal(['AWSCURRENT']);
+      mockLockAcquired();
+      mockKeys(iamMock, [
+        { ...oldKey, status: 'Inactive' },
+        { id: NEW_KEY_ID, created: daysAgo(9) },
+      ]);
+
+      // Act
+      const plan = await planRotation(deps(), request({ userName: USER, dryRun: true }));
+
+      // Assess
+      expect(plan).toMatchObject({ action: 'RESUME', resumeStage: 'DELETION', dryRun: true });
+      expectNoLockWrite();
+    });
+
+    it('the journal key never handed out -> ROTATE with it as the orphan the create step removes', async () => {
+      // Prepare
+      mockUser();
+      mockJournal(['AWSPENDING']);
+      mockLockAcquired();
+      mockKeys(iamMock, [oldKey, { id: NEW_KEY_ID, created: daysAgo(0.01), lastUsed: daysAgo(0.005) }]);
+
+      // Act
+      const plan = await planRotation(deps(), request({ userName: USER }));
+
+      // Assess
+      expect(plan).toMatchObject({
+        action: 'ROTATE',
+        resumeStage: null,
+        quietSince: null,
+        oldKey: { accessKeyId: OLD_KEY_ID },
+        orphanKey: { accessKeyId: NEW_KEY_ID },
+      });
+    });
   });
 
   it.each([['BreakGlass'], ['breakglass'], ['BREAKGLASS'], ['Terraform-CI']])(
@@ -789,7 +1045,7 @@ describe('planRotation', () => {
       owner: { S: EXECUTION_ID },
       expiresAt: { N: String(nowEpoch + 60) },
       createdKeyId: { S: NEW_KEY_ID },
-      createdVersionId: { S: versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID) },
+      createdVersionId: { S: versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID, NEW_KEY_ID) },
     });
     mockLockAcquired();
     mockKeys(iamMock, [oldKey, { id: NEW_KEY_ID, created: daysAgo(0.5), lastUsed: daysAgo(0.1) }]);
@@ -815,7 +1071,7 @@ describe('planRotation', () => {
       userName: { S: USER },
       expiresAt: { N: String(nowEpoch + 60) },
       createdKeyId: { S: NEW_KEY_ID },
-      createdVersionId: { S: versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID) },
+      createdVersionId: { S: versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID, NEW_KEY_ID) },
     });
     mockLockAcquired();
     mockKeys(iamMock, [oldKey, { id: NEW_KEY_ID, created: daysAgo(0.5), lastUsed: daysAgo(0.1) }]);

@@ -43,7 +43,7 @@ import {
 } from './helpers.ts';
 
 const smMock = mockClient(secretsManager);
-const TOKEN = versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID);
+const TOKEN = versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID, NEW_KEY_ID);
 const OLD_VERSION = '11111111-2222-4333-8444-555555555555';
 const credential: CredentialSecret = {
   Version: 1,
@@ -74,17 +74,19 @@ describe('secretNameFor', () => {
 describe('versionTokenFor', () => {
   it('is 64 lower-case hex characters (a valid ClientRequestToken) and deterministic', () => {
     expect(TOKEN).toMatch(/^[0-9a-f]{64}$/);
-    expect(versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID)).toBe(TOKEN);
+    expect(versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID, NEW_KEY_ID)).toBe(TOKEN);
   });
 
-  it('differs per execution, user and old key', () => {
+  it('differs per execution, user, old key and new key', () => {
     const tokens = new Set([
       TOKEN,
-      versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID),
-      versionTokenFor(EXECUTION_ID, 'bob', OLD_KEY_ID),
-      versionTokenFor(EXECUTION_ID, USER, NEW_KEY_ID),
+      versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID, NEW_KEY_ID),
+      versionTokenFor(EXECUTION_ID, 'bob', OLD_KEY_ID, NEW_KEY_ID),
+      versionTokenFor(EXECUTION_ID, USER, NEW_KEY_ID, NEW_KEY_ID),
+      // The same execution's next key, after a first one was removed, gets a version of its own.
+      versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID, 'AKIASECONDNEWKEY0003'),
     ]);
-    expect(tokens.size).toBe(4);
+    expect(tokens.size).toBe(5);
   });
 });
 

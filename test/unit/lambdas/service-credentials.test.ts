@@ -57,11 +57,13 @@ import type { KeyRef, NewKey, RotationState } from '../../../lambdas/shared/sche
 import {
   awsError,
   daysAgo,
+  ELIGIBILITY,
   EXECUTION_ID,
   fakeClock,
   inputsOf,
   KMS_KEY_ID,
   LOCK_TABLE,
+  mockEligibleUser,
   NOW,
   plannedState as plannedAccessKeyState,
   rejectionOf,
@@ -87,7 +89,7 @@ const SERVICE_USER = `${USER}-at-123456789012`;
 const PASSWORD = 'sErViCePaSsWoRd/DoNoTuSe+0123456789=';
 const SECRET_NAME = `rekey/${USER}/${SERVICE}`;
 const SECRET_ARN = `arn:aws:secretsmanager:us-east-1:123456789012:secret:${SECRET_NAME}-AbCdEf`;
-const TOKEN = versionTokenFor(EXECUTION_ID, USER, OLD_ID);
+const TOKEN = versionTokenFor(EXECUTION_ID, USER, OLD_ID, NEW_ID);
 const OLD_CREATED = daysAgo(120);
 const NEW_CREATED = daysAgo(9);
 const nowEpoch = Math.floor(NOW.getTime() / 1000);
@@ -121,9 +123,10 @@ function plannedState(): RotationState & { oldKey: KeyRef } {
     oldKey: { accessKeyId: OLD_ID, createDate: OLD_CREATED.toISOString(), lastUsedDate: null },
   };
 }
-function stateWithNewKey(): RotationState & { oldKey: KeyRef; newKey: NewKey } {
+function stateWithNewKey(): RotationState & { oldKey: KeyRef; newKey: NewKey; quietSince: string } {
   return {
     ...plannedState(),
+    quietSince: NEW_CREATED.toISOString(),
     newKey: {
       accessKeyId: NEW_ID,
       createDate: NEW_CREATED.toISOString(),
@@ -155,6 +158,7 @@ const lockItem = (over: Record<string, { S: string }> = {}) => ({
 beforeAll(silenceLogs);
 beforeEach(() => {
   for (const m of [iamMock, smMock, ddbMock, ctMock, snsMock, ebMock]) m.reset();
+  mockEligibleUser(iamMock);
 });
 
 describe('the input and the names', () => {
@@ -243,7 +247,13 @@ describe('planRotation', () => {
     REKEY_USER_PATH_PREFIX: '/',
     REKEY_OPT_IN_TAG: undefined,
   };
-  const deps = () => ({ iam, lock: { dynamodb, table: LOCK_TABLE }, clock: fakeClock(), env });
+  const deps = () => ({
+    iam,
+    secretsManager,
+    lock: { dynamodb, table: LOCK_TABLE },
+    clock: fakeClock(),
+    env,
+  });
   const request = (dryRun = false) => ({
     input: { userName: USER, serviceName: SERVICE, ...(dryRun ? { dryRun } : {}) },
     executionId: EXECUTION_ID,
@@ -330,6 +340,7 @@ describe('createSecondKey', () => {
     lock: { dynamodb, table: LOCK_TABLE },
     clock: fakeClock(),
     env: {
+      ...ELIGIBILITY,
       REKEY_KMS_KEY_ID: KMS_KEY_ID,
       REKEY_CONSUMER_PRINCIPALS: [],
       REKEY_SECRET_READER_ROLES: undefined,
@@ -491,7 +502,10 @@ describe('verifyNewKey', () => {
   it('checks the stored secret against IAM (Active, same user name) and makes it AWSCURRENT', async () => {
     mockListed([{ id: OLD_ID }, { id: NEW_ID, created: NEW_CREATED }]);
 
-    await expect(verifyNewKey(deps(), stateWithNewKey())).resolves.toEqual({ verified: true, arn: USER_ARN });
+    // The hand-out (the fake clock's now) becomes the quiet-since instant.
+    await expect(verifyNewKey(deps(), { ...stateWithNewKey(), quietSince: null })).resolves.toBe(
+      NOW.toISOString(),
+    );
 
     expect(inputsOf(smMock.commandCalls(GetSecretValueCommand))).toEqual([
       { SecretId: SECRET_ARN, VersionId: TOKEN },
@@ -560,7 +574,11 @@ describe('verifyNewKey', () => {
 });
 
 describe('the status changes', () => {
-  const deps = () => ({ iam, clock: fakeClock(), env: { REKEY_LAST_USED_GRACE_SECONDS: 60 } });
+  const deps = () => ({
+    iam,
+    clock: fakeClock(),
+    env: { ...ELIGIBILITY, REKEY_LAST_USED_GRACE_SECONDS: 60 },
+  });
 
   it('deactivates the old credential (no last-use data to wait on beyond the adoption wait)', async () => {
     mockListed([{ id: OLD_ID }, { id: NEW_ID }]);
@@ -671,6 +689,7 @@ describe('checkLastUsed', () => {
       lastUsedService: null,
       lastUsedRegion: null,
       mayWaitAgain: true,
+      quietSince: NEW_CREATED.toISOString(),
       lastUseTracked: false,
     });
     expect(iamMock.calls()).toHaveLength(0);
@@ -694,7 +713,8 @@ describe('checkLastUsed', () => {
     expect(inputsOf(ctMock.commandCalls(LookupEventsCommand))).toEqual([
       {
         LookupAttributes: [{ AttributeKey: 'Username', AttributeValue: USER }],
-        StartTime: NEW_CREATED,
+        // From Q less the grace.
+        StartTime: new Date(NEW_CREATED.getTime() - 60_000),
         EndTime: NOW,
         MaxResults: 20,
       },

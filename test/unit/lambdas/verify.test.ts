@@ -28,8 +28,10 @@ import {
   mockKeys,
   NEW_KEY_CREATED,
   NEW_KEY_ID,
+  NOW,
   OLD_KEY_CREATED,
   OLD_KEY_ID,
+  QUIET_SINCE,
   rejectionOf,
   SECRET_ARN,
   silenceLogs,
@@ -70,6 +72,8 @@ beforeEach(() => {
 describe('verifyNewKey', () => {
   const env = { REKEY_VERIFY_ATTEMPTS: 4, REKEY_VERIFY_BASE_DELAY_MS: 1000 };
   const deps = () => ({ iam, secretsManager, stsFor, clock, env });
+  /** Right after the create step: nothing has set the quiet-since instant yet. */
+  const created = () => ({ ...stateWithNewKey(), quietSince: null });
 
   function mockPendingVersion(): void {
     smMock
@@ -88,10 +92,10 @@ describe('verifyNewKey', () => {
     stsMock.on(GetCallerIdentityCommand).resolves(identity);
 
     // Act
-    const result = await verifyNewKey(deps(), stateWithNewKey());
+    const quietSince = await verifyNewKey(deps(), created());
 
-    // Assess
-    expect(result).toEqual({ verified: true, arn: USER_ARN });
+    // Assess: the hand-out, taken just before the promotion, is the quiet-since instant.
+    expect(quietSince).toBe(NOW.toISOString());
     expect(inputsOf(smMock.commandCalls(GetSecretValueCommand))).toEqual([
       { SecretId: SECRET_ARN, VersionId: TOKEN },
     ]);
@@ -109,13 +113,48 @@ describe('verifyNewKey', () => {
     expect(clock.sleep).not.toHaveBeenCalled();
   });
 
+  it('a resumed run keeps its own quiet-since instant (the promotion is then a no-op)', async () => {
+    // Prepare: the version is already AWSCURRENT.
+    smMock
+      .on(GetSecretValueCommand)
+      .resolves({ ARN: SECRET_ARN, VersionId: TOKEN, SecretString: secretOf(NEW_KEY_ID) });
+    smMock.on(DescribeSecretCommand).resolves({
+      ARN: SECRET_ARN,
+      VersionIdsToStages: { [PREVIOUS_VERSION]: ['AWSPREVIOUS'], [TOKEN]: ['AWSCURRENT'] },
+    });
+    stsMock.on(GetCallerIdentityCommand).resolves(identity);
+    const resumedAt = daysAgo(1).toISOString();
+
+    // Act
+    const quietSince = await verifyNewKey(deps(), { ...stateWithNewKey(), quietSince: resumedAt });
+
+    // Assess
+    expect(quietSince).toBe(resumedAt);
+    expect(smMock).not.toHaveReceivedCommand(UpdateSecretVersionStageCommand);
+  });
+
+  it("a retry after an attempt that promoted takes the key's creation, which came before the hand-out", async () => {
+    // Prepare
+    smMock
+      .on(GetSecretValueCommand)
+      .resolves({ ARN: SECRET_ARN, VersionId: TOKEN, SecretString: secretOf(NEW_KEY_ID) });
+    smMock.on(DescribeSecretCommand).resolves({
+      ARN: SECRET_ARN,
+      VersionIdsToStages: { [PREVIOUS_VERSION]: ['AWSPREVIOUS'], [TOKEN]: ['AWSCURRENT'] },
+    });
+    stsMock.on(GetCallerIdentityCommand).resolves(identity);
+
+    // Act & Assess
+    await expect(verifyNewKey(deps(), created())).resolves.toBe(NEW_KEY_CREATED.toISOString());
+  });
+
   it('waits for IAM to propagate the key (backoff 1000, 2000 ms) before promoting it', async () => {
     // Prepare
     mockPendingVersion();
     stsMock.on(GetCallerIdentityCommand).rejectsOnce(rejected()).rejectsOnce(rejected()).resolves(identity);
 
     // Act
-    await verifyNewKey(deps(), stateWithNewKey());
+    await verifyNewKey(deps(), created());
 
     // Assess
     expect(clock.sleep.mock.calls).toEqual([[1000], [2000]]);
@@ -133,7 +172,7 @@ describe('verifyNewKey', () => {
     iamMock.on(DeleteAccessKeyCommand).resolves({});
 
     // Act
-    const error = await rejectionOf(verifyNewKey(deps(), stateWithNewKey()));
+    const error = await rejectionOf(verifyNewKey(deps(), created()));
 
     // Assess
     expect(error).toBeInstanceOf(NewKeyNotWorking);
@@ -152,6 +191,37 @@ describe('verifyNewKey', () => {
     expect(smMock).not.toHaveReceivedCommand(UpdateSecretVersionStageCommand);
   });
 
+  it('keeps a key handed out earlier (a resumed run) that fails verification: consumers may use it', async () => {
+    // Prepare
+    smMock
+      .on(GetSecretValueCommand)
+      .resolves({ ARN: SECRET_ARN, VersionId: TOKEN, SecretString: secretOf(NEW_KEY_ID) });
+    smMock.on(DescribeSecretCommand).resolves({
+      ARN: SECRET_ARN,
+      VersionIdsToStages: { [PREVIOUS_VERSION]: ['AWSPREVIOUS'], [TOKEN]: ['AWSCURRENT'] },
+    });
+    stsMock.on(GetCallerIdentityCommand).rejects(rejected());
+    mockKeys(iamMock, [
+      { id: OLD_KEY_ID, created: OLD_KEY_CREATED },
+      { id: NEW_KEY_ID, created: NEW_KEY_CREATED },
+    ]);
+
+    // Act
+    const error = await rejectionOf(
+      verifyNewKey(deps(), { ...stateWithNewKey(), quietSince: NOW.toISOString() }),
+    );
+
+    // Assess
+    expect(error).toMatchObject({
+      name: 'NewKeyNotWorking',
+      message: expect.stringContaining(
+        `handed out earlier (AWSCURRENT), failed verification after 4 attempts`,
+      ),
+    });
+    expect(error.message).toContain('it was kept');
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+  });
+
   it('throws NewKeyNotWorking without deleting anything when the key is already gone', async () => {
     // Prepare
     mockPendingVersion();
@@ -159,7 +229,7 @@ describe('verifyNewKey', () => {
     mockKeys(iamMock, [{ id: OLD_KEY_ID, created: OLD_KEY_CREATED }]);
 
     // Act & Assess
-    await expect(verifyNewKey(deps(), stateWithNewKey())).rejects.toBeInstanceOf(NewKeyNotWorking);
+    await expect(verifyNewKey(deps(), created())).rejects.toBeInstanceOf(NewKeyNotWorking);
     expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
   });
 
@@ -171,7 +241,7 @@ describe('verifyNewKey', () => {
     iamMock.on(DeleteAccessKeyCommand).resolves({});
 
     // Act & Assess
-    await expect(verifyNewKey(deps(), stateWithNewKey())).rejects.toMatchObject({
+    await expect(verifyNewKey(deps(), created())).rejects.toMatchObject({
       name: 'NewKeyNotWorking',
       message: expect.stringContaining(
         `authenticated as arn:aws:iam::${ACCOUNT}:user/bob, expected ${USER_ARN}`,
@@ -189,7 +259,7 @@ describe('verifyNewKey', () => {
     smMock.on(GetSecretValueCommand).resolves({ SecretString: secretOf(OLD_KEY_ID) });
 
     // Act & Assess
-    await expect(verifyNewKey(deps(), stateWithNewKey())).rejects.toMatchObject({
+    await expect(verifyNewKey(deps(), created())).rejects.toMatchObject({
       name: 'NewKeyNotWorking',
       message: `secret version ${TOKEN} holds ${OLD_KEY_ID}, not ${NEW_KEY_ID}`,
     });
@@ -206,6 +276,7 @@ describe('verifyRotation', () => {
     ...stateWithNewKey(),
     deactivation: { deactivatedAt: deactivatedAt.toISOString() },
   });
+  const quietSince = QUIET_SINCE.toISOString();
   const oldInactive: KeyFixture = {
     id: OLD_KEY_ID,
     status: 'Inactive',
@@ -270,13 +341,44 @@ describe('verifyRotation', () => {
       name: 'RotationVerificationFailed',
       message:
         `verification of the rotation of "${USER}" failed: the old key ${OLD_KEY_ID} was used at ` +
-        `${usedAt.toISOString()} (ses, eu-west-1), after its deactivation at ${deactivatedAt.toISOString()}`,
+        `${usedAt.toISOString()} (ses, eu-west-1), at or after ${quietSince}, since when it had to be quiet; ` +
+        `deactivated at ${deactivatedAt.toISOString()}`,
     });
   });
 
-  it('counts a use within the grace period before deactivation as a use after it', async () => {
+  it('fails on a use between Q and the deactivation that surfaced only after it (late last-used data)', async () => {
+    // Prepare: used after Q (9 days ago) but before the deactivation (7 days ago).
+    const usedAt = daysAgo(8);
+    mockKeys(iamMock, [{ ...oldInactive, lastUsed: usedAt }, newActive]);
+    mockCurrent();
+    stsMock.on(GetCallerIdentityCommand).resolves(identity);
+
+    // Act & Assess
+    await expect(verifyRotation(deps(), state())).rejects.toMatchObject({
+      name: 'RotationVerificationFailed',
+      message: expect.stringContaining(
+        `was used at ${usedAt.toISOString()} (s3, eu-west-1), at or after ${quietSince}`,
+      ),
+    });
+  });
+
+  it('a resumed run (no deactivation in the state) compares with its Q', async () => {
     // Prepare
-    mockKeys(iamMock, [{ ...oldInactive, lastUsed: new Date(deactivatedAt.getTime() - 30_000) }, newActive]);
+    mockKeys(iamMock, [{ ...oldInactive, lastUsed: daysAgo(2) }, newActive]);
+    mockCurrent();
+    stsMock.on(GetCallerIdentityCommand).resolves(identity);
+    const resumed = { ...stateWithNewKey(), quietSince: daysAgo(1).toISOString() };
+
+    // Act & Assess: the use came before the resumed run's Q.
+    await expect(verifyRotation(deps(), resumed)).resolves.toEqual({ verified: true });
+    await expect(
+      verifyRotation(deps(), { ...resumed, quietSince: daysAgo(3).toISOString() }),
+    ).rejects.toBeInstanceOf(RotationVerificationFailed);
+  });
+
+  it('counts a use within the grace period before Q as a use after it', async () => {
+    // Prepare
+    mockKeys(iamMock, [{ ...oldInactive, lastUsed: new Date(QUIET_SINCE.getTime() - 30_000) }, newActive]);
     mockCurrent();
     stsMock.on(GetCallerIdentityCommand).resolves(identity);
 
