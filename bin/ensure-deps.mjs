@@ -14,19 +14,18 @@ const installed = join(root, 'node_modules', '.package-lock.json');
 
 const stale = !existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtimeMs;
 if (stale) {
-  console.error('rekey: installing the locked dependencies (npm install, about a minute)...');
+  console.error('rekey: installing the locked dependencies (npm ci, about a minute)...');
   const started = Date.now();
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  // `npm install` rather than `npm ci`: see .ci/run (a registry without every optional platform
-  // package makes `npm ci` reject the lockfile); with a lockfile it installs the locked versions.
+  // `npm ci`: exactly the committed lockfile, never a resolution of its own.
   // Errors only: on a machine whose own Node is older than 22, npm warns EBADENGINE for every
   // package that needs 22+, although everything then runs on the pinned Node 24 (`node` package).
-  const result = spawnSync(npm, ['install', '--no-audit', '--no-fund', '--loglevel=error'], {
+  const result = spawnSync(npm, ['ci', '--no-audit', '--no-fund', '--loglevel=error'], {
     cwd: root,
     stdio: 'inherit',
   });
   if (result.status !== 0) {
-    console.error('rekey: npm install failed; fix the error above and run the command again');
+    console.error('rekey: npm ci failed; fix the error above and run the command again');
     process.exit(result.status ?? 1);
   }
   console.error(`rekey: dependencies installed in ${Math.round((Date.now() - started) / 1000)} s`);
