@@ -67,23 +67,26 @@ export const STEPS = {
       'REKEY_SECRET_READER_ROLES',
       ...ELIGIBILITY_ENV,
     ],
-    // GetItem (lock); ListAccessKeys; DescribeSecret; the journal's never-handed-out key:
-    // DescribeSecret, DeleteAccessKey, UpdateSecretVersionStage (its AWSPENDING label); GetUser (the
-    // re-check), UpdateItem (mark), CreateAccessKey lost to LimitExceeded, then ListAccessKeys,
-    // GetItem, the same three for an orphan, UpdateItem (clear); GetUser, UpdateItem (mark),
-    // CreateAccessKey; UpdateItem (record); CreateSecret, PutResourcePolicy, PutSecretValue failing,
-    // then DescribeSecret, DeleteAccessKey (compensation), UpdateItem (clear) lost to a rival,
-    // GetItem (who holds the lock).
+    // GetItem (lock); ListAccessKeys; DescribeSecret; the first sweep's never-handed-out key of the
+    // journal: DescribeSecret, DeleteAccessKey, UpdateSecretVersionStage (its AWSPENDING label, a
+    // retried move refused) and DescribeSecret (is the label gone?); GetUser (the re-check),
+    // UpdateItem (mark), CreateAccessKey lost to LimitExceeded; the second sweep: ListAccessKeys,
+    // GetItem, then GetAccessKeyLastUsed and DeleteAccessKey for the lost create's key (the mark
+    // removed the journal's record, so no key is asked about again), UpdateItem (clear); GetUser,
+    // UpdateItem (mark), CreateAccessKey; UpdateItem (record); CreateSecret, PutResourcePolicy,
+    // PutSecretValue failing, then DescribeSecret, DeleteAccessKey (compensation), UpdateItem
+    // (clear) lost to a rival, GetItem (who holds the lock).
     calls: 26,
   },
   'verify-new-key': {
     description: 'Proves the stored key authenticates as its user, then makes it AWSCURRENT',
     env: ['REKEY_VERIFY_ATTEMPTS', 'REKEY_VERIFY_BASE_DELAY_MS'],
     // GetSecretValue; the verify loop (STS or ListServiceSpecificCredentials per attempt); then
-    // DescribeSecret (was the key already handed out?), and either ListAccessKeys and
-    // DeleteAccessKey (a key that never worked) or DescribeSecret and UpdateSecretVersionStage
-    // twice, each refused move re-read with DescribeSecret.
-    calls: 7,
+    // either the promotion, DescribeSecret and UpdateSecretVersionStage twice (AWSCURRENT, then
+    // AWSPENDING), each refused move (a retry of an applied one) re-read with DescribeSecret; or,
+    // for a key that never worked, DescribeSecret (was it handed out?), ListAccessKeys and
+    // DeleteAccessKey, which is shorter.
+    calls: 6,
     verifyLoop: true,
   },
   'check-last-used': {
@@ -130,9 +133,11 @@ export const STEPS = {
       'After a failed, aborted or timed-out execution: removes the key it made and never handed out, releases its lock',
     env: ['REKEY_LOCK_TABLE', 'REKEY_SECRET_PREFIX', 'REKEY_CLEANUP_SETTLE_SECONDS'],
     // GetItem (lock); ListAccessKeys; DescribeSecret (was the journal's key handed out?);
-    // DeleteAccessKey and UpdateSecretVersionStage (its AWSPENDING label); GetAccessKeyLastUsed and
-    // DeleteAccessKey (a key a crashed create left); UpdateItem (release). Plus the settle wait.
-    calls: 8,
+    // DeleteAccessKey and UpdateSecretVersionStage (its AWSPENDING label, a retried move refused)
+    // and DescribeSecret (is the label gone?); GetAccessKeyLastUsed and DeleteAccessKey (a key a
+    // crashed create left beside the journal's, the replaced key deleted meanwhile: a user holds
+    // two keys at most); UpdateItem (release). Plus the settle wait.
+    calls: 9,
     waitsForSteps: true,
   },
 } as const satisfies Record<string, StepSpec>;

@@ -5,8 +5,10 @@ import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cloudTrail, iam } from '../../../lambdas/shared/clients.ts';
 import { type AdoptionDeps, checkLastUsed } from '../../../lambdas/shared/domain/adoption.ts';
 import { Adoption } from '../../../lambdas/shared/schemas.ts';
+import { STEPS } from '../../../lambdas/shared/steps.ts';
 import {
   awsError,
+  callOrder,
   DAY,
   daysAgo,
   fakeClock,
@@ -312,5 +314,23 @@ describe('checkLastUsed', () => {
         checkLastUsed(deps({ REKEY_CLOUDTRAIL_LOOKUP: true }), stateWithNewKey()),
       ).resolves.toMatchObject({ recentCallers: ['? from ? (unknown agent)'] });
     });
+  });
+});
+
+describe('the call budget its Lambda timeout is derived from', () => {
+  it('check-last-used: its longest path (use found, CloudTrail asked who) makes exactly STEPS[check-last-used].calls calls', async () => {
+    // Prepare
+    usedAt(daysAgo(1));
+    ctMock
+      .on(LookupEventsCommand)
+      .resolves({ Events: [cloudTrailEvent('SendEmail', '198.51.100.2', 'Boto3/1.34')] });
+
+    // Act
+    const adoption = await checkLastUsed(deps({ REKEY_CLOUDTRAIL_LOOKUP: true }), stateWithNewKey());
+
+    // Assess
+    expect(adoption.inUse).toBe(true);
+    expect(callOrder(iamMock, ctMock)).toEqual(['GetAccessKeyLastUsed', 'LookupEvents']);
+    expect(callOrder(iamMock, ctMock)).toHaveLength(STEPS['check-last-used'].calls);
   });
 });

@@ -6,7 +6,9 @@ import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { dynamodb, iam, secretsManager } from '../../../lambdas/shared/clients.ts';
 import { type CleanupDeps, cleanUp } from '../../../lambdas/shared/domain/cleanup.ts';
 import { CleanupResult } from '../../../lambdas/shared/schemas.ts';
+import { STEPS } from '../../../lambdas/shared/steps.ts';
 import {
+  awsError,
   callOrder,
   EXECUTION_ID,
   fakeClock,
@@ -235,5 +237,46 @@ describe('cleanUp', () => {
 
     expect(result).toMatchObject({ acted: false });
     expect(ddbMock.calls()).toHaveLength(0);
+  });
+});
+
+describe('the call budget its Lambda timeout is derived from', () => {
+  it('its longest path makes exactly STEPS.cleanup.calls calls, the settle wait aside', async () => {
+    // Prepare: the journal's key never handed out, its label move applied but its answer lost (the
+    // retry refused, the labels read again); beside it a key the crashed create made before
+    // recording it (the replaced key deleted by hand meanwhile: a user holds two keys at most).
+    const creatingSince = new Date(NOW.getTime() - 5 * 60_000);
+    const crashed = 'AKIACRASHEDKEY000005';
+    mockLock(EXECUTION_ID, EXECUTION_ID, { creatingSince: { S: creatingSince.toISOString() } });
+    mockKeys(iamMock, [
+      { id: NEW_KEY_ID, created: new Date(creatingSince.getTime() + 1_000) },
+      { id: crashed, created: new Date(creatingSince.getTime() + 2_000) },
+    ]);
+    smMock
+      .on(DescribeSecretCommand)
+      .resolvesOnce({
+        ARN: SECRET_ARN,
+        VersionIdsToStages: { PREVIOUS: ['AWSCURRENT'], [TOKEN]: ['AWSPENDING'] },
+      })
+      .resolves({ ARN: SECRET_ARN, VersionIdsToStages: { PREVIOUS: ['AWSCURRENT'], [TOKEN]: [] } });
+    smMock.on(UpdateSecretVersionStageCommand).rejects(awsError('InvalidParameterException'));
+
+    // Act
+    const result = await cleanUp(deps(), event('ABORTED'));
+
+    // Assess
+    expect(result).toMatchObject({ acted: true, releasedLock: true, removedKeyIds: [NEW_KEY_ID, crashed] });
+    expect(callOrder(iamMock, ddbMock, smMock)).toEqual([
+      'GetItem',
+      'ListAccessKeys',
+      'DescribeSecret',
+      'DeleteAccessKey',
+      'UpdateSecretVersionStage',
+      'DescribeSecret',
+      'GetAccessKeyLastUsed',
+      'DeleteAccessKey',
+      RELEASE,
+    ]);
+    expect(callOrder(iamMock, ddbMock, smMock)).toHaveLength(STEPS.cleanup.calls);
   });
 });

@@ -857,10 +857,15 @@ describe('createSecondKey', () => {
   });
 
   it('its longest path makes exactly STEPS[create-second-key].calls calls, compensation included', async () => {
-    // Prepare: an orphan to sweep first; a create lost to LimitExceeded (its own ghost key), swept
-    // too; the second create stored but refused; the compensation's journal write lost to a rival.
-    const creatingSince = new Date(NOW.getTime() - 5 * 60_000);
-    const orphan = { id: EXTRA_KEY_ID, created: new Date(creatingSince.getTime() + 2_000) };
+    // Prepare: the plan marked a key an earlier rotation made and never handed out; the first
+    // sweep asks its version again, deletes it and drops its AWSPENDING label, a move the SDK
+    // retried after a lost answer (refused, so the labels are read again). The first create is
+    // lost to LimitExceeded (its own ghost key); the second sweep reads the journal as the mark
+    // left it, so the earlier key's record is gone and the ghost is swept as a crash orphan. The
+    // second create is stored but refused; the compensation's journal write is lost to a rival.
+    const earlierToken = versionTokenFor(OTHER_EXECUTION_ID, USER, OLD_KEY_ID, EXTRA_KEY_ID);
+    const creatingSince = NOW;
+    const earlier = { id: EXTRA_KEY_ID, created: daysAgo(2) };
     const ghost = { id: 'AKIAGHOSTKEY00000004', created: new Date(NOW.getTime() + 300) };
     const listed = (k: { id: string; created: Date }) => ({
       UserName: USER,
@@ -868,16 +873,35 @@ describe('createSecondKey', () => {
       Status: 'Active' as const,
       CreateDate: k.created,
     });
-    ddbMock.on(GetItemCommand).resolves(lockItem({ creatingSince }));
+    ddbMock
+      .on(GetItemCommand)
+      .resolvesOnce(
+        lockItem({
+          createdKeyId: EXTRA_KEY_ID,
+          createdVersionId: earlierToken,
+          createdBy: OTHER_EXECUTION_ID,
+          replacedKeyId: OLD_KEY_ID,
+        }),
+      )
+      .resolvesOnce(lockItem({ creatingSince }))
+      .resolves(lockItem({ owner: OTHER_EXECUTION_ID }));
     iamMock
       .on(ListAccessKeysCommand)
       .resolvesOnce({
-        AccessKeyMetadata: [listed({ id: OLD_KEY_ID, created: OLD_KEY_CREATED }), listed(orphan)],
+        AccessKeyMetadata: [listed({ id: OLD_KEY_ID, created: OLD_KEY_CREATED }), listed(earlier)],
       })
       .resolves({ AccessKeyMetadata: [listed({ id: OLD_KEY_ID, created: OLD_KEY_CREATED }), listed(ghost)] });
-    mockLastUse(iamMock, orphan);
     mockLastUse(iamMock, ghost);
     mockStorage();
+    const pending = { PREVIOUS: ['AWSCURRENT'], [earlierToken]: ['AWSPENDING'] };
+    smMock
+      .on(DescribeSecretCommand)
+      .resolvesOnce({ ARN: SECRET_ARN, VersionIdsToStages: pending })
+      .resolvesOnce({ ARN: SECRET_ARN, VersionIdsToStages: pending })
+      .resolvesOnce({ ARN: SECRET_ARN, VersionIdsToStages: { PREVIOUS: ['AWSCURRENT'], [earlierToken]: [] } })
+      .resolves({ ARN: SECRET_ARN, VersionIdsToStages: { PREVIOUS: ['AWSCURRENT'] } });
+    smMock.on(UpdateSecretVersionStageCommand).rejects(awsError('InvalidParameterException'));
+    smMock.on(CreateSecretCommand).rejects(awsError('ResourceExistsException'));
     ddbMock
       .on(UpdateItemCommand)
       .resolvesOnce({})
@@ -902,7 +926,12 @@ describe('createSecondKey', () => {
     smMock.on(PutSecretValueCommand).rejects(awsError('InternalServiceError'));
 
     // Act
-    const error = await rejectionOf(createSecondKey(deps(), plannedState()));
+    const error = await rejectionOf(
+      createSecondKey(deps(), {
+        ...plannedState(),
+        orphanKey: { accessKeyId: EXTRA_KEY_ID, createDate: earlier.created.toISOString() },
+      }),
+    );
 
     // Assess
     expect(error).toBeInstanceOf(RotationInProgress);
@@ -910,8 +939,11 @@ describe('createSecondKey', () => {
       'GetItem',
       'ListAccessKeys',
       'DescribeSecret',
-      'GetAccessKeyLastUsed',
+      'DescribeSecret',
       'DeleteAccessKey',
+      'UpdateSecretVersionStage',
+      'DescribeSecret',
+      'GetUser',
       MARK,
       'CreateAccessKey',
       'ListAccessKeys',
@@ -919,6 +951,7 @@ describe('createSecondKey', () => {
       'GetAccessKeyLastUsed',
       'DeleteAccessKey',
       CLEAR,
+      'GetUser',
       MARK,
       'CreateAccessKey',
       RECORD,
@@ -929,6 +962,11 @@ describe('createSecondKey', () => {
       'DeleteAccessKey',
       CLEAR,
       'GetItem',
+    ]);
+    expect(inputsOf(iamMock.commandCalls(DeleteAccessKeyCommand)).map((i) => i.AccessKeyId)).toEqual([
+      EXTRA_KEY_ID,
+      ghost.id,
+      NEW_KEY_ID,
     ]);
     expect(callOrder(ddbMock, iamMock, smMock)).toHaveLength(STEPS['create-second-key'].calls);
   });

@@ -15,8 +15,10 @@ import {
   reactivateOldKey,
 } from '../../../lambdas/shared/domain/lifecycle.ts';
 import { OldKeyStillInUse, STILL_IN_USE_ADVICE, UnsafeToDelete } from '../../../lambdas/shared/errors.ts';
+import { STEPS } from '../../../lambdas/shared/steps.ts';
 import {
   awsError,
+  callOrder,
   daysAgo,
   ELIGIBILITY,
   EXTRA_KEY_ID,
@@ -379,5 +381,54 @@ describe('deleteKey', () => {
     await expect(deleteKey(deps(), input(deactivatedAt))).resolves.toEqual({ deleted: false });
     expect(iamMock).not.toHaveReceivedCommand(GetAccessKeyLastUsedCommand);
     expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+  });
+});
+
+describe('the call budgets their Lambda timeouts are derived from', () => {
+  it('deactivate-old-key: its longest path makes exactly STEPS[deactivate-old-key].calls calls', async () => {
+    // Prepare: the old key still active and quiet since Q, the user still eligible.
+    mockKeys(iamMock, [old('Active', new Date(QUIET_SINCE.getTime() - 61_000)), newKey]);
+
+    // Act
+    await deactivateOldKey(deps(), stateWithNewKey());
+
+    // Assess
+    expect(callOrder(iamMock)).toEqual([
+      'ListAccessKeys',
+      'GetAccessKeyLastUsed',
+      'GetUser',
+      'UpdateAccessKey',
+    ]);
+    expect(callOrder(iamMock)).toHaveLength(STEPS['deactivate-old-key'].calls);
+  });
+
+  it('reactivate-old-key: its longest path makes exactly STEPS[reactivate-old-key].calls calls', async () => {
+    mockKeys(iamMock, [old('Inactive', daysAgo(20)), newKey]);
+
+    await reactivateOldKey({ iam }, plannedState());
+
+    expect(callOrder(iamMock)).toEqual(['ListAccessKeys', 'UpdateAccessKey']);
+    expect(callOrder(iamMock)).toHaveLength(STEPS['reactivate-old-key'].calls);
+  });
+
+  it('delete-key: its longest path makes exactly STEPS[delete-key].calls calls', async () => {
+    // Prepare: inactive, unused since Q, the user still eligible.
+    mockKeys(iamMock, [old('Inactive', daysAgo(9.5)), newKey]);
+
+    // Act
+    await deleteKey(deps(), {
+      userName: USER,
+      accessKeyId: OLD_KEY_ID,
+      notUsedSince: QUIET_SINCE.toISOString(),
+    });
+
+    // Assess
+    expect(callOrder(iamMock)).toEqual([
+      'ListAccessKeys',
+      'GetAccessKeyLastUsed',
+      'GetUser',
+      'DeleteAccessKey',
+    ]);
+    expect(callOrder(iamMock)).toHaveLength(STEPS['delete-key'].calls);
   });
 });

@@ -12,8 +12,10 @@ import {
   type NotifyInput,
   TERMINAL_EVENTS,
 } from '../../../lambdas/shared/schemas.ts';
+import { STEPS } from '../../../lambdas/shared/steps.ts';
 import {
   awsError,
+  callOrder,
   daysAgo,
   EXECUTION_ID,
   FAKE_SECRET,
@@ -580,5 +582,18 @@ describe('causeMessage', () => {
   it('returns undefined for no cause', () => {
     expect(causeMessage(undefined)).toBeUndefined();
     expect(causeMessage('')).toBeUndefined();
+  });
+});
+
+describe('the call budget its Lambda timeout is derived from', () => {
+  it('notify: its longest path (a terminal event) makes exactly STEPS.notify.calls calls', async () => {
+    await notify(deps(), { event: 'ROTATION_STOPPED', state: stillInUse() });
+
+    expect(callOrder(snsMock, ebMock, ddbMock)).toEqual([
+      'Publish',
+      'PutEvents',
+      'UpdateItem(REMOVE #owner, acquiredAt SET expiresAt = :exp)',
+    ]);
+    expect(callOrder(snsMock, ebMock, ddbMock)).toHaveLength(STEPS.notify.calls);
   });
 });

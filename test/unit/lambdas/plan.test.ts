@@ -1398,31 +1398,57 @@ describe('planRotation: the consumer tag', () => {
 });
 
 describe('planRotation: the call budget its Lambda timeout is derived from', () => {
-  it('its longest path (two keys, the lock lost to a rival) makes exactly STEPS.plan.calls calls', async () => {
-    // Prepare
+  it('its longest path (a case variant, a journal key, two keys, the lock lost to a rival) makes exactly STEPS.plan.calls calls', async () => {
+    // Prepare: the request spells the user as IAM does not (a look for a secret under that
+    // spelling); a released lock whose journal names a key an earlier rotation made and never
+    // handed out (its version read); both keys' last use; the acquire lost to a rival, whose
+    // owner is read for the message.
     mockUser();
-    ddbMock.on(GetItemCommand).resolvesOnce({}).resolves({ Item: rivalLock() });
+    ddbMock
+      .on(GetItemCommand)
+      .resolvesOnce({
+        Item: {
+          userName: { S: USER },
+          expiresAt: { N: String(nowEpoch + 90 * 86_400) },
+          createdKeyId: { S: NEW_KEY_ID },
+          createdVersionId: { S: OTHER_TOKEN },
+          createdBy: { S: OTHER_EXECUTION_ID },
+          replacedKeyId: { S: OLD_KEY_ID },
+          secretName: { S: SECRET_NAME },
+        },
+      })
+      .resolves({ Item: rivalLock() });
+    smMock.on(DescribeSecretCommand, { SecretId: SECRET_NAME }).resolves({
+      ARN: SECRET_ARN,
+      VersionIdsToStages: { [OTHER_TOKEN]: ['AWSPENDING'], PREVIOUS: ['AWSCURRENT'] },
+    });
     ddbMock
       .on(UpdateItemCommand)
       .rejects(
         new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }),
       );
-    mockKeys(iamMock, [oldKey, { id: EXTRA_KEY_ID, status: 'Inactive', created: daysAgo(200) }]);
+    mockKeys(iamMock, [oldKey, { id: NEW_KEY_ID, created: daysAgo(0.01) }]);
 
     // Act
-    const plan = await planRotation(deps(), request({ userName: USER }));
+    const plan = await planRotation(deps(), request({ userName: 'ALICE' }));
 
     // Assess
     expect(plan.stopReason).toBe('RotationInProgress');
-    expect(callOrder(iamMock, ddbMock)).toEqual([
+    expect(callOrder(iamMock, smMock, ddbMock)).toEqual([
       'GetUser',
+      'DescribeSecret',
       'GetItem',
       'ListAccessKeys',
       'GetAccessKeyLastUsed',
       'GetAccessKeyLastUsed',
+      'DescribeSecret',
       ACQUIRE,
       'GetItem',
     ]);
-    expect(callOrder(iamMock, ddbMock)).toHaveLength(STEPS.plan.calls);
+    expect(inputsOf(smMock.commandCalls(DescribeSecretCommand))).toEqual([
+      { SecretId: 'rekey/ALICE' },
+      { SecretId: SECRET_NAME },
+    ]);
+    expect(callOrder(iamMock, smMock, ddbMock)).toHaveLength(STEPS.plan.calls);
   });
 });

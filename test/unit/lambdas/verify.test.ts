@@ -16,9 +16,11 @@ import { iam, secretsManager } from '../../../lambdas/shared/clients.ts';
 import type { StsFactory } from '../../../lambdas/shared/domain/authenticate.ts';
 import { verifyNewKey, verifyRotation } from '../../../lambdas/shared/domain/verify.ts';
 import { NewKeyNotWorking, RotationVerificationFailed } from '../../../lambdas/shared/errors.ts';
+import { STEPS } from '../../../lambdas/shared/steps.ts';
 import {
   ACCOUNT,
   awsError,
+  callOrder,
   daysAgo,
   FAKE_SECRET,
   type FakeClock,
@@ -472,5 +474,118 @@ describe('verifyRotation', () => {
 
     // Assess
     expect(error.message).not.toContain(FAKE_SECRET);
+  });
+});
+
+describe('the call budgets their Lambda timeouts are derived from', () => {
+  const attempts = 4;
+  const verifyEnv = { REKEY_VERIFY_ATTEMPTS: attempts, REKEY_VERIFY_BASE_DELAY_MS: 1000 };
+  const order = () => callOrder(smMock, stsMock, iamMock);
+
+  it('verify-new-key: its longest path makes exactly STEPS[verify-new-key].calls calls plus one per attempt', async () => {
+    // Prepare: the key works at the last attempt; both label moves were applied but their answers
+    // lost, so the SDK's retries are refused and the labels read again each time.
+    smMock
+      .on(GetSecretValueCommand)
+      .resolves({ ARN: SECRET_ARN, VersionId: TOKEN, SecretString: secretOf(NEW_KEY_ID) });
+    stsMock
+      .on(GetCallerIdentityCommand)
+      .rejectsOnce(rejected())
+      .rejectsOnce(rejected())
+      .rejectsOnce(rejected())
+      .resolves(identity);
+    smMock
+      .on(DescribeSecretCommand)
+      .resolvesOnce({
+        ARN: SECRET_ARN,
+        VersionIdsToStages: { [PREVIOUS_VERSION]: ['AWSCURRENT'], [TOKEN]: ['AWSPENDING'] },
+      })
+      .resolvesOnce({
+        ARN: SECRET_ARN,
+        VersionIdsToStages: { [PREVIOUS_VERSION]: ['AWSPREVIOUS'], [TOKEN]: ['AWSCURRENT', 'AWSPENDING'] },
+      })
+      .resolves({
+        ARN: SECRET_ARN,
+        VersionIdsToStages: { [PREVIOUS_VERSION]: ['AWSPREVIOUS'], [TOKEN]: ['AWSCURRENT'] },
+      });
+    smMock.on(UpdateSecretVersionStageCommand).rejects(awsError('InvalidParameterException'));
+
+    // Act
+    await verifyNewKey(
+      { iam, secretsManager, stsFor, clock, env: verifyEnv },
+      { ...stateWithNewKey(), quietSince: null },
+    );
+
+    // Assess
+    expect(order()).toEqual([
+      'GetSecretValue',
+      ...Array(attempts).fill('GetCallerIdentity'),
+      'DescribeSecret',
+      'UpdateSecretVersionStage',
+      'DescribeSecret',
+      'UpdateSecretVersionStage',
+      'DescribeSecret',
+    ]);
+    expect(order()).toHaveLength(STEPS['verify-new-key'].calls + attempts);
+  });
+
+  it('verify-new-key: a key that never works, removed, takes no more', async () => {
+    // Prepare
+    smMock
+      .on(GetSecretValueCommand)
+      .resolves({ ARN: SECRET_ARN, VersionId: TOKEN, SecretString: secretOf(NEW_KEY_ID) });
+    stsMock.on(GetCallerIdentityCommand).rejects(rejected());
+    smMock.on(DescribeSecretCommand).resolves({
+      ARN: SECRET_ARN,
+      VersionIdsToStages: { [PREVIOUS_VERSION]: ['AWSCURRENT'], [TOKEN]: ['AWSPENDING'] },
+    });
+    mockKeys(iamMock, [
+      { id: OLD_KEY_ID, created: OLD_KEY_CREATED },
+      { id: NEW_KEY_ID, created: NEW_KEY_CREATED },
+    ]);
+    iamMock.on(DeleteAccessKeyCommand).resolves({});
+
+    // Act
+    await rejectionOf(
+      verifyNewKey(
+        { iam, secretsManager, stsFor, clock, env: verifyEnv },
+        { ...stateWithNewKey(), quietSince: null },
+      ),
+    );
+
+    // Assess
+    expect(order()).toEqual([
+      'GetSecretValue',
+      ...Array(attempts).fill('GetCallerIdentity'),
+      'DescribeSecret',
+      'ListAccessKeys',
+      'DeleteAccessKey',
+    ]);
+    expect(order().length).toBeLessThanOrEqual(STEPS['verify-new-key'].calls + attempts);
+  });
+
+  it('verify-rotation: its longest path makes exactly STEPS[verify-rotation].calls calls', async () => {
+    // Prepare: the old key still listed (inactive, quiet), the current secret signs a call.
+    mockKeys(iamMock, [
+      { id: OLD_KEY_ID, status: 'Inactive', created: OLD_KEY_CREATED, lastUsed: daysAgo(9.5) },
+      { id: NEW_KEY_ID, created: NEW_KEY_CREATED, lastUsed: daysAgo(0.1) },
+    ]);
+    smMock.on(GetSecretValueCommand).resolves({ ARN: SECRET_ARN, SecretString: secretOf(NEW_KEY_ID) });
+    stsMock.on(GetCallerIdentityCommand).resolves(identity);
+
+    // Act
+    await verifyRotation(
+      { iam, secretsManager, stsFor, clock, env: { REKEY_LAST_USED_GRACE_SECONDS: 60 } },
+      stateWithNewKey(),
+    );
+
+    // Assess
+    expect(order()).toEqual([
+      'ListAccessKeys',
+      'GetAccessKeyLastUsed',
+      'GetSecretValue',
+      'GetCallerIdentity',
+    ]);
+    expect(order()).toHaveLength(STEPS['verify-rotation'].calls);
   });
 });
