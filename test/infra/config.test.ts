@@ -8,6 +8,7 @@ import {
   loadConfig,
   type RekeyResources,
   stateMachineTimeoutSeconds,
+  stepTimeoutSeconds,
 } from '../../infra/config.ts';
 import { loadEnv } from '../../lambdas/shared/env.ts';
 import { STEP_NAMES, STEPS } from '../../lambdas/shared/steps.ts';
@@ -115,11 +116,15 @@ describe('loadConfig', () => {
     [{ optInTag: '' }, /optInTag: /],
     [{ adoptionWaitDays: 90, maxAdoptionChecks: 5 }, /adoptionWaitDays: .*at most 365 days/],
     [{ adoptionWaitDay: 7 }, /unknown field\(s\) adoptionWaitDay/],
-    [{ verifyAttempts: 12 }, /verifyAttempts: .*verify-new-key run up to \d+ s; a Lambda runs at most 900 s/],
-    // The cleanup waits out verify-new-key's 847 s plus 120 s of its own: over a Lambda's 900 s.
+    // Over the limit by itself: reported once, not again as the cleanup that waits it out.
     [
-      { verifyAttempts: 10, verifyBaseDelayMs: 1500 },
-      /verifyAttempts: .*the cleanup after an aborted execution waits that out/,
+      { verifyAttempts: 12 },
+      /^invalid rekey configuration: verifyAttempts: verifyAttempts and verifyBaseDelayMs make verify-new-key run up to \d+ s; a Lambda runs at most 900 s$/,
+    ],
+    // verify-new-key fits (809 s), but the cleanup waits that out and adds 172 s of its own.
+    [
+      { verifyAttempts: 10 },
+      /^invalid rekey configuration: verifyAttempts: verifyAttempts and verifyBaseDelayMs make verify-new-key run up to \d+ s; the cleanup after an aborted or timed-out execution waits that out and runs up to \d+ s; a Lambda runs at most 900 s$/,
     ],
     // IAM records last use at 15-minute granularity: a smaller grace could deactivate a key in use.
     [{ lastUsedGraceSeconds: 899 }, /lastUsedGraceSeconds: /],
@@ -227,8 +232,8 @@ describe('lambdaEnvironment', () => {
       REKEY_VERIFY_ATTEMPTS: 5,
       REKEY_VERIFY_BASE_DELAY_MS: 1000,
       REKEY_CLOUDTRAIL_LOOKUP: true,
-      // The longest step timeout (verify-new-key with 5 attempts is shorter than the default 120 s).
-      REKEY_CLEANUP_SETTLE_SECONDS: 120,
+      // The longest step timeout: the create step's (verify-new-key with 5 attempts is shorter).
+      REKEY_CLEANUP_SETTLE_SECONDS: stepTimeoutSeconds('create-second-key', config),
     });
   });
 
