@@ -68,22 +68,25 @@ describe('the Lambdas and their statements, from the template', () => {
   });
 
   it('covers a Lambda added later without being told: the list is the template, not a hand list', () => {
-    // Prepare: the template with one more function (a copy of notify's, as a "cleanup" Lambda).
+    // Prepare: the template with one more function, a copy of notify's under a folder no STEPS
+    // entry and no hand list names.
+    const later = 'rotate-later';
+    expect([...STEP_NAMES, 'audit']).not.toContain(later);
     const template = templateOf();
     const resources = { ...template.Resources };
     const [id, notify] = Object.entries(resources).find(
       ([, r]) => r.Metadata?.[LAMBDA_METADATA_KEY] === 'notify',
     ) as [string, NonNullable<CfnTemplate['Resources']>[string]];
-    resources[`${id}Cleanup`] = {
+    resources[`${id}Later`] = {
       ...notify,
-      Metadata: { ...notify.Metadata, [LAMBDA_METADATA_KEY]: 'cleanup' },
+      Metadata: { ...notify.Metadata, [LAMBDA_METADATA_KEY]: later },
     };
 
     // Act
     const roles = lambdaRoles({ Resources: resources }, LOCAL, AT);
 
     // Assess
-    expect(roleOf(roles, 'cleanup').statements).toEqual(roleOf(roles, 'notify').statements);
+    expect(roleOf(roles, later).statements).toEqual(roleOf(roles, 'notify').statements);
   });
 
   it("resolves resources to the run's own: table, topic, user path, secrets; unknown ones match nothing", () => {
@@ -302,6 +305,7 @@ describe('the roles in the emulator and what each call acts on', () => {
           'iam:ListUserTags',
           'logs:CreateLogStream',
           'logs:PutLogEvents',
+          'secretsmanager:DescribeSecret',
           'xray:PutTelemetryRecords',
           'xray:PutTraceSegments',
         ],
