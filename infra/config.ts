@@ -20,6 +20,9 @@ export const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
 /** IAM's last-used resolution, in seconds: the least grace any last-use comparison may have. */
 export const MIN_LAST_USED_GRACE_SECONDS = 900;
 
+/** The runbook the alarms link to by default: its path in this repository. */
+export const DEFAULT_RUNBOOK_URL = 'docs/operations.md';
+
 /** The retention periods CloudWatch Logs accepts (aws-logs RetentionDays; 9999 = never expire). */
 export const LOG_RETENTION_DAYS = [
   1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
@@ -119,6 +122,20 @@ export const RekeyConfigSchema = z
         message: `must be one of ${LOG_RETENTION_DAYS.join(', ')}`,
       })
       .default(365),
+    /**
+     * Where every CloudWatch alarm's description points for what to do: the runbook, each alarm
+     * linking to its own section as `<runbookBaseUrl>#<alarm name without the stack prefix>`. The
+     * default is the runbook's path in this repository (docs/operations.md), a relative reference
+     * a reader resolves against their checkout; a fork or an internal wiki can point it at its own
+     * copy, e.g. `https://github.com/<owner>/rekey/blob/main/docs/operations.md`.
+     * @default 'docs/operations.md'
+     */
+    runbookBaseUrl: z
+      .string()
+      .min(1)
+      .max(512)
+      .regex(/^[^\s#]+$/, 'must be a URL or path without spaces and without a #fragment')
+      .default(DEFAULT_RUNBOOK_URL),
     /**
      * IAM user or role ARNs that may read every stored secret (the consumers of all rotated
      * keys), in this account or another; each is also named in the secrets key's policy. An

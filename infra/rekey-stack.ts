@@ -296,6 +296,7 @@ export class RekeyStack extends Stack {
         audit: this.audit.function.lambdaFunction,
       },
       auditFunction: this.audit.function.lambdaFunction,
+      runbookBaseUrl: config.runbookBaseUrl,
     });
 
     new CfnOutput(this, 'StateMachineArn', {

@@ -5,6 +5,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { DEFAULT_RUNBOOK_URL } from '../config.ts';
 
 /** Failures are counted over 5 minutes: one is enough to alarm (rekey runs rarely, each run matters). */
 const PERIOD = Duration.minutes(5);
@@ -39,6 +40,12 @@ export interface AlarmsProps {
    * @default Duration.hours(26)
    */
   readonly auditStaleAfter?: Duration;
+  /**
+   * The runbook every alarm's description links to: `<runbookBaseUrl>#<section>`, the section
+   * named like the alarm without its stack prefix (`rotation-failed`, `plan-errors`, ...).
+   * @default 'docs/operations.md' (the runbook's path in the repository)
+   */
+  readonly runbookBaseUrl?: string;
 }
 
 /**
@@ -50,11 +57,13 @@ export class Alarms extends Construct {
   readonly alarms: cloudwatch.Alarm[] = [];
   private readonly action: actions.SnsAction;
   private readonly prefix: string;
+  private readonly runbook: string;
 
   constructor(scope: Construct, id: string, props: AlarmsProps) {
     super(scope, id);
     this.action = new actions.SnsAction(props.topic);
     this.prefix = Stack.of(this).stackName;
+    this.runbook = props.runbookBaseUrl ?? DEFAULT_RUNBOOK_URL;
 
     const machine = props.stateMachine;
     this.atLeastOne(
@@ -121,8 +130,13 @@ export class Alarms extends Construct {
     });
   }
 
+  /** Every alarm says what to do next: its description ends with the link to its runbook section. */
   private add(name: string, props: cloudwatch.AlarmProps): void {
-    const alarm = new cloudwatch.Alarm(this, name, { alarmName: `${this.prefix}-${name}`, ...props });
+    const alarm = new cloudwatch.Alarm(this, name, {
+      ...props,
+      alarmName: `${this.prefix}-${name}`,
+      alarmDescription: `${props.alarmDescription} Runbook: ${this.runbook}#${name}`,
+    });
     alarm.addAlarmAction(this.action);
     this.alarms.push(alarm);
   }

@@ -44,6 +44,7 @@ describe('loadConfig', () => {
       verifyBaseDelayMs: 1000,
       cloudTrailLookup: false,
       logRetentionDays: 365,
+      runbookBaseUrl: 'docs/operations.md',
       consumerPrincipals: [],
       consumerTag: 'rekey:consumers',
       auditSchedule: 'cron(0 6 * * ? *)',
