@@ -5,18 +5,18 @@
  * client whose requests are counted as they leave it.
  */
 import { GenerateCredentialReportCommand, IAMClient } from '@aws-sdk/client-iam';
+import { scanAccount } from '../lambdas/audit/audit.ts';
+import { CallCounter } from '../lambdas/audit/calls.ts';
+import { DEFAULT_THRESHOLDS } from '../lambdas/audit/findings.ts';
+import { KEY_LOOKUP_CONCURRENCY } from '../lambdas/audit/users.ts';
 import { systemClock } from '../lambdas/shared/clock.ts';
-import { scanAccount } from '../lambdas/shared/domain/audit/audit.ts';
-import { CallCounter } from '../lambdas/shared/domain/audit/calls.ts';
-import { DEFAULT_THRESHOLDS } from '../lambdas/shared/domain/audit/findings.ts';
-import { KEY_LOOKUP_CONCURRENCY } from '../lambdas/shared/domain/audit/users.ts';
-import { awsClient } from '../test/support/aws.ts';
 import {
   type AuditWorld,
   countRequests,
   SCALE_FINDING_USERS,
   startAuditWorld,
-} from '../test/workflow/audit-world.ts';
+} from '../support/audit-world.ts';
+import { awsClient } from '../support/aws.ts';
 import { perUserScan } from './per-user-scan.ts';
 import { count, heading, median, print, progress, ratio, reproduce, seconds, table } from './report.ts';
 

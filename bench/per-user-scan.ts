@@ -13,7 +13,7 @@ import {
   paginateListUsers,
 } from '@aws-sdk/client-iam';
 import { pool } from '../cli/demo-seed.ts';
-import { type Thresholds, wholeDays } from '../lambdas/shared/domain/audit/findings.ts';
+import { type Thresholds, wholeDays } from '../lambdas/audit/findings.ts';
 
 /** ListUsers' largest page; real IAM answers 100 per page unless asked for more. */
 const LIST_USERS_PAGE_SIZE = 1000;

@@ -19,7 +19,7 @@ import { pool } from '../cli/demo-seed.ts';
 import { type MotoServer, startMoto } from '../cli/emulator.ts';
 import { prepareLocalEnv } from '../cli/local-env.ts';
 import { type RotationResult, type RunRotationOptions, runRotation } from '../cli/local-runner.ts';
-import { type AwsCredentials, AwsEnv, adminSetup, awsClient } from '../test/support/aws.ts';
+import { type AwsCredentials, AwsEnv, adminSetup, awsClient } from '../support/aws.ts';
 import { progress } from './report.ts';
 
 /** One request as moto's recorder saw it. */

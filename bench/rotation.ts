@@ -7,8 +7,8 @@
 import { walkStates } from '../cli/definition.ts';
 import { readCdkContextConfig } from '../cli/local-env.ts';
 import { outcomeOf, type TaskOverride } from '../cli/local-runner.ts';
+import { STEP_NAMES, type StepName } from '../contract/functions.ts';
 import { loadConfig } from '../infra/config.ts';
-import { STEP_NAMES, type StepName } from '../lambdas/shared/steps.ts';
 import {
   costOf,
   DAYS_PER_MONTH,

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { type CfnTemplate, DEFAULT_TEMPLATE_PATH } from '../cli/definition.ts';
-import { HANDLER_METADATA_KEY, type StepName } from '../lambdas/shared/steps.ts';
+import { HANDLER_METADATA_KEY, type StepName } from '../contract/functions.ts';
 
 export interface DeployedFunction {
   /** The step (`rekey:handler`), or the construct's name for a standalone Lambda (audit). */

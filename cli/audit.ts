@@ -29,6 +29,16 @@
  */
 import { IAMClient } from '@aws-sdk/client-iam';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { loadEnv } from '../contract/env.ts';
+import { scanAccount } from '../lambdas/audit/audit.ts';
+import { CallCounter } from '../lambdas/audit/calls.ts';
+import {
+  contractView,
+  FINDING_TYPES,
+  type Finding,
+  type FindingType,
+  isActiveExemption,
+} from '../lambdas/audit/findings.ts';
 import {
   bindToInvocations,
   type InvocationContext,
@@ -36,16 +46,6 @@ import {
   runInInvocation,
 } from '../lambdas/shared/clients/invocation.ts';
 import { type Clock, systemClock } from '../lambdas/shared/clock.ts';
-import { scanAccount } from '../lambdas/shared/domain/audit/audit.ts';
-import { CallCounter } from '../lambdas/shared/domain/audit/calls.ts';
-import {
-  contractView,
-  FINDING_TYPES,
-  type Finding,
-  type FindingType,
-  isActiveExemption,
-} from '../lambdas/shared/domain/audit/findings.ts';
-import { loadEnv } from '../lambdas/shared/env.ts';
 
 /** Exit code when a finding of a --fail-on type exists. */
 export const EXIT_FINDINGS = 3;

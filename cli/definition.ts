@@ -9,7 +9,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import aslValidator from 'asl-validator';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
-import { HANDLER_METADATA_KEY, STEPS, type StepName } from '../lambdas/shared/steps.ts';
+import { HANDLER_METADATA_KEY, STEPS, type StepName } from '../contract/functions.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const DEFAULT_TEMPLATE_PATH = join(REPO_ROOT, 'cdk.out', 'RekeyStack.template.json');
@@ -243,7 +243,7 @@ function bindTasks(definition: StateMachineDefinition, functions: Map<string, La
 }
 
 /** Inputs of the synthesized template; a template older than any of them is stale. */
-const SYNTH_INPUTS = ['infra', 'cdk.json', join('lambdas', 'shared', 'steps.ts')];
+const SYNTH_INPUTS = ['infra', 'cdk.json', 'contract'];
 
 function newestMtime(path: string): number {
   if (!existsSync(path)) return 0;

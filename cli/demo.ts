@@ -16,23 +16,23 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { STSClient } from '@aws-sdk/client-sts';
-import { AUDIT_POLICY_ENV } from '../lambdas/audit/env.ts';
+import { loadEnv } from '../contract/env.ts';
+import { AUDIT_POLICY_ENV } from '../contract/functions.ts';
+import {
+  type ActionOutcome,
+  applyActions,
+  firstAttemptStarted,
+  type RotationRequest,
+} from '../lambdas/audit/actions.ts';
+import { auditPolicyFromEnv, scanAccount } from '../lambdas/audit/audit.ts';
+import { CallCounter } from '../lambdas/audit/calls.ts';
+import type { Finding, FindingType } from '../lambdas/audit/findings.ts';
 import {
   bindToInvocations,
   invocationCredentials,
   runInInvocation,
 } from '../lambdas/shared/clients/invocation.ts';
 import { systemClock } from '../lambdas/shared/clock.ts';
-import {
-  type ActionOutcome,
-  applyActions,
-  firstAttemptStarted,
-  type RotationRequest,
-} from '../lambdas/shared/domain/audit/actions.ts';
-import { auditPolicyFromEnv, scanAccount } from '../lambdas/shared/domain/audit/audit.ts';
-import { CallCounter } from '../lambdas/shared/domain/audit/calls.ts';
-import type { Finding, FindingType } from '../lambdas/shared/domain/audit/findings.ts';
-import { loadEnv } from '../lambdas/shared/env.ts';
 import { tableLines } from './audit.ts';
 import { type LoadedDefinition, loadDefinitionAsync, walkStates } from './definition.ts';
 import {

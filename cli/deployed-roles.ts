@@ -45,13 +45,13 @@ import {
   PutRolePolicyCommand,
 } from '@aws-sdk/client-iam';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { LAMBDA_METADATA_KEY } from '../contract/functions.ts';
 import {
   AccessDenied,
   type AuthorizationRequest,
   type InvocationContext,
   type InvocationCredentials,
 } from '../lambdas/shared/clients/invocation.ts';
-import { LAMBDA_METADATA_KEY } from '../lambdas/shared/steps.ts';
 import { type CfnResource, type CfnTemplate, REPO_ROOT } from './definition.ts';
 
 /** The template cannot be turned into local roles, or a call's target cannot be told. */

@@ -19,9 +19,9 @@ import {
   StateMachine,
   type StateMachineDefinition,
 } from 'aws-local-stepfunctions';
+import type { StepName } from '../contract/functions.ts';
+import { type CleanupInput, Outcome } from '../contract/schemas.ts';
 import { type InvocationContext, runInInvocation } from '../lambdas/shared/clients/invocation.ts';
-import { type CleanupInput, Outcome } from '../lambdas/shared/schemas.ts';
-import type { StepName } from '../lambdas/shared/steps.ts';
 import {
   DefinitionError,
   PLACEHOLDER_ACCOUNT,
@@ -67,7 +67,7 @@ export interface RunRotationOptions {
   handlers?: Record<string, TaskOverride>;
   /** Every Retry waits this long instead of its backoff (tests: 0). */
   retryIntervalMs?: number;
-  /** Where handler folders live. @default lambdas/ of this repository */
+  /** Where the step handlers' folders live. @default lambdas/rotation/ of this repository */
   handlersDir?: string;
   /**
    * Each step's invocation context: the credentials of its Lambda's role and the check of its
@@ -104,7 +104,7 @@ export interface RotationResult {
 export const STATUS_CHANGE_RULE = 'EventBridge: Step Functions Execution Status Change';
 
 export const LOCAL_STATE_MACHINE_NAME = 'rekey-local';
-const DEFAULT_HANDLERS_DIR = join(REPO_ROOT, 'lambdas');
+const DEFAULT_HANDLERS_DIR = join(REPO_ROOT, 'lambdas', 'rotation');
 /** aws-local-stepfunctions' default when a Task has no TimeoutSeconds. */
 const DEFAULT_TASK_TIMEOUT_SECONDS = 60;
 const EXECUTION_NAME = /^[A-Za-z0-9_-]{1,80}$/;

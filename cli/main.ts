@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { rotationInputProblems, SERVICE_NAMES, ServiceName } from '../lambdas/shared/schemas.ts';
+import { rotationInputProblems, SERVICE_NAMES, ServiceName } from '../contract/schemas.ts';
 import { auditCommand } from './audit.ts';
 import type { JsonValue } from './local-runner.ts';
 import { paintFor } from './progress.ts';

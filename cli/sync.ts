@@ -16,7 +16,7 @@ import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
-import { ServiceCredentialSecret } from '../lambdas/shared/domain/secret.ts';
+import { ServiceCredentialSecret } from '../lambdas/shared/secret.ts';
 import { CredentialsFileError, isValidProfileName, setProfileKeys } from './credentials-file.ts';
 import { maskKeyId } from './progress.ts';
 

@@ -5,12 +5,12 @@
  * gives the deployed Lambdas, without loading aws-cdk-lib.
  */
 import { z } from 'zod';
-import type { AuditEnvKey } from '../lambdas/audit/env.ts';
+import { ConsumerPrincipal } from '../contract/consumers.ts';
+import { MAX_ROTATION_ATTEMPTS, type RekeyEnvVars } from '../contract/env.ts';
+import type { AuditEnvKey } from '../contract/functions.ts';
+import { STEP_NAMES, STEPS, type StepName, type StepSpec } from '../contract/functions.ts';
+import { UserName } from '../contract/schemas.ts';
 import { worstCaseCallMs } from '../lambdas/shared/clients/config.ts';
-import { ConsumerPrincipal } from '../lambdas/shared/consumers.ts';
-import { MAX_ROTATION_ATTEMPTS, type RekeyEnvVars } from '../lambdas/shared/env.ts';
-import { UserName } from '../lambdas/shared/schemas.ts';
-import { STEP_NAMES, STEPS, type StepName, type StepSpec } from '../lambdas/shared/steps.ts';
 
 const DAY_SECONDS = 86_400;
 /** A Standard workflow execution may run for at most one year. */

@@ -1,7 +1,6 @@
-import { ArnFormat, CfnOutput, Fn, Lazy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
-import * as iam from 'aws-cdk-lib/aws-iam';
+import { CfnOutput, Fn, Lazy, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import { STEP_NAMES, type StepName } from '../lambdas/shared/steps.ts';
+import { STEP_NAMES, type StepName } from '../contract/functions.ts';
 import type { RekeyConfig, RekeyResources } from './config.ts';
 import { Alarms } from './constructs/alarms.ts';
 import { Audit } from './constructs/audit.ts';
@@ -12,7 +11,8 @@ import { Notifications } from './constructs/notifications.ts';
 import { RekeyFunction } from './constructs/rekey-function.ts';
 import { RotationStateMachine } from './constructs/rotation-state-machine.ts';
 import { SecretsKey } from './constructs/secrets-key.ts';
-import { isMutatingKeyAction, MUTATING_CREDENTIAL_ACTIONS, UserScope } from './user-scope.ts';
+import { grantStepPermissions } from './step-permissions.ts';
+import { UserScope } from './user-scope.ts';
 
 export interface RekeyStackProps extends StackProps {
   /**
@@ -35,9 +35,9 @@ function byStep<T>(make: (step: StepName) => T): Record<StepName, T> {
 }
 
 /**
- * rekey: the rotation state machine, one Lambda per step with least-privilege permissions,
- * the secrets key, the notifications topic and the lock table. Wiring only: each concern is a
- * construct of its own.
+ * rekey: the rotation state machine, one Lambda per step with least-privilege permissions
+ * (step-permissions.ts), the secrets key, the notifications topic and the lock table. Wiring
+ * only: each concern is a construct or a module of its own.
  */
 export class RekeyStack extends Stack {
   readonly functions: Readonly<Record<StepName, RekeyFunction>>;
@@ -79,7 +79,7 @@ export class RekeyStack extends Stack {
     const functions = byStep(
       (step) =>
         new RekeyFunction(this, constructId(step), {
-          step,
+          name: step,
           config,
           resources,
           logsKey,
@@ -92,177 +92,14 @@ export class RekeyStack extends Stack {
     // Scoped resources. IAM users: only those under the configured path (changing a key also
     // needs the opt-in tag, when configured); secrets: only ours.
     const userScope = new UserScope(this, config);
-    const users = userScope.users;
-    const onUsers = (actions: string[]) => userScope.allow(actions);
-    const secrets = this.formatArn({
-      service: 'secretsmanager',
-      resource: 'secret',
-      resourceName: `${config.secretPrefix}*`,
-      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    grantStepPermissions(this, {
+      config,
+      functions,
+      userScope,
+      lockTable,
+      secretsKey,
+      notifications,
     });
-    const defaultEventBus = this.formatArn({
-      service: 'events',
-      resource: 'event-bus',
-      resourceName: 'default',
-    });
-    // The KMS keys are usable only through the service they serve, never directly.
-    const via = (service: string) => ({
-      StringEquals: { 'kms:ViaService': `${service}.${this.region}.amazonaws.com` },
-    });
-    const allow = (actions: string[], resources: string[], conditions?: Record<string, unknown>) =>
-      new iam.PolicyStatement({ actions, resources, ...(conditions ? { conditions } : {}) });
-
-    // Service-specific credentials (Keyspaces, CodeCommit) go through the same steps: each role
-    // that lists, creates, updates or deletes access keys does the same to them, nothing more.
-    // IAM keeps no last-used data for them, so nothing parallels GetAccessKeyLastUsed.
-    const LIST_SSC = 'iam:ListServiceSpecificCredentials';
-    const permissions: Record<StepName, iam.PolicyStatement[]> = {
-      plan: [
-        // GetUser tells the plan the user's path and tags: it must answer for users outside the
-        // path too, which the plan then refuses (UserOutOfScope) instead of failing.
-        allow(['iam:GetUser'], [userScope.everyUser]),
-        ...onUsers(['iam:ListUserTags', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed', LIST_SSC]),
-        // Reads the lock (and its journal) before deciding; takes it with a conditional update.
-        allow(['dynamodb:GetItem', 'dynamodb:UpdateItem'], [lockTable.tableArn]),
-        // Which secret exists and which of its versions is current: metadata, never a value.
-        allow(['secretsmanager:DescribeSecret'], [secrets]),
-      ],
-      'create-second-key': [
-        ...onUsers([
-          // The eligibility re-check right before CreateAccessKey.
-          'iam:GetUser',
-          'iam:ListAccessKeys',
-          'iam:CreateAccessKey',
-          'iam:DeleteAccessKey',
-          'iam:GetAccessKeyLastUsed',
-          LIST_SSC,
-          'iam:CreateServiceSpecificCredential',
-          'iam:DeleteServiceSpecificCredential',
-        ]),
-        allow(
-          [
-            'secretsmanager:CreateSecret',
-            // Each secret gets a policy naming who may read it (its user, the consumers).
-            'secretsmanager:PutResourcePolicy',
-            'secretsmanager:PutSecretValue',
-            'secretsmanager:DescribeSecret',
-            'secretsmanager:TagResource',
-            // Drops the AWSPENDING label of a never-handed-out key it removes.
-            'secretsmanager:UpdateSecretVersionStage',
-          ],
-          [secrets],
-        ),
-        allow(['kms:Encrypt', 'kms:GenerateDataKey'], [secretsKey.keyArn], via('secretsmanager')),
-        allow(['dynamodb:GetItem', 'dynamodb:UpdateItem'], [lockTable.tableArn]),
-      ],
-      'verify-new-key': [
-        allow(
-          [
-            'secretsmanager:GetSecretValue',
-            'secretsmanager:DescribeSecret',
-            'secretsmanager:UpdateSecretVersionStage',
-          ],
-          [secrets],
-        ),
-        allow(['kms:Decrypt'], [secretsKey.keyArn], via('secretsmanager')),
-        // To discard a new key that never authenticates (or a credential IAM does not list Active).
-        ...onUsers([
-          'iam:DeleteAccessKey',
-          'iam:ListAccessKeys',
-          LIST_SSC,
-          'iam:DeleteServiceSpecificCredential',
-        ]),
-      ],
-      'check-last-used': [
-        ...onUsers(['iam:GetAccessKeyLastUsed']),
-        // cloudtrail:LookupEvents has no resource type: '*' is the only possible resource.
-        ...(config.cloudTrailLookup ? [allow(['cloudtrail:LookupEvents'], ['*'])] : []),
-      ],
-      // Re-reads the old key's last use right before deactivating it.
-      'deactivate-old-key': onUsers([
-        'iam:GetUser',
-        'iam:UpdateAccessKey',
-        'iam:ListAccessKeys',
-        'iam:GetAccessKeyLastUsed',
-        LIST_SSC,
-        'iam:UpdateServiceSpecificCredential',
-      ]),
-      'verify-rotation': [
-        ...onUsers(['iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed', LIST_SSC]),
-        allow(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], [secrets]),
-        allow(['kms:Decrypt'], [secretsKey.keyArn], via('secretsmanager')),
-      ],
-      'reactivate-old-key': onUsers([
-        'iam:UpdateAccessKey',
-        'iam:ListAccessKeys',
-        LIST_SSC,
-        'iam:UpdateServiceSpecificCredential',
-      ]),
-      'delete-key': onUsers([
-        'iam:GetUser',
-        'iam:DeleteAccessKey',
-        'iam:ListAccessKeys',
-        'iam:GetAccessKeyLastUsed',
-        LIST_SSC,
-        'iam:DeleteServiceSpecificCredential',
-      ]),
-      // After an ended execution: its journal and lock, the key it made, that key's secret version.
-      cleanup: [
-        allow(['dynamodb:GetItem', 'dynamodb:UpdateItem'], [lockTable.tableArn]),
-        ...onUsers([
-          'iam:ListAccessKeys',
-          'iam:GetAccessKeyLastUsed',
-          'iam:DeleteAccessKey',
-          LIST_SSC,
-          'iam:DeleteServiceSpecificCredential',
-        ]),
-        allow(['secretsmanager:DescribeSecret', 'secretsmanager:UpdateSecretVersionStage'], [secrets]),
-      ],
-      notify: [
-        allow(['sns:Publish'], [notifications.topic.topicArn]),
-        // Publishing to an encrypted topic: SNS generates a data key with the caller's rights.
-        allow(['kms:GenerateDataKey', 'kms:Decrypt'], [notifications.key.keyArn], via('sns')),
-        allow(['events:PutEvents'], [defaultEventBus]),
-        allow(['dynamodb:UpdateItem'], [lockTable.tableArn]),
-      ],
-    };
-    // The users to rotate and their secrets are not known at deploy time: the wildcard is the
-    // path (IAM) or name prefix (Secrets Manager) rekey owns, nothing wider.
-    const prefixWildcards = [
-      {
-        arn: userScope.everyUser,
-        nagId: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*]',
-        reason:
-          'the plan reads any IAM user named in a request (GetUser: its path and tags) to tell whether it is in scope; every other user action is scoped to the path',
-      },
-      {
-        arn: users,
-        nagId: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user${config.userPathPrefix}*]`,
-        reason: `rotates any IAM user under the path ${config.userPathPrefix}, chosen at run time`,
-      },
-      {
-        arn: secrets,
-        nagId: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:${config.secretPrefix}*]`,
-        reason: `secrets are named ${config.secretPrefix}<userName> (plus the random suffix Secrets Manager adds)`,
-      },
-    ];
-    const protectedUsersDeny = userScope.protectedUsersDeny(MUTATING_CREDENTIAL_ACTIONS);
-    for (const step of STEP_NAMES) {
-      const fn = functions[step];
-      for (const statement of permissions[step]) fn.lambdaFunction.addToRolePolicy(statement);
-      // Every role that can change a key carries the Deny, whatever else it is allowed.
-      if (protectedUsersDeny && permissions[step].some((s) => s.actions.some(isMutatingKeyAction))) {
-        fn.lambdaFunction.addToRolePolicy(protectedUsersDeny);
-      }
-      // With the path '/', the users in scope are every user: one finding, both reasons.
-      const reasons = new Map<string, string[]>();
-      for (const { arn, nagId, reason } of prefixWildcards) {
-        if (permissions[step].some((s) => s.resources.includes(arn))) {
-          reasons.set(nagId, [...(reasons.get(nagId) ?? []), reason]);
-        }
-      }
-      for (const [id, why] of reasons) Validations.of(fn.role).acknowledge({ id, reason: why.join('; ') });
-    }
     // The key policy names the same roles: the identity policies alone cannot use the key.
     secretsKeyConstruct.allowEncrypt('CreateStepEncrypts', functions['create-second-key'].role);
     for (const step of secretReaders) {

@@ -126,14 +126,11 @@ export class Audit extends Construct {
     });
 
     this.function = new RekeyFunction(this, 'Function', {
-      step: {
-        name: 'audit',
-        description: 'Audits access keys from the credential report: alerts, rotations, Security Hub',
-        environment: auditEnvironment(config, {
-          topicArn: topic.topicArn,
-          stateMachineArn: stateMachine.stateMachineArn,
-        }),
-      },
+      name: 'audit',
+      environment: auditEnvironment(config, {
+        topicArn: topic.topicArn,
+        stateMachineArn: stateMachine.stateMachineArn,
+      }),
       config,
       timeout: AUDIT_TIMEOUT,
       // CPU scales with memory: parsing a 10,000-user credential report and ten pages of

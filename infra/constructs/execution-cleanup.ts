@@ -6,7 +6,7 @@ import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { ENDED_STATUSES } from '../../lambdas/shared/schemas.ts';
+import { ENDED_STATUSES } from '../../contract/schemas.ts';
 
 /** The detail-type of Step Functions' own events for a Standard workflow's execution. */
 export const EXECUTION_STATUS_CHANGE = 'Step Functions Execution Status Change';

@@ -8,14 +8,18 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import {
+  FUNCTIONS,
+  type FunctionName,
+  functionFolder,
   HANDLER_METADATA_KEY,
+  isStep,
   LAMBDA_METADATA_KEY,
   STEPS,
   type StepName,
-} from '../../lambdas/shared/steps.ts';
+} from '../../contract/functions.ts';
 import { lambdaEnvironment, type RekeyConfig, type RekeyResources, stepTimeoutSeconds } from '../config.ts';
 
-/** The repository root: handlers live in `<root>/lambdas/<step>/index.ts`. */
+/** The repository root: handlers live in `<root>/lambdas/<functionFolder(name)>/index.ts`. */
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
@@ -25,24 +29,20 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ESM_REQUIRE_BANNER =
   "import { createRequire } from 'module';const require = createRequire(import.meta.url);";
 
-/** A Lambda outside the rotation workflow, which no state-machine Task runs (the scheduled audit). */
-export interface StandaloneLambda {
-  /** Its folder under lambdas/: the handler is `lambdas/<name>/index.ts` (export `handler`). */
-  readonly name: string;
-  readonly description: string;
-  /** Exactly the variables its environment contract lists (e.g. lambdas/audit/env.ts). */
-  readonly environment: Readonly<Record<string, string>>;
-}
-
 export interface RekeyFunctionProps {
   /**
-   * What the function runs. A workflow step: its handler is `lambdas/<step>/index.ts` (export
-   * `handler`), its environment is exactly `STEPS[step].env`, and it carries the `rekey:handler`
-   * metadata. Or a standalone Lambda, which carries no such metadata: the local runner must
-   * never bind a Task to it.
+   * What the function runs: its entry in the registry (contract/functions.ts). Its handler is
+   * `lambdas/<functionFolder(name)>/index.ts` (export `handler`). A workflow step's environment is
+   * exactly its registry `env`, and it carries the `rekey:handler` metadata. A standalone Lambda
+   * carries no such metadata: the local runner must never bind a Task to it.
    * @default - required
    */
-  readonly step: StepName | StandaloneLambda;
+  readonly name: FunctionName;
+  /**
+   * A standalone Lambda's environment: only variables its registry entry lists.
+   * @default - none; required for a standalone Lambda (a step's is derived from `resources`)
+   */
+  readonly environment?: Readonly<Record<string, string>>;
   /**
    * The validated deployment configuration (log retention, environment values).
    * @default - required
@@ -100,19 +100,20 @@ export class RekeyFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: RekeyFunctionProps) {
     super(scope, id);
-    const { step, config, resources } = props;
-    this.step = typeof step === 'string' ? step : undefined;
-    if (typeof step === 'string' && !resources) throw new Error(`${id}: the ${step} step needs resources`);
-    if (typeof step === 'string' && props.timeout)
+    const { name, config, resources } = props;
+    const step = isStep(name) ? name : undefined;
+    this.step = step;
+    if (step && !resources) throw new Error(`${id}: the ${step} step needs resources`);
+    if (step && props.timeout)
       throw new Error(`${id}: the ${step} step's timeout is derived from its calls, not set`);
-    const handler: StandaloneLambda =
-      typeof step === 'string' && resources
-        ? {
-            name: step,
-            description: STEPS[step].description,
-            environment: stepEnvironment(step, config, resources),
-          }
-        : (step as StandaloneLambda);
+    if (!step && !props.environment) throw new Error(`${id}: the ${name} Lambda needs its environment`);
+    const environment =
+      step && resources ? stepEnvironment(step, config, resources) : (props.environment ?? {});
+    const listed: readonly string[] = FUNCTIONS[name].env;
+    const unlisted = Object.keys(environment).filter((key) => !listed.includes(key));
+    if (unlisted.length > 0)
+      throw new Error(`${id}: ${unlisted.join(', ')} not in the ${name} entry of contract/functions.ts`);
+    const handler = { name, description: FUNCTIONS[name].description, environment };
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
       retention: config.logRetentionDays as logs.RetentionDays,
@@ -130,7 +131,7 @@ export class RekeyFunction extends Construct {
     this.logGroup.grantWrite(this.role);
 
     this.lambdaFunction = new NodejsFunction(this, 'Function', {
-      entry: join(REPO_ROOT, 'lambdas', handler.name, 'index.ts'),
+      entry: join(REPO_ROOT, 'lambdas', functionFolder(name), 'index.ts'),
       handler: 'handler',
       projectRoot: REPO_ROOT,
       depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
@@ -139,10 +140,9 @@ export class RekeyFunction extends Construct {
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memorySize ?? 256,
-      timeout:
-        typeof step === 'string'
-          ? Duration.seconds(stepTimeoutSeconds(step, config))
-          : (props.timeout ?? Duration.minutes(2)),
+      timeout: step
+        ? Duration.seconds(stepTimeoutSeconds(step, config))
+        : (props.timeout ?? Duration.minutes(2)),
       ...(props.reservedConcurrentExecutions === undefined
         ? {}
         : { reservedConcurrentExecutions: props.reservedConcurrentExecutions }),

@@ -3,19 +3,19 @@
  * compute findings and planned actions without starting, changing or publishing anything.
  */
 import { z } from 'zod';
+import { loadEnv } from '../../contract/env.ts';
+import { AUDIT_ENV } from '../../contract/functions.ts';
 import { eventBridge } from '../shared/clients/event-bridge.ts';
 import { iam } from '../shared/clients/iam.ts';
 import { securityHub } from '../shared/clients/security-hub.ts';
 import { sfn } from '../shared/clients/sfn.ts';
 import { sns } from '../shared/clients/sns.ts';
 import { systemClock } from '../shared/clock.ts';
-import { SfnRotationStarter } from '../shared/domain/audit/actions.ts';
-import { auditPolicyFromEnv, runAudit } from '../shared/domain/audit/audit.ts';
-import { accountContextFromArn } from '../shared/domain/audit/security-hub.ts';
-import { loadEnv } from '../shared/env.ts';
 import { makeHandler } from '../shared/handler.ts';
 import { logger } from '../shared/logger.ts';
-import { AUDIT_ENV } from './env.ts';
+import { SfnRotationStarter } from './actions.ts';
+import { auditPolicyFromEnv, runAudit } from './audit.ts';
+import { accountContextFromArn } from './security-hub.ts';
 
 export const AuditRequest = z.strictObject({
   dryRun: z.boolean({ error: 'dryRun must be true or false' }).optional(),

@@ -8,7 +8,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
-import { errorName, InvalidPayload } from './errors.ts';
+import { errorName, InvalidPayload } from '../../contract/errors.ts';
 import { logger } from './logger.ts';
 
 export type StepHandler<R> = (event: unknown, context: Context) => Promise<R>;

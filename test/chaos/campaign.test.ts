@@ -20,7 +20,7 @@ import {
   STATUS_CHANGE_RULE,
   type TaskOverride,
 } from '../../cli/local-runner.ts';
-import { STATE } from '../../infra/constructs/rotation-state-machine.ts';
+import { STATE } from '../../contract/states.ts';
 import { HTTP_TIMEOUTS } from '../../lambdas/shared/clients/config.ts';
 import {
   deriveSeed,

@@ -12,12 +12,11 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadEnv } from '../../contract/env.ts';
+import { AUDIT_ENV, HANDLER_METADATA_KEY } from '../../contract/functions.ts';
 import { auditEnvironment, loadConfig } from '../../infra/config.ts';
 import { AUDIT_TIMEOUT } from '../../infra/constructs/audit.ts';
 import { RekeyFunction } from '../../infra/constructs/rekey-function.ts';
-import { AUDIT_ENV } from '../../lambdas/audit/env.ts';
-import { loadEnv } from '../../lambdas/shared/env.ts';
-import { HANDLER_METADATA_KEY } from '../../lambdas/shared/steps.ts';
 import { auditIds, expectedAuditPermissions, expectedSchedulerPermissions } from './audit-helpers.ts';
 import {
   ACCOUNT,
@@ -528,14 +527,11 @@ describe('the audit bundle', () => {
     const stack = new Stack(app, 'AuditBundleTest');
     const config = loadConfig({});
     new RekeyFunction(stack, 'Fn', {
-      step: {
-        name: 'audit',
-        description: 'audit',
-        environment: auditEnvironment(config, {
-          topicArn: 'arn:aws:sns:us-east-1:123456789012:t',
-          stateMachineArn: 'arn:aws:states:us-east-1:123456789012:stateMachine:Rotation',
-        }),
-      },
+      name: 'audit',
+      environment: auditEnvironment(config, {
+        topicArn: 'arn:aws:sns:us-east-1:123456789012:t',
+        stateMachineArn: 'arn:aws:states:us-east-1:123456789012:stateMachine:Rotation',
+      }),
       config,
     });
 

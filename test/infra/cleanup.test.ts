@@ -8,7 +8,7 @@ import type { CfnElement, Stack } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import type { Construct } from 'constructs';
 import { describe, expect, it } from 'vitest';
-import { CleanupInput } from '../../lambdas/shared/schemas.ts';
+import { CleanupInput } from '../../contract/schemas.ts';
 import { functionOf, logicalIds, onlyLogicalId, synth } from './helpers.ts';
 
 const logicalIdOf = (stack: Stack, construct: Construct) =>

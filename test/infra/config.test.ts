@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { App } from 'aws-cdk-lib';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { describe, expect, it } from 'vitest';
+import { loadEnv } from '../../contract/env.ts';
+import { STEP_NAMES, STEPS } from '../../contract/functions.ts';
 import {
   LOG_RETENTION_DAYS,
   lambdaEnvironment,
@@ -10,8 +12,6 @@ import {
   stateMachineTimeoutSeconds,
   stepTimeoutSeconds,
 } from '../../infra/config.ts';
-import { loadEnv } from '../../lambdas/shared/env.ts';
-import { STEP_NAMES, STEPS } from '../../lambdas/shared/steps.ts';
 
 /** Every variable some rotation step reads. */
 const STEP_ENV_KEYS = [...new Set(STEP_NAMES.flatMap((step) => STEPS[step].env))];

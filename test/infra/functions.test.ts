@@ -5,6 +5,14 @@ import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  HANDLER_METADATA_KEY,
+  LAMBDA_METADATA_KEY,
+  STEP_NAMES,
+  STEPS,
+  type StepName,
+  type StepSpec,
+} from '../../contract/functions.ts';
+import {
   lambdaEnvironment,
   loadConfig,
   MAX_LAMBDA_TIMEOUT_SECONDS,
@@ -12,14 +20,6 @@ import {
 } from '../../infra/config.ts';
 import { RekeyFunction } from '../../infra/constructs/rekey-function.ts';
 import { CLIENT_CONFIG, worstCaseCallMs } from '../../lambdas/shared/clients/config.ts';
-import {
-  HANDLER_METADATA_KEY,
-  LAMBDA_METADATA_KEY,
-  STEP_NAMES,
-  STEPS,
-  type StepName,
-  type StepSpec,
-} from '../../lambdas/shared/steps.ts';
 import { functionIdsByStep, functionOf, logicalIds, synth } from './helpers.ts';
 
 describe('the rekey functions', () => {
@@ -116,7 +116,7 @@ describe('the rekey functions', () => {
     expect(
       () =>
         new RekeyFunction(stack, 'Fn', {
-          step: 'create-second-key',
+          name: 'create-second-key',
           config: loadConfig({}),
           resources: { kmsKeyId: 'k', topicArn: 't', lockTable: 'l' },
           timeout: Duration.minutes(2),
@@ -219,7 +219,7 @@ describe('the function bundle', () => {
     const stack = new Stack(app, 'BundleTest');
     const config = loadConfig({});
     new RekeyFunction(stack, 'Fn', {
-      step: 'deactivate-old-key',
+      name: 'deactivate-old-key',
       config,
       resources: { kmsKeyId: 'k', topicArn: 'arn:aws:sns:us-east-1:123456789012:t', lockTable: 'l' },
     });

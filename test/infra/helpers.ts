@@ -5,9 +5,9 @@
  */
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import { HANDLER_METADATA_KEY, STEP_NAMES, type StepName } from '../../contract/functions.ts';
 import { loadConfig, type RekeyConfig } from '../../infra/config.ts';
 import { RekeyStack } from '../../infra/rekey-stack.ts';
-import { HANDLER_METADATA_KEY, STEP_NAMES, type StepName } from '../../lambdas/shared/steps.ts';
 
 export const ACCOUNT = '123456789012';
 export const REGION = 'us-east-1';

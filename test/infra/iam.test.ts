@@ -8,9 +8,9 @@ import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { describe, expect, it } from 'vitest';
+import type { StepName } from '../../contract/functions.ts';
 import { loadConfig } from '../../infra/config.ts';
 import { RekeyStack } from '../../infra/rekey-stack.ts';
-import type { StepName } from '../../lambdas/shared/steps.ts';
 import {
   ACCOUNT_WIDE_IAM_READS,
   ALL_USERS_IAM_READS,

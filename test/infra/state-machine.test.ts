@@ -5,9 +5,9 @@ import * as iam from '@aws-sdk/client-iam';
 import * as secretsManager from '@aws-sdk/client-secrets-manager';
 import * as sns from '@aws-sdk/client-sns';
 import { describe, expect, it } from 'vitest';
+import type { StepName } from '../../contract/functions.ts';
+import { STATE, TRANSIENT_ERRORS } from '../../contract/states.ts';
 import { stateMachineTimeoutSeconds } from '../../infra/config.ts';
-import { STATE, TRANSIENT_ERRORS } from '../../infra/constructs/rotation-state-machine.ts';
-import type { StepName } from '../../lambdas/shared/steps.ts';
 import { type AslState, definitionOf, getAttId, lambdaArn, onlyLogicalId, synth } from './helpers.ts';
 
 // asl-validator 4 is CommonJS without type declarations.

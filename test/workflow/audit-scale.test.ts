@@ -19,7 +19,7 @@ import {
   pagedServiceCredentials,
   SCALE_FINDING_USERS,
   startAuditWorld,
-} from './audit-world.ts';
+} from '../../support/audit-world.ts';
 
 const FINDING_USERS = SCALE_FINDING_USERS;
 const CONFIG = { userPathPrefix: '/svc/' };

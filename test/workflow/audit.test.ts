@@ -12,17 +12,17 @@ import { DescribeExecutionCommand, StartExecutionCommand, StopExecutionCommand }
 import { CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditCommand } from '../../cli/audit.ts';
+import { executionNameFor, SfnRotationStarter } from '../../lambdas/audit/actions.ts';
 import { AccessDenied } from '../../lambdas/shared/clients/invocation.ts';
-import { executionNameFor, SfnRotationStarter } from '../../lambdas/shared/domain/audit/actions.ts';
-import { ANY_CREDENTIALS, AwsEnv } from '../support/aws.ts';
-import { withoutAction } from '../support/role-mutations.ts';
 import {
   type AuditWorld,
   pagedServiceCredentials,
   type SeededKey,
   startAuditWorld,
   type UserSpec,
-} from './audit-world.ts';
+} from '../../support/audit-world.ts';
+import { ANY_CREDENTIALS, AwsEnv } from '../../support/aws.ts';
+import { withoutAction } from '../support/role-mutations.ts';
 
 /** A group of users with the same keys and the findings each of them must get. */
 interface Group {

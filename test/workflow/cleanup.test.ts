@@ -10,7 +10,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor, STATUS_CHANGE_RULE, type TaskOverride } from '../../cli/local-runner.ts';
-import type { NewKey, Plan } from '../../lambdas/shared/schemas.ts';
+import type { NewKey, Plan } from '../../contract/schemas.ts';
 import { expectCleanRun, outcomeStatus, startWorld, statesEntered, type World } from './harness.ts';
 
 let world: World;

@@ -23,7 +23,7 @@ import { loadDefinition } from '../../cli/definition.ts';
 import { type DemoReport, runDemo } from '../../cli/demo.ts';
 import { DEMO_ADMIN, DEMO_USERS } from '../../cli/demo-seed.ts';
 import { type MotoClockServer, startMotoWithClock } from '../../cli/emulator.ts';
-import { STEP_NAMES } from '../../lambdas/shared/steps.ts';
+import { STEP_NAMES } from '../../contract/functions.ts';
 import { isRunning } from '../support/moto.ts';
 
 const REGION = 'us-east-1';

@@ -48,8 +48,8 @@ import {
 } from '../../cli/deployed-roles.ts';
 import { prepareLocalEnv } from '../../cli/local-env.ts';
 import { type RotationResult, type RunRotationOptions, runRotation } from '../../cli/local-runner.ts';
+import type { StepName } from '../../contract/functions.ts';
 import { systemClock } from '../../lambdas/shared/clock.ts';
-import type { StepName } from '../../lambdas/shared/steps.ts';
 import { type MotoClockServer, startMotoWithClock } from '../support/moto-clock.ts';
 
 const REGION = 'us-east-1';

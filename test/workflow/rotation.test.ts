@@ -13,7 +13,7 @@ import {
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor, type RotationResult, type TaskOverride } from '../../cli/local-runner.ts';
-import type { NewKey } from '../../lambdas/shared/schemas.ts';
+import type { NewKey } from '../../contract/schemas.ts';
 import {
   detailTypes,
   expectCleanRun,

@@ -14,7 +14,7 @@
 import { GetResourcePolicyCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../cli/local-runner.ts';
-import { secretResourcePolicy } from '../../lambdas/shared/domain/secret.ts';
+import { secretResourcePolicy } from '../../lambdas/shared/secret.ts';
 import { detailTypes, expectNoSecretsIn, outcomeStatus, startWorld, type World } from './harness.ts';
 
 const ACCOUNT = '123456789012';

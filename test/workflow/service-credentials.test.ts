@@ -16,8 +16,8 @@ import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import type { AwsClientStub } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { exitCodeFor, type RotationResult, type TaskOverride } from '../../cli/local-runner.ts';
+import { SERVICE_NAMES, type ServiceName } from '../../contract/schemas.ts';
 import { iam } from '../../lambdas/shared/clients.ts';
-import { SERVICE_NAMES, type ServiceName } from '../../lambdas/shared/schemas.ts';
 import { FakeServiceCredentials } from '../support/fake-service-credentials.ts';
 import {
   detailTypes,

@@ -1,0 +1,226 @@
+/**
+ * Every Lambda of rekey, in one registry: its folder under lambdas/, the environment variables it
+ * reads and, for a workflow step, how many AWS calls it makes one after the other on its longest
+ * path. The stack creates one function per entry, sets exactly these variables and derives a
+ * step's timeout from its call count (infra/config.ts stepTimeoutSeconds); each handler validates
+ * the same list at cold start; the local runner binds Tasks to step handlers by the
+ * `rekey:handler` metadata the stack writes on each step's function. One list, every user.
+ */
+import type { RekeyEnvKey } from './env.ts';
+
+/** A Lambda the rotation state machine invokes, in lambdas/rotation/<name>/. */
+export interface StepSpec {
+  readonly kind: 'step';
+  readonly description: string;
+  readonly env: readonly RekeyEnvKey[];
+  /**
+   * Sequential AWS calls on the step's worst path, compensation and error-path reads included
+   * (the comment above each entry lists them). Each costs at most worstCaseCallMs of the shared
+   * clients (lambdas/shared/clients/config.ts). A list of a user's credentials is one call: a user
+   * holds at most two keys (four service-specific credentials), one page.
+   */
+  readonly calls: number;
+  /**
+   * The step also retries the new key in-process: REKEY_VERIFY_ATTEMPTS calls more (an STS call
+   * signed with the key, or a listing of the credential), with the backoff sleeps between them.
+   */
+  readonly verifyLoop?: true;
+  /**
+   * The Lambda first waits out the longest of the other steps (the cleanup after an aborted or
+   * timed-out execution, whose last step may still be running): its timeout adds that wait.
+   */
+  readonly waitsForSteps?: true;
+}
+
+/** A Lambda that runs on its own (a schedule, the console), in lambdas/<name>/. */
+export interface StandaloneSpec {
+  readonly kind: 'standalone';
+  readonly description: string;
+  readonly env: readonly RekeyEnvKey[];
+}
+
+export type FunctionSpec = StepSpec | StandaloneSpec;
+
+/** What the eligibility re-check (lambdas/shared/eligibility.ts) reads: the plan's rules, asked again before a key change. */
+const ELIGIBILITY_ENV = [
+  'REKEY_EXEMPT_TAG',
+  'REKEY_PROTECTED_USERS',
+  'REKEY_USER_PATH_PREFIX',
+  'REKEY_OPT_IN_TAG',
+] as const satisfies readonly RekeyEnvKey[];
+
+/** The audit's thresholds and policies: all that decides what it finds and does (the demo uses these). */
+export const AUDIT_POLICY_ENV = [
+  'REKEY_MAX_KEY_AGE_DAYS',
+  'REKEY_UNUSED_DAYS',
+  'REKEY_WARN_DAYS',
+  'REKEY_AUTO_ROTATE',
+  'REKEY_MAX_ROTATIONS_PER_RUN',
+  'REKEY_MAX_ROTATION_ATTEMPTS',
+  'REKEY_DEACTIVATE_UNUSED',
+  'REKEY_DEACTIVATE_UNUSED_AFTER_DAYS',
+  'REKEY_SECURITY_HUB',
+  'REKEY_AUDIT_SERVICE_CREDENTIALS',
+  'REKEY_EXEMPT_TAG',
+  'REKEY_PROTECTED_USERS',
+  'REKEY_USER_PATH_PREFIX',
+  'REKEY_OPT_IN_TAG',
+] as const satisfies readonly RekeyEnvKey[];
+
+/** The policy plus the deployed resources it acts through. */
+export const AUDIT_ENV = [
+  ...AUDIT_POLICY_ENV,
+  'REKEY_STATE_MACHINE_ARN',
+  'REKEY_TOPIC_ARN',
+  'REKEY_EVENT_BUS_NAME',
+] as const satisfies readonly RekeyEnvKey[];
+
+export type AuditEnvKey = (typeof AUDIT_ENV)[number];
+
+export const FUNCTIONS = {
+  plan: {
+    kind: 'step',
+    description: 'Validates the request, checks the user and its keys, takes the user lock, decides',
+    env: [
+      'REKEY_SECRET_PREFIX',
+      'REKEY_LOCK_TABLE',
+      'REKEY_LOCK_TTL_SECONDS',
+      'REKEY_EXEMPT_TAG',
+      'REKEY_PROTECTED_USERS',
+      'REKEY_USER_PATH_PREFIX',
+      'REKEY_OPT_IN_TAG',
+      'REKEY_CONSUMER_TAG',
+    ],
+    // GetUser; DescribeSecret (a secret under the request's spelling of the name); GetItem (lock);
+    // ListAccessKeys; GetAccessKeyLastUsed per key (2); DescribeSecret (is the journal's key
+    // rekey's own?); UpdateItem (acquire); GetItem (the rival's owner, when the acquire loses).
+    calls: 9,
+  },
+  'create-second-key': {
+    kind: 'step',
+    description: 'Creates the new access key and stores it in Secrets Manager in one invocation',
+    env: [
+      'REKEY_SECRET_PREFIX',
+      'REKEY_KMS_KEY_ID',
+      'REKEY_LOCK_TABLE',
+      'REKEY_CONSUMER_PRINCIPALS',
+      'REKEY_SECRET_READER_ROLES',
+      ...ELIGIBILITY_ENV,
+    ],
+    // GetItem (lock); ListAccessKeys; DescribeSecret; the first sweep's never-handed-out key of the
+    // journal: DescribeSecret, DeleteAccessKey, UpdateSecretVersionStage (its AWSPENDING label, a
+    // retried move refused) and DescribeSecret (is the label gone?); GetUser (the re-check),
+    // UpdateItem (mark), CreateAccessKey lost to LimitExceeded; the second sweep: ListAccessKeys,
+    // GetItem, then GetAccessKeyLastUsed and DeleteAccessKey for the lost create's key (the mark
+    // removed the journal's record, so no key is asked about again), UpdateItem (clear); GetUser,
+    // UpdateItem (mark), CreateAccessKey; UpdateItem (record); CreateSecret, PutResourcePolicy,
+    // PutSecretValue failing, then DescribeSecret, DeleteAccessKey (compensation), UpdateItem
+    // (clear) lost to a rival, GetItem (who holds the lock).
+    calls: 26,
+  },
+  'verify-new-key': {
+    kind: 'step',
+    description: 'Proves the stored key authenticates as its user, then makes it AWSCURRENT',
+    env: ['REKEY_VERIFY_ATTEMPTS', 'REKEY_VERIFY_BASE_DELAY_MS'],
+    // GetSecretValue; the verify loop (STS or ListServiceSpecificCredentials per attempt); then
+    // either the promotion, DescribeSecret and UpdateSecretVersionStage twice (AWSCURRENT, then
+    // AWSPENDING), each refused move (a retry of an applied one) re-read with DescribeSecret; or,
+    // for a key that never worked, DescribeSecret (was it handed out?), ListAccessKeys and
+    // DeleteAccessKey, which is shorter.
+    calls: 6,
+    verifyLoop: true,
+  },
+  'check-last-used': {
+    kind: 'step',
+    description:
+      'Checks whether the old key was used since it had to be quiet (the hand-out, or the last check that found use)',
+    env: ['REKEY_MAX_ADOPTION_CHECKS', 'REKEY_LAST_USED_GRACE_SECONDS', 'REKEY_CLOUDTRAIL_LOOKUP'],
+    // GetAccessKeyLastUsed; LookupEvents (with cloudTrailLookup).
+    calls: 2,
+  },
+  'deactivate-old-key': {
+    kind: 'step',
+    description: 'Re-checks the old key is quiet and the user still in scope, then deactivates it',
+    env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV],
+    // ListAccessKeys; GetAccessKeyLastUsed; GetUser (the re-check); UpdateAccessKey.
+    calls: 4,
+  },
+  'verify-rotation': {
+    kind: 'step',
+    description:
+      'Checks the old key stayed inactive and unused since it had to be quiet, and the new key still works',
+    env: ['REKEY_LAST_USED_GRACE_SECONDS'],
+    // ListAccessKeys; GetAccessKeyLastUsed; GetSecretValue; STS GetCallerIdentity with the new key.
+    calls: 4,
+  },
+  'reactivate-old-key': {
+    kind: 'step',
+    description: 'Rollback: reactivates the old access key',
+    env: [],
+    // ListAccessKeys; UpdateAccessKey.
+    calls: 2,
+  },
+  'delete-key': {
+    kind: 'step',
+    description:
+      'Deletes an inactive access key that was not used since a given instant, the user still in scope',
+    env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV],
+    // ListAccessKeys; GetAccessKeyLastUsed; GetUser (the re-check); DeleteAccessKey.
+    calls: 4,
+  },
+  notify: {
+    kind: 'step',
+    description: 'Publishes a notification (SNS and EventBridge); terminal events release the user lock',
+    env: ['REKEY_TOPIC_ARN', 'REKEY_EVENT_BUS_NAME', 'REKEY_LOCK_TABLE'],
+    // Publish; PutEvents; UpdateItem (release the lock).
+    calls: 3,
+  },
+  cleanup: {
+    kind: 'step',
+    description:
+      'After a failed, aborted or timed-out execution: removes the key it made and never handed out, releases its lock',
+    env: ['REKEY_LOCK_TABLE', 'REKEY_SECRET_PREFIX', 'REKEY_CLEANUP_SETTLE_SECONDS'],
+    // GetItem (lock); ListAccessKeys; DescribeSecret (was the journal's key handed out?);
+    // DeleteAccessKey and UpdateSecretVersionStage (its AWSPENDING label, a retried move refused)
+    // and DescribeSecret (is the label gone?); GetAccessKeyLastUsed and DeleteAccessKey (a key a
+    // crashed create left beside the journal's, the replaced key deleted meanwhile: a user holds
+    // two keys at most); UpdateItem (release). Plus the settle wait.
+    calls: 9,
+    waitsForSteps: true,
+  },
+  audit: {
+    kind: 'standalone',
+    description: 'Audits access keys from the credential report: alerts, rotations, Security Hub',
+    env: AUDIT_ENV,
+  },
+} as const satisfies Record<string, FunctionSpec>;
+
+export type FunctionName = keyof typeof FUNCTIONS;
+export const FUNCTION_NAMES = Object.keys(FUNCTIONS) as FunctionName[];
+
+/** The workflow steps: the registry's entries of kind 'step'. */
+export type StepName = {
+  [K in FunctionName]: (typeof FUNCTIONS)[K]['kind'] extends 'step' ? K : never;
+}[FunctionName];
+export function isStep(name: FunctionName): name is StepName {
+  return FUNCTIONS[name].kind === 'step';
+}
+export const STEP_NAMES = FUNCTION_NAMES.filter(isStep);
+export const STEPS = Object.fromEntries(STEP_NAMES.map((name) => [name, FUNCTIONS[name]])) as {
+  readonly [K in StepName]: (typeof FUNCTIONS)[K];
+};
+
+/** A function's folder under lambdas/: its handler is `lambdas/<folder>/index.ts` (export `handler`). */
+export function functionFolder(name: FunctionName): string {
+  return isStep(name) ? `rotation/${name}` : name;
+}
+
+/** Metadata key on each AWS::Lambda::Function that names its handler folder. */
+export const HANDLER_METADATA_KEY = 'rekey:handler';
+
+/**
+ * Metadata key on every rekey AWS::Lambda::Function, workflow step or standalone (the audit):
+ * its name in FUNCTIONS. A local run against an emulator finds each Lambda's role through it
+ * (cli/deployed-roles.ts). Unlike HANDLER_METADATA_KEY it binds no state-machine Task.
+ */
+export const LAMBDA_METADATA_KEY = 'rekey:lambda';

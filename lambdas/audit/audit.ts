@@ -1,0 +1,315 @@
+/**
+ * The audit, end to end: scan (credential report + user details + key ids of the users with
+ * findings + service-specific credentials), act (rotations, the opt-in deactivation), alert (SNS digest, EventBridge events,
+ * opt-in Security Hub). The Lambda runs all of it; `rekey audit` runs the scan only.
+ */
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import type { IAMClient } from '@aws-sdk/client-iam';
+import type { SecurityHubClient } from '@aws-sdk/client-securityhub';
+import type { SNSClient } from '@aws-sdk/client-sns';
+import type { RekeyEnv } from '../../contract/env.ts';
+import { RekeyError } from '../../contract/errors.ts';
+import type { ServiceName } from '../../contract/schemas.ts';
+import type { Clock } from '../shared/clock.ts';
+import { type ActionOutcome, type ActionPolicy, applyActions, type RotationStarter } from './actions.ts';
+import { type AuditReport, countsByType, publishAlerts } from './alerts.ts';
+import { CallCounter } from './calls.ts';
+import { fetchCredentialReport, type ReportOptions } from './credential-report.ts';
+import {
+  credentialIdOf,
+  evaluateFindings,
+  evaluateServiceCredentials,
+  type Finding,
+  isActiveExemption,
+  sortFindings,
+  type Thresholds,
+  type UserDetail,
+} from './findings.ts';
+import { type AccountContext, syncSecurityHub } from './security-hub.ts';
+import { listServiceCredentials } from './service-credentials.ts';
+import { listUserDetails, resolveKeyIds, type StaleFinding } from './users.ts';
+
+export interface ScanPolicy {
+  thresholds: Thresholds;
+  exemptTag: string;
+  /** Also list and evaluate the service-specific credentials (ListServiceSpecificCredentials). */
+  serviceCredentials: boolean;
+}
+
+export interface AuditPolicy extends ScanPolicy, ActionPolicy {
+  securityHub: boolean;
+}
+
+export type AuditEnv = Pick<
+  RekeyEnv,
+  | 'REKEY_MAX_KEY_AGE_DAYS'
+  | 'REKEY_UNUSED_DAYS'
+  | 'REKEY_WARN_DAYS'
+  | 'REKEY_AUTO_ROTATE'
+  | 'REKEY_MAX_ROTATIONS_PER_RUN'
+  | 'REKEY_MAX_ROTATION_ATTEMPTS'
+  | 'REKEY_DEACTIVATE_UNUSED'
+  | 'REKEY_DEACTIVATE_UNUSED_AFTER_DAYS'
+  | 'REKEY_SECURITY_HUB'
+  | 'REKEY_AUDIT_SERVICE_CREDENTIALS'
+  | 'REKEY_EXEMPT_TAG'
+  | 'REKEY_PROTECTED_USERS'
+  | 'REKEY_USER_PATH_PREFIX'
+  | 'REKEY_OPT_IN_TAG'
+>;
+
+export function auditPolicyFromEnv(env: AuditEnv): AuditPolicy {
+  return {
+    thresholds: {
+      maxKeyAgeDays: env.REKEY_MAX_KEY_AGE_DAYS,
+      unusedDays: env.REKEY_UNUSED_DAYS,
+      warnDays: env.REKEY_WARN_DAYS,
+    },
+    exemptTag: env.REKEY_EXEMPT_TAG,
+    serviceCredentials: env.REKEY_AUDIT_SERVICE_CREDENTIALS,
+    autoRotate: env.REKEY_AUTO_ROTATE,
+    maxRotationsPerRun: env.REKEY_MAX_ROTATIONS_PER_RUN,
+    maxRotationAttempts: env.REKEY_MAX_ROTATION_ATTEMPTS,
+    deactivateUnused: env.REKEY_DEACTIVATE_UNUSED,
+    deactivateUnusedAfterDays: env.REKEY_DEACTIVATE_UNUSED_AFTER_DAYS,
+    securityHub: env.REKEY_SECURITY_HUB,
+    protectedUsers: env.REKEY_PROTECTED_USERS,
+    userPathPrefix: env.REKEY_USER_PATH_PREFIX,
+    optInTag: env.REKEY_OPT_IN_TAG,
+  };
+}
+
+export interface ScanDeps {
+  iam: IAMClient;
+  clock: Clock;
+  /** @default a new counter */
+  calls?: CallCounter;
+  /** Progress lines (the CLI prints them on stderr). */
+  log?: (message: string) => void;
+}
+
+export interface ScanResult {
+  auditedAt: Date;
+  reportGeneratedAt: Date | null;
+  /** Users in the credential report (the root row not counted). */
+  usersScanned: number;
+  findings: Finding[];
+  /** Findings of the report that had cleared by the time the keys were looked up. */
+  stale: StaleFinding[];
+  users: Map<string, UserDetail>;
+  calls: CallCounter;
+}
+
+/**
+ * Read-only: the credential report, the users' paths and tags, the key ids of users with findings,
+ * and (policy.serviceCredentials) the service-specific credentials of all users.
+ */
+export async function scanAccount(
+  deps: ScanDeps,
+  policy: ScanPolicy,
+  options: ReportOptions = {},
+): Promise<ScanResult> {
+  const calls = deps.calls ?? new CallCounter();
+  const log = deps.log ?? (() => {});
+  log('Fetching the IAM credential report');
+  const report = await fetchCredentialReport({ iam: deps.iam, clock: deps.clock, calls }, options);
+  log(`Credential report: ${report.rows.length} rows; reading user paths and tags`);
+  const users = await listUserDetails({ iam: deps.iam, calls });
+  const auditedAt = deps.clock.now();
+  const candidates = evaluateFindings(report.rows, users, {
+    now: auditedAt,
+    thresholds: policy.thresholds,
+    exemptTag: policy.exemptTag,
+  });
+  const withKeys = new Set(candidates.filter((f) => f.type !== 'ROOT_ACCESS_KEY').map((f) => f.userName));
+  log(`${candidates.length} finding(s); looking up the key ids of ${withKeys.size} user(s)`);
+  const resolved = await resolveKeyIds({ iam: deps.iam, calls }, candidates);
+  const { stale } = resolved;
+  let { findings } = resolved;
+  if (policy.serviceCredentials) {
+    log('Listing the service-specific credentials of all users');
+    const credentials = await listServiceCredentials({ iam: deps.iam, calls });
+    const userArns = new Map(report.rows.filter((r) => !r.isRoot).map((r) => [r.user, r.arn]));
+    const serviceFindings = evaluateServiceCredentials(credentials, users, userArns, {
+      now: auditedAt,
+      thresholds: policy.thresholds,
+      exemptTag: policy.exemptTag,
+    });
+    log(`${credentials.length} service-specific credential(s), ${serviceFindings.length} finding(s)`);
+    findings = sortFindings([...findings, ...serviceFindings]);
+  }
+  return {
+    auditedAt,
+    reportGeneratedAt: report.generatedTime,
+    usersScanned: report.rows.filter((r) => !r.isRoot).length,
+    findings,
+    stale,
+    users,
+    calls,
+  };
+}
+
+/** Some actions failed: raised after the alerts went out, so the run shows as failed (and retried). */
+export class AuditActionsFailed extends RekeyError {
+  constructor(failed: ActionOutcome[]) {
+    super(
+      'AuditActionsFailed',
+      `${failed.length} audit action(s) failed: ${failed
+        .slice(0, 5)
+        .map((a) => `${a.kind} ${a.userName} ${credentialIdOf(a) ?? ''}: ${a.detail}`)
+        .join('; ')}`,
+    );
+  }
+}
+
+export interface AuditDeps extends ScanDeps {
+  sns: SNSClient;
+  eventBridge: EventBridgeClient;
+  securityHub: SecurityHubClient;
+  starter: RotationStarter;
+  account: AccountContext;
+  topicArn: string;
+  eventBusName: string;
+}
+
+/** A retried or given-up rotation, as the summary lists it. */
+export interface RotationAttemptSummary {
+  userName: string;
+  /** The access key id, or the service-specific credential id (with serviceName). */
+  credentialId: string | null;
+  serviceName?: ServiceName;
+  /** The attempt started (retried) or the last one that failed (given up). */
+  attempt: number;
+  executionName: string | null;
+  /** How the attempts before it (given up: all of them) ended, oldest first. */
+  failed: Array<{ executionName: string; status: string; error: string | null }>;
+}
+
+/** The summary's lists stop here (their counts are in `rotations`): a Lambda answer is at most 6 MB. */
+export const SUMMARY_MAX_LISTED = 100;
+
+/**
+ * What the Lambda returns and logs: counts, never the findings themselves (10,000 users...); the
+ * rotations retried and given up are listed, since each of those is worth a look.
+ */
+export interface AuditSummary {
+  dryRun: boolean;
+  auditedAt: string;
+  reportGeneratedAt: string | null;
+  usersScanned: number;
+  findings: Record<string, number>;
+  exempt: number;
+  stale: number;
+  rotations: Record<string, number>;
+  /** Rotations started again this run because the attempts before failed (first SUMMARY_MAX_LISTED). */
+  retried: RotationAttemptSummary[];
+  /** Rotations whose maxRotationAttempts attempts all failed: no more retries (first SUMMARY_MAX_LISTED). */
+  givenUp: RotationAttemptSummary[];
+  deactivations: Record<string, number>;
+  digestPublished: boolean;
+  eventsPublished: number;
+  securityHub: { imported: number; resolved: number } | null;
+  iamCalls: Record<string, number>;
+  iamScanCalls: number;
+  iamPerFindingCalls: number;
+}
+
+const tally = (actions: readonly ActionOutcome[], kind: ActionOutcome['kind']) => {
+  const counts: Record<string, number> = {};
+  for (const a of actions) if (a.kind === kind) counts[a.status] = (counts[a.status] ?? 0) + 1;
+  return counts;
+};
+
+const listed = (
+  actions: readonly ActionOutcome[],
+  status: ActionOutcome['status'],
+): RotationAttemptSummary[] =>
+  actions
+    .filter((a) => a.kind === 'ROTATION' && a.status === status)
+    .slice(0, SUMMARY_MAX_LISTED)
+    .map((a) => ({
+      userName: a.userName,
+      credentialId: credentialIdOf(a),
+      ...(a.serviceName ? { serviceName: a.serviceName } : {}),
+      attempt: a.attempt ?? 1,
+      executionName: a.executionName ?? null,
+      failed: (a.failedAttempts ?? []).map((f) => ({
+        executionName: f.executionName,
+        status: f.status,
+        error: f.error,
+      })),
+    }));
+
+export async function runAudit(
+  deps: AuditDeps,
+  policy: AuditPolicy,
+  options: { dryRun?: boolean } & ReportOptions = {},
+): Promise<AuditSummary> {
+  const dryRun = options.dryRun ?? false;
+  const scan = await scanAccount(deps, policy, options);
+  const { calls } = scan;
+  const actions = await applyActions(
+    { iam: deps.iam, starter: deps.starter, clock: deps.clock, calls },
+    scan.findings,
+    scan.users,
+    policy,
+    { dryRun },
+  );
+  const report: AuditReport = {
+    auditedAt: scan.auditedAt,
+    accountId: deps.account.accountId,
+    reportGeneratedAt: scan.reportGeneratedAt,
+    usersScanned: scan.usersScanned,
+    findings: scan.findings,
+    stale: scan.stale,
+    actions,
+    thresholds: policy.thresholds,
+    policy,
+    dryRun,
+  };
+  // A dry run reports through its return value only.
+  const alerts = dryRun
+    ? { digestPublished: false, eventsPublished: 0 }
+    : await publishAlerts(
+        {
+          sns: deps.sns,
+          eventBridge: deps.eventBridge,
+          clock: deps.clock,
+          topicArn: deps.topicArn,
+          eventBusName: deps.eventBusName,
+        },
+        report,
+      );
+  const securityHub =
+    policy.securityHub && !dryRun
+      ? await syncSecurityHub({ securityHub: deps.securityHub, clock: deps.clock }, scan.findings, {
+          ctx: deps.account,
+          thresholds: policy.thresholds,
+          actions,
+        })
+      : null;
+  const summary: AuditSummary = {
+    dryRun,
+    auditedAt: scan.auditedAt.toISOString(),
+    reportGeneratedAt: scan.reportGeneratedAt?.toISOString() ?? null,
+    usersScanned: scan.usersScanned,
+    findings: countsByType(scan.findings),
+    exempt: scan.findings.filter((f) => isActiveExemption(f.exemption)).length,
+    stale: scan.stale.length,
+    rotations: tally(actions, 'ROTATION'),
+    retried: listed(actions, 'RETRIED'),
+    givenUp: listed(actions, 'GIVEN_UP'),
+    deactivations: tally(actions, 'DEACTIVATION'),
+    ...alerts,
+    securityHub,
+    iamCalls: calls.toJSON(),
+    iamScanCalls: calls.scanCalls,
+    iamPerFindingCalls: calls.perFindingCalls,
+  };
+  const failed = actions.filter((a) => a.status === 'FAILED');
+  if (failed.length) {
+    deps.log?.(`audit finished with failures: ${JSON.stringify(summary)}`);
+    throw new AuditActionsFailed(failed);
+  }
+  return summary;
+}
