@@ -40,7 +40,7 @@ export interface StartMotoOptions {
   python?: string;
 }
 
-/** What to type when moto is missing (DESIGN.md: moto 5 with its server extra). */
+/** What to type when moto is missing (moto 5 with its server extra: docs/testing.md). */
 export const MOTO_INSTALL_HINT = 'python3 -m pip install "moto[server]>=5,<6"';
 
 const CLOCK_SCRIPT = fileURLToPath(new URL('./moto-clock.py', import.meta.url));

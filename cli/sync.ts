@@ -96,7 +96,7 @@ export async function syncCredentials(flags: SyncFlags, deps: SyncDeps = {}): Pr
   const client = deps.secrets ?? new SecretsManagerClient({});
   let key: z.infer<typeof StoredKey>;
   try {
-    // An explicit stage: after a stage move a plain read can return the previous value (DESIGN.md).
+    // An explicit stage: after a stage move a plain read can return the previous value (docs/design.md, the rules measured against how AWS behaves).
     const out = await client.send(
       new GetSecretValueCommand({ SecretId: flags.secretId, VersionStage: 'AWSCURRENT' }),
     );

@@ -19,7 +19,7 @@ const listFrom = z.string().transform((v) =>
 /**
  * The most attempts the audit makes of one rotation. One digit, so that the attempt suffix of an
  * execution name (`-<n>`) is at most two characters: the names of every attempt fit Step
- * Functions' 80 (domain/audit/actions.ts executionNameFor).
+ * Functions' 80 (lambdas/audit/actions.ts executionNameFor).
  */
 export const MAX_ROTATION_ATTEMPTS = 9;
 
@@ -49,7 +49,7 @@ export const RekeyEnvSchema = z.object({
   REKEY_LOCK_TABLE: z.string().min(1),
   /** How long a lock is honoured if its execution never releases it (the state machine timeout). */
   REKEY_LOCK_TTL_SECONDS: intFrom(60, 400 * 86400).default(60 * 86400),
-  /** A user carrying this tag is not rotated while the exemption holds (see domain/exemption.ts). */
+  /** A user carrying this tag is not rotated while the exemption holds (see lambdas/shared/exemption.ts). */
   REKEY_EXEMPT_TAG: z.string().min(1).default('rekey:exempt'),
   /** Comma-separated user names rekey must never touch (break-glass, automation). */
   REKEY_PROTECTED_USERS: listFrom.default([]),
@@ -79,7 +79,7 @@ export const RekeyEnvSchema = z.object({
    */
   REKEY_CLEANUP_SETTLE_SECONDS: intFrom(0, 900),
 
-  // The scheduled audit (lambdas/audit; ages and idle times are whole days, see domain/audit/findings.ts).
+  // The scheduled audit (lambdas/audit; ages and idle times are whole days, see lambdas/audit/findings.ts).
   /** An active key older than this many days is OLD_KEY (IAM.3: "rotated every 90 days or less"). */
   REKEY_MAX_KEY_AGE_DAYS: intFrom(1, 3650).default(90),
   /** An active key not used for this many days or more (never used: created that long ago) is UNUSED_KEY. */

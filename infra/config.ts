@@ -152,7 +152,7 @@ export const RekeyConfigSchema = z
     consumerTag: z.union([z.string().min(1).max(128), z.literal(false)]).default('rekey:consumers'),
 
     // The scheduled audit (infra/constructs/audit.ts). Ages and idle times are whole days; the
-    // exact boundaries are in lambdas/shared/domain/audit/findings.ts.
+    // exact boundaries are in lambdas/audit/findings.ts.
     /**
      * When the audit runs: an EventBridge Scheduler expression, `cron(minutes hours day-of-month
      * month day-of-week year)` with one of the two day fields `?`, read in auditScheduleTimezone;
@@ -366,7 +366,7 @@ export const HANDLER_OVERHEAD_SECONDS = 10;
 
 /**
  * The sleeps of the verify loop when every attempt fails: baseDelay * 2^(n-1) between attempts n
- * and n+1 (lambdas/shared/domain/authenticate.ts, verify.ts).
+ * and n+1 (lambdas/shared/authenticate.ts, lambdas/rotation/verify-new-key/verify-new-key.ts).
  */
 export function verifySleepMs(c: Pick<RekeyConfig, 'verifyAttempts' | 'verifyBaseDelayMs'>): number {
   return c.verifyBaseDelayMs * (2 ** (c.verifyAttempts - 1) - 1);
@@ -420,7 +420,7 @@ export interface RekeyResources {
   readonly secretReaderRoles?: string;
 }
 
-/** Every variable a rotation step declares in STEPS (lambdas/shared/steps.ts). */
+/** Every variable a rotation step declares in STEPS (contract/functions.ts). */
 export type StepEnvKey = (typeof STEPS)[keyof typeof STEPS]['env'][number];
 
 /** The rotation steps' variables that may be absent: each is left out when it is off or unknown. */
@@ -435,7 +435,7 @@ type OptionalStepEnvKey = 'REKEY_OPT_IN_TAG' | 'REKEY_CONSUMER_TAG' | 'REKEY_SEC
 export type RotationEnvVars = Required<Pick<RekeyEnvVars, Exclude<StepEnvKey, OptionalStepEnvKey>>> &
   Pick<RekeyEnvVars, OptionalStepEnvKey>;
 
-/** The environment contract (lambdas/shared/env.ts) of the rotation steps, for this configuration. */
+/** The environment contract (contract/env.ts) of the rotation steps, for this configuration. */
 export function lambdaEnvironment(config: RekeyConfig, resources: RekeyResources): RotationEnvVars {
   return {
     REKEY_SECRET_PREFIX: config.secretPrefix,
@@ -473,7 +473,7 @@ export interface AuditResources {
 export type AuditEnvVars = Required<Pick<RekeyEnvVars, Exclude<AuditEnvKey, 'REKEY_OPT_IN_TAG'>>> &
   Pick<RekeyEnvVars, 'REKEY_OPT_IN_TAG'>;
 
-/** The environment contract (lambdas/audit/env.ts AUDIT_ENV) of the audit, for this configuration. */
+/** The environment contract (contract/functions.ts AUDIT_ENV) of the audit, for this configuration. */
 export function auditEnvironment(config: RekeyConfig, resources: AuditResources): AuditEnvVars {
   return {
     REKEY_MAX_KEY_AGE_DAYS: String(config.maxKeyAgeDays),

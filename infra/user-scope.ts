@@ -2,7 +2,7 @@
  * Which IAM users rekey may touch, as IAM policy: users under the configured path (the Resource of
  * every IAM statement), carrying the opt-in tag when one is configured (a condition on the
  * actions that change keys), never a protected user (an explicit Deny). The Lambdas enforce the
- * same rules in code (lambdas/shared/domain/plan.ts); the policies hold even if the code did not.
+ * same rules in code (lambdas/rotation/plan/plan.ts); the policies hold even if the code did not.
  */
 import { ArnFormat, type Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';

@@ -85,7 +85,7 @@ export class ExecutionCleanup extends Construct {
     });
     this.rule.addTarget(
       new targets.LambdaFunction(cleanupFunction, {
-        // The cleanup's input, the same shape the failure path gives it (lambdas/shared/schemas.ts
+        // The cleanup's input, the same shape the failure path gives it (contract/schemas.ts
         // CleanupInput): the event's detail carries the execution input as JSON text.
         event: events.RuleTargetInput.fromObject({
           executionArn: events.EventField.fromPath('$.detail.executionArn'),

@@ -42,7 +42,7 @@ const jsonNull = () => Lazy.any({ produce: () => null });
 
 export interface RotationStateMachineProps {
   /**
-   * One Lambda per workflow step (lambdas/shared/steps.ts).
+   * One Lambda per workflow step (contract/functions.ts).
    * @default - required
    */
   readonly functions: Readonly<Record<StepName, lambda.IFunction>>;
@@ -59,7 +59,7 @@ export interface RotationStateMachineProps {
 }
 
 /**
- * The rotation workflow of DESIGN.md as a Standard, JSONPath-only state machine whose Tasks
+ * The rotation workflow of docs/design.md as a Standard, JSONPath-only state machine whose Tasks
  * all invoke Lambdas directly (Resource = function ARN): exactly what the local engine runs.
  */
 export class RotationStateMachine extends Construct {

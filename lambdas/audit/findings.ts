@@ -22,7 +22,7 @@
  * UNUSED_KEY: IAM records no last use for them (no API, no report column), so idleDays and
  * lastUsedDate are null rather than a guess.
  *
- * Exemptions: a user tagged with the exempt tag (domain/exemption.ts) keeps its findings, marked
+ * Exemptions: a user tagged with the exempt tag (lambdas/shared/exemption.ts) keeps its findings, marked
  * with `exemption` ({reason, until, expired}); while it holds they are reported but never acted
  * on. An expired exemption no longer exempts: the findings carry `expired: true` and are acted on.
  */
@@ -281,7 +281,7 @@ export function sortFindings(findings: Finding[]): Finding[] {
 }
 
 /**
- * The five contract fields of DESIGN.md (`rekey audit --json`); a service credential's finding
+ * The five contract fields of `rekey audit --json` (docs/audit.md); a service credential's finding
  * also has `serviceName` and `serviceSpecificCredentialId` (its accessKeyId is null), so a
  * consumer of the five fields is unaffected by access-key findings and can tell the kinds apart.
  */

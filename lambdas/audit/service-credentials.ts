@@ -6,7 +6,7 @@
  * pass per service in SERVICE_NAMES costs O(pages) calls, not a call per user. It cannot filter by
  * user path or tag, so the audit's scope (path, opt-in tag, protected users, exemptions) is applied
  * afterwards, by the same code as for access keys (findings.ts, actions.ts `refusal`).
- * The pages come from the IAM paginator the SDK does not generate (../iam-paginators.ts).
+ * The pages come from the IAM paginator the SDK does not generate (lambdas/shared/iam-paginators.ts).
  *
  * The answer holds no secret: ServiceSpecificCredentialMetadata has no password or API key.
  */

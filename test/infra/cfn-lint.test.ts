@@ -1,6 +1,6 @@
 /**
  * cfn-lint on the synthesized templates: zero errors and zero warnings. W3005 alone is configured
- * away, with its reason, in .cfnlintrc. cfn-lint is a Python tool (TOOLCHAIN.md); when it is
+ * away, with its reason, in .cfnlintrc. cfn-lint is a Python tool (docs/testing.md, CI); when it is
  * missing this test fails and says how to install it: a gate that silently skips is no gate.
  * One cfn-lint run lints every template (each run costs seconds of start-up).
  */

@@ -5,6 +5,8 @@ import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  type FunctionName,
+  functionFolder,
   HANDLER_METADATA_KEY,
   LAMBDA_METADATA_KEY,
   STEP_NAMES,
@@ -41,11 +43,11 @@ describe('the rekey functions', () => {
   it('every function, the audit included, names its handler folder in its rekey:lambda metadata', () => {
     // Local runs against an emulator find each Lambda's role by this name (cli/deployed-roles.ts).
     const named = logicalIds(resources, 'AWS::Lambda::Function').map(
-      (id) => resources[id]?.Metadata?.[LAMBDA_METADATA_KEY],
+      (id) => resources[id]?.Metadata?.[LAMBDA_METADATA_KEY] as FunctionName,
     );
     expect(named.sort()).toEqual([...STEP_NAMES, 'audit'].sort());
     for (const name of named)
-      expect(existsSync(join('lambdas', String(name), 'index.ts')), String(name)).toBe(true);
+      expect(existsSync(join('lambdas', functionFolder(name), 'index.ts')), String(name)).toBe(true);
   });
 
   it.each(STEP_NAMES)('%s runs nodejs24.x on arm64 with JSON logs, X-Ray and 256 MB', (step) => {

@@ -46,7 +46,7 @@ export const LOCK_TABLE = 'rekey-locks';
 export const KMS_KEY_ID = `arn:aws:kms:us-east-1:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
 export const TOPIC_ARN = `arn:aws:sns:us-east-1:${ACCOUNT}:rekey-notifications`;
 
-/** The eligibility rules of the steps that re-check them (domain/eligibility.ts): the defaults, one protected user. */
+/** The eligibility rules of the steps that re-check them (lambdas/shared/eligibility.ts): the defaults, one protected user. */
 export const ELIGIBILITY = {
   REKEY_EXEMPT_TAG: 'rekey:exempt',
   REKEY_PROTECTED_USERS: ['BreakGlass'],

@@ -59,7 +59,7 @@ export interface Tree {
 /**
  * Whether `path`, named in the file `from` (both repository-relative), names a file or folder of
  * the tree: relative to the repository root, relative to `from`'s folder, or, for a partial path
- * (`domain/keys.ts`, `keys.ts`), as the end of an existing path.
+ * (`lambdas/shared/keys.ts`, `keys.ts`), as the end of an existing path.
  */
 export function resolves(path: string, from: string, tree: Tree): boolean {
   const clean = path.replace(/\/$/, '');

@@ -1,10 +1,10 @@
 /**
  * The audit end to end against the moto emulator: 220 users whose keys were created and last used
- * at chosen days in the past (moto's clock moved by test/support/moto-clock.py), covering every
+ * at chosen days in the past (moto's clock moved by cli/moto-clock.py), covering every
  * finding type moto can produce and each boundary; then the audit runs with the real "now".
  *
  * moto's credential report has no `<root_account>` row, so ROOT_ACCESS_KEY is covered by the unit
- * tests (test/unit/audit/findings.test.ts) only.
+ * tests (test/lambdas/audit/findings.test.ts) only.
  */
 import { DeleteAccessKeyCommand, ListAccessKeysCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
 import { GetFindingsCommand } from '@aws-sdk/client-securityhub';

@@ -6,7 +6,7 @@
  *
  * Only obviously bad requests belong here: a rule that refused a legitimate input would be a bug.
  * The accepted neighbours of these cases (64 characters, every allowed punctuation mark, dryRun
- * false, a 256-character reason) are checked in test/unit/lambdas/plan.test.ts.
+ * false, a 256-character reason) are checked in test/lambdas/rotation/plan/plan.test.ts.
  */
 
 /** A state-machine execution input and how the plan step must word its refusal. */

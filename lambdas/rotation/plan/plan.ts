@@ -99,7 +99,7 @@ export type Nouns = Pick<CredentialKind, 'noun' | 'plural'>;
 const ACCESS_KEYS: Nouns = { noun: 'access key', plural: 'access keys' };
 
 /**
- * The decision table of DESIGN.md, as a pure function of the user's keys (or its service-specific
+ * The decision table of docs/design.md, as a pure function of the user's keys (or its service-specific
  * credentials for one service: the same table, the same stop reasons, other words). A
  * credential without last-use data counts as never used only where that is safe: an orphan's
  * secret was never stored; an extra Inactive credential, whose past use nobody can show, is left

@@ -6,7 +6,7 @@
  * constructs at cold start) only the clients it uses.
  *
  * These limits also bound how long a step can run: each step's Lambda timeout is derived from
- * them (worstCaseCallMs, and the call counts in lambdas/shared/steps.ts), so that a Lambda is
+ * them (worstCaseCallMs, and the call counts in contract/functions.ts), so that a Lambda is
  * never killed half-way through its calls, its compensation included.
  */
 import { invocationCredentials } from './invocation.ts';

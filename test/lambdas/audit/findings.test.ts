@@ -218,7 +218,7 @@ describe('order and contract', () => {
     ]);
   });
 
-  it('the contract view has exactly the five fields of DESIGN.md', () => {
+  it('the contract view has exactly the five fields of docs/audit.md', () => {
     const [f] = evaluate([{ user: 'u', key1: { created: 100, used: 3 } }]);
     expect(f && Object.keys(contractView(f))).toEqual([
       'type',
