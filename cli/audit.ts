@@ -46,6 +46,7 @@ import {
   runInInvocation,
 } from '../lambdas/shared/clients/invocation.ts';
 import { type Clock, systemClock } from '../lambdas/shared/clock.ts';
+import { nameOperationOnFailure } from './unsupported-operation.ts';
 
 /** Exit code when a finding of a --fail-on type exists. */
 export const EXIT_FINDINGS = 3;
@@ -173,6 +174,8 @@ async function audit(flags: AuditFlags, deps: AuditCommandDeps): Promise<void> {
   if (!iam) {
     iam = new IAMClient({ maxAttempts: 5, ...(invocation ? { credentials: invocationCredentials } : {}) });
     if (invocation) bindToInvocations(iam, 'iam');
+    // An endpoint without an API the scan calls is then named in cli/main.ts's error message.
+    nameOperationOnFailure(iam);
   }
   const calls = new CallCounter();
   const started = Date.now();

@@ -16,6 +16,7 @@ import { rotationInputProblems, SERVICE_NAMES, ServiceName } from '../contract/s
 import { auditCommand } from './audit.ts';
 import type { JsonValue } from './local-runner.ts';
 import { paintFor } from './progress.ts';
+import { unsupportedOperationMessage } from './unsupported-operation.ts';
 
 /** A problem with what the user typed: reported on stderr, exit 1, nothing called. */
 export class UsageError extends Error {
@@ -390,7 +391,10 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   } catch (error) {
     // Commander has already printed its message (usage errors on stderr, help and version on stdout).
     if (error instanceof CommanderError) return SUCCESS_CODES.has(error.code) ? 0 : 1;
-    process.stderr.write(`rekey: ${error instanceof Error ? error.message : String(error)}\n`);
+    // An emulator lacking an API: name the operation (and its switch) instead of the SDK's parse error.
+    const message =
+      unsupportedOperationMessage(error) ?? (error instanceof Error ? error.message : String(error));
+    process.stderr.write(`rekey: ${message}\n`);
     return 1;
   }
 }

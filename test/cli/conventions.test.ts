@@ -197,8 +197,15 @@ describe('exit codes reported by the commands themselves', () => {
 
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
-    // moto answers the unimplemented operation with an HTML error page, which fails the run.
+    // moto answers the unimplemented operation with an HTML error page, which fails the run; the
+    // error names the operation and the flag, not the SDK's failure to parse the page.
     expect(run.stderr).toContain('Listing the service-specific credentials of all users');
+    expect(run.stderr).toContain(
+      `rekey: the endpoint ${moto.endpoint} does not implement IAM ListServiceSpecificCredentials ` +
+        "(it answered HTTP 500 text/html, not IAM's protocol); turn that call off with " +
+        '--no-service-credentials (or REKEY_AUDIT_SERVICE_CREDENTIALS=false)\n',
+    );
+    expect(run.stderr).not.toMatch(/XML parse error|Deserialization error/);
   });
 
   it('rekey audit --json exits 0 and prints only the findings document on stdout', async () => {
