@@ -124,6 +124,39 @@ export function countRequests(client: IAMClient): Map<string, number> {
   return counts;
 }
 
+/**
+ * GetAccountAuthorizationDetails as real IAM pages it (at most MaxItems users a page, default 100,
+ * an opaque Marker), on top of moto, which answers every user in one page whatever MaxItems says.
+ * A middleware on the client: the first page asks moto for everything, later pages are cut from
+ * that answer, so each page is one request as the client (and its counters) see it.
+ */
+export function pageAuthorizationDetails(client: IAMClient): void {
+  let all: { UserDetailList?: unknown[]; $metadata: object } | undefined;
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName !== 'GetAccountAuthorizationDetailsCommand') return next(args);
+      const input = args.input as { MaxItems?: number; Marker?: string };
+      if (input.Marker === undefined || all === undefined) {
+        const { MaxItems: _max, Marker: _marker, ...rest } = input;
+        const answer = await next({ ...args, input: rest });
+        all = answer.output as { UserDetailList?: unknown[]; $metadata: object };
+      }
+      const users = all.UserDetailList ?? [];
+      const start = Number(input.Marker ?? 0);
+      const end = start + (input.MaxItems ?? 100);
+      const truncated = end < users.length;
+      const output = {
+        ...all,
+        UserDetailList: users.slice(start, end),
+        IsTruncated: truncated,
+        ...(truncated ? { Marker: String(end) } : { Marker: undefined }),
+      };
+      return { output: output as typeof all & { $metadata: object }, response: {} };
+    },
+    { step: 'initialize', name: 'rekeyTestPagedAuthorizationDetails' },
+  );
+}
+
 /** Runs `fn` over items, `concurrency` at a time. */
 export async function pool<T>(
   items: readonly T[],
