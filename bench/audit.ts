@@ -6,15 +6,18 @@
  * a fresh IAM client whose requests are counted as they leave it. With --per-user, the per-user
  * scan of other tools runs too, for comparison (slow on the emulator: minutes at 10,000 users).
  */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GenerateCredentialReportCommand, IAMClient } from '@aws-sdk/client-iam';
 import { scanAccount } from '../lambdas/audit/audit.ts';
 import { CallCounter } from '../lambdas/audit/calls.ts';
 import { DEFAULT_THRESHOLDS } from '../lambdas/audit/findings.ts';
+import { DynamoKeyIdCache } from '../lambdas/audit/key-id-cache.ts';
 import { KEY_LOOKUP_CONCURRENCY } from '../lambdas/audit/users.ts';
 import { systemClock } from '../lambdas/shared/clock.ts';
 import {
   type AuditWorld,
   countRequests,
+  createKeyIdCacheTable,
   pageAuthorizationDetails,
   SCALE_FINDING_USERS,
   startAuditWorld,
@@ -67,15 +70,17 @@ interface Expected {
   unused: number;
 }
 
-async function runRekey(world: AuditWorld, expected: Expected): Promise<Run> {
+async function runRekey(world: AuditWorld, expected: Expected, cacheTable: string): Promise<Run> {
   const iam = awsClient(IAMClient, world.moto.endpoint);
+  const dynamodb = awsClient(DynamoDBClient, world.moto.endpoint);
+  const keyIdCache = new DynamoKeyIdCache({ dynamodb, tableName: cacheTable, clock: systemClock });
   const requests = countRequests(iam);
   pageAuthorizationDetails(iam);
   const calls = new CallCounter();
   try {
     const started = performance.now();
     const scan = await scanAccount(
-      { iam, clock: systemClock, calls },
+      { iam, clock: systemClock, calls, keyIdCache },
       // The emulator lacks ListServiceSpecificCredentials (with it on, rekey adds one call per
       // 1,000 credentials and service, 2 at least).
       { thresholds: THRESHOLDS, exemptTag: 'rekey:exempt', serviceCredentials: false },
@@ -84,6 +89,7 @@ async function runRekey(world: AuditWorld, expected: Expected): Promise<Run> {
     const old = scan.findings.filter((f) => f.type === 'OLD_KEY').length;
     const unused = scan.findings.filter((f) => f.type === 'UNUSED_KEY').length;
     const withoutId = scan.findings.filter((f) => f.accessKeyId === null).length;
+    if (keyIdCache.stats.failures) throw new Error('the key-id cache failed: the run measured no cache');
     if (
       scan.usersScanned !== expected.users ||
       old !== expected.old ||
@@ -100,6 +106,7 @@ async function runRekey(world: AuditWorld, expected: Expected): Promise<Run> {
     return { calls: sent, ms, byOperation: calls.toJSON() };
   } finally {
     iam.destroy();
+    dynamodb.destroy();
   }
 }
 
@@ -163,9 +170,14 @@ export async function auditBench(options: AuditBenchOptions): Promise<void> {
       fresh = wantFresh;
       // Every old-bulk user's key is old and unused; 10 fixed users are old, 10 unused.
       const expected = { users: size, old: 10 + old, unused: 10 + old };
-      const cold = await runRekey(world, expected);
+      // An empty cache table per size: the first run is cold, the second warm.
+      const cacheTable = `rekey-bench-key-ids-${size}`;
+      const dynamodb = awsClient(DynamoDBClient, world.moto.endpoint);
+      await createKeyIdCacheTable(dynamodb, cacheTable);
+      dynamodb.destroy();
+      const cold = await runRekey(world, expected, cacheTable);
       progress(`(a) ${count(size)} users: cold run ${count(cold.calls)} IAM calls in ${seconds(cold.ms)}`);
-      const warm = await runRekey(world, expected);
+      const warm = await runRekey(world, expected, cacheTable);
       progress(`(a) ${count(size)} users: warm run ${count(warm.calls)} IAM calls in ${seconds(warm.ms)}`);
       const result: SizeResult = { users: size, findingUsers, cold, warm };
       if (options.perUser) {
@@ -208,7 +220,8 @@ function printAudit(results: SizeResult[], options: AuditBenchOptions): void {
     ),
     'One seeded moto server (request signing off) answering GetAccountAuthorizationDetails in pages of 1,000',
     `users as IAM does; each run with a fresh IAM client whose requests are counted. At each size the cold run`,
-    'comes first, then the warm run (the next scheduled audit: same keys, nothing rotated). Every user has one',
+    'comes first (an empty key-id cache table), then the warm run (the next scheduled audit: same keys, nothing',
+    'rotated; the cache filled by the cold run). Every user has one',
     `key; ${FIXED_FINDING_USERS.length} users have a finding at every size (10 old, 10 unused), the others with findings one key`,
     `${OLD_KEY_DAYS} days old and never used (OLD_KEY and UNUSED_KEY), and every finding had its key id.`,
     '',

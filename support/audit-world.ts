@@ -12,6 +12,7 @@
  * the rotation workflow's steps do. Roles are not in the credential report, so the account the
  * audit sees is exactly the seeded one.
  */
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   EventBridgeClient,
   type PutEventsRequestEntry,
@@ -58,6 +59,7 @@ import { auditEnvironment, loadConfig } from '../infra/config.ts';
 import { SfnRotationStarter } from '../lambdas/audit/actions.ts';
 import { type AuditPolicy, type AuditSummary, auditPolicyFromEnv, runAudit } from '../lambdas/audit/audit.ts';
 import { CallCounter } from '../lambdas/audit/calls.ts';
+import { DynamoKeyIdCache } from '../lambdas/audit/key-id-cache.ts';
 import { accountContextFromArn } from '../lambdas/audit/security-hub.ts';
 import {
   bindToInvocations,
@@ -69,6 +71,27 @@ import { type MotoClockServer, startMotoWithClock } from '../test/support/moto-c
 import { ANY_CREDENTIALS, awsClient, clientSettings, TEST_REGION } from './aws.ts';
 
 export const ACCOUNT = '123456789012';
+
+/**
+ * Creates the audit's key-id cache table (infra/constructs/audit.ts) in the emulator: the same
+ * keys, and the table name the audit's environment then names.
+ */
+export async function createKeyIdCacheTable(dynamodb: DynamoDBClient, tableName: string): Promise<void> {
+  await dynamodb.send(
+    new CreateTableCommand({
+      TableName: tableName,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [
+        { AttributeName: 'userName', AttributeType: 'S' },
+        { AttributeName: 'keyCreated', AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: 'userName', KeyType: 'HASH' },
+        { AttributeName: 'keyCreated', KeyType: 'RANGE' },
+      ],
+    }),
+  );
+}
 
 export interface KeySpec {
   createdDaysAgo: number;
@@ -247,6 +270,9 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
   const sqs = client(SQSClient);
   const events = client(EventBridgeClient);
   const securityHub = client(SecurityHubClient);
+  const dynamodb = client(DynamoDBClient);
+  const keyIdCacheTable = 'rekey-audit-key-ids';
+  await createKeyIdCacheTable(dynamodb, keyIdCacheTable);
 
   const stateMachineArn =
     (
@@ -426,7 +452,11 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
         auditServiceCredentials: options.serviceCredentials !== undefined,
         ...rawConfig,
       };
-      const variables = auditEnvironment(loadConfig(config), { stateMachineArn, topicArn });
+      const variables = auditEnvironment(loadConfig(config), {
+        stateMachineArn,
+        topicArn,
+        keyIdCacheTable,
+      });
       const env = loadEnv(AUDIT_ENV, variables);
       const policy = auditPolicyFromEnv(env);
       const roles = deployedRoles(emulator, {
@@ -456,6 +486,12 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
       bindToInvocations(runSecurityHub, 'securityhub');
       const runSfn = new SFNClient(settings);
       bindToInvocations(runSfn, 'states');
+      const runDynamodb = new DynamoDBClient(settings);
+      bindToInvocations(runDynamodb, 'dynamodb');
+      const cacheTable = env.REKEY_KEY_ID_CACHE_TABLE;
+      const keyIdCache = cacheTable
+        ? new DynamoKeyIdCache({ dynamodb: runDynamodb, tableName: cacheTable, clock: systemClock })
+        : undefined;
       const requests = countRequests(runIam);
       const answer = options.serviceCredentials;
       if (answer)
@@ -482,6 +518,7 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
               calls,
               topicArn,
               eventBusName: 'default',
+              ...(keyIdCache ? { keyIdCache } : {}),
             },
             policy,
             { ...(options.dryRun === undefined ? {} : { dryRun: options.dryRun }) },
@@ -490,7 +527,7 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
         return { summary, calls, requests, policy };
       } finally {
         await moto.disableAuth();
-        for (const c of [runIam, runSns, runEvents, runSecurityHub, runSfn]) c.destroy();
+        for (const c of [runIam, runSns, runEvents, runSecurityHub, runSfn, runDynamodb]) c.destroy();
       }
     },
     async executionNames() {
@@ -515,7 +552,17 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
       return (await receiveAll(eventQueue.url)).map((b) => JSON.parse(b));
     },
     async stop() {
-      for (const c of [iam, sfn, sns, sqs, events, securityHub, emulator.admin.iam, emulator.admin.sts])
+      for (const c of [
+        iam,
+        sfn,
+        sns,
+        sqs,
+        events,
+        securityHub,
+        dynamodb,
+        emulator.admin.iam,
+        emulator.admin.sts,
+      ])
         c.destroy();
       await moto.stop();
     },

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { loadEnv } from '../../contract/env.ts';
 import { AUDIT_ENV } from '../../contract/functions.ts';
+import { dynamodb } from '../shared/clients/dynamodb.ts';
 import { eventBridge } from '../shared/clients/event-bridge.ts';
 import { iam } from '../shared/clients/iam.ts';
 import { securityHub } from '../shared/clients/security-hub.ts';
@@ -15,6 +16,7 @@ import { makeHandler } from '../shared/handler.ts';
 import { logger } from '../shared/logger.ts';
 import { SfnRotationStarter } from './actions.ts';
 import { auditPolicyFromEnv, runAudit } from './audit.ts';
+import { DynamoKeyIdCache } from './key-id-cache.ts';
 import { accountContextFromArn } from './security-hub.ts';
 
 export const AuditRequest = z.strictObject({
@@ -28,6 +30,12 @@ const account = accountContextFromArn(env.REKEY_STATE_MACHINE_ARN);
 const starter = new SfnRotationStarter(sfn, env.REKEY_STATE_MACHINE_ARN);
 
 export const handler = makeHandler(AuditRequest, async (input) => {
+  const log = (message: string) => logger.info(message);
+  const cacheTable = env.REKEY_KEY_ID_CACHE_TABLE;
+  // A new one per run: its counts are this run's.
+  const keyIdCache = cacheTable
+    ? new DynamoKeyIdCache({ dynamodb, tableName: cacheTable, clock: systemClock, log })
+    : undefined;
   const summary = await runAudit(
     {
       iam,
@@ -39,7 +47,8 @@ export const handler = makeHandler(AuditRequest, async (input) => {
       clock: systemClock,
       topicArn: env.REKEY_TOPIC_ARN,
       eventBusName: env.REKEY_EVENT_BUS_NAME,
-      log: (message) => logger.info(message),
+      log,
+      ...(keyIdCache ? { keyIdCache } : {}),
     },
     policy,
     { dryRun: input.dryRun ?? false },
