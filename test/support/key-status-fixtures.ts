@@ -4,6 +4,8 @@
  * the old and new access keys, and the mocked IAM they start from. Not a test file.
  */
 import { DeleteAccessKeyCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeAll, beforeEach } from 'vitest';
 import type { DeactivateDeps } from '../../lambdas/rotation/deactivate-old-key/deactivate-old-key.ts';
 import { iam } from '../../lambdas/shared/clients.ts';
 import {
@@ -17,6 +19,7 @@ import {
   NEW_KEY_ID,
   OLD_KEY_CREATED,
   OLD_KEY_ID,
+  silenceLogs,
 } from './lambda-fixtures.ts';
 
 /** IAM, a fake clock, the default eligibility rules and a 60 s last-used grace. */
@@ -37,10 +40,18 @@ export const oldKeyFixture = (status: KeyFixture['status'], lastUsed: Date | nul
   lastUsed,
 });
 
-/** A fresh IAM mock: USER eligible, and UpdateAccessKey and DeleteAccessKey succeed. */
-export function resetStatusMocks(iamMock: IamMock): void {
-  iamMock.reset();
-  mockEligibleUser(iamMock);
-  iamMock.on(UpdateAccessKeyCommand).resolves({});
-  iamMock.on(DeleteAccessKeyCommand).resolves({});
+/**
+ * The mocked IAM of a key-status step's test file; before each test it is reset, USER is eligible,
+ * and UpdateAccessKey and DeleteAccessKey succeed.
+ */
+export function statusIamMock(): IamMock {
+  const iamMock = mockClient(iam);
+  beforeAll(silenceLogs);
+  beforeEach(() => {
+    iamMock.reset();
+    mockEligibleUser(iamMock);
+    iamMock.on(UpdateAccessKeyCommand).resolves({});
+    iamMock.on(DeleteAccessKeyCommand).resolves({});
+  });
+  return iamMock;
 }

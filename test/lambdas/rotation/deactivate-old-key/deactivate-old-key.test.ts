@@ -4,17 +4,15 @@ import {
   ListAccessKeysCommand,
   UpdateAccessKeyCommand,
 } from '@aws-sdk/client-iam';
-import { mockClient } from 'aws-sdk-client-mock';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { OldKeyStillInUse, STILL_IN_USE_ADVICE } from '../../../../contract/errors.ts';
 import { STEPS } from '../../../../contract/functions.ts';
 import { deactivateOldKey } from '../../../../lambdas/rotation/deactivate-old-key/deactivate-old-key.ts';
-import { iam } from '../../../../lambdas/shared/clients.ts';
 import {
   statusDeps as deps,
   newKeyFixture as newKey,
   oldKeyFixture as old,
-  resetStatusMocks,
+  statusIamMock,
 } from '../../../support/key-status-fixtures.ts';
 import {
   callOrder,
@@ -28,15 +26,11 @@ import {
   OLD_KEY_ID,
   QUIET_SINCE,
   rejectionOf,
-  silenceLogs,
   stateWithNewKey,
   USER,
 } from '../../../support/lambda-fixtures.ts';
 
-const iamMock = mockClient(iam);
-
-beforeAll(silenceLogs);
-beforeEach(() => resetStatusMocks(iamMock));
+const iamMock = statusIamMock();
 
 describe('deactivateOldKey', () => {
   it('re-checks the last use, then deactivates the quiet old key and returns when', async () => {

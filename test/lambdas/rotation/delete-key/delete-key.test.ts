@@ -1,15 +1,13 @@
 import { DeleteAccessKeyCommand, GetAccessKeyLastUsedCommand, GetUserCommand } from '@aws-sdk/client-iam';
-import { mockClient } from 'aws-sdk-client-mock';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { UnsafeToDelete } from '../../../../contract/errors.ts';
 import { STEPS } from '../../../../contract/functions.ts';
 import { deleteKey } from '../../../../lambdas/rotation/delete-key/delete-key.ts';
-import { iam } from '../../../../lambdas/shared/clients.ts';
 import {
   statusDeps as deps,
   newKeyFixture as newKey,
   oldKeyFixture as old,
-  resetStatusMocks,
+  statusIamMock,
 } from '../../../support/key-status-fixtures.ts';
 import {
   awsError,
@@ -21,14 +19,10 @@ import {
   OLD_KEY_ID,
   QUIET_SINCE,
   rejectionOf,
-  silenceLogs,
   USER,
 } from '../../../support/lambda-fixtures.ts';
 
-const iamMock = mockClient(iam);
-
-beforeAll(silenceLogs);
-beforeEach(() => resetStatusMocks(iamMock));
+const iamMock = statusIamMock();
 
 describe('deleteKey', () => {
   const deactivatedAt = daysAgo(7);

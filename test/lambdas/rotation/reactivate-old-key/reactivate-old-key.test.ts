@@ -1,13 +1,12 @@
 import { UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
-import { mockClient } from 'aws-sdk-client-mock';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { STEPS } from '../../../../contract/functions.ts';
 import { reactivateOldKey } from '../../../../lambdas/rotation/reactivate-old-key/reactivate-old-key.ts';
 import { iam } from '../../../../lambdas/shared/clients.ts';
 import {
   newKeyFixture as newKey,
   oldKeyFixture as old,
-  resetStatusMocks,
+  statusIamMock,
 } from '../../../support/key-status-fixtures.ts';
 import {
   callOrder,
@@ -16,14 +15,10 @@ import {
   mockKeys,
   OLD_KEY_ID,
   plannedState,
-  silenceLogs,
   USER,
 } from '../../../support/lambda-fixtures.ts';
 
-const iamMock = mockClient(iam);
-
-beforeAll(silenceLogs);
-beforeEach(() => resetStatusMocks(iamMock));
+const iamMock = statusIamMock();
 
 describe('reactivateOldKey', () => {
   it('reactivates an inactive old key', async () => {
