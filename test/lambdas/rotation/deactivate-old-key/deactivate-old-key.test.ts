@@ -3,6 +3,7 @@ import {
   GetUserCommand,
   ListAccessKeysCommand,
   UpdateAccessKeyCommand,
+  UpdateServiceSpecificCredentialCommand,
 } from '@aws-sdk/client-iam';
 import { describe, expect, it } from 'vitest';
 import { OldKeyStillInUse, STILL_IN_USE_ADVICE } from '../../../../contract/errors.ts';
@@ -29,6 +30,12 @@ import {
   stateWithNewKey,
   USER,
 } from '../../../support/lambda-fixtures.ts';
+import {
+  mockListed,
+  NEW_ID,
+  OLD_ID,
+  serviceStateWithNewKey,
+} from '../../../support/service-credential-fixtures.ts';
 
 const iamMock = statusIamMock();
 
@@ -160,6 +167,20 @@ describe('the eligibility re-check right before a key change', () => {
     // Assess
     expect(error.name).toBe('UserProtected');
     expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
+  });
+});
+
+describe('deactivateOldKey: a service-specific credential', () => {
+  it('deactivates the old credential (no last-use data to wait on beyond the adoption wait)', async () => {
+    mockListed(iamMock, [{ id: OLD_ID }, { id: NEW_ID }]);
+    iamMock.on(UpdateServiceSpecificCredentialCommand).resolves({});
+
+    await expect(deactivateOldKey(deps(), serviceStateWithNewKey())).resolves.toEqual({
+      deactivatedAt: NOW.toISOString(),
+    });
+    expect(inputsOf(iamMock.commandCalls(UpdateServiceSpecificCredentialCommand))).toEqual([
+      { UserName: USER, ServiceSpecificCredentialId: OLD_ID, Status: 'Inactive' },
+    ]);
   });
 });
 

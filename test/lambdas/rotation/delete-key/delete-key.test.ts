@@ -1,4 +1,10 @@
-import { DeleteAccessKeyCommand, GetAccessKeyLastUsedCommand, GetUserCommand } from '@aws-sdk/client-iam';
+import {
+  DeleteAccessKeyCommand,
+  DeleteServiceSpecificCredentialCommand,
+  GetAccessKeyLastUsedCommand,
+  GetUserCommand,
+  ListServiceSpecificCredentialsCommand,
+} from '@aws-sdk/client-iam';
 import { describe, expect, it } from 'vitest';
 import { UnsafeToDelete } from '../../../../contract/errors.ts';
 import { STEPS } from '../../../../contract/functions.ts';
@@ -16,11 +22,13 @@ import {
   EXTRA_KEY_ID,
   inputsOf,
   mockKeys,
+  NOW,
   OLD_KEY_ID,
   QUIET_SINCE,
   rejectionOf,
   USER,
 } from '../../../support/lambda-fixtures.ts';
+import { mockListed, NEW_ID, OLD_ID } from '../../../support/service-credential-fixtures.ts';
 
 const iamMock = statusIamMock();
 
@@ -177,6 +185,38 @@ describe('the eligibility re-check right before a key change', () => {
     expect(error.name).toBe('UserOutOfScope');
     expect(error.message).toContain(`stopped before deleting ${OLD_KEY_ID}, which is kept`);
     expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+  });
+});
+
+describe('deleteKey: a service-specific credential', () => {
+  it('deletes an inactive credential known only by its id, listing every service of the user', async () => {
+    mockListed(iamMock, [{ id: OLD_ID, status: 'Inactive' }, { id: NEW_ID }]);
+    iamMock.on(DeleteServiceSpecificCredentialCommand).resolves({});
+
+    await expect(
+      deleteKey(deps(), { userName: USER, accessKeyId: OLD_ID, notUsedSince: NOW.toISOString() }),
+    ).resolves.toEqual({ deleted: true });
+    expect(inputsOf(iamMock.commandCalls(ListServiceSpecificCredentialsCommand))).toEqual([
+      { UserName: USER },
+    ]);
+    expect(inputsOf(iamMock.commandCalls(DeleteServiceSpecificCredentialCommand))).toEqual([
+      { UserName: USER, ServiceSpecificCredentialId: OLD_ID },
+    ]);
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+  });
+
+  it('never deletes an Active credential (UnsafeToDelete)', async () => {
+    mockListed(iamMock, [{ id: OLD_ID }]);
+
+    const error = await rejectionOf(
+      deleteKey(deps(), { userName: USER, accessKeyId: OLD_ID, notUsedSince: null }),
+    );
+
+    expect(error).toBeInstanceOf(UnsafeToDelete);
+    expect(error.message).toBe(
+      `service-specific credential ${OLD_ID} of "${USER}" is active; it was not deleted`,
+    );
+    expect(iamMock).not.toHaveReceivedCommand(DeleteServiceSpecificCredentialCommand);
   });
 });
 

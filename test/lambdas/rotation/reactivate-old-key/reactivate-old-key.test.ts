@@ -1,4 +1,4 @@
-import { UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
+import { UpdateAccessKeyCommand, UpdateServiceSpecificCredentialCommand } from '@aws-sdk/client-iam';
 import { describe, expect, it } from 'vitest';
 import { STEPS } from '../../../../contract/functions.ts';
 import { reactivateOldKey } from '../../../../lambdas/rotation/reactivate-old-key/reactivate-old-key.ts';
@@ -17,6 +17,7 @@ import {
   plannedState,
   USER,
 } from '../../../support/lambda-fixtures.ts';
+import { mockListed, OLD_ID, plannedServiceState } from '../../../support/service-credential-fixtures.ts';
 
 const iamMock = statusIamMock();
 
@@ -53,6 +54,18 @@ describe('reactivateOldKey', () => {
       name: 'UnexpectedKeyState',
     });
     expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
+  });
+});
+
+describe('reactivateOldKey: a service-specific credential', () => {
+  it('reactivates it on rollback', async () => {
+    mockListed(iamMock, [{ id: OLD_ID, status: 'Inactive' }]);
+    iamMock.on(UpdateServiceSpecificCredentialCommand).resolves({});
+
+    await expect(reactivateOldKey({ iam }, plannedServiceState())).resolves.toEqual({ reactivated: true });
+    expect(inputsOf(iamMock.commandCalls(UpdateServiceSpecificCredentialCommand))).toEqual([
+      { UserName: USER, ServiceSpecificCredentialId: OLD_ID, Status: 'Active' },
+    ]);
   });
 });
 

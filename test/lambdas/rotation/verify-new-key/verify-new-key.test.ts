@@ -1,11 +1,16 @@
-import { DeleteAccessKeyCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
+import {
+  DeleteAccessKeyCommand,
+  DeleteServiceSpecificCredentialCommand,
+  ListServiceSpecificCredentialsCommand,
+  UpdateAccessKeyCommand,
+} from '@aws-sdk/client-iam';
 import {
   DescribeSecretCommand,
   GetSecretValueCommand,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { NewKeyNotWorking } from '../../../../contract/errors.ts';
 import { STEPS } from '../../../../contract/functions.ts';
 import { verifyNewKey } from '../../../../lambdas/rotation/verify-new-key/verify-new-key.ts';
@@ -16,6 +21,7 @@ import {
   callOrder,
   daysAgo,
   FAKE_SECRET,
+  fakeClock,
   inputsOf,
   mockKeys,
   NEW_KEY_CREATED,
@@ -30,6 +36,19 @@ import {
   USER,
   USER_ARN,
 } from '../../../support/lambda-fixtures.ts';
+import {
+  mockListed,
+  NEW_CREATED,
+  NEW_ID,
+  OLD_ID,
+  PASSWORD,
+  SERVICE,
+  SERVICE_SECRET_ARN,
+  SERVICE_TOKEN,
+  SERVICE_USER,
+  serviceStateWithNewKey,
+  storedServiceValue,
+} from '../../../support/service-credential-fixtures.ts';
 import {
   identity,
   PREVIOUS_VERSION,
@@ -240,6 +259,99 @@ describe('verifyNewKey', () => {
     });
     expect(v.stsFor).not.toHaveBeenCalled();
     expect(iamMock.calls()).toHaveLength(0);
+  });
+});
+
+describe('verifyNewKey: a service-specific credential', () => {
+  const deps = () => ({
+    iam,
+    secretsManager,
+    stsFor: () => {
+      throw new Error('no STS call proves a service-specific credential');
+    },
+    clock: fakeClock(),
+    env: { REKEY_VERIFY_ATTEMPTS: 3, REKEY_VERIFY_BASE_DELAY_MS: 10 },
+  });
+
+  beforeEach(() => {
+    smMock.on(GetSecretValueCommand).resolves({ SecretString: storedServiceValue() });
+    smMock
+      .on(DescribeSecretCommand)
+      .resolves({ ARN: SERVICE_SECRET_ARN, VersionIdsToStages: { [SERVICE_TOKEN]: ['AWSPENDING'] } });
+    smMock.on(UpdateSecretVersionStageCommand).resolves({});
+  });
+
+  it('checks the stored secret against IAM (Active, same user name) and makes it AWSCURRENT', async () => {
+    mockListed(iamMock, [{ id: OLD_ID }, { id: NEW_ID, created: NEW_CREATED }]);
+
+    // The hand-out (the fake clock's now) becomes the quiet-since instant.
+    await expect(verifyNewKey(deps(), { ...serviceStateWithNewKey(), quietSince: null })).resolves.toBe(
+      NOW.toISOString(),
+    );
+
+    expect(inputsOf(smMock.commandCalls(GetSecretValueCommand))).toEqual([
+      { SecretId: SERVICE_SECRET_ARN, VersionId: SERVICE_TOKEN },
+    ]);
+    expect(inputsOf(iamMock.commandCalls(ListServiceSpecificCredentialsCommand))).toEqual([
+      { UserName: USER, ServiceName: SERVICE },
+    ]);
+    expect(smMock).toHaveReceivedCommandWith(UpdateSecretVersionStageCommand, {
+      SecretId: SERVICE_SECRET_ARN,
+      VersionStage: 'AWSCURRENT',
+      MoveToVersionId: SERVICE_TOKEN,
+    });
+  });
+
+  it('a credential IAM lists as Inactive is discarded: NewKeyNotWorking, old one untouched', async () => {
+    mockListed(iamMock, [{ id: OLD_ID }, { id: NEW_ID, status: 'Inactive' }]);
+    iamMock.on(DeleteServiceSpecificCredentialCommand).resolves({});
+
+    const error = await rejectionOf(verifyNewKey(deps(), serviceStateWithNewKey()));
+
+    expect(error).toBeInstanceOf(NewKeyNotWorking);
+    expect(error.message).toBe(
+      `new service-specific credential for ${SERVICE} ${NEW_ID} of "${USER}" failed verification after 3 attempts ` +
+        '(IAM lists it as Inactive); it was deleted and the old credential is unchanged',
+    );
+    expect(inputsOf(iamMock.commandCalls(DeleteServiceSpecificCredentialCommand))).toEqual([
+      { UserName: USER, ServiceSpecificCredentialId: NEW_ID },
+    ]);
+    expect(smMock).not.toHaveReceivedCommand(UpdateSecretVersionStageCommand);
+  });
+
+  it('waits with backoff while IAM does not list the new credential yet', async () => {
+    iamMock
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolvesOnce({ ServiceSpecificCredentials: [] })
+      .resolves({
+        ServiceSpecificCredentials: [
+          {
+            UserName: USER,
+            ServiceName: SERVICE,
+            ServiceSpecificCredentialId: NEW_ID,
+            Status: 'Active',
+            CreateDate: NEW_CREATED,
+            ServiceUserName: SERVICE_USER,
+          },
+        ],
+      });
+    const d = deps();
+
+    await verifyNewKey(d, serviceStateWithNewKey());
+
+    expect(d.clock.sleep).toHaveBeenCalledWith(10);
+    expect(iamMock.commandCalls(ListServiceSpecificCredentialsCommand)).toHaveLength(2);
+  });
+
+  it('a secret of another user is refused before IAM is asked', async () => {
+    smMock.on(GetSecretValueCommand).resolves({ SecretString: storedServiceValue({ UserName: 'mallory' }) });
+    mockListed(iamMock, [{ id: OLD_ID }]);
+
+    const error = await rejectionOf(verifyNewKey(deps(), serviceStateWithNewKey()));
+
+    expect(error).toBeInstanceOf(NewKeyNotWorking);
+    expect(error.message).toContain('the secret names the user "mallory"');
+    expect(error.message).not.toContain(PASSWORD);
   });
 });
 

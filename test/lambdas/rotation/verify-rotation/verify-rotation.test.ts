@@ -6,6 +6,7 @@ import { RotationVerificationFailed } from '../../../../contract/errors.ts';
 import { STEPS } from '../../../../contract/functions.ts';
 import { verifyRotation } from '../../../../lambdas/rotation/verify-rotation/verify-rotation.ts';
 import { iam, secretsManager } from '../../../../lambdas/shared/clients.ts';
+import { statusDeps } from '../../../support/key-status-fixtures.ts';
 import {
   ACCOUNT,
   callOrder,
@@ -24,6 +25,14 @@ import {
   stateWithNewKey,
   USER,
 } from '../../../support/lambda-fixtures.ts';
+import {
+  mockListed,
+  NEW_ID,
+  OLD_ID,
+  SERVICE_SECRET_ARN,
+  serviceStateWithNewKey,
+  storedServiceValue,
+} from '../../../support/service-credential-fixtures.ts';
 import { identity, rejected, secretOf, verifyMocks } from '../../../support/verify-fixtures.ts';
 
 const v = verifyMocks();
@@ -233,6 +242,36 @@ describe('verifyRotation', () => {
 
     // Assess
     expect(error.message).not.toContain(FAKE_SECRET);
+  });
+});
+
+describe('verifyRotation: a service-specific credential', () => {
+  it('verifyRotation fails when the old credential is active again or the new one is not', async () => {
+    smMock.on(GetSecretValueCommand).resolves({ SecretString: storedServiceValue() });
+    const state = { ...serviceStateWithNewKey(), deactivation: { deactivatedAt: daysAgo(1).toISOString() } };
+    const verifyDeps = {
+      ...statusDeps(),
+      secretsManager,
+      stsFor: () => {
+        throw new Error('no STS');
+      },
+    };
+
+    mockListed(iamMock, [{ id: OLD_ID, status: 'Inactive' }, { id: NEW_ID }]);
+    await expect(verifyRotation(verifyDeps, state)).resolves.toEqual({ verified: true });
+    expect(smMock).toHaveReceivedCommandWith(GetSecretValueCommand, {
+      SecretId: SERVICE_SECRET_ARN,
+      VersionStage: 'AWSCURRENT',
+    });
+
+    mockListed(iamMock, [{ id: OLD_ID }, { id: NEW_ID }]);
+    expect(await rejectionOf(verifyRotation(verifyDeps, state))).toBeInstanceOf(RotationVerificationFailed);
+    mockListed(iamMock, [
+      { id: OLD_ID, status: 'Inactive' },
+      { id: NEW_ID, status: 'Inactive' },
+    ]);
+    const error = await rejectionOf(verifyRotation(verifyDeps, state));
+    expect(error.message).toContain(`the new key ${NEW_ID} is Inactive`);
   });
 });
 
