@@ -67,8 +67,9 @@ import {
 import { systemClock } from '../lambdas/shared/clock.ts';
 import { type MotoClockServer, startMotoWithClock } from '../test/support/moto-clock.ts';
 import { ANY_CREDENTIALS, awsClient, clientSettings, TEST_REGION } from './aws.ts';
+import { ACCOUNT } from './constants.ts';
 
-export const ACCOUNT = '123456789012';
+export { ACCOUNT };
 
 export interface KeySpec {
   createdDaysAgo: number;

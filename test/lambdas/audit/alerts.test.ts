@@ -14,9 +14,9 @@ import {
   STILL_FAILING_DETAIL_TYPE,
   stillFailingEvents,
 } from '../../../lambdas/audit/alerts.ts';
-import { fakeClock, TOPIC_ARN } from '../../support/lambda-fixtures.ts';
+import { fakeClock, rejectionOf, TOPIC_ARN } from '../../support/lambda-fixtures.ts';
 import { ACTIONS, FINDINGS, finding, KEYS, report } from './fixtures.ts';
-import { expectNoSecrets, rejection } from './helpers.ts';
+import { expectNoSecrets } from './helpers.ts';
 
 const sns = new SNSClient({ region: 'us-east-1' });
 const eventBridge = new EventBridgeClient({ region: 'us-east-1' });
@@ -351,7 +351,7 @@ describe('publishAlerts', () => {
       .resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: 'InternalFailure' }] });
     const d = deps();
 
-    const error = await rejection(publishAlerts(d, report({ findings: many(1), actions: [] })));
+    const error = await rejectionOf(publishAlerts(d, report({ findings: many(1), actions: [] })));
 
     expect(error).toBeInstanceOf(EventsNotDelivered);
     expect(error.name).toBe('EventsNotDelivered');

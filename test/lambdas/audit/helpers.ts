@@ -89,13 +89,3 @@ export function expectNoSecrets(text: string): void {
   const shaped = text.match(/(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])/g) ?? [];
   if (shaped.length) throw new Error(`secret-shaped strings found: ${shaped.length}`);
 }
-
-/** The error a promise rejects with (fails the test if it resolves). */
-export async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
-}

@@ -18,9 +18,9 @@ import {
   syncSecurityHub,
   toAsff,
 } from '../../../lambdas/audit/security-hub.ts';
-import { fakeClock } from '../../support/lambda-fixtures.ts';
+import { fakeClock, rejectionOf } from '../../support/lambda-fixtures.ts';
 import { ACTIONS, FINDINGS, KEYS } from './fixtures.ts';
-import { ACCOUNT, expectNoSecrets, NOW, rejection } from './helpers.ts';
+import { ACCOUNT, expectNoSecrets, NOW } from './helpers.ts';
 
 /**
  * The ASFF fields BatchImportFindings requires (Security Hub user guide, "Required top-level
@@ -272,7 +272,7 @@ describe('syncSecurityHub', () => {
       SuccessCount: 0,
       FailedFindings: [{ Id: 'x', ErrorCode: 'InvalidInput', ErrorMessage: 'bad' }],
     });
-    const error = await rejection(
+    const error = await rejectionOf(
       syncSecurityHub(deps(), [byType('OLD_KEY')], {
         ctx: CTX,
         thresholds: DEFAULT_THRESHOLDS,

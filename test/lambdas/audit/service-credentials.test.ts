@@ -26,9 +26,9 @@ import {
 } from '../../../lambdas/audit/findings.ts';
 import { findingIdFor, resolvedAsff, toAsff } from '../../../lambdas/audit/security-hub.ts';
 import { listServiceCredentials } from '../../../lambdas/audit/service-credentials.ts';
-import { awsError, fakeClock } from '../../support/lambda-fixtures.ts';
+import { awsError, fakeClock, rejectionOf } from '../../support/lambda-fixtures.ts';
 import { finding, report } from './fixtures.ts';
-import { ACCOUNT, ago, expectNoSecrets, NOW, rejection, userDetail, usersOf } from './helpers.ts';
+import { ACCOUNT, ago, expectNoSecrets, NOW, userDetail, usersOf } from './helpers.ts';
 
 const iam = new IAMClient({ region: 'us-east-1' });
 const iamMock = mockClient(iam);
@@ -154,7 +154,7 @@ describe('listServiceCredentials', () => {
         awsError('AccessDenied', 'User: x is not authorized to perform: iam:ListServiceSpecificCredentials'),
       );
     const calls = new CallCounter();
-    const error = await rejection(listServiceCredentials({ iam, calls }));
+    const error = await rejectionOf(listServiceCredentials({ iam, calls }));
     expect(error.name).toBe('AccessDenied');
     expect(calls.toJSON()).toEqual({ ListServiceSpecificCredentials: 1 });
   });
