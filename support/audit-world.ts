@@ -52,6 +52,7 @@ import {
   type Emulator,
   synthesizeTemplate,
 } from '../cli/deployed-roles.ts';
+import { type MotoClockServer, startMotoWithClock } from '../cli/emulator.ts';
 import { loadEnv } from '../contract/env.ts';
 import { AUDIT_ENV } from '../contract/functions.ts';
 import { auditEnvironment, loadConfig } from '../infra/config.ts';
@@ -65,7 +66,6 @@ import {
   runInInvocation,
 } from '../lambdas/shared/clients/invocation.ts';
 import { systemClock } from '../lambdas/shared/clock.ts';
-import { type MotoClockServer, startMotoWithClock } from '../test/support/moto-clock.ts';
 import { ANY_CREDENTIALS, awsClient, clientSettings, TEST_REGION } from './aws.ts';
 import { ACCOUNT } from './constants.ts';
 

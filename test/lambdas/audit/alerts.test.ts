@@ -16,7 +16,7 @@ import {
 } from '../../../lambdas/audit/alerts.ts';
 import { fakeClock, rejectionOf, TOPIC_ARN } from '../../support/lambda-fixtures.ts';
 import { ACTIONS, FINDINGS, finding, KEYS, report } from './fixtures.ts';
-import { expectNoSecrets } from './helpers.ts';
+import { expectNoSecretsInText } from './helpers.ts';
 
 const sns = new SNSClient({ region: 'us-east-1' });
 const eventBridge = new EventBridgeClient({ region: 'us-east-1' });
@@ -75,7 +75,7 @@ describe('the digest', () => {
     expect(text).toContain('  lapsed: expired 2026-01-31, migration');
     expect(text).toContain(`  rotate vendor ${KEYS.vendor}: exempt until 2026-12-31: SMTP relay, SEC-12`);
     for (const id of Object.values(KEYS)) expect(text).toContain(id);
-    expectNoSecrets(text);
+    expectNoSecretsInText(text);
   });
 
   it('says so on a dry run, and caps the table', () => {
@@ -173,7 +173,7 @@ describe('retried and given-up rotations', () => {
     expect(lines.find((l) => l.includes(KEYS.lapsed) && l.startsWith('OLD_KEY'))).toMatch(
       /rotation retried \(attempt 2\)$/,
     );
-    expectNoSecrets(text);
+    expectNoSecretsInText(text);
   });
 
   it('a given-up service credential is started by hand with its serviceName', () => {
@@ -242,7 +242,7 @@ describe('retried and given-up rotations', () => {
       detail: givenUp.detail,
       executionName: `${aliceName}-3`,
     });
-    for (const e of entries) expectNoSecrets(JSON.stringify(e));
+    for (const e of entries) expectNoSecretsInText(JSON.stringify(e));
   });
 
   it('no rotation given up, no such event', () => {
@@ -282,7 +282,7 @@ describe('the events', () => {
       exempt: true,
       exemption: { reason: 'SMTP relay, SEC-12', expired: false },
     });
-    for (const e of entries) expectNoSecrets(JSON.stringify(e));
+    for (const e of entries) expectNoSecretsInText(JSON.stringify(e));
   });
 });
 

@@ -31,7 +31,7 @@ import {
   scanAccount,
 } from '../../../lambdas/audit/audit.ts';
 import { awsError, fakeClock, rejectionOf, TOPIC_ARN } from '../../support/lambda-fixtures.ts';
-import { ACCOUNT, ago, expectNoSecrets, FAKE_SECRETS, reportCsv } from './helpers.ts';
+import { ACCOUNT, ago, expectNoSecretsInText, FAKE_SECRETS, reportCsv } from './helpers.ts';
 
 const iam = new IAMClient({ region: 'us-east-1' });
 const sns = new SNSClient({ region: 'us-east-1' });
@@ -281,7 +281,7 @@ describe('runAudit', () => {
       JSON.stringify(summary),
     ].join('\n');
     expect(published).toContain('AKIAALICE00000000000');
-    expectNoSecrets(published);
+    expectNoSecretsInText(published);
   });
 
   it('a dry run starts, changes and publishes nothing', async () => {

@@ -20,7 +20,7 @@ import {
 } from '../../../lambdas/audit/security-hub.ts';
 import { fakeClock, rejectionOf } from '../../support/lambda-fixtures.ts';
 import { ACTIONS, FINDINGS, KEYS } from './fixtures.ts';
-import { ACCOUNT, expectNoSecrets, NOW } from './helpers.ts';
+import { ACCOUNT, expectNoSecretsInText, NOW } from './helpers.ts';
 
 /**
  * The ASFF fields BatchImportFindings requires (Security Hub user guide, "Required top-level
@@ -92,7 +92,7 @@ describe('toAsff', () => {
     (_, f) => {
       const asff = toAsff(f as Finding, options);
       expect(asffProblems(asff)).toEqual([]);
-      expectNoSecrets(JSON.stringify(asff));
+      expectNoSecretsInText(JSON.stringify(asff));
     },
   );
 
@@ -253,7 +253,7 @@ describe('syncSecurityHub', () => {
       Workflow: { Status: 'RESOLVED' },
     });
     expect(imported.some((f) => f.Id === 'someone-else')).toBe(false);
-    expectNoSecrets(JSON.stringify(imported));
+    expectNoSecretsInText(JSON.stringify(imported));
   });
 
   it('imports in batches of 100', async () => {

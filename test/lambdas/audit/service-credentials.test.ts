@@ -28,7 +28,7 @@ import { findingIdFor, resolvedAsff, toAsff } from '../../../lambdas/audit/secur
 import { listServiceCredentials } from '../../../lambdas/audit/service-credentials.ts';
 import { awsError, fakeClock, rejectionOf } from '../../support/lambda-fixtures.ts';
 import { finding, report } from './fixtures.ts';
-import { ACCOUNT, ago, expectNoSecrets, NOW, userDetail, usersOf } from './helpers.ts';
+import { ACCOUNT, ago, expectNoSecretsInText, NOW, userDetail, usersOf } from './helpers.ts';
 
 const iam = new IAMClient({ region: 'us-east-1' });
 const iamMock = mockClient(iam);
@@ -585,7 +585,7 @@ describe('alerts and Security Hub for service credentials', () => {
       'OLD_KEY         alice                            cassandra.amazonaws.com  ACCAALICE0000000000001    120  rotation started',
     );
     expect(lines.find((l) => l.startsWith('TWO_ACTIVE_KEYS'))).toContain('codecommit.amazonaws.com');
-    expectNoSecrets(text);
+    expectNoSecretsInText(text);
   });
 
   it('Security Hub: imported without a compliance claim (no control covers them), id per credential', () => {
