@@ -8,6 +8,7 @@ import {
   digestSubject,
   digestText,
   EventsNotDelivered,
+  eventDetail,
   FINDING_DETAIL_TYPE,
   findingEvents,
   publishAlerts,
@@ -15,8 +16,18 @@ import {
   stillFailingEvents,
 } from '../../../lambdas/audit/alerts.ts';
 import { fakeClock, rejectionOf, TOPIC_ARN } from '../../support/lambda-fixtures.ts';
-import { ACTIONS, FINDINGS, finding, KEYS, report } from './fixtures.ts';
-import { expectNoSecretsInText } from './helpers.ts';
+import {
+  ACTIONS,
+  CASSANDRA,
+  CODECOMMIT,
+  FINDINGS,
+  finding,
+  KEYS,
+  report,
+  serviceCredentialRun,
+  serviceFinding,
+} from './fixtures.ts';
+import { ACCOUNT, expectNoSecretsInText } from './helpers.ts';
 
 const sns = new SNSClient({ region: 'us-east-1' });
 const eventBridge = new EventBridgeClient({ region: 'us-east-1' });
@@ -367,5 +378,69 @@ describe('publishAlerts', () => {
       .filter((d) => d.action?.status === 'STARTED');
     expect(started.map((d) => d.userName)).toEqual(['lapsed']);
     expect(ACTIONS).toHaveLength(3);
+  });
+});
+
+describe('alerts for service credentials', () => {
+  const { old, two, started, run } = serviceCredentialRun();
+
+  it('events add serviceName and the credential ids; access-key events keep their shape', () => {
+    expect(eventDetail(old, run)).toMatchObject({
+      type: 'OLD_KEY',
+      userName: 'alice',
+      accessKeyId: null,
+      serviceName: CASSANDRA,
+      serviceSpecificCredentialId: 'ACCAALICE0000000000001',
+      otherServiceSpecificCredentialId: null,
+      lastUsedDate: null,
+      idleDays: null,
+      action: { kind: 'ROTATION', status: 'STARTED', executionName: 'rekey-alice-ACCAALICE0000000000001' },
+      message: 'rotation started',
+    });
+    expect(eventDetail(two, run)).toMatchObject({
+      otherAccessKeyId: null,
+      otherServiceSpecificCredentialId: 'ACCABOBG000000000002',
+      message: 'deactivate one of ACCABOBG000000000001 / ACCABOBG000000000002 by hand',
+    });
+    const keyEvent = eventDetail(
+      finding({ type: 'OLD_KEY', userName: 'carol', accessKeyId: 'AKIACAROL00000000003' }),
+      run,
+    );
+    expect(keyEvent).not.toHaveProperty('serviceName');
+    expect(keyEvent).not.toHaveProperty('serviceSpecificCredentialId');
+    expect(findingEvents(run, 'default')[0]).toMatchObject({
+      DetailType: 'Stale Access Key Found',
+      Resources: [`arn:aws:iam::${ACCOUNT}:user/alice`],
+    });
+  });
+
+  it('an action is matched to its own credential, not to another of the same user', () => {
+    const other = serviceFinding({
+      type: 'OLD_KEY',
+      userName: 'alice',
+      serviceName: CODECOMMIT,
+      serviceSpecificCredentialId: 'ACCAALICEGIT000000001',
+    });
+    expect(eventDetail(other, report({ findings: [old, other], actions: [started] })).action).toBeNull();
+  });
+
+  it('the digest lists them in a table of their own: service, credential id, age, action', () => {
+    const text = digestText(
+      report({
+        findings: [
+          finding({ type: 'OLD_KEY', userName: 'carol', accessKeyId: 'AKIACAROL00000000003' }),
+          old,
+          two,
+        ],
+        actions: [started],
+      }),
+    );
+    const lines = text.split('\n');
+    expect(lines).toContain('Service-specific credentials (Amazon Keyspaces, CodeCommit)');
+    expect(lines.find((l) => l.includes('ACCAALICE0000000000001') && l.startsWith('OLD_KEY'))).toBe(
+      'OLD_KEY         alice                            cassandra.amazonaws.com  ACCAALICE0000000000001    120  rotation started',
+    );
+    expect(lines.find((l) => l.startsWith('TWO_ACTIVE_KEYS'))).toContain('codecommit.amazonaws.com');
+    expectNoSecretsInText(text);
   });
 });

@@ -19,7 +19,7 @@ import {
   toAsff,
 } from '../../../lambdas/audit/security-hub.ts';
 import { fakeClock, rejectionOf } from '../../support/lambda-fixtures.ts';
-import { ACTIONS, FINDINGS, KEYS } from './fixtures.ts';
+import { ACTIONS, CASSANDRA, FINDINGS, finding, KEYS, serviceCredentialRun } from './fixtures.ts';
 import { ACCOUNT, expectNoSecretsInText, NOW } from './helpers.ts';
 
 /**
@@ -281,5 +281,37 @@ describe('syncSecurityHub', () => {
     );
     expect(error).toBeInstanceOf(SecurityHubImportFailed);
     expect(error.message).toBe('Security Hub refused 1 finding(s): x (InvalidInput: bad)');
+  });
+});
+
+describe('Security Hub for service credentials', () => {
+  const { old, two, started } = serviceCredentialRun();
+
+  it('Security Hub: imported without a compliance claim (no control covers them), id per credential', () => {
+    const ctx = { partition: 'aws', region: 'us-east-1', accountId: ACCOUNT };
+    const asff = toAsff(old, { ctx, now: NOW, thresholds: DEFAULT_THRESHOLDS, actions: [started] });
+    expect(asff.Id).toBe(`rekey/${ACCOUNT}/OLD_KEY/alice/ACCAALICE0000000000001`);
+    expect(asff.Compliance).toBeUndefined();
+    expect(asff.Title).toBe(
+      'Service-specific credential ACCAALICE0000000000001 (cassandra.amazonaws.com) of alice is 120 days old (limit 90)',
+    );
+    expect(asff.Resources?.map((r) => [r.Type, r.Id])).toEqual([
+      ['Other', 'AWS::IAM::ServiceSpecificCredential:ACCAALICE0000000000001'],
+      ['AwsIamUser', `arn:aws:iam::${ACCOUNT}:user/alice`],
+    ]);
+    expect(asff.ProductFields).toMatchObject({
+      'rekey/ServiceName': CASSANDRA,
+      'rekey/ServiceSpecificCredentialId': 'ACCAALICE0000000000001',
+    });
+    // Two active per service and per access keys are two findings, never one id.
+    const keys = finding({ type: 'TWO_ACTIVE_KEYS', userName: 'bob', accessKeyId: 'AKIABOB0000000000001' });
+    expect(findingIdFor(ctx, two)).toBe(`rekey/${ACCOUNT}/TWO_ACTIVE_KEYS/bob/codecommit.amazonaws.com`);
+    expect(findingIdFor(ctx, two)).not.toBe(findingIdFor(ctx, keys));
+    // Resolved later: still no compliance claim.
+    expect(resolvedAsff(asff, NOW)).not.toHaveProperty('Compliance');
+    expect(resolvedAsff(asff, NOW)).toMatchObject({
+      RecordState: 'ARCHIVED',
+      Workflow: { Status: 'RESOLVED' },
+    });
   });
 });
