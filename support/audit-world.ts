@@ -1,5 +1,5 @@
 /**
- * The audit test world: a moto server with a movable clock (test/support/moto-clock.ts), an
+ * The audit test world: a moto server with a movable clock (cli/moto-clock.py, started by cli/emulator.ts), an
  * account seeded with users whose keys were created and last used at chosen days in the past,
  * the rotation state machine as Step Functions sees it (a stand-in: the audit only starts it),
  * and read-back channels for what the audit publishes (SNS -> SQS, EventBridge rule -> SQS,
