@@ -1,5 +1,5 @@
 /**
- * The audit test world: a moto server with a movable clock (test/support/moto-clock.ts), an
+ * The audit test world: a moto server with a movable clock (cli/moto-clock.py, started by cli/emulator.ts), an
  * account seeded with users whose keys were created and last used at chosen days in the past,
  * the rotation state machine as Step Functions sees it (a stand-in: the audit only starts it),
  * and read-back channels for what the audit publishes (SNS -> SQS, EventBridge rule -> SQS,
@@ -53,6 +53,7 @@ import {
   type Emulator,
   synthesizeTemplate,
 } from '../cli/deployed-roles.ts';
+import { type MotoClockServer, startMotoWithClock } from '../cli/emulator.ts';
 import { loadEnv } from '../contract/env.ts';
 import { AUDIT_ENV } from '../contract/functions.ts';
 import { auditEnvironment, loadConfig } from '../infra/config.ts';
@@ -67,10 +68,10 @@ import {
   runInInvocation,
 } from '../lambdas/shared/clients/invocation.ts';
 import { systemClock } from '../lambdas/shared/clock.ts';
-import { type MotoClockServer, startMotoWithClock } from '../test/support/moto-clock.ts';
 import { ANY_CREDENTIALS, awsClient, clientSettings, TEST_REGION } from './aws.ts';
+import { ACCOUNT } from './constants.ts';
 
-export const ACCOUNT = '123456789012';
+export { ACCOUNT };
 
 /**
  * Creates the audit's key-id cache table (infra/constructs/audit.ts) in the emulator: the same

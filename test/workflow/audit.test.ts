@@ -6,6 +6,7 @@
  * moto's credential report has no `<root_account>` row, so ROOT_ACCESS_KEY is covered by the unit
  * tests (test/lambdas/audit/findings.test.ts) only.
  */
+
 import { DeleteAccessKeyCommand, ListAccessKeysCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
 import { GetFindingsCommand } from '@aws-sdk/client-securityhub';
 import { DescribeExecutionCommand, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
@@ -23,6 +24,7 @@ import {
 } from '../../support/audit-world.ts';
 import { ANY_CREDENTIALS, AwsEnv } from '../../support/aws.ts';
 import { withoutAction } from '../support/role-mutations.ts';
+import { expectNoSecrets } from '../support/secrets.ts';
 
 /** A group of users with the same keys and the findings each of them must get. */
 interface Group {
@@ -154,10 +156,8 @@ afterAll(async () => {
   await world?.stop();
 });
 
-function expectNoSecrets(what: string, text: string): void {
-  const leaked = world.secrets.filter((s) => text.includes(s));
-  expect(leaked, `secret access keys in ${what}`).toEqual([]);
-}
+const expectNoWorldSecrets = (what: string, text: string) =>
+  expectNoSecrets({ secrets: world.secrets }, { [what]: text });
 
 describe('the audit against the emulator', () => {
   it(`has ${users.length} users and expects ${expectedFindings.length} findings`, () => {
@@ -230,7 +230,7 @@ describe('the audit against the emulator', () => {
     });
     const two = byUser('TWO_ACTIVE_KEYS', 'two-active-000');
     expect(two?.accessKeyId).toBe(keys.find((k) => k.userName === 'two-active-000')?.accessKeyId);
-    expectNoSecrets('the CLI output', stdout);
+    expectNoWorldSecrets('the CLI output', stdout);
 
     const failing = auditCommand({ iam: world.iam, stdout: () => {}, stderr: () => {} });
     const error = await failing
@@ -336,8 +336,8 @@ describe('the audit against the emulator', () => {
       action: { kind: 'ROTATION', status: 'ALREADY_STARTED' },
     });
     const events = { sent, routed };
-    expectNoSecrets('the digest', digest);
-    expectNoSecrets('the events', JSON.stringify(events));
+    expectNoWorldSecrets('the digest', digest);
+    expectNoWorldSecrets('the events', JSON.stringify(events));
   });
 
   it('Security Hub: imports the findings, then resolves those whose condition cleared', async () => {
@@ -362,7 +362,7 @@ describe('the audit against the emulator', () => {
     expect(imported.filter((f) => f.RecordState === 'ACTIVE')).toHaveLength(expectedFindings.length);
     const exempt = imported.find((f) => f.Id?.includes('/OLD_KEY/exempt-000/'));
     expect(exempt?.Workflow?.Status).toBe('SUPPRESSED');
-    expectNoSecrets('the Security Hub findings', JSON.stringify(imported));
+    expectNoWorldSecrets('the Security Hub findings', JSON.stringify(imported));
 
     // The conditions of two findings clear: an old key is deleted, an unused one deactivated.
     const oldKey = keyOf('age-91-000');
