@@ -185,6 +185,34 @@ describe('the audit against the emulator', () => {
     expect(summary.rotations).toEqual({ WOULD_START: 21, SKIPPED: 5 + 2 + 3 });
   });
 
+  it('a second run takes the key ids from the cache, as the audit role: no ListAccessKeys, the same findings', async () => {
+    // Prepare: the run above (cold) wrote every key id it listed.
+    const cold = await world.audit(CONFIG, { dryRun: true });
+
+    // Act
+    const warm = await world.audit(CONFIG, { dryRun: true });
+
+    // Assert: the deployed role may read the table (a refused read would be a failure and a miss).
+    expect(warm.summary.keyIdCache).toMatchObject({ misses: 0, failures: 0 });
+    expect(warm.summary.keyIdCache?.hits).toBeGreaterThan(0);
+    expect(warm.calls.toJSON()).not.toHaveProperty('ListAccessKeys');
+    expect(warm.summary.findings).toEqual(cold.summary.findings);
+    expect(warm.summary.rotations).toEqual(cold.summary.rotations);
+  });
+
+  it('without dynamodb:BatchGetItem on its role the cache fails open: every key listed again, the failure counted', async () => {
+    // Act
+    const run = await world.audit(CONFIG, {
+      dryRun: true,
+      mutate: withoutAction('audit', 'dynamodb:BatchGetItem'),
+    });
+
+    // Assert: the harness refused the read, and the audit fell back to IAM with the same findings.
+    expect(run.summary.keyIdCache?.failures).toBeGreaterThan(0);
+    expect(run.summary.keyIdCache?.hits).toBe(0);
+    expect(run.calls.toJSON().ListAccessKeys).toBeGreaterThan(0);
+  });
+
   it('the CLI runs the same scan, as the audit role: --json, and --fail-on exits 3', async () => {
     let stdout = '';
     let stderr = '';
