@@ -174,3 +174,20 @@ export function serviceCredentialRun() {
   const run = report({ findings: [old, two], actions: [started] });
   return { old, two, started, run };
 }
+
+/** A 100-day-old key's OLD_KEY finding of alice before its key id is resolved (accessKeyId null). */
+export function unresolvedFinding(over: Partial<Finding>): Finding {
+  return {
+    type: 'OLD_KEY',
+    userName: 'alice',
+    userArn: `arn:aws:iam::${ACCOUNT}:user/alice`,
+    accessKeyId: null,
+    keySlot: 1,
+    ageDays: 100,
+    lastUsedDate: null,
+    idleDays: 100,
+    createDate: ago(100).toISOString(),
+    exemption: null,
+    ...over,
+  };
+}

@@ -24,6 +24,7 @@ import {
 } from '../../../lambdas/audit/key-id-cache.ts';
 import { resolveKeyIds } from '../../../lambdas/audit/users.ts';
 import { awsError, fakeClock } from '../../support/lambda-fixtures.ts';
+import { unresolvedFinding as finding } from './fixtures.ts';
 import { ACCOUNT, ago, NOW } from './helpers.ts';
 
 const TABLE = 'rekey-key-ids';
@@ -77,22 +78,6 @@ function row(user: string, key1: Date | null, key2: Date | null = null): Credent
     isRoot: false,
     userCreationTime: ago(400),
     keys: [reportKey(1, key1), reportKey(2, key2)],
-  };
-}
-
-function finding(over: Partial<Finding>): Finding {
-  return {
-    type: 'OLD_KEY',
-    userName: 'alice',
-    userArn: `arn:aws:iam::${ACCOUNT}:user/alice`,
-    accessKeyId: null,
-    keySlot: 1,
-    ageDays: 100,
-    lastUsedDate: null,
-    idleDays: 100,
-    createDate: OLD.toISOString(),
-    exemption: null,
-    ...over,
   };
 }
 

@@ -2,9 +2,9 @@ import { GetAccountAuthorizationDetailsCommand, IAMClient, ListAccessKeysCommand
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { CallCounter } from '../../../lambdas/audit/calls.ts';
-import type { Finding } from '../../../lambdas/audit/findings.ts';
 import { listUserDetails, matchKey, resolveKeyIds } from '../../../lambdas/audit/users.ts';
 import { awsError } from '../../support/lambda-fixtures.ts';
+import { unresolvedFinding as finding } from './fixtures.ts';
 import { ACCOUNT, ago } from './helpers.ts';
 
 const iam = new IAMClient({ region: 'us-east-1' });
@@ -87,22 +87,6 @@ describe('matchKey', () => {
     expect(matchKey([key('AKIAB', new Date('2026-02-01T00:00:00Z'))], 1, created)).toBeUndefined();
   });
 });
-
-function finding(over: Partial<Finding>): Finding {
-  return {
-    type: 'OLD_KEY',
-    userName: 'alice',
-    userArn: `arn:aws:iam::${ACCOUNT}:user/alice`,
-    accessKeyId: null,
-    keySlot: 1,
-    ageDays: 100,
-    lastUsedDate: null,
-    idleDays: 100,
-    createDate: ago(100).toISOString(),
-    exemption: null,
-    ...over,
-  };
-}
 
 describe('resolveKeyIds', () => {
   it('one ListAccessKeys per user with findings, none for root, ids attached by creation time', async () => {
