@@ -12,7 +12,7 @@
  * the rotation workflow's steps do. Roles are not in the credential report, so the account the
  * audit sees is exactly the seeded one.
  */
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DeleteTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   EventBridgeClient,
   type PutEventsRequestEntry,
@@ -229,6 +229,8 @@ export interface AuditWorld {
   seed(users: UserSpec[]): Promise<SeededKey[]>;
   /** Creates users `<prefix><from>`..`<prefix><to - 1>`, one fresh key each, through CloudFormation. */
   bulkCreateUsers(prefix: string, from: number, to: number): Promise<void>;
+  /** Empties the audit's key-id cache table: the next audit run is a cold one. */
+  clearKeyIdCache(): Promise<void>;
   /**
    * One audit run under the deployment configuration `config` (cdk.json's `rekey` shape): its
    * environment and its role both come from it. Service-specific credentials are not audited
@@ -447,6 +449,10 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
     secrets,
     seed,
     bulkCreateUsers,
+    async clearKeyIdCache() {
+      await dynamodb.send(new DeleteTableCommand({ TableName: keyIdCacheTable }));
+      await createKeyIdCacheTable(dynamodb, keyIdCacheTable);
+    },
     async audit(rawConfig = {}, options = {}) {
       const config = {
         // moto does not implement ListServiceSpecificCredentials (unit tests cover that listing).
