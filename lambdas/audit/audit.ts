@@ -9,6 +9,7 @@ import type { SecurityHubClient } from '@aws-sdk/client-securityhub';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { RekeyEnv } from '../../contract/env.ts';
 import { RekeyError } from '../../contract/errors.ts';
+import type { AUDIT_POLICY_ENV } from '../../contract/functions.ts';
 import type { ServiceName } from '../../contract/schemas.ts';
 import type { Clock } from '../shared/clock.ts';
 import { type ActionOutcome, type ActionPolicy, applyActions, type RotationStarter } from './actions.ts';
@@ -41,23 +42,8 @@ export interface AuditPolicy extends ScanPolicy, ActionPolicy {
   securityHub: boolean;
 }
 
-export type AuditEnv = Pick<
-  RekeyEnv,
-  | 'REKEY_MAX_KEY_AGE_DAYS'
-  | 'REKEY_UNUSED_DAYS'
-  | 'REKEY_WARN_DAYS'
-  | 'REKEY_AUTO_ROTATE'
-  | 'REKEY_MAX_ROTATIONS_PER_RUN'
-  | 'REKEY_MAX_ROTATION_ATTEMPTS'
-  | 'REKEY_DEACTIVATE_UNUSED'
-  | 'REKEY_DEACTIVATE_UNUSED_AFTER_DAYS'
-  | 'REKEY_SECURITY_HUB'
-  | 'REKEY_AUDIT_SERVICE_CREDENTIALS'
-  | 'REKEY_EXEMPT_TAG'
-  | 'REKEY_PROTECTED_USERS'
-  | 'REKEY_USER_PATH_PREFIX'
-  | 'REKEY_OPT_IN_TAG'
->;
+/** The audit's policy variables (contract/functions.ts AUDIT_POLICY_ENV), parsed. */
+export type AuditEnv = Pick<RekeyEnv, (typeof AUDIT_POLICY_ENV)[number]>;
 
 export function auditPolicyFromEnv(env: AuditEnv): AuditPolicy {
   return {

@@ -79,8 +79,10 @@ export interface KeyIdCache {
   readonly stats: KeyIdCacheStats;
 }
 
-/** The cache's identity of a key: user and report time (IAM user names have no `#`). */
-export const keyRefId = (ref: KeyRef) => `${ref.userName}#${ref.created.toISOString()}`;
+/** The cache's identity of an item: user and report time (IAM user names have no `#`). */
+const itemId = (userName: string | undefined, keyCreated: string | undefined) => `${userName}#${keyCreated}`;
+/** The cache's identity of a key: the id of the item that stores it. */
+export const keyRefId = (ref: KeyRef) => itemId(ref.userName, ref.created.toISOString());
 
 const SECOND_MS = 1000;
 /** As users.ts matches report slots to keys: IAM's two dates within one second of rounding. */
@@ -155,7 +157,7 @@ export class DynamoKeyIdCache implements KeyIdCache {
           break;
         }
         for (const item of answer.Responses?.[tableName] ?? []) {
-          const id = `${item.userName?.S}#${item.keyCreated?.S}`;
+          const id = itemId(item.userName?.S, item.keyCreated?.S);
           const ref = byId.get(id);
           const entry = ref ? entryOf(ref, item) : undefined;
           if (!entry) continue;
