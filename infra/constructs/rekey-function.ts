@@ -17,6 +17,7 @@ import {
   STEPS,
   type StepName,
 } from '../../contract/functions.ts';
+import type { OptInClient } from '../../lambdas/shared/opt-in.ts';
 import { lambdaEnvironment, type RekeyConfig, type RekeyResources, stepTimeoutSeconds } from '../config.ts';
 
 /** The repository root: handlers live in `<root>/lambdas/<functionFolder(name)>/index.ts`. */
@@ -28,6 +29,69 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
  */
 const ESM_REQUIRE_BANNER =
   "import { createRequire } from 'module';const require = createRequire(import.meta.url);";
+
+/**
+ * Modules the deployed bundles replace (esbuild `--alias`), and with what. Only the bundles: the
+ * local runner imports the handler sources, with the real modules (docs/performance.md).
+ * - The SDK's default credential chain (SSO, INI, process, web identity, IMDS and the nested
+ *   STS/SSO clients they build) becomes the environment's credentials, which are a Lambda's
+ *   only ones; the bundle fails at cold start without them.
+ * - The event-stream codec, which no operation rekey calls uses.
+ */
+export const DEPLOYED_ALIASES: Readonly<Record<string, string>> = {
+  '@aws-sdk/credential-provider-node': join(REPO_ROOT, 'lambdas/shared/deployed/credentials.ts'),
+  '@smithy/core/event-streams': join(REPO_ROOT, 'lambdas/shared/deployed/no-event-streams.ts'),
+};
+
+/**
+ * In a function's main bundle only: the opt-in clients' packages become stand-ins whose commands
+ * the opt-in file turns into real ones (lambdas/shared/deployed/facade.ts).
+ */
+export const FACADE_ALIASES: Readonly<Record<string, string>> = {
+  '@aws-sdk/client-cloudtrail': join(REPO_ROOT, 'lambdas/shared/deployed/cloudtrail-sdk.ts'),
+  '@aws-sdk/client-securityhub': join(REPO_ROOT, 'lambdas/shared/deployed/security-hub-sdk.ts'),
+};
+
+/**
+ * The opt-in clients each function loads only when a toggle is on (lambdas/shared/opt-in.ts),
+ * each bundled from lambdas/shared/deployed/<client>.ts into a file of its own next to the
+ * function's main bundle.
+ */
+export const OPT_IN_BUNDLES: Readonly<Partial<Record<FunctionName, readonly OptInClient[]>>> = {
+  'check-last-used': ['cloudtrail'],
+  audit: ['security-hub'],
+};
+
+/** esbuild's settings for every bundle: the function's own (below) and its opt-in files. */
+const ESBUILD_SETTINGS = {
+  format: OutputFormat.ESM,
+  target: 'node24',
+  minify: true,
+  mainFields: ['module', 'main'],
+  banner: ESM_REQUIRE_BANNER,
+} as const;
+
+const shellQuote = (value: string) => `'${value.replaceAll("'", "'\\''")}'`;
+
+/** The command that bundles the opt-in client `name` next to the main bundle, in `outputDir`. */
+export function optInBundleCommand(name: OptInClient, outputDir: string): string {
+  return [
+    join(REPO_ROOT, 'node_modules', '.bin', 'esbuild'),
+    '--bundle',
+    join(REPO_ROOT, 'lambdas', 'shared', 'deployed', `${name}.ts`),
+    '--platform=node',
+    `--format=${ESBUILD_SETTINGS.format}`,
+    `--target=${ESBUILD_SETTINGS.target}`,
+    '--minify',
+    `--main-fields=${ESBUILD_SETTINGS.mainFields.join(',')}`,
+    `--banner:js=${ESBUILD_SETTINGS.banner}`,
+    ...Object.entries(DEPLOYED_ALIASES).map(([module, standIn]) => `--alias:${module}=${standIn}`),
+    '--log-level=warning',
+    `--outfile=${join(outputDir, `${name}.mjs`)}`,
+  ]
+    .map(shellQuote)
+    .join(' ');
+}
 
 export interface RekeyFunctionProps {
   /**
@@ -87,7 +151,7 @@ export interface RekeyFunctionProps {
 /**
  * One rekey Lambda with every default in one place: Node.js 24 on arm64, ESM bundle with the
  * AWS SDK inside (the version we test is the version we run), JSON logs to its own log group
- * with retention, X-Ray, source maps, its own role, the `rekey:handler` metadata the local
+ * with retention, X-Ray, its own role, the `rekey:handler` metadata the local
  * runner uses to bind state-machine Tasks to handler modules (steps only), and the `rekey:lambda`
  * metadata naming its folder (every function), by which a local run finds each Lambda's role.
  */
@@ -154,16 +218,25 @@ export class RekeyFunction extends Construct {
       environment: {
         ...handler.environment,
         POWERTOOLS_SERVICE_NAME: 'rekey',
-        NODE_OPTIONS: '--enable-source-maps',
       },
       bundling: {
         forceDockerBundling: false,
-        format: OutputFormat.ESM,
-        target: 'node24',
-        minify: true,
-        sourceMap: true,
-        mainFields: ['module', 'main'],
-        banner: ESM_REQUIRE_BANNER,
+        ...ESBUILD_SETTINGS,
+        mainFields: [...ESBUILD_SETTINGS.mainFields],
+        // No source map: see docs/performance.md ("Source maps").
+        sourceMap: false,
+        esbuildArgs: Object.fromEntries(
+          Object.entries({ ...DEPLOYED_ALIASES, ...FACADE_ALIASES }).map(([module, standIn]) => [
+            `--alias:${module}`,
+            standIn,
+          ]),
+        ),
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          afterBundling: (_inputDir, outputDir) =>
+            (OPT_IN_BUNDLES[name] ?? []).map((client) => optInBundleCommand(client, outputDir)),
+        },
         // Bundle the SDK v3 rather than use the runtime's copy: the clients we test and mock
         // are the ones that run, and a runtime SDK update cannot change behaviour under us.
         bundleAwsSDK: true,
