@@ -210,7 +210,9 @@ export async function bundlesBench(options: BundleBenchOptions): Promise<void> {
         aboveBase === undefined ? '—' : millis(aboveBase),
         millis(aboveNow),
         aboveBase === undefined ? '—' : times(aboveNow / aboveBase),
+        base ? millis(median(base.measured.cpuMs)) : '—',
         millis(median(now.measured.cpuMs)),
+        base ? times(median(now.measured.cpuMs) / median(base.measured.cpuMs)) : '—',
       ]);
       goal.push([now.fn.name, millis(importNow), millis(Math.max(0, importNow - 100))]);
     }
@@ -222,6 +224,7 @@ export async function bundlesBench(options: BundleBenchOptions): Promise<void> {
       `Import: \`await import(bundle)\` inside a fresh \`node\` (${process.version}) process, i.e. above what an empty`,
       `process costs. Above empty: the whole process (spawn to exit) less an empty \`node -e ""\` (${millis(emptyMs)}).`,
       `Medians of ${options.runs} processes per bundle and build, interleaved round by round. Ratio: now / baseline.`,
+      "Import CPU: the import's user + system time, steadier than wall times when other processes share the cores.",
       '',
       ...table(
         [
@@ -234,10 +237,12 @@ export async function bundlesBench(options: BundleBenchOptions): Promise<void> {
           'above empty (baseline)',
           'above empty (now)',
           'ratio',
+          'import CPU (baseline)',
           'import CPU (now)',
+          'ratio',
         ],
         rows,
-        [1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
       ),
       '',
       'The goal beyond issue 13: an import of at most 100 ms. Distance from it (import now - 100 ms):',
