@@ -3,7 +3,7 @@
  * by the command that reproduces it. Figures on stdout, progress on stderr. Not part of `npm test`:
  * tests never assert on time.
  *
- *   audit       (a) credential-report audit vs per-user scan at 1,000 / 5,000 / 10,000 users
+ *   audit       (a) the audit's IAM calls, cold and warm, at 1,000 / 5,000 / 10,000 users
  *   rotation    (b) one happy-path rotation: transitions, invocations, API calls, cost at list prices
  *   bundles     (c) each Lambda bundle's minified size and cold import time, against a baseline ref
  *   throughput  (d) 500 users rotated through the local workflow, waits compressed
@@ -31,7 +31,8 @@ const intList = (max: number) => (value: string) => value.split(',').map((v) => 
 
 interface Flags {
   auditUsers: number[];
-  repeat: number;
+  findingPercent: number;
+  perUser: boolean;
   scanConcurrency: number;
   runs: number;
   baseline: string;
@@ -45,14 +46,15 @@ export async function main(argv: string[]): Promise<void> {
     .argument('[benchmarks...]', `any of ${BENCHMARKS.join(', ')} (default: all, in that order)`)
     .option('--audit-users <n,...>', '(a) account sizes', intList(50_000), AUDIT_DEFAULTS.sizes)
     .option(
-      '--repeat <n>',
-      '(a) runs of each scan per size; walls are medians',
-      positiveInt(20),
-      AUDIT_DEFAULTS.repeat,
+      '--finding-percent <n>',
+      '(a) share of the users with findings, in percent',
+      positiveInt(100),
+      AUDIT_DEFAULTS.findingPercent,
     )
+    .option('--per-user', '(a) also run the per-user scan of other tools (slow on the emulator)', false)
     .option(
       '--scan-concurrency <n>',
-      '(a) users the per-user scan works on at once',
+      '(a) users the per-user scan (--per-user) works on at once',
       positiveInt(64),
       AUDIT_DEFAULTS.concurrency,
     )
@@ -111,7 +113,8 @@ async function runAll(chosen: Benchmark[], flags: Flags): Promise<void> {
         case 'audit':
           await auditBench({
             sizes: flags.auditUsers,
-            repeat: flags.repeat,
+            findingPercent: flags.findingPercent,
+            perUser: flags.perUser,
             concurrency: flags.scanConcurrency,
           });
           break;

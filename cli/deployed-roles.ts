@@ -527,8 +527,14 @@ class Targets {
         break;
       }
       case 'dynamodb': {
+        const tableArn = (table: string) =>
+          table.startsWith('arn:') ? table : this.arn('dynamodb', `table/${table}`);
         const table = str(input.TableName);
-        if (table) return one(table.startsWith('arn:') ? table : this.arn('dynamodb', `table/${table}`));
+        if (table) return one(tableArn(table));
+        // BatchGetItem, BatchWriteItem: every table the request names is a target.
+        const items = input.RequestItems;
+        if (typeof items === 'object' && items !== null && Object.keys(items).length > 0)
+          return Object.keys(items).map((name) => ({ arn: tableArn(name) }));
         break;
       }
       case 'sns': {

@@ -112,6 +112,11 @@ export const RekeyEnvSchema = z.object({
    * users. Off only where IAM's ListServiceSpecificCredentials is missing (the local emulator).
    */
   REKEY_AUDIT_SERVICE_CREDENTIALS: orDefault(boolFrom, true),
+  /**
+   * The audit's key-id cache table (lambdas/audit/key-id-cache.ts). The stack always sets it;
+   * unset (`rekey audit`, a local run), every user with a finding costs one ListAccessKeys.
+   */
+  REKEY_KEY_ID_CACHE_TABLE: z.optional(z.string().check(z.minLength(1))),
   /** The rotation state machine the audit starts (no default: required where it is read). */
   REKEY_STATE_MACHINE_ARN: z
     .string()

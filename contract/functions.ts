@@ -73,6 +73,7 @@ export const AUDIT_ENV = [
   'REKEY_STATE_MACHINE_ARN',
   'REKEY_TOPIC_ARN',
   'REKEY_EVENT_BUS_NAME',
+  'REKEY_KEY_ID_CACHE_TABLE',
 ] as const satisfies readonly RekeyEnvKey[];
 
 export type AuditEnvKey = (typeof AUDIT_ENV)[number];

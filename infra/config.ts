@@ -469,6 +469,8 @@ export interface AuditResources {
   readonly topicArn: string;
   /** The rotation state machine; its ARN also names the partition, region and account. */
   readonly stateMachineArn: string;
+  /** The key-id cache table (infra/constructs/audit.ts). */
+  readonly keyIdCacheTable: string;
 }
 
 /** The audit's environment: every AUDIT_ENV variable as a string, the opt-in tag only when set. */
@@ -491,6 +493,7 @@ export function auditEnvironment(config: RekeyConfig, resources: AuditResources)
     REKEY_STATE_MACHINE_ARN: resources.stateMachineArn,
     REKEY_TOPIC_ARN: resources.topicArn,
     REKEY_EVENT_BUS_NAME: 'default',
+    REKEY_KEY_ID_CACHE_TABLE: resources.keyIdCacheTable,
     REKEY_EXEMPT_TAG: config.exemptTag,
     REKEY_PROTECTED_USERS: config.protectedUsers.join(','),
     REKEY_USER_PATH_PREFIX: config.userPathPrefix,

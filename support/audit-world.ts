@@ -1,5 +1,5 @@
 /**
- * The audit test world: a moto server with a movable clock (test/support/moto-clock.ts), an
+ * The audit test world: a moto server with a movable clock (cli/moto-clock.py, started by cli/emulator.ts), an
  * account seeded with users whose keys were created and last used at chosen days in the past,
  * the rotation state machine as Step Functions sees it (a stand-in: the audit only starts it),
  * and read-back channels for what the audit publishes (SNS -> SQS, EventBridge rule -> SQS,
@@ -12,6 +12,7 @@
  * the rotation workflow's steps do. Roles are not in the credential report, so the account the
  * audit sees is exactly the seeded one.
  */
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   EventBridgeClient,
   type PutEventsRequestEntry,
@@ -52,12 +53,14 @@ import {
   type Emulator,
   synthesizeTemplate,
 } from '../cli/deployed-roles.ts';
+import { type MotoClockServer, startMotoWithClock } from '../cli/emulator.ts';
 import { loadEnv } from '../contract/env.ts';
 import { AUDIT_ENV } from '../contract/functions.ts';
 import { auditEnvironment, loadConfig } from '../infra/config.ts';
 import { SfnRotationStarter } from '../lambdas/audit/actions.ts';
 import { type AuditPolicy, type AuditSummary, auditPolicyFromEnv, runAudit } from '../lambdas/audit/audit.ts';
 import { CallCounter } from '../lambdas/audit/calls.ts';
+import { DynamoKeyIdCache } from '../lambdas/audit/key-id-cache.ts';
 import { accountContextFromArn } from '../lambdas/audit/security-hub.ts';
 import {
   bindToInvocations,
@@ -65,10 +68,31 @@ import {
   runInInvocation,
 } from '../lambdas/shared/clients/invocation.ts';
 import { systemClock } from '../lambdas/shared/clock.ts';
-import { type MotoClockServer, startMotoWithClock } from '../test/support/moto-clock.ts';
 import { ANY_CREDENTIALS, awsClient, clientSettings, TEST_REGION } from './aws.ts';
+import { ACCOUNT } from './constants.ts';
 
-export const ACCOUNT = '123456789012';
+export { ACCOUNT };
+
+/**
+ * Creates the audit's key-id cache table (infra/constructs/audit.ts) in the emulator: the same
+ * keys, and the table name the audit's environment then names.
+ */
+export async function createKeyIdCacheTable(dynamodb: DynamoDBClient, tableName: string): Promise<void> {
+  await dynamodb.send(
+    new CreateTableCommand({
+      TableName: tableName,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [
+        { AttributeName: 'userName', AttributeType: 'S' },
+        { AttributeName: 'keyCreated', AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: 'userName', KeyType: 'HASH' },
+        { AttributeName: 'keyCreated', KeyType: 'RANGE' },
+      ],
+    }),
+  );
+}
 
 export interface KeySpec {
   createdDaysAgo: number;
@@ -122,6 +146,39 @@ export function countRequests(client: IAMClient): Map<string, number> {
     { step: 'initialize', name: 'rekeyTestRequestCounter' },
   );
   return counts;
+}
+
+/**
+ * GetAccountAuthorizationDetails as real IAM pages it (at most MaxItems users a page, default 100,
+ * an opaque Marker), on top of moto, which answers every user in one page whatever MaxItems says.
+ * A middleware on the client: the first page asks moto for everything, later pages are cut from
+ * that answer, so each page is one request as the client (and its counters) see it.
+ */
+export function pageAuthorizationDetails(client: IAMClient): void {
+  let all: { UserDetailList?: unknown[]; $metadata: object } | undefined;
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName !== 'GetAccountAuthorizationDetailsCommand') return next(args);
+      const input = args.input as { MaxItems?: number; Marker?: string };
+      if (input.Marker === undefined || all === undefined) {
+        const { MaxItems: _max, Marker: _marker, ...rest } = input;
+        const answer = await next({ ...args, input: rest });
+        all = answer.output as { UserDetailList?: unknown[]; $metadata: object };
+      }
+      const users = all.UserDetailList ?? [];
+      const start = Number(input.Marker ?? 0);
+      const end = start + (input.MaxItems ?? 100);
+      const truncated = end < users.length;
+      const output = {
+        ...all,
+        UserDetailList: users.slice(start, end),
+        IsTruncated: truncated,
+        ...(truncated ? { Marker: String(end) } : { Marker: undefined }),
+      };
+      return { output: output as typeof all & { $metadata: object }, response: {} };
+    },
+    { step: 'initialize', name: 'rekeyTestPagedAuthorizationDetails' },
+  );
 }
 
 /** Runs `fn` over items, `concurrency` at a time. */
@@ -214,6 +271,9 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
   const sqs = client(SQSClient);
   const events = client(EventBridgeClient);
   const securityHub = client(SecurityHubClient);
+  const dynamodb = client(DynamoDBClient);
+  const keyIdCacheTable = 'rekey-audit-key-ids';
+  await createKeyIdCacheTable(dynamodb, keyIdCacheTable);
 
   const stateMachineArn =
     (
@@ -393,7 +453,11 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
         auditServiceCredentials: options.serviceCredentials !== undefined,
         ...rawConfig,
       };
-      const variables = auditEnvironment(loadConfig(config), { stateMachineArn, topicArn });
+      const variables = auditEnvironment(loadConfig(config), {
+        stateMachineArn,
+        topicArn,
+        keyIdCacheTable,
+      });
       const env = loadEnv(AUDIT_ENV, variables);
       const policy = auditPolicyFromEnv(env);
       const roles = deployedRoles(emulator, {
@@ -423,6 +487,12 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
       bindToInvocations(runSecurityHub, 'securityhub');
       const runSfn = new SFNClient(settings);
       bindToInvocations(runSfn, 'states');
+      const runDynamodb = new DynamoDBClient(settings);
+      bindToInvocations(runDynamodb, 'dynamodb');
+      const cacheTable = env.REKEY_KEY_ID_CACHE_TABLE;
+      const keyIdCache = cacheTable
+        ? new DynamoKeyIdCache({ dynamodb: runDynamodb, tableName: cacheTable, clock: systemClock })
+        : undefined;
       const requests = countRequests(runIam);
       const answer = options.serviceCredentials;
       if (answer)
@@ -449,6 +519,7 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
               calls,
               topicArn,
               eventBusName: 'default',
+              ...(keyIdCache ? { keyIdCache } : {}),
             },
             policy,
             { ...(options.dryRun === undefined ? {} : { dryRun: options.dryRun }) },
@@ -457,7 +528,7 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
         return { summary, calls, requests, policy };
       } finally {
         await moto.disableAuth();
-        for (const c of [runIam, runSns, runEvents, runSecurityHub, runSfn]) c.destroy();
+        for (const c of [runIam, runSns, runEvents, runSecurityHub, runSfn, runDynamodb]) c.destroy();
       }
     },
     async executionNames() {
@@ -482,7 +553,17 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
       return (await receiveAll(eventQueue.url)).map((b) => JSON.parse(b));
     },
     async stop() {
-      for (const c of [iam, sfn, sns, sqs, events, securityHub, emulator.admin.iam, emulator.admin.sts])
+      for (const c of [
+        iam,
+        sfn,
+        sns,
+        sqs,
+        events,
+        securityHub,
+        dynamodb,
+        emulator.admin.iam,
+        emulator.admin.sts,
+      ])
         c.destroy();
       await moto.stop();
     },

@@ -8,6 +8,7 @@ import {
   TimeZone,
   Validations,
 } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
@@ -42,6 +43,9 @@ export const SCHEDULE_RETRY_POLICY = { retryAttempts: 5, maxEventAge: Duration.h
  * goes to the dead-letter queue with its error instead.
  */
 export const AUDIT_ASYNC_INVOKE = { retryAttempts: 0, maxEventAge: Duration.hours(1) } as const;
+
+/** The key-id cache's TTL attribute (epoch seconds), as lambdas/audit/key-id-cache.ts writes it. */
+export const KEY_ID_CACHE_TTL_ATTRIBUTE = 'expiresAt';
 
 /** How long a failed run or undelivered schedule event stays in the queue to be looked at. */
 const DEAD_LETTER_RETENTION = Duration.days(14);
@@ -104,6 +108,8 @@ export class Audit extends Construct {
   readonly schedule: scheduler.Schedule;
   readonly scheduleGroup: scheduler.ScheduleGroup;
   readonly deadLetterQueue: sqs.Queue;
+  /** The key-id cache (lambdas/audit/key-id-cache.ts): the audit's alone. */
+  readonly keyIdCache: dynamodb.Table;
   /** The role EventBridge Scheduler assumes to invoke the function. */
   readonly schedulerRole: iam.Role;
   /** The audit's own permissions (the function role's default policy holds logs, X-Ray, the queue). */
@@ -125,11 +131,35 @@ export class Audit extends Construct {
         'this is the dead-letter queue: of the audit schedule (undelivered events) and of the audit function (failed asynchronous runs)',
     });
 
+    // A table of its own rather than a key space in the lock table: only the audit's role can
+    // read or write it (no rotation step needs it, and the audit needs no lock), and neither its
+    // entries nor its TTL can touch a lock. Nothing in it needs recovering: a lost entry costs one
+    // ListAccessKeys on the next run, so no point-in-time recovery and no backup plan.
+    this.keyIdCache = new dynamodb.Table(this, 'KeyIdCache', {
+      partitionKey: { name: 'userName', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'keyCreated', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      timeToLiveAttribute: KEY_ID_CACHE_TTL_ATTRIBUTE,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: false },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      // As the lock table: it means something only while the audit that fills it exists.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const rebuilt =
+      'the table is a cache of access key ids (no secrets) that the next audit rebuilds at one iam:ListAccessKeys per missing key; there is nothing to restore, and a restored copy would only hold entries the audit re-validates anyway';
+    for (const id of [
+      'AwsSolutions-DDB3',
+      'NIST.800.53.R5-DynamoDBPITREnabled',
+      'NIST.800.53.R5-DynamoDBInBackupPlan',
+    ])
+      Validations.of(this.keyIdCache).acknowledge({ id, reason: rebuilt });
+
     this.function = new RekeyFunction(this, 'Function', {
       name: 'audit',
       environment: auditEnvironment(config, {
         topicArn: topic.topicArn,
         stateMachineArn: stateMachine.stateMachineArn,
+        keyIdCacheTable: this.keyIdCache.tableName,
       }),
       config,
       timeout: AUDIT_TIMEOUT,
@@ -238,6 +268,8 @@ export class Audit extends Construct {
       // Key ids of every user with a finding, in scope or not: the audit reports the whole account
       // (the credential report already shows every user's key ages), it acts only within scope.
       allow(['iam:ListAccessKeys'], [userScope.everyUser]),
+      // The key-id cache: read the entries of the users with findings, write the new keys' entries.
+      allow(['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem'], [this.keyIdCache.tableArn]),
       // With the opt-in policy: re-read last use and deactivate, on the users in scope only.
       ...(config.deactivateUnused
         ? userScope.allow(['iam:GetAccessKeyLastUsed', 'iam:UpdateAccessKey'])

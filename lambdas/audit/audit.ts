@@ -25,6 +25,7 @@ import {
   type Thresholds,
   type UserDetail,
 } from './findings.ts';
+import type { KeyIdCache, KeyIdCacheStats } from './key-id-cache.ts';
 import { type AccountContext, syncSecurityHub } from './security-hub.ts';
 import { listServiceCredentials } from './service-credentials.ts';
 import { listUserDetails, resolveKeyIds, type StaleFinding } from './users.ts';
@@ -86,6 +87,8 @@ export interface ScanDeps {
   calls?: CallCounter;
   /** Progress lines (the CLI prints them on stderr). */
   log?: (message: string) => void;
+  /** The key-id cache (key-id-cache.ts); without it each user with a finding costs a ListAccessKeys. */
+  keyIdCache?: KeyIdCache;
 }
 
 export interface ScanResult {
@@ -98,6 +101,8 @@ export interface ScanResult {
   stale: StaleFinding[];
   users: Map<string, UserDetail>;
   calls: CallCounter;
+  /** What the key-id cache saved and cost this run; null without a cache. */
+  keyIdCache: KeyIdCacheStats | null;
 }
 
 /**
@@ -123,7 +128,22 @@ export async function scanAccount(
   });
   const withKeys = new Set(candidates.filter((f) => f.type !== 'ROOT_ACCESS_KEY').map((f) => f.userName));
   log(`${candidates.length} finding(s); looking up the key ids of ${withKeys.size} user(s)`);
-  const resolved = await resolveKeyIds({ iam: deps.iam, calls }, candidates);
+  const cache = deps.keyIdCache;
+  const rows = new Map(report.rows.filter((r) => !r.isRoot).map((r) => [r.user, r]));
+  const before = calls.count('ListAccessKeys');
+  const resolved = await resolveKeyIds(
+    { iam: deps.iam, calls, ...(cache ? { cache, rows } : {}) },
+    candidates,
+  );
+  const listed = calls.count('ListAccessKeys') - before;
+  // The cost of this run's key ids: a cold run (an empty cache) pays one call per user here.
+  log(
+    cache
+      ? `Key ids: ${cache.stats.hits} user(s) from the key-id cache, ${listed} ListAccessKeys call(s) for new keys` +
+          ` (${cache.stats.requests} DynamoDB request(s), ${cache.stats.written} entr${cache.stats.written === 1 ? 'y' : 'ies'} written` +
+          `${cache.stats.failures ? `, ${cache.stats.failures} failed: looked up instead` : ''})`
+      : `Key ids: ${listed} ListAccessKeys call(s), one per user with a finding (no key-id cache)`,
+  );
   const { stale } = resolved;
   let { findings } = resolved;
   if (policy.serviceCredentials) {
@@ -146,6 +166,7 @@ export async function scanAccount(
     stale,
     users,
     calls,
+    keyIdCache: cache ? { ...cache.stats } : null,
   };
 }
 
@@ -212,6 +233,8 @@ export interface AuditSummary {
   iamCalls: Record<string, number>;
   iamScanCalls: number;
   iamPerFindingCalls: number;
+  /** Users whose key ids came from the key-id cache, and what it cost; null without the cache. */
+  keyIdCache: KeyIdCacheStats | null;
 }
 
 const tally = (actions: readonly ActionOutcome[], kind: ActionOutcome['kind']) => {
@@ -305,6 +328,7 @@ export async function runAudit(
     iamCalls: calls.toJSON(),
     iamScanCalls: calls.scanCalls,
     iamPerFindingCalls: calls.perFindingCalls,
+    keyIdCache: scan.keyIdCache,
   };
   const failed = actions.filter((a) => a.status === 'FAILED');
   if (failed.length) {

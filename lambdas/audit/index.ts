@@ -6,6 +6,7 @@ import type { SecurityHubClient } from '@aws-sdk/client-securityhub';
 import * as z from 'zod/mini';
 import { loadEnv } from '../../contract/env.ts';
 import { AUDIT_ENV } from '../../contract/functions.ts';
+import { dynamodb } from '../shared/clients/dynamodb.ts';
 import { eventBridge } from '../shared/clients/event-bridge.ts';
 import { iam } from '../shared/clients/iam.ts';
 import { sfn } from '../shared/clients/sfn.ts';
@@ -16,6 +17,7 @@ import { logger } from '../shared/logger.ts';
 import { loadOptInClient, switchedOff } from '../shared/opt-in.ts';
 import { SfnRotationStarter } from './actions.ts';
 import { auditPolicyFromEnv, runAudit } from './audit.ts';
+import { DynamoKeyIdCache } from './key-id-cache.ts';
 import { accountContextFromArn } from './security-hub.ts';
 
 export const AuditRequest = z.strictObject({
@@ -33,6 +35,12 @@ const securityHub = policy.securityHub
   : switchedOff<SecurityHubClient>('securityHub');
 
 export const handler = makeHandler(AuditRequest, async (input) => {
+  const log = (message: string) => logger.info(message);
+  const cacheTable = env.REKEY_KEY_ID_CACHE_TABLE;
+  // A new one per run: its counts are this run's.
+  const keyIdCache = cacheTable
+    ? new DynamoKeyIdCache({ dynamodb, tableName: cacheTable, clock: systemClock, log })
+    : undefined;
   const summary = await runAudit(
     {
       iam,
@@ -44,7 +52,8 @@ export const handler = makeHandler(AuditRequest, async (input) => {
       clock: systemClock,
       topicArn: env.REKEY_TOPIC_ARN,
       eventBusName: env.REKEY_EVENT_BUS_NAME,
-      log: (message) => logger.info(message),
+      log,
+      ...(keyIdCache ? { keyIdCache } : {}),
     },
     policy,
     { dryRun: input.dryRun ?? false },

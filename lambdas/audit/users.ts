@@ -11,12 +11,16 @@
  * makes one ListAccessKeys call and matches the report's key 1 / key 2 to a key by its creation
  * time (the report's last_rotated). These are the only per-user calls of an audit; they are
  * counted apart (CallCounter.perFindingCalls) and grow with the number of users with findings,
- * never with the number of users scanned.
+ * never with the number of users scanned. With the key-id cache (key-id-cache.ts), a user whose
+ * report keys all have a valid cache entry costs no call at all: only keys the report shows as
+ * new do, and the entries the lookup finds are written for the next run.
  */
 import { type IAMClient, paginateGetAccountAuthorizationDetails } from '@aws-sdk/client-iam';
 import { type AccessKeyInfo, listAccessKeys } from '../shared/keys.ts';
 import type { CallCounter } from './calls.ts';
+import type { CredentialReportRow } from './credential-report.ts';
 import type { Finding, UserDetail } from './findings.ts';
+import { type CachedKeyId, type KeyIdCache, type KeyRef, keyRefId, sameSecond } from './key-id-cache.ts';
 
 /** The largest page GetAccountAuthorizationDetails allows. */
 const DETAILS_PAGE_SIZE = 1000;
@@ -63,10 +67,6 @@ export interface StaleFinding {
   why: string;
 }
 
-const SECOND_MS = 1000;
-const sameSecond = (a: Date, b: Date) =>
-  Math.abs(Math.floor(a.getTime() / SECOND_MS) - Math.floor(b.getTime() / SECOND_MS)) <= 1;
-
 /**
  * The key behind a report slot: the key created at the slot's last_rotated (IAM reports both at
  * one-second precision; one second of tolerance for rounding). Two keys created within the same
@@ -83,25 +83,82 @@ export function matchKey(
   return slot === 1 ? candidates[0] : candidates[candidates.length - 1];
 }
 
+export interface ResolveDeps extends UsersDeps {
+  /** The key-id cache; without it every user with a finding costs one ListAccessKeys. */
+  cache?: KeyIdCache;
+  /** The credential report's rows by user name: the keys the cache is asked for. */
+  rows?: ReadonlyMap<string, CredentialReportRow>;
+}
+
+/** The keys of a report row that have a creation time, and whether the cache may be used for it. */
+function reportKeys(row: CredentialReportRow | undefined): { active: KeyRef[]; cacheable: boolean } {
+  if (!row) return { active: [], cacheable: false };
+  const keys = row.keys.filter((k) => k.lastRotated !== null);
+  const [a, b] = keys;
+  // Two keys created within the same second are told apart by order only: not from the cache.
+  const ambiguous = a?.lastRotated && b?.lastRotated && sameSecond(a.lastRotated, b.lastRotated);
+  const active = keys
+    .filter((k) => k.active)
+    .map((k) => ({ userName: row.user, created: k.lastRotated as Date }));
+  return { active, cacheable: !ambiguous && active.length > 0 };
+}
+
 /**
  * Attaches key ids to the findings. A finding whose key no longer exists or is no longer active
  * (the report can be up to four hours old) has cleared and is returned as stale instead. The root
  * user's findings keep accessKeyId null: its keys cannot be listed by another principal.
+ * With `cache`, a user's keys come from it when it holds every active key of the user's report row
+ * (key-id-cache.ts says when an entry is trusted); the keys of the others are listed and stored.
  */
 export async function resolveKeyIds(
-  deps: UsersDeps,
+  deps: ResolveDeps,
   findings: readonly Finding[],
 ): Promise<{ findings: Finding[]; stale: StaleFinding[] }> {
   const userNames = [...new Set(findings.filter((f) => f.type !== 'ROOT_ACCESS_KEY').map((f) => f.userName))];
   const keysByUser = new Map<string, AccessKeyInfo[]>();
+  const { cache } = deps;
+  const report = new Map(userNames.map((u) => [u, reportKeys(deps.rows?.get(u))]));
+  let toList = userNames;
+  if (cache) {
+    const refs = userNames.flatMap((u) => (report.get(u)?.cacheable ? (report.get(u)?.active ?? []) : []));
+    const cached = refs.length ? await cache.lookup(refs) : new Map<string, CachedKeyId>();
+    toList = [];
+    for (const userName of userNames) {
+      const { active, cacheable } = report.get(userName) ?? { active: [], cacheable: false };
+      const entries = cacheable ? active.map((ref) => cached.get(keyRefId(ref))) : [];
+      const ids = new Set(entries.map((e) => e?.accessKeyId));
+      if (cacheable && entries.every((e) => e !== undefined) && ids.size === entries.length) {
+        // The report shows these keys active; the cache says which ids they have.
+        keysByUser.set(
+          userName,
+          entries.map((e) => ({ accessKeyId: e.accessKeyId, status: 'Active', createDate: e.createDate })),
+        );
+        cache.stats.hits += 1;
+      } else {
+        toList.push(userName);
+        cache.stats.misses += 1;
+      }
+    }
+  }
+  const toStore: CachedKeyId[] = [];
   let next = 0;
   const worker = async () => {
-    while (next < userNames.length) {
-      const userName = userNames[next++] as string;
+    while (next < toList.length) {
+      const userName = toList[next++] as string;
       // A user has at most two keys: one ListAccessKeys page, one call.
       deps.calls.add('ListAccessKeys');
       try {
-        keysByUser.set(userName, await listAccessKeys(deps.iam, userName));
+        const keys = await listAccessKeys(deps.iam, userName);
+        keysByUser.set(userName, keys);
+        const { active, cacheable } = report.get(userName) ?? { active: [], cacheable: false };
+        if (!cache || !cacheable) continue;
+        const row = deps.rows?.get(userName);
+        for (const ref of active) {
+          const slot = row?.keys.find((k) => k.lastRotated === ref.created)?.slot ?? 1;
+          const key = matchKey(keys, slot, ref.created);
+          if (key?.status === 'Active')
+            toStore.push({ ...ref, accessKeyId: key.accessKeyId, createDate: key.createDate });
+        }
       } catch (error) {
         // Deleted since the report was generated: its findings have cleared.
         if (error instanceof Error && ['NoSuchEntity', 'NoSuchEntityException'].includes(error.name))
@@ -110,7 +167,8 @@ export async function resolveKeyIds(
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(KEY_LOOKUP_CONCURRENCY, userNames.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(KEY_LOOKUP_CONCURRENCY, toList.length) }, worker));
+  if (cache && toStore.length) await cache.store(toStore);
 
   const resolved: Finding[] = [];
   const stale: StaleFinding[] = [];

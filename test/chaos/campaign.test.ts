@@ -12,6 +12,7 @@
  * CHAOS_RUNS (default 16: the slice inside `npm test`; `npm run test:chaos` runs 240),
  * CHAOS_SEED (default below), CHAOS_RUN=<n> (only run n of that seed), CHAOS_SHARD=<k>/<n>.
  */
+
 import { GetAccessKeyLastUsedCommand, ListAccessKeysCommand } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
@@ -31,13 +32,8 @@ import {
   mulberry32,
   startFaultProxy,
 } from '../support/fault-proxy.ts';
-import {
-  type Notification,
-  outcomeStatus,
-  secretLeaks,
-  startWorld,
-  type World,
-} from '../workflow/harness.ts';
+import { secretLeaks } from '../support/secrets.ts';
+import { type Notification, outcomeStatus, startWorld, type World } from '../workflow/harness.ts';
 
 const DEFAULT_SEED = 20261122;
 const SEED = Number(process.env.CHAOS_SEED ?? DEFAULT_SEED);
@@ -329,7 +325,8 @@ async function invariantViolations(run: {
       [`execution ${i} error`]: `${r.error} ${r.cause}`,
     });
   }
-  for (const where of secretLeaks(secrets, haystacks)) violations.push(`a secret value appears in ${where}`);
+  for (const where of secretLeaks({ secrets }, haystacks))
+    violations.push(`a secret value appears in ${where}`);
   return violations;
 }
 
@@ -365,7 +362,7 @@ it(
     }
     // Once more over everything the handlers logged, against every secret of the campaign.
     const allSecrets = await world.knownSecrets(indexes.map((i) => `chaos-${SEED}-${i}`));
-    const campaignLeak = secretLeaks(allSecrets, { 'the campaign logs': world.logs.join('') });
+    const campaignLeak = secretLeaks({ secrets: allSecrets }, { 'the campaign logs': world.logs.join('') });
     const seconds = (Date.now() - started) / 1000;
 
     const stats = proxy.stats();

@@ -2,7 +2,7 @@
  * The message for an operation the endpoint lacks (cli/unsupported-operation.ts), on real SDK
  * clients whose request handler answers as moto 5.2.1 answers an operation it does not implement
  * (measured: HTTP 500, text/html, Werkzeug's error page), so the SDK's own parse failure is what
- * gets mapped. The CLI end to end against moto: test/unit/cli/conventions.test.ts.
+ * gets mapped. The CLI end to end against moto: test/cli/conventions.test.ts.
  */
 import { Readable } from 'node:stream';
 import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';

@@ -10,7 +10,7 @@ import type { RekeyStack } from '../../infra/rekey-stack.ts';
 import { ACCOUNT, allow, getAttId, onlyLogicalId, PARTITION, REGION, type Resources } from './helpers.ts';
 
 /** The logical id of a construct's CloudFormation resource (its default child, or itself). */
-function logicalIdOf(stack: Stack, construct: Construct): string {
+export function logicalIdOf(stack: Stack, construct: Construct): string {
   const element = (construct.node.defaultChild ?? construct) as CfnElement;
   return stack.resolve(stack.getLogicalId(element)) as string;
 }
@@ -23,6 +23,7 @@ export interface AuditIds {
   scheduleGroup: string;
   schedulerRole: string;
   queue: string;
+  keyIdCache: string;
 }
 
 export function auditIds(stack: RekeyStack): AuditIds {
@@ -35,6 +36,7 @@ export function auditIds(stack: RekeyStack): AuditIds {
     scheduleGroup: logicalIdOf(stack, audit.scheduleGroup),
     schedulerRole: logicalIdOf(stack, audit.schedulerRole),
     queue: logicalIdOf(stack, audit.deadLetterQueue),
+    keyIdCache: logicalIdOf(stack, audit.keyIdCache),
   };
 }
 
@@ -78,6 +80,8 @@ export function expectedAuditPermissions(resources: Resources, ids: AuditIds, co
     ),
     // Key ids of any user with a finding: the audit reports every user, it acts only in scope.
     ...allow(['iam:ListAccessKeys'], [`arn:${PARTITION}:iam::${ACCOUNT}:user/*`]),
+    // The key-id cache, its own table: read the entries of the users with findings, write new ones.
+    ...allow(['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem'], [`${ids.keyIdCache}.Arn`]),
     // One AllUsers listing per service: no single user to name (see ALL_USERS_IAM_READS).
     ...(config.auditServiceCredentials ? allow(['iam:ListServiceSpecificCredentials'], ['*']) : []),
     ...allow(['sns:Publish'], [topic]),

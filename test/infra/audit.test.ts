@@ -295,7 +295,9 @@ describe('the audit function', () => {
           ? `arn:${PARTITION}:states:${REGION}:${ACCOUNT}:stateMachine:Rotation`
           : k === 'REKEY_TOPIC_ARN'
             ? `arn:${PARTITION}:sns:${REGION}:${ACCOUNT}:rekey`
-            : v,
+            : k === 'REKEY_KEY_ID_CACHE_TABLE'
+              ? 'rekey-AuditKeyIdCache'
+              : v,
       ]),
     ) as Record<string, string>;
 
@@ -321,7 +323,7 @@ describe('the audit function', () => {
 
   it('maps the configuration as auditEnvironment does, and nothing else', () => {
     const { variables, config } = audit({ protectedUsers: ['a'], maxRotationsPerRun: 3 });
-    const plain = auditEnvironment(config, { topicArn: 't', stateMachineArn: 's' });
+    const plain = auditEnvironment(config, { topicArn: 't', stateMachineArn: 's', keyIdCacheTable: 'c' });
     for (const [key, value] of Object.entries(variables)) {
       if (typeof value === 'string' && key.startsWith('REKEY_'))
         expect(value, key).toBe(plain[key as keyof typeof plain]);
@@ -525,6 +527,7 @@ describe('the audit bundle', () => {
       environment: auditEnvironment(config, {
         topicArn: 'arn:aws:sns:us-east-1:123456789012:t',
         stateMachineArn: 'arn:aws:states:us-east-1:123456789012:stateMachine:Rotation',
+        keyIdCacheTable: 'rekey-key-ids',
       }),
       config,
     });

@@ -8,8 +8,9 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { HANDLER_METADATA_KEY, STEP_NAMES, type StepName } from '../../contract/functions.ts';
 import { loadConfig, type RekeyConfig } from '../../infra/config.ts';
 import { RekeyStack } from '../../infra/rekey-stack.ts';
+import { ACCOUNT } from '../../support/constants.ts';
 
-export const ACCOUNT = '123456789012';
+export { ACCOUNT };
 export const REGION = 'us-east-1';
 export const PARTITION = 'aws';
 

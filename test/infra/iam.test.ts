@@ -57,7 +57,11 @@ interface ScopeConfig {
 
 /** The scoped resources of a synthesized stack, as rolePermissions renders them. */
 function scope(resources: Resources, config: ScopeConfig, stack: RekeyStack) {
-  const table = onlyLogicalId(resources, 'AWS::DynamoDB::Table');
+  // The lock table (the audit's key-id cache is the other table, audit-helpers.ts).
+  const [table, ...others] = logicalIds(resources, 'AWS::DynamoDB::Table').filter(
+    (id) => id !== auditIds(stack).keyIdCache,
+  );
+  if (!table || others.length) throw new Error('expected one lock table');
   const topic = onlyLogicalId(resources, 'AWS::SNS::Topic');
   const alias = Object.values(resources).find(
     (r) => r.Type === 'AWS::KMS::Alias' && r.Properties?.AliasName === 'alias/rekey-secrets',

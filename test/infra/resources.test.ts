@@ -1,5 +1,7 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
+import { KEY_ID_CACHE_TTL_ATTRIBUTE } from '../../infra/constructs/audit.ts';
+import { logicalIdOf } from './audit-helpers.ts';
 import { getAttId, synth } from './helpers.ts';
 
 describe('the secrets key', () => {
@@ -65,6 +67,34 @@ describe('the lock table', () => {
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       SSESpecification: { SSEEnabled: true },
     });
+  });
+});
+
+describe("the audit's key-id cache", () => {
+  it('is its own table, keyed by user and key creation time, on demand, expiring entries, encrypted, destroyed with the stack', () => {
+    const { template, stack } = synth();
+    const id = logicalIdOf(stack, stack.audit.keyIdCache);
+    const table = template.toJSON().Resources[id];
+    expect(table).toMatchObject({
+      Type: 'AWS::DynamoDB::Table',
+      DeletionPolicy: 'Delete',
+      UpdateReplacePolicy: 'Delete',
+      Properties: {
+        KeySchema: [
+          { AttributeName: 'userName', KeyType: 'HASH' },
+          { AttributeName: 'keyCreated', KeyType: 'RANGE' },
+        ],
+        BillingMode: 'PAY_PER_REQUEST',
+        TimeToLiveSpecification: { AttributeName: KEY_ID_CACHE_TTL_ATTRIBUTE, Enabled: true },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: false },
+        SSESpecification: { SSEEnabled: true },
+      },
+    });
+    // Only the audit's role names it.
+    const naming = Object.entries(template.toJSON().Resources as Record<string, { Type: string }>)
+      .filter(([, r]) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r).includes(`"${id}"`))
+      .map(([policy]) => policy);
+    expect(naming).toEqual([logicalIdOf(stack, stack.audit.permissions)]);
   });
 });
 

@@ -25,6 +25,7 @@ import {
 } from '@aws-sdk/client-iam';
 import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import { authorizeCommand } from '../../lambdas/shared/clients/invocation.ts';
+import { ACCOUNT } from '../../support/constants.ts';
 
 export interface FakeCredential {
   userName: string;
@@ -36,7 +37,6 @@ export interface FakeCredential {
   createDate: Date;
 }
 
-const ACCOUNT = '123456789012';
 const PER_USER_AND_SERVICE = 2;
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 

@@ -16,6 +16,7 @@ import type { KeyRef, NewKey, RotationState } from '../../contract/schemas.ts';
 import type { Clock } from '../../lambdas/shared/clock.ts';
 import { logger } from '../../lambdas/shared/logger.ts';
 import { versionTokenFor } from '../../lambdas/shared/secret.ts';
+import { ACCOUNT } from '../../support/constants.ts';
 
 /** The domain code logs JSON lines; tests assert on calls, not on log output. */
 export function silenceLogs(): void {
@@ -35,7 +36,7 @@ export function fakeClock(now: Date = NOW): FakeClock {
   return { now: () => now, sleep: vi.fn(async (_ms: number) => {}) };
 }
 
-export const ACCOUNT = '123456789012';
+export { ACCOUNT };
 export const USER = 'alice';
 export const USER_ARN = `arn:aws:iam::${ACCOUNT}:user/${USER}`;
 export const EXECUTION_ID = `arn:aws:states:us-east-1:${ACCOUNT}:execution:rekey-rotation:alice-0001`;

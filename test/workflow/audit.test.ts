@@ -6,6 +6,7 @@
  * moto's credential report has no `<root_account>` row, so ROOT_ACCESS_KEY is covered by the unit
  * tests (test/lambdas/audit/findings.test.ts) only.
  */
+
 import { DeleteAccessKeyCommand, ListAccessKeysCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
 import { GetFindingsCommand } from '@aws-sdk/client-securityhub';
 import { DescribeExecutionCommand, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
@@ -23,6 +24,7 @@ import {
 } from '../../support/audit-world.ts';
 import { ANY_CREDENTIALS, AwsEnv } from '../../support/aws.ts';
 import { withoutAction } from '../support/role-mutations.ts';
+import { expectNoSecrets } from '../support/secrets.ts';
 
 /** A group of users with the same keys and the findings each of them must get. */
 interface Group {
@@ -154,10 +156,8 @@ afterAll(async () => {
   await world?.stop();
 });
 
-function expectNoSecrets(what: string, text: string): void {
-  const leaked = world.secrets.filter((s) => text.includes(s));
-  expect(leaked, `secret access keys in ${what}`).toEqual([]);
-}
+const expectNoWorldSecrets = (what: string, text: string) =>
+  expectNoSecrets({ secrets: world.secrets }, { [what]: text });
 
 describe('the audit against the emulator', () => {
   it(`has ${users.length} users and expects ${expectedFindings.length} findings`, () => {
@@ -183,6 +183,34 @@ describe('the audit against the emulator', () => {
     });
     expect(Object.fromEntries(requests)).toEqual(calls.toJSON());
     expect(summary.rotations).toEqual({ WOULD_START: 21, SKIPPED: 5 + 2 + 3 });
+  });
+
+  it('a second run takes the key ids from the cache, as the audit role: no ListAccessKeys, the same findings', async () => {
+    // Prepare: the run above (cold) wrote every key id it listed.
+    const cold = await world.audit(CONFIG, { dryRun: true });
+
+    // Act
+    const warm = await world.audit(CONFIG, { dryRun: true });
+
+    // Assert: the deployed role may read the table (a refused read would be a failure and a miss).
+    expect(warm.summary.keyIdCache).toMatchObject({ misses: 0, failures: 0 });
+    expect(warm.summary.keyIdCache?.hits).toBeGreaterThan(0);
+    expect(warm.calls.toJSON()).not.toHaveProperty('ListAccessKeys');
+    expect(warm.summary.findings).toEqual(cold.summary.findings);
+    expect(warm.summary.rotations).toEqual(cold.summary.rotations);
+  });
+
+  it('without dynamodb:BatchGetItem on its role the cache fails open: every key listed again, the failure counted', async () => {
+    // Act
+    const run = await world.audit(CONFIG, {
+      dryRun: true,
+      mutate: withoutAction('audit', 'dynamodb:BatchGetItem'),
+    });
+
+    // Assert: the harness refused the read, and the audit fell back to IAM with the same findings.
+    expect(run.summary.keyIdCache?.failures).toBeGreaterThan(0);
+    expect(run.summary.keyIdCache?.hits).toBe(0);
+    expect(run.calls.toJSON().ListAccessKeys).toBeGreaterThan(0);
   });
 
   it('the CLI runs the same scan, as the audit role: --json, and --fail-on exits 3', async () => {
@@ -230,7 +258,7 @@ describe('the audit against the emulator', () => {
     });
     const two = byUser('TWO_ACTIVE_KEYS', 'two-active-000');
     expect(two?.accessKeyId).toBe(keys.find((k) => k.userName === 'two-active-000')?.accessKeyId);
-    expectNoSecrets('the CLI output', stdout);
+    expectNoWorldSecrets('the CLI output', stdout);
 
     const failing = auditCommand({ iam: world.iam, stdout: () => {}, stderr: () => {} });
     const error = await failing
@@ -336,8 +364,8 @@ describe('the audit against the emulator', () => {
       action: { kind: 'ROTATION', status: 'ALREADY_STARTED' },
     });
     const events = { sent, routed };
-    expectNoSecrets('the digest', digest);
-    expectNoSecrets('the events', JSON.stringify(events));
+    expectNoWorldSecrets('the digest', digest);
+    expectNoWorldSecrets('the events', JSON.stringify(events));
   });
 
   it('Security Hub: imports the findings, then resolves those whose condition cleared', async () => {
@@ -362,7 +390,7 @@ describe('the audit against the emulator', () => {
     expect(imported.filter((f) => f.RecordState === 'ACTIVE')).toHaveLength(expectedFindings.length);
     const exempt = imported.find((f) => f.Id?.includes('/OLD_KEY/exempt-000/'));
     expect(exempt?.Workflow?.Status).toBe('SUPPRESSED');
-    expectNoSecrets('the Security Hub findings', JSON.stringify(imported));
+    expectNoWorldSecrets('the Security Hub findings', JSON.stringify(imported));
 
     // The conditions of two findings clear: an old key is deleted, an unused one deactivated.
     const oldKey = keyOf('age-91-000');

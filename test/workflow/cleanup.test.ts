@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor, STATUS_CHANGE_RULE, type TaskOverride } from '../../cli/local-runner.ts';
 import type { NewKey, Plan } from '../../contract/schemas.ts';
+import { ACCOUNT } from '../../support/constants.ts';
 import { expectCleanRun, outcomeStatus, startWorld, statesEntered, type World } from './harness.ts';
 
 let world: World;
@@ -22,7 +23,6 @@ afterAll(async () => {
   await world?.stop();
 });
 
-const ACCOUNT = '123456789012';
 const executionArn = (name: string) => `arn:aws:states:us-east-1:${ACCOUNT}:execution:rekey-local:${name}`;
 
 interface LockRow {

@@ -26,12 +26,12 @@ import type { DeployedRoles } from '../../cli/deployed-roles.ts';
 import type { RotationResult, TaskOverride } from '../../cli/local-runner.ts';
 import { AccessDenied, runInInvocation } from '../../lambdas/shared/clients/invocation.ts';
 import { cloudTrail, dynamodb, iam } from '../../lambdas/shared/clients.ts';
+import { ACCOUNT } from '../../support/constants.ts';
 import { type FakeCloudTrail, fakeCloudTrail } from '../support/fake-cloudtrail.ts';
 import { FakeServiceCredentials } from '../support/fake-service-credentials.ts';
 import { usersUnder, withoutAction } from '../support/role-mutations.ts';
 import { outcomeStatus, startWorld, type World } from './harness.ts';
 
-const ACCOUNT = '123456789012';
 const KEYSPACES = 'cassandra.amazonaws.com';
 
 let world: World;

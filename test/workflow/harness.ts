@@ -8,6 +8,7 @@
  * admin IAM user. The world also collects every secret value the emulator ever held and every log
  * line the handlers wrote, so each test can prove that no secret leaked anywhere.
  */
+
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
 import {
@@ -46,11 +47,12 @@ import {
   deployedRoles,
   synthesizeTemplate,
 } from '../../cli/deployed-roles.ts';
+import { type MotoClockServer, startMotoWithClock } from '../../cli/emulator.ts';
 import { prepareLocalEnv } from '../../cli/local-env.ts';
 import { type RotationResult, type RunRotationOptions, runRotation } from '../../cli/local-runner.ts';
 import type { StepName } from '../../contract/functions.ts';
 import { systemClock } from '../../lambdas/shared/clock.ts';
-import { type MotoClockServer, startMotoWithClock } from '../support/moto-clock.ts';
+import { expectNoSecrets } from '../support/secrets.ts';
 
 const REGION = 'us-east-1';
 type Credentials = { accessKeyId: string; secretAccessKey: string };
@@ -488,17 +490,7 @@ export async function expectNoSecretsIn(
 ): Promise<void> {
   const secrets = [...new Set([...(await world.knownSecrets()), ...extraSecrets])];
   expect(secrets.length).toBeGreaterThan(1);
-  expect(secretLeaks(secrets, haystacks).map((where) => `a secret value appears in ${where}`)).toEqual([]);
-}
-
-/** The names of the haystacks (strings, or anything JSON-serializable) in which a secret value occurs. */
-export function secretLeaks(secrets: readonly string[], haystacks: Record<string, unknown>): string[] {
-  return Object.entries(haystacks)
-    .filter(([, value]) => {
-      const text = typeof value === 'string' ? value : JSON.stringify(value);
-      return secrets.some((secret) => text.includes(secret));
-    })
-    .map(([where]) => where);
+  expectNoSecrets({ secrets }, haystacks);
 }
 
 /** The detail-types of the EventBridge events, in the order they were published. */

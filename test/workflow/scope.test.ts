@@ -15,9 +15,9 @@ import { GetResourcePolicyCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../cli/local-runner.ts';
 import { secretResourcePolicy } from '../../lambdas/shared/secret.ts';
+import { ACCOUNT } from '../../support/constants.ts';
 import { detailTypes, expectNoSecretsIn, outcomeStatus, startWorld, type World } from './harness.ts';
 
-const ACCOUNT = '123456789012';
 const OPT_IN = 'rekey:opt-in';
 const CONSUMER = `arn:aws:iam::${ACCOUNT}:role/ci/deployer`;
 /** What the `rekey:consumers` tag of the user `mailer` names: its readers only. */

@@ -11,6 +11,7 @@ import {
   executionArnFor,
   executionNameFor,
   type FailedAttempt,
+  firstAttemptStarted,
   type RotationRequest,
   type RotationStarter,
   rotationReason,
@@ -21,7 +22,7 @@ import {
 import { CallCounter } from '../../../lambdas/audit/calls.ts';
 import type { Finding } from '../../../lambdas/audit/findings.ts';
 import { awsError, fakeClock } from '../../support/lambda-fixtures.ts';
-import { finding as baseFinding } from './fixtures.ts';
+import { finding as baseFinding, CASSANDRA, CODECOMMIT, serviceFinding } from './fixtures.ts';
 import { ACCOUNT, ago, userDetail, usersOf } from './helpers.ts';
 
 const STATE_MACHINE_ARN = `arn:aws:states:us-east-1:${ACCOUNT}:stateMachine:rekey-rotation`;
@@ -800,5 +801,215 @@ describe('applyActions: the opt-in deactivation of unused keys', () => {
     );
     expect(outcomes).toEqual([expect.objectContaining({ status: 'WOULD_DEACTIVATE' })]);
     expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
+  });
+});
+
+describe('actions on service credentials', () => {
+  const SERVICE_POLICY: ActionPolicy = {
+    autoRotate: true,
+    maxRotationsPerRun: 25,
+    maxRotationAttempts: 3,
+    deactivateUnused: true,
+    deactivateUnusedAfterDays: 90,
+    protectedUsers: ['break-glass'],
+    userPathPrefix: '/',
+  };
+
+  function serviceActionDeps() {
+    const requests: Parameters<RotationStarter['start']>[0][] = [];
+    const starter: RotationStarter = {
+      start: vi.fn(async (request) => {
+        requests.push(request);
+        return firstAttemptStarted(request, `arn:x:${request.executionName}`);
+      }),
+    };
+    return { requests, deps: { iam, starter, clock: fakeClock(), calls: new CallCounter() } };
+  }
+
+  it('rotates an OLD_KEY credential: serviceName in the request, the credential id in the name', async () => {
+    const { requests, deps } = serviceActionDeps();
+    const outcomes = await applyActions(
+      deps,
+      [
+        serviceFinding({
+          type: 'OLD_KEY',
+          userName: 'alice',
+          serviceSpecificCredentialId: 'ACCAALICE0000000000001',
+          ageDays: 120,
+        }),
+      ],
+      usersOf(userDetail('alice')),
+      SERVICE_POLICY,
+      { dryRun: false },
+    );
+    expect(requests).toEqual([
+      {
+        executionName: 'rekey-alice-ACCAALICE0000000000001',
+        userName: 'alice',
+        accessKeyId: null,
+        serviceName: CASSANDRA,
+        serviceSpecificCredentialId: 'ACCAALICE0000000000001',
+        reason: 'audit: OLD_KEY cassandra.amazonaws.com ACCAALICE0000000000001 120 days',
+        maxAttempts: 3,
+      },
+    ]);
+    expect(outcomes).toEqual([
+      {
+        kind: 'ROTATION',
+        status: 'STARTED',
+        userName: 'alice',
+        accessKeyId: null,
+        serviceName: CASSANDRA,
+        serviceSpecificCredentialId: 'ACCAALICE0000000000001',
+        executionName: 'rekey-alice-ACCAALICE0000000000001',
+        executionArn: 'arn:x:rekey-alice-ACCAALICE0000000000001',
+        attempt: 1,
+        failedAttempts: [],
+        detail: 'rotation started',
+      },
+    ]);
+  });
+
+  it('execution names: the access key names are unchanged, a credential id is kept whole in 80 characters', () => {
+    expect(executionNameFor('alice', 'AKIAIOSFODNN7EXAMPLE')).toBe('rekey-alice-AKIAIOSFODNN7EXAMPLE');
+    const long = executionNameFor(`${'x'.repeat(60)}.@+=`, 'ACCAEXAMPLE123EXAMPLE');
+    expect(long.length).toBeLessThanOrEqual(80);
+    expect(long).toMatch(EXECUTION_NAME);
+    expect(long.endsWith('-ACCAEXAMPLE123EXAMPLE')).toBe(true);
+  });
+
+  it('never deactivates one, even if an UNUSED_KEY finding named it', async () => {
+    const { deps } = serviceActionDeps();
+    const outcomes = await applyActions(
+      deps,
+      [
+        serviceFinding({
+          type: 'UNUSED_KEY',
+          userName: 'alice',
+          serviceSpecificCredentialId: 'ACCAALICE0000000000001',
+          idleDays: 400,
+        }),
+      ],
+      usersOf(userDetail('alice')),
+      SERVICE_POLICY,
+      { dryRun: false },
+    );
+    expect(outcomes).toEqual([]);
+    expect(iamMock).not.toHaveReceivedAnyCommand();
+    expect(deps.calls.total).toBe(0);
+  });
+
+  it('refuses protected, out-of-scope, not opted-in and exempt users, as for access keys', async () => {
+    const { requests, deps } = serviceActionDeps();
+    const old = (userName: string, id: string, over: Partial<Finding> = {}) =>
+      serviceFinding({ type: 'OLD_KEY', userName, serviceSpecificCredentialId: id, ...over });
+    const outcomes = await applyActions(
+      deps,
+      [
+        old('break-glass', 'ACCABREAK00000000001'),
+        old('outsider', 'ACCAOUTSIDER00000001'),
+        old('untagged', 'ACCAUNTAGGED00000001'),
+        old('vendor', 'ACCAVENDOR0000000001', {
+          exemption: { reason: 'pinned', until: null, expired: false },
+        }),
+      ],
+      usersOf(
+        userDetail('break-glass', { 'rekey:opt-in': 'yes' }, '/svc/'),
+        userDetail('outsider', { 'rekey:opt-in': 'yes' }, '/other/'),
+        userDetail('untagged', {}, '/svc/'),
+        userDetail('vendor', { 'rekey:opt-in': 'yes' }, '/svc/'),
+      ),
+      { ...SERVICE_POLICY, userPathPrefix: '/svc/', optInTag: 'rekey:opt-in' },
+      { dryRun: false },
+    );
+    expect(requests).toEqual([]);
+    expect(outcomes.map((o) => [o.userName, o.status, o.serviceSpecificCredentialId, o.detail])).toEqual([
+      ['break-glass', 'SKIPPED', 'ACCABREAK00000000001', 'protected user'],
+      ['outsider', 'SKIPPED', 'ACCAOUTSIDER00000001', 'out of scope: path /other/ is outside /svc/'],
+      ['untagged', 'SKIPPED', 'ACCAUNTAGGED00000001', 'out of scope: no opt-in tag rekey:opt-in'],
+      ['vendor', 'SKIPPED', 'ACCAVENDOR0000000001', 'exempt: pinned'],
+    ]);
+  });
+
+  it('two active credentials hold back that service only; two active keys hold back the keys only', async () => {
+    const { requests, deps } = serviceActionDeps();
+    const outcomes = await applyActions(
+      deps,
+      [
+        // bob: two active Keyspaces credentials, and an old access key.
+        serviceFinding({
+          type: 'OLD_KEY',
+          userName: 'bob',
+          serviceSpecificCredentialId: 'ACCABOBK000000000001',
+        }),
+        serviceFinding({
+          type: 'TWO_ACTIVE_KEYS',
+          userName: 'bob',
+          serviceSpecificCredentialId: 'ACCABOBK000000000001',
+          other: {
+            keySlot: 2,
+            accessKeyId: null,
+            ageDays: 2,
+            serviceSpecificCredentialId: 'ACCABOBK000000000002',
+          },
+        }),
+        baseFinding({ type: 'OLD_KEY', userName: 'bob', accessKeyId: 'AKIABOB0000000000001' }),
+        // dave: two active access keys, and an old CodeCommit credential.
+        baseFinding({ type: 'OLD_KEY', userName: 'dave', accessKeyId: 'AKIADAVE000000000001' }),
+        baseFinding({
+          type: 'TWO_ACTIVE_KEYS',
+          userName: 'dave',
+          accessKeyId: 'AKIADAVE000000000001',
+          other: { keySlot: 2, accessKeyId: 'AKIADAVE000000000002', ageDays: 2 },
+        }),
+        serviceFinding({
+          type: 'OLD_KEY',
+          userName: 'dave',
+          serviceName: CODECOMMIT,
+          serviceSpecificCredentialId: 'ACCADAVEG00000000001',
+        }),
+      ],
+      usersOf(userDetail('bob'), userDetail('dave')),
+      SERVICE_POLICY,
+      { dryRun: false },
+    );
+    expect(requests.map((r) => r.executionName).sort()).toEqual([
+      'rekey-bob-AKIABOB0000000000001',
+      'rekey-dave-ACCADAVEG00000000001',
+    ]);
+    expect(outcomes.filter((o) => o.status === 'SKIPPED').map((o) => o.detail)).toEqual([
+      'two active cassandra.amazonaws.com credentials: rekey will not pick one; deactivate or delete one by hand',
+      'two active keys: rekey will not pick one; deactivate or delete one by hand',
+    ]);
+  });
+
+  it('maxRotationsPerRun counts service credentials and keys together, oldest first', async () => {
+    const { requests, deps } = serviceActionDeps();
+    const outcomes = await applyActions(
+      deps,
+      [
+        baseFinding({ type: 'OLD_KEY', userName: 'a', accessKeyId: 'AKIAA000000000000001', ageDays: 100 }),
+        serviceFinding({
+          type: 'OLD_KEY',
+          userName: 'b',
+          serviceSpecificCredentialId: 'ACCAB000000000000001',
+          ageDays: 300,
+        }),
+        serviceFinding({
+          type: 'OLD_KEY',
+          userName: 'c',
+          serviceSpecificCredentialId: 'ACCAC000000000000001',
+          ageDays: 200,
+        }),
+      ],
+      usersOf(userDetail('a'), userDetail('b'), userDetail('c')),
+      { ...SERVICE_POLICY, maxRotationsPerRun: 2 },
+      { dryRun: false },
+    );
+    expect(requests.map((r) => r.userName)).toEqual(['b', 'c']);
+    expect(outcomes.find((o) => o.userName === 'a')).toMatchObject({
+      status: 'SKIPPED',
+      detail: 'limit of 2 rotation starts per run reached (new rotations and retries)',
+    });
   });
 });

@@ -8,15 +8,26 @@ import {
   digestSubject,
   digestText,
   EventsNotDelivered,
+  eventDetail,
   FINDING_DETAIL_TYPE,
   findingEvents,
   publishAlerts,
   STILL_FAILING_DETAIL_TYPE,
   stillFailingEvents,
 } from '../../../lambdas/audit/alerts.ts';
-import { fakeClock, TOPIC_ARN } from '../../support/lambda-fixtures.ts';
-import { ACTIONS, FINDINGS, finding, KEYS, report } from './fixtures.ts';
-import { expectNoSecrets, rejection } from './helpers.ts';
+import { fakeClock, rejectionOf, TOPIC_ARN } from '../../support/lambda-fixtures.ts';
+import {
+  ACTIONS,
+  CASSANDRA,
+  CODECOMMIT,
+  FINDINGS,
+  finding,
+  KEYS,
+  report,
+  serviceCredentialRun,
+  serviceFinding,
+} from './fixtures.ts';
+import { ACCOUNT, expectNoSecretsInText } from './helpers.ts';
 
 const sns = new SNSClient({ region: 'us-east-1' });
 const eventBridge = new EventBridgeClient({ region: 'us-east-1' });
@@ -75,7 +86,7 @@ describe('the digest', () => {
     expect(text).toContain('  lapsed: expired 2026-01-31, migration');
     expect(text).toContain(`  rotate vendor ${KEYS.vendor}: exempt until 2026-12-31: SMTP relay, SEC-12`);
     for (const id of Object.values(KEYS)) expect(text).toContain(id);
-    expectNoSecrets(text);
+    expectNoSecretsInText(text);
   });
 
   it('says so on a dry run, and caps the table', () => {
@@ -173,7 +184,7 @@ describe('retried and given-up rotations', () => {
     expect(lines.find((l) => l.includes(KEYS.lapsed) && l.startsWith('OLD_KEY'))).toMatch(
       /rotation retried \(attempt 2\)$/,
     );
-    expectNoSecrets(text);
+    expectNoSecretsInText(text);
   });
 
   it('a given-up service credential is started by hand with its serviceName', () => {
@@ -242,7 +253,7 @@ describe('retried and given-up rotations', () => {
       detail: givenUp.detail,
       executionName: `${aliceName}-3`,
     });
-    for (const e of entries) expectNoSecrets(JSON.stringify(e));
+    for (const e of entries) expectNoSecretsInText(JSON.stringify(e));
   });
 
   it('no rotation given up, no such event', () => {
@@ -282,7 +293,7 @@ describe('the events', () => {
       exempt: true,
       exemption: { reason: 'SMTP relay, SEC-12', expired: false },
     });
-    for (const e of entries) expectNoSecrets(JSON.stringify(e));
+    for (const e of entries) expectNoSecretsInText(JSON.stringify(e));
   });
 });
 
@@ -351,7 +362,7 @@ describe('publishAlerts', () => {
       .resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: 'InternalFailure' }] });
     const d = deps();
 
-    const error = await rejection(publishAlerts(d, report({ findings: many(1), actions: [] })));
+    const error = await rejectionOf(publishAlerts(d, report({ findings: many(1), actions: [] })));
 
     expect(error).toBeInstanceOf(EventsNotDelivered);
     expect(error.name).toBe('EventsNotDelivered');
@@ -367,5 +378,69 @@ describe('publishAlerts', () => {
       .filter((d) => d.action?.status === 'STARTED');
     expect(started.map((d) => d.userName)).toEqual(['lapsed']);
     expect(ACTIONS).toHaveLength(3);
+  });
+});
+
+describe('alerts for service credentials', () => {
+  const { old, two, started, run } = serviceCredentialRun();
+
+  it('events add serviceName and the credential ids; access-key events keep their shape', () => {
+    expect(eventDetail(old, run)).toMatchObject({
+      type: 'OLD_KEY',
+      userName: 'alice',
+      accessKeyId: null,
+      serviceName: CASSANDRA,
+      serviceSpecificCredentialId: 'ACCAALICE0000000000001',
+      otherServiceSpecificCredentialId: null,
+      lastUsedDate: null,
+      idleDays: null,
+      action: { kind: 'ROTATION', status: 'STARTED', executionName: 'rekey-alice-ACCAALICE0000000000001' },
+      message: 'rotation started',
+    });
+    expect(eventDetail(two, run)).toMatchObject({
+      otherAccessKeyId: null,
+      otherServiceSpecificCredentialId: 'ACCABOBG000000000002',
+      message: 'deactivate one of ACCABOBG000000000001 / ACCABOBG000000000002 by hand',
+    });
+    const keyEvent = eventDetail(
+      finding({ type: 'OLD_KEY', userName: 'carol', accessKeyId: 'AKIACAROL00000000003' }),
+      run,
+    );
+    expect(keyEvent).not.toHaveProperty('serviceName');
+    expect(keyEvent).not.toHaveProperty('serviceSpecificCredentialId');
+    expect(findingEvents(run, 'default')[0]).toMatchObject({
+      DetailType: 'Stale Access Key Found',
+      Resources: [`arn:aws:iam::${ACCOUNT}:user/alice`],
+    });
+  });
+
+  it('an action is matched to its own credential, not to another of the same user', () => {
+    const other = serviceFinding({
+      type: 'OLD_KEY',
+      userName: 'alice',
+      serviceName: CODECOMMIT,
+      serviceSpecificCredentialId: 'ACCAALICEGIT000000001',
+    });
+    expect(eventDetail(other, report({ findings: [old, other], actions: [started] })).action).toBeNull();
+  });
+
+  it('the digest lists them in a table of their own: service, credential id, age, action', () => {
+    const text = digestText(
+      report({
+        findings: [
+          finding({ type: 'OLD_KEY', userName: 'carol', accessKeyId: 'AKIACAROL00000000003' }),
+          old,
+          two,
+        ],
+        actions: [started],
+      }),
+    );
+    const lines = text.split('\n');
+    expect(lines).toContain('Service-specific credentials (Amazon Keyspaces, CodeCommit)');
+    expect(lines.find((l) => l.includes('ACCAALICE0000000000001') && l.startsWith('OLD_KEY'))).toBe(
+      'OLD_KEY         alice                            cassandra.amazonaws.com  ACCAALICE0000000000001    120  rotation started',
+    );
+    expect(lines.find((l) => l.startsWith('TWO_ACTIVE_KEYS'))).toContain('codecommit.amazonaws.com');
+    expectNoSecretsInText(text);
   });
 });

@@ -30,8 +30,8 @@ import {
   runAudit,
   scanAccount,
 } from '../../../lambdas/audit/audit.ts';
-import { awsError, fakeClock, TOPIC_ARN } from '../../support/lambda-fixtures.ts';
-import { ACCOUNT, ago, expectNoSecrets, FAKE_SECRETS, rejection, reportCsv } from './helpers.ts';
+import { awsError, fakeClock, rejectionOf, TOPIC_ARN } from '../../support/lambda-fixtures.ts';
+import { ACCOUNT, ago, expectNoSecretsInText, FAKE_SECRETS, reportCsv } from './helpers.ts';
 
 const iam = new IAMClient({ region: 'us-east-1' });
 const sns = new SNSClient({ region: 'us-east-1' });
@@ -231,7 +231,7 @@ describe('scanAccount', () => {
     iamMock
       .on(ListServiceSpecificCredentialsCommand)
       .rejects(awsError('AccessDenied', 'not authorized to perform: iam:ListServiceSpecificCredentials'));
-    const error = await rejection(scanAccount({ iam, clock: fakeClock() }, POLICY));
+    const error = await rejectionOf(scanAccount({ iam, clock: fakeClock() }, POLICY));
     expect(error.name).toBe('AccessDenied');
     expect(error.message).toContain('iam:ListServiceSpecificCredentials');
   });
@@ -281,7 +281,7 @@ describe('runAudit', () => {
       JSON.stringify(summary),
     ].join('\n');
     expect(published).toContain('AKIAALICE00000000000');
-    expectNoSecrets(published);
+    expectNoSecretsInText(published);
   });
 
   it('a dry run starts, changes and publishes nothing', async () => {
@@ -388,7 +388,7 @@ describe('runAudit', () => {
     const s = starter();
     s.start.mockRejectedValue(awsError('AccessDeniedException', 'no states:StartExecution'));
 
-    const error = await rejection(runAudit(deps(s), POLICY));
+    const error = await rejectionOf(runAudit(deps(s), POLICY));
 
     expect(error).toBeInstanceOf(AuditActionsFailed);
     expect(error.message).toContain('ROTATION alice AKIAALICE00000000000: could not start the rotation');

@@ -9,8 +9,8 @@ import {
   parseCredentialReport,
   REPORT_POLL_POLICY,
 } from '../../../lambdas/audit/credential-report.ts';
-import { awsError, fakeClock } from '../../support/lambda-fixtures.ts';
-import { ACCOUNT, ago, HEADER, NOW, rejection, reportCsv } from './helpers.ts';
+import { awsError, fakeClock, rejectionOf } from '../../support/lambda-fixtures.ts';
+import { ACCOUNT, ago, HEADER, NOW, reportCsv } from './helpers.ts';
 
 const iam = new IAMClient({ region: 'us-east-1' });
 const iamMock = mockClient(iam);
@@ -210,7 +210,7 @@ describe('fetchCredentialReport', () => {
     iamMock.on(GenerateCredentialReportCommand).resolves({ State: 'INPROGRESS' });
     const d = deps();
 
-    const error = await rejection(fetchCredentialReport(d, { maxWaitMs: 30_000 }));
+    const error = await rejectionOf(fetchCredentialReport(d, { maxWaitMs: 30_000 }));
 
     expect(error).toBeInstanceOf(CredentialReportTimeout);
     expect(error.name).toBe('CredentialReportTimeout');

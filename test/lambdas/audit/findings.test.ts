@@ -4,12 +4,15 @@ import {
   contractView,
   DEFAULT_THRESHOLDS,
   evaluateFindings,
+  evaluateServiceCredentials,
   type Finding,
+  type ServiceCredential,
   type Thresholds,
   type UserDetail,
   wholeDays,
 } from '../../../lambdas/audit/findings.ts';
-import { ago, DAY, NOW, type RowSpec, reportCsv, userDetail, usersOf } from './helpers.ts';
+import { CASSANDRA, CODECOMMIT, finding, serviceCredential } from './fixtures.ts';
+import { ACCOUNT, ago, DAY, NOW, type RowSpec, reportCsv, userDetail, usersOf } from './helpers.ts';
 
 const EXEMPT_TAG = 'rekey:exempt';
 
@@ -227,5 +230,123 @@ describe('order and contract', () => {
       'ageDays',
       'lastUsedDate',
     ]);
+  });
+});
+
+describe('evaluateServiceCredentials', () => {
+  const ARNS = new Map([['alice', `arn:aws:iam::${ACCOUNT}:user/team/alice`]]);
+  const evaluateCredentials = (credentials: ServiceCredential[], users = usersOf()) =>
+    evaluateServiceCredentials(credentials, users, ARNS, {
+      now: NOW,
+      thresholds: DEFAULT_THRESHOLDS,
+      exemptTag: 'rekey:exempt',
+    });
+
+  it.each([
+    [76, []],
+    [77, ['EXPIRING_KEY']],
+    [90, ['EXPIRING_KEY']],
+    [91, ['OLD_KEY']],
+    [400, ['OLD_KEY']],
+  ])('a credential %i days old is %j (the access keys boundaries)', (days, types) => {
+    expect(
+      evaluateCredentials([serviceCredential('alice', 'ACCA0000000000000001', days)]).map((f) => f.type),
+    ).toEqual(types);
+  });
+
+  it('90 days and 23 hours is still 90 days: compliant, expiring', () => {
+    const c = serviceCredential('alice', 'ACCA0000000000000001', 0, {
+      createDate: new Date(NOW.getTime() - 90 * 86_400_000 - 23 * 3_600_000),
+    });
+    expect(evaluateCredentials([c])).toMatchObject([{ type: 'EXPIRING_KEY', ageDays: 90 }]);
+  });
+
+  it('is never UNUSED_KEY, and says last use is unknown rather than "never"', () => {
+    const [old] = evaluateCredentials([serviceCredential('alice', 'ACCA0000000000000001', 500)]);
+    expect(old).toEqual({
+      type: 'OLD_KEY',
+      userName: 'alice',
+      userArn: `arn:aws:iam::${ACCOUNT}:user/team/alice`,
+      accessKeyId: null,
+      keySlot: 1,
+      ageDays: 500,
+      lastUsedDate: null,
+      idleDays: null,
+      createDate: ago(500).toISOString(),
+      serviceName: CASSANDRA,
+      serviceSpecificCredentialId: 'ACCA0000000000000001',
+      exemption: null,
+    });
+  });
+
+  it('ignores inactive and expired credentials', () => {
+    expect(
+      evaluateCredentials([
+        serviceCredential('alice', 'ACCA0000000000000001', 200, { status: 'Inactive' }),
+        serviceCredential('alice', 'ACCA0000000000000002', 200, { status: 'Expired' }),
+      ]),
+    ).toEqual([]);
+  });
+
+  it('TWO_ACTIVE_KEYS per user AND service: on the older one, naming the other', () => {
+    const findings = evaluateCredentials([
+      serviceCredential('bob', 'ACCABOBNEW0000000001', 3),
+      serviceCredential('bob', 'ACCABOBOLD0000000001', 30),
+      // One per service is not two active.
+      serviceCredential('carol', 'ACCACAROLK0000000001', 3),
+      serviceCredential('carol', 'ACCACAROLG0000000001', 3, { serviceName: CODECOMMIT }),
+    ]);
+    expect(findings).toEqual([
+      expect.objectContaining({
+        type: 'TWO_ACTIVE_KEYS',
+        userName: 'bob',
+        serviceName: CASSANDRA,
+        serviceSpecificCredentialId: 'ACCABOBOLD0000000001',
+        keySlot: 1,
+        ageDays: 30,
+        other: {
+          keySlot: 2,
+          accessKeyId: null,
+          ageDays: 3,
+          serviceSpecificCredentialId: 'ACCABOBNEW0000000001',
+        },
+      }),
+    ]);
+  });
+
+  it("carries the user's exemption (expired or not), as for access keys", () => {
+    const users = usersOf(
+      userDetail('vendor', { 'rekey:exempt': 'until=2026-12-31 Cassandra driver pinned' }),
+      userDetail('lapsed', { 'rekey:exempt': 'until=2026-01-31 migration' }),
+    );
+    const findings = evaluateCredentials(
+      [
+        serviceCredential('vendor', 'ACCAVENDOR0000000001', 120),
+        serviceCredential('lapsed', 'ACCALAPSED0000000001', 120),
+      ],
+      users,
+    );
+    expect(findings.map((f) => [f.userName, f.exemption])).toEqual([
+      ['lapsed', { reason: 'migration', until: '2026-01-31T23:59:59.999Z', expired: true }],
+      ['vendor', { reason: 'Cassandra driver pinned', until: '2026-12-31T23:59:59.999Z', expired: false }],
+    ]);
+  });
+
+  it('the --json view adds serviceName and the credential id only for service credentials', () => {
+    const [f] = evaluateCredentials([serviceCredential('alice', 'ACCA0000000000000001', 120)]);
+    expect(contractView(f as Finding)).toEqual({
+      type: 'OLD_KEY',
+      userName: 'alice',
+      accessKeyId: null,
+      ageDays: 120,
+      lastUsedDate: null,
+      serviceName: CASSANDRA,
+      serviceSpecificCredentialId: 'ACCA0000000000000001',
+    });
+    expect(
+      Object.keys(
+        contractView(finding({ type: 'OLD_KEY', userName: 'bob', accessKeyId: 'AKIABOB0000000000002' })),
+      ),
+    ).toEqual(['type', 'userName', 'accessKeyId', 'ageDays', 'lastUsedDate']);
   });
 });

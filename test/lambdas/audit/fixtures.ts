@@ -2,9 +2,11 @@
  * A small audit run (findings of every type, exempt and expired-exempt users, and the actions on
  * them) shared by the alert and Security Hub tests. Not a test file.
  */
+
+import type { ServiceName } from '../../../contract/schemas.ts';
 import type { ActionOutcome } from '../../../lambdas/audit/actions.ts';
 import type { AuditReport } from '../../../lambdas/audit/alerts.ts';
-import { DEFAULT_THRESHOLDS, type Finding } from '../../../lambdas/audit/findings.ts';
+import { DEFAULT_THRESHOLDS, type Finding, type ServiceCredential } from '../../../lambdas/audit/findings.ts';
 import { ACCOUNT, ago, NOW } from './helpers.ts';
 
 export function finding(over: Partial<Finding> & Pick<Finding, 'type' | 'userName'>): Finding {
@@ -118,4 +120,57 @@ export function report(over: Partial<AuditReport> = {}): AuditReport {
     dryRun: false,
     ...over,
   };
+}
+
+export const CASSANDRA: ServiceName = 'cassandra.amazonaws.com';
+export const CODECOMMIT: ServiceName = 'codecommit.amazonaws.com';
+
+/** A service-specific credential as the audit lists it. */
+export const serviceCredential = (
+  userName: string,
+  id: string,
+  createdDaysAgo: number,
+  over: Partial<ServiceCredential> = {},
+): ServiceCredential => ({
+  userName,
+  serviceName: CASSANDRA,
+  serviceSpecificCredentialId: id,
+  status: 'Active',
+  createDate: ago(createdDaysAgo),
+  ...over,
+});
+
+/** A service credential's finding (the shape evaluateServiceCredentials makes). */
+export const serviceFinding = (
+  over: Partial<Finding> & Pick<Finding, 'type' | 'userName' | 'serviceSpecificCredentialId'>,
+): Finding => finding({ serviceName: CASSANDRA, lastUsedDate: null, idleDays: null, ...over });
+
+/** The service-credential findings and action the alerts and Security Hub tests share. */
+export function serviceCredentialRun() {
+  const old = serviceFinding({
+    type: 'OLD_KEY',
+    userName: 'alice',
+    serviceSpecificCredentialId: 'ACCAALICE0000000000001',
+    ageDays: 120,
+  });
+  const two = serviceFinding({
+    type: 'TWO_ACTIVE_KEYS',
+    userName: 'bob',
+    serviceName: CODECOMMIT,
+    serviceSpecificCredentialId: 'ACCABOBG000000000001',
+    ageDays: 30,
+    other: { keySlot: 2, accessKeyId: null, ageDays: 2, serviceSpecificCredentialId: 'ACCABOBG000000000002' },
+  });
+  const started = {
+    kind: 'ROTATION' as const,
+    status: 'STARTED' as const,
+    userName: 'alice',
+    accessKeyId: null,
+    serviceName: CASSANDRA,
+    serviceSpecificCredentialId: 'ACCAALICE0000000000001',
+    executionName: 'rekey-alice-ACCAALICE0000000000001',
+    detail: 'rotation started',
+  };
+  const run = report({ findings: [old, two], actions: [started] });
+  return { old, two, started, run };
 }

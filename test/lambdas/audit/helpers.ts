@@ -2,8 +2,10 @@
  * Fixtures of the audit unit tests: credential report CSVs as IAM writes them, users, findings.
  * Not a test file (vitest only collects *.test.ts).
  */
+
 import type { UserDetail } from '../../../lambdas/audit/findings.ts';
 import { ACCOUNT, DAY, NOW } from '../../support/lambda-fixtures.ts';
+import { expectNoSecrets } from '../../support/secrets.ts';
 
 export { ACCOUNT, DAY, NOW };
 
@@ -81,21 +83,6 @@ export const FAKE_SECRETS = [
   'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
 ];
 
-export function expectNoSecrets(text: string): void {
-  for (const secret of FAKE_SECRETS) {
-    if (text.includes(secret)) throw new Error(`a secret access key leaked: ...${secret.slice(-6)}`);
-  }
-  // Anything shaped like a secret access key (40 base64-ish characters) is suspicious too.
-  const shaped = text.match(/(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])/g) ?? [];
-  if (shaped.length) throw new Error(`secret-shaped strings found: ${shaped.length}`);
-}
-
-/** The error a promise rejects with (fails the test if it resolves). */
-export async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
-}
+/** The audit's unit tests' scan: the made-up keys, and anything shaped like a secret access key. */
+export const expectNoSecretsInText = (text: string) =>
+  expectNoSecrets({ secrets: FAKE_SECRETS, shaped: true }, { 'the output': text });

@@ -18,9 +18,9 @@ import {
   syncSecurityHub,
   toAsff,
 } from '../../../lambdas/audit/security-hub.ts';
-import { fakeClock } from '../../support/lambda-fixtures.ts';
-import { ACTIONS, FINDINGS, KEYS } from './fixtures.ts';
-import { ACCOUNT, expectNoSecrets, NOW, rejection } from './helpers.ts';
+import { fakeClock, rejectionOf } from '../../support/lambda-fixtures.ts';
+import { ACTIONS, CASSANDRA, FINDINGS, finding, KEYS, serviceCredentialRun } from './fixtures.ts';
+import { ACCOUNT, expectNoSecretsInText, NOW } from './helpers.ts';
 
 /**
  * The ASFF fields BatchImportFindings requires (Security Hub user guide, "Required top-level
@@ -92,7 +92,7 @@ describe('toAsff', () => {
     (_, f) => {
       const asff = toAsff(f as Finding, options);
       expect(asffProblems(asff)).toEqual([]);
-      expectNoSecrets(JSON.stringify(asff));
+      expectNoSecretsInText(JSON.stringify(asff));
     },
   );
 
@@ -253,7 +253,7 @@ describe('syncSecurityHub', () => {
       Workflow: { Status: 'RESOLVED' },
     });
     expect(imported.some((f) => f.Id === 'someone-else')).toBe(false);
-    expectNoSecrets(JSON.stringify(imported));
+    expectNoSecretsInText(JSON.stringify(imported));
   });
 
   it('imports in batches of 100', async () => {
@@ -272,7 +272,7 @@ describe('syncSecurityHub', () => {
       SuccessCount: 0,
       FailedFindings: [{ Id: 'x', ErrorCode: 'InvalidInput', ErrorMessage: 'bad' }],
     });
-    const error = await rejection(
+    const error = await rejectionOf(
       syncSecurityHub(deps(), [byType('OLD_KEY')], {
         ctx: CTX,
         thresholds: DEFAULT_THRESHOLDS,
@@ -281,5 +281,37 @@ describe('syncSecurityHub', () => {
     );
     expect(error).toBeInstanceOf(SecurityHubImportFailed);
     expect(error.message).toBe('Security Hub refused 1 finding(s): x (InvalidInput: bad)');
+  });
+});
+
+describe('Security Hub for service credentials', () => {
+  const { old, two, started } = serviceCredentialRun();
+
+  it('Security Hub: imported without a compliance claim (no control covers them), id per credential', () => {
+    const ctx = { partition: 'aws', region: 'us-east-1', accountId: ACCOUNT };
+    const asff = toAsff(old, { ctx, now: NOW, thresholds: DEFAULT_THRESHOLDS, actions: [started] });
+    expect(asff.Id).toBe(`rekey/${ACCOUNT}/OLD_KEY/alice/ACCAALICE0000000000001`);
+    expect(asff.Compliance).toBeUndefined();
+    expect(asff.Title).toBe(
+      'Service-specific credential ACCAALICE0000000000001 (cassandra.amazonaws.com) of alice is 120 days old (limit 90)',
+    );
+    expect(asff.Resources?.map((r) => [r.Type, r.Id])).toEqual([
+      ['Other', 'AWS::IAM::ServiceSpecificCredential:ACCAALICE0000000000001'],
+      ['AwsIamUser', `arn:aws:iam::${ACCOUNT}:user/alice`],
+    ]);
+    expect(asff.ProductFields).toMatchObject({
+      'rekey/ServiceName': CASSANDRA,
+      'rekey/ServiceSpecificCredentialId': 'ACCAALICE0000000000001',
+    });
+    // Two active per service and per access keys are two findings, never one id.
+    const keys = finding({ type: 'TWO_ACTIVE_KEYS', userName: 'bob', accessKeyId: 'AKIABOB0000000000001' });
+    expect(findingIdFor(ctx, two)).toBe(`rekey/${ACCOUNT}/TWO_ACTIVE_KEYS/bob/codecommit.amazonaws.com`);
+    expect(findingIdFor(ctx, two)).not.toBe(findingIdFor(ctx, keys));
+    // Resolved later: still no compliance claim.
+    expect(resolvedAsff(asff, NOW)).not.toHaveProperty('Compliance');
+    expect(resolvedAsff(asff, NOW)).toMatchObject({
+      RecordState: 'ARCHIVED',
+      Workflow: { Status: 'RESOLVED' },
+    });
   });
 });

@@ -12,6 +12,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigurationError, InvalidInput } from '../../../contract/errors.ts';
 import { secretsManager } from '../../../lambdas/shared/clients.ts';
+import { lockSubject } from '../../../lambdas/shared/lock.ts';
 import {
   type CredentialSecret,
   describeVersions,
@@ -41,6 +42,7 @@ import {
   USER,
   USER_ARN,
 } from '../../support/lambda-fixtures.ts';
+import { SERVICE, SERVICE_SECRET_NAME } from '../../support/service-credential-fixtures.ts';
 
 const smMock = mockClient(secretsManager);
 const TOKEN = versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID, NEW_KEY_ID);
@@ -553,5 +555,14 @@ describe('promoteVersion', () => {
       { SecretId: SECRET_ARN, VersionStage: 'AWSCURRENT', MoveToVersionId: TOKEN },
       { SecretId: SECRET_ARN, VersionStage: 'AWSPENDING', RemoveFromVersionId: TOKEN },
     ]);
+  });
+});
+
+describe('secretNameFor and lockSubject: per user and service', () => {
+  it('names the secret <prefix><user>/<service> and the lock per user and service', () => {
+    expect(secretNameFor('rekey/', USER, SERVICE)).toBe(SERVICE_SECRET_NAME);
+    expect(secretNameFor('rekey/', USER)).toBe(`rekey/${USER}`);
+    expect(lockSubject(USER, SERVICE)).toBe(`${USER}/${SERVICE}`);
+    expect(lockSubject(USER)).toBe(USER);
   });
 });

@@ -24,7 +24,15 @@ import {
   QUIET_SINCE,
   silenceLogs,
   stateWithNewKey,
+  USER,
 } from '../../../support/lambda-fixtures.ts';
+import {
+  NEW_CREATED,
+  NEW_ID,
+  OLD_ID,
+  SERVICE,
+  serviceStateWithNewKey,
+} from '../../../support/service-credential-fixtures.ts';
 
 const iamMock = mockClient(iam);
 const ctMock = mockClient(cloudTrail);
@@ -317,6 +325,79 @@ describe('checkLastUsed', () => {
         checkLastUsed(deps({ REKEY_CLOUDTRAIL_LOOKUP: true }), stateWithNewKey()),
       ).resolves.toMatchObject({ recentCallers: ['? from ? (unknown agent)'] });
     });
+  });
+});
+
+describe('checkLastUsed: a service-specific credential', () => {
+  const deps = (lookup: boolean) => ({
+    iam,
+    cloudTrail,
+    clock: fakeClock(),
+    env: { REKEY_MAX_ADOPTION_CHECKS: 3, REKEY_LAST_USED_GRACE_SECONDS: 60, REKEY_CLOUDTRAIL_LOOKUP: lookup },
+  });
+  const event = (accessKeyId: string | undefined, source: string = SERVICE) => ({
+    EventName: 'GitPull',
+    EventSource: source,
+    EventTime: daysAgo(2),
+    CloudTrailEvent: JSON.stringify({
+      sourceIPAddress: '203.0.113.7',
+      userAgent: 'git/2.45',
+      userIdentity: { type: 'IAMUser', userName: USER, ...(accessKeyId ? { accessKeyId } : {}) },
+    }),
+  });
+
+  it('reports no last-used data, not "unused", and calls neither IAM nor CloudTrail by default', async () => {
+    const adoption = await checkLastUsed(deps(false), serviceStateWithNewKey());
+
+    expect(adoption).toEqual({
+      checks: 1,
+      inUse: false,
+      lastUsedDate: null,
+      lastUsedService: null,
+      lastUsedRegion: null,
+      mayWaitAgain: true,
+      quietSince: NEW_CREATED.toISOString(),
+      lastUseTracked: false,
+    });
+    expect(iamMock.calls()).toHaveLength(0);
+    expect(ctMock.calls()).toHaveLength(0);
+  });
+
+  it('with CloudTrail: an event of the service naming the OLD credential after the hand-out is use', async () => {
+    ctMock
+      .on(LookupEventsCommand)
+      .resolves({ Events: [event(OLD_ID), event(undefined, 's3.amazonaws.com')] });
+
+    const adoption = await checkLastUsed(deps(true), serviceStateWithNewKey());
+
+    expect(adoption).toMatchObject({
+      inUse: true,
+      lastUsedDate: daysAgo(2).toISOString(),
+      lastUsedService: SERVICE,
+      recentCallers: ['GitPull from 203.0.113.7 (git/2.45; the OLD credential)'],
+      lastUseTracked: false,
+    });
+    expect(inputsOf(ctMock.commandCalls(LookupEventsCommand))).toEqual([
+      {
+        LookupAttributes: [{ AttributeKey: 'Username', AttributeValue: USER }],
+        // From Q less the grace.
+        StartTime: new Date(NEW_CREATED.getTime() - 60_000),
+        EndTime: NOW,
+        MaxResults: 20,
+      },
+    ]);
+  });
+
+  it('with CloudTrail: events it cannot pin to the old credential are listed, not counted as its use', async () => {
+    ctMock.on(LookupEventsCommand).resolves({ Events: [event(undefined), event(NEW_ID)] });
+
+    const adoption = await checkLastUsed(deps(true), serviceStateWithNewKey());
+
+    expect(adoption.inUse).toBe(false);
+    expect(adoption.recentCallers).toEqual([
+      'GitPull from 203.0.113.7 (git/2.45; credential not recorded)',
+      `GitPull from 203.0.113.7 (git/2.45; ${NEW_ID})`,
+    ]);
   });
 });
 

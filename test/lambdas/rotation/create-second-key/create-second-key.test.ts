@@ -1,7 +1,9 @@
 import { ConditionalCheckFailedException, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import {
   CreateAccessKeyCommand,
+  CreateServiceSpecificCredentialCommand,
   DeleteAccessKeyCommand,
+  DeleteServiceSpecificCredentialCommand,
   GetAccessKeyLastUsedCommand,
   LimitExceededException,
   ListAccessKeysCommand,
@@ -56,6 +58,22 @@ import {
   USER,
   USER_ARN,
 } from '../../../support/lambda-fixtures.ts';
+import {
+  EXTRA_ID,
+  mockListed,
+  NEW_CREATED,
+  NEW_ID,
+  OLD_ID,
+  PASSWORD,
+  plannedServiceState,
+  SERVICE,
+  SERVICE_SECRET_ARN,
+  SERVICE_SECRET_NAME,
+  SERVICE_TOKEN,
+  SERVICE_USER,
+  serviceLockItem,
+  storedServiceValue,
+} from '../../../support/service-credential-fixtures.ts';
 
 const iamMock = mockClient(iam);
 const smMock = mockClient(secretsManager);
@@ -1006,5 +1024,152 @@ describe('createSecondKey', () => {
     // Assess
     expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
     expect(outcome).toBeInstanceOf(UnexpectedKeyState);
+  });
+});
+
+describe('createSecondKey: a service-specific credential', () => {
+  const deps = () => ({
+    iam,
+    secretsManager,
+    lock: { dynamodb, table: LOCK_TABLE },
+    clock: fakeClock(),
+    env: {
+      ...ELIGIBILITY,
+      REKEY_KMS_KEY_ID: KMS_KEY_ID,
+      REKEY_CONSUMER_PRINCIPALS: [],
+      REKEY_SECRET_READER_ROLES: undefined,
+    },
+  });
+  const created = {
+    ServiceSpecificCredential: {
+      UserName: USER,
+      ServiceName: SERVICE,
+      ServiceUserName: SERVICE_USER,
+      ServicePassword: PASSWORD,
+      ServiceSpecificCredentialId: NEW_ID,
+      Status: 'Active' as const,
+      CreateDate: NEW_CREATED,
+    },
+  };
+
+  beforeEach(() => {
+    ddbMock.on(GetItemCommand).resolves(serviceLockItem());
+    ddbMock.on(UpdateItemCommand).resolves({});
+    smMock
+      .on(DescribeSecretCommand)
+      .rejects(new ResourceNotFoundException({ message: 'none', $metadata: {} }));
+    smMock.on(CreateSecretCommand).resolves({ ARN: SERVICE_SECRET_ARN });
+    smMock.on(PutSecretValueCommand).resolves({ ARN: SERVICE_SECRET_ARN, VersionId: SERVICE_TOKEN });
+    mockListed(iamMock, [{ id: OLD_ID }]);
+  });
+
+  it('creates the credential and stores the four fields (plus user and date) as AWSPENDING', async () => {
+    iamMock.on(CreateServiceSpecificCredentialCommand).resolves(created);
+
+    const newKey = await createSecondKey(deps(), plannedServiceState());
+
+    expect(newKey).toEqual({
+      accessKeyId: NEW_ID,
+      createDate: NEW_CREATED.toISOString(),
+      serviceUserName: SERVICE_USER,
+      secretArn: SERVICE_SECRET_ARN,
+      versionId: SERVICE_TOKEN,
+    });
+    expect(JSON.stringify(newKey)).not.toContain(PASSWORD);
+    expect(inputsOf(iamMock.commandCalls(CreateServiceSpecificCredentialCommand))).toEqual([
+      { UserName: USER, ServiceName: SERVICE },
+    ]);
+    expect(inputsOf(smMock.commandCalls(CreateSecretCommand))).toEqual([
+      {
+        Name: SERVICE_SECRET_NAME,
+        KmsKeyId: KMS_KEY_ID,
+        Description: `Service-specific credential for ${SERVICE} of IAM user ${USER}, rotated by rekey`,
+        Tags: [
+          { Key: 'rekey:user', Value: USER },
+          { Key: 'rekey:service', Value: SERVICE },
+          { Key: 'rekey:managed', Value: 'true' },
+        ],
+      },
+    ]);
+    expect(inputsOf(smMock.commandCalls(PutSecretValueCommand))).toEqual([
+      {
+        SecretId: SERVICE_SECRET_NAME,
+        ClientRequestToken: SERVICE_TOKEN,
+        SecretString: storedServiceValue(),
+        VersionStages: ['AWSPENDING'],
+      },
+    ]);
+    // The journal is kept on the user-and-service lock item.
+    for (const input of inputsOf(ddbMock.commandCalls(UpdateItemCommand))) {
+      expect(input.Key).toEqual({ userName: { S: `${USER}/${SERVICE}` } });
+    }
+    expect(iamMock).not.toHaveReceivedCommand(ListAccessKeysCommand);
+  });
+
+  it('at the two-per-service limit: UnexpectedKeyState, nothing created or deleted', async () => {
+    iamMock.on(CreateServiceSpecificCredentialCommand).rejects(
+      new LimitExceededException({
+        message: 'Cannot exceed quota for ServiceSpecificCredentialsPerUserPerService: 2',
+        $metadata: {},
+      }),
+    );
+
+    const error = await rejectionOf(createSecondKey(deps(), plannedServiceState()));
+
+    expect(error).toBeInstanceOf(UnexpectedKeyState);
+    expect(error.message).toBe(
+      `"${USER}" already has two service-specific credentials for ${SERVICE}; nothing was changed`,
+    );
+    expect(iamMock).not.toHaveReceivedCommand(DeleteServiceSpecificCredentialCommand);
+    expect(smMock).not.toHaveReceivedCommand(PutSecretValueCommand);
+  });
+
+  it('a failed store deletes the new credential again (SecretNotStored, no password in the message)', async () => {
+    iamMock.on(CreateServiceSpecificCredentialCommand).resolves(created);
+    iamMock.on(DeleteServiceSpecificCredentialCommand).resolves({});
+    smMock.on(PutSecretValueCommand).rejects(awsError('InternalServiceError', `value ${PASSWORD}`));
+
+    const error = await rejectionOf(createSecondKey(deps(), plannedServiceState()));
+
+    expect(error).toBeInstanceOf(SecretNotStored);
+    expect(error.message).toBe(
+      `the new service-specific credential for ${SERVICE} of "${USER}" could not be stored and was deleted: InternalServiceError`,
+    );
+    expect(inputsOf(iamMock.commandCalls(DeleteServiceSpecificCredentialCommand))).toEqual([
+      { UserName: USER, ServiceSpecificCredentialId: NEW_ID },
+    ]);
+  });
+
+  it('a failed store whose delete response was lost (the retry finds the credential gone) is still SecretNotStored', async () => {
+    iamMock.on(CreateServiceSpecificCredentialCommand).resolves(created);
+    iamMock
+      .on(DeleteServiceSpecificCredentialCommand)
+      .rejects(
+        awsError(
+          'NoSuchEntityException',
+          `The Service Specific Credential with id ${NEW_ID} cannot be found`,
+        ),
+      );
+    smMock.on(PutSecretValueCommand).rejects(awsError('InternalServiceError'));
+
+    const error = await rejectionOf(createSecondKey(deps(), plannedServiceState()));
+
+    expect(error).toBeInstanceOf(SecretNotStored);
+    expect(error.message).toMatch(/could not be stored and was deleted/);
+  });
+
+  it('deletes an orphan of a crashed attempt (journal) before creating, never a third credential', async () => {
+    const since = new Date(NOW.getTime() - 60_000);
+    ddbMock.on(GetItemCommand).resolves(serviceLockItem({ creatingSince: { S: since.toISOString() } }));
+    mockListed(iamMock, [{ id: OLD_ID }, { id: EXTRA_ID, created: new Date(since.getTime() + 1000) }]);
+    iamMock.on(DeleteServiceSpecificCredentialCommand).resolves({});
+    iamMock.on(CreateServiceSpecificCredentialCommand).resolves(created);
+
+    await createSecondKey(deps(), plannedServiceState());
+
+    expect(inputsOf(iamMock.commandCalls(DeleteServiceSpecificCredentialCommand))).toEqual([
+      { UserName: USER, ServiceSpecificCredentialId: EXTRA_ID },
+    ]);
+    expect(iamMock.commandCalls(CreateServiceSpecificCredentialCommand)).toHaveLength(1);
   });
 });

@@ -1,67 +1,43 @@
 import {
-  DeleteAccessKeyCommand,
   GetAccessKeyLastUsedCommand,
   GetUserCommand,
   ListAccessKeysCommand,
   UpdateAccessKeyCommand,
+  UpdateServiceSpecificCredentialCommand,
 } from '@aws-sdk/client-iam';
-import { mockClient } from 'aws-sdk-client-mock';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { OldKeyStillInUse, STILL_IN_USE_ADVICE, UnsafeToDelete } from '../../../../contract/errors.ts';
+import { describe, expect, it } from 'vitest';
+import { OldKeyStillInUse, STILL_IN_USE_ADVICE } from '../../../../contract/errors.ts';
 import { STEPS } from '../../../../contract/functions.ts';
+import { deactivateOldKey } from '../../../../lambdas/rotation/deactivate-old-key/deactivate-old-key.ts';
 import {
-  type DeactivateDeps,
-  deactivateOldKey,
-} from '../../../../lambdas/rotation/deactivate-old-key/deactivate-old-key.ts';
-import { deleteKey } from '../../../../lambdas/rotation/delete-key/delete-key.ts';
-import { reactivateOldKey } from '../../../../lambdas/rotation/reactivate-old-key/reactivate-old-key.ts';
-import { iam } from '../../../../lambdas/shared/clients.ts';
+  statusDeps as deps,
+  newKeyFixture as newKey,
+  oldKeyFixture as old,
+  statusIamMock,
+} from '../../../support/key-status-fixtures.ts';
 import {
-  awsError,
   callOrder,
   daysAgo,
-  ELIGIBILITY,
-  EXTRA_KEY_ID,
-  fakeClock,
   inputsOf,
-  type KeyFixture,
   mockEligibleUser,
   mockKeys,
   NEW_KEY_CREATED,
   NEW_KEY_ID,
   NOW,
-  OLD_KEY_CREATED,
   OLD_KEY_ID,
-  plannedState,
   QUIET_SINCE,
   rejectionOf,
-  silenceLogs,
   stateWithNewKey,
   USER,
 } from '../../../support/lambda-fixtures.ts';
+import {
+  mockListed,
+  NEW_ID,
+  OLD_ID,
+  serviceStateWithNewKey,
+} from '../../../support/service-credential-fixtures.ts';
 
-const iamMock = mockClient(iam);
-
-const deps = (): DeactivateDeps => ({
-  iam,
-  clock: fakeClock(),
-  env: { ...ELIGIBILITY, REKEY_LAST_USED_GRACE_SECONDS: 60 },
-});
-const newKey: KeyFixture = { id: NEW_KEY_ID, created: NEW_KEY_CREATED, lastUsed: daysAgo(0.5) };
-const old = (status: KeyFixture['status'], lastUsed: Date | null): KeyFixture => ({
-  id: OLD_KEY_ID,
-  status,
-  created: OLD_KEY_CREATED,
-  lastUsed,
-});
-
-beforeAll(silenceLogs);
-beforeEach(() => {
-  iamMock.reset();
-  mockEligibleUser(iamMock);
-  iamMock.on(UpdateAccessKeyCommand).resolves({});
-  iamMock.on(DeleteAccessKeyCommand).resolves({});
-});
+const iamMock = statusIamMock();
 
 describe('deactivateOldKey', () => {
   it('re-checks the last use, then deactivates the quiet old key and returns when', async () => {
@@ -179,25 +155,6 @@ describe('the eligibility re-check right before a key change', () => {
     expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
   });
 
-  it('a user moved out of scope before the delete stops it: UserOutOfScope, the old key is kept', async () => {
-    // Prepare
-    mockKeys(iamMock, [old('Inactive', daysAgo(30)), newKey]);
-    iamMock.on(GetUserCommand).resolves({ User: { UserName: USER, Path: '/humans/' } as never });
-
-    // Act
-    const error = await rejectionOf(
-      deleteKey(
-        { ...deps(), env: { ...deps().env, REKEY_USER_PATH_PREFIX: '/ci/' } },
-        { userName: USER, accessKeyId: OLD_KEY_ID, notUsedSince: daysAgo(7).toISOString() },
-      ),
-    );
-
-    // Assess
-    expect(error.name).toBe('UserOutOfScope');
-    expect(error.message).toContain(`stopped before deleting ${OLD_KEY_ID}, which is kept`);
-    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
-  });
-
   it('a protected user is never deactivated, whatever the state says', async () => {
     // Prepare
     mockKeys(iamMock, [old('Active', daysAgo(30)), newKey], 'breakglass');
@@ -213,178 +170,21 @@ describe('the eligibility re-check right before a key change', () => {
   });
 });
 
-describe('reactivateOldKey', () => {
-  it('reactivates an inactive old key', async () => {
-    // Prepare
-    mockKeys(iamMock, [old('Inactive', daysAgo(20)), newKey]);
+describe('deactivateOldKey: a service-specific credential', () => {
+  it('deactivates the old credential (no last-use data to wait on beyond the adoption wait)', async () => {
+    mockListed(iamMock, [{ id: OLD_ID }, { id: NEW_ID }]);
+    iamMock.on(UpdateServiceSpecificCredentialCommand).resolves({});
 
-    // Act
-    const result = await reactivateOldKey({ iam }, plannedState());
-
-    // Assess
-    expect(result).toEqual({ reactivated: true });
-    expect(inputsOf(iamMock.commandCalls(UpdateAccessKeyCommand))).toEqual([
-      { UserName: USER, AccessKeyId: OLD_KEY_ID, Status: 'Active' },
-    ]);
-  });
-
-  it('does nothing when the old key is already active', async () => {
-    // Prepare
-    mockKeys(iamMock, [old('Active', daysAgo(20)), newKey]);
-
-    // Act & Assess
-    await expect(reactivateOldKey({ iam }, plannedState())).resolves.toEqual({ reactivated: false });
-    expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
-  });
-
-  it('throws UnexpectedKeyState when the old key no longer exists', async () => {
-    // Prepare
-    mockKeys(iamMock, [newKey]);
-
-    // Act & Assess
-    await expect(reactivateOldKey({ iam }, plannedState())).rejects.toMatchObject({
-      name: 'UnexpectedKeyState',
+    await expect(deactivateOldKey(deps(), serviceStateWithNewKey())).resolves.toEqual({
+      deactivatedAt: NOW.toISOString(),
     });
-    expect(iamMock).not.toHaveReceivedCommand(UpdateAccessKeyCommand);
+    expect(inputsOf(iamMock.commandCalls(UpdateServiceSpecificCredentialCommand))).toEqual([
+      { UserName: USER, ServiceSpecificCredentialId: OLD_ID, Status: 'Inactive' },
+    ]);
   });
 });
 
-describe('deleteKey', () => {
-  const deactivatedAt = daysAgo(7);
-  const input = (notUsedSince: Date | null, accessKeyId = OLD_KEY_ID) => ({
-    userName: USER,
-    accessKeyId,
-    notUsedSince: notUsedSince ? notUsedSince.toISOString() : null,
-  });
-
-  it('deletes an inactive key not used since the given instant', async () => {
-    // Prepare
-    mockKeys(iamMock, [old('Inactive', daysAgo(9)), newKey]);
-
-    // Act
-    const result = await deleteKey(deps(), input(deactivatedAt));
-
-    // Assess
-    expect(result).toEqual({ deleted: true });
-    expect(inputsOf(iamMock.commandCalls(GetAccessKeyLastUsedCommand))).toEqual([
-      { AccessKeyId: OLD_KEY_ID },
-    ]);
-    expect(inputsOf(iamMock.commandCalls(DeleteAccessKeyCommand))).toEqual([
-      { UserName: USER, AccessKeyId: OLD_KEY_ID },
-    ]);
-  });
-
-  it('counts a key as deleted when the retry of a delete whose response was lost finds it gone', async () => {
-    // Prepare: the first attempt was applied, its answer lost; the SDK's retry finds no key.
-    mockKeys(iamMock, [old('Inactive', daysAgo(9)), newKey]);
-    iamMock
-      .on(DeleteAccessKeyCommand)
-      .rejects(awsError('NoSuchEntityException', `The Access Key with id ${OLD_KEY_ID} cannot be found`));
-
-    // Act
-    const result = await deleteKey(deps(), input(deactivatedAt));
-
-    // Assess
-    expect(result).toEqual({ deleted: true });
-  });
-
-  it('rethrows any other failure of the delete', async () => {
-    // Prepare
-    mockKeys(iamMock, [old('Inactive', daysAgo(9)), newKey]);
-    const failure = awsError('ServiceFailureException');
-    iamMock.on(DeleteAccessKeyCommand).rejects(failure);
-
-    // Act
-    const error = await rejectionOf(deleteKey(deps(), input(deactivatedAt)));
-
-    // Assess
-    expect(error).toBe(failure);
-  });
-
-  it('refuses an Active key (UnsafeToDelete) and deletes nothing', async () => {
-    // Prepare
-    mockKeys(iamMock, [old('Active', daysAgo(9)), newKey]);
-
-    // Act
-    const error = await rejectionOf(deleteKey(deps(), input(deactivatedAt)));
-
-    // Assess
-    expect(error).toBeInstanceOf(UnsafeToDelete);
-    expect(error).toMatchObject({
-      name: 'UnsafeToDelete',
-      message: `access key ${OLD_KEY_ID} of "${USER}" is active; it was not deleted`,
-    });
-    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
-  });
-
-  it('refuses a key used since the given instant, naming the use and the instant', async () => {
-    // Prepare
-    const usedAt = daysAgo(3);
-    mockKeys(iamMock, [old('Inactive', usedAt), newKey]);
-
-    // Act & Assess
-    await expect(deleteKey(deps(), input(deactivatedAt))).rejects.toMatchObject({
-      name: 'UnsafeToDelete',
-      message:
-        `access key ${OLD_KEY_ID} of "${USER}" was used at ${usedAt.toISOString()}, ` +
-        `at or after ${deactivatedAt.toISOString()}, since when it had to be quiet; it was not deleted`,
-    });
-    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
-  });
-
-  it('refuses a key used within the grace period before the given instant', async () => {
-    // Prepare
-    mockKeys(iamMock, [old('Inactive', new Date(deactivatedAt.getTime() - 59_000)), newKey]);
-
-    // Act & Assess
-    await expect(deleteKey(deps(), input(deactivatedAt))).rejects.toBeInstanceOf(UnsafeToDelete);
-    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
-  });
-
-  it('with notUsedSince null (an extra key), refuses a key that was ever used, however long ago', async () => {
-    // Prepare
-    const usedAt = daysAgo(800);
-    mockKeys(iamMock, [{ id: EXTRA_KEY_ID, status: 'Inactive', created: daysAgo(900), lastUsed: usedAt }]);
-
-    // Act & Assess
-    await expect(deleteKey(deps(), input(null, EXTRA_KEY_ID))).rejects.toMatchObject({
-      name: 'UnsafeToDelete',
-      message: `access key ${EXTRA_KEY_ID} of "${USER}" was used at ${usedAt.toISOString()}; it was not deleted`,
-    });
-    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
-  });
-
-  it('with notUsedSince null, deletes an inactive key that was never used', async () => {
-    // Prepare
-    mockKeys(iamMock, [{ id: EXTRA_KEY_ID, status: 'Inactive', created: daysAgo(900) }]);
-
-    // Act & Assess
-    await expect(deleteKey(deps(), input(null, EXTRA_KEY_ID))).resolves.toEqual({ deleted: true });
-    expect(inputsOf(iamMock.commandCalls(DeleteAccessKeyCommand))).toEqual([
-      { UserName: USER, AccessKeyId: EXTRA_KEY_ID },
-    ]);
-  });
-
-  it('deletes an Expired, never-used key (not Active)', async () => {
-    // Prepare
-    mockKeys(iamMock, [{ id: EXTRA_KEY_ID, status: 'Expired', created: daysAgo(900) }]);
-
-    // Act & Assess
-    await expect(deleteKey(deps(), input(null, EXTRA_KEY_ID))).resolves.toEqual({ deleted: true });
-  });
-
-  it('a retry after the key is gone returns deleted:false without calling DeleteAccessKey', async () => {
-    // Prepare
-    mockKeys(iamMock, [newKey]);
-
-    // Act & Assess
-    await expect(deleteKey(deps(), input(deactivatedAt))).resolves.toEqual({ deleted: false });
-    expect(iamMock).not.toHaveReceivedCommand(GetAccessKeyLastUsedCommand);
-    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
-  });
-});
-
-describe('the call budgets their Lambda timeouts are derived from', () => {
+describe('the call budget its Lambda timeout is derived from', () => {
   it('deactivate-old-key: its longest path makes exactly STEPS[deactivate-old-key].calls calls', async () => {
     // Prepare: the old key still active and quiet since Q, the user still eligible.
     mockKeys(iamMock, [old('Active', new Date(QUIET_SINCE.getTime() - 61_000)), newKey]);
@@ -400,35 +200,5 @@ describe('the call budgets their Lambda timeouts are derived from', () => {
       'UpdateAccessKey',
     ]);
     expect(callOrder(iamMock)).toHaveLength(STEPS['deactivate-old-key'].calls);
-  });
-
-  it('reactivate-old-key: its longest path makes exactly STEPS[reactivate-old-key].calls calls', async () => {
-    mockKeys(iamMock, [old('Inactive', daysAgo(20)), newKey]);
-
-    await reactivateOldKey({ iam }, plannedState());
-
-    expect(callOrder(iamMock)).toEqual(['ListAccessKeys', 'UpdateAccessKey']);
-    expect(callOrder(iamMock)).toHaveLength(STEPS['reactivate-old-key'].calls);
-  });
-
-  it('delete-key: its longest path makes exactly STEPS[delete-key].calls calls', async () => {
-    // Prepare: inactive, unused since Q, the user still eligible.
-    mockKeys(iamMock, [old('Inactive', daysAgo(9.5)), newKey]);
-
-    // Act
-    await deleteKey(deps(), {
-      userName: USER,
-      accessKeyId: OLD_KEY_ID,
-      notUsedSince: QUIET_SINCE.toISOString(),
-    });
-
-    // Assess
-    expect(callOrder(iamMock)).toEqual([
-      'ListAccessKeys',
-      'GetAccessKeyLastUsed',
-      'GetUser',
-      'DeleteAccessKey',
-    ]);
-    expect(callOrder(iamMock)).toHaveLength(STEPS['delete-key'].calls);
   });
 });

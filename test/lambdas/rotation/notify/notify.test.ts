@@ -37,6 +37,14 @@ import {
   TOPIC_ARN,
   USER,
 } from '../../../support/lambda-fixtures.ts';
+import {
+  NEW_ID,
+  OLD_ID,
+  PASSWORD,
+  SERVICE,
+  SERVICE_USER,
+  serviceStateWithNewKey,
+} from '../../../support/service-credential-fixtures.ts';
 
 const snsMock = mockClient(sns);
 const ebMock = mockClient(eventBridge);
@@ -587,6 +595,66 @@ describe('causeMessage', () => {
   it('returns undefined for no cause', () => {
     expect(causeMessage(undefined)).toBeUndefined();
     expect(causeMessage('')).toBeUndefined();
+  });
+});
+
+describe('notify: a service-specific credential', () => {
+  const deps = () => ({
+    sns,
+    eventBridge,
+    lock: { dynamodb, table: LOCK_TABLE },
+    clock: fakeClock(),
+    env: { REKEY_TOPIC_ARN: TOPIC_ARN, REKEY_EVENT_BUS_NAME: 'default' },
+  });
+
+  it('the "ready" event keeps its detail-type, names the service and the credential ids, and says what was not verified', async () => {
+    snsMock.on(PublishCommand).resolves({});
+    ebMock.on(PutEventsCommand).resolves({ FailedEntryCount: 0 });
+
+    await notify(deps(), { event: 'NEW_KEY_READY', state: serviceStateWithNewKey() });
+
+    const put = inputsOf(ebMock.commandCalls(PutEventsCommand))[0]?.Entries?.[0];
+    expect(put?.DetailType).toBe('New Access Key Ready');
+    const detail = JSON.parse(put?.Detail ?? '{}');
+    expect(detail).toMatchObject({
+      userName: USER,
+      serviceName: SERVICE,
+      oldAccessKeyId: null,
+      newAccessKeyId: null,
+      oldServiceSpecificCredentialId: OLD_ID,
+      newServiceSpecificCredentialId: NEW_ID,
+      serviceUserName: SERVICE_USER,
+      lastUseData: 'none',
+    });
+    expect(detail.lastUseNote).toMatch(/no last-used data.*adoption wait/);
+    const published = inputsOf(snsMock.commandCalls(PublishCommand))[0];
+    expect(published?.Subject).toBe(`[rekey] New Access Key Ready: ${USER} (${SERVICE})`);
+    expect(published?.Message).toContain(`A new service-specific credential for ${SERVICE}, ${NEW_ID}`);
+    expect(published?.Message).toContain("the password itself is proven by the consumer's first connection");
+    expect(published?.Message).not.toMatch(/access key/);
+    expect(JSON.stringify([put, published])).not.toContain(PASSWORD);
+  });
+
+  it('releases the user-and-service lock on a terminal event', async () => {
+    snsMock.on(PublishCommand).resolves({});
+    ebMock.on(PutEventsCommand).resolves({ FailedEntryCount: 0 });
+    ddbMock.on(UpdateItemCommand).resolves({});
+
+    const outcome = await notify(deps(), { event: 'ROTATION_COMPLETED', state: serviceStateWithNewKey() });
+
+    expect(outcome).toEqual({
+      status: 'ROTATED',
+      message: `rotated the service-specific credential for ${SERVICE} of "${USER}": ${OLD_ID} was replaced by ${NEW_ID}`,
+    });
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))[0]?.Key).toEqual({
+      userName: { S: `${USER}/${SERVICE}` },
+    });
+  });
+
+  it('an access-key detail carries none of the service fields', () => {
+    const { serviceName: _s, ...keyState } = serviceStateWithNewKey();
+    expect(Object.keys(detailOf('NEW_KEY_READY', keyState))).not.toContain('serviceName');
+    expect(detailOf('NEW_KEY_READY', keyState).newAccessKeyId).toBe(NEW_ID);
   });
 });
 

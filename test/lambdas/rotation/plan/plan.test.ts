@@ -10,6 +10,7 @@ import {
   GetAccessKeyLastUsedCommand,
   GetUserCommand,
   ListAccessKeysCommand,
+  ListServiceSpecificCredentialsCommand,
   NoSuchEntityException,
   type Tag,
 } from '@aws-sdk/client-iam';
@@ -53,6 +54,17 @@ import {
   USER,
   USER_ARN,
 } from '../../../support/lambda-fixtures.ts';
+import {
+  EXTRA_ID,
+  mockListed,
+  NEW_CREATED,
+  NEW_ID,
+  OLD_CREATED,
+  OLD_ID,
+  SERVICE,
+  SERVICE_SECRET_NAME,
+  serviceLockItem,
+} from '../../../support/service-credential-fixtures.ts';
 
 const iamMock = mockClient(iam);
 const ddbMock = mockClient(dynamodb);
@@ -1394,6 +1406,122 @@ describe('planRotation: the consumer tag', () => {
 
     // Assess
     expect(plan).toMatchObject({ action: 'STOP', stopReason: 'UserExempt', alert: false });
+  });
+});
+
+describe('parseRotationInput: a service-specific credential', () => {
+  it('accepts each service and refuses any other, naming the allowed ones', () => {
+    expect(parseRotationInput({ userName: USER, serviceName: 'codecommit.amazonaws.com' })).toEqual({
+      userName: USER,
+      serviceName: 'codecommit.amazonaws.com',
+    });
+    const error = (() => {
+      try {
+        parseRotationInput({ userName: USER, serviceName: 's3.amazonaws.com' });
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error('accepted');
+    })();
+    expect(error).toBeInstanceOf(InvalidInput);
+    expect(error.message).toBe(
+      'invalid rotation request: serviceName: serviceName must be one of cassandra.amazonaws.com, codecommit.amazonaws.com',
+    );
+  });
+});
+
+describe('planRotation: a service-specific credential', () => {
+  const env = {
+    REKEY_SECRET_PREFIX: 'rekey/',
+    REKEY_LOCK_TTL_SECONDS: 3600,
+    REKEY_EXEMPT_TAG: 'rekey:exempt',
+    REKEY_PROTECTED_USERS: [],
+    REKEY_USER_PATH_PREFIX: '/',
+    REKEY_OPT_IN_TAG: undefined,
+  };
+  const deps = () => ({
+    iam,
+    secretsManager,
+    lock: { dynamodb, table: LOCK_TABLE },
+    clock: fakeClock(),
+    env,
+  });
+  const request = (dryRun = false) => ({
+    input: { userName: USER, serviceName: SERVICE, ...(dryRun ? { dryRun } : {}) },
+    executionId: EXECUTION_ID,
+  });
+
+  beforeEach(() => {
+    iamMock.on(GetUserCommand).resolves({ User: { UserName: USER, Arn: USER_ARN, Path: '/' } as never });
+    ddbMock.on(GetItemCommand).resolves({});
+    ddbMock.on(UpdateItemCommand).resolves({ Attributes: serviceLockItem().Item });
+  });
+
+  it('plans the rotation of the one active credential, locking the user and service only', async () => {
+    mockListed(iamMock, [{ id: OLD_ID }]);
+
+    const plan = await planRotation(deps(), request());
+
+    expect(plan).toMatchObject({
+      userName: USER,
+      serviceName: SERVICE,
+      secretName: SERVICE_SECRET_NAME,
+      action: 'ROTATE',
+      oldKey: { accessKeyId: OLD_ID, createDate: OLD_CREATED.toISOString(), lastUsedDate: null },
+      extraKey: null,
+      orphanKey: null,
+    });
+    expect(plan.steps.join('\n')).toMatch(/create a second service-specific credential for cassandra/);
+    expect(plan.steps.join('\n')).toMatch(/no last-used data/);
+    expect(inputsOf(iamMock.commandCalls(ListServiceSpecificCredentialsCommand))).toEqual([
+      { UserName: USER, ServiceName: SERVICE },
+    ]);
+    expect(iamMock).not.toHaveReceivedCommand(ListAccessKeysCommand);
+    expect(iamMock).not.toHaveReceivedCommand(GetAccessKeyLastUsedCommand);
+    expect(inputsOf(ddbMock.commandCalls(GetItemCommand))[0]?.Key).toEqual({
+      userName: { S: `${USER}/${SERVICE}` },
+    });
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))[0]?.Key).toEqual({
+      userName: { S: `${USER}/${SERVICE}` },
+    });
+  });
+
+  it('stops with TwoActiveKeys and an alert when both credentials are active, taking no lock', async () => {
+    mockListed(iamMock, [{ id: OLD_ID }, { id: NEW_ID, created: NEW_CREATED }]);
+
+    const plan = await planRotation(deps(), request());
+
+    expect(plan).toMatchObject({ action: 'STOP', stopReason: 'TwoActiveKeys', alert: true });
+    expect(plan.message).toMatch(
+      /has two active service-specific credentials for cassandra\.amazonaws\.com, ACCAOLD.*no last-used data/,
+    );
+    expect(ddbMock).not.toHaveReceivedCommand(UpdateItemCommand);
+  });
+
+  it('stops with an alert on an extra Inactive credential instead of deleting it (nobody can show it was never used)', async () => {
+    mockListed(iamMock, [{ id: OLD_ID }, { id: EXTRA_ID, status: 'Inactive', created: daysAgo(200) }]);
+
+    const plan = await planRotation(deps(), request());
+
+    expect(plan).toMatchObject({
+      action: 'STOP',
+      stopReason: 'InactiveUsageUnknown',
+      alert: true,
+      extraKey: null,
+    });
+    expect(plan.message).toMatch(
+      /has an inactive service-specific credential for cassandra\.amazonaws\.com, ACCAEXTRA.*no last-used data.*does not delete it/,
+    );
+    expect(ddbMock).not.toHaveReceivedCommand(UpdateItemCommand);
+  });
+
+  it('says "no service-specific credentials" when there is none', async () => {
+    mockListed(iamMock, []);
+    const plan = await planRotation(deps(), request());
+    expect(plan).toMatchObject({ action: 'STOP', stopReason: 'NoAccessKeys' });
+    expect(plan.message).toBe(
+      `"${USER}" has no service-specific credentials for cassandra.amazonaws.com: nothing to rotate`,
+    );
   });
 });
 
