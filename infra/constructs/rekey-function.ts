@@ -37,10 +37,35 @@ const ESM_REQUIRE_BANNER =
  *   STS/SSO clients they build) becomes the environment's credentials, which are a Lambda's
  *   only ones; the bundle fails at cold start without them.
  * - The event-stream codec, which no operation rekey calls uses.
+ * - DynamoDB's endpoint-discovery cache, which rekey never turns on.
  */
 export const DEPLOYED_ALIASES: Readonly<Record<string, string>> = {
   '@aws-sdk/credential-provider-node': join(REPO_ROOT, 'lambdas/shared/deployed/credentials.ts'),
   '@smithy/core/event-streams': join(REPO_ROOT, 'lambdas/shared/deployed/no-event-streams.ts'),
+  '@aws-sdk/endpoint-cache': join(REPO_ROOT, 'lambdas/shared/deployed/no-endpoint-discovery.ts'),
+};
+
+/**
+ * Files inside the SDK that the deployed bundles build from a stand-in (by the end of their path;
+ * relative imports, which an alias cannot reach: deployed-bundle.mjs swaps them). Each is code a
+ * Lambda never runs, and its stand-in fails by name should it ever be reached.
+ * - The pure-JavaScript SHA-256, the fallback for a runtime without Node's crypto.
+ * - The rate limiter of the adaptive retry mode; rekey's clients retry in the standard mode.
+ * - The region lookup in EC2 instance metadata; the Lambda runtime always sets AWS_REGION.
+ */
+export const DEPLOYED_STAND_INS: Readonly<Record<string, string>> = {
+  '@smithy/core/dist-es/submodules/checksum/sha256/Sha256Js.js': join(
+    REPO_ROOT,
+    'lambdas/shared/deployed/no-js-sha256.ts',
+  ),
+  '@smithy/core/dist-es/submodules/retry/util-retry/DefaultRateLimiter.js': join(
+    REPO_ROOT,
+    'lambdas/shared/deployed/no-adaptive-retry.ts',
+  ),
+  '@smithy/core/dist-es/submodules/config/config-resolver/regionConfig/getInstanceMetadataRegion.js': join(
+    REPO_ROOT,
+    'lambdas/shared/deployed/no-imds-region.ts',
+  ),
 };
 
 /**
@@ -73,24 +98,43 @@ const ESBUILD_SETTINGS = {
 
 const shellQuote = (value: string) => `'${value.replaceAll("'", "'\\''")}'`;
 
-/** The command that bundles the opt-in client `name` next to the main bundle, in `outputDir`. */
-export function optInBundleCommand(name: OptInClient, outputDir: string): string {
+/**
+ * The command that builds the deployed bundle of `entry` into `outfile` (deployed-bundle.mjs:
+ * these settings, aliases and stand-ins, and each SDK client's package.json cut to its version).
+ */
+export function deployedBundleCommand(
+  entry: string,
+  outfile: string,
+  aliases: Readonly<Record<string, string>>,
+): string {
+  const spec = {
+    entry,
+    outfile,
+    settings: {
+      format: ESBUILD_SETTINGS.format,
+      target: ESBUILD_SETTINGS.target,
+      mainFields: ESBUILD_SETTINGS.mainFields,
+      banner: ESBUILD_SETTINGS.banner,
+    },
+    aliases,
+    standIns: DEPLOYED_STAND_INS,
+  };
   return [
-    join(REPO_ROOT, 'node_modules', '.bin', 'esbuild'),
-    '--bundle',
-    join(REPO_ROOT, 'lambdas', 'shared', 'deployed', `${name}.ts`),
-    '--platform=node',
-    `--format=${ESBUILD_SETTINGS.format}`,
-    `--target=${ESBUILD_SETTINGS.target}`,
-    '--minify',
-    `--main-fields=${ESBUILD_SETTINGS.mainFields.join(',')}`,
-    `--banner:js=${ESBUILD_SETTINGS.banner}`,
-    ...Object.entries(DEPLOYED_ALIASES).map(([module, standIn]) => `--alias:${module}=${standIn}`),
-    '--log-level=warning',
-    `--outfile=${join(outputDir, `${name}.mjs`)}`,
+    process.execPath,
+    join(REPO_ROOT, 'infra', 'constructs', 'deployed-bundle.mjs'),
+    JSON.stringify(spec),
   ]
     .map(shellQuote)
     .join(' ');
+}
+
+/** The command that bundles the opt-in client `name` next to the main bundle, in `outputDir`. */
+export function optInBundleCommand(name: OptInClient, outputDir: string): string {
+  return deployedBundleCommand(
+    join(REPO_ROOT, 'lambdas', 'shared', 'deployed', `${name}.ts`),
+    join(outputDir, `${name}.mjs`),
+    DEPLOYED_ALIASES,
+  );
 }
 
 export interface RekeyFunctionProps {
@@ -194,8 +238,9 @@ export class RekeyFunction extends Construct {
     });
     this.logGroup.grantWrite(this.role);
 
+    const entry = join(REPO_ROOT, 'lambdas', functionFolder(name), 'index.ts');
     this.lambdaFunction = new NodejsFunction(this, 'Function', {
-      entry: join(REPO_ROOT, 'lambdas', functionFolder(name), 'index.ts'),
+      entry,
       handler: 'handler',
       projectRoot: REPO_ROOT,
       depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
@@ -225,17 +270,19 @@ export class RekeyFunction extends Construct {
         mainFields: [...ESBUILD_SETTINGS.mainFields],
         // No source map: see docs/performance.md ("Source maps").
         sourceMap: false,
-        esbuildArgs: Object.fromEntries(
-          Object.entries({ ...DEPLOYED_ALIASES, ...FACADE_ALIASES }).map(([module, standIn]) => [
-            `--alias:${module}`,
-            standIn,
-          ]),
-        ),
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],
-          afterBundling: (_inputDir, outputDir) =>
-            (OPT_IN_BUNDLES[name] ?? []).map((client) => optInBundleCommand(client, outputDir)),
+          // esbuild's command line, which NodejsFunction runs, takes no plugins: the deployed
+          // bundle is built again in its place with the stand-ins (DEPLOYED_ALIASES,
+          // DEPLOYED_STAND_INS, FACADE_ALIASES), and the opt-in files next to it.
+          afterBundling: (_inputDir, outputDir) => [
+            deployedBundleCommand(entry, join(outputDir, 'index.mjs'), {
+              ...DEPLOYED_ALIASES,
+              ...FACADE_ALIASES,
+            }),
+            ...(OPT_IN_BUNDLES[name] ?? []).map((client) => optInBundleCommand(client, outputDir)),
+          ],
         },
         // Bundle the SDK v3 rather than use the runtime's copy: the clients we test and mock
         // are the ones that run, and a runtime SDK update cannot change behaviour under us.

@@ -1,9 +1,14 @@
 /**
- * The deployed bundles' stand-ins (lambdas/shared/deployed/): the environment-only credentials
- * and the opt-in clients' facade. The bundles themselves are checked in test/infra/bundle-sizes.test.ts.
+ * The deployed bundles' stand-ins (lambdas/shared/deployed/): the environment-only credentials,
+ * the SDK code a Lambda never runs, and the opt-in clients' facade. The bundles themselves are checked in test/infra/bundle-sizes.test.ts.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { facadeClient, facadeCommand, facadePaginator } from '../../../lambdas/shared/deployed/facade.ts';
+import { DefaultRateLimiter } from '../../../lambdas/shared/deployed/no-adaptive-retry.ts';
+import { EndpointCache } from '../../../lambdas/shared/deployed/no-endpoint-discovery.ts';
+import { EventStreamSerde } from '../../../lambdas/shared/deployed/no-event-streams.ts';
+import { getInstanceMetadataRegion } from '../../../lambdas/shared/deployed/no-imds-region.ts';
+import { Sha256Js } from '../../../lambdas/shared/deployed/no-js-sha256.ts';
 import { optInModuleUrl, switchedOff } from '../../../lambdas/shared/opt-in.ts';
 
 const CREDENTIALS = {
@@ -35,6 +40,18 @@ describe('the environment-only credentials', () => {
     await expect(import('../../../lambdas/shared/deployed/credentials.ts')).rejects.toThrow(
       'AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN not set',
     );
+  });
+});
+
+describe('the SDK code a Lambda never runs', () => {
+  it('fails by name wherever it is reached', async () => {
+    expect(() => new EventStreamSerde()).toThrow('leave out the SDK event-stream codec');
+    expect(() => new Sha256Js()).toThrow("leave out the SDK's JavaScript SHA-256");
+    expect(() => new DefaultRateLimiter()).toThrow("leave out the SDK's adaptive retry mode");
+    await expect(getInstanceMetadataRegion()).rejects.toThrow('AWS_REGION not set');
+    const cache = new EndpointCache();
+    for (const use of [() => cache.getEndpoint(), () => cache.get(), () => cache.set(), () => cache.has()])
+      expect(use).toThrow('leave out DynamoDB endpoint discovery');
   });
 });
 
