@@ -40,6 +40,7 @@ const DEPLOY_TIME_VALUES: Record<string, string> = {
   REKEY_SECRET_READER_ROLES:
     'arn:aws:iam::123456789012:role/rekey-verify-new-key,arn:aws:iam::123456789012:role/rekey-verify-rotation',
   REKEY_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:rekey-rotation',
+  REKEY_KEY_ID_CACHE_TABLE: 'rekey-key-id-cache',
 };
 
 /** What the Lambda runtime adds: the role's credentials (the bundles load only with them). */
