@@ -2,22 +2,32 @@
  * (c) Each Lambda bundle as the stack builds it (main.ts synthesizes first: NodejsFunction + esbuild,
  * minified ESM, the SDK inside), its size, and how long a fresh Node process takes to import it
  * (the module-scope work of a cold start: parsing, SDK clients, environment validation), with the
- * environment the template gives the function.
+ * environment the template gives the function; side by side with the same functions built from a
+ * baseline git ref, synthesized in a temporary git worktree that is removed afterwards.
  */
-import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { gzipSync } from 'node:zlib';
+import { REPO_ROOT } from '../cli/definition.ts';
 import { count, heading, median, millis, print, progress, reproduce, table } from './report.ts';
-import { deployedFunctions } from './template.ts';
+import { type DeployedFunction, deployedFunctions } from './template.ts';
 
 export interface BundleBenchOptions {
-  /** Fresh processes per bundle and variant; the median is printed. */
+  /** Fresh processes per bundle and build; the median is printed. */
   runs: number;
+  /** The git ref whose bundles the current ones are compared with. */
+  baseline: string;
 }
 
-export const BUNDLE_DEFAULTS: BundleBenchOptions = { runs: 15 };
+/**
+ * The commit before issue 13's bundle work (the `layout` branch's head when it started): the
+ * bundles it made are the baseline of the ratio.
+ */
+export const BASELINE_COMMIT = 'b8210a4';
+
+export const BUNDLE_DEFAULTS: BundleBenchOptions = { runs: 15, baseline: BASELINE_COMMIT };
 
 /**
  * Values for the variables the template fills in at deploy time (ARNs, names): valid for each
@@ -30,6 +40,15 @@ const DEPLOY_TIME_VALUES: Record<string, string> = {
   REKEY_SECRET_READER_ROLES:
     'arn:aws:iam::123456789012:role/rekey-verify-new-key,arn:aws:iam::123456789012:role/rekey-verify-rotation',
   REKEY_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:rekey-rotation',
+  REKEY_KEY_ID_CACHE_TABLE: 'rekey-key-id-cache',
+};
+
+/** What the Lambda runtime adds: the role's credentials (the bundles load only with them). */
+const RUNTIME_VALUES: Record<string, string> = {
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'ASIAEXAMPLEEXAMPLE01',
+  AWS_SECRET_ACCESS_KEY: 'not-a-secret',
+  AWS_SESSION_TOKEN: 'not-a-token',
 };
 
 /** Runs in the child: the import alone, timed inside the process, printed as JSON. */
@@ -38,10 +57,20 @@ const IMPORT_SCRIPT =
   'process.stdout.write(JSON.stringify({ms:performance.now()-t,cpuMs:(u.user+u.system)/1000}))';
 
 interface Measured {
+  /** `await import(bundle)` inside the process. */
   importMs: number[];
   /** CPU time of the import (user + system): steadier than wall time on a loaded machine. */
   cpuMs: number[];
+  /** The whole process, spawn to exit. */
   processMs: number[];
+}
+
+interface Build {
+  label: string;
+  fn: DeployedFunction;
+  file: string;
+  env: Record<string, string>;
+  measured: Measured;
 }
 
 function spawnTimed(args: string[], env: Record<string, string>): { ms: number; stdout: string } {
@@ -69,83 +98,168 @@ function functionEnv(name: string, variables: Record<string, unknown>): Record<s
   return env;
 }
 
-export async function bundlesBench(options: BundleBenchOptions): Promise<void> {
-  const functions = deployedFunctions();
-  const base = { PATH: process.env.PATH ?? '', AWS_REGION: 'us-east-1' };
+const git = (args: string[], cwd = REPO_ROOT) =>
+  execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 
-  // An empty process: what Node itself costs before any import.
-  const empty = Array.from({ length: options.runs }, () => spawnTimed(['-e', ''], base).ms);
-
-  const rows: string[][] = [];
-  let deployedOptions = '';
-  for (const fn of functions) {
-    const file = join(fn.assetDir, 'index.mjs');
-    const bytes = statSync(file).size;
-    const gzipped = gzipSync(readFileSync(file)).length;
-    const env: Record<string, string> = { ...base, ...functionEnv(fn.name, fn.environment) };
-    deployedOptions = env.NODE_OPTIONS ?? '';
-    const { NODE_OPTIONS: _deployed, ...withoutOptions } = env;
-    const variants: Record<'deployed' | 'plain', Measured> = {
-      deployed: { importMs: [], cpuMs: [], processMs: [] },
-      plain: { importMs: [], cpuMs: [], processMs: [] },
-    };
-    // Interleaved, so a burst of load on the machine hits both variants alike.
-    for (let i = 0; i < options.runs; i++) {
-      for (const [variant, variantEnv] of [
-        ['deployed', env],
-        ['plain', withoutOptions],
-      ] as const) {
-        const run = spawnTimed(
-          ['--input-type=module', '-e', IMPORT_SCRIPT, pathToFileURL(file).href],
-          variantEnv,
-        );
-        const { ms, cpuMs } = JSON.parse(run.stdout) as { ms: number; cpuMs: number };
-        variants[variant].importMs.push(ms);
-        variants[variant].cpuMs.push(cpuMs);
-        variants[variant].processMs.push(run.ms);
-      }
+/**
+ * Synthesizes `ref` in a temporary worktree and returns its template path and a cleanup. The
+ * worktree shares this checkout's node_modules when the lockfiles match (else `npm ci` there),
+ * and runs `cdk synth` directly: no npm script, whose pre-step could reinstall through the link.
+ */
+function synthesizeBaseline(ref: string): { commit: string; templatePath: string; remove: () => void } {
+  const commit = git(['rev-parse', '--verify', `${ref}^{commit}`]);
+  const dir = join(mkdtempSync(join(tmpdir(), 'rekey-baseline-')), 'tree');
+  git(['worktree', 'add', '--detach', dir, commit]);
+  const remove = () => {
+    try {
+      git(['worktree', 'remove', '--force', dir]);
+    } catch {
+      rmSync(dir, { recursive: true, force: true });
+      git(['worktree', 'prune']);
     }
-    progress(
-      `(c) ${fn.name}: ${count(bytes)} bytes, import ${millis(median(variants.deployed.importMs))} (median of ${options.runs})`,
-    );
-    rows.push([
-      fn.name,
-      `${fn.memoryMb} MB`,
-      `${(bytes / 1024).toFixed(0)} KB`,
-      `${(gzipped / 1024).toFixed(0)} KB`,
-      millis(median(variants.deployed.importMs)),
-      millis(median(variants.deployed.cpuMs)),
-      millis(median(variants.plain.importMs)),
-      millis(median(variants.deployed.processMs)),
-    ]);
+  };
+  try {
+    const sameLock =
+      readFileSync(join(dir, 'package-lock.json'), 'utf8') ===
+      readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8');
+    if (sameLock) symlinkSync(join(REPO_ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+    else {
+      progress(`The baseline's package-lock.json differs: npm ci in ${dir}`);
+      execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error', '--ignore-scripts'], {
+        cwd: dir,
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+    }
+    progress(`Synthesizing the baseline ${ref} (${commit.slice(0, 10)}) in ${dir}`);
+    execFileSync(join(REPO_ROOT, 'node_modules', '.bin', 'cdk'), ['synth', '--quiet'], {
+      cwd: dir,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const templatePath = join(dir, 'cdk.out', 'RekeyStack.template.json');
+    if (!existsSync(templatePath)) throw new Error(`the baseline's synth wrote no ${templatePath}`);
+    return { commit, templatePath, remove };
+  } catch (error) {
+    remove();
+    throw error;
   }
+}
 
-  print(
-    ...heading('(c) Lambda bundles: minified size and cold import time in a fresh Node process'),
-    `Bundles from this run's cdk synth (cdk.out asset folders: esbuild, minified ESM, node24 target, the SDK inside).`,
-    `Import: the time \`await import(bundle)\` takes inside a fresh \`node\` (${process.version}) process, with the`,
-    `function's environment from the template; median of ${options.runs} processes per bundle and variant, interleaved.`,
-    `"as deployed" keeps the template's NODE_OPTIONS (${deployedOptions || 'none'}); "plain" drops it. CPU time (user + system)`,
-    'of the same import is steadier than its wall time when other processes compete for the cores.',
-    `Process: the whole as-deployed process, spawn to exit; an empty \`node -e ""\` takes ${millis(median(empty))} (median) on its own.`,
-    '',
-    ...table(
-      [
-        'function',
-        'memory',
-        'minified',
-        'gzip',
-        'import (as deployed)',
-        'its CPU time',
-        'import (plain)',
-        'process',
-      ],
-      rows,
-      [1, 2, 3, 4, 5, 6, 7],
-    ),
-    '',
-    'Local figures: a Lambda cold start adds fetching the code and starting the runtime, and a 256 MB arm64 function',
-    'gets a fraction of a vCPU, so its Init Duration differs from these; they compare the bundles with each other.',
-    reproduce(`bundles${options.runs === BUNDLE_DEFAULTS.runs ? '' : ` --runs ${options.runs}`}`),
-  );
+function build(label: string, fn: DeployedFunction): Build {
+  return {
+    label,
+    fn,
+    file: join(fn.assetDir, 'index.mjs'),
+    env: { PATH: process.env.PATH ?? '', ...RUNTIME_VALUES, ...functionEnv(fn.name, fn.environment) },
+    measured: { importMs: [], cpuMs: [], processMs: [] },
+  };
+}
+
+function measure(b: Build): void {
+  const run = spawnTimed(['--input-type=module', '-e', IMPORT_SCRIPT, pathToFileURL(b.file).href], b.env);
+  const { ms, cpuMs } = JSON.parse(run.stdout) as { ms: number; cpuMs: number };
+  b.measured.importMs.push(ms);
+  b.measured.cpuMs.push(cpuMs);
+  b.measured.processMs.push(run.ms);
+}
+
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(0)} KB`;
+const times = (value: number) => `${value.toFixed(2)}×`;
+
+export async function bundlesBench(options: BundleBenchOptions): Promise<void> {
+  const current = deployedFunctions();
+  const baseline = synthesizeBaseline(options.baseline);
+  // Interrupted, the worktree goes too (a `finally` does not run on a signal).
+  const onSignal = (signal: NodeJS.Signals) => {
+    baseline.remove();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+  try {
+    const before = new Map(deployedFunctions(baseline.templatePath).map((fn) => [fn.name, fn]));
+    const pairs = current.map((fn) => {
+      const old = before.get(fn.name);
+      return { now: build('now', fn), base: old ? build('baseline', old) : undefined };
+    });
+    const emptyEnv = { PATH: process.env.PATH ?? '', ...RUNTIME_VALUES };
+    const empty: number[] = [];
+    // Interleaved, round by round: a burst of load on the machine hits every bundle and build alike.
+    for (let i = 0; i < options.runs; i++) {
+      empty.push(spawnTimed(['-e', ''], emptyEnv).ms);
+      for (const { now, base } of pairs) {
+        measure(now);
+        if (base) measure(base);
+      }
+      progress(`(c) round ${i + 1} of ${options.runs}`);
+    }
+    const emptyMs = median(empty);
+    const rows: string[][] = [];
+    const goal: string[][] = [];
+    for (const { now, base } of pairs) {
+      const bytes = statSync(now.file).size;
+      const importNow = median(now.measured.importMs);
+      const aboveNow = median(now.measured.processMs) - emptyMs;
+      const baseBytes = base ? statSync(base.file).size : undefined;
+      const importBase = base ? median(base.measured.importMs) : undefined;
+      const aboveBase = base ? median(base.measured.processMs) - emptyMs : undefined;
+      rows.push([
+        now.fn.name,
+        baseBytes === undefined ? '—' : kb(baseBytes),
+        kb(bytes),
+        importBase === undefined ? '—' : millis(importBase),
+        millis(importNow),
+        importBase === undefined ? '—' : times(importNow / importBase),
+        aboveBase === undefined ? '—' : millis(aboveBase),
+        millis(aboveNow),
+        aboveBase === undefined ? '—' : times(aboveNow / aboveBase),
+        base ? millis(median(base.measured.cpuMs)) : '—',
+        millis(median(now.measured.cpuMs)),
+        base ? times(median(now.measured.cpuMs) / median(base.measured.cpuMs)) : '—',
+      ]);
+      goal.push([now.fn.name, millis(importNow), millis(Math.max(0, importNow - 100))]);
+    }
+    print(
+      ...heading('(c) Lambda bundles: minified size and cold import time, against a baseline build'),
+      `Now: this run's cdk synth. Baseline: ${options.baseline} (${baseline.commit.slice(0, 10)}), synthesized in a temporary`,
+      'git worktree (removed afterwards). Both: esbuild, minified ESM, node24 target, the SDK inside, each with its',
+      "template's environment (NODE_OPTIONS included) and the role credentials the runtime adds.",
+      `Import: \`await import(bundle)\` inside a fresh \`node\` (${process.version}) process, i.e. above what an empty`,
+      `process costs. Above empty: the whole process (spawn to exit) less an empty \`node -e ""\` (${millis(emptyMs)}).`,
+      `Medians of ${options.runs} processes per bundle and build, interleaved round by round. Ratio: now / baseline.`,
+      "Import CPU: the import's user + system time, steadier than wall times when other processes share the cores.",
+      '',
+      ...table(
+        [
+          'function',
+          'baseline',
+          'now',
+          'import (baseline)',
+          'import (now)',
+          'ratio',
+          'above empty (baseline)',
+          'above empty (now)',
+          'ratio',
+          'import CPU (baseline)',
+          'import CPU (now)',
+          'ratio',
+        ],
+        rows,
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+      ),
+      '',
+      'The goal beyond issue 13: an import of at most 100 ms. Distance from it (import now - 100 ms):',
+      ...table(['function', 'import (now)', 'over 100 ms'], goal, [1, 2]),
+      '',
+      'Local figures: a Lambda cold start adds fetching the code and starting the runtime, and a 256 MB arm64 function',
+      'gets a fraction of a vCPU, so its Init Duration differs from these; they compare the bundles with each other.',
+      reproduce(
+        `bundles${options.runs === BUNDLE_DEFAULTS.runs ? '' : ` --runs ${options.runs}`}${
+          options.baseline === BUNDLE_DEFAULTS.baseline ? '' : ` --baseline ${options.baseline}`
+        }`,
+      ),
+    );
+    progress(`(c) ${count(pairs.length)} bundles measured`);
+  } finally {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+    baseline.remove();
+  }
 }

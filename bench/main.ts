@@ -5,7 +5,7 @@
  *
  *   audit       (a) the audit's IAM calls, cold and warm, at 1,000 / 5,000 / 10,000 users
  *   rotation    (b) one happy-path rotation: transitions, invocations, API calls, cost at list prices
- *   bundles     (c) each Lambda bundle's minified size and cold import time
+ *   bundles     (c) each Lambda bundle's minified size and cold import time, against a baseline ref
  *   throughput  (d) 500 users rotated through the local workflow, waits compressed
  */
 import { loadavg } from 'node:os';
@@ -35,6 +35,7 @@ interface Flags {
   perUser: boolean;
   scanConcurrency: number;
   runs: number;
+  baseline: string;
   users: number;
   concurrency: number[];
 }
@@ -62,6 +63,11 @@ export async function main(argv: string[]): Promise<void> {
       '(c) fresh Node processes per bundle (median)',
       positiveInt(200),
       BUNDLE_DEFAULTS.runs,
+    )
+    .option(
+      '--baseline <ref>',
+      '(c) the git ref whose bundles are compared with the current ones',
+      BUNDLE_DEFAULTS.baseline,
     )
     .option(
       '--users <n>',
@@ -116,7 +122,7 @@ async function runAll(chosen: Benchmark[], flags: Flags): Promise<void> {
           await rotationBench(await rotationWorld());
           break;
         case 'bundles':
-          await bundlesBench({ runs: flags.runs });
+          await bundlesBench({ runs: flags.runs, baseline: flags.baseline });
           break;
         case 'throughput':
           await throughputBench(await rotationWorld(), {

@@ -15,7 +15,7 @@ import { chmod, lstat, mkdir, open, readFile, realpath, rename, stat, unlink } f
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ServiceCredentialSecret } from '../lambdas/shared/secret.ts';
 import { CredentialsFileError, isValidProfileName, setProfileKeys } from './credentials-file.ts';
 import { maskKeyId } from './progress.ts';

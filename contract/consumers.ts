@@ -8,7 +8,8 @@
  * IAM reads as the root) stands for every principal of its account: naming one would make the
  * Deny spare that whole account, administrators included.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import './zod-messages.ts';
 
 /**
  * An IAM user or role ARN, path included: the characters IAM allows in path segments and names,
@@ -32,10 +33,12 @@ export function consumerPrincipalProblem(arn: string): string | null {
 }
 
 /** A consumer principal, validated by consumerPrincipalProblem (the message names the ARN). */
-export const ConsumerPrincipal = z.string().superRefine((arn, ctx) => {
-  const problem = consumerPrincipalProblem(arn);
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
-});
+export const ConsumerPrincipal = z.string().check(
+  z.superRefine((arn, ctx) => {
+    const problem = consumerPrincipalProblem(arn);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }),
+);
 
 /** `arn:<partition>:iam::<account>`: what a principal's account is compared by. */
 const accountPrefix = (arn: string) => arn.split(':').slice(0, 5).join(':');

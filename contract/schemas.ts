@@ -23,17 +23,20 @@
  * time of an adoption check that found use (a consumer may switch before the next check), or to a
  * resumed run's own start.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { ConsumerPrincipal } from './consumers.ts';
+import './zod-messages.ts';
 
 /** IAM user names: 1-64 of letters, digits and +=,.@_- (IAM's own rule). */
 export const UserName = z
   .string({
     error: (issue) => (issue.input === undefined ? 'userName is required' : 'userName must be a string'),
   })
-  .min(1, 'userName must not be empty')
-  .max(64, 'userName must be at most 64 characters')
-  .regex(/^[A-Za-z0-9+=,.@_-]+$/, 'userName may contain only letters, digits and +=,.@_-');
+  .check(
+    z.minLength(1, 'userName must not be empty'),
+    z.maxLength(64, 'userName must be at most 64 characters'),
+    z.regex(/^[A-Za-z0-9+=,.@_-]+$/, 'userName may contain only letters, digits and +=,.@_-'),
+  );
 
 /**
  * The services whose service-specific credentials rekey rotates (IAM's ServiceName values):
@@ -53,17 +56,20 @@ export type ServiceName = z.infer<typeof ServiceName>;
  */
 export const RotationInput = z.strictObject(
   {
-    userName: UserName.refine(
-      (name) => !name.includes(','),
-      "userName contains ',', which Secrets Manager names do not allow",
+    userName: UserName.check(
+      z.refine(
+        (name) => !name.includes(','),
+        "userName contains ',', which Secrets Manager names do not allow",
+      ),
     ),
     /** Rotate the user's service-specific credential for this service instead of its access key. */
-    serviceName: ServiceName.optional(),
-    dryRun: z.boolean({ error: 'dryRun must be true or false' }).optional(),
-    reason: z
-      .string({ error: 'reason must be a string' })
-      .max(256, 'reason must be at most 256 characters')
-      .optional(),
+    serviceName: z.optional(ServiceName),
+    dryRun: z.optional(z.boolean({ error: 'dryRun must be true or false' })),
+    reason: z.optional(
+      z
+        .string({ error: 'reason must be a string' })
+        .check(z.maxLength(256, 'reason must be at most 256 characters')),
+    ),
   },
   { error: (issue) => (issue.code === 'unrecognized_keys' ? undefined : 'input must be a JSON object') },
 );
@@ -91,9 +97,9 @@ export const IsoDate = z.iso.datetime({ offset: true });
  * keeps one shape for both kinds.
  */
 export const KeyRef = z.object({
-  accessKeyId: z.string().min(16),
+  accessKeyId: z.string().check(z.minLength(16)),
   createDate: IsoDate,
-  lastUsedDate: IsoDate.nullable().optional(),
+  lastUsedDate: z.optional(z.nullable(IsoDate)),
 });
 export type KeyRef = z.infer<typeof KeyRef>;
 
@@ -114,13 +120,13 @@ export const StopReason = z.enum(STOP_REASONS);
 export type StopReason = z.infer<typeof StopReason>;
 
 export const NewKey = z.object({
-  accessKeyId: z.string().min(16),
+  accessKeyId: z.string().check(z.minLength(16)),
   createDate: IsoDate,
   /** A service-specific credential's user name (e.g. alice-at-123456789012): not a secret. */
-  serviceUserName: z.string().min(1).optional(),
-  secretArn: z.string().min(1),
+  serviceUserName: z.optional(z.string().check(z.minLength(1))),
+  secretArn: z.string().check(z.minLength(1)),
   /** The secret version that holds the new key (the ClientRequestToken used to write it). */
-  versionId: z.string().min(32),
+  versionId: z.string().check(z.minLength(32)),
 });
 export type NewKey = z.infer<typeof NewKey>;
 
@@ -128,12 +134,12 @@ export type NewKey = z.infer<typeof NewKey>;
 export const Plan = z.object({
   userName: UserName,
   /** Present only when a service-specific credential is rotated: the kind discriminator of every step. */
-  serviceName: ServiceName.optional(),
-  userArn: z.string().nullable(),
+  serviceName: z.optional(ServiceName),
+  userArn: z.nullable(z.string()),
   dryRun: z.boolean(),
-  reason: z.string().optional(),
-  executionId: z.string().min(1),
-  secretName: z.string().min(1),
+  reason: z.optional(z.string()),
+  executionId: z.string().check(z.minLength(1)),
+  secretName: z.string().check(z.minLength(1)),
   /**
    * ROTATE: a new key is created. RESUME: a new key rekey made and handed out earlier (AWSCURRENT)
    * is carried on, none is created. STOP: nothing is done.
@@ -144,53 +150,53 @@ export const Plan = z.object({
    * checks) or DELETION (the old key already inactive: the verification, then the delete). null
    * otherwise, so the state machine's Choice can always read it.
    */
-  resumeStage: z.enum(['ADOPTION', 'DELETION']).nullable(),
-  stopReason: StopReason.optional(),
+  resumeStage: z.nullable(z.enum(['ADOPTION', 'DELETION'])),
+  stopReason: z.optional(StopReason),
   /** Whether a STOP deserves an alert (two active keys do; an exempt user does not). */
   alert: z.boolean(),
   message: z.string(),
   /** The plan in words, for dry runs and the CLI. */
   steps: z.array(z.string()),
   /** The active key to rotate. */
-  oldKey: KeyRef.nullable(),
+  oldKey: z.nullable(KeyRef),
   /** An inactive, never-used extra key to delete before creating the new one. */
-  extraKey: KeyRef.nullable(),
+  extraKey: z.nullable(KeyRef),
   /**
    * A key rekey made that nobody holds, deleted by the create step before it makes the new one:
    * active, never used and without a stored secret, left by a crashed create; or recorded in the
    * journal and never handed out (its secret version never AWSCURRENT).
    */
-  orphanKey: KeyRef.nullable(),
+  orphanKey: z.nullable(KeyRef),
   /** With RESUME: the key handed out earlier (the secret's AWSCURRENT version). */
-  newKey: NewKey.optional(),
+  newKey: z.optional(NewKey),
   /**
    * The reference instant Q. The plan sets it only when it resumes a rotation (to its own start);
    * otherwise null, and the verify step sets it at the hand-out.
    */
-  quietSince: IsoDate.nullable(),
+  quietSince: z.nullable(IsoDate),
   /**
    * The principals the user's consumer tag names: they may read this user's secret (besides the
    * configured consumers). ARNs, not secrets. Absent when the tag names nobody.
    */
-  consumers: z.array(ConsumerPrincipal).optional(),
+  consumers: z.optional(z.array(ConsumerPrincipal)),
 });
 export type Plan = z.infer<typeof Plan>;
 
 export const PlanInput = z.object({
   input: z.unknown(),
-  executionId: z.string().min(1),
+  executionId: z.string().check(z.minLength(1)),
 });
 export type PlanInput = z.infer<typeof PlanInput>;
 
 export const Adoption = z.object({
   /** How many times CheckLastUsed has looked at the old key. */
-  checks: z.number().int().nonnegative(),
+  checks: z.int().check(z.nonnegative()),
   inUse: z.boolean(),
-  lastUsedDate: IsoDate.nullable(),
-  lastUsedService: z.string().nullable(),
-  lastUsedRegion: z.string().nullable(),
+  lastUsedDate: z.nullable(IsoDate),
+  lastUsedService: z.nullable(z.string()),
+  lastUsedRegion: z.nullable(z.string()),
   /** Who/where from CloudTrail, when enabled and found (source IPs, user agents, event names). */
-  recentCallers: z.array(z.string()).optional(),
+  recentCallers: z.optional(z.array(z.string())),
   /** Whether another check is allowed (checks < maxAdoptionChecks). */
   mayWaitAgain: z.boolean(),
   /**
@@ -202,14 +208,14 @@ export const Adoption = z.object({
    * false for service-specific credentials: IAM keeps no last-used data for them, so `inUse`
    * false means "no evidence of use", not "unused"; the adoption wait is what the rotation relies on.
    */
-  lastUseTracked: z.boolean().optional(),
+  lastUseTracked: z.optional(z.boolean()),
 });
 export type Adoption = z.infer<typeof Adoption>;
 
 export const Deactivation = z.object({ deactivatedAt: IsoDate });
 export type Deactivation = z.infer<typeof Deactivation>;
 
-export const TaskError = z.object({ Error: z.string(), Cause: z.string().optional() });
+export const TaskError = z.object({ Error: z.string(), Cause: z.optional(z.string()) });
 
 /** How an execution ended, as Step Functions' "Execution Status Change" events say it. */
 export const ENDED_STATUSES = ['FAILED', 'ABORTED', 'TIMED_OUT'] as const;
@@ -220,10 +226,10 @@ export const ENDED_STATUSES = ['FAILED', 'ABORTED', 'TIMED_OUT'] as const;
  * changes (the rule's input transformer builds this shape from the event's detail).
  */
 export const CleanupInput = z.object({
-  executionArn: z.string().min(1),
+  executionArn: z.string().check(z.minLength(1)),
   status: z.enum(ENDED_STATUSES),
   /** The execution's input as JSON text, as the status change event carries it. */
-  input: z.string().nullable(),
+  input: z.nullable(z.string()),
 });
 export type CleanupInput = z.infer<typeof CleanupInput>;
 
@@ -234,49 +240,53 @@ export const CleanupResult = z.object({
   /** A key the execution created and never handed out: deleted. */
   removedKeyIds: z.array(z.string()),
   /** The key the execution created and handed out (AWSCURRENT): kept, a new run resumes with it. */
-  keptKeyId: z.string().nullable(),
+  keptKeyId: z.nullable(z.string()),
   message: z.string(),
 });
 export type CleanupResult = z.infer<typeof CleanupResult>;
 
 /** The state document after planning, as later steps see it. */
-export const RotationState = Plan.extend({
-  newKey: NewKey.optional(),
-  adoption: Adoption.optional(),
-  deactivation: Deactivation.optional(),
-  error: TaskError.optional(),
+export const RotationState = z.extend(Plan, {
+  newKey: z.optional(NewKey),
+  adoption: z.optional(Adoption),
+  deactivation: z.optional(Deactivation),
+  error: z.optional(TaskError),
   /** What the failure path's cleanup did, or why it could not run. */
-  cleanup: CleanupResult.optional(),
-  cleanupError: TaskError.optional(),
+  cleanup: z.optional(CleanupResult),
+  cleanupError: z.optional(TaskError),
 });
 export type RotationState = z.infer<typeof RotationState>;
 
 /** Step inputs: the state document with the fields that step cannot work without. */
-export const CreateSecondKeyInput = RotationState.extend({ oldKey: KeyRef });
-export const VerifyNewKeyInput = RotationState.extend({ newKey: NewKey });
-export const CheckLastUsedInput = RotationState.extend({
+export const CreateSecondKeyInput = z.extend(RotationState, { oldKey: KeyRef });
+export const VerifyNewKeyInput = z.extend(RotationState, { newKey: NewKey });
+export const CheckLastUsedInput = z.extend(RotationState, {
   oldKey: KeyRef,
   newKey: NewKey,
   quietSince: IsoDate,
 });
-export const DeactivateInput = RotationState.extend({ oldKey: KeyRef, newKey: NewKey, quietSince: IsoDate });
+export const DeactivateInput = z.extend(RotationState, {
+  oldKey: KeyRef,
+  newKey: NewKey,
+  quietSince: IsoDate,
+});
 /** No `deactivation`: a resumed run finds the old key already inactive and never deactivated it. */
-export const VerifyRotationInput = RotationState.extend({
+export const VerifyRotationInput = z.extend(RotationState, {
   oldKey: KeyRef,
   newKey: NewKey,
   quietSince: IsoDate,
 });
-export const ReactivateInput = RotationState.extend({ oldKey: KeyRef });
+export const ReactivateInput = z.extend(RotationState, { oldKey: KeyRef });
 
 /** The delete step is used twice: the extra inactive key (must never have been used) and the old key. */
 export const DeleteKeyInput = z.object({
   userName: UserName,
-  accessKeyId: z.string().min(16),
+  accessKeyId: z.string().check(z.minLength(16)),
   /**
    * The key must not have been used at or after this instant (less the grace): the rotation's
    * quiet-since instant Q for the old key; null: it must never have been used (the extra key).
    */
-  notUsedSince: IsoDate.nullable(),
+  notUsedSince: z.nullable(IsoDate),
 });
 export type DeleteKeyInput = z.infer<typeof DeleteKeyInput>;
 
@@ -309,14 +319,14 @@ export const TERMINAL_EVENTS: readonly NotificationEvent[] = [
  */
 export const NotifyInput = z.object({
   event: NotificationEvent,
-  state: RotationState.partial().extend({ userName: z.string().optional() }),
+  state: z.extend(z.partial(RotationState), { userName: z.optional(z.string()) }),
 });
 export type NotifyInput = z.infer<typeof NotifyInput>;
 
 export const OUTCOME_STATUSES = ['ROTATED', 'STOPPED', 'FAILED', 'ROLLED_BACK', 'DRY_RUN'] as const;
 export const Outcome = z.object({
   status: z.enum(OUTCOME_STATUSES),
-  reason: z.string().optional(),
+  reason: z.optional(z.string()),
   message: z.string(),
 });
 export type Outcome = z.infer<typeof Outcome>;

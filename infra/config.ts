@@ -4,7 +4,7 @@
  * `loadConfig` and `lambdaEnvironment` to give the handlers exactly the environment the stack
  * gives the deployed Lambdas, without loading aws-cdk-lib.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConsumerPrincipal } from '../contract/consumers.ts';
 import { MAX_ROTATION_ATTEMPTS, type RekeyEnvVars } from '../contract/env.ts';
 import type { AuditEnvKey } from '../contract/functions.ts';
@@ -69,7 +69,9 @@ export const RekeyConfigSchema = z
      * so a name containing a comma (legal in IAM) is refused here rather than split there.
      * @default []
      */
-    protectedUsers: z.array(UserName.refine((v) => !v.includes(','), 'must not contain a comma')).default([]),
+    protectedUsers: z
+      .array(UserName.check(z.refine((v: string) => !v.includes(','), 'must not contain a comma')))
+      .default([]),
     /**
      * Email addresses subscribed to the notifications topic (each must confirm the subscription).
      * @default []

@@ -17,6 +17,7 @@ import {
   STEPS,
   type StepName,
 } from '../../contract/functions.ts';
+import type { OptInClient } from '../../lambdas/shared/opt-in.ts';
 import { lambdaEnvironment, type RekeyConfig, type RekeyResources, stepTimeoutSeconds } from '../config.ts';
 
 /** The repository root: handlers live in `<root>/lambdas/<functionFolder(name)>/index.ts`. */
@@ -28,6 +29,113 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
  */
 const ESM_REQUIRE_BANNER =
   "import { createRequire } from 'module';const require = createRequire(import.meta.url);";
+
+/**
+ * Modules the deployed bundles replace (esbuild `--alias`), and with what. Only the bundles: the
+ * local runner imports the handler sources, with the real modules (docs/performance.md).
+ * - The SDK's default credential chain (SSO, INI, process, web identity, IMDS and the nested
+ *   STS/SSO clients they build) becomes the environment's credentials, which are a Lambda's
+ *   only ones; the bundle fails at cold start without them.
+ * - The event-stream codec, which no operation rekey calls uses.
+ * - DynamoDB's endpoint-discovery cache, which rekey never turns on.
+ */
+export const DEPLOYED_ALIASES: Readonly<Record<string, string>> = {
+  '@aws-sdk/credential-provider-node': join(REPO_ROOT, 'lambdas/shared/deployed/credentials.ts'),
+  '@smithy/core/event-streams': join(REPO_ROOT, 'lambdas/shared/deployed/no-event-streams.ts'),
+  '@aws-sdk/endpoint-cache': join(REPO_ROOT, 'lambdas/shared/deployed/no-endpoint-discovery.ts'),
+};
+
+/**
+ * Files inside the SDK that the deployed bundles build from a stand-in (by the end of their path;
+ * relative imports, which an alias cannot reach: deployed-bundle.mjs swaps them). Each is code a
+ * Lambda never runs, and its stand-in fails by name should it ever be reached.
+ * - The pure-JavaScript SHA-256, the fallback for a runtime without Node's crypto.
+ * - The rate limiter of the adaptive retry mode; rekey's clients retry in the standard mode.
+ * - The region lookup in EC2 instance metadata; the Lambda runtime always sets AWS_REGION.
+ */
+export const DEPLOYED_STAND_INS: Readonly<Record<string, string>> = {
+  '@smithy/core/dist-es/submodules/checksum/sha256/Sha256Js.js': join(
+    REPO_ROOT,
+    'lambdas/shared/deployed/no-js-sha256.ts',
+  ),
+  '@smithy/core/dist-es/submodules/retry/util-retry/DefaultRateLimiter.js': join(
+    REPO_ROOT,
+    'lambdas/shared/deployed/no-adaptive-retry.ts',
+  ),
+  '@smithy/core/dist-es/submodules/config/config-resolver/regionConfig/getInstanceMetadataRegion.js': join(
+    REPO_ROOT,
+    'lambdas/shared/deployed/no-imds-region.ts',
+  ),
+};
+
+/**
+ * In a function's main bundle only: the opt-in clients' packages become stand-ins whose commands
+ * the opt-in file turns into real ones (lambdas/shared/deployed/facade.ts).
+ */
+export const FACADE_ALIASES: Readonly<Record<string, string>> = {
+  '@aws-sdk/client-cloudtrail': join(REPO_ROOT, 'lambdas/shared/deployed/cloudtrail-sdk.ts'),
+  '@aws-sdk/client-securityhub': join(REPO_ROOT, 'lambdas/shared/deployed/security-hub-sdk.ts'),
+};
+
+/**
+ * The opt-in clients each function loads only when a toggle is on (lambdas/shared/opt-in.ts),
+ * each bundled from lambdas/shared/deployed/<client>.ts into a file of its own next to the
+ * function's main bundle.
+ */
+export const OPT_IN_BUNDLES: Readonly<Partial<Record<FunctionName, readonly OptInClient[]>>> = {
+  'check-last-used': ['cloudtrail'],
+  audit: ['security-hub'],
+};
+
+/** esbuild's settings for every bundle: the function's own (below) and its opt-in files. */
+const ESBUILD_SETTINGS = {
+  format: OutputFormat.ESM,
+  target: 'node24',
+  minify: true,
+  mainFields: ['module', 'main'],
+  banner: ESM_REQUIRE_BANNER,
+} as const;
+
+const shellQuote = (value: string) => `'${value.replaceAll("'", "'\\''")}'`;
+
+/**
+ * The command that builds the deployed bundle of `entry` into `outfile` (deployed-bundle.mjs:
+ * these settings, aliases and stand-ins, and each SDK client's package.json cut to its version).
+ */
+export function deployedBundleCommand(
+  entry: string,
+  outfile: string,
+  aliases: Readonly<Record<string, string>>,
+): string {
+  const spec = {
+    entry,
+    outfile,
+    settings: {
+      format: ESBUILD_SETTINGS.format,
+      target: ESBUILD_SETTINGS.target,
+      mainFields: ESBUILD_SETTINGS.mainFields,
+      banner: ESBUILD_SETTINGS.banner,
+    },
+    aliases,
+    standIns: DEPLOYED_STAND_INS,
+  };
+  return [
+    process.execPath,
+    join(REPO_ROOT, 'infra', 'constructs', 'deployed-bundle.mjs'),
+    JSON.stringify(spec),
+  ]
+    .map(shellQuote)
+    .join(' ');
+}
+
+/** The command that bundles the opt-in client `name` next to the main bundle, in `outputDir`. */
+export function optInBundleCommand(name: OptInClient, outputDir: string): string {
+  return deployedBundleCommand(
+    join(REPO_ROOT, 'lambdas', 'shared', 'deployed', `${name}.ts`),
+    join(outputDir, `${name}.mjs`),
+    DEPLOYED_ALIASES,
+  );
+}
 
 export interface RekeyFunctionProps {
   /**
@@ -87,7 +195,7 @@ export interface RekeyFunctionProps {
 /**
  * One rekey Lambda with every default in one place: Node.js 24 on arm64, ESM bundle with the
  * AWS SDK inside (the version we test is the version we run), JSON logs to its own log group
- * with retention, X-Ray, source maps, its own role, the `rekey:handler` metadata the local
+ * with retention, X-Ray, its own role, the `rekey:handler` metadata the local
  * runner uses to bind state-machine Tasks to handler modules (steps only), and the `rekey:lambda`
  * metadata naming its folder (every function), by which a local run finds each Lambda's role.
  */
@@ -130,8 +238,9 @@ export class RekeyFunction extends Construct {
     });
     this.logGroup.grantWrite(this.role);
 
+    const entry = join(REPO_ROOT, 'lambdas', functionFolder(name), 'index.ts');
     this.lambdaFunction = new NodejsFunction(this, 'Function', {
-      entry: join(REPO_ROOT, 'lambdas', functionFolder(name), 'index.ts'),
+      entry,
       handler: 'handler',
       projectRoot: REPO_ROOT,
       depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
@@ -154,16 +263,27 @@ export class RekeyFunction extends Construct {
       environment: {
         ...handler.environment,
         POWERTOOLS_SERVICE_NAME: 'rekey',
-        NODE_OPTIONS: '--enable-source-maps',
       },
       bundling: {
         forceDockerBundling: false,
-        format: OutputFormat.ESM,
-        target: 'node24',
-        minify: true,
-        sourceMap: true,
-        mainFields: ['module', 'main'],
-        banner: ESM_REQUIRE_BANNER,
+        ...ESBUILD_SETTINGS,
+        mainFields: [...ESBUILD_SETTINGS.mainFields],
+        // No source map: see docs/performance.md ("Source maps").
+        sourceMap: false,
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          // esbuild's command line, which NodejsFunction runs, takes no plugins: the deployed
+          // bundle is built again in its place with the stand-ins (DEPLOYED_ALIASES,
+          // DEPLOYED_STAND_INS, FACADE_ALIASES), and the opt-in files next to it.
+          afterBundling: (_inputDir, outputDir) => [
+            deployedBundleCommand(entry, join(outputDir, 'index.mjs'), {
+              ...DEPLOYED_ALIASES,
+              ...FACADE_ALIASES,
+            }),
+            ...(OPT_IN_BUNDLES[name] ?? []).map((client) => optInBundleCommand(client, outputDir)),
+          ],
+        },
         // Bundle the SDK v3 rather than use the runtime's copy: the clients we test and mock
         // are the ones that run, and a runtime SDK update cannot change behaviour under us.
         bundleAwsSDK: true,

@@ -7,18 +7,18 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { errorName, InvalidPayload } from '../../contract/errors.ts';
 import { logger } from './logger.ts';
 
 export type StepHandler<R> = (event: unknown, context: Context) => Promise<R>;
 
-export function makeHandler<S extends z.ZodType, R>(
+export function makeHandler<S extends z.core.$ZodType, R>(
   schema: S,
   step: (input: z.infer<S>) => Promise<R>,
 ): StepHandler<R> {
   const validated = async (event: unknown): Promise<R> => {
-    const parsed = schema.safeParse(event);
+    const parsed = z.safeParse(schema, event);
     if (!parsed.success) throw new InvalidPayload(z.prettifyError(parsed.error));
     return step(parsed.data);
   };

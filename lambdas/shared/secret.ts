@@ -15,15 +15,15 @@ import {
   type SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { consumerPrincipalProblem } from '../../contract/consumers.ts';
 import { ConfigurationError, InvalidInput, isAwsError } from '../../contract/errors.ts';
 import { ServiceName } from '../../contract/schemas.ts';
 
 export const CredentialSecret = z.object({
   Version: z.literal(1),
-  AccessKeyId: z.string().min(16),
-  SecretAccessKey: z.string().min(1),
+  AccessKeyId: z.string().check(z.minLength(16)),
+  SecretAccessKey: z.string().check(z.minLength(1)),
   UserName: z.string(),
   CreateDate: z.string(),
 });
@@ -35,9 +35,9 @@ export type CredentialSecret = z.infer<typeof CredentialSecret>;
  * secret, the IAM user it belongs to and when it was created (its age, without an IAM call).
  */
 export const ServiceCredentialSecret = z.object({
-  ServiceUserName: z.string().min(1),
-  ServicePassword: z.string().min(1),
-  ServiceSpecificCredentialId: z.string().min(16),
+  ServiceUserName: z.string().check(z.minLength(1)),
+  ServicePassword: z.string().check(z.minLength(1)),
+  ServiceSpecificCredentialId: z.string().check(z.minLength(16)),
   ServiceName: ServiceName,
   UserName: z.string(),
   CreateDate: z.string(),
@@ -252,7 +252,7 @@ async function readSecretAs<T>(
   sm: SecretsManagerClient,
   secretId: string,
   at: { versionId: string } | { stage: string },
-  schema: z.ZodType<T>,
+  schema: z.core.$ZodType<T>,
 ): Promise<T> {
   const out = await sm.send(
     new GetSecretValueCommand(
@@ -269,7 +269,7 @@ async function readSecretAs<T>(
   } catch {
     throw notACredential;
   }
-  const parsed = schema.safeParse(json);
+  const parsed = z.safeParse(schema, json);
   if (!parsed.success) throw notACredential;
   return parsed.data;
 }

@@ -244,16 +244,10 @@ describe('the audit function', () => {
     const { variables } = audit();
     // The opt-in tag is unset by default: left out rather than set empty.
     expect(Object.keys(variables).sort()).toEqual(
-      [
-        ...AUDIT_ENV.filter((k) => k !== 'REKEY_OPT_IN_TAG'),
-        'POWERTOOLS_SERVICE_NAME',
-        'NODE_OPTIONS',
-      ].sort(),
+      [...AUDIT_ENV.filter((k) => k !== 'REKEY_OPT_IN_TAG'), 'POWERTOOLS_SERVICE_NAME'].sort(),
     );
     const { variables: optIn } = audit({ optInTag: 'rekey:opt-in' });
-    expect(Object.keys(optIn).sort()).toEqual(
-      [...AUDIT_ENV, 'POWERTOOLS_SERVICE_NAME', 'NODE_OPTIONS'].sort(),
-    );
+    expect(Object.keys(optIn).sort()).toEqual([...AUDIT_ENV, 'POWERTOOLS_SERVICE_NAME'].sort());
   });
 
   it('passes every threshold and policy option through', () => {
@@ -546,7 +540,9 @@ describe('the audit bundle', () => {
     // Assess
     const fn = Object.values(template.Resources).find((r) => r.Type === 'AWS::Lambda::Function');
     const assetDir = join(outdir, fn?.Metadata?.['aws:asset:path'] ?? 'missing');
-    expect(existsSync(join(assetDir, 'index.mjs.map'))).toBe(true);
+    // No source map (docs/performance.md), and Security Hub in a file of its own (opt-in).
+    expect(existsSync(join(assetDir, 'index.mjs.map'))).toBe(false);
+    expect(existsSync(join(assetDir, 'security-hub.mjs'))).toBe(true);
     const code = readFileSync(join(assetDir, 'index.mjs'), 'utf8');
     // (Booleans, not toMatch: a failure would print the whole bundle.)
     expect(/(from|import\(|require\()\s*["']@aws-sdk\/client-/.test(code)).toBe(false);

@@ -159,13 +159,9 @@ describe('the rekey functions', () => {
     const variables = functionOf(resources, step).Properties.Environment.Variables;
     // The opt-in tag is optional and unset by default: left out rather than set empty.
     const declared = STEPS[step].env.filter((k) => k !== 'REKEY_OPT_IN_TAG');
-    expect(Object.keys(variables).sort()).toEqual(
-      [...declared, 'POWERTOOLS_SERVICE_NAME', 'NODE_OPTIONS'].sort(),
-    );
-    expect(variables).toMatchObject({
-      POWERTOOLS_SERVICE_NAME: 'rekey',
-      NODE_OPTIONS: '--enable-source-maps',
-    });
+    expect(Object.keys(variables).sort()).toEqual([...declared, 'POWERTOOLS_SERVICE_NAME'].sort());
+    // No NODE_OPTIONS: the bundles ship no source map (docs/performance.md, "Source maps").
+    expect(variables).toMatchObject({ POWERTOOLS_SERVICE_NAME: 'rekey' });
   });
 
   it('passes configuration values through unchanged', () => {
@@ -215,7 +211,7 @@ describe('the function bundle', () => {
   const outdir = mkdtempSync(join(tmpdir(), 'rekey-bundle-'));
   afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
-  it('is ESM with a require shim, a source map, and the AWS SDK inside', () => {
+  it('is ESM with a require shim and the AWS SDK inside, without a source map', () => {
     // Prepare
     const app = new App({ outdir, context: { 'aws:cdk:enable-asset-metadata': true } });
     const stack = new Stack(app, 'BundleTest');
@@ -238,7 +234,7 @@ describe('the function bundle', () => {
     // (Booleans, not toMatch: a failure would print the whole ~1 MB bundle.)
     const banner = "import { createRequire } from 'module';const require = createRequire(import.meta.url);";
     expect(code.startsWith(banner)).toBe(true);
-    expect(existsSync(join(assetDir, 'index.mjs.map'))).toBe(true);
+    expect(existsSync(join(assetDir, 'index.mjs.map'))).toBe(false);
     // Bundled, not resolved from the runtime's SDK: no SDK client is imported or required.
     // (The SDK's own error messages mention require("@aws-sdk/signature-v4-crt"): not a client.)
     expect(/(from|import\(|require\()\s*["']@aws-sdk\/client-/.test(code)).toBe(false);

@@ -2,7 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidPayload, RekeyError } from '../../../contract/errors.ts';
 import { STEP_NAMES } from '../../../contract/functions.ts';
 import { makeHandler } from '../../../lambdas/shared/handler.ts';
