@@ -25,8 +25,10 @@ const BUDGET_KB = { step: 300, audit: 450 } as const;
 const OVER_BUDGET_CEILING_KB: Readonly<Record<string, number>> = {
   plan: 318,
   'create-second-key': 316,
-  cleanup: 309,
-  notify: 308,
+  // +1 KB each for notify's merged start and new-key notification: SNS PublishBatch, and the
+  // table of actions named otherwise than their operation (clients/invocation.ts).
+  cleanup: 310,
+  notify: 309,
 };
 
 interface Bundle {
