@@ -101,12 +101,21 @@ function functionEnv(name: string, variables: Record<string, unknown>): Record<s
 const git = (args: string[], cwd = REPO_ROOT) =>
   execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 
+/** A baseline ref checked out and synthesized in a temporary git worktree. */
+export interface Baseline {
+  commit: string;
+  /** The worktree: the baseline's repository root. */
+  dir: string;
+  templatePath: string;
+  remove: () => void;
+}
+
 /**
  * Synthesizes `ref` in a temporary worktree and returns its template path and a cleanup. The
  * worktree shares this checkout's node_modules when the lockfiles match (else `npm ci` there),
  * and runs `cdk synth` directly: no npm script, whose pre-step could reinstall through the link.
  */
-function synthesizeBaseline(ref: string): { commit: string; templatePath: string; remove: () => void } {
+function synthesizeBaseline(ref: string): Baseline {
   const commit = git(['rev-parse', '--verify', `${ref}^{commit}`]);
   const dir = join(mkdtempSync(join(tmpdir(), 'rekey-baseline-')), 'tree');
   git(['worktree', 'add', '--detach', dir, commit]);
@@ -137,10 +146,29 @@ function synthesizeBaseline(ref: string): { commit: string; templatePath: string
     });
     const templatePath = join(dir, 'cdk.out', 'RekeyStack.template.json');
     if (!existsSync(templatePath)) throw new Error(`the baseline's synth wrote no ${templatePath}`);
-    return { commit, templatePath, remove };
+    return { commit, dir, templatePath, remove };
   } catch (error) {
     remove();
     throw error;
+  }
+}
+
+/**
+ * Runs `fn` with `ref` synthesized in a temporary worktree (synthesizeBaseline), which is removed
+ * afterwards, also when the run is interrupted (a `finally` does not run on a signal).
+ */
+export async function withBaseline<T>(ref: string, fn: (baseline: Baseline) => Promise<T>): Promise<T> {
+  const baseline = synthesizeBaseline(ref);
+  const onSignal = (signal: NodeJS.Signals) => {
+    baseline.remove();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+  try {
+    return await fn(baseline);
+  } finally {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+    baseline.remove();
   }
 }
 
@@ -167,14 +195,7 @@ const times = (value: number) => `${value.toFixed(2)}×`;
 
 export async function bundlesBench(options: BundleBenchOptions): Promise<void> {
   const current = deployedFunctions();
-  const baseline = synthesizeBaseline(options.baseline);
-  // Interrupted, the worktree goes too (a `finally` does not run on a signal).
-  const onSignal = (signal: NodeJS.Signals) => {
-    baseline.remove();
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  };
-  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
-  try {
+  await withBaseline(options.baseline, async (baseline) => {
     const before = new Map(deployedFunctions(baseline.templatePath).map((fn) => [fn.name, fn]));
     const pairs = current.map((fn) => {
       const old = before.get(fn.name);
@@ -258,8 +279,5 @@ export async function bundlesBench(options: BundleBenchOptions): Promise<void> {
       ),
     );
     progress(`(c) ${count(pairs.length)} bundles measured`);
-  } finally {
-    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
-    baseline.remove();
-  }
+  });
 }

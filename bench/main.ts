@@ -4,7 +4,8 @@
  * tests never assert on time.
  *
  *   audit       (a) the audit's IAM calls, cold and warm, at 1,000 / 5,000 / 10,000 users
- *   rotation    (b) one happy-path rotation: transitions, invocations, API calls, cost at list prices
+ *   rotation    (b) one happy-path rotation: transitions, invocations, API calls by service and state, cost
+ *               at list prices, against a baseline ref
  *   bundles     (c) each Lambda bundle's minified size and cold import time, against a baseline ref
  *   throughput  (d) 500 users rotated through the local workflow, waits compressed
  */
@@ -14,7 +15,7 @@ import { loadDefinition } from '../cli/definition.ts';
 import { AUDIT_DEFAULTS, auditBench } from './audit.ts';
 import { BUNDLE_DEFAULTS, bundlesBench } from './bundles.ts';
 import { heading, machineLine, print, progress, reproduce } from './report.ts';
-import { rotationBench } from './rotation.ts';
+import { ROTATION_BASELINE, rotationBench } from './rotation.ts';
 import { type RotationWorld, startRotationWorld } from './rotation-world.ts';
 import { THROUGHPUT_DEFAULTS, throughputBench } from './throughput.ts';
 
@@ -35,7 +36,7 @@ interface Flags {
   perUser: boolean;
   scanConcurrency: number;
   runs: number;
-  baseline: string;
+  baseline?: string;
   users: number;
   concurrency: number[];
 }
@@ -66,8 +67,7 @@ export async function main(argv: string[]): Promise<void> {
     )
     .option(
       '--baseline <ref>',
-      '(c) the git ref whose bundles are compared with the current ones',
-      BUNDLE_DEFAULTS.baseline,
+      `(b, c) the git ref whose rotation and bundles are compared with the current ones (default: ${ROTATION_BASELINE} for (b), ${BUNDLE_DEFAULTS.baseline} for (c))`,
     )
     .option(
       '--users <n>',
@@ -119,10 +119,10 @@ async function runAll(chosen: Benchmark[], flags: Flags): Promise<void> {
           });
           break;
         case 'rotation':
-          await rotationBench(await rotationWorld());
+          await rotationBench(await rotationWorld(), { baseline: flags.baseline ?? ROTATION_BASELINE });
           break;
         case 'bundles':
-          await bundlesBench({ runs: flags.runs, baseline: flags.baseline });
+          await bundlesBench({ runs: flags.runs, baseline: flags.baseline ?? BUNDLE_DEFAULTS.baseline });
           break;
         case 'throughput':
           await throughputBench(await rotationWorld(), {

@@ -1,14 +1,18 @@
 /**
  * (b) One happy-path rotation through the synthesized state machine (local runner, real handlers,
  * moto with request signing on): the state transitions Step Functions bills, the Lambda
- * invocations and their durations, every AWS request the handlers sent (moto's recorder), and the
- * cost of it all at list prices (bench/prices.ts).
+ * invocations and their durations, every AWS request the handlers sent (moto's recorder), by
+ * service and by state, and the cost of it all at list prices (bench/prices.ts); side by side
+ * with the same rotation of a baseline git ref, run from a temporary worktree (its state machine,
+ * handlers and roles) in a child process.
  */
-import { walkStates } from '../cli/definition.ts';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../cli/definition.ts';
 import { readCdkContextConfig } from '../cli/local-env.ts';
-import { outcomeOf, type TaskOverride } from '../cli/local-runner.ts';
 import { STEP_NAMES, type StepName } from '../contract/functions.ts';
 import { loadConfig } from '../infra/config.ts';
+import { withBaseline } from './bundles.ts';
 import {
   costOf,
   DAYS_PER_MONTH,
@@ -19,6 +23,7 @@ import {
   priceText,
 } from './prices.ts';
 import { count, heading, listPrice, millis, print, progress, reproduce, table, usd } from './report.ts';
+import { type MeasuredState, measureRotation, type RotationMeasure } from './rotation-measure.ts';
 import type { RecordedCall, RotationWorld } from './rotation-world.ts';
 import { deployedFunctions, resourceCount } from './template.ts';
 
@@ -42,41 +47,39 @@ const SECRET_VALUE_WRITES = ['PutSecretValue'];
 /** ...and each read of a value makes it decrypt that data key (Decrypt). */
 const SECRET_VALUE_READS = ['GetSecretValue'];
 
-export async function rotationBench(world: RotationWorld): Promise<void> {
-  progress('(b) one rotation: seeding two users (one to warm the handlers up, one to measure)');
-  const [warmUser, user] = await world.seedUsers('cost-', 2);
-  if (!warmUser || !user) throw new Error('seeding returned no users');
-  // The first rotation in this process imports every handler module (a cold start); the one
-  // measured runs warm, as most invocations of a deployed function do. Cold imports: see (c).
-  const warm = await world.run(warmUser);
-  if (outcomeOf(warm.output)?.status !== 'ROTATED')
-    throw new Error(`warm-up rotation ended ${warm.status} ${warm.error ?? ''}`);
+/**
+ * The commit before the workflow half of issue 13 (main when it started): the rotation it ran
+ * (16 transitions, 11 invocations, 42 AWS calls) is the baseline the figures are compared with.
+ */
+export const ROTATION_BASELINE = '064e986';
 
-  const durations: Array<{ step: StepName; ms: number }> = [];
-  const timed: TaskOverride = async (input, invoke, task) => {
-    const started = performance.now();
-    try {
-      return await invoke(input);
-    } finally {
-      durations.push({ step: task.step, ms: performance.now() - started });
-    }
-  };
-  const started = performance.now();
-  const { result, calls } = await world.record(() =>
-    world.run(user, { handlers: Object.fromEntries(STEP_NAMES.map((step) => [step, timed])) }),
-  );
-  const wallMs = performance.now() - started;
-  const outcome = outcomeOf(result.output);
-  if (result.status !== 'SUCCEEDED' || outcome?.status !== 'ROTATED')
-    throw new Error(
-      `the measured rotation did not rotate: ${result.status} ${outcome?.status ?? result.error ?? ''}`,
+export interface RotationBenchOptions {
+  /** The git ref whose rotation the current one is compared with. */
+  baseline: string;
+}
+
+/** The baseline's rotation, measured by bench/rotation-measure.ts in its own worktree and process. */
+async function measureBaseline(ref: string): Promise<{ commit: string; measure: RotationMeasure }> {
+  return withBaseline(ref, async (baseline) => {
+    progress(`(b) measuring the baseline ${ref} (${baseline.commit.slice(0, 10)}) in a child process`);
+    const json = execFileSync(
+      process.execPath,
+      ['--import', 'tsx', join(REPO_ROOT, 'bench', 'rotation-measure.ts'), '--root', baseline.dir],
+      { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 * 1024 * 1024 },
     );
-  progress(`(b) rotated ${user}: ${result.tasks.length} Lambda invocations, ${calls.length} AWS requests`);
+    return { commit: baseline.commit, measure: JSON.parse(json) as RotationMeasure };
+  });
+}
 
-  const stateTypes = new Map<string, string>();
-  walkStates(world.definition.definition, (name, state) => stateTypes.set(name, state.Type));
-  const entered = result.events.flatMap((e) => (e.type === 'StateEntered' ? [e.state.name] : []));
-  const byType = tally(entered.map((name) => stateTypes.get(name) ?? 'unknown'));
+export async function rotationBench(world: RotationWorld, options: RotationBenchOptions): Promise<void> {
+  progress('(b) one rotation: seeding two users (one to warm the handlers up, one to measure)');
+  const now = await measureRotation(world, STEP_NAMES);
+  const { calls, wallMs } = now;
+  const entered = now.states;
+  progress(`(b) rotated: ${now.tasks.length} Lambda invocations, ${calls.length} AWS requests`);
+  const base = await measureBaseline(options.baseline);
+  const byType = tally(entered.map((s) => s.type));
+  const durations = now.tasks.map((t) => ({ step: t.step as StepName, ms: t.ms }));
 
   const kmsKeys = resourceCount('AWS::KMS::Key');
   const memory = new Map(deployedFunctions().flatMap((f) => (f.step ? [[f.step, f.memoryMb] as const] : [])));
@@ -96,7 +99,8 @@ export async function rotationBench(world: RotationWorld): Promise<void> {
   const ops = (service: string, names?: string[]) =>
     calls.filter((c) => c.service === service && (!names || names.includes(c.operation))).length;
   const events = calls.filter((c) => c.service === 'events').reduce((sum, c) => sum + (c.entries ?? 0), 0);
-  const snsPublishes = ops('sns', ['Publish']);
+  // A PublishBatch request is billed like a Publish of the same size (each 64 KB is one request).
+  const snsPublishes = ops('sns', ['Publish', 'PublishBatch']);
   const kmsImplied =
     ops('secretsmanager', SECRET_VALUE_WRITES) + ops('secretsmanager', SECRET_VALUE_READS) + snsPublishes;
 
@@ -114,8 +118,8 @@ export async function rotationBench(world: RotationWorld): Promise<void> {
     },
     {
       item: 'Lambda requests',
-      quantity: result.tasks.length,
-      shown: count(result.tasks.length),
+      quantity: now.tasks.length,
+      shown: count(now.tasks.length),
       price: PRICES.lambdaRequest,
     },
     {
@@ -136,7 +140,12 @@ export async function rotationBench(world: RotationWorld): Promise<void> {
       shown: count(kmsImplied),
       price: PRICES.kmsRequest,
     },
-    { item: 'SNS publishes', quantity: snsPublishes, shown: count(snsPublishes), price: PRICES.snsPublish },
+    {
+      item: 'SNS publish requests',
+      quantity: snsPublishes,
+      shown: count(snsPublishes),
+      price: PRICES.snsPublish,
+    },
     {
       item: 'EventBridge custom events',
       quantity: events,
@@ -169,21 +178,58 @@ export async function rotationBench(world: RotationWorld): Promise<void> {
     `The synthesized state machine run by the local runner (every Wait instant), real handlers, moto with request`,
     `signing on; a warm-up rotation of another user ran first. The user's first rotation (its secret is created).`,
     '',
-    `Wall time of the rotation: ${millis(wallMs)} (${millis(handlerMs)} of it in the handlers).`,
+    `Wall time of the rotation: ${millis(wallMs)} (${millis(handlerMs)} of it in the handlers; the recorder reads around each Task included).`,
     `State transitions: ${entered.length} (${Object.entries(byType)
       .map(([t, n]) => `${t} ${n}`)
-      .join(', ')}); outcome ${outcome.status}.`,
-    `Lambda invocations: ${result.tasks.length} (${[...byStep].map(([step, s]) => `${step} ${s.invocations}`).join(', ')}).`,
+      .join(', ')}); outcome ${now.outcome}.`,
+    `Lambda invocations: ${now.tasks.length} (${[...byStep].map(([step, s]) => `${step} ${s.invocations}`).join(', ')}).`,
+    '',
+    `Against the baseline ${options.baseline} (${base.commit.slice(0, 10)}): the same rotation run from a temporary git worktree`,
+    '(removed afterwards) in a child process, with its own state machine, handlers and roles. Difference: now - baseline.',
+    ...table(
+      ['', 'baseline', 'now', 'difference'],
+      [
+        row('State transitions', base.measure.states.length, entered.length),
+        row('Lambda invocations', base.measure.tasks.length, now.tasks.length),
+        row('AWS calls', base.measure.calls.length, calls.length),
+      ],
+      [1, 2, 3],
+    ),
     '',
     'AWS API calls made by the handlers, by service (moto request recorder):',
     ...table(
-      ['service', 'calls', 'operations'],
-      Object.entries(tally(calls.map((c) => c.service)))
-        .sort(([, a], [, b]) => b - a)
-        .map(([service, n]) => [SERVICE_NAMES[service] ?? service, count(n), operations(calls, service)]),
+      ['service', 'baseline', 'now', 'difference', 'operations now'],
+      [...new Set([...calls, ...base.measure.calls].map((c) => c.service))]
+        .map((service) => ({
+          service,
+          before: base.measure.calls.filter((c) => c.service === service).length,
+          after: calls.filter((c) => c.service === service).length,
+        }))
+        .sort((a, b) => b.after - a.after || b.before - a.before)
+        .map(({ service, before, after }) => [
+          ...row(SERVICE_NAMES[service] ?? service, before, after),
+          operations(calls, service),
+        ]),
+      [1, 2, 3],
+    ),
+    '',
+    'By state, in the order entered (a state the other run does not have shows "-"):',
+    ...table(
+      ['state', 'baseline', 'now', 'difference', 'calls now'],
+      byState(base.measure.states, entered),
+      [1, 2, 3],
+    ),
+    '',
+    'The baseline state by state, with its calls:',
+    ...table(
+      ['state (baseline)', 'calls', 'operations'],
+      base.measure.states.map((st) => [
+        st.name,
+        st.type === 'Task' ? count(st.calls.length) : st.type,
+        operationList(st.calls),
+      ]),
       [1],
     ),
-    `total ${count(calls.length)}`,
     '',
     `Cost per rotation at ${PRICES_REGION} list prices (read ${PRICES_READ}; bench/prices.ts cites each page):`,
     ...table(
@@ -222,8 +268,43 @@ export async function rotationBench(world: RotationWorld): Promise<void> {
     "CloudWatch Logs ingestion and X-Ray traces of the handlers' logs and traces, email deliveries ($2.00 per 100,000 per",
     `subscriber), the audit that starts rotations (see (a)) and what the stack costs whether or not it rotates: its ` +
       `${kmsKeys} KMS keys at ${priceText(PRICES.kmsKeyMonth)} (${listPrice(kmsKeys * PRICES.kmsKeyMonth.usd)} a month).`,
-    reproduce('rotation'),
+    reproduce(`rotation${options.baseline === ROTATION_BASELINE ? '' : ` --baseline ${options.baseline}`}`),
   );
+}
+
+/** A figure of the baseline and of now, and their difference. */
+function row(label: string, before: number, after: number): string[] {
+  const difference = after - before;
+  return [label, count(before), count(after), difference > 0 ? `+${count(difference)}` : count(difference)];
+}
+
+/** `GetUser, ListAccessKeys ×2`: the operations of some calls, in the order first sent. */
+function operationList(calls: readonly RecordedCall[]): string {
+  return Object.entries(tally(calls.map((c) => c.operation)))
+    .map(([op, n]) => (n === 1 ? op : `${op} ×${n}`))
+    .join(', ');
+}
+
+/**
+ * The states of both runs, now's in the order entered and then the baseline's that now lacks, each
+ * with its call count in either (a Choice, Wait, Pass or Succeed: its type).
+ */
+function byState(before: readonly MeasuredState[], after: readonly MeasuredState[]): string[][] {
+  const cell = (state: MeasuredState | undefined) =>
+    state ? (state.type === 'Task' ? count(state.calls.length) : state.type) : '-';
+  const names = [...new Set([...after.map((s) => s.name), ...before.map((s) => s.name)])];
+  return names.map((name) => {
+    const b = before.find((s) => s.name === name);
+    const a = after.find((s) => s.name === name);
+    const difference = (a?.calls.length ?? 0) - (b?.calls.length ?? 0);
+    return [
+      name,
+      cell(b),
+      cell(a),
+      difference > 0 ? `+${count(difference)}` : count(difference),
+      a ? operationList(a.calls) : '',
+    ];
+  });
 }
 
 function tally(values: readonly string[]): Record<string, number> {
@@ -233,7 +314,5 @@ function tally(values: readonly string[]): Record<string, number> {
 }
 
 function operations(calls: readonly RecordedCall[], service: string): string {
-  return Object.entries(tally(calls.filter((c) => c.service === service).map((c) => c.operation)))
-    .map(([op, n]) => (n === 1 ? op : `${op} ×${n}`))
-    .join(', ');
+  return operationList(calls.filter((c) => c.service === service));
 }

@@ -51,6 +51,7 @@ import {
   type AuthorizationRequest,
   type InvocationContext,
   type InvocationCredentials,
+  OPERATION_ACTIONS,
 } from '../lambdas/shared/clients/invocation.ts';
 import { type CfnResource, type CfnTemplate, REPO_ROOT } from './definition.ts';
 
@@ -616,11 +617,16 @@ export async function connectEmulator(admin: EmulatorAdmin, region: string): Pro
   return { admin, at, sessions: new Map(), targets: new Targets(admin, at) };
 }
 
-/** The moto policy of a role: its Allow actions on `*` (moto matches no other resource). */
+/**
+ * The moto policy of a role: its Allow actions on `*` (moto matches no other resource), plus the
+ * operation names moto checks where IAM's action is named otherwise (OPERATION_ACTIONS).
+ */
 function emulatorPolicy(role: LambdaRole): string {
-  const actions = [
-    ...new Set(role.statements.filter((s) => s.effect === 'Allow').flatMap((s) => s.actions)),
-  ].sort();
+  const allowed = role.statements.filter((s) => s.effect === 'Allow').flatMap((s) => s.actions);
+  const operations = Object.entries(OPERATION_ACTIONS).flatMap(([operation, action]) =>
+    allowed.some((pattern) => actionMatches(pattern, action)) ? [operation] : [],
+  );
+  const actions = [...new Set([...allowed, ...operations])].sort();
   return JSON.stringify({
     Version: '2012-10-17',
     Statement: actions.length ? [{ Effect: 'Allow', Action: actions, Resource: '*' }] : [],

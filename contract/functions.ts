@@ -108,7 +108,7 @@ export const FUNCTIONS = {
       'REKEY_SECRET_READER_ROLES',
       ...ELIGIBILITY_ENV,
     ],
-    // GetItem (lock); ListAccessKeys; DescribeSecret; the first sweep's never-handed-out key of the
+    // ListAccessKeys; the first sweep: GetItem (lock) and DescribeSecret; its never-handed-out key of the
     // journal: DescribeSecret, DeleteAccessKey, UpdateSecretVersionStage (its AWSPENDING label, a
     // retried move refused) and DescribeSecret (is the label gone?); GetUser (the re-check),
     // UpdateItem (mark), CreateAccessKey lost to LimitExceeded; the second sweep: ListAccessKeys,
@@ -149,10 +149,11 @@ export const FUNCTIONS = {
   'verify-rotation': {
     kind: 'step',
     description:
-      'Checks the old key stayed inactive and unused since it had to be quiet, and the new key still works',
-    env: ['REKEY_LAST_USED_GRACE_SECONDS'],
-    // ListAccessKeys; GetAccessKeyLastUsed; GetSecretValue; STS GetCallerIdentity with the new key.
-    calls: 4,
+      'Checks the new key still works and the old key stayed inactive and unused since it had to be quiet, then deletes the old key',
+    env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV],
+    // ListAccessKeys; GetSecretValue; STS GetCallerIdentity with the new key; GetAccessKeyLastUsed;
+    // GetUser (the re-check); DeleteAccessKey.
+    calls: 6,
   },
   'reactivate-old-key': {
     kind: 'step',
@@ -164,7 +165,7 @@ export const FUNCTIONS = {
   'delete-key': {
     kind: 'step',
     description:
-      'Deletes an inactive access key that was not used since a given instant, the user still in scope',
+      'Deletes the inactive extra key that was never used, the user still in scope, to free the second key slot',
     env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV],
     // ListAccessKeys; GetAccessKeyLastUsed; GetUser (the re-check); DeleteAccessKey.
     calls: 4,
@@ -173,7 +174,7 @@ export const FUNCTIONS = {
     kind: 'step',
     description: 'Publishes a notification (SNS and EventBridge); terminal events release the user lock',
     env: ['REKEY_TOPIC_ARN', 'REKEY_EVENT_BUS_NAME', 'REKEY_LOCK_TABLE'],
-    // Publish; PutEvents; UpdateItem (release the lock).
+    // PublishBatch (every event of the invocation); PutEvents (the same); UpdateItem (release the lock).
     calls: 3,
   },
   cleanup: {

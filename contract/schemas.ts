@@ -278,13 +278,17 @@ export const VerifyRotationInput = z.extend(RotationState, {
 });
 export const ReactivateInput = z.extend(RotationState, { oldKey: KeyRef });
 
-/** The delete step is used twice: the extra inactive key (must never have been used) and the old key. */
+/**
+ * The delete step removes the extra inactive key before a rotation (it must never have been used);
+ * the old key is deleted by the verify-rotation step, right after its checks.
+ */
 export const DeleteKeyInput = z.object({
   userName: UserName,
   accessKeyId: z.string().check(z.minLength(16)),
   /**
-   * The key must not have been used at or after this instant (less the grace): the rotation's
-   * quiet-since instant Q for the old key; null: it must never have been used (the extra key).
+   * The key must not have been used at or after this instant (less the grace), such as a
+   * rotation's quiet-since instant Q; null: it must never have been used (the extra key, which is
+   * how the workflow calls it).
    */
   notUsedSince: z.nullable(IsoDate),
 });
@@ -316,9 +320,19 @@ export const TERMINAL_EVENTS: readonly NotificationEvent[] = [
 /**
  * A notification may be sent from any point, including the failure path right after planning
  * failed, when the state is still the raw request: every field but the user name is optional.
+ * `events` are the milestones one notify invocation announces, in order: one SNS message and one
+ * EventBridge entry each, sent in one PublishBatch and one PutEvents (both take up to 10). At most
+ * one of them is terminal, and it comes last.
  */
 export const NotifyInput = z.object({
-  event: NotificationEvent,
+  events: z.array(NotificationEvent).check(
+    z.minLength(1, 'events must name at least one event'),
+    z.maxLength(10, 'events may name at most 10 events (one PublishBatch, one PutEvents)'),
+    z.refine(
+      (events) => events.slice(0, -1).every((e) => !TERMINAL_EVENTS.includes(e)),
+      'only the last of the events may be terminal',
+    ),
+  ),
   state: z.extend(z.partial(RotationState), { userName: z.optional(z.string()) }),
 });
 export type NotifyInput = z.infer<typeof NotifyInput>;

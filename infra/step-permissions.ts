@@ -122,8 +122,16 @@ export function grantStepPermissions(stack: Stack, props: StepPermissionsProps):
       LIST_SSC,
       'iam:UpdateServiceSpecificCredential',
     ]),
+    // Verifies, then deletes the old key after re-reading its last use and the user (the re-check).
     'verify-rotation': [
-      ...onUsers(['iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed', LIST_SSC]),
+      ...onUsers([
+        'iam:GetUser',
+        'iam:ListAccessKeys',
+        'iam:GetAccessKeyLastUsed',
+        'iam:DeleteAccessKey',
+        LIST_SSC,
+        'iam:DeleteServiceSpecificCredential',
+      ]),
       allow(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], [secrets]),
       allow(['kms:Decrypt'], [secretsKey.keyArn], via('secretsmanager')),
     ],
@@ -154,6 +162,7 @@ export function grantStepPermissions(stack: Stack, props: StepPermissionsProps):
       allow(['secretsmanager:DescribeSecret', 'secretsmanager:UpdateSecretVersionStage'], [secrets]),
     ],
     notify: [
+      // sns:Publish is also the action of PublishBatch, which notify sends.
       allow(['sns:Publish'], [notifications.topic.topicArn]),
       // Publishing to an encrypted topic: SNS generates a data key with the caller's rights.
       allow(['kms:GenerateDataKey', 'kms:Decrypt'], [notifications.key.keyArn], via('sns')),

@@ -32,7 +32,6 @@ export const TRANSIENT_ERRORS_RETRY: sfn.RetryProps = {
 };
 
 const VERIFICATION_FAILED: (typeof ROLLBACK_ERRORS)[number] = 'RotationVerificationFailed';
-const UNSAFE_TO_DELETE: (typeof ROLLBACK_ERRORS)[number] = 'UnsafeToDelete';
 
 /**
  * A literal JSON null in Parameters. CDK's TaskInput.fromObject silently drops null-valued
@@ -93,9 +92,15 @@ export class RotationStateMachine extends Construct {
       task.addRetry(TRANSIENT_ERRORS_RETRY);
       return task;
     };
-    const notify = (name: StateName, event: NotificationEvent, comment: string, resultPath?: string) =>
+    /** One notify invocation announces `events` (one SNS PublishBatch, one PutEvents). */
+    const notify = (
+      name: StateName,
+      events: readonly NotificationEvent[],
+      comment: string,
+      resultPath?: string,
+    ) =>
       invoke(name, 'notify', comment, {
-        payload: sfn.TaskInput.fromObject({ event, state: sfn.JsonPath.entirePayload }),
+        payload: sfn.TaskInput.fromObject({ events, state: sfn.JsonPath.entirePayload }),
         ...(resultPath ? { resultPath } : {}),
       });
 
@@ -108,7 +113,7 @@ export class RotationStateMachine extends Construct {
     });
     const reportFailure = notify(
       STATE.reportFailure,
-      'ROTATION_FAILED',
+      ['ROTATION_FAILED'],
       'Alert that the rotation failed (the error is in $.error) and release the user lock.',
       '$.outcome',
     );
@@ -176,7 +181,7 @@ export class RotationStateMachine extends Construct {
     // Stops.
     const reportStopped = notify(
       STATE.reportStopped,
-      'ROTATION_STOPPED',
+      ['ROTATION_STOPPED'],
       'Alert that the rotation stopped safely and why, and release the user lock.',
       '$.outcome',
     );
@@ -208,7 +213,7 @@ export class RotationStateMachine extends Construct {
     // Rollback.
     const reportRollback = notify(
       STATE.reportRollback,
-      'ROLLED_BACK',
+      ['ROLLED_BACK'],
       'Alert that the rotation was rolled back (the error is in $.error) and release the user lock.',
       '$.outcome',
     );
@@ -238,13 +243,6 @@ export class RotationStateMachine extends Construct {
     );
     onSafeStop(removeExtraKey, ELIGIBILITY_STOPS);
     onFailure(removeExtraKey);
-    const reportStarted = notify(
-      STATE.reportStarted,
-      'ROTATION_STARTED',
-      'Announce that the rotation of this user has started.',
-    );
-    onFailure(reportStarted);
-    removeExtraKey.next(reportStarted);
 
     const createSecondKey = invoke(
       STATE.createSecondKey,
@@ -262,10 +260,12 @@ export class RotationStateMachine extends Construct {
       { resultPath: '$.quietSince' },
     );
     onFailure(verifyNewKey);
+    // The start and the new key in one invocation: nothing a subscriber could act on happens
+    // between them (the create and the proof), and a resumed run announces no start (notify.ts).
     const reportNewKeyReady = notify(
       STATE.reportNewKeyReady,
-      'NEW_KEY_READY',
-      'Tell consumers to switch to the new key in the secret.',
+      ['ROTATION_STARTED', 'NEW_KEY_READY'],
+      'Announce that the rotation started (unless it resumes one) and tell consumers to switch to the new key in the secret.',
     );
     onFailure(reportNewKeyReady);
     const waitForAdoption = new sfn.Wait(this, STATE.waitForAdoption, {
@@ -282,7 +282,7 @@ export class RotationStateMachine extends Construct {
     onFailure(checkLastUsed);
     const warnStillInUse = notify(
       STATE.warnStillInUse,
-      'OLD_KEY_STILL_IN_USE',
+      ['OLD_KEY_STILL_IN_USE'],
       'Warn that the old key is still used, with where it was last used, before waiting again.',
     );
     onFailure(warnStillInUse);
@@ -307,7 +307,7 @@ export class RotationStateMachine extends Construct {
     onFailure(deactivateOldKey);
     const reportDeactivated = notify(
       STATE.reportDeactivated,
-      'KEY_DEACTIVATED',
+      ['KEY_DEACTIVATED'],
       'Announce that the old key is inactive (and can be reactivated until it is deleted).',
     );
     onFailure(reportDeactivated);
@@ -316,31 +316,20 @@ export class RotationStateMachine extends Construct {
       comment: `Keep the old key inactive for ${config.deleteAfterDays} day(s) before deleting it.`,
       time: sfn.WaitTime.duration(Duration.days(config.deleteAfterDays)),
     });
+    // One step checks and deletes: its last-use read of the old key and the user's re-check come
+    // right before DeleteAccessKey, so the delete acts on nothing older than that invocation.
     const verifyRotation = invoke(
       STATE.verifyRotation,
       'verify-rotation',
-      'Check the old key stayed inactive and unused and the new key still works; roll back if not.',
+      'Check the new key still works and the old key stayed inactive and unused since the instant it must be ' +
+        'quiet since, then delete the old key; roll back if a check fails.',
     );
     verifyRotation.addCatch(reactivateOldKey, { errors: [VERIFICATION_FAILED], resultPath: '$.error' });
+    onSafeStop(verifyRotation, ELIGIBILITY_STOPS);
     onFailure(verifyRotation);
-    const deleteOldKey = invoke(
-      STATE.deleteOldKey,
-      'delete-key',
-      'Delete the old key, after re-checking it is inactive and unused since the instant it must be quiet since.',
-      {
-        payload: sfn.TaskInput.fromObject({
-          userName: sfn.JsonPath.stringAt('$.userName'),
-          accessKeyId: sfn.JsonPath.stringAt('$.oldKey.accessKeyId'),
-          notUsedSince: sfn.JsonPath.stringAt('$.quietSince'),
-        }),
-      },
-    );
-    deleteOldKey.addCatch(reactivateOldKey, { errors: [UNSAFE_TO_DELETE], resultPath: '$.error' });
-    onSafeStop(deleteOldKey, ELIGIBILITY_STOPS);
-    onFailure(deleteOldKey);
     const reportComplete = notify(
       STATE.reportComplete,
-      'ROTATION_COMPLETED',
+      ['ROTATION_COMPLETED'],
       'Announce that the rotation is complete and release the user lock.',
       '$.outcome',
     );
@@ -355,8 +344,7 @@ export class RotationStateMachine extends Construct {
       .when(sfn.Condition.booleanEquals('$.adoption.mayWaitAgain', true), moveQuietSince)
       .otherwise(reportStopped);
 
-    reportStarted
-      .next(createSecondKey)
+    createSecondKey
       .next(verifyNewKey)
       .next(reportNewKeyReady)
       .next(waitForAdoption)
@@ -366,7 +354,6 @@ export class RotationStateMachine extends Construct {
       .next(reportDeactivated)
       .next(waitBeforeDelete)
       .next(verifyRotation)
-      .next(deleteOldKey)
       .next(reportComplete)
       .next(rotationComplete);
 
@@ -391,7 +378,8 @@ export class RotationStateMachine extends Construct {
       .when(sfn.Condition.stringEquals('$.resumeStage', 'DELETION'), waitBeforeDelete)
       // A type test for true (the local engine cannot test for false): a null extraKey has no id.
       .when(sfn.Condition.isPresent('$.extraKey.accessKeyId'), removeExtraKey)
-      .otherwise(reportStarted);
+      .otherwise(createSecondKey);
+    removeExtraKey.next(createSecondKey);
     plan.next(followPlan);
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {

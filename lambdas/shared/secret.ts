@@ -236,7 +236,7 @@ export async function readCredential(
   secretId: string,
   at: { versionId: string } | { stage: string },
 ): Promise<CredentialSecret> {
-  return readSecretAs(sm, secretId, at, CredentialSecret);
+  return (await readSecretAs(sm, secretId, at, CredentialSecret)).value;
 }
 
 /** Reads either kind of rekey credential. */
@@ -245,6 +245,15 @@ export async function readStoredCredential(
   secretId: string,
   at: { versionId: string } | { stage: string },
 ): Promise<StoredCredential> {
+  return (await readStoredVersion(sm, secretId, at)).value;
+}
+
+/** Either kind of rekey credential, with the labels GetSecretValue reports for the version read. */
+export async function readStoredVersion(
+  sm: SecretsManagerClient,
+  secretId: string,
+  at: { versionId: string } | { stage: string },
+): Promise<{ value: StoredCredential; stages: string[] }> {
   return readSecretAs(sm, secretId, at, z.union([CredentialSecret, ServiceCredentialSecret]));
 }
 
@@ -253,7 +262,7 @@ async function readSecretAs<T>(
   secretId: string,
   at: { versionId: string } | { stage: string },
   schema: z.core.$ZodType<T>,
-): Promise<T> {
+): Promise<{ value: T; stages: string[] }> {
   const out = await sm.send(
     new GetSecretValueCommand(
       'versionId' in at
@@ -271,22 +280,29 @@ async function readSecretAs<T>(
   }
   const parsed = z.safeParse(schema, json);
   if (!parsed.success) throw notACredential;
-  return parsed.data;
+  return { value: parsed.data, stages: out.VersionStages ?? [] };
 }
 
 /**
  * Makes `versionId` AWSCURRENT (the old current becomes AWSPREVIOUS) and drops its AWSPENDING label;
- * says whether it already was AWSCURRENT (handed out by an earlier attempt). Safe when a response is lost: the SDK's retry of a label move that was applied is refused with
+ * says whether it already was AWSCURRENT (handed out by an earlier attempt, or the secret's first
+ * version, which Secrets Manager labels AWSCURRENT when it is written). Safe when a response is lost: the SDK's retry of a label move that was applied is refused with
  * InvalidParameterException (the label is no longer where the call says), so on that error the
  * labels are read again and the step goes on if they are already as wanted.
+ *
+ * `known`: the version's labels as the caller just read them (GetSecretValue reports them). When
+ * they include AWSCURRENT nothing else needs reading: only the AWSPENDING label is left to drop.
+ * Otherwise DescribeSecret tells which version holds AWSCURRENT, which the move must name.
  */
 export async function promoteVersion(
   sm: SecretsManagerClient,
   secretId: string,
   versionId: string,
+  known?: readonly string[],
 ): Promise<{ alreadyCurrent: boolean }> {
-  const described = await describeVersions(sm, secretId);
-  const stages = described?.stages ?? {};
+  const stages: Record<string, string[]> = known?.includes('AWSCURRENT')
+    ? { [versionId]: [...known] }
+    : ((await describeVersions(sm, secretId))?.stages ?? {});
   const current = versionWithStage(stages, 'AWSCURRENT');
   const done = async (stage: 'AWSCURRENT' | 'AWSPENDING') => {
     const now = (await describeVersions(sm, secretId))?.stages[versionId] ?? [];

@@ -71,7 +71,7 @@ const TARGETS = [
   'GetItem',
   'UpdateItem',
   'GetCallerIdentity',
-  'Publish',
+  'PublishBatch',
   'PutEvents',
 ] as const;
 const MIXED: Partial<Record<FaultKind, number>> = {

@@ -189,7 +189,14 @@ function expectedPermissions(
       'iam:UpdateServiceSpecificCredential',
     ]),
     'verify-rotation': [
-      ...s.onUsers(['iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed', LIST_SSC]),
+      ...s.onUsers([
+        'iam:GetUser',
+        'iam:ListAccessKeys',
+        'iam:GetAccessKeyLastUsed',
+        'iam:DeleteAccessKey',
+        LIST_SSC,
+        'iam:DeleteServiceSpecificCredential',
+      ]),
       ...allow(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], [s.secrets]),
       ...allow(['kms:Decrypt'], [s.secretsKey], s.viaSecretsManager),
     ],
@@ -472,6 +479,7 @@ describe('scoping conditions', () => {
             'verify-new-key',
             'deactivate-old-key',
             'reactivate-old-key',
+            'verify-rotation',
             'delete-key',
             'cleanup',
           ] as const
@@ -484,6 +492,7 @@ describe('scoping conditions', () => {
       'verify-new-key',
       'deactivate-old-key',
       'reactivate-old-key',
+      'verify-rotation',
       'delete-key',
       'cleanup',
     ] as const;

@@ -19,7 +19,7 @@ const aslValidator = createRequire(import.meta.url)('asl-validator') as AslValid
 
 const DAY = 86_400;
 const ALL = ['States.ALL'];
-const notifyPayload = (event: string) => ({ event, 'state.$': '$' });
+const notifyPayload = (...events: string[]) => ({ events, 'state.$': '$' });
 const toFailure = { ErrorEquals: ALL, ResultPath: '$.error', Next: 'Clean up after the failure' };
 const toFailed = { ErrorEquals: ALL, Next: 'Rotation failed' };
 /** A step's re-check refused to act: a safe, resumable stop, reported with an alert. */
@@ -59,7 +59,7 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
         { Variable: '$.resumeStage', StringEquals: 'DELETION', Next: 'Wait before deleting the old key' },
         { Variable: '$.extraKey.accessKeyId', IsPresent: true, Next: 'Remove the unused extra key' },
       ],
-      Default: 'Report that the rotation started',
+      Default: 'Create the second key',
     },
     'Report the dry-run plan': {
       Type: 'Pass',
@@ -91,12 +91,8 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
         'accessKeyId.$': '$.extraKey.accessKeyId',
         notUsedSince: null,
       },
-      Next: 'Report that the rotation started',
-      Catch: [toStopped(ELIGIBILITY), toFailure],
-    }),
-    'Report that the rotation started': task('notify', {
-      Parameters: notifyPayload('ROTATION_STARTED'),
       Next: 'Create the second key',
+      Catch: [toStopped(ELIGIBILITY), toFailure],
     }),
     'Create the second key': task('create-second-key', {
       ResultPath: '$.newKey',
@@ -108,8 +104,9 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
       ResultPath: '$.quietSince',
       Next: 'Tell consumers the new key is ready',
     }),
+    // One invocation announces both: the start (unless the run resumes one) and the new key.
     'Tell consumers the new key is ready': task('notify', {
-      Parameters: notifyPayload('NEW_KEY_READY'),
+      Parameters: notifyPayload('ROTATION_STARTED', 'NEW_KEY_READY'),
       Next: 'Wait for consumers to adopt the new key',
     }),
     'Wait for consumers to adopt the new key': {
@@ -156,28 +153,18 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
     'Wait before deleting the old key': {
       Type: 'Wait',
       Seconds: deleteAfterDays * DAY,
-      Next: 'Verify the old key stayed unused',
+      Next: 'Verify the old key stayed unused, then delete it',
     },
-    'Verify the old key stayed unused': task('verify-rotation', {
-      Next: 'Delete the old key',
+    // The checks and the delete in one Task: a failed check rolls back, a user who left rekey's
+    // scope stops it with the old key kept inactive.
+    'Verify the old key stayed unused, then delete it': task('verify-rotation', {
+      Next: 'Report that the rotation is complete',
       Catch: [
         {
           ErrorEquals: ['RotationVerificationFailed'],
           ResultPath: '$.error',
           Next: 'Reactivate the old key',
         },
-        toFailure,
-      ],
-    }),
-    'Delete the old key': task('delete-key', {
-      Parameters: {
-        'userName.$': '$.userName',
-        'accessKeyId.$': '$.oldKey.accessKeyId',
-        'notUsedSince.$': '$.quietSince',
-      },
-      Next: 'Report that the rotation is complete',
-      Catch: [
-        { ErrorEquals: ['UnsafeToDelete'], ResultPath: '$.error', Next: 'Reactivate the old key' },
         toStopped(ELIGIBILITY),
         toFailure,
       ],

@@ -126,7 +126,8 @@ describe('a rotation without one of its permissions fails, naming the action and
     ['deactivate-old-key', 'iam:UpdateAccessKey'],
     ['verify-rotation', 'secretsmanager:GetSecretValue'],
     ['verify-rotation', 'iam:GetAccessKeyLastUsed'],
-    ['delete-key', 'iam:DeleteAccessKey'],
+    ['verify-rotation', 'iam:GetUser'],
+    ['verify-rotation', 'iam:DeleteAccessKey'],
     ['notify', 'sns:Publish'],
     ['notify', 'events:PutEvents'],
     ['notify', 'dynamodb:UpdateItem'],
@@ -205,6 +206,27 @@ describe('the rollback without its permission', () => {
     );
 
     expectRefused(result, 'reactivate-old-key', 'iam:UpdateAccessKey');
+  });
+});
+
+describe('the removal of an extra key without its permission', () => {
+  /** A user with an inactive, never-used extra key: the plan removes it first (delete-key). */
+  const withExtraKey = async (roles: DeployedRoles) =>
+    world.run({ userName: await newUser({ keys: 2, inactive: [1] }) }, { roles });
+
+  it('control: delete-key removes the extra key, then the rotation completes', async () => {
+    const recorded = recording(world.roles);
+
+    const result = await withExtraKey(recorded.roles);
+
+    expect(outcomeStatus(result), taskErrors(result)).toBe('ROTATED');
+    expect([...recorded.calls]).toContain('delete-key iam:DeleteAccessKey');
+  });
+
+  it('delete-key without iam:DeleteAccessKey', async () => {
+    const result = await withExtraKey(world.rolesWith(withoutAction('delete-key', 'iam:DeleteAccessKey')));
+
+    expectRefused(result, 'delete-key', 'iam:DeleteAccessKey');
   });
 });
 

@@ -93,6 +93,19 @@ describe('happy path', () => {
       `happy-path rotation: ${transitions} state transitions, ${result.tasks.length} Lambda invocations`,
     );
     expect(transitions).toBeGreaterThan(10);
+    // The merged steps (one notify for the start and the new key; verify and delete in one Task).
+    expect(transitions).toBeLessThanOrEqual(15);
+    expect(result.tasks.map((t) => t.step)).toEqual([
+      'plan',
+      'create-second-key',
+      'verify-new-key',
+      'notify',
+      'check-last-used',
+      'deactivate-old-key',
+      'notify',
+      'verify-rotation',
+      'notify',
+    ]);
     // The log scan below reads what the handlers really logged (it is not vacuous).
     expect(world.logs.join('')).toContain('new access key created and stored');
     await expectClean(result, notifications);
@@ -204,7 +217,7 @@ describe('resume, never a dead end', () => {
       'What does the plan say?',
       'Verify the new key works',
     ]);
-    expect(entered).not.toContain('Report that the rotation started');
+    expect(entered).not.toContain('Create the second key');
     const notifications = await world.drainNotifications();
     expect(detailTypes(notifications)).toEqual([
       'New Access Key Ready',
@@ -240,8 +253,8 @@ describe('resume, never a dead end', () => {
       'Plan the rotation',
       'What does the plan say?',
       'Wait before deleting the old key',
-      'Verify the old key stayed unused',
-      'Delete the old key',
+      'Verify the old key stayed unused, then delete it',
+      'Report that the rotation is complete',
     ]);
     expect(second.tasks.map((t) => t.step)).not.toContain('create-second-key');
     expect(await world.keysOf('tom')).toEqual([{ id: handedOut, status: 'Active' }]);
@@ -277,8 +290,9 @@ describe('the quiet-since instant Q', () => {
     expect((second.output as { inUse: boolean }).inUse).toBe(false);
     expect(statesEntered(result).filter((s) => s === 'Count only uses from this check on')).toHaveLength(1);
     // The delete compared with the same Q.
-    const deleted = result.tasks.find((t) => t.state === 'Delete the old key');
-    expect(deleted?.input).toMatchObject({ notUsedSince: quietSince(first.output) });
+    const deleted = result.tasks.find((t) => t.state === 'Verify the old key stayed unused, then delete it');
+    expect(deleted?.input).toMatchObject({ quietSince: quietSince(first.output) });
+    expect(deleted?.output).toEqual({ verified: true, deleted: true });
     const keys = await world.keysOf('nina');
     expect(keys).toHaveLength(1);
     expect(keys[0]?.id).toBe((await world.storedCredential('nina')).AccessKeyId);
@@ -318,7 +332,7 @@ describe('the quiet-since instant Q', () => {
     expect(result.status).toBe('FAILED');
     expect(result.error).toBe('RotationRolledBack');
     expect(statesEntered(result)).toContain('Reactivate the old key');
-    expect(statesEntered(result)).not.toContain('Delete the old key');
+    expect(statesEntered(result)).not.toContain('Report that the rotation is complete');
     expect((await world.keysOf('oscar')).find((k) => k.id === old.accessKeyId)?.status).toBe('Active');
     const verify = result.tasks.find((t) => t.step === 'verify-rotation');
     expect(verify?.error?.name).toBe('RotationVerificationFailed');
@@ -490,7 +504,7 @@ describe('verification after deactivation fails', () => {
     expect(result.error).toBe('RotationRolledBack');
     expect(exitCodeFor(result)).toBe(1);
     expect(statesEntered(result)).toContain('Reactivate the old key');
-    expect(statesEntered(result)).not.toContain('Delete the old key');
+    expect(statesEntered(result)).not.toContain('Report that the rotation is complete');
     const oldNow = (await world.keysOf(user)).find((k) => k.id === old.accessKeyId);
     expect(oldNow?.status).toBe('Active');
     const notifications = await world.drainNotifications();

@@ -71,23 +71,33 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
     rekeyReaders: deps.env.REKEY_SECRET_READER_ROLES,
   });
 
-  const lock = await readLock(deps.lock, subject);
-  if (lock?.owner !== executionId) throw new RotationInProgress(subject, lock?.owner ?? 'lock not held');
-
+  // The lock is not read up front: the first write of a create, the journal's mark, is
+  // conditional on this execution owning the lock and refuses with RotationInProgress otherwise,
+  // before any key exists. Only the sweep, which deletes keys without writing first, reads it.
   const keys = await kind.list(userName);
   requireKey(keys, oldKeyId, userName, kind.noun);
-  const versions = await describeVersions(deps.secretsManager, secretName);
+  // The secret's versions matter only to the sweep (is one of the extra keys stored by this
+  // execution already?): read once, when a sweep first needs them.
+  let versionsRead: ReturnType<typeof describeVersions> | undefined;
+  const secretVersions = () => {
+    versionsRead ??= describeVersions(deps.secretsManager, secretName);
+    return versionsRead;
+  };
 
   /**
    * Deletes orphans among the extra keys and counts them; returns the key this execution already
    * stored instead, if there is one. Any other extra key stops the step.
    */
   const sweep = async (
-    // What was just read is used as is; after a failed create both are read again.
-    seen?: { current: typeof keys; journal: typeof lock },
+    // The keys just listed are used as is; after a failed create they are listed again.
+    listed?: typeof keys,
   ): Promise<{ stored: NewKey | null; removed: number }> => {
-    const current = seen?.current ?? (await kind.list(userName));
-    const journal = seen ? seen.journal : await readLock(deps.lock, subject);
+    const current = listed ?? (await kind.list(userName));
+    const journal = await readLock(deps.lock, subject);
+    // The sweep deletes keys: only the lock's owner may (a rival's journal is not this one's).
+    if (journal?.owner !== executionId)
+      throw new RotationInProgress(subject, journal?.owner ?? 'lock not held');
+    const versions = await secretVersions();
     let removed = 0;
     for (const key of current.filter((k) => k.accessKeyId !== oldKeyId)) {
       const token = versionTokenFor(executionId, userName, oldKeyId, key.accessKeyId);
@@ -136,7 +146,7 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
   };
 
   if (keys.length > 1) {
-    const { stored } = await sweep({ current: keys, journal: lock });
+    const { stored } = await sweep(keys);
     if (stored) {
       await clearCreating(deps.lock, subject, executionId);
       return stored;

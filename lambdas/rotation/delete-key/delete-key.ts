@@ -1,8 +1,9 @@
 /**
- * Deletes an inactive key (the old key after a verified rotation, or an unused extra key). It
- * re-reads the key and re-checks the rule first: never delete a key that is active or was used at
- * or after the instant it had to be quiet from (less the last-use grace), nor one of a user who
- * left rekey's scope meanwhile.
+ * Deletes an inactive key: in the workflow, the unused extra key that holds the second slot (the
+ * old key is deleted by verify-rotation, right after its checks). It re-reads the key and
+ * re-checks the rule first: never delete a key that is active or was used at or after the instant
+ * it had to be quiet from (less the last-use grace; null: never used at all), nor one of a user
+ * who left rekey's scope meanwhile.
  */
 import type { IAMClient } from '@aws-sdk/client-iam';
 import { UnsafeToDelete } from '../../../contract/errors.ts';

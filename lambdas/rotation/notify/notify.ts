@@ -1,11 +1,13 @@
 /**
  * Notifications: one SNS message (readable as an email) and one EventBridge event (source
- * `rekey`, detail-type from NOTIFICATION_EVENTS) per milestone. They carry user names, key ids,
- * dates and reasons, built field by field from the state: never a secret. Terminal events also
- * release the user's lock. Dry runs publish nothing.
+ * `rekey`, detail-type from NOTIFICATION_EVENTS) per milestone. One invocation may announce
+ * several milestones (the rotation's start and its new key, which are ready at the same moment):
+ * their messages go in one SNS PublishBatch and their events in one PutEvents. They carry user
+ * names, key ids, dates and reasons, built field by field from the state: never a secret.
+ * Terminal events also release the user's lock. Dry runs publish nothing.
  */
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import { PublishBatchCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { SAFE_STOP_ERRORS, STILL_IN_USE_ADVICE } from '../../../contract/errors.ts';
 import {
   NOTIFICATION_EVENTS,
@@ -247,16 +249,28 @@ export function detailOf(event: NotificationEvent, state: State): Record<string,
   };
 }
 
+/**
+ * The milestones this invocation announces. A resumed run (the plan set `resumeStage`) announces
+ * no start: its rotation started in the run it resumes, which said so then.
+ */
+export function eventsToSend(input: NotifyInput): NotificationEvent[] {
+  return input.events.filter((e) => e !== 'ROTATION_STARTED' || !input.state.resumeStage);
+}
+
 export async function notify(
   deps: NotifyDeps,
   input: NotifyInput,
 ): Promise<Outcome | { published: boolean }> {
-  const { event, state } = input;
-  const terminal = TERMINAL_EVENTS.includes(event);
-  const outcome = outcomeOf(event, state);
+  const { state } = input;
+  const events = eventsToSend(input);
+  // At most the last one is terminal (NotifyInput): its outcome is the invocation's.
+  const last = input.events.at(-1) as NotificationEvent;
+  const terminal = TERMINAL_EVENTS.includes(last);
+  const outcome = outcomeOf(last, state);
   if (state.dryRun) return outcome ?? { published: false };
   try {
-    return await publish(deps, event, state, outcome);
+    if (events.length > 0) await publish(deps, events, state);
+    return outcome ?? { published: events.length > 0 };
   } finally {
     // Every terminal path releases the lock, also when publishing fails (the state machine retries
     // the notification): a user must not stay locked for the whole execution timeout because an
@@ -268,16 +282,11 @@ export async function notify(
   }
 }
 
-async function publish(
-  deps: NotifyDeps,
-  event: NotificationEvent,
-  state: State,
-  outcome: Outcome | null,
-): Promise<Outcome | { published: boolean }> {
+/** One event's SNS subject and body, and its EventBridge entry. */
+function messageOf(event: NotificationEvent, state: State, bus: string) {
   const detailType = NOTIFICATION_EVENTS[event];
   const detail = detailOf(event, state);
   const who = `${state.userName ?? 'unknown user'}${state.serviceName ? ` (${state.serviceName})` : ''}`;
-  const subject = `[rekey] ${detailType}: ${who}`.slice(0, 99);
   const body = [
     detail.message,
     '',
@@ -285,31 +294,45 @@ async function publish(
       .filter(([k, v]) => v !== null && k !== 'message')
       .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join('; ') : String(v)}`),
   ].join('\n');
-  await deps.sns.send(
-    new PublishCommand({
-      TopicArn: deps.env.REKEY_TOPIC_ARN,
-      Subject: subject,
+  return {
+    detailType,
+    sns: {
+      Subject: `[rekey] ${detailType}: ${who}`.slice(0, 99),
       Message: body,
       MessageAttributes: { event: { DataType: 'String', StringValue: event } },
+    },
+    entry: {
+      Source: 'rekey',
+      DetailType: detailType,
+      Detail: JSON.stringify(detail),
+      EventBusName: bus,
+      Resources: state.newKey?.secretArn ? [state.newKey.secretArn] : [],
+    },
+  };
+}
+
+async function publish(deps: NotifyDeps, events: NotificationEvent[], state: State): Promise<void> {
+  const messages = events.map((event) => messageOf(event, state, deps.env.REKEY_EVENT_BUS_NAME));
+  const batch = await deps.sns.send(
+    new PublishBatchCommand({
+      TopicArn: deps.env.REKEY_TOPIC_ARN,
+      // Ids only need to be unique within the batch.
+      PublishBatchRequestEntries: messages.map((m, i) => ({ Id: String(i), ...m.sns })),
     }),
   );
-  const put = await deps.eventBridge.send(
-    new PutEventsCommand({
-      Entries: [
-        {
-          Source: 'rekey',
-          DetailType: detailType,
-          Detail: JSON.stringify(detail),
-          EventBusName: deps.env.REKEY_EVENT_BUS_NAME,
-          Resources: state.newKey?.secretArn ? [state.newKey.secretArn] : [],
-        },
-      ],
-    }),
-  );
+  const refused = batch.Failed?.[0];
+  if (refused) {
+    const detailType = messages[Number(refused.Id)]?.detailType ?? 'notification';
+    const failure = new Error(`SNS refused the ${detailType} message: ${refused.Code ?? 'unknown'}`);
+    // A refusal SNS marks as its own fault is transient: the state machine's retry sends again.
+    if (refused.SenderFault === false) failure.name = 'InternalFailure';
+    throw failure;
+  }
+  const put = await deps.eventBridge.send(new PutEventsCommand({ Entries: messages.map((m) => m.entry) }));
   if (put.FailedEntryCount) {
+    const index = put.Entries?.findIndex((e) => e.ErrorCode) ?? -1;
     throw new Error(
-      `EventBridge rejected the ${detailType} event: ${put.Entries?.[0]?.ErrorCode ?? 'unknown'}`,
+      `EventBridge rejected the ${messages[index]?.detailType ?? messages[0]?.detailType} event: ${put.Entries?.[index]?.ErrorCode ?? 'unknown'}`,
     );
   }
-  return outcome ?? { published: true };
 }

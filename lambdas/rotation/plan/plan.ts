@@ -53,7 +53,13 @@ export function parseRotationInput(raw: unknown): RotationInput {
 
 export interface KeyView {
   key: AccessKeyInfo;
-  lastUse: LastUse;
+  /**
+   * null: not read. The plan skips the read for a user's only key when it is active and no create
+   * is pending in the journal: no rule of the table below looks at that key's last use then (only
+   * orphans, which need a pending create, and extra keys, which are inactive, do), and every step
+   * that acts on the key later reads it again right before acting.
+   */
+  lastUse: LastUse | null;
 }
 
 export type Decision = Pick<
@@ -66,10 +72,10 @@ export type Decision = Pick<
 const ref = ({ key, lastUse }: KeyView): KeyRef => ({
   accessKeyId: key.accessKeyId,
   createDate: iso(key.createDate),
-  lastUsedDate: lastUse.date ? iso(lastUse.date) : null,
+  ...(lastUse ? { lastUsedDate: lastUse.date ? iso(lastUse.date) : null } : {}),
 });
 const describe = ({ key, lastUse }: KeyView) =>
-  `${key.accessKeyId} (${key.status}, created ${iso(key.createDate)}, ${lastUse.date ? `last used ${iso(lastUse.date)}` : lastUse.untracked ? 'no last-used data' : 'never used'})`;
+  `${key.accessKeyId} (${key.status}, created ${iso(key.createDate)}, ${!lastUse ? 'last use not read' : lastUse.date ? `last used ${iso(lastUse.date)}` : lastUse.untracked ? 'no last-used data' : 'never used'})`;
 
 function stop(reason: StopReason, alert: boolean, message: string): Decision {
   return {
@@ -134,7 +140,9 @@ export function decide(userName: string, keys: KeyView[], journal: Journal, noun
   // A key rekey made and never handed out, beside the key it was to replace, is nobody's.
   const neverHandedOut =
     created && made && replacedByMade && !created.handedOut && made.key.status === 'Active' ? made : null;
-  const orphans = keys.filter((k) => k === neverHandedOut || isOrphanKey(k.key, k.lastUse, creatingSince));
+  const orphans = keys.filter(
+    (k) => k === neverHandedOut || (k.lastUse !== null && isOrphanKey(k.key, k.lastUse, creatingSince)),
+  );
   const active = keys.filter((k) => k.key.status === 'Active' && !orphans.includes(k));
   const others = keys.filter((k) => k.key.status !== 'Active');
   if (active.length >= 2) {
@@ -156,7 +164,7 @@ export function decide(userName: string, keys: KeyView[], journal: Journal, noun
   }
   const orphan = orphans[0] ?? null;
   const extra = others[0] ?? null;
-  if (extra?.lastUse.untracked) {
+  if (extra?.lastUse?.untracked) {
     // An access key is removed only when IAM says it was never used; without last-use data that
     // cannot be shown, and a credential someone deactivated may be their way back: a human decides.
     return stop(
@@ -167,7 +175,7 @@ export function decide(userName: string, keys: KeyView[], journal: Journal, noun
         'it: delete it by hand if it is no longer needed',
     );
   }
-  if (extra?.lastUse.date) {
+  if (extra?.lastUse?.date) {
     return stop(
       'InactiveKeyWasUsed',
       true,
@@ -399,8 +407,11 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
     return inProgress(lock.owner);
   }
   const keys = await kind.list(userName);
+  // The only key, active, and no create pending: nothing decides on its last use (KeyView).
+  const onlyActive = keys.length === 1 && keys[0]?.status === 'Active' && !lock?.creatingSince;
   const views: KeyView[] = [];
-  for (const key of keys) views.push({ key, lastUse: await kind.lastUse(key.accessKeyId) });
+  for (const key of keys)
+    views.push({ key, lastUse: onlyActive ? null : await kind.lastUse(key.accessKeyId) });
   const created = await createdKeyOf(deps.secretsManager, lock, base.secretName);
   const decision = decide(
     userName,

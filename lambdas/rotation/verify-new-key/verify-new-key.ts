@@ -17,7 +17,7 @@ import {
   isHandedOut,
   isServiceCredential,
   promoteVersion,
-  readStoredCredential,
+  readStoredVersion,
   type ServiceCredentialSecret,
   storedCredentialId,
 } from '../../shared/secret.ts';
@@ -41,9 +41,11 @@ export async function verifyNewKey(
 ): Promise<string> {
   const { newKey, userName } = state;
   const kind = credentialKind(deps.iam, state.serviceName);
-  const credential = await readStoredCredential(deps.secretsManager, newKey.secretArn, {
-    versionId: newKey.versionId,
-  });
+  const { value: credential, stages: storedStages } = await readStoredVersion(
+    deps.secretsManager,
+    newKey.secretArn,
+    { versionId: newKey.versionId },
+  );
   const storedId = storedCredentialId(credential);
   if (storedId !== newKey.accessKeyId) {
     throw new NewKeyNotWorking(
@@ -78,7 +80,13 @@ export async function verifyNewKey(
     );
   }
   const handOut = iso(deps.clock.now());
-  const { alreadyCurrent } = await promoteVersion(deps.secretsManager, newKey.secretArn, newKey.versionId);
+  // The labels the read above reported: a version already AWSCURRENT needs no DescribeSecret.
+  const { alreadyCurrent } = await promoteVersion(
+    deps.secretsManager,
+    newKey.secretArn,
+    newKey.versionId,
+    storedStages,
+  );
   const quietSince = state.quietSince ?? (alreadyCurrent ? newKey.createDate : handOut);
   logger.info('new key verified and made current', {
     userName,

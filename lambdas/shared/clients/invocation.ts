@@ -115,9 +115,18 @@ export const invocationCredentials = Object.assign(
   { memoized: true },
 );
 
-/** `GetItemCommand` -> `dynamodb:GetItem`. */
+/**
+ * Operations whose IAM action is not named after them: SNS authorizes PublishBatch as
+ * sns:Publish ("grants permission to both publish and publish batch", the SNS API permissions
+ * reference). The emulator checks the operation's own name instead (cli/deployed-roles.ts grants
+ * it there wherever a role has the action).
+ */
+export const OPERATION_ACTIONS: Readonly<Record<string, string>> = { 'sns:PublishBatch': 'sns:Publish' };
+
+/** `GetItemCommand` -> `dynamodb:GetItem`; `PublishBatchCommand` -> `sns:Publish` (OPERATION_ACTIONS). */
 export function actionOf(service: ServicePrefix, commandName: string): string {
-  return `${service}:${commandName.replace(/Command$/, '')}`;
+  const operation = `${service}:${commandName.replace(/Command$/, '')}`;
+  return OPERATION_ACTIONS[operation] ?? operation;
 }
 
 /** Where the deserialize-step middleware leaves a 403 answer's body for the initialize-step one. */

@@ -238,10 +238,10 @@ describe('createSecondKey', () => {
       secretArn: SECRET_ARN,
       versionId: TOKEN,
     });
+    // No GetItem: the mark's conditional write is the ownership check. No DescribeSecret: only a
+    // sweep (an extra key) or a failed store needs the secret's versions.
     expect(callOrder(ddbMock, iamMock, smMock)).toEqual([
-      'GetItem',
       'ListAccessKeys',
-      'DescribeSecret',
       // The eligibility re-check, right before the key is made.
       'GetUser',
       MARK,
@@ -297,6 +297,12 @@ describe('createSecondKey', () => {
         { ':owner': { S: EXECUTION_ID } },
       ],
     );
+    // Every journal write, the mark first of all, is made only by the lock's owner.
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand)).map((i) => i.ConditionExpression)).toEqual([
+      '#owner = :owner',
+      '#owner = :owner',
+      '#owner = :owner',
+    ]);
     expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
   });
 
@@ -379,7 +385,6 @@ describe('createSecondKey', () => {
     smMock.on(PutSecretValueCommand).rejects(awsError('TimeoutError'));
     smMock
       .on(DescribeSecretCommand)
-      .rejectsOnce(new ResourceNotFoundException({ message: 'no secret', $metadata: {} }))
       .resolves({ ARN: SECRET_ARN, VersionIdsToStages: { [TOKEN]: ['AWSCURRENT', 'AWSPENDING'] } });
 
     // Act
@@ -402,10 +407,7 @@ describe('createSecondKey', () => {
     mockStorage();
     mockCreated();
     smMock.on(PutSecretValueCommand).rejects(awsError('TimeoutError'));
-    smMock
-      .on(DescribeSecretCommand)
-      .rejectsOnce(new ResourceNotFoundException({ message: 'no secret', $metadata: {} }))
-      .rejects(awsError('InternalServiceError'));
+    smMock.on(DescribeSecretCommand).rejects(awsError('InternalServiceError'));
 
     // Act
     const error = await rejectionOf(createSecondKey(deps(), plannedState()));
@@ -491,9 +493,22 @@ describe('createSecondKey', () => {
     expect(ddbMock.calls()).toHaveLength(0);
   });
 
-  it('throws RotationInProgress naming the holder, with no IAM or Secrets Manager call, when another execution holds the lock', async () => {
-    // Prepare
-    ddbMock.on(GetItemCommand).resolves(lockItem({ owner: OTHER_EXECUTION_ID }));
+  /** The lock held by someone else: the mark's condition (#owner = :owner) fails. */
+  function mockRivalLock(item: ReturnType<typeof lockItem> | Record<string, never>): void {
+    ddbMock
+      .on(UpdateItemCommand)
+      .rejects(
+        new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }),
+      );
+    ddbMock.on(GetItemCommand).resolves(item);
+  }
+
+  it('a rival holding the lock makes it refuse (RotationInProgress naming the holder) at the conditional mark, before any key exists, with reads only', async () => {
+    // Prepare: no read of the lock up front; the mark, the first write, is conditional on the owner.
+    mockKeys(iamMock, [old]);
+    mockStorage();
+    mockCreated();
+    mockRivalLock(lockItem({ owner: OTHER_EXECUTION_ID }));
 
     // Act
     const error = await rejectionOf(createSecondKey(deps(), plannedState()));
@@ -503,21 +518,45 @@ describe('createSecondKey', () => {
     expect(error).toMatchObject({
       message: `another rotation of "${USER}" is in progress (${OTHER_EXECUTION_ID})`,
     });
-    expect(iamMock.calls()).toHaveLength(0);
+    expect(callOrder(ddbMock, iamMock, smMock)).toEqual(['ListAccessKeys', 'GetUser', MARK, 'GetItem']);
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))[0]).toMatchObject({
+      ConditionExpression: '#owner = :owner',
+      ExpressionAttributeValues: { ':owner': { S: EXECUTION_ID } },
+    });
+    expect(iamMock).not.toHaveReceivedCommand(CreateAccessKeyCommand);
     expect(smMock.calls()).toHaveLength(0);
-    expect(ddbMock).not.toHaveReceivedCommand(UpdateItemCommand);
   });
 
-  it('throws RotationInProgress ("lock not held") when there is no lock at all', async () => {
+  it('throws RotationInProgress ("lock lost") when there is no lock at all, and makes no key', async () => {
     // Prepare
-    ddbMock.on(GetItemCommand).resolves({});
+    mockKeys(iamMock, [old]);
+    mockStorage();
+    mockCreated();
+    mockRivalLock({});
 
     // Act & Assess
     await expect(createSecondKey(deps(), plannedState())).rejects.toMatchObject({
       name: 'RotationInProgress',
-      message: expect.stringContaining('(lock not held)'),
+      message: expect.stringContaining('(lock lost)'),
     });
-    expect(iamMock.calls()).toHaveLength(0);
+    expect(iamMock).not.toHaveReceivedCommand(CreateAccessKeyCommand);
+    expect(smMock.calls()).toHaveLength(0);
+  });
+
+  it('a rival holding the lock makes the sweep refuse before it deletes an extra key', async () => {
+    // Prepare: an orphan-looking extra key; the journal it would trust is the rival's.
+    ddbMock.on(GetItemCommand).resolves(lockItem({ owner: OTHER_EXECUTION_ID, creatingSince: NOW }));
+    mockKeys(iamMock, [old, { id: EXTRA_KEY_ID, created: new Date(NOW.getTime() + 300) }]);
+    mockStorage();
+    mockCreated();
+
+    // Act
+    const error = await rejectionOf(createSecondKey(deps(), plannedState()));
+
+    // Assess
+    expect(error).toBeInstanceOf(RotationInProgress);
+    expect(callOrder(ddbMock, iamMock, smMock)).toEqual(['ListAccessKeys', 'GetItem']);
+    expectNoMutation();
   });
 
   it('throws UnexpectedKeyState without changing anything when the old key is gone', async () => {
@@ -755,10 +794,8 @@ describe('createSecondKey', () => {
     // Prepare
     const lost = awsError('ServiceFailure', 'We encountered an internal error');
     const ghost: KeyFixture = { id: EXTRA_KEY_ID, created: new Date(NOW.getTime() + 300) };
-    ddbMock
-      .on(GetItemCommand)
-      .resolvesOnce(lockItem())
-      .resolves(lockItem({ creatingSince: NOW }));
+    // The sweep after the failure reads the journal as the mark left it.
+    ddbMock.on(GetItemCommand).resolves(lockItem({ creatingSince: NOW }));
     mockKeys(iamMock, [old]);
     mockKeyAppearing(ghost);
     mockStorage();
@@ -957,8 +994,8 @@ describe('createSecondKey', () => {
     // Assess
     expect(error).toBeInstanceOf(RotationInProgress);
     expect(callOrder(ddbMock, iamMock, smMock)).toEqual([
-      'GetItem',
       'ListAccessKeys',
+      'GetItem',
       'DescribeSecret',
       'DescribeSecret',
       'DeleteAccessKey',

@@ -1,6 +1,6 @@
 import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { PublishCommand } from '@aws-sdk/client-sns';
+import { PublishBatchCommand } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { STILL_IN_USE_ADVICE } from '../../../../contract/errors.ts';
@@ -8,9 +8,10 @@ import { STEPS } from '../../../../contract/functions.ts';
 import {
   NOTIFICATION_EVENTS,
   type NotificationEvent,
-  type NotifyInput,
+  NotifyInput,
   TERMINAL_EVENTS,
 } from '../../../../contract/schemas.ts';
+import { TRANSIENT_ERRORS } from '../../../../contract/states.ts';
 import {
   causeMessage,
   detailOf,
@@ -31,6 +32,7 @@ import {
   NOW,
   OLD_KEY_ID,
   OLD_KEY_LAST_USED,
+  rejectionOf,
   SECRET_ARN,
   silenceLogs,
   stateWithNewKey,
@@ -104,14 +106,15 @@ function sentDetail(): Record<string, unknown> {
   const entry = ebMock.commandCalls(PutEventsCommand)[0]?.args[0].input.Entries?.[0];
   return JSON.parse(entry?.Detail ?? 'null');
 }
-const sentMessage = () => snsMock.commandCalls(PublishCommand)[0]?.args[0].input.Message ?? '';
+const sentMessage = () =>
+  snsMock.commandCalls(PublishBatchCommand)[0]?.args[0].input.PublishBatchRequestEntries?.[0]?.Message ?? '';
 
 beforeAll(silenceLogs);
 beforeEach(() => {
   snsMock.reset();
   ebMock.reset();
   ddbMock.reset();
-  snsMock.on(PublishCommand).resolves({ MessageId: 'm-1' });
+  snsMock.on(PublishBatchCommand).resolves({ Successful: [{ Id: '0', MessageId: 'm-1' }], Failed: [] });
   ebMock.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e-1' }] });
   ddbMock.on(UpdateItemCommand).resolves({});
 });
@@ -124,7 +127,7 @@ describe('notify', () => {
       `consumer to it; the old key ${OLD_KEY_ID} will be deactivated once it is no longer used.`;
 
     // Act
-    const result = await notify(deps(), { event: 'NEW_KEY_READY', state: stateWithNewKey() });
+    const result = await notify(deps(), { events: ['NEW_KEY_READY'], state: stateWithNewKey() });
 
     // Assess
     expect(result).toEqual({ published: true });
@@ -156,22 +159,27 @@ describe('notify', () => {
         ],
       },
     ]);
-    expect(inputsOf(snsMock.commandCalls(PublishCommand))).toEqual([
+    expect(inputsOf(snsMock.commandCalls(PublishBatchCommand))).toEqual([
       {
         TopicArn: TOPIC_ARN,
-        Subject: `[rekey] New Access Key Ready: ${USER}`,
-        Message: [
-          expectedMessage,
-          '',
-          'event: NEW_KEY_READY',
-          `userName: ${USER}`,
-          `executionId: ${EXECUTION_ID}`,
-          `oldAccessKeyId: ${OLD_KEY_ID}`,
-          `oldKeyLastUsedDate: ${OLD_KEY_LAST_USED.toISOString()}`,
-          `newAccessKeyId: ${NEW_KEY_ID}`,
-          `secretArn: ${SECRET_ARN}`,
-        ].join('\n'),
-        MessageAttributes: { event: { DataType: 'String', StringValue: 'NEW_KEY_READY' } },
+        PublishBatchRequestEntries: [
+          {
+            Id: '0',
+            Subject: `[rekey] New Access Key Ready: ${USER}`,
+            Message: [
+              expectedMessage,
+              '',
+              'event: NEW_KEY_READY',
+              `userName: ${USER}`,
+              `executionId: ${EXECUTION_ID}`,
+              `oldAccessKeyId: ${OLD_KEY_ID}`,
+              `oldKeyLastUsedDate: ${OLD_KEY_LAST_USED.toISOString()}`,
+              `newAccessKeyId: ${NEW_KEY_ID}`,
+              `secretArn: ${SECRET_ARN}`,
+            ].join('\n'),
+            MessageAttributes: { event: { DataType: 'String', StringValue: 'NEW_KEY_READY' } },
+          },
+        ],
       },
     ]);
     // Not terminal: the lock stays with the execution.
@@ -182,20 +190,117 @@ describe('notify', () => {
     '%s is sent with source "rekey" and detail-type "%s"',
     async (event, detailType) => {
       // Act
-      await notify(deps(), { event: event as NotificationEvent, state: stillInUse() });
+      await notify(deps(), { events: [event as NotificationEvent], state: stillInUse() });
 
       // Assess
       expect(ebMock).toHaveReceivedCommandWith(PutEventsCommand, {
         Entries: [expect.objectContaining({ Source: 'rekey', DetailType: detailType, EventBusName: BUS })],
       });
-      expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 1);
+      expect(snsMock).toHaveReceivedCommandTimes(PublishBatchCommand, 1);
     },
   );
+
+  it('the start and the new key in one invocation: one PublishBatch and one PutEvents, two messages and two events in order', async () => {
+    // Act
+    const result = await notify(deps(), {
+      events: ['ROTATION_STARTED', 'NEW_KEY_READY'],
+      state: stateWithNewKey(),
+    });
+
+    // Assess
+    expect(result).toEqual({ published: true });
+    expect(snsMock).toHaveReceivedCommandTimes(PublishBatchCommand, 1);
+    const batch = inputsOf(snsMock.commandCalls(PublishBatchCommand))[0];
+    expect(batch?.TopicArn).toBe(TOPIC_ARN);
+    expect(batch?.PublishBatchRequestEntries?.map((e) => [e.Id, e.Subject, e.MessageAttributes])).toEqual([
+      [
+        '0',
+        `[rekey] Access Key Rotation Started: ${USER}`,
+        { event: { DataType: 'String', StringValue: 'ROTATION_STARTED' } },
+      ],
+      [
+        '1',
+        `[rekey] New Access Key Ready: ${USER}`,
+        { event: { DataType: 'String', StringValue: 'NEW_KEY_READY' } },
+      ],
+    ]);
+    expect(batch?.PublishBatchRequestEntries?.[0]?.Message).toMatch(
+      new RegExp(`^Rotation of "${USER}" started: ${OLD_KEY_ID} will be replaced`),
+    );
+    expect(ebMock).toHaveReceivedCommandTimes(PutEventsCommand, 1);
+    const entries = inputsOf(ebMock.commandCalls(PutEventsCommand))[0]?.Entries ?? [];
+    expect(
+      entries.map((e) => [e.Source, e.DetailType, e.EventBusName, JSON.parse(e.Detail ?? '{}').event]),
+    ).toEqual([
+      ['rekey', 'Access Key Rotation Started', BUS, 'ROTATION_STARTED'],
+      ['rekey', 'New Access Key Ready', BUS, 'NEW_KEY_READY'],
+    ]);
+    // Neither is terminal: the lock stays with the execution.
+    expect(ddbMock.calls()).toHaveLength(0);
+  });
+
+  it('a resumed run announces no start (its rotation started in the run it resumes), only the new key', async () => {
+    // Act
+    await notify(deps(), {
+      events: ['ROTATION_STARTED', 'NEW_KEY_READY'],
+      state: { ...stateWithNewKey(), action: 'RESUME', resumeStage: 'ADOPTION' },
+    });
+
+    // Assess
+    const batch = inputsOf(snsMock.commandCalls(PublishBatchCommand))[0];
+    expect(batch?.PublishBatchRequestEntries?.map((e) => e.Subject)).toEqual([
+      `[rekey] New Access Key Ready: ${USER}`,
+    ]);
+    const entries = inputsOf(ebMock.commandCalls(PutEventsCommand))[0]?.Entries ?? [];
+    expect(entries.map((e) => e.DetailType)).toEqual(['New Access Key Ready']);
+  });
+
+  it.each([
+    [false, 'InternalFailure'],
+    [true, 'Error'],
+  ])(
+    'throws when SNS refuses a message of the batch (SenderFault %s: %s), before any event is sent',
+    async (senderFault, name) => {
+      // Prepare
+      snsMock.on(PublishBatchCommand).resolves({
+        Successful: [{ Id: '0', MessageId: 'm-1' }],
+        Failed: [{ Id: '1', Code: 'InternalError', SenderFault: senderFault }],
+      });
+
+      // Act
+      const error = await rejectionOf(
+        notify(deps(), { events: ['ROTATION_STARTED', 'NEW_KEY_READY'], state: stateWithNewKey() }),
+      );
+
+      // Assess: the state machine retries InternalFailure (TRANSIENT_ERRORS), not a fault of the request.
+      expect(error).toMatchObject({
+        name,
+        message: 'SNS refused the New Access Key Ready message: InternalError',
+      });
+      expect(TRANSIENT_ERRORS.includes(error.name as never)).toBe(!senderFault);
+      expect(ebMock).not.toHaveReceivedCommand(PutEventsCommand);
+    },
+  );
+
+  it('NotifyInput takes one to ten events, only the last of them terminal', () => {
+    const state = stateWithNewKey();
+    expect(NotifyInput.safeParse({ events: ['ROTATION_STARTED', 'NEW_KEY_READY'], state }).success).toBe(
+      true,
+    );
+    expect(NotifyInput.safeParse({ events: ['KEY_DEACTIVATED', 'ROTATION_COMPLETED'], state }).success).toBe(
+      true,
+    );
+    expect(NotifyInput.safeParse({ events: [], state }).success).toBe(false);
+    expect(NotifyInput.safeParse({ events: Array(11).fill('NEW_KEY_READY'), state }).success).toBe(false);
+    expect(NotifyInput.safeParse({ events: ['ROTATION_COMPLETED', 'NEW_KEY_READY'], state }).success).toBe(
+      false,
+    );
+  });
 
   it('a dry run publishes nothing and touches no lock; a terminal event still returns its outcome', async () => {
     // Act
     const result = await notify(deps(), {
-      event: 'ROTATION_STOPPED',
+      events: ['ROTATION_STOPPED'],
       state: { ...stateWithNewKey(), dryRun: true, stopReason: 'UserExempt', message: 'exempt' },
     });
 
@@ -209,7 +314,7 @@ describe('notify', () => {
   it('a dry run of a milestone event returns published:false', async () => {
     // Act & Assess
     await expect(
-      notify(deps(), { event: 'ROTATION_STARTED', state: { ...stateWithNewKey(), dryRun: true } }),
+      notify(deps(), { events: ['ROTATION_STARTED'], state: { ...stateWithNewKey(), dryRun: true } }),
     ).resolves.toEqual({ published: false });
     expect(snsMock.calls()).toHaveLength(0);
     expect(ebMock.calls()).toHaveLength(0);
@@ -219,7 +324,7 @@ describe('notify', () => {
     'terminal event %s releases the lock (owner-conditioned) after publishing',
     async (event) => {
       // Act
-      await notify(deps(), { event, state: stillInUse() });
+      await notify(deps(), { events: [event], state: stillInUse() });
 
       // Assess
       expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([releaseInput]);
@@ -231,7 +336,7 @@ describe('notify', () => {
     'milestone event %s keeps the lock',
     async (event) => {
       // Act
-      await notify(deps(), { event, state: stillInUse() });
+      await notify(deps(), { events: [event], state: stillInUse() });
 
       // Assess
       expect(ddbMock.calls()).toHaveLength(0);
@@ -240,7 +345,9 @@ describe('notify', () => {
 
   it('ROTATION_COMPLETED returns the ROTATED outcome', async () => {
     // Act & Assess
-    await expect(notify(deps(), { event: 'ROTATION_COMPLETED', state: stateWithNewKey() })).resolves.toEqual({
+    await expect(
+      notify(deps(), { events: ['ROTATION_COMPLETED'], state: stateWithNewKey() }),
+    ).resolves.toEqual({
       status: 'ROTATED',
       message: `rotated "${USER}": ${OLD_KEY_ID} was replaced by ${NEW_KEY_ID}`,
     });
@@ -254,9 +361,9 @@ describe('notify', () => {
     });
 
     // Act & Assess
-    await expect(notify(deps(), { event: 'ROTATION_COMPLETED', state: stateWithNewKey() })).rejects.toThrow(
-      'EventBridge rejected the Access Key Rotation Completed event: InternalFailure',
-    );
+    await expect(
+      notify(deps(), { events: ['ROTATION_COMPLETED'], state: stateWithNewKey() }),
+    ).rejects.toThrow('EventBridge rejected the Access Key Rotation Completed event: InternalFailure');
     // The execution ends either way: the user must not stay locked until the execution timeout.
     expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([releaseInput]);
   });
@@ -264,10 +371,12 @@ describe('notify', () => {
   it('propagates an SNS failure without sending the event; a milestone that is not the end keeps the lock', async () => {
     // Prepare
     const failure = awsError('KMSAccessDeniedException');
-    snsMock.on(PublishCommand).rejects(failure);
+    snsMock.on(PublishBatchCommand).rejects(failure);
 
     // Act & Assess
-    await expect(notify(deps(), { event: 'NEW_KEY_READY', state: stateWithNewKey() })).rejects.toBe(failure);
+    await expect(notify(deps(), { events: ['NEW_KEY_READY'], state: stateWithNewKey() })).rejects.toBe(
+      failure,
+    );
     expect(ebMock.calls()).toHaveLength(0);
     expect(ddbMock.calls()).toHaveLength(0);
   });
@@ -275,10 +384,10 @@ describe('notify', () => {
   it('a failing terminal notification (SNS) still releases the lock, then fails', async () => {
     // Prepare
     const failure = awsError('KMSAccessDeniedException');
-    snsMock.on(PublishCommand).rejects(failure);
+    snsMock.on(PublishBatchCommand).rejects(failure);
 
     // Act & Assess
-    await expect(notify(deps(), { event: 'ROTATION_FAILED', state: stateWithNewKey() })).rejects.toBe(
+    await expect(notify(deps(), { events: ['ROTATION_FAILED'], state: stateWithNewKey() })).rejects.toBe(
       failure,
     );
     expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([releaseInput]);
@@ -298,15 +407,15 @@ describe('notify', () => {
 
     // Act
     const removed = await notify(deps(), {
-      event: 'ROTATION_FAILED',
+      events: ['ROTATION_FAILED'],
       state: { ...stateWithNewKey(), error, cleanup: cleanup({ removedKeyIds: [NEW_KEY_ID] }) },
     });
     const kept = await notify(deps(), {
-      event: 'ROTATION_FAILED',
+      events: ['ROTATION_FAILED'],
       state: { ...stateWithNewKey(), error, cleanup: cleanup({ keptKeyId: NEW_KEY_ID }) },
     });
     const cleanupFailed = await notify(deps(), {
-      event: 'ROTATION_FAILED',
+      events: ['ROTATION_FAILED'],
       state: { ...stateWithNewKey(), error, cleanupError: { Error: 'ServiceFailure' } },
     });
 
@@ -338,7 +447,7 @@ describe('notify', () => {
     } as NotifyInput['state'];
 
     // Act
-    await notify(deps(), { event: 'NEW_KEY_READY', state });
+    await notify(deps(), { events: ['NEW_KEY_READY'], state });
 
     // Assess
     expect(Object.keys(sentDetail())).toEqual(DETAIL_FIELDS);
@@ -351,7 +460,7 @@ describe('notify', () => {
     const state = stillInUse();
 
     // Act
-    await notify(deps(), { event: 'OLD_KEY_STILL_IN_USE', state });
+    await notify(deps(), { events: ['OLD_KEY_STILL_IN_USE'], state });
 
     // Assess
     const message =
@@ -372,7 +481,7 @@ describe('notify', () => {
 
   it('ROTATION_STOPPED after the adoption checks: OldKeyStillInUse naming the old key and its last use', async () => {
     // Act
-    const outcome = await notify(deps(), { event: 'ROTATION_STOPPED', state: stillInUse() });
+    const outcome = await notify(deps(), { events: ['ROTATION_STOPPED'], state: stillInUse() });
 
     // Assess
     expect(outcome).toEqual({
@@ -403,7 +512,7 @@ describe('notify', () => {
     it('an exemption before the deactivation: both keys stay, and a new rotation resumes', async () => {
       // Act
       const outcome = await notify(deps(), {
-        event: 'ROTATION_STOPPED',
+        events: ['ROTATION_STOPPED'],
         state: stoppedBy(
           'UserExempt',
           `"${USER}" is exempt: freeze; stopped before deactivating ${OLD_KEY_ID}`,
@@ -425,7 +534,7 @@ describe('notify', () => {
 
     it('an exemption before the delete: the old key stays inactive', async () => {
       const outcome = await notify(deps(), {
-        event: 'ROTATION_STOPPED',
+        events: ['ROTATION_STOPPED'],
         state: stoppedBy(
           'UserOutOfScope',
           `"${USER}" moved; stopped before deleting ${OLD_KEY_ID}, which is kept`,
@@ -444,7 +553,7 @@ describe('notify', () => {
     it('before the create: nothing was changed', async () => {
       const { newKey: _none, ...planned } = stateWithNewKey();
       const outcome = await notify(deps(), {
-        event: 'ROTATION_STOPPED',
+        events: ['ROTATION_STOPPED'],
         state: { ...planned, error: { Error: 'UserExempt', Cause: '{"errorMessage":"exempt"}' } },
       });
 
@@ -457,7 +566,7 @@ describe('notify', () => {
     it("the deactivate re-check's OldKeyStillInUse keeps its own message, which says what to do", async () => {
       const message = `old key ${OLD_KEY_ID} was used ... ${STILL_IN_USE_ADVICE}`;
       const outcome = await notify(deps(), {
-        event: 'ROTATION_STOPPED',
+        events: ['ROTATION_STOPPED'],
         state: stoppedBy('OldKeyStillInUse', message),
       });
 
@@ -476,7 +585,7 @@ describe('notify', () => {
     };
 
     // Act
-    const outcome = await notify(deps(), { event: 'ROTATION_STOPPED', state });
+    const outcome = await notify(deps(), { events: ['ROTATION_STOPPED'], state });
 
     // Assess
     expect(outcome).toEqual({
@@ -497,7 +606,7 @@ describe('notify', () => {
     const state = { ...stateWithNewKey(), error: { Error: 'NewKeyNotWorking', Cause: cause } };
 
     // Act
-    const outcome = await notify(deps(), { event: 'ROTATION_FAILED', state });
+    const outcome = await notify(deps(), { events: ['ROTATION_FAILED'], state });
 
     // Assess
     expect(outcome).toEqual({
@@ -517,7 +626,7 @@ describe('notify', () => {
     };
 
     // Act & Assess
-    await expect(notify(deps(), { event: 'ROLLED_BACK', state })).resolves.toEqual({
+    await expect(notify(deps(), { events: ['ROLLED_BACK'], state })).resolves.toEqual({
       status: 'ROLLED_BACK',
       reason: 'RotationVerificationFailed',
       message:
@@ -531,7 +640,7 @@ describe('notify', () => {
     const state = { userName: USER, error: { Error: 'InvalidInput', Cause: 'bad request' } };
 
     // Act
-    await notify(deps(), { event: 'ROTATION_FAILED', state });
+    await notify(deps(), { events: ['ROTATION_FAILED'], state });
 
     // Assess
     expect(ebMock).toHaveReceivedCommandWith(PutEventsCommand, {
@@ -545,21 +654,25 @@ describe('notify', () => {
     const userName = 'u'.repeat(64);
 
     // Act
-    await notify(deps(), { event: 'OLD_KEY_STILL_IN_USE', state: { ...stillInUse(), userName } });
+    await notify(deps(), { events: ['OLD_KEY_STILL_IN_USE'], state: { ...stillInUse(), userName } });
 
     // Assess
-    const subject = snsMock.commandCalls(PublishCommand)[0]?.args[0].input.Subject ?? '';
+    const subject =
+      snsMock.commandCalls(PublishBatchCommand)[0]?.args[0].input.PublishBatchRequestEntries?.[0]?.Subject ??
+      '';
     expect(subject.length).toBeLessThan(100);
     expect(subject.startsWith('[rekey] Old Access Key Still In Use: uuu')).toBe(true);
   });
 
   it('names an unknown user when the state has none', async () => {
     // Act
-    await notify(deps(), { event: 'ROTATION_FAILED', state: {} });
+    await notify(deps(), { events: ['ROTATION_FAILED'], state: {} });
 
     // Assess
-    expect(snsMock).toHaveReceivedCommandWith(PublishCommand, {
-      Subject: '[rekey] Access Key Rotation Failed: unknown user',
+    expect(snsMock).toHaveReceivedCommandWith(PublishBatchCommand, {
+      PublishBatchRequestEntries: [
+        expect.objectContaining({ Subject: '[rekey] Access Key Rotation Failed: unknown user' }),
+      ],
     });
   });
 });
@@ -608,10 +721,10 @@ describe('notify: a service-specific credential', () => {
   });
 
   it('the "ready" event keeps its detail-type, names the service and the credential ids, and says what was not verified', async () => {
-    snsMock.on(PublishCommand).resolves({});
+    snsMock.on(PublishBatchCommand).resolves({});
     ebMock.on(PutEventsCommand).resolves({ FailedEntryCount: 0 });
 
-    await notify(deps(), { event: 'NEW_KEY_READY', state: serviceStateWithNewKey() });
+    await notify(deps(), { events: ['NEW_KEY_READY'], state: serviceStateWithNewKey() });
 
     const put = inputsOf(ebMock.commandCalls(PutEventsCommand))[0]?.Entries?.[0];
     expect(put?.DetailType).toBe('New Access Key Ready');
@@ -627,7 +740,7 @@ describe('notify: a service-specific credential', () => {
       lastUseData: 'none',
     });
     expect(detail.lastUseNote).toMatch(/no last-used data.*adoption wait/);
-    const published = inputsOf(snsMock.commandCalls(PublishCommand))[0];
+    const published = inputsOf(snsMock.commandCalls(PublishBatchCommand))[0]?.PublishBatchRequestEntries?.[0];
     expect(published?.Subject).toBe(`[rekey] New Access Key Ready: ${USER} (${SERVICE})`);
     expect(published?.Message).toContain(`A new service-specific credential for ${SERVICE}, ${NEW_ID}`);
     expect(published?.Message).toContain("the password itself is proven by the consumer's first connection");
@@ -636,11 +749,11 @@ describe('notify: a service-specific credential', () => {
   });
 
   it('releases the user-and-service lock on a terminal event', async () => {
-    snsMock.on(PublishCommand).resolves({});
+    snsMock.on(PublishBatchCommand).resolves({});
     ebMock.on(PutEventsCommand).resolves({ FailedEntryCount: 0 });
     ddbMock.on(UpdateItemCommand).resolves({});
 
-    const outcome = await notify(deps(), { event: 'ROTATION_COMPLETED', state: serviceStateWithNewKey() });
+    const outcome = await notify(deps(), { events: ['ROTATION_COMPLETED'], state: serviceStateWithNewKey() });
 
     expect(outcome).toEqual({
       status: 'ROTATED',
@@ -660,10 +773,10 @@ describe('notify: a service-specific credential', () => {
 
 describe('the call budget its Lambda timeout is derived from', () => {
   it('notify: its longest path (a terminal event) makes exactly STEPS.notify.calls calls', async () => {
-    await notify(deps(), { event: 'ROTATION_STOPPED', state: stillInUse() });
+    await notify(deps(), { events: ['ROTATION_STOPPED'], state: stillInUse() });
 
     expect(callOrder(snsMock, ebMock, ddbMock)).toEqual([
-      'Publish',
+      'PublishBatch',
       'PutEvents',
       'UpdateItem(REMOVE #owner, acquiredAt SET expiresAt = :exp)',
     ]);

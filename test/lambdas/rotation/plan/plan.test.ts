@@ -540,7 +540,7 @@ describe('decide', () => {
 });
 
 describe('planRotation', () => {
-  it('ROTATE: checks the user, reads the lock, lists the keys, then takes the lock as its last call', async () => {
+  it('ROTATE: checks the user, reads the lock, lists the keys (no last use of the only, active key), then takes the lock as its last call', async () => {
     // Prepare
     mockUser();
     mockLockRead();
@@ -562,10 +562,10 @@ describe('planRotation', () => {
       action: 'ROTATE',
       alert: false,
       message: `rotate ${OLD_KEY_ID} of "${USER}"`,
+      // Its last use was not read: no rule looks at it (KeyView); every step reads it again.
       oldKey: {
         accessKeyId: OLD_KEY_ID,
         createDate: daysAgo(120).toISOString(),
-        lastUsedDate: daysAgo(1).toISOString(),
       },
       extraKey: null,
       orphanKey: null,
@@ -581,18 +581,51 @@ describe('planRotation', () => {
     });
     expect(inputsOf(iamMock.commandCalls(GetUserCommand))).toEqual([{ UserName: USER }]);
     expect(inputsOf(iamMock.commandCalls(ListAccessKeysCommand))).toEqual([{ UserName: USER }]);
-    expect(inputsOf(iamMock.commandCalls(GetAccessKeyLastUsedCommand))).toEqual([
-      { AccessKeyId: OLD_KEY_ID },
-    ]);
+    expect(iamMock).not.toHaveReceivedCommand(GetAccessKeyLastUsedCommand);
     expect(inputsOf(ddbMock.commandCalls(GetItemCommand))).toEqual([readLockInput()]);
     expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput()]);
-    expect(callOrder(iamMock, ddbMock)).toEqual([
-      'GetUser',
-      'GetItem',
-      'ListAccessKeys',
-      'GetAccessKeyLastUsed',
-      ACQUIRE,
+    expect(callOrder(iamMock, ddbMock)).toEqual(['GetUser', 'GetItem', 'ListAccessKeys', ACQUIRE]);
+  });
+
+  it("with a create pending in the journal, the only key's last use is read: a never-used key made by a crashed create is an orphan, not a key to rotate", async () => {
+    // Prepare: the create step crashed after CreateAccessKey and before the store, once the old
+    // key had been deleted by hand; the only key left is the one nobody holds.
+    const creatingSince = new Date(NOW.getTime() - 60_000);
+    mockUser();
+    mockLockRead({ expiresAt: { N: '0' }, creatingSince: { S: creatingSince.toISOString() } });
+    mockLockAcquired();
+    mockKeys(iamMock, [{ id: NEW_KEY_ID, created: new Date(creatingSince.getTime() + 1000) }]);
+
+    // Act
+    const plan = await planRotation(deps(), request({ userName: USER }));
+
+    // Assess
+    expect(inputsOf(iamMock.commandCalls(GetAccessKeyLastUsedCommand))).toEqual([
+      { AccessKeyId: NEW_KEY_ID },
     ]);
+    expect(plan).toMatchObject({ action: 'STOP', stopReason: 'NoActiveKey', oldKey: null });
+    expectNoLockWrite();
+  });
+
+  it("an inactive key beside the active one: both keys' last use is read (the extra key's decides)", async () => {
+    // Prepare
+    mockUser();
+    mockLockRead();
+    mockLockAcquired();
+    mockKeys(iamMock, [
+      oldKey,
+      { id: EXTRA_KEY_ID, status: 'Inactive', created: daysAgo(30), lastUsed: daysAgo(20) },
+    ]);
+
+    // Act
+    const plan = await planRotation(deps(), request({ userName: USER }));
+
+    // Assess
+    expect(inputsOf(iamMock.commandCalls(GetAccessKeyLastUsedCommand))).toEqual([
+      { AccessKeyId: OLD_KEY_ID },
+      { AccessKeyId: EXTRA_KEY_ID },
+    ]);
+    expect(plan).toMatchObject({ action: 'STOP', stopReason: 'InactiveKeyWasUsed' });
   });
 
   it('reads and takes the lock under the lower-cased user name (IAM names are case-insensitive)', async () => {
@@ -1170,11 +1203,11 @@ describe('planRotation', () => {
     });
 
     it('an error while reading last use propagates unchanged, with no DynamoDB write', async () => {
-      // Prepare
+      // Prepare: an extra key, so that the plan reads last use.
       mockUser();
       mockLockRead();
       mockLockAcquired();
-      mockKeys(iamMock, [oldKey]);
+      mockKeys(iamMock, [oldKey, { id: EXTRA_KEY_ID, status: 'Inactive', created: daysAgo(30) }]);
       const failure = awsError('ServiceFailure');
       iamMock.on(GetAccessKeyLastUsedCommand).rejects(failure);
 
@@ -1230,7 +1263,6 @@ describe('planRotation', () => {
         'GetUser',
         'GetItem',
         'ListAccessKeys',
-        'GetAccessKeyLastUsed',
         ACQUIRE,
         'GetItem',
       ]);
@@ -1250,13 +1282,7 @@ describe('planRotation', () => {
 
       // Assess
       expect(plan).toMatchObject({ action: 'ROTATE', oldKey: { accessKeyId: OLD_KEY_ID } });
-      expect(callOrder(iamMock, ddbMock)).toEqual([
-        'GetUser',
-        'GetItem',
-        'ListAccessKeys',
-        'GetAccessKeyLastUsed',
-        ACQUIRE,
-      ]);
+      expect(callOrder(iamMock, ddbMock)).toEqual(['GetUser', 'GetItem', 'ListAccessKeys', ACQUIRE]);
       expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([acquireInput()]);
     });
 
@@ -1467,10 +1493,10 @@ describe('planRotation: a service-specific credential', () => {
       serviceName: SERVICE,
       secretName: SERVICE_SECRET_NAME,
       action: 'ROTATE',
-      oldKey: { accessKeyId: OLD_ID, createDate: OLD_CREATED.toISOString(), lastUsedDate: null },
       extraKey: null,
       orphanKey: null,
     });
+    expect(plan.oldKey).toEqual({ accessKeyId: OLD_ID, createDate: OLD_CREATED.toISOString() });
     expect(plan.steps.join('\n')).toMatch(/create a second service-specific credential for cassandra/);
     expect(plan.steps.join('\n')).toMatch(/no last-used data/);
     expect(inputsOf(iamMock.commandCalls(ListServiceSpecificCredentialsCommand))).toEqual([

@@ -67,9 +67,12 @@ describe('verifyNewKey', () => {
   const created = () => ({ ...stateWithNewKey(), quietSince: null });
 
   function mockPendingVersion(): void {
-    smMock
-      .on(GetSecretValueCommand)
-      .resolves({ ARN: SECRET_ARN, VersionId: TOKEN, SecretString: secretOf(NEW_KEY_ID) });
+    smMock.on(GetSecretValueCommand).resolves({
+      ARN: SECRET_ARN,
+      VersionId: TOKEN,
+      SecretString: secretOf(NEW_KEY_ID),
+      VersionStages: ['AWSPENDING'],
+    });
     smMock.on(DescribeSecretCommand).resolves({
       ARN: SECRET_ARN,
       VersionIdsToStages: { [PREVIOUS_VERSION]: ['AWSCURRENT'], [TOKEN]: ['AWSPENDING'] },
@@ -103,8 +106,32 @@ describe('verifyNewKey', () => {
       },
       { SecretId: SECRET_ARN, VersionStage: 'AWSPENDING', RemoveFromVersionId: TOKEN },
     ]);
+    // The version was only AWSPENDING: DescribeSecret named the version AWSCURRENT moves from.
+    expect(inputsOf(smMock.commandCalls(DescribeSecretCommand))).toEqual([{ SecretId: SECRET_ARN }]);
     expect(iamMock.calls()).toHaveLength(0);
     expect(v.clock.sleep).not.toHaveBeenCalled();
+  });
+
+  it("a secret's first version, which Secrets Manager made AWSCURRENT when it was written, is promoted without DescribeSecret", async () => {
+    // Prepare: GetSecretValue reports the version's labels.
+    smMock.on(GetSecretValueCommand).resolves({
+      ARN: SECRET_ARN,
+      VersionId: TOKEN,
+      SecretString: secretOf(NEW_KEY_ID),
+      VersionStages: ['AWSCURRENT', 'AWSPENDING'],
+    });
+    smMock.on(UpdateSecretVersionStageCommand).resolves({});
+    stsMock.on(GetCallerIdentityCommand).resolves(identity);
+
+    // Act
+    const quietSince = await verifyNewKey(deps(), created());
+
+    // Assess: it was current before the hand-out, so the key's creation stands in for it.
+    expect(quietSince).toBe(NEW_KEY_CREATED.toISOString());
+    expect(smMock).not.toHaveReceivedCommand(DescribeSecretCommand);
+    expect(inputsOf(smMock.commandCalls(UpdateSecretVersionStageCommand))).toEqual([
+      { SecretId: SECRET_ARN, VersionStage: 'AWSPENDING', RemoveFromVersionId: TOKEN },
+    ]);
   });
 
   it('a resumed run keeps its own quiet-since instant (the promotion is then a no-op)', async () => {

@@ -1,8 +1,14 @@
-import { GetAccessKeyLastUsedCommand, ListAccessKeysCommand } from '@aws-sdk/client-iam';
+import {
+  DeleteAccessKeyCommand,
+  DeleteServiceSpecificCredentialCommand,
+  GetAccessKeyLastUsedCommand,
+  GetUserCommand,
+  ListAccessKeysCommand,
+} from '@aws-sdk/client-iam';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
-import { describe, expect, it } from 'vitest';
-import { RotationVerificationFailed } from '../../../../contract/errors.ts';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { RotationVerificationFailed, UserNotEligible } from '../../../../contract/errors.ts';
 import { STEPS } from '../../../../contract/functions.ts';
 import { verifyRotation } from '../../../../lambdas/rotation/verify-rotation/verify-rotation.ts';
 import { iam, secretsManager } from '../../../../lambdas/shared/clients.ts';
@@ -11,9 +17,11 @@ import {
   ACCOUNT,
   callOrder,
   daysAgo,
+  ELIGIBILITY,
   FAKE_SECRET,
   inputsOf,
   type KeyFixture,
+  mockEligibleUser,
   mockKeys,
   NEW_KEY_CREATED,
   NEW_KEY_ID,
@@ -37,9 +45,15 @@ import { identity, rejected, secretOf, verifyMocks } from '../../../support/veri
 
 const v = verifyMocks();
 const { iamMock, smMock, stsMock } = v;
+// After verifyMocks' reset: USER is eligible, and the delete goes through.
+beforeEach(() => {
+  mockEligibleUser(iamMock);
+  iamMock.on(DeleteAccessKeyCommand).resolves({});
+  iamMock.on(DeleteServiceSpecificCredentialCommand).resolves({});
+});
 
 describe('verifyRotation', () => {
-  const env = { REKEY_LAST_USED_GRACE_SECONDS: 60 };
+  const env = { ...ELIGIBILITY, REKEY_LAST_USED_GRACE_SECONDS: 60 };
   const deps = () => ({ iam, secretsManager, stsFor: v.stsFor, clock: v.clock, env });
   const deactivatedAt = daysAgo(7);
   const state = () => ({
@@ -59,7 +73,7 @@ describe('verifyRotation', () => {
     smMock.on(GetSecretValueCommand).resolves({ ARN: SECRET_ARN, SecretString: secretOf(accessKeyId) });
   }
 
-  it('passes when the old key stayed inactive and unused, and the current secret authenticates', async () => {
+  it('passes when the old key stayed inactive and unused, and the current secret authenticates; then deletes the old key', async () => {
     // Prepare
     mockKeys(iamMock, [oldInactive, newActive]);
     mockCurrent();
@@ -69,7 +83,11 @@ describe('verifyRotation', () => {
     const result = await verifyRotation(deps(), state());
 
     // Assess
-    expect(result).toEqual({ verified: true });
+    expect(result).toEqual({ verified: true, deleted: true });
+    expect(inputsOf(iamMock.commandCalls(GetUserCommand))).toEqual([{ UserName: USER }]);
+    expect(inputsOf(iamMock.commandCalls(DeleteAccessKeyCommand))).toEqual([
+      { UserName: USER, AccessKeyId: OLD_KEY_ID },
+    ]);
     expect(inputsOf(iamMock.commandCalls(ListAccessKeysCommand))).toEqual([{ UserName: USER }]);
     expect(inputsOf(iamMock.commandCalls(GetAccessKeyLastUsedCommand))).toEqual([
       { AccessKeyId: OLD_KEY_ID },
@@ -97,6 +115,7 @@ describe('verifyRotation', () => {
       message: `verification of the rotation of "${USER}" failed: the old key ${OLD_KEY_ID} is active again`,
     });
     expect(stsMock).not.toHaveReceivedCommand(GetCallerIdentityCommand);
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
   });
 
   it('fails naming the date, service and region when the old key was used after its deactivation', async () => {
@@ -114,6 +133,7 @@ describe('verifyRotation', () => {
         `${usedAt.toISOString()} (ses, eu-west-1), at or after ${quietSince}, since when it had to be quiet; ` +
         `deactivated at ${deactivatedAt.toISOString()}`,
     });
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
   });
 
   it('fails on a use between Q and the deactivation that surfaced only after it (late last-used data)', async () => {
@@ -140,7 +160,7 @@ describe('verifyRotation', () => {
     const resumed = { ...stateWithNewKey(), quietSince: daysAgo(1).toISOString() };
 
     // Act & Assess: the use came before the resumed run's Q.
-    await expect(verifyRotation(deps(), resumed)).resolves.toEqual({ verified: true });
+    await expect(verifyRotation(deps(), resumed)).resolves.toEqual({ verified: true, deleted: true });
     await expect(
       verifyRotation(deps(), { ...resumed, quietSince: daysAgo(3).toISOString() }),
     ).rejects.toBeInstanceOf(RotationVerificationFailed);
@@ -154,17 +174,60 @@ describe('verifyRotation', () => {
 
     // Act & Assess
     await expect(verifyRotation(deps(), state())).rejects.toBeInstanceOf(RotationVerificationFailed);
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
   });
 
-  it('passes when the old key is already gone', async () => {
+  it('passes when the old key is already gone (a retry after the delete), and deletes nothing', async () => {
     // Prepare
     mockKeys(iamMock, [newActive]);
     mockCurrent();
     stsMock.on(GetCallerIdentityCommand).resolves(identity);
 
     // Act & Assess
-    await expect(verifyRotation(deps(), state())).resolves.toEqual({ verified: true });
+    await expect(verifyRotation(deps(), state())).resolves.toEqual({ verified: true, deleted: false });
     expect(iamMock).not.toHaveReceivedCommand(GetAccessKeyLastUsedCommand);
+    expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+  });
+
+  it.each([
+    ['exempt', { 'rekey:exempt': 'true' }],
+    ['out of scope', {}],
+  ])(
+    'a user who became %s meanwhile stops it before the delete: the old key is kept inactive',
+    async (label, tags) => {
+      // Prepare
+      mockKeys(iamMock, [oldInactive, newActive]);
+      mockCurrent();
+      stsMock.on(GetCallerIdentityCommand).resolves(identity);
+      mockEligibleUser(iamMock, tags);
+      const scoped = label === 'out of scope' ? { ...env, REKEY_USER_PATH_PREFIX: '/rotated/' } : env;
+
+      // Act
+      const error = await rejectionOf(verifyRotation({ ...deps(), env: scoped }, state()));
+
+      // Assess
+      expect(error).toBeInstanceOf(UserNotEligible);
+      expect(error.message).toContain(`stopped before deleting ${OLD_KEY_ID}, which is kept inactive`);
+      expect(iamMock).not.toHaveReceivedCommand(DeleteAccessKeyCommand);
+    },
+  );
+
+  it("reads the old key's last use after the new key's proof, right before the re-check and the delete", async () => {
+    // Prepare
+    mockKeys(iamMock, [oldInactive, newActive]);
+    mockCurrent();
+    stsMock.on(GetCallerIdentityCommand).resolves(identity);
+
+    // Act
+    await verifyRotation(deps(), state());
+
+    // Assess
+    expect(callOrder(smMock, stsMock, iamMock).slice(-4)).toEqual([
+      'GetCallerIdentity',
+      'GetAccessKeyLastUsed',
+      'GetUser',
+      'DeleteAccessKey',
+    ]);
   });
 
   it.each([
@@ -258,7 +321,10 @@ describe('verifyRotation: a service-specific credential', () => {
     };
 
     mockListed(iamMock, [{ id: OLD_ID, status: 'Inactive' }, { id: NEW_ID }]);
-    await expect(verifyRotation(verifyDeps, state)).resolves.toEqual({ verified: true });
+    await expect(verifyRotation(verifyDeps, state)).resolves.toEqual({ verified: true, deleted: true });
+    expect(inputsOf(iamMock.commandCalls(DeleteServiceSpecificCredentialCommand))).toEqual([
+      { UserName: USER, ServiceSpecificCredentialId: OLD_ID },
+    ]);
     expect(smMock).toHaveReceivedCommandWith(GetSecretValueCommand, {
       SecretId: SERVICE_SECRET_ARN,
       VersionStage: 'AWSCURRENT',
@@ -289,16 +355,24 @@ describe('the call budget its Lambda timeout is derived from', () => {
 
     // Act
     await verifyRotation(
-      { iam, secretsManager, stsFor: v.stsFor, env: { REKEY_LAST_USED_GRACE_SECONDS: 60 } },
+      {
+        iam,
+        secretsManager,
+        stsFor: v.stsFor,
+        clock: v.clock,
+        env: { ...ELIGIBILITY, REKEY_LAST_USED_GRACE_SECONDS: 60 },
+      },
       stateWithNewKey(),
     );
 
     // Assess
     expect(order()).toEqual([
       'ListAccessKeys',
-      'GetAccessKeyLastUsed',
       'GetSecretValue',
       'GetCallerIdentity',
+      'GetAccessKeyLastUsed',
+      'GetUser',
+      'DeleteAccessKey',
     ]);
     expect(order()).toHaveLength(STEPS['verify-rotation'].calls);
   });
