@@ -93,6 +93,8 @@ export interface ScanDeps {
 
 export interface ScanResult {
   auditedAt: Date;
+  /** The account of the credential report's ARNs; null for a report without a row. */
+  accountId: string | null;
   reportGeneratedAt: Date | null;
   /** Users in the credential report (the root row not counted). */
   usersScanned: number;
@@ -160,6 +162,7 @@ export async function scanAccount(
   }
   return {
     auditedAt,
+    accountId: report.rows[0]?.arn.split(':')[4] ?? null,
     reportGeneratedAt: report.generatedTime,
     usersScanned: report.rows.filter((r) => !r.isRoot).length,
     findings,
