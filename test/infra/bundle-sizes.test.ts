@@ -25,7 +25,9 @@ const BUDGET_KB = { step: 300, audit: 450 } as const;
 const OVER_BUDGET_CEILING_KB: Readonly<Record<string, number>> = {
   plan: 318,
   'create-second-key': 316,
-  cleanup: 309,
+  // 309 until the S3 client came in: it needs @aws-sdk/core 3.981.1 or newer, a patch release
+  // that every bundle shares, and cleanup's grew 0.2 KB with it.
+  cleanup: 310,
   notify: 308,
 };
 
@@ -101,7 +103,7 @@ describe('the Lambda bundles', () => {
   it('put each opt-in client in a file of its own, next to the functions that load it', () => {
     for (const fn of functions) {
       const expected = OPT_IN_BUNDLES[fn.name as FunctionName] ?? [];
-      for (const client of ['cloudtrail', 'security-hub'] as const)
+      for (const client of ['cloudtrail', 'security-hub', 's3'] as const)
         expect(existsSync(join(fn.assetDir, `${client}.mjs`)), `${fn.name}: ${client}.mjs`).toBe(
           expected.includes(client),
         );

@@ -1,7 +1,7 @@
 /**
  * The audit report's two files from one set of findings: the CSV read back by csv-parse (header,
  * values, the formula guard), the HTML's structure, escaping and self-containment, and neither
- * holding a secret. The page's behaviour in a browser is test/workflow/report-browser.test.ts.
+ * holding a secret. The page's behaviour in a browser is test/workflow/audit-reports.test.ts.
  */
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';

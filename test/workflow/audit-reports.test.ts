@@ -1,5 +1,7 @@
 /**
- * The HTML audit report in a real browser: `rekey audit --html` against the moto emulator (the
+ * The audit reports end to end against the moto emulator: the audit Lambda's upload to the report
+ * bucket under its deployed role (and refused without s3:PutObject), and the HTML report in a
+ * real browser: `rekey audit --html` against the moto emulator (the
  * scan runs as the audit Lambda's deployed role, as a user's run against a local moto does), the
  * page opened from disk in headless Chromium, driven by playwright-core (no browser download:
  * Debian's `chromium`, or CHROME_PATH). Checks what a reader does with it: the table's rows are
@@ -13,13 +15,16 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse } from 'csv-parse/sync';
 import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditCommand } from '../../cli/audit.ts';
-import { AGE_BUCKETS } from '../../lambdas/audit/report/columns.ts';
-import { type AuditWorld, startAuditWorld, type UserSpec } from '../../support/audit-world.ts';
+import { ReportsNotWritten } from '../../lambdas/audit/audit.ts';
+import { AGE_BUCKETS, REPORT_COLUMNS } from '../../lambdas/audit/report/columns.ts';
+import { ACCOUNT, type AuditWorld, startAuditWorld, type UserSpec } from '../../support/audit-world.ts';
 import { ANY_CREDENTIALS, AwsEnv } from '../../support/aws.ts';
 import { launchChromium } from '../support/chromium.ts';
+import { withoutAction } from '../support/role-mutations.ts';
 import { expectNoSecrets } from '../support/secrets.ts';
 
 // Names as IAM allows them (letters, digits and +=,.@_-), some that a spreadsheet would run.
@@ -55,7 +60,7 @@ let findings: Array<{ type: string; userName: string; ageDays: number }> = [];
 beforeAll(async () => {
   world = await startAuditWorld();
   await world.seed(USERS);
-  dir = mkdtempSync(join(tmpdir(), 'rekey-report-browser-'));
+  dir = mkdtempSync(join(tmpdir(), 'rekey-audit-reports-'));
   reportPath = join(dir, 'rekey-report.html');
   let stdout = '';
   const shell = new AwsEnv(world.moto.endpoint, ANY_CREDENTIALS).apply();
@@ -175,5 +180,61 @@ describe('the HTML audit report in Chromium', () => {
 
     expect(problems).toEqual([]);
     expect(requests).toEqual([`file://${reportPath}`]);
+  });
+});
+
+describe('the audit Lambda writes the reports to the report bucket (auditReports)', () => {
+  const rowsOf = (list: ReadonlyArray<{ type: string; userName: string; ageDays: number }>) =>
+    list.map((f) => `${f.type} ${f.userName} ${f.ageDays}`).sort();
+
+  it('as its deployed role: the same HTML and CSV, under the report prefix, linked from the digest', async () => {
+    await world.drainDigests();
+    const { summary } = await world.audit({ auditReports: true });
+
+    const uris = summary.reports;
+    expect(uris?.html).toMatch(
+      new RegExp(
+        `^s3://${world.reportBucket}/audit-reports/${ACCOUNT}/\\d{4}-\\d{2}-\\d{2}/\\d{8}T\\d{6}Z\\.html$`,
+      ),
+    );
+    expect(uris?.csv).toBe(uris?.html.replace(/\.html$/, '.csv'));
+    const html = await world.readObject(uris?.html ?? '');
+    const csv = await world.readObject(uris?.csv ?? '');
+    // The rows of `rekey audit --html` (above), from the Lambda's run of the same account.
+    expect(html.match(/<tr class="/g)).toHaveLength(findings.length);
+    const records = parse(csv, { columns: true }) as Record<string, string>[];
+    expect(Object.keys(records[0] ?? {})).toEqual(REPORT_COLUMNS.map((c) => c.name));
+    expect(
+      rowsOf(
+        records.map((r) => ({
+          type: r.type ?? '',
+          userName: r.user_name ?? '',
+          ageDays: Number(r.age_days),
+        })),
+      ),
+    ).toEqual(
+      rowsOf(
+        findings.map((f) => ({ ...f, userName: f.userName.startsWith('=') ? `'${f.userName}` : f.userName })),
+      ),
+    );
+
+    const [digest] = await world.drainDigests();
+    expect(digest).toContain(uris?.html);
+    expect(digest).toContain(uris?.csv);
+    expect(digest).toContain(
+      `https://us-east-1.console.aws.amazon.com/s3/object/${world.reportBucket}?region=us-east-1&bucketType=general&prefix=audit-reports%2F`,
+    );
+    expectNoSecrets({ secrets: world.secrets }, { html, csv, digest });
+  });
+
+  it('without s3:PutObject the upload is refused, the digest says so, and the run fails by name', async () => {
+    await world.drainDigests();
+
+    const run = world.audit({ auditReports: true }, { mutate: withoutAction('audit', 's3:PutObject') });
+
+    await expect(run).rejects.toThrow(ReportsNotWritten);
+    await expect(run).rejects.toThrow(/AccessDenied.*s3:PutObject/);
+    const [digest] = await world.drainDigests();
+    expect(digest).toMatch(/Reports: {12}NOT WRITTEN \(AccessDenied/);
   });
 });
