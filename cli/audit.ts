@@ -3,14 +3,16 @@
  * chain reaches (AWS_ENDPOINT_URL for an emulator). Read-only: it starts no rotation, changes no
  * key and publishes nothing; the deployed audit Lambda does that.
  *
- *   rekey audit [--json] [--max-age-days N] [--unused-days N] [--warn-days N] [--fail-on TYPE,...]
- *               [--no-service-credentials]
+ *   rekey audit [--json] [--html FILE] [--csv FILE] [--max-age-days N] [--unused-days N] [--warn-days N]
+ *               [--fail-on TYPE,...] [--no-service-credentials]
  *
  * stdout: a table, or with --json exactly `{"findings":[{"type","userName","accessKeyId","ageDays",
  * "lastUsedDate"}, ...]}`; a service-specific credential's finding also has "serviceName" and
  * "serviceSpecificCredentialId" (accessKeyId null); a finding of a user carrying the exempt tag also has `"exemption":
  * {"reason","until","expired"}` (without it a CI gate could not tell an accepted risk from a new
- * one). Progress and the IAM call count go to stderr.
+ * one). Progress and the IAM call count go to stderr. --html and --csv also write the report files
+ * (lambdas/audit/report/, the same files the audit Lambda can upload); a path that cannot be
+ * written is refused before the scan starts.
  * Exit codes: 0 = no finding of a --fail-on type (or no --fail-on); 3 = at least one such finding
  * (exempt ones do not count); 1 = error (bad flags, AWS errors). 3 rather than 2 because 2 already
  * means "stopped safely" for `rekey rotate`. Inside `rekey` the command reports 3 through
@@ -39,6 +41,9 @@ import {
   type FindingType,
   isActiveExemption,
 } from '../lambdas/audit/findings.ts';
+import type { ReportInput } from '../lambdas/audit/report/columns.ts';
+import { renderCsv } from '../lambdas/audit/report/csv.ts';
+import { renderHtml } from '../lambdas/audit/report/html.ts';
 import {
   bindToInvocations,
   type InvocationContext,
@@ -46,6 +51,7 @@ import {
   runInInvocation,
 } from '../lambdas/shared/clients/invocation.ts';
 import { type Clock, systemClock } from '../lambdas/shared/clock.ts';
+import { checkWritable, writeReportFile } from './report-files.ts';
 import { nameOperationOnFailure } from './unsupported-operation.ts';
 
 /** Exit code when a finding of a --fail-on type exists. */
@@ -53,6 +59,10 @@ export const EXIT_FINDINGS = 3;
 
 export interface AuditFlags {
   json?: boolean;
+  /** Write the HTML report here. */
+  html?: string;
+  /** Write the CSV report here. */
+  csv?: string;
   maxAgeDays?: number;
   unusedDays?: number;
   warnDays?: number;
@@ -168,6 +178,14 @@ async function audit(flags: AuditFlags, deps: AuditCommandDeps): Promise<void> {
     unusedDays: flags.unusedDays ?? env.REKEY_UNUSED_DAYS,
     warnDays: flags.warnDays ?? env.REKEY_WARN_DAYS,
   };
+  const files = [
+    ...(flags.html
+      ? [{ path: checkWritable(flags.html, 'HTML report'), what: 'HTML report', render: renderHtml }]
+      : []),
+    ...(flags.csv
+      ? [{ path: checkWritable(flags.csv, 'CSV report'), what: 'CSV report', render: renderCsv }]
+      : []),
+  ];
   const emulated = deps.iam ? undefined : await auditRoleOnEmulator(deps.env ?? process.env, say);
   const invocation = emulated?.context;
   let iam = deps.iam;
@@ -193,6 +211,14 @@ async function audit(flags: AuditFlags, deps: AuditCommandDeps): Promise<void> {
     const scan = await (invocation ? runInInvocation(invocation, run) : run());
     if (flags.json) out(`${JSON.stringify(jsonDocument(scan.findings))}\n`);
     else out(`${tableLines(scan.findings).join('\n')}\n`);
+    const report: ReportInput = {
+      findings: scan.findings,
+      thresholds,
+      auditedAt: scan.auditedAt,
+      accountIds: scan.accountId ? [scan.accountId] : [],
+    };
+    for (const file of files)
+      say(`Wrote the ${file.what}: ${writeReportFile(file.path, file.render(report), file.what)}`);
 
     const counts = FINDING_TYPES.map((t) => `${t} ${scan.findings.filter((f) => f.type === t).length}`);
     const exempt = scan.findings.filter((f) => isActiveExemption(f.exemption)).length;
@@ -259,6 +285,8 @@ export function auditCommand(deps: AuditCommandDeps = {}): Command {
       "Audit the account's access keys (IAM credential report) and service-specific credentials (read-only: starts and changes nothing)",
     )
     .option('--json', 'print {"findings":[...]} on stdout (progress goes to stderr)')
+    .option('--html <file>', 'also write the report as one self-contained HTML page (chart, sortable table)')
+    .option('--csv <file>', 'also write the findings as CSV (columns: docs/audit.md)')
     .option('--max-age-days <n>', 'a key older than this is OLD_KEY (default 90)', wholeNumber(1, 3650))
     .option(
       '--unused-days <n>',

@@ -1,4 +1,8 @@
-/** The demo's final report: a table for people, a JSON document for `--json`. Key ids are masked. */
+/**
+ * The demo's final report: a table for people, a JSON document for `--json`, and the audit's HTML
+ * report (rekey-report.html, the page `rekey audit --html` writes). Key ids are masked.
+ */
+import { renderHtml } from '../lambdas/audit/report/html.ts';
 import type { DemoOutcome, DemoReport, DemoUserReport } from './demo.ts';
 import { maskKeyId, type Paint, plain } from './progress.ts';
 
@@ -99,3 +103,10 @@ export function jsonReport(report: DemoReport): unknown {
     seconds: report.seconds,
   };
 }
+
+/** Where `rekey demo` writes the audit's HTML report unless --report names another file: the current directory. */
+export const DEMO_REPORT_FILE = 'rekey-report.html';
+
+/** The audit's HTML report of the demo's account. */
+export const demoHtmlReport = (report: Pick<DemoReport, 'auditReport'>): string =>
+  renderHtml(report.auditReport);

@@ -27,6 +27,7 @@ import {
 import { auditPolicyFromEnv, scanAccount } from '../lambdas/audit/audit.ts';
 import { CallCounter } from '../lambdas/audit/calls.ts';
 import type { Finding, FindingType } from '../lambdas/audit/findings.ts';
+import type { ReportInput } from '../lambdas/audit/report/columns.ts';
 import {
   bindToInvocations,
   invocationCredentials,
@@ -115,6 +116,8 @@ export interface DemoReport {
   consumer: { userName: string; calls: number; failures: number } | null;
   /** What the demo read back from the emulator after the run. */
   checks: DemoCheck[];
+  /** The audit's findings as the report files show them (key ids masked, as everywhere in the demo). */
+  auditReport: ReportInput;
   seconds: { total: number; rotations: number };
 }
 
@@ -383,6 +386,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       audit: { usersScanned: scan.usersScanned, findings: counts, iamCalls: calls.total },
       consumer: consumerStats,
       checks,
+      auditReport: {
+        findings: scan.findings.map(masked),
+        thresholds: policy.thresholds,
+        auditedAt: scan.auditedAt,
+        accountIds: scan.accountId ? [scan.accountId] : [],
+      },
       seconds: { total: (Date.now() - started) / 1000, rotations: rotationSeconds },
     };
   } catch (error) {

@@ -18,7 +18,7 @@
  *   per emulator, and `authorize` (run before every call, lambdas/shared/clients/invocation.ts)
  *   does the resource half: it derives what the call acts on (the IAM user's ARN with its path,
  *   the secret, table, topic, event bus, state machine or execution, the Security Hub product or
- *   hub) and evaluates the role's statements for that action on it, Deny first, with IAM's
+ *   hub, the S3 object) and evaluates the role's statements for that action on it, Deny first, with IAM's
  *   wildcards. Conditions are evaluated for the operators rekey uses (Null, StringEquals,
  *   StringLike and their negations) on the keys a direct call has: the target user's tags
  *   (aws:ResourceTag/..., iam:ResourceTag/...); every other key is absent, as for a call made
@@ -116,6 +116,8 @@ const ATTRIBUTES: Record<
     const keyId = value.split('/').pop() ?? value;
     return { Arn: value, Ref: keyId, KeyId: keyId };
   },
+  // S3 ARNs name neither region nor account: `arn:<partition>:s3:::<bucket>`.
+  'AWS::S3::Bucket': (value, _attribute, at) => ({ Ref: value, Arn: `arn:${at.partition}:s3:::${value}` }),
   'AWS::StepFunctions::StateMachine': (value) => ({
     Ref: value,
     Arn: value,
@@ -579,6 +581,13 @@ class Targets {
           return one(
             key.startsWith('arn:') ? key : this.arn('kms', key.startsWith('alias/') ? key : `key/${key}`),
           );
+        break;
+      }
+      case 's3': {
+        // An object operation acts on the object: `arn:<partition>:s3:::<bucket>/<key>`.
+        const bucket = str(input.Bucket);
+        const key = str(input.Key);
+        if (bucket && key) return one(`arn:${this.at.partition}:s3:::${bucket}/${key}`);
         break;
       }
       case 'sts':

@@ -189,14 +189,21 @@ async function rotate(flags: RotateFlags): Promise<number> {
 
 export interface DemoFlags {
   json?: boolean;
+  /** @default DEMO_REPORT_FILE, in the current directory */
+  report?: string;
   python?: string;
   concurrency?: number;
 }
 
 async function demo(flags: DemoFlags): Promise<number> {
-  const [{ DemoInterrupted, DemoPrerequisiteError, runDemo }, { jsonReport, reportLines }] =
-    await Promise.all([import('./demo.ts'), import('./demo-report.ts')]);
+  const [
+    { DemoInterrupted, DemoPrerequisiteError, runDemo },
+    { DEMO_REPORT_FILE, demoHtmlReport, jsonReport, reportLines },
+    { checkWritable, writeReportFile },
+  ] = await Promise.all([import('./demo.ts'), import('./demo-report.ts'), import('./report-files.ts')]);
   const err = process.stderr;
+  // Refused before anything starts: a demo that cannot write its report would end in an error.
+  const reportFile = checkWritable(flags.report ?? DEMO_REPORT_FILE, 'HTML report');
   const paint = paintFor(err);
   err.write(
     `${paint('bold', 'rekey demo')}: the whole job (seed, audit, rotate, report) on a local AWS emulator; no AWS account is used\n`,
@@ -227,6 +234,9 @@ async function demo(flags: DemoFlags): Promise<number> {
     } else {
       process.stdout.write(`\n${reportLines(report, paintFor(process.stdout)).join('\n')}\n`);
     }
+    const written = writeReportFile(reportFile, demoHtmlReport(report), 'HTML report');
+    // The last line: the page to open (on stderr with --json, whose stdout is the document).
+    (flags.json ? err : process.stdout).write(`The audit report (open it in a browser): ${written}\n`);
     const failed = report.checks.filter((c) => !c.ok);
     if (failed.length > 0) {
       err.write(`rekey demo: ${failed.length} check(s) against the emulator failed (marked ✗ above)\n`);
@@ -345,6 +355,11 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       .option('--json', 'print the report as JSON on stdout (progress goes to stderr)')
       .option('--python <command>', 'the Python that has moto[server] installed', nonEmpty, 'python3')
       .option('--concurrency <n>', 'rotations run at the same time (default 3)', positiveInt(10))
+      .option(
+        '--report <file>',
+        'where to write the audit report page (default ./rekey-report.html)',
+        nonEmpty,
+      )
       .addHelpText(
         'after',
         '\nNeeds Python 3 with moto[server] (python3 -m pip install "moto[server]>=5,<6"). Starts servers on\n' +

@@ -117,6 +117,11 @@ export const RekeyEnvSchema = z.object({
    * unset (`rekey audit`, a local run), every user with a finding costs one ListAccessKeys.
    */
   REKEY_KEY_ID_CACHE_TABLE: z.optional(z.string().check(z.minLength(1))),
+  /**
+   * Opt-in (auditReports): the S3 bucket each audit run writes its HTML and CSV report to, under
+   * AUDIT_REPORT_PREFIX (contract/functions.ts). Unset: no report is written.
+   */
+  REKEY_REPORT_BUCKET: z.optional(z.string().check(z.regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/))),
   /** The rotation state machine the audit starts (no default: required where it is read). */
   REKEY_STATE_MACHINE_ARN: z
     .string()

@@ -74,7 +74,14 @@ export const AUDIT_ENV = [
   'REKEY_TOPIC_ARN',
   'REKEY_EVENT_BUS_NAME',
   'REKEY_KEY_ID_CACHE_TABLE',
+  'REKEY_REPORT_BUCKET',
 ] as const satisfies readonly RekeyEnvKey[];
+
+/**
+ * Where in the report bucket the audit writes (`<prefix><account>/<date>/...`): the audit's role
+ * may put objects under this prefix only.
+ */
+export const AUDIT_REPORT_PREFIX = 'audit-reports/';
 
 export type AuditEnvKey = (typeof AUDIT_ENV)[number];
 

@@ -246,6 +246,18 @@ export const RekeyConfigSchema = z
      * @default true
      */
     auditServiceCredentials: z.boolean().default(true),
+    /**
+     * Opt-in: the stack gets an S3 bucket of audit reports, and each audit run writes its HTML and
+     * CSV report there (grants s3:PutObject on the bucket's report prefix); the digest links to them.
+     * @default false
+     */
+    auditReports: z.boolean().default(false),
+    /**
+     * With auditReports: a report is deleted this many days after it was written (the bucket's
+     * lifecycle rule).
+     * @default 400
+     */
+    auditReportsRetentionDays: int(1, 3650).default(400),
   })
   .superRefine((c, ctx) => {
     // One tag, one meaning: the value of an opt-in or exemption tag is no list of consumers.
@@ -471,11 +483,18 @@ export interface AuditResources {
   readonly stateMachineArn: string;
   /** The key-id cache table (infra/constructs/audit.ts). */
   readonly keyIdCacheTable: string;
+  /** The bucket of audit reports, with auditReports (infra/constructs/report-bucket.ts). */
+  readonly reportBucket?: string;
 }
 
-/** The audit's environment: every AUDIT_ENV variable as a string, the opt-in tag only when set. */
-export type AuditEnvVars = Required<Pick<RekeyEnvVars, Exclude<AuditEnvKey, 'REKEY_OPT_IN_TAG'>>> &
-  Pick<RekeyEnvVars, 'REKEY_OPT_IN_TAG'>;
+/**
+ * The audit's environment: every AUDIT_ENV variable as a string, the opt-in tag and the report
+ * bucket only when set.
+ */
+export type AuditEnvVars = Required<
+  Pick<RekeyEnvVars, Exclude<AuditEnvKey, 'REKEY_OPT_IN_TAG' | 'REKEY_REPORT_BUCKET'>>
+> &
+  Pick<RekeyEnvVars, 'REKEY_OPT_IN_TAG' | 'REKEY_REPORT_BUCKET'>;
 
 /** The environment contract (contract/functions.ts AUDIT_ENV) of the audit, for this configuration. */
 export function auditEnvironment(config: RekeyConfig, resources: AuditResources): AuditEnvVars {
@@ -498,5 +517,6 @@ export function auditEnvironment(config: RekeyConfig, resources: AuditResources)
     REKEY_PROTECTED_USERS: config.protectedUsers.join(','),
     REKEY_USER_PATH_PREFIX: config.userPathPrefix,
     ...(config.optInTag === undefined ? {} : { REKEY_OPT_IN_TAG: config.optInTag }),
+    ...(config.auditReports && resources.reportBucket ? { REKEY_REPORT_BUCKET: resources.reportBucket } : {}),
   };
 }

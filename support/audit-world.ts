@@ -3,7 +3,7 @@
  * account seeded with users whose keys were created and last used at chosen days in the past,
  * the rotation state machine as Step Functions sees it (a stand-in: the audit only starts it),
  * and read-back channels for what the audit publishes (SNS -> SQS, EventBridge rule -> SQS,
- * Security Hub GetFindings). Every PutEvents entry the audit sends is also recorded at the SDK
+ * Security Hub GetFindings, the report bucket's objects). Every PutEvents entry the audit sends is also recorded at the SDK
  * (moto runs a rule's targets at ~0.35 s per matching event, so the SQS rule only routes the
  * events of a few chosen users: enough to prove delivery and routing). Request signing is off
  * while the tests seed and read back (the 10,000-user case could not afford checking every
@@ -30,6 +30,7 @@ import {
   type ServiceSpecificCredentialMetadata,
   TagUserCommand,
 } from '@aws-sdk/client-iam';
+import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { EnableSecurityHubCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
 import { CreateStateMachineCommand, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
@@ -224,6 +225,10 @@ export interface AuditWorld {
   securityHub: SecurityHubClient;
   stateMachineArn: string;
   topicArn: string;
+  /** The report bucket, which an audit with `auditReports: true` writes to. */
+  reportBucket: string;
+  /** An object of the emulator's S3 (read as the administrator), by its `s3://` URI. */
+  readObject(uri: string): Promise<string>;
   /** Every secret access key the emulator handed out. */
   secrets: string[];
   seed(users: UserSpec[]): Promise<SeededKey[]>;
@@ -276,6 +281,10 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
   const dynamodb = client(DynamoDBClient);
   const keyIdCacheTable = 'rekey-audit-key-ids';
   await createKeyIdCacheTable(dynamodb, keyIdCacheTable);
+  // Path-style addressing: the emulator is an IP address, which has no bucket subdomains.
+  const s3 = new S3Client({ ...clientSettings(moto.endpoint), forcePathStyle: true });
+  const reportBucket = 'rekey-audit-reports';
+  await s3.send(new CreateBucketCommand({ Bucket: reportBucket }));
 
   const stateMachineArn =
     (
@@ -446,6 +455,12 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
     securityHub,
     stateMachineArn,
     topicArn,
+    reportBucket,
+    async readObject(uri) {
+      const [, bucketName, key] = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri) ?? [];
+      const out = await s3.send(new GetObjectCommand({ Bucket: bucketName, Key: key }));
+      return (await out.Body?.transformToString('utf8')) ?? '';
+    },
     secrets,
     seed,
     bulkCreateUsers,
@@ -463,6 +478,7 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
         stateMachineArn,
         topicArn,
         keyIdCacheTable,
+        reportBucket,
       });
       const env = loadEnv(AUDIT_ENV, variables);
       const policy = auditPolicyFromEnv(env);
@@ -495,6 +511,9 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
       bindToInvocations(runSfn, 'states');
       const runDynamodb = new DynamoDBClient(settings);
       bindToInvocations(runDynamodb, 'dynamodb');
+      const runS3 = new S3Client({ ...settings, forcePathStyle: true });
+      bindToInvocations(runS3, 's3');
+      const bucket = env.REKEY_REPORT_BUCKET;
       const cacheTable = env.REKEY_KEY_ID_CACHE_TABLE;
       const keyIdCache = cacheTable
         ? new DynamoKeyIdCache({ dynamodb: runDynamodb, tableName: cacheTable, clock: systemClock })
@@ -526,6 +545,7 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
               topicArn,
               eventBusName: 'default',
               ...(keyIdCache ? { keyIdCache } : {}),
+              ...(bucket ? { reports: { s3: runS3, bucket } } : {}),
             },
             policy,
             { ...(options.dryRun === undefined ? {} : { dryRun: options.dryRun }) },
@@ -534,7 +554,7 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
         return { summary, calls, requests, policy };
       } finally {
         await moto.disableAuth();
-        for (const c of [runIam, runSns, runEvents, runSecurityHub, runSfn, runDynamodb]) c.destroy();
+        for (const c of [runIam, runSns, runEvents, runSecurityHub, runSfn, runDynamodb, runS3]) c.destroy();
       }
     },
     async executionNames() {
@@ -567,6 +587,7 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
         events,
         securityHub,
         dynamodb,
+        s3,
         emulator.admin.iam,
         emulator.admin.sts,
       ])

@@ -18,8 +18,10 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { AUDIT_REPORT_PREFIX } from '../../contract/functions.ts';
 import { auditEnvironment, type RekeyConfig } from '../config.ts';
 import { RekeyFunction } from './rekey-function.ts';
+import { ReportBucket } from './report-bucket.ts';
 
 /**
  * The audit reads one credential report, pages through the account's users 1,000 at a time and
@@ -101,7 +103,8 @@ export interface AuditProps {
  * failed run. Least privilege: the credential report and the users' keys (and, with
  * auditServiceCredentials, the listing of service-specific credentials), the rotation state
  * machine only with autoRotate, key deactivation only with deactivateUnused, Security Hub only with
- * securityHub; the digest to the rekey topic, one event per finding to the default bus.
+ * securityHub, the report bucket's prefix only with auditReports; the digest to the rekey topic,
+ * one event per finding to the default bus.
  */
 export class Audit extends Construct {
   readonly function: RekeyFunction;
@@ -114,6 +117,8 @@ export class Audit extends Construct {
   readonly schedulerRole: iam.Role;
   /** The audit's own permissions (the function role's default policy holds logs, X-Ray, the queue). */
   readonly permissions: iam.Policy;
+  /** The bucket of audit reports, with auditReports. */
+  readonly reportBucket: ReportBucket | undefined;
 
   constructor(scope: Construct, id: string, props: AuditProps) {
     super(scope, id);
@@ -154,12 +159,17 @@ export class Audit extends Construct {
     ])
       Validations.of(this.keyIdCache).acknowledge({ id, reason: rebuilt });
 
+    this.reportBucket = config.auditReports
+      ? new ReportBucket(this, 'Reports', { retentionDays: config.auditReportsRetentionDays })
+      : undefined;
+
     this.function = new RekeyFunction(this, 'Function', {
       name: 'audit',
       environment: auditEnvironment(config, {
         topicArn: topic.topicArn,
         stateMachineArn: stateMachine.stateMachineArn,
         keyIdCacheTable: this.keyIdCache.tableName,
+        ...(this.reportBucket ? { reportBucket: this.reportBucket.bucket.bucketName } : {}),
       }),
       config,
       timeout: AUDIT_TIMEOUT,
@@ -241,6 +251,11 @@ export class Audit extends Construct {
         'Run the audit now: aws lambda invoke --function-name <this> (payload {} or {"dryRun":true})',
       value: fn.functionName,
     }).overrideLogicalId('AuditFunctionName');
+    if (this.reportBucket)
+      new CfnOutput(this, 'ReportBucketName', {
+        description: `Audit reports (HTML and CSV), under ${AUDIT_REPORT_PREFIX}<account>/<date>/`,
+        value: this.reportBucket.bucket.bucketName,
+      }).overrideLogicalId('AuditReportBucketName');
     new CfnOutput(this, 'DeadLetterQueueUrl', {
       description: 'Undelivered audit schedule events and failed audit runs',
       value: this.deadLetterQueue.queueUrl,
@@ -293,6 +308,12 @@ export class Audit extends Construct {
         allow(['states:DescribeExecution'], [executionsOf(stateMachine)]),
       );
     }
+    if (this.reportBucket) {
+      // Each run's two report objects, under the report prefix only (no read, list or delete).
+      statements.push(
+        allow(['s3:PutObject'], [this.reportBucket.bucket.arnForObjects(`${AUDIT_REPORT_PREFIX}*`)]),
+      );
+    }
     if (config.securityHub) {
       statements.push(
         // Findings are imported through the account's own default product.
@@ -337,6 +358,13 @@ export class Audit extends Construct {
       acknowledge(
         `Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:<${machine}.Name>:*`,
         'the executions of the rotation state machine only; their names (rekey-<user>-<key id>, then -<attempt>) are chosen at run time',
+      );
+    }
+    if (this.reportBucket) {
+      const bucket = stack.resolve((this.reportBucket.bucket.node.defaultChild as CfnResource).logicalId);
+      acknowledge(
+        `Resource::<${bucket}.Arn>/${AUDIT_REPORT_PREFIX}*`,
+        "s3:PutObject on the report bucket's report prefix only: each run writes objects whose keys carry the account and the time of the run",
       );
     }
     Validations.of(this.permissions).acknowledge({

@@ -75,6 +75,7 @@ export const DEPLOYED_STAND_INS: Readonly<Record<string, string>> = {
 export const FACADE_ALIASES: Readonly<Record<string, string>> = {
   '@aws-sdk/client-cloudtrail': join(REPO_ROOT, 'lambdas/shared/deployed/cloudtrail-sdk.ts'),
   '@aws-sdk/client-securityhub': join(REPO_ROOT, 'lambdas/shared/deployed/security-hub-sdk.ts'),
+  '@aws-sdk/client-s3': join(REPO_ROOT, 'lambdas/shared/deployed/s3-sdk.ts'),
 };
 
 /**
@@ -84,7 +85,7 @@ export const FACADE_ALIASES: Readonly<Record<string, string>> = {
  */
 export const OPT_IN_BUNDLES: Readonly<Partial<Record<FunctionName, readonly OptInClient[]>>> = {
   'check-last-used': ['cloudtrail'],
-  audit: ['security-hub'],
+  audit: ['security-hub', 's3'],
 };
 
 /** esbuild's settings for every bundle: the function's own (below) and its opt-in files. */

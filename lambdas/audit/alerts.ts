@@ -35,6 +35,7 @@ import {
   SEVERITY,
   type Thresholds,
 } from './findings.ts';
+import type { ReportLinks } from './report/upload.ts';
 import type { StaleFinding } from './users.ts';
 
 export const FINDING_DETAIL_TYPE = 'Stale Access Key Found';
@@ -70,6 +71,8 @@ export interface AuditReport {
   stale: readonly StaleFinding[];
   actions: readonly ActionOutcome[];
   thresholds: Thresholds;
+  /** The run's report objects (auditReports), or why they were not written; absent or null: off. */
+  reports?: ReportLinks | { error: string } | null;
   policy: {
     autoRotate: boolean;
     deactivateUnused: boolean;
@@ -201,6 +204,7 @@ export function digestText(report: AuditReport): string {
     `Audited at:         ${report.auditedAt.toISOString()}`,
     `Credential report:  generated ${report.reportGeneratedAt?.toISOString() ?? 'at an unknown time'}, ${report.usersScanned} users`,
     `Thresholds:         old after ${thresholds.maxKeyAgeDays} days, warning ${thresholds.warnDays} days before, unused after ${thresholds.unusedDays} days`,
+    ...reportLines(report.reports),
     '',
     `Findings: ${findings.length}${exempt.length ? ` (${exempt.length} of them exempt)` : ''}`,
     ...FINDING_TYPES.map((t) => `  ${t.padEnd(16)} ${String(counts[t]).padStart(6)}`),
@@ -267,6 +271,17 @@ export function digestText(report: AuditReport): string {
     'To exempt a user, tag it with the exempt tag, e.g. "until=YYYY-MM-DD reason".',
   );
   return lines.join('\n');
+}
+
+/** Where the run's report files are: their console pages (sign-in needed) and S3 URIs. */
+function reportLines(reports: AuditReport['reports']): string[] {
+  if (!reports) return [];
+  if ('error' in reports) return [`Reports:            NOT WRITTEN (${reports.error})`];
+  const link = (l: ReportLinks['html']) => (l.consoleUrl ? [l.consoleUrl, l.uri] : [l.uri]);
+  return [
+    'Reports:            HTML and CSV, in the S3 console (your own AWS sign-in) and as S3 URIs:',
+    ...[...link(reports.html), ...link(reports.csv)].map((l) => `  ${l}`),
+  ];
 }
 
 const givenUpActions = (actions: readonly ActionOutcome[]) =>

@@ -1,10 +1,12 @@
 /**
  * The audit, end to end: scan (credential report + user details + key ids of the users with
  * findings + service-specific credentials), act (rotations, the opt-in deactivation), alert (SNS digest, EventBridge events,
- * opt-in Security Hub). The Lambda runs all of it; `rekey audit` runs the scan only.
+ * opt-in Security Hub), report (opt-in: the HTML and CSV report to S3, before the alerts, which
+ * link to them). The Lambda runs all of it; `rekey audit` runs the scan only.
  */
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import type { IAMClient } from '@aws-sdk/client-iam';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { SecurityHubClient } from '@aws-sdk/client-securityhub';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { RekeyEnv } from '../../contract/env.ts';
@@ -27,6 +29,7 @@ import {
   type UserDetail,
 } from './findings.ts';
 import type { KeyIdCache, KeyIdCacheStats } from './key-id-cache.ts';
+import { type ReportLinks, uploadReports } from './report/upload.ts';
 import { type AccountContext, syncSecurityHub } from './security-hub.ts';
 import { listServiceCredentials } from './service-credentials.ts';
 import { listUserDetails, resolveKeyIds, type StaleFinding } from './users.ts';
@@ -79,6 +82,8 @@ export interface ScanDeps {
 
 export interface ScanResult {
   auditedAt: Date;
+  /** The account of the credential report's ARNs; null for a report without a row. */
+  accountId: string | null;
   reportGeneratedAt: Date | null;
   /** Users in the credential report (the root row not counted). */
   usersScanned: number;
@@ -146,6 +151,7 @@ export async function scanAccount(
   }
   return {
     auditedAt,
+    accountId: report.rows[0]?.arn.split(':')[4] ?? null,
     reportGeneratedAt: report.generatedTime,
     usersScanned: report.rows.filter((r) => !r.isRoot).length,
     findings,
@@ -154,6 +160,13 @@ export async function scanAccount(
     calls,
     keyIdCache: cache ? { ...cache.stats } : null,
   };
+}
+
+/** The report upload failed: raised after the alerts (which say so) went out, so the run shows as failed. */
+export class ReportsNotWritten extends RekeyError {
+  constructor(cause: string) {
+    super('ReportsNotWritten', `the audit reports were not written to S3: ${cause}`);
+  }
 }
 
 /** Some actions failed: raised after the alerts went out, so the run shows as failed (and retried). */
@@ -177,6 +190,8 @@ export interface AuditDeps extends ScanDeps {
   account: AccountContext;
   topicArn: string;
   eventBusName: string;
+  /** The report bucket (auditReports; lambdas/audit/report/upload.ts). @default no report is written */
+  reports?: { s3: Pick<S3Client, 'send'>; bucket: string };
 }
 
 /** A retried or given-up rotation, as the summary lists it. */
@@ -216,6 +231,8 @@ export interface AuditSummary {
   digestPublished: boolean;
   eventsPublished: number;
   securityHub: { imported: number; resolved: number } | null;
+  /** The report objects written this run (s3:// URIs); null when the upload is off, or a dry run. */
+  reports: { html: string; csv: string } | null;
   iamCalls: Record<string, number>;
   iamScanCalls: number;
   iamPerFindingCalls: number;
@@ -264,7 +281,27 @@ export async function runAudit(
     policy,
     { dryRun },
   );
+  // Before the alerts, so that the digest links to the files.
+  let reports: ReportLinks | null = null;
+  let reportsError: string | null = null;
+  if (deps.reports && !dryRun) {
+    try {
+      reports = await uploadReports(
+        { ...deps.reports, account: deps.account },
+        {
+          findings: scan.findings,
+          thresholds: policy.thresholds,
+          auditedAt: scan.auditedAt,
+          accountIds: [deps.account.accountId],
+        },
+      );
+    } catch (error) {
+      // The digest and the events still go out (and say so); the run fails after them.
+      reportsError = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    }
+  }
   const report: AuditReport = {
+    reports: reports ?? (reportsError ? { error: reportsError } : null),
     auditedAt: scan.auditedAt,
     accountId: deps.account.accountId,
     reportGeneratedAt: scan.reportGeneratedAt,
@@ -311,6 +348,7 @@ export async function runAudit(
     deactivations: tally(actions, 'DEACTIVATION'),
     ...alerts,
     securityHub,
+    reports: reports ? { html: reports.html.uri, csv: reports.csv.uri } : null,
     iamCalls: calls.toJSON(),
     iamScanCalls: calls.scanCalls,
     iamPerFindingCalls: calls.perFindingCalls,
@@ -320,6 +358,10 @@ export async function runAudit(
   if (failed.length) {
     deps.log?.(`audit finished with failures: ${JSON.stringify(summary)}`);
     throw new AuditActionsFailed(failed);
+  }
+  if (reportsError) {
+    deps.log?.(`audit finished without its reports: ${JSON.stringify(summary)}`);
+    throw new ReportsNotWritten(reportsError);
   }
   return summary;
 }

@@ -33,6 +33,9 @@ const starter = new SfnRotationStarter(sfn, env.REKEY_STATE_MACHINE_ARN);
 const securityHub = policy.securityHub
   ? (await loadOptInClient('security-hub')).securityHub
   : switchedOff<SecurityHubClient>('securityHub');
+// Likewise the S3 client of the report upload (auditReports), only with a report bucket.
+const reportBucket = env.REKEY_REPORT_BUCKET;
+const reports = reportBucket ? { s3: (await loadOptInClient('s3')).s3, bucket: reportBucket } : undefined;
 
 export const handler = makeHandler(AuditRequest, async (input) => {
   const log = (message: string) => logger.info(message);
@@ -54,6 +57,7 @@ export const handler = makeHandler(AuditRequest, async (input) => {
       eventBusName: env.REKEY_EVENT_BUS_NAME,
       log,
       ...(keyIdCache ? { keyIdCache } : {}),
+      ...(reports ? { reports } : {}),
     },
     policy,
     { dryRun: input.dryRun ?? false },

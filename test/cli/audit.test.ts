@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   GenerateCredentialReportCommand,
   GetAccountAuthorizationDetailsCommand,
@@ -8,9 +11,12 @@ import {
 } from '@aws-sdk/client-iam';
 import { mockClient } from 'aws-sdk-client-mock';
 import { Command, CommanderError } from 'commander';
+import { parse } from 'csv-parse/sync';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { auditCommand, EXIT_FINDINGS, parseTypes } from '../../cli/audit.ts';
-import { ago, reportCsv } from '../lambdas/audit/helpers.ts';
+import { ReportFileError } from '../../cli/report-files.ts';
+import { REPORT_COLUMNS } from '../../lambdas/audit/report/columns.ts';
+import { ACCOUNT, ago, reportCsv } from '../lambdas/audit/helpers.ts';
 import { fakeClock } from '../support/lambda-fixtures.ts';
 
 const iam = new IAMClient({ region: 'us-east-1' });
@@ -259,5 +265,49 @@ describe('rekey audit', () => {
       .on(GenerateCredentialReportCommand)
       .rejects(Object.assign(new Error('not allowed'), { name: 'AccessDenied' }));
     await expect(run(['--json'])).rejects.toThrow('not allowed');
+  });
+
+  describe('--html and --csv', () => {
+    let dir = '';
+    beforeEach(() => {
+      dir = mkdtempSync(join(tmpdir(), 'rekey-audit-report-'));
+      return () => rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('write the report files beside --json, from the same findings', async () => {
+      const html = join(dir, 'audit.html');
+      const csv = join(dir, 'audit.csv');
+      const { code, stdout, stderr } = await run(['--json', '--html', html, '--csv', csv]);
+
+      expect(code).toBe(0);
+      const findings = JSON.parse(stdout).findings as Array<{
+        type: string;
+        userName: string;
+        ageDays: number;
+      }>;
+      const records = parse(readFileSync(csv, 'utf8'), { columns: true }) as Record<string, string>[];
+      expect(Object.keys(records[0] ?? {})).toEqual(REPORT_COLUMNS.map((c) => c.name));
+      expect(records.map((r) => [r.type, r.user_name, Number(r.age_days)])).toEqual(
+        findings.map((f) => [f.type, f.userName, f.ageDays]),
+      );
+      // The account comes from the credential report's ARNs.
+      expect(new Set(records.map((r) => r.account_id))).toEqual(new Set([ACCOUNT]));
+      const page = readFileSync(html, 'utf8');
+      expect(page.match(/<tr class="/g)).toHaveLength(findings.length);
+      expect(stderr).toContain(`Wrote the HTML report: ${html}`);
+      expect(stderr).toContain(`Wrote the CSV report: ${csv}`);
+    });
+
+    it('refuse a path that cannot be written before anything is called', async () => {
+      await expect(run(['--html', join(dir, 'missing', 'a.html')])).rejects.toThrow(
+        new ReportFileError(
+          `cannot write the HTML report to ${join(dir, 'missing', 'a.html')}: its directory does not exist`,
+        ),
+      );
+      await expect(run(['--csv', dir])).rejects.toThrow(
+        `cannot write the CSV report to ${dir}: it is a directory`,
+      );
+      expect(iamMock).not.toHaveReceivedAnyCommand();
+    });
   });
 });

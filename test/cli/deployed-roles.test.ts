@@ -379,6 +379,37 @@ describe('the roles in the emulator and what each call acts on', () => {
     await expect(create.authorize?.(request('sts:GetCallerIdentity', {}))).resolves.toBeUndefined();
   });
 
+  it('checks an S3 object by bucket and key: the audit puts reports under the report prefix only', async () => {
+    const emulator = await connectEmulator({ iam, sts }, 'us-east-1');
+    const audit = await deployedRoles(emulator, {
+      template: templateOf({ auditReports: true }),
+      env: { ...LOCAL, REKEY_REPORT_BUCKET: 'local-reports' },
+    }).contextFor('audit');
+    const put = (Bucket: string, Key: string) =>
+      audit.authorize?.(request('s3:PutObject', { Bucket, Key, Body: 'x' })) ??
+      Promise.resolve('no authorize');
+
+    await expect(put('local-reports', 'audit-reports/123456789012/2026-12-02/x.html')).resolves.toBe(
+      'arn:aws:s3:::local-reports/audit-reports/123456789012/2026-12-02/x.html',
+    );
+    expect((await denial(put('local-reports', 'elsewhere/x.html'))).message).toContain(
+      'on arn:aws:s3:::local-reports/elsewhere/x.html',
+    );
+    expect((await denial(put('another-bucket', 'audit-reports/x.html'))).message).toContain(
+      'on arn:aws:s3:::another-bucket/audit-reports/x.html',
+    );
+    // Without auditReports the role has no S3 action at all.
+    const plain = await deployedRoles(emulator, { template: templateOf(), env: LOCAL }).contextFor('audit');
+    expect(
+      (
+        await denial(
+          plain.authorize?.(request('s3:PutObject', { Bucket: 'local-reports', Key: 'audit-reports/x' })) ??
+            Promise.resolve(),
+        )
+      ).message,
+    ).toContain('s3:PutObject');
+  });
+
   it('refuses a call whose target it cannot tell, rather than let it through', async () => {
     const emulator = await connectEmulator({ iam, sts }, 'us-east-1');
     const plan = await deployedRoles(emulator, { template: templateOf(), env: LOCAL }).contextFor('plan');

@@ -24,6 +24,8 @@ export interface AuditIds {
   schedulerRole: string;
   queue: string;
   keyIdCache: string;
+  /** The report bucket, with auditReports. */
+  reportBucket: string | undefined;
 }
 
 export function auditIds(stack: RekeyStack): AuditIds {
@@ -37,6 +39,7 @@ export function auditIds(stack: RekeyStack): AuditIds {
     schedulerRole: logicalIdOf(stack, audit.schedulerRole),
     queue: logicalIdOf(stack, audit.deadLetterQueue),
     keyIdCache: logicalIdOf(stack, audit.keyIdCache),
+    reportBucket: audit.reportBucket ? logicalIdOf(stack, audit.reportBucket.bucket) : undefined,
   };
 }
 
@@ -52,6 +55,7 @@ type AuditConfig = Pick<
   | 'deactivateUnused'
   | 'securityHub'
   | 'auditServiceCredentials'
+  | 'auditReports'
 >;
 
 /** The audit function role's permissions, exactly, as rolePermissions renders them. */
@@ -105,6 +109,8 @@ export function expectedAuditPermissions(resources: Resources, ids: AuditIds, co
           ),
         ]
       : []),
+    // The report bucket's report prefix, with auditReports: put objects there, nothing else.
+    ...(config.auditReports ? allow(['s3:PutObject'], [`${ids.reportBucket}.Arn/audit-reports/*`]) : []),
     ...(config.securityHub
       ? [
           ...allow(

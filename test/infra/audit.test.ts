@@ -242,11 +242,12 @@ describe('the audit function', () => {
 
   it("gets exactly the variables of the audit's environment contract (AUDIT_ENV)", () => {
     const { variables } = audit();
-    // The opt-in tag is unset by default: left out rather than set empty.
+    // The opt-in tag and the report bucket are unset by default: left out rather than set empty.
+    const optional = ['REKEY_OPT_IN_TAG', 'REKEY_REPORT_BUCKET'];
     expect(Object.keys(variables).sort()).toEqual(
-      [...AUDIT_ENV.filter((k) => k !== 'REKEY_OPT_IN_TAG'), 'POWERTOOLS_SERVICE_NAME'].sort(),
+      [...AUDIT_ENV.filter((k) => !optional.includes(k)), 'POWERTOOLS_SERVICE_NAME'].sort(),
     );
-    const { variables: optIn } = audit({ optInTag: 'rekey:opt-in' });
+    const { variables: optIn } = audit({ optInTag: 'rekey:opt-in', auditReports: true });
     expect(Object.keys(optIn).sort()).toEqual([...AUDIT_ENV, 'POWERTOOLS_SERVICE_NAME'].sort());
   });
 
@@ -367,6 +368,56 @@ describe('the audit wiring', () => {
     );
   });
 
+  it('has a report bucket only with auditReports: private, TLS only, encrypted, reports expiring', () => {
+    expect(audit().resources).not.toHaveProperty(
+      Object.entries(audit().resources).find(([, r]) => r.Type === 'AWS::S3::Bucket')?.[0] ?? 'no bucket',
+    );
+    expect(audit().variables.REKEY_REPORT_BUCKET).toBeUndefined();
+    const { template, ids, variables } = audit({ auditReports: true, auditReportsRetentionDays: 30 });
+    expect(variables.REKEY_REPORT_BUCKET).toEqual({ Ref: ids.reportBucket });
+    template.hasResource('AWS::S3::Bucket', {
+      DeletionPolicy: 'Retain',
+      Properties: {
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+        },
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+        OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+        LifecycleConfiguration: {
+          Rules: [
+            {
+              Id: 'expire-audit-reports',
+              Prefix: 'audit-reports/',
+              Status: 'Enabled',
+              ExpirationInDays: 30,
+              AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+            },
+          ],
+        },
+      },
+    });
+    // enforceSSL: every request without TLS is denied by the bucket policy.
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: ids.reportBucket },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 's3:*',
+            Principal: { AWS: '*' },
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      },
+    });
+    template.hasOutput('AuditReportBucketName', { Value: { Ref: ids.reportBucket } });
+  });
+
   it('outputs the function name (to run the audit now) and the dead-letter queue', () => {
     const { template, ids } = audit();
     template.hasOutput('AuditFunctionName', { Value: { Ref: ids.function } });
@@ -398,6 +449,16 @@ describe("the audit role's permissions", () => {
         `Allow securityhub:BatchImportFindings arn:${PARTITION}:securityhub:${REGION}:${ACCOUNT}:product/${ACCOUNT}/default`,
         `Allow securityhub:GetFindings arn:${PARTITION}:securityhub:${REGION}:${ACCOUNT}:hub/default`,
       ],
+      removed: [],
+    });
+    expect(permissions).toEqual(expectedAuditPermissions(resources, ids, config));
+  });
+
+  it('auditReports adds putting objects under the report prefix of the report bucket, nothing else of S3', () => {
+    const base = audit().permissions;
+    const { permissions, resources, ids, config } = audit({ auditReports: true });
+    expect(difference(base, permissions)).toEqual({
+      added: [`Allow s3:PutObject ${ids.reportBucket}.Arn/audit-reports/*`],
       removed: [],
     });
     expect(permissions).toEqual(expectedAuditPermissions(resources, ids, config));

@@ -65,6 +65,7 @@ const CONFIGS: Record<string, unknown>[] = [
     notificationEmails: ['secops@example.com'],
     deactivateUnused: true,
     securityHub: true,
+    auditReports: true,
     auditSchedule: 'cron(30 5 ? * MON-FRI *)',
     auditScheduleTimezone: 'Europe/Berlin',
   },

@@ -59,6 +59,8 @@ describe('loadConfig', () => {
       deactivateUnusedAfterDays: 90,
       securityHub: false,
       auditServiceCredentials: true,
+      auditReports: false,
+      auditReportsRetentionDays: 400,
     });
   });
 

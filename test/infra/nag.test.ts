@@ -80,7 +80,10 @@ const CONFIGS: Array<[string, Record<string, unknown>]> = [
       notificationEmails: ['secops@example.com'],
     },
   ],
-  ['every audit option', { deactivateUnused: true, securityHub: true, protectedUsers: ['break-glass'] }],
+  [
+    'every audit option',
+    { deactivateUnused: true, securityHub: true, auditReports: true, protectedUsers: ['break-glass'] },
+  ],
   ['no automatic rotation', { autoRotate: false }],
 ];
 

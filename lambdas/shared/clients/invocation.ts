@@ -31,7 +31,8 @@ export type ServicePrefix =
   | 'states'
   | 'securityhub'
   | 'cloudtrail'
-  | 'kms';
+  | 'kms'
+  | 's3';
 
 export interface InvocationCredentials {
   accessKeyId: string;

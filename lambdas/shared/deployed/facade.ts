@@ -1,12 +1,13 @@
 /**
- * Stand-ins for the two opt-in SDK clients in a deployed Lambda's main bundle.
+ * Stand-ins for the opt-in SDK clients in a deployed Lambda's main bundle.
  *
  * A step's logic imports the commands it sends (check-last-used: LookupEventsCommand; the
  * audit's Security Hub sync: BatchImportFindingsCommand, paginateGetFindings), and those imports
  * alone would bundle most of the client. In the main bundle an esbuild alias
  * (infra/constructs/rekey-function.ts, FACADE_ALIASES) points the package at cloudtrail-sdk.ts or
- * security-hub-sdk.ts, whose commands only carry their name and input. The opt-in file next to
- * the bundle (cloudtrail.ts, security-hub.ts here; lambdas/shared/opt-in.ts loads it) holds the
+ * security-hub-sdk.ts, whose commands only carry their name and input (s3-sdk.ts likewise for the
+ * audit's report upload, PutObjectCommand). The opt-in file next to
+ * the bundle (cloudtrail.ts, security-hub.ts, s3.ts here; lambdas/shared/opt-in.ts loads it) holds the
  * real client and commands, and turns each stand-in into the real command when it is sent.
  * The sources, which the local runner and the tests run, import the real package throughout.
  */

@@ -16,3 +16,10 @@ export class EventStreamSerde {
 }
 
 export const eventStreamSerdeProvider = unsupported;
+
+/**
+ * S3Client resolves its event-stream configuration when it is built (only SelectObjectContent
+ * streams events): here that leaves the configuration as it is, without calling the provider
+ * above, so the client builds and only an event-stream operation would fail.
+ */
+export const resolveEventStreamSerdeConfig = <T extends object>(input: T): T => input;

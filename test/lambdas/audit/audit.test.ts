@@ -7,6 +7,7 @@ import {
   ListAccessKeysCommand,
   ListServiceSpecificCredentialsCommand,
 } from '@aws-sdk/client-iam';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import {
   BatchImportFindingsCommand,
   GetFindingsCommand,
@@ -27,6 +28,7 @@ import { STILL_FAILING_DETAIL_TYPE } from '../../../lambdas/audit/alerts.ts';
 import {
   AuditActionsFailed,
   auditPolicyFromEnv,
+  ReportsNotWritten,
   runAudit,
   scanAccount,
 } from '../../../lambdas/audit/audit.ts';
@@ -40,6 +42,8 @@ const securityHub = new SecurityHubClient({ region: 'us-east-1' });
 const sfn = new SFNClient({ region: 'us-east-1' });
 const iamMock = mockClient(iam);
 const sfnMock = mockClient(sfn);
+const s3 = new S3Client({ region: 'us-east-1' });
+const s3Mock = mockClient(s3);
 const snsMock = mockClient(sns);
 const ebMock = mockClient(eventBridge);
 const shMock = mockClient(securityHub);
@@ -138,7 +142,8 @@ const deps = (s: RotationStarter = starter()) => ({
 });
 
 beforeEach(() => {
-  for (const m of [iamMock, snsMock, ebMock, shMock, sfnMock]) m.reset();
+  for (const m of [iamMock, snsMock, ebMock, shMock, sfnMock, s3Mock]) m.reset();
+  s3Mock.on(PutObjectCommand).resolves({});
   snsMock.on(PublishCommand).resolves({ MessageId: 'm' });
   ebMock.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => ({
     FailedEntryCount: 0,
@@ -396,5 +401,56 @@ describe('runAudit', () => {
     expect(String(snsMock.commandCalls(PublishCommand)[0]?.args[0].input.Message)).toContain(
       'failed:                      2',
     );
+  });
+});
+
+describe('the report upload (auditReports)', () => {
+  const withReports = () => ({ ...deps(), reports: { s3, bucket: 'rekey-reports' } });
+  const digest = () => String(snsMock.commandCalls(PublishCommand)[0]?.args[0].input.Message);
+
+  it('writes the HTML and CSV before the digest, which links to both', async () => {
+    const summary = await runAudit(withReports(), POLICY);
+
+    const puts = s3Mock.commandCalls(PutObjectCommand).map((c) => c.args[0].input);
+    const base = `audit-reports/${ACCOUNT}/${summary.auditedAt.slice(0, 10)}/`;
+    expect(puts.map((p) => [p.Bucket, p.Key?.replace(/\d{8}T\d{6}Z/, 'T'), p.ContentType])).toEqual([
+      ['rekey-reports', `${base}T.html`, 'text/html; charset=utf-8'],
+      ['rekey-reports', `${base}T.csv`, 'text/csv; charset=utf-8'],
+    ]);
+    expect(String(puts[0]?.Body)).toContain('<svg class="chart"');
+    expect(String(puts[1]?.Body).split('\r\n')[0]).toContain('account_id,type,severity,user_name');
+    const [html, csv] = puts.map((p) => p.Key ?? '');
+    expect(summary.reports).toEqual({ html: `s3://rekey-reports/${html}`, csv: `s3://rekey-reports/${csv}` });
+    expect(digest()).toContain(`s3://rekey-reports/${html}`);
+    expect(digest()).toContain(
+      `https://us-east-1.console.aws.amazon.com/s3/object/rekey-reports?region=us-east-1&bucketType=general&prefix=${encodeURIComponent(csv ?? '')}`,
+    );
+    // Uploaded first: the digest can only link to objects that exist.
+    const published = snsMock.commandCalls(PublishCommand)[0];
+    expect(published && s3Mock.commandCalls(PutObjectCommand)[1]?.calledBefore(published as never)).toBe(
+      true,
+    );
+    expectNoSecretsInText(puts.map((p) => String(p.Body)).join('\n'));
+  });
+
+  it('writes nothing on a dry run, or without a bucket', async () => {
+    const dry = await runAudit(withReports(), POLICY, { dryRun: true });
+    const off = await runAudit(deps(), POLICY);
+
+    expect(s3Mock).not.toHaveReceivedCommand(PutObjectCommand);
+    expect(dry.reports).toBeNull();
+    expect(off.reports).toBeNull();
+    expect(digest()).not.toContain('Reports:');
+  });
+
+  it('a failed upload still sends the alerts, which say so, then fails the run with ReportsNotWritten', async () => {
+    s3Mock.on(PutObjectCommand).rejects(awsError('AccessDenied', 'no s3:PutObject'));
+
+    const error = await rejectionOf(runAudit(withReports(), POLICY));
+
+    expect(error).toBeInstanceOf(ReportsNotWritten);
+    expect(error.message).toBe('the audit reports were not written to S3: AccessDenied: no s3:PutObject');
+    expect(digest()).toContain('Reports:            NOT WRITTEN (AccessDenied: no s3:PutObject)');
+    expect(ebMock).toHaveReceivedCommand(PutEventsCommand);
   });
 });
