@@ -228,7 +228,7 @@ describe('the deployed bundles, each in a fresh process against the emulator', (
     expect(errorName(deletion)).toBe('UnsafeToDelete');
 
     expect(
-      resultOf('notify', await invokeBundle('notify', { event: 'ROTATION_STARTED', state: plan })),
+      resultOf('notify', await invokeBundle('notify', { events: ['ROTATION_STARTED'], state: plan })),
     ).toBeDefined();
     expect(
       resultOf(
