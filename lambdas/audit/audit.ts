@@ -11,6 +11,7 @@ import type { RekeyEnv } from '../../contract/env.ts';
 import { RekeyError } from '../../contract/errors.ts';
 import type { ServiceName } from '../../contract/schemas.ts';
 import type { Clock } from '../shared/clock.ts';
+import type { MetricGroup } from '../shared/metrics.ts';
 import { type ActionOutcome, type ActionPolicy, applyActions, type RotationStarter } from './actions.ts';
 import { type AuditReport, countsByType, publishAlerts } from './alerts.ts';
 import { CallCounter } from './calls.ts';
@@ -26,6 +27,7 @@ import {
   type UserDetail,
 } from './findings.ts';
 import type { KeyIdCache, KeyIdCacheStats } from './key-id-cache.ts';
+import { auditMetrics } from './metrics.ts';
 import { type AccountContext, syncSecurityHub } from './security-hub.ts';
 import { listServiceCredentials } from './service-credentials.ts';
 import { listUserDetails, resolveKeyIds, type StaleFinding } from './users.ts';
@@ -103,6 +105,8 @@ export interface ScanResult {
   calls: CallCounter;
   /** What the key-id cache saved and cost this run; null without a cache. */
   keyIdCache: KeyIdCacheStats | null;
+  /** Creation dates of every active credential seen (the report's keys, the service credentials when listed). */
+  activeCreated: Date[];
 }
 
 /**
@@ -146,6 +150,9 @@ export async function scanAccount(
   );
   const { stale } = resolved;
   let { findings } = resolved;
+  const activeCreated = report.rows.flatMap((r) =>
+    r.keys.flatMap((k) => (k.active && k.lastRotated ? [k.lastRotated] : [])),
+  );
   if (policy.serviceCredentials) {
     log('Listing the service-specific credentials of all users');
     const credentials = await listServiceCredentials({ iam: deps.iam, calls });
@@ -156,6 +163,7 @@ export async function scanAccount(
       exemptTag: policy.exemptTag,
     });
     log(`${credentials.length} service-specific credential(s), ${serviceFindings.length} finding(s)`);
+    activeCreated.push(...credentials.filter((c) => c.status === 'Active').map((c) => c.createDate));
     findings = sortFindings([...findings, ...serviceFindings]);
   }
   return {
@@ -167,6 +175,7 @@ export async function scanAccount(
     users,
     calls,
     keyIdCache: cache ? { ...cache.stats } : null,
+    activeCreated,
   };
 }
 
@@ -191,6 +200,8 @@ export interface AuditDeps extends ScanDeps {
   account: AccountContext;
   topicArn: string;
   eventBusName: string;
+  /** Where the run's metrics go (the Lambda: lambdas/shared/metrics.ts); none: not emitted. */
+  publishMetrics?: (groups: MetricGroup[]) => void;
 }
 
 /** A retried or given-up rotation, as the summary lists it. */
@@ -269,6 +280,7 @@ export async function runAudit(
   options: { dryRun?: boolean } & ReportOptions = {},
 ): Promise<AuditSummary> {
   const dryRun = options.dryRun ?? false;
+  const started = deps.clock.now();
   const scan = await scanAccount(deps, policy, options);
   const { calls } = scan;
   const actions = await applyActions(
@@ -330,6 +342,12 @@ export async function runAudit(
     iamPerFindingCalls: calls.perFindingCalls,
     keyIdCache: scan.keyIdCache,
   };
+  // Emitted before a failure is raised: the run's findings are real either way. A dry run
+  // publishes nothing, metrics included.
+  if (!dryRun)
+    deps.publishMetrics?.(
+      auditMetrics({ scan, policy, durationMs: deps.clock.now().getTime() - started.getTime() }),
+    );
   const failed = actions.filter((a) => a.status === 'FAILED');
   if (failed.length) {
     deps.log?.(`audit finished with failures: ${JSON.stringify(summary)}`);

@@ -25,8 +25,10 @@ const BUDGET_KB = { step: 300, audit: 450 } as const;
 const OVER_BUDGET_CEILING_KB: Readonly<Record<string, number>> = {
   plan: 318,
   'create-second-key': 316,
-  cleanup: 309,
-  notify: 308,
+  // Powertools Metrics (the rotation outcome metrics, lambdas/shared/metrics.ts) added 11.1 KB
+  // to the cleanup and 11.3 KB to the notify bundle: 309 -> 321 and 308 -> 320.
+  cleanup: 321,
+  notify: 320,
 };
 
 interface Bundle {

@@ -16,6 +16,7 @@ import {
 } from '../../../contract/schemas.ts';
 import type { Clock } from '../../shared/clock.ts';
 import { type LockDeps, lockSubject, releaseLock } from '../../shared/lock.ts';
+import { outcomeMetrics, publishMetrics } from '../../shared/metrics.ts';
 
 export interface NotifyDeps {
   sns: SNSClient;
@@ -256,7 +257,10 @@ export async function notify(
   const outcome = outcomeOf(event, state);
   if (state.dryRun) return outcome ?? { published: false };
   try {
-    return await publish(deps, event, state, outcome);
+    const published = await publish(deps, event, state, outcome);
+    // Counted once the notification went out: a retried publication is not a second rotation.
+    if (outcome) publishMetrics(outcomeMetrics(outcome));
+    return published;
   } finally {
     // Every terminal path releases the lock, also when publishing fails (the state machine retries
     // the notification): a user must not stay locked for the whole execution timeout because an
