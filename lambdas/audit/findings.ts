@@ -26,18 +26,13 @@
  * with `exemption` ({reason, until, expired}); while it holds they are reported but never acted
  * on. An expired exemption no longer exempts: the findings carry `expired: true` and are acted on.
  */
+
+import { FINDING_TYPES, type FindingType } from '../../contract/findings.ts';
 import type { ServiceName } from '../../contract/schemas.ts';
 import { parseExemption } from '../shared/exemption.ts';
 import type { CredentialReportRow, ReportKey } from './credential-report.ts';
 
-export const FINDING_TYPES = [
-  'ROOT_ACCESS_KEY',
-  'OLD_KEY',
-  'UNUSED_KEY',
-  'TWO_ACTIVE_KEYS',
-  'EXPIRING_KEY',
-] as const;
-export type FindingType = (typeof FINDING_TYPES)[number];
+export { FINDING_TYPES, type FindingType };
 
 export type Severity = 'CRITICAL' | 'HIGH' | 'MEDIUM' | 'LOW' | 'INFORMATIONAL';
 
