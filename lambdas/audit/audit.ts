@@ -35,6 +35,8 @@ import { listUserDetails, resolveKeyIds, type StaleFinding } from './users.ts';
 export interface ScanPolicy {
   thresholds: Thresholds;
   exemptTag: string;
+  /** The user tag naming the owner (contract/owner.ts). @default DEFAULT_OWNER_TAG */
+  ownerTag?: string;
   /** Also list and evaluate the service-specific credentials (ListServiceSpecificCredentials). */
   serviceCredentials: boolean;
 }
@@ -56,6 +58,7 @@ export type AuditEnv = Pick<
   | 'REKEY_SECURITY_HUB'
   | 'REKEY_AUDIT_SERVICE_CREDENTIALS'
   | 'REKEY_EXEMPT_TAG'
+  | 'REKEY_OWNER_TAG'
   | 'REKEY_PROTECTED_USERS'
   | 'REKEY_USER_PATH_PREFIX'
   | 'REKEY_OPT_IN_TAG'
@@ -69,6 +72,7 @@ export function auditPolicyFromEnv(env: AuditEnv): AuditPolicy {
       warnDays: env.REKEY_WARN_DAYS,
     },
     exemptTag: env.REKEY_EXEMPT_TAG,
+    ownerTag: env.REKEY_OWNER_TAG,
     serviceCredentials: env.REKEY_AUDIT_SERVICE_CREDENTIALS,
     autoRotate: env.REKEY_AUTO_ROTATE,
     maxRotationsPerRun: env.REKEY_MAX_ROTATIONS_PER_RUN,
@@ -129,6 +133,7 @@ export async function scanAccount(
     now: auditedAt,
     thresholds: policy.thresholds,
     exemptTag: policy.exemptTag,
+    ...(policy.ownerTag ? { ownerTag: policy.ownerTag } : {}),
   });
   const withKeys = new Set(candidates.filter((f) => f.type !== 'ROOT_ACCESS_KEY').map((f) => f.userName));
   log(`${candidates.length} finding(s); looking up the key ids of ${withKeys.size} user(s)`);
@@ -161,6 +166,7 @@ export async function scanAccount(
       now: auditedAt,
       thresholds: policy.thresholds,
       exemptTag: policy.exemptTag,
+      ...(policy.ownerTag ? { ownerTag: policy.ownerTag } : {}),
     });
     log(`${credentials.length} service-specific credential(s), ${serviceFindings.length} finding(s)`);
     activeCreated.push(...credentials.filter((c) => c.status === 'Active').map((c) => c.createDate));

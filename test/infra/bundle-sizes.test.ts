@@ -23,7 +23,8 @@ const BUDGET_KB = { step: 300, audit: 450 } as const;
  * docs/performance.md, "Lambda bundles".
  */
 const OVER_BUDGET_CEILING_KB: Readonly<Record<string, number>> = {
-  plan: 318,
+  // The owner tag (contract/owner.ts, zod's email check) added 0.9 KB to the plan: 318 -> 319.
+  plan: 319,
   'create-second-key': 316,
   // Powertools Metrics (the rotation outcome metrics, lambdas/shared/metrics.ts) added 11.1 KB
   // to the cleanup and 11.3 KB to the notify bundle: 309 -> 321 and 308 -> 320.

@@ -222,6 +222,7 @@ export function detailOf(event: NotificationEvent, state: State): Record<string,
   return {
     event,
     userName: state.userName ?? null,
+    owner: state.owner ?? null,
     executionId: state.executionId ?? null,
     // A service-specific credential's ids are under names of their own: an old or new "access key id"
     // in an event would mislead every consumer's rule that reads it.
@@ -294,7 +295,11 @@ async function publish(
       TopicArn: deps.env.REKEY_TOPIC_ARN,
       Subject: subject,
       Message: body,
-      MessageAttributes: { event: { DataType: 'String', StringValue: event } },
+      MessageAttributes: {
+        event: { DataType: 'String', StringValue: event },
+        // For a subscription filter policy on the owner (contract/owner.ts).
+        ...(state.owner ? { owner: { DataType: 'String', StringValue: state.owner } } : {}),
+      },
     }),
   );
   const put = await deps.eventBridge.send(
