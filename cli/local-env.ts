@@ -59,6 +59,9 @@ export async function prepareLocalEnv(options: LocalEnvOptions = {}): Promise<Re
     POWERTOOLS_SERVICE_NAME: 'rekey',
     // Handlers log JSON; in a terminal only warnings and errors are worth the noise.
     POWERTOOLS_LOG_LEVEL: source.POWERTOOLS_LOG_LEVEL ?? 'WARN',
+    // Metrics are the deployed Lambdas' to emit: a local run's EMF lines would land on stdout,
+    // which may be carrying `--json` (lambdas/shared/metrics.ts).
+    POWERTOOLS_METRICS_DISABLED: 'true',
   };
   return env;
 }

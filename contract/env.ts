@@ -58,6 +58,8 @@ export const RekeyEnvSchema = z.object({
   REKEY_LOCK_TTL_SECONDS: orDefault(intFrom(60, 400 * 86400), 60 * 86400),
   /** A user carrying this tag is not rotated while the exemption holds (see lambdas/shared/exemption.ts). */
   REKEY_EXEMPT_TAG: orDefault(z.string().check(z.minLength(1)), 'rekey:exempt'),
+  /** The user tag naming the user's owner, on every finding, notification and event (contract/owner.ts). */
+  REKEY_OWNER_TAG: orDefault(z.string().check(z.minLength(1)), 'rekey:owner'),
   /** Comma-separated user names rekey must never touch (break-glass, automation). */
   REKEY_PROTECTED_USERS: orDefault(listFrom, []),
   /** Only users under this IAM path are touched. */

@@ -62,6 +62,7 @@ export const AUDIT_POLICY_ENV = [
   'REKEY_SECURITY_HUB',
   'REKEY_AUDIT_SERVICE_CREDENTIALS',
   'REKEY_EXEMPT_TAG',
+  'REKEY_OWNER_TAG',
   'REKEY_PROTECTED_USERS',
   'REKEY_USER_PATH_PREFIX',
   'REKEY_OPT_IN_TAG',
@@ -98,6 +99,7 @@ export const FUNCTIONS = {
       'REKEY_USER_PATH_PREFIX',
       'REKEY_OPT_IN_TAG',
       'REKEY_CONSUMER_TAG',
+      'REKEY_OWNER_TAG',
     ],
     // GetUser; DescribeSecret (a secret under the request's spelling of the name); GetItem (lock);
     // ListAccessKeys; GetAccessKeyLastUsed per key (2); DescribeSecret (is the journal's key

@@ -179,6 +179,8 @@ export const Plan = z.object({
    * configured consumers). ARNs, not secrets. Absent when the tag names nobody.
    */
   consumers: z.optional(z.array(ConsumerPrincipal)),
+  /** The user's owner, from its owner tag (contract/owner.ts): on every notification and event. */
+  owner: z.optional(z.string().check(z.minLength(1), z.maxLength(254))),
 });
 export type Plan = z.infer<typeof Plan>;
 

@@ -65,6 +65,13 @@ export const RekeyConfigSchema = z
      */
     exemptTag: z.string().min(1).max(128).default('rekey:exempt'),
     /**
+     * The user tag naming who owns the user's keys (an email address or a team id): every finding,
+     * notification and event for that user carries it, and SNS messages carry it as the message
+     * attribute `owner` for subscription filter policies.
+     * @default 'rekey:owner'
+     */
+    ownerTag: z.string().min(1).max(128).default('rekey:owner'),
+    /**
      * Users rekey must never touch (break-glass, automation). Passed to the Lambdas comma-joined,
      * so a name containing a comma (legal in IAM) is refused here rather than split there.
      * @default []
@@ -266,6 +273,11 @@ export const RekeyConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['consumerTag'], message: `must differ from ${other}` });
       }
     }
+    for (const other of ['exemptTag', 'optInTag', 'consumerTag'] as const) {
+      if (c.ownerTag === c[other]) {
+        ctx.addIssue({ code: 'custom', path: ['ownerTag'], message: `must differ from ${other}` });
+      }
+    }
     const limit = `a Lambda runs at most ${MAX_LAMBDA_TIMEOUT_SECONDS} s`;
     /** What makes a step run that long, named by the setting that does (the verify loop's). */
     const cause = (step: StepName) =>
@@ -463,6 +475,7 @@ export function lambdaEnvironment(config: RekeyConfig, resources: RekeyResources
     REKEY_LOCK_TABLE: resources.lockTable,
     REKEY_LOCK_TTL_SECONDS: String(stateMachineTimeoutSeconds(config)),
     REKEY_EXEMPT_TAG: config.exemptTag,
+    REKEY_OWNER_TAG: config.ownerTag,
     REKEY_PROTECTED_USERS: config.protectedUsers.join(','),
     REKEY_USER_PATH_PREFIX: config.userPathPrefix,
     ...(config.optInTag === undefined ? {} : { REKEY_OPT_IN_TAG: config.optInTag }),
@@ -514,6 +527,7 @@ export function auditEnvironment(config: RekeyConfig, resources: AuditResources)
     REKEY_EVENT_BUS_NAME: 'default',
     REKEY_KEY_ID_CACHE_TABLE: resources.keyIdCacheTable,
     REKEY_EXEMPT_TAG: config.exemptTag,
+    REKEY_OWNER_TAG: config.ownerTag,
     REKEY_PROTECTED_USERS: config.protectedUsers.join(','),
     REKEY_USER_PATH_PREFIX: config.userPathPrefix,
     ...(config.optInTag === undefined ? {} : { REKEY_OPT_IN_TAG: config.optInTag }),

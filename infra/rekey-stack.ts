@@ -4,6 +4,7 @@ import { STEP_NAMES, type StepName } from '../contract/functions.ts';
 import type { RekeyConfig, RekeyResources } from './config.ts';
 import { Alarms } from './constructs/alarms.ts';
 import { Audit } from './constructs/audit.ts';
+import { Dashboard } from './constructs/dashboard.ts';
 import { ExecutionCleanup } from './constructs/execution-cleanup.ts';
 import { LockTable } from './constructs/lock-table.ts';
 import { LogsKey } from './constructs/logs-key.ts';
@@ -45,6 +46,7 @@ export class RekeyStack extends Stack {
   readonly cleanup: ExecutionCleanup;
   readonly audit: Audit;
   readonly alarms: Alarms;
+  readonly dashboard: Dashboard;
 
   constructor(scope: Construct, id: string, props: RekeyStackProps) {
     super(scope, id, props);
@@ -134,6 +136,11 @@ export class RekeyStack extends Stack {
       },
       auditFunction: this.audit.function.lambdaFunction,
       runbookBaseUrl: config.runbookBaseUrl,
+    });
+    this.dashboard = new Dashboard(this, 'Dashboard', {
+      auditFunction: this.audit.function.lambdaFunction,
+      stateMachine: this.rotation.stateMachine,
+      alarms: this.alarms.alarms,
     });
 
     new CfnOutput(this, 'StateMachineArn', {

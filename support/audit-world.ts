@@ -69,6 +69,7 @@ import {
   runInInvocation,
 } from '../lambdas/shared/clients/invocation.ts';
 import { systemClock } from '../lambdas/shared/clock.ts';
+import { publishMetrics } from '../lambdas/shared/metrics.ts';
 import { ANY_CREDENTIALS, awsClient, clientSettings, TEST_REGION } from './aws.ts';
 import { ACCOUNT } from './constants.ts';
 
@@ -254,6 +255,8 @@ export interface AuditWorld {
     calls: CallCounter;
     requests: Map<string, number>;
     policy: AuditPolicy;
+    /** What the run wrote to stdout: its EMF metric lines (lambdas/shared/metrics.ts) among it. */
+    stdout: string[];
   }>;
   executionNames(): Promise<string[]>;
   drainDigests(): Promise<string[]>;
@@ -529,6 +532,13 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
           { step: 'initialize', name: 'rekeyTestServiceCredentials' },
         );
       const calls = new CallCounter();
+      // The run's stdout, kept (and still printed): the metrics the Lambda would emit.
+      const stdout: string[] = [];
+      const write = process.stdout.write.bind(process.stdout);
+      process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+        stdout.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+        return write(chunk, ...rest);
+      }) as typeof process.stdout.write;
       await moto.enableAuth();
       try {
         const summary = await runInInvocation(invocation, () =>
@@ -544,6 +554,7 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
               calls,
               topicArn,
               eventBusName: 'default',
+              publishMetrics,
               ...(keyIdCache ? { keyIdCache } : {}),
               ...(bucket ? { reports: { s3: runS3, bucket } } : {}),
             },
@@ -551,8 +562,9 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
             { ...(options.dryRun === undefined ? {} : { dryRun: options.dryRun }) },
           ),
         );
-        return { summary, calls, requests, policy };
+        return { summary, calls, requests, policy, stdout };
       } finally {
+        process.stdout.write = write;
         await moto.disableAuth();
         for (const c of [runIam, runSns, runEvents, runSecurityHub, runSfn, runDynamodb, runS3]) c.destroy();
       }

@@ -25,6 +25,7 @@ import {
 } from '@aws-sdk/client-eventbridge';
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { RekeyError } from '../../contract/errors.ts';
+import { ALL_OWNERS } from '../../contract/owner.ts';
 import type { Clock } from '../shared/clock.ts';
 import { type ActionOutcome, attemptText, stateMachineArnOf } from './actions.ts';
 import {
@@ -35,6 +36,7 @@ import {
   SEVERITY,
   type Thresholds,
 } from './findings.ts';
+import { ownerReports } from './owners.ts';
 import type { ReportLinks } from './report/upload.ts';
 import type { StaleFinding } from './users.ts';
 
@@ -81,6 +83,8 @@ export interface AuditReport {
     maxRotationAttempts: number;
   };
   dryRun: boolean;
+  /** Set on an owner's digest (owners.ts): the findings and actions are that owner's only. */
+  owner?: string;
 }
 
 /** The action taken (or not) on a finding, as one short phrase. */
@@ -184,7 +188,8 @@ export function digestSubject(report: AuditReport): string {
   const givenUp = givenUpActions(report.actions).length;
   const failing = givenUp ? `, ${givenUp} rotation${givenUp === 1 ? '' : 's'} still failing` : '';
   // SNS subjects: ASCII, no line breaks, at most 100 characters.
-  return `[rekey] Access key audit${report.dryRun ? ' (dry run)' : ''}: ${n} finding${n === 1 ? '' : 's'}${failing} (${parts.join(', ')})`.slice(
+  const audit = `Access key audit${report.owner ? ` for ${report.owner}` : ''}`;
+  return `[rekey] ${audit}${report.dryRun ? ' (dry run)' : ''}: ${n} finding${n === 1 ? '' : 's'}${failing} (${parts.join(', ')})`.slice(
     0,
     100,
   );
@@ -201,6 +206,9 @@ export function digestText(report: AuditReport): string {
     `rekey access key audit${report.dryRun ? ' (DRY RUN: nothing was started or changed)' : ''}`,
     '',
     `Account:            ${report.accountId ?? 'unknown'}`,
+    ...(report.owner
+      ? [`Owner:              ${report.owner} (only the findings of users this owner owns)`]
+      : []),
     `Audited at:         ${report.auditedAt.toISOString()}`,
     `Credential report:  generated ${report.reportGeneratedAt?.toISOString() ?? 'at an unknown time'}, ${report.usersScanned} users`,
     `Thresholds:         old after ${thresholds.maxKeyAgeDays} days, warning ${thresholds.warnDays} days before, unused after ${thresholds.unusedDays} days`,
@@ -261,6 +269,7 @@ export function digestText(report: AuditReport): string {
       );
     lines.push('');
   }
+  lines.push(...ownerNotesSection(findings));
   if (report.stale.length)
     lines.push(
       `${report.stale.length} finding(s) of the credential report had already cleared (key rotated or deactivated since).`,
@@ -282,6 +291,17 @@ function reportLines(reports: AuditReport['reports']): string[] {
     'Reports:            HTML and CSV, in the S3 console (your own AWS sign-in) and as S3 URIs:',
     ...[...link(reports.html), ...link(reports.csv)].map((l) => `  ${l}`),
   ];
+}
+
+/** The users whose owner tag names no owner, and why (a note, never an error). */
+function ownerNotesSection(findings: readonly Finding[]): string[] {
+  const notes = new Map(findings.flatMap((f) => (f.ownerNote ? [[f.userName, f.ownerNote] as const] : [])));
+  if (!notes.size) return [];
+  const lines = ['Owner tags that name no owner', ''];
+  for (const [user, note] of [...notes].slice(0, DIGEST_MAX_ROWS)) lines.push(`  ${user}: ${note}`);
+  if (notes.size > DIGEST_MAX_ROWS) lines.push(`  ... and ${notes.size - DIGEST_MAX_ROWS} more`);
+  lines.push('');
+  return lines;
 }
 
 const givenUpActions = (actions: readonly ActionOutcome[]) =>
@@ -370,6 +390,8 @@ export function eventDetail(f: Finding, report: AuditReport): Record<string, unk
     ...service,
     exempt: isActiveExemption(f.exemption),
     exemption: f.exemption,
+    owner: f.owner ?? null,
+    ...(f.ownerNote ? { ownerNote: f.ownerNote } : {}),
     action: action
       ? {
           kind: action.kind,
@@ -414,6 +436,7 @@ export function stillFailingDetail(
       ? { serviceName: f.serviceName, serviceSpecificCredentialId: f.serviceSpecificCredentialId ?? null }
       : {}),
     ageDays: f.ageDays,
+    owner: f.owner ?? null,
     attempts: attempts.length,
     maxRotationAttempts: report.policy.maxRotationAttempts,
     executions: attempts.map((a) => ({
@@ -464,14 +487,21 @@ export async function publishAlerts(
   report: AuditReport,
 ): Promise<{ digestPublished: boolean; eventsPublished: number }> {
   if (report.findings.length === 0) return { digestPublished: false, eventsPublished: 0 };
-  await deps.sns.send(
-    new PublishCommand({
-      TopicArn: deps.topicArn,
-      Subject: digestSubject(report),
-      Message: digestText(report),
-      MessageAttributes: { event: { DataType: 'String', StringValue: 'AUDIT_DIGEST' } },
-    }),
-  );
+  // The full digest (owner `*`), then one per owner holding only that owner's findings: a
+  // subscription filtered on its owner never receives another owner's findings.
+  for (const digest of [report, ...ownerReports(report)]) {
+    await deps.sns.send(
+      new PublishCommand({
+        TopicArn: deps.topicArn,
+        Subject: digestSubject(digest),
+        Message: digestText(digest),
+        MessageAttributes: {
+          event: { DataType: 'String', StringValue: 'AUDIT_DIGEST' },
+          owner: { DataType: 'String', StringValue: digest.owner ?? ALL_OWNERS },
+        },
+      }),
+    );
+  }
   const entries = [
     ...findingEvents(report, deps.eventBusName),
     ...stillFailingEvents(report, deps.eventBusName),

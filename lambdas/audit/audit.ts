@@ -14,6 +14,7 @@ import { RekeyError } from '../../contract/errors.ts';
 import type { AUDIT_POLICY_ENV } from '../../contract/functions.ts';
 import type { ServiceName } from '../../contract/schemas.ts';
 import type { Clock } from '../shared/clock.ts';
+import type { MetricGroup } from '../shared/metrics.ts';
 import { type ActionOutcome, type ActionPolicy, applyActions, type RotationStarter } from './actions.ts';
 import { type AuditReport, countsByType, publishAlerts } from './alerts.ts';
 import { CallCounter } from './calls.ts';
@@ -29,6 +30,7 @@ import {
   type UserDetail,
 } from './findings.ts';
 import type { KeyIdCache, KeyIdCacheStats } from './key-id-cache.ts';
+import { auditMetrics } from './metrics.ts';
 import { type ReportLinks, uploadReports } from './report/upload.ts';
 import { type AccountContext, syncSecurityHub } from './security-hub.ts';
 import { listServiceCredentials } from './service-credentials.ts';
@@ -37,6 +39,8 @@ import { listUserDetails, resolveKeyIds, type StaleFinding } from './users.ts';
 export interface ScanPolicy {
   thresholds: Thresholds;
   exemptTag: string;
+  /** The user tag naming the owner (contract/owner.ts). @default DEFAULT_OWNER_TAG */
+  ownerTag?: string;
   /** Also list and evaluate the service-specific credentials (ListServiceSpecificCredentials). */
   serviceCredentials: boolean;
 }
@@ -56,6 +60,7 @@ export function auditPolicyFromEnv(env: AuditEnv): AuditPolicy {
       warnDays: env.REKEY_WARN_DAYS,
     },
     exemptTag: env.REKEY_EXEMPT_TAG,
+    ownerTag: env.REKEY_OWNER_TAG,
     serviceCredentials: env.REKEY_AUDIT_SERVICE_CREDENTIALS,
     autoRotate: env.REKEY_AUTO_ROTATE,
     maxRotationsPerRun: env.REKEY_MAX_ROTATIONS_PER_RUN,
@@ -94,6 +99,8 @@ export interface ScanResult {
   calls: CallCounter;
   /** What the key-id cache saved and cost this run; null without a cache. */
   keyIdCache: KeyIdCacheStats | null;
+  /** Creation dates of every active credential seen (the report's keys, the service credentials when listed). */
+  activeCreated: Date[];
 }
 
 /**
@@ -116,6 +123,7 @@ export async function scanAccount(
     now: auditedAt,
     thresholds: policy.thresholds,
     exemptTag: policy.exemptTag,
+    ...(policy.ownerTag ? { ownerTag: policy.ownerTag } : {}),
   });
   const withKeys = new Set(candidates.filter((f) => f.type !== 'ROOT_ACCESS_KEY').map((f) => f.userName));
   log(`${candidates.length} finding(s); looking up the key ids of ${withKeys.size} user(s)`);
@@ -137,6 +145,9 @@ export async function scanAccount(
   );
   const { stale } = resolved;
   let { findings } = resolved;
+  const activeCreated = report.rows.flatMap((r) =>
+    r.keys.flatMap((k) => (k.active && k.lastRotated ? [k.lastRotated] : [])),
+  );
   if (policy.serviceCredentials) {
     log('Listing the service-specific credentials of all users');
     const credentials = await listServiceCredentials({ iam: deps.iam, calls });
@@ -145,8 +156,10 @@ export async function scanAccount(
       now: auditedAt,
       thresholds: policy.thresholds,
       exemptTag: policy.exemptTag,
+      ...(policy.ownerTag ? { ownerTag: policy.ownerTag } : {}),
     });
     log(`${credentials.length} service-specific credential(s), ${serviceFindings.length} finding(s)`);
+    activeCreated.push(...credentials.filter((c) => c.status === 'Active').map((c) => c.createDate));
     findings = sortFindings([...findings, ...serviceFindings]);
   }
   return {
@@ -159,6 +172,7 @@ export async function scanAccount(
     users,
     calls,
     keyIdCache: cache ? { ...cache.stats } : null,
+    activeCreated,
   };
 }
 
@@ -192,6 +206,8 @@ export interface AuditDeps extends ScanDeps {
   eventBusName: string;
   /** The report bucket (auditReports; lambdas/audit/report/upload.ts). @default no report is written */
   reports?: { s3: Pick<S3Client, 'send'>; bucket: string };
+  /** Where the run's metrics go (the Lambda: lambdas/shared/metrics.ts); none: not emitted. */
+  publishMetrics?: (groups: MetricGroup[]) => void;
 }
 
 /** A retried or given-up rotation, as the summary lists it. */
@@ -272,6 +288,7 @@ export async function runAudit(
   options: { dryRun?: boolean } & ReportOptions = {},
 ): Promise<AuditSummary> {
   const dryRun = options.dryRun ?? false;
+  const started = deps.clock.now();
   const scan = await scanAccount(deps, policy, options);
   const { calls } = scan;
   const actions = await applyActions(
@@ -354,6 +371,12 @@ export async function runAudit(
     iamPerFindingCalls: calls.perFindingCalls,
     keyIdCache: scan.keyIdCache,
   };
+  // Emitted before a failure is raised: the run's findings are real either way. A dry run
+  // publishes nothing, metrics included.
+  if (!dryRun)
+    deps.publishMetrics?.(
+      auditMetrics({ scan, policy, durationMs: deps.clock.now().getTime() - started.getTime() }),
+    );
   const failed = actions.filter((a) => a.status === 'FAILED');
   if (failed.length) {
     deps.log?.(`audit finished with failures: ${JSON.stringify(summary)}`);

@@ -26,18 +26,14 @@
  * with `exemption` ({reason, until, expired}); while it holds they are reported but never acted
  * on. An expired exemption no longer exempts: the findings carry `expired: true` and are acted on.
  */
+
+import { FINDING_TYPES, type FindingType } from '../../contract/findings.ts';
+import { DEFAULT_OWNER_TAG, ownerFromTag } from '../../contract/owner.ts';
 import type { ServiceName } from '../../contract/schemas.ts';
 import { parseExemption } from '../shared/exemption.ts';
 import type { CredentialReportRow, ReportKey } from './credential-report.ts';
 
-export const FINDING_TYPES = [
-  'ROOT_ACCESS_KEY',
-  'OLD_KEY',
-  'UNUSED_KEY',
-  'TWO_ACTIVE_KEYS',
-  'EXPIRING_KEY',
-] as const;
-export type FindingType = (typeof FINDING_TYPES)[number];
+export { FINDING_TYPES, type FindingType };
 
 export type Severity = 'CRITICAL' | 'HIGH' | 'MEDIUM' | 'LOW' | 'INFORMATIONAL';
 
@@ -99,6 +95,10 @@ export interface Finding {
   serviceSpecificCredentialId?: string;
   /** Present when the user carries the exempt tag (expired or not). */
   exemption: FindingExemption | null;
+  /** The user's owner, from the owner tag (contract/owner.ts); absent without a valid one. */
+  owner?: string;
+  /** Why the user's owner tag names no owner (neither an email address nor a team id). */
+  ownerNote?: string;
 }
 
 /** What the audit knows of a user beyond the report (GetAccountAuthorizationDetails). */
@@ -112,6 +112,14 @@ export interface EvaluateOptions {
   now: Date;
   thresholds: Thresholds;
   exemptTag: string;
+  /** @default DEFAULT_OWNER_TAG */
+  ownerTag?: string;
+}
+
+/** The `owner` or `ownerNote` of a user's findings, from its owner tag. */
+function ownerOf(user: UserDetail | undefined, ownerTag: string): Pick<Finding, 'owner' | 'ownerNote'> {
+  const { owner, note } = ownerFromTag(ownerTag, user?.tags.get(ownerTag));
+  return owner ? { owner } : note ? { ownerNote: note } : {};
 }
 
 const DAY_MS = 86_400_000;
@@ -170,8 +178,9 @@ export function evaluateFindings(
     }
 
     const exemption = exemptionOf(users.get(row.user), exemptTag, now);
+    const owner = ownerOf(users.get(row.user), options.ownerTag ?? DEFAULT_OWNER_TAG);
     for (const k of active) {
-      const b = base(k);
+      const b = { ...base(k), ...owner };
       const age = ageFinding(b.ageDays, thresholds);
       if (age) findings.push({ type: age, ...b, exemption });
       if (b.idleDays >= unusedDays) findings.push({ type: 'UNUSED_KEY', ...b, exemption });
@@ -182,6 +191,7 @@ export function evaluateFindings(
       findings.push({
         type: 'TWO_ACTIVE_KEYS',
         ...base(older),
+        ...owner,
         other: { keySlot: newer.slot, accessKeyId: null, ageDays: wholeDays(newer.lastRotated, now) },
         exemption,
       });
@@ -231,6 +241,7 @@ export function evaluateServiceCredentials(
     const byAge = [...group].sort((a, b) => a.createDate.getTime() - b.createDate.getTime());
     const first = byAge[0] as ServiceCredential;
     const exemption = exemptionOf(users.get(first.userName), exemptTag, now);
+    const owner = ownerOf(users.get(first.userName), options.ownerTag ?? DEFAULT_OWNER_TAG);
     const base = (c: ServiceCredential, slot: 1 | 2) => ({
       userName: c.userName,
       userArn: userArns.get(c.userName) ?? c.userName,
@@ -243,6 +254,7 @@ export function evaluateServiceCredentials(
       serviceName: c.serviceName,
       serviceSpecificCredentialId: c.serviceSpecificCredentialId,
       exemption,
+      ...owner,
     });
     byAge.forEach((c, i) => {
       const b = base(c, i === 0 ? 1 : 2);
@@ -293,6 +305,7 @@ export function contractView(f: Finding): {
   lastUsedDate: string | null;
   serviceName?: ServiceName;
   serviceSpecificCredentialId?: string;
+  owner?: string;
 } {
   return {
     type: f.type,
@@ -303,5 +316,6 @@ export function contractView(f: Finding): {
     ...(f.serviceName
       ? { serviceName: f.serviceName, serviceSpecificCredentialId: f.serviceSpecificCredentialId as string }
       : {}),
+    ...(f.owner ? { owner: f.owner } : {}),
   };
 }

@@ -14,6 +14,7 @@ import { sns } from '../shared/clients/sns.ts';
 import { systemClock } from '../shared/clock.ts';
 import { makeHandler } from '../shared/handler.ts';
 import { logger } from '../shared/logger.ts';
+import { publishMetrics } from '../shared/metrics.ts';
 import { loadOptInClient, switchedOff } from '../shared/opt-in.ts';
 import { SfnRotationStarter } from './actions.ts';
 import { auditPolicyFromEnv, runAudit } from './audit.ts';
@@ -56,6 +57,7 @@ export const handler = makeHandler(AuditRequest, async (input) => {
       topicArn: env.REKEY_TOPIC_ARN,
       eventBusName: env.REKEY_EVENT_BUS_NAME,
       log,
+      publishMetrics,
       ...(keyIdCache ? { keyIdCache } : {}),
       ...(reports ? { reports } : {}),
     },

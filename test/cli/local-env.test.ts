@@ -31,6 +31,8 @@ describe('prepareLocalEnv', () => {
       REKEY_MAX_ADOPTION_CHECKS: '2',
       POWERTOOLS_SERVICE_NAME: 'rekey',
       POWERTOOLS_LOG_LEVEL: 'WARN',
+      // No EMF metric line on a local run's stdout.
+      POWERTOOLS_METRICS_DISABLED: 'true',
     });
     const table = await awsClient(DynamoDBClient, moto.endpoint).send(
       new DescribeTableCommand({ TableName: LOCAL_RESOURCES.lockTable }),

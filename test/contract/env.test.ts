@@ -60,6 +60,7 @@ describe('loadEnv', () => {
       REKEY_LOCK_TABLE: 'rekey-locks',
       REKEY_LOCK_TTL_SECONDS: 60 * 86_400,
       REKEY_EXEMPT_TAG: 'rekey:exempt',
+      REKEY_OWNER_TAG: 'rekey:owner',
       REKEY_PROTECTED_USERS: [],
       REKEY_USER_PATH_PREFIX: '/',
     });

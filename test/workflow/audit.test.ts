@@ -23,6 +23,7 @@ import {
   type UserSpec,
 } from '../../support/audit-world.ts';
 import { ANY_CREDENTIALS, AwsEnv } from '../../support/aws.ts';
+import { metricPoints } from '../support/emf.ts';
 import { withoutAction } from '../support/role-mutations.ts';
 import { expectNoSecrets } from '../support/secrets.ts';
 
@@ -330,7 +331,7 @@ describe('the audit against the emulator', () => {
   });
 
   it('publishes one digest per run and one event per finding: key ids, never a secret', async () => {
-    const { summary } = await world.audit(CONFIG);
+    const { summary, stdout } = await world.audit(CONFIG);
 
     const digests = await world.drainDigests();
     const sent = world.drainSentEvents();
@@ -366,6 +367,46 @@ describe('the audit against the emulator', () => {
     const events = { sent, routed };
     expectNoWorldSecrets('the digest', digest);
     expectNoWorldSecrets('the events', JSON.stringify(events));
+
+    // The run's metrics, as CloudWatch reads them from the EMF lines: account-wide counts, the
+    // bounded dimensions only (no user, no account).
+    const points = metricPoints(stdout);
+    const service = { service: 'rekey' };
+    const count = (type: string) => expectedFindings.filter((f) => f.startsWith(`${type}:`)).length;
+    const duration = points.find((p) => p.name === 'AuditDuration');
+    expect(points).toEqual([
+      {
+        namespace: 'rekey',
+        name: 'KeysOverMaxAge',
+        unit: 'Count',
+        dimensions: service,
+        value: count('OLD_KEY'),
+      },
+      { namespace: 'rekey', name: 'OldestActiveKeyAgeDays', unit: 'Count', dimensions: service, value: 200 },
+      {
+        namespace: 'rekey',
+        name: 'UsersInScope',
+        unit: 'Count',
+        dimensions: service,
+        value: users.filter((u) => (u.path ?? '/').startsWith('/svc/')).length,
+      },
+      {
+        namespace: 'rekey',
+        name: 'AuditDuration',
+        unit: 'Milliseconds',
+        dimensions: service,
+        value: duration?.value,
+      },
+      ...['ROOT_ACCESS_KEY', 'OLD_KEY', 'UNUSED_KEY', 'TWO_ACTIVE_KEYS', 'EXPIRING_KEY'].map((type) => ({
+        namespace: 'rekey',
+        name: 'Findings',
+        unit: 'Count',
+        dimensions: { ...service, FindingType: type },
+        value: count(type),
+      })),
+    ]);
+    expect(count('OLD_KEY')).toBeGreaterThan(0);
+    expect(duration?.value).toEqual(expect.any(Number));
   });
 
   it('Security Hub: imports the findings, then resolves those whose condition cleared', async () => {

@@ -266,6 +266,8 @@ describe('rekey demo (child process)', () => {
     expect(run.stdout).toMatch(/^\nUSER +FINDINGS +ACTION +KEY +NEW KEY +OUTCOME\n/);
     expect(run.stdout).toMatch(/^billing-app .* stopped safely: old key still in use$/m);
     expect(run.stdout).not.toMatch(/AKIA[A-Z0-9]{16}/);
+    // The handlers' metrics stay off a local run's stdout (no EMF line among the report).
+    expect(run.stdout).not.toContain('CloudWatchMetrics');
     const pid = Number(/Emulator up at http:\/\/127\.0\.0\.1:\d+ \(pid (\d+)\)/.exec(run.stderr)?.[1]);
     expect(pid).toBeGreaterThan(0);
     expect(run.stderr).toMatch(new RegExp(`Emulator stopped \\(pid ${pid}\\)`));

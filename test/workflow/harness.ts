@@ -205,6 +205,8 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
   const env = await prepareLocalEnv({ config, source: {}, log: () => {} });
   // Handlers log at INFO in tests so the secret scan reads everything they say.
   env.POWERTOOLS_LOG_LEVEL = 'INFO';
+  // And emit their metrics as the deployed Lambdas do, into the captured logs.
+  env.POWERTOOLS_METRICS_DISABLED = 'false';
   Object.assign(process.env, env);
   const adminSts = new STSClient(clientConfig);
   const { roles, rolesWith } = await worldRoles(config, env, { iam, sts: adminSts });

@@ -17,6 +17,7 @@ import { credentialKind } from '../../shared/credentials.ts';
 import { isOrphanKey } from '../../shared/keys.ts';
 import { type LockDeps, lockSubject, readLock, releaseLock } from '../../shared/lock.ts';
 import { logger } from '../../shared/logger.ts';
+import { publishMetrics, rotationOutcomeMetric } from '../../shared/metrics.ts';
 import { createdKeyOf, removeNeverHandedOut } from '../../shared/own-key.ts';
 import { secretNameFor } from '../../shared/secret.ts';
 
@@ -118,5 +119,8 @@ export async function cleanUp(deps: CleanupDeps, event: CleanupInput): Promise<C
       ].join('; '),
   };
   logger.info('cleanup after an ended execution', { executionArn, subject, ...result });
+  // A failed rotation is counted by its failure notification; an aborted or timed-out one ends
+  // here, counted once: a repeated cleanup finds the lock released and does not act.
+  if (status !== 'FAILED') publishMetrics([rotationOutcomeMetric(status)]);
   return result;
 }

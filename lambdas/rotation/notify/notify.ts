@@ -18,6 +18,7 @@ import {
 } from '../../../contract/schemas.ts';
 import type { Clock } from '../../shared/clock.ts';
 import { type LockDeps, lockSubject, releaseLock } from '../../shared/lock.ts';
+import { outcomeMetrics, publishMetrics } from '../../shared/metrics.ts';
 
 export interface NotifyDeps {
   sns: SNSClient;
@@ -223,6 +224,7 @@ export function detailOf(event: NotificationEvent, state: State): Record<string,
   return {
     event,
     userName: state.userName ?? null,
+    owner: state.owner ?? null,
     executionId: state.executionId ?? null,
     // A service-specific credential's ids are under names of their own: an old or new "access key id"
     // in an event would mislead every consumer's rule that reads it.
@@ -270,6 +272,8 @@ export async function notify(
   if (state.dryRun) return outcome ?? { published: false };
   try {
     if (events.length > 0) await publish(deps, events, state);
+    // Counted once the notification went out: a retried publication is not a second rotation.
+    if (outcome) publishMetrics(outcomeMetrics(outcome));
     return outcome ?? { published: events.length > 0 };
   } finally {
     // Every terminal path releases the lock, also when publishing fails (the state machine retries
@@ -299,7 +303,11 @@ function messageOf(event: NotificationEvent, state: State, bus: string) {
     sns: {
       Subject: `[rekey] ${detailType}: ${who}`.slice(0, 99),
       Message: body,
-      MessageAttributes: { event: { DataType: 'String', StringValue: event } },
+      MessageAttributes: {
+        event: { DataType: 'String', StringValue: event },
+        // For a subscription filter policy on the owner (contract/owner.ts).
+        ...(state.owner ? { owner: { DataType: 'String', StringValue: state.owner } } : {}),
+      },
     },
     entry: {
       Source: 'rekey',

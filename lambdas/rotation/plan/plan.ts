@@ -22,6 +22,7 @@ import { protectedRefusal, readUser, refusalOf } from '../../shared/eligibility.
 import { type AccessKeyInfo, isOrphanKey, iso, type LastUse } from '../../shared/keys.ts';
 import { acquireLock, type LockDeps, type LockItem, lockSubject, readLock } from '../../shared/lock.ts';
 import { type CreatedKey, createdKeyOf } from '../../shared/own-key.ts';
+import { ownerOfUser } from '../../shared/owner.ts';
 import { describeVersions, secretNameFor, versionTokenFor } from '../../shared/secret.ts';
 
 export type PlanEnv = Pick<
@@ -33,6 +34,7 @@ export type PlanEnv = Pick<
   | 'REKEY_USER_PATH_PREFIX'
   | 'REKEY_OPT_IN_TAG'
   | 'REKEY_CONSUMER_TAG'
+  | 'REKEY_OWNER_TAG'
 >;
 
 export interface PlanDeps {
@@ -340,6 +342,8 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
   let note = '';
   /** Who the user's consumer tag lets read its secret: set once the tag was read and found valid. */
   let consumers: string[] = [];
+  /** The user's owner (lambdas/shared/owner.ts), once the user was read. */
+  let owner: { owner?: string } = {};
   const finish = (d: Decision, userArn: string | null = null): Plan => {
     const decision = note ? { ...d, message: `${d.message}; ${note}` } : d;
     return {
@@ -347,6 +351,7 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
       userArn,
       ...decision,
       ...(consumers.length > 0 ? { consumers } : {}),
+      ...owner,
       steps: stepsFor(decision, base.userName, base.secretName, kind),
     };
   };
@@ -360,6 +365,7 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
   const user = await readUser(deps.iam, input.userName);
   const userName = user.userName;
   base.userName = userName;
+  owner = ownerOfUser(userName, user.tags, env.REKEY_OWNER_TAG);
   base.secretName = secretNameFor(env.REKEY_SECRET_PREFIX, userName, serviceName);
   if (userName !== input.userName) {
     const asRequested = secretNameFor(env.REKEY_SECRET_PREFIX, input.userName, serviceName);

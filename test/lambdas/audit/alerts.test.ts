@@ -227,6 +227,7 @@ describe('retried and given-up rotations', () => {
       userName: 'alice',
       accessKeyId: KEYS.alice,
       ageDays: 120,
+      owner: null,
       attempts: 3,
       maxRotationAttempts: 3,
       executions: aliceAttempts.map(
@@ -327,7 +328,11 @@ describe('publishAlerts', () => {
       TopicArn: TOPIC_ARN,
       Subject: '[rekey] Access key audit: 23 findings (23 unused)',
       Message: digestText(r),
-      MessageAttributes: { event: { DataType: 'String', StringValue: 'AUDIT_DIGEST' } },
+      // The full digest: every owner's findings (none of these users has an owner tag).
+      MessageAttributes: {
+        event: { DataType: 'String', StringValue: 'AUDIT_DIGEST' },
+        owner: { DataType: 'String', StringValue: '*' },
+      },
     });
     const sizes = ebMock.commandCalls(PutEventsCommand).map((c) => c.args[0].input.Entries?.length);
     expect(sizes).toEqual([10, 10, 3]);

@@ -159,6 +159,7 @@ describe('auditPolicyFromEnv', () => {
     expect(POLICY).toEqual({
       thresholds: { maxKeyAgeDays: 90, unusedDays: 45, warnDays: 14 },
       exemptTag: 'rekey:exempt',
+      ownerTag: 'rekey:owner',
       serviceCredentials: true,
       autoRotate: true,
       maxRotationsPerRun: 25,

@@ -57,6 +57,7 @@ const nowEpoch = Math.floor(NOW.getTime() / 1000);
 const DETAIL_FIELDS = [
   'event',
   'userName',
+  'owner',
   'executionId',
   'oldAccessKeyId',
   'oldKeyLastUsedDate',
@@ -134,6 +135,7 @@ describe('notify', () => {
     const detail = {
       event: 'NEW_KEY_READY',
       userName: USER,
+      owner: null,
       executionId: EXECUTION_ID,
       oldAccessKeyId: OLD_KEY_ID,
       oldKeyLastUsedDate: OLD_KEY_LAST_USED.toISOString(),
