@@ -23,7 +23,7 @@ import { ReportsNotWritten } from '../../lambdas/audit/audit.ts';
 import { AGE_BUCKETS, REPORT_COLUMNS } from '../../lambdas/audit/report/columns.ts';
 import { ACCOUNT, type AuditWorld, startAuditWorld, type UserSpec } from '../../support/audit-world.ts';
 import { ANY_CREDENTIALS, AwsEnv } from '../../support/aws.ts';
-import { launchChromium } from '../support/chromium.ts';
+import { launchChromium } from '../../support/chromium.ts';
 import { withoutAction } from '../support/role-mutations.ts';
 import { expectNoSecrets } from '../support/secrets.ts';
 

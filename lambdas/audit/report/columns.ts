@@ -66,6 +66,8 @@ export const REPORT_COLUMNS: readonly ReportColumn[] = [
   { name: 'exempt', label: 'Exempt', value: exemptionState },
   { name: 'exemption_reason', label: 'Exemption reason', value: (r) => r.exemption?.reason ?? null },
   { name: 'exemption_until', label: 'Exempt until', value: (r) => r.exemption?.until ?? null },
+  { name: 'owner', label: 'Owner', value: (r) => r.owner ?? null },
+  { name: 'owner_note', label: 'Owner note', value: (r) => r.ownerNote ?? null },
 ];
 
 /**

@@ -57,6 +57,20 @@ describe('the CSV report', () => {
     expect(records.find((r) => r.user_name === 'bob')?.last_used_date).toBe('');
   });
 
+  it("names each finding's owner, or why its owner tag names none", () => {
+    const findings = [
+      finding({ type: 'OLD_KEY', userName: 'owned', owner: 'team-payments' }),
+      finding({ type: 'OLD_KEY', userName: 'badly-tagged', ownerNote: 'not an email address or a team id' }),
+      finding({ type: 'OLD_KEY', userName: 'unowned' }),
+    ];
+    const records = readCsv(renderCsv(input({ findings })));
+    expect(records.map((r) => [r.user_name, r.owner, r.owner_note])).toEqual([
+      ['owned', 'team-payments', ''],
+      ['badly-tagged', '', 'not an email address or a team id'],
+      ['unowned', '', ''],
+    ]);
+  });
+
   it("prefixes every cell that a spreadsheet would read as a formula with '", () => {
     const starts = ['=', '+', '-', '@', '\t', '\r'];
     const findings = starts.map((c, i) =>

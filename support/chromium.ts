@@ -1,7 +1,8 @@
 /**
- * Headless Chromium for the tests that open a page (playwright-core, no browser download):
- * Debian's `chromium` at /usr/bin/chromium, or whatever CHROME_PATH names. Chromium is a
- * prerequisite like Python with moto (README): without it the test fails with the install command.
+ * Headless Chromium for what opens a page, the report test and support/screenshot.ts
+ * (playwright-core, no browser download): Debian's `chromium` at /usr/bin/chromium, or whatever
+ * CHROME_PATH names. Chromium is a prerequisite like Python with moto (README): without it the
+ * test fails with the install command.
  */
 import { existsSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
