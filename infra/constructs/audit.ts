@@ -19,6 +19,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { AUDIT_REPORT_PREFIX } from '../../contract/functions.ts';
+import { KEY_ID_CACHE_TTL_ATTRIBUTE } from '../../contract/tables.ts';
 import { auditEnvironment, type RekeyConfig } from '../config.ts';
 import { RekeyFunction } from './rekey-function.ts';
 import { ReportBucket } from './report-bucket.ts';
@@ -45,9 +46,6 @@ export const SCHEDULE_RETRY_POLICY = { retryAttempts: 5, maxEventAge: Duration.h
  * goes to the dead-letter queue with its error instead.
  */
 export const AUDIT_ASYNC_INVOKE = { retryAttempts: 0, maxEventAge: Duration.hours(1) } as const;
-
-/** The key-id cache's TTL attribute (epoch seconds), as lambdas/audit/key-id-cache.ts writes it. */
-export const KEY_ID_CACHE_TTL_ATTRIBUTE = 'expiresAt';
 
 /** How long a failed run or undelivered schedule event stays in the queue to be looked at. */
 const DEAD_LETTER_RETENTION = Duration.days(14);

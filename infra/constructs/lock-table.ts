@@ -1,9 +1,7 @@
 import { RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-
-/** The attribute holding a lock's expiry (epoch seconds); DynamoDB TTL removes stale locks. */
-export const LOCK_TTL_ATTRIBUTE = 'expiresAt';
+import { LOCK_TTL_ATTRIBUTE } from '../../contract/tables.ts';
 
 /**
  * One item per IAM user being rotated: at most one rotation per user at any time. A lock that

@@ -30,12 +30,11 @@ import {
   BatchWriteItemCommand,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
+import { KEY_ID_CACHE_TTL_ATTRIBUTE } from '../../contract/tables.ts';
 import type { Clock } from '../shared/clock.ts';
 
 /** How long an entry lives after it was last written. */
 export const KEY_ID_CACHE_TTL_DAYS = 30;
-/** The attribute DynamoDB TTL reads (epoch seconds). */
-export const KEY_ID_CACHE_TTL_ATTRIBUTE = 'expiresAt';
 /** BatchGetItem reads at most 100 items a call, BatchWriteItem writes at most 25. */
 const READ_BATCH = 100;
 const WRITE_BATCH = 25;

@@ -1,6 +1,6 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { KEY_ID_CACHE_TTL_ATTRIBUTE } from '../../infra/constructs/audit.ts';
+import { KEY_ID_CACHE_TTL_ATTRIBUTE } from '../../contract/tables.ts';
 import { logicalIdOf } from './audit-helpers.ts';
 import { getAttId, synth } from './helpers.ts';
 

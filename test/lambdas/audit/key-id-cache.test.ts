@@ -13,15 +13,11 @@ import {
 import { IAMClient, ListAccessKeysCommand } from '@aws-sdk/client-iam';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { KEY_ID_CACHE_TTL_ATTRIBUTE as CONSTRUCT_TTL_ATTRIBUTE } from '../../../infra/constructs/audit.ts';
+import { KEY_ID_CACHE_TTL_ATTRIBUTE } from '../../../contract/tables.ts';
 import { CallCounter } from '../../../lambdas/audit/calls.ts';
 import type { CredentialReportRow, ReportKey } from '../../../lambdas/audit/credential-report.ts';
 import type { Finding } from '../../../lambdas/audit/findings.ts';
-import {
-  DynamoKeyIdCache,
-  KEY_ID_CACHE_TTL_ATTRIBUTE,
-  KEY_ID_CACHE_TTL_DAYS,
-} from '../../../lambdas/audit/key-id-cache.ts';
+import { DynamoKeyIdCache, KEY_ID_CACHE_TTL_DAYS } from '../../../lambdas/audit/key-id-cache.ts';
 import { resolveKeyIds } from '../../../lambdas/audit/users.ts';
 import { awsError, fakeClock } from '../../support/lambda-fixtures.ts';
 import { unresolvedFinding as finding } from './fixtures.ts';
@@ -137,8 +133,6 @@ describe('the key-id cache', () => {
       createDate: { S: OLD.toISOString() },
       [KEY_ID_CACHE_TTL_ATTRIBUTE]: { N: String(NOW.getTime() / 1000 + KEY_ID_CACHE_TTL_DAYS * 86_400) },
     });
-    // The table the stack deploys expires entries by the attribute the audit writes.
-    expect(CONSTRUCT_TTL_ATTRIBUTE).toBe(KEY_ID_CACHE_TTL_ATTRIBUTE);
   });
 
   it('a key deleted and re-created (a new creation time in the report) misses and is listed', async () => {
