@@ -9,6 +9,12 @@ import { ConsumerPrincipal } from '../contract/consumers.ts';
 import { MAX_ROTATION_ATTEMPTS, type RekeyEnvVars } from '../contract/env.ts';
 import type { AuditEnvKey } from '../contract/functions.ts';
 import { STEP_NAMES, STEPS, type StepName, type StepSpec } from '../contract/functions.ts';
+import {
+  DEFAULT_MEMBER_ROLE_PREFIX,
+  ORGANIZATION_ID_PATTERN,
+  ORGANIZATIONAL_UNIT_PATTERN,
+  SECRETS_LOCATIONS,
+} from '../contract/organization.ts';
 import { UserName } from '../contract/schemas.ts';
 import { worstCaseCallMs } from '../lambdas/shared/clients/config.ts';
 
@@ -30,6 +36,63 @@ export const LOG_RETENTION_DAYS = [
 ] as const;
 
 const int = (min: number, max: number) => z.int().min(min).max(max);
+
+/** Accounts and organizational units (or the root), for `organization.include` / `exclude`. */
+const AccountsAndUnits = z
+  .strictObject({
+    accounts: z.array(z.string().regex(/^\d{12}$/, 'must be an account id of 12 digits')).default([]),
+    organizationalUnits: z
+      .array(
+        z.string().regex(ORGANIZATIONAL_UNIT_PATTERN, 'must be an OU id (ou-...) or the root id (r-...)'),
+      )
+      .default([]),
+  })
+  .default({ accounts: [], organizationalUnits: [] });
+
+/**
+ * Organizations: the hub (this stack) rotates and audits IAM users of member accounts through the
+ * member roles a StackSet deploys (infra/member-stack.ts; docs/organizations.md).
+ */
+export const OrganizationConfigSchema = z.strictObject({
+  /** The organization (`o-...`): every member role trusts only principals inside it. */
+  organizationId: z.string().regex(ORGANIZATION_ID_PATTERN, 'must be an organization id (o-...)'),
+  /**
+   * Member roles are named `<memberRolePrefix><lambda>` (contract/organization.ts). At most 40
+   * characters, so that the longest name fits IAM's 64.
+   * @default 'rekey-member-'
+   */
+  memberRolePrefix: z
+    .string()
+    .min(1)
+    .max(40)
+    .regex(/^[A-Za-z0-9+=,.@_-]+$/, 'may contain only letters, digits and +=,.@_-')
+    .default(DEFAULT_MEMBER_ROLE_PREFIX),
+  /** Accounts and OUs in scope; both empty: the whole organization. */
+  include: AccountsAndUnits,
+  /** Accounts and OUs left out (an exclusion wins). */
+  exclude: AccountsAndUnits,
+  /**
+   * Where a member account's secrets live: `member` (next to their consumers, encrypted with the
+   * member stack's KMS key) or `hub` (consumers read them across accounts).
+   * @default 'member'
+   */
+  secrets: z.enum(SECRETS_LOCATIONS).default('member'),
+  /**
+   * The OUs (or the root) the member StackSet deploys to, automatically for every account that
+   * joins them. Required: the StackSet needs its targets.
+   */
+  stackSetTargets: z
+    .array(z.string().regex(ORGANIZATIONAL_UNIT_PATTERN, 'must be an OU id (ou-...) or the root id (r-...)'))
+    .min(1),
+  /** The regions the StackSet deploys the member stack to (IAM is global; the secrets key is regional). */
+  stackSetRegions: z.array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be a region name')).min(1),
+  /**
+   * How many accounts the organization audit's Map audits at once.
+   * @default 10
+   */
+  auditConcurrency: int(1, 40).default(10),
+});
+export type OrganizationConfig = z.infer<typeof OrganizationConfigSchema>;
 
 export const RekeyConfigSchema = z
   .strictObject({
@@ -259,6 +322,12 @@ export const RekeyConfigSchema = z
      * @default false
      */
     auditReports: z.boolean().default(false),
+    /**
+     * AWS Organizations: rotate and audit the member accounts of an organization from this hub.
+     * Absent: this account only.
+     * @default - none
+     */
+    organization: OrganizationConfigSchema.optional(),
     /**
      * With auditReports: a report is deleted this many days after it was written (the bucket's
      * lifecycle rule).
