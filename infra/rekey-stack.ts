@@ -60,6 +60,9 @@ export class RekeyStack extends Stack {
       userPathPrefix: config.userPathPrefix,
       consumerPrincipals: config.consumerPrincipals,
       consumersByTag: config.consumerTag !== false,
+      ...(config.organization?.secrets === 'hub'
+        ? { organizationId: config.organization.organizationId }
+        : {}),
     });
     const secretsKey = secretsKeyConstruct.key;
     const logsKey = new LogsKey(this, 'LogsKey').key;

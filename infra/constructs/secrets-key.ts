@@ -69,6 +69,14 @@ export interface SecretsKeyProps {
    * @default false
    */
   readonly consumersByTag?: boolean;
+  /**
+   * With Organizations and `secrets: hub`: the organization whose member accounts' consumers read
+   * their secrets here, across accounts. Any IAM user or role of the organization may then decrypt
+   * through Secrets Manager, for rekey's secrets only; each secret's resource policy decides who
+   * reads it (docs/organizations.md).
+   * @default - this account's principals only
+   */
+  readonly organizationId?: string;
 }
 
 /**
@@ -158,6 +166,30 @@ export class SecretsKey extends Construct {
         },
       }),
     );
+
+    if (props.organizationId) {
+      this.key.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'UsersAndRolesOfTheOrganizationDecrypt',
+          principals: [new iam.AnyPrincipal()],
+          actions: ['kms:Decrypt'],
+          resources: ['*'],
+          conditions: {
+            ...this.viaSecretsManager,
+            StringEquals: {
+              ...this.viaSecretsManager.StringEquals,
+              'aws:PrincipalOrgID': props.organizationId,
+            },
+            ArnLike: {
+              'aws:PrincipalArn': [
+                `arn:${stack.partition}:iam::*:user/*`,
+                `arn:${stack.partition}:iam::*:role/*`,
+              ],
+            },
+          },
+        }),
+      );
+    }
   }
 
   /** The create step: Secrets Manager generates a data key under this key for a new version. */

@@ -272,6 +272,42 @@ describe.each(['member', 'hub'] as const)('with organization, secrets: %s', (sec
   });
 });
 
+describe('where secrets live, in the hub', () => {
+  const hubKeyStatements = (raw: Record<string, unknown>) => {
+    const { hub } = synthBoth(raw);
+    const key = hub[keyByAlias(hub, 'alias/rekey-secrets')]?.Properties?.KeyPolicy as {
+      Statement: Record<string, unknown>[];
+    };
+    return key.Statement;
+  };
+
+  it("with secrets: hub, the organization's users and roles may decrypt through Secrets Manager", () => {
+    const statement = hubKeyStatements({ organization: organization({ secrets: 'hub' }) }).find(
+      (st) => st.Sid === 'UsersAndRolesOfTheOrganizationDecrypt',
+    );
+    expect(statement?.Action).toBe('kms:Decrypt');
+    const condition = statement?.Condition as Record<string, Record<string, unknown>>;
+    expect(condition.StringEquals?.['aws:PrincipalOrgID']).toBe(ORGANIZATION_ID);
+    expect(condition.StringEquals?.['kms:ViaService']).toBeDefined();
+    expect(condition.StringLike?.['kms:EncryptionContext:SecretARN']).toBeDefined();
+  });
+
+  it('with secrets: member, no principal outside the hub account may decrypt with the hub key', () => {
+    const sids = hubKeyStatements({ organization: organization() }).map((st) => st.Sid);
+    expect(sids).not.toContain('UsersAndRolesOfTheOrganizationDecrypt');
+  });
+
+  it('with secrets: member, the hub deploys only in the StackSet region (a template rule)', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const hub = new RekeyStack(app, 'RekeyStack', { config: loadConfig({ organization: organization() }) });
+    const rules = Template.fromStack(hub).toJSON().Rules as Record<string, { Assertions: unknown[] }>;
+    const rule = Object.entries(rules).find(([id]) => id.includes('MemberKeysInTheHubRegion'))?.[1];
+    expect(rule?.Assertions).toEqual([
+      expect.objectContaining({ Assert: { 'Fn::Equals': [{ Ref: 'AWS::Region' }, REGION] } }),
+    ]);
+  });
+});
+
 describe('one table: the member roles of a configuration with every option', () => {
   const raw = {
     cloudTrailLookup: true,
