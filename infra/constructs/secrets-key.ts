@@ -146,50 +146,43 @@ export class SecretsKey extends Construct {
     // every one of them the secrets that are not theirs.
     const principalArn = (resource: string) =>
       stack.formatArn({ service: 'iam', region: '', resource, arnFormat: ArnFormat.NO_RESOURCE_NAME });
+    this.allowByPrincipalArn(
+      props.consumersByTag ? 'UsersAndRolesOfTheAccountDecrypt' : 'UsersUnderThePathDecrypt',
+      { 'kms:CallerAccount': stack.account },
+      props.consumersByTag
+        ? [principalArn('user/*'), principalArn('role/*')]
+        : principalArn(`user${props.userPathPrefix}*`),
+    );
+    // With secrets kept in the hub: the consumers in the organization's member accounts, the same
+    // way (any account of the organization, which no deploy-time policy can list).
+    if (props.organizationId) {
+      this.allowByPrincipalArn(
+        'UsersAndRolesOfTheOrganizationDecrypt',
+        { 'aws:PrincipalOrgID': props.organizationId },
+        [`arn:${stack.partition}:iam::*:user/*`, `arn:${stack.partition}:iam::*:role/*`],
+      );
+    }
+  }
+
+  /** kms:Decrypt through Secrets Manager for any principal whose ARN matches, with more StringEquals. */
+  private allowByPrincipalArn(
+    sid: string,
+    equals: Record<string, string>,
+    principalArns: string | string[],
+  ): void {
     this.key.addToResourcePolicy(
       new iam.PolicyStatement({
-        sid: props.consumersByTag ? 'UsersAndRolesOfTheAccountDecrypt' : 'UsersUnderThePathDecrypt',
+        sid,
         principals: [new iam.AnyPrincipal()],
         actions: ['kms:Decrypt'],
         resources: ['*'],
         conditions: {
           ...this.viaSecretsManager,
-          StringEquals: {
-            ...this.viaSecretsManager.StringEquals,
-            'kms:CallerAccount': stack.account,
-          },
-          ArnLike: {
-            'aws:PrincipalArn': props.consumersByTag
-              ? [principalArn('user/*'), principalArn('role/*')]
-              : principalArn(`user${props.userPathPrefix}*`),
-          },
+          StringEquals: { ...this.viaSecretsManager.StringEquals, ...equals },
+          ArnLike: { 'aws:PrincipalArn': principalArns },
         },
       }),
     );
-
-    if (props.organizationId) {
-      this.key.addToResourcePolicy(
-        new iam.PolicyStatement({
-          sid: 'UsersAndRolesOfTheOrganizationDecrypt',
-          principals: [new iam.AnyPrincipal()],
-          actions: ['kms:Decrypt'],
-          resources: ['*'],
-          conditions: {
-            ...this.viaSecretsManager,
-            StringEquals: {
-              ...this.viaSecretsManager.StringEquals,
-              'aws:PrincipalOrgID': props.organizationId,
-            },
-            ArnLike: {
-              'aws:PrincipalArn': [
-                `arn:${stack.partition}:iam::*:user/*`,
-                `arn:${stack.partition}:iam::*:role/*`,
-              ],
-            },
-          },
-        }),
-      );
-    }
   }
 
   /** The create step: Secrets Manager generates a data key under this key for a new version. */
