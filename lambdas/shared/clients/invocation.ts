@@ -49,6 +49,11 @@ export interface AuthorizationRequest {
   action: string;
   /** The command's input, as given to the client. */
   input: Readonly<Record<string, unknown>>;
+  /**
+   * The member account the call acts in (a call a member-side client makes inside `inAccount`
+   * for an account other than the hub's); the role is then the member role of `step` there.
+   */
+  account?: string;
 }
 
 /**
@@ -73,9 +78,17 @@ export class AccessDenied extends Error {
   readonly action: string;
   readonly resource: string | undefined;
 
-  constructor(details: { step: string; action: string; resource?: string | undefined; reason: string }) {
+  constructor(details: {
+    step: string;
+    action: string;
+    resource?: string | undefined;
+    reason: string;
+    /** The member role (its ARN) the Lambda acts as in a member account; absent: its own role. */
+    memberRole?: string | undefined;
+  }) {
     const on = details.resource === undefined ? '' : ` on ${details.resource}`;
-    super(`the ${details.step} Lambda's role does not allow ${details.action}${on}: ${details.reason}`);
+    const role = details.memberRole === undefined ? 'role' : `member role ${details.memberRole}`;
+    super(`the ${details.step} Lambda's ${role} does not allow ${details.action}${on}: ${details.reason}`);
     this.name = 'AccessDenied';
     this.step = details.step;
     this.action = details.action;
