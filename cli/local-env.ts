@@ -48,6 +48,7 @@ export async function prepareLocalEnv(options: LocalEnvOptions = {}): Promise<Re
       kmsKeyId: source.REKEY_KMS_KEY_ID,
       topicArn: source.REKEY_TOPIC_ARN,
       lockTable: source.REKEY_LOCK_TABLE,
+      hubAccountId: source.REKEY_HUB_ACCOUNT_ID,
     },
     log,
   );
@@ -82,7 +83,9 @@ export async function ensureLocalResources(
     given.lockTable ?? ensureLockTable(log),
     given.kmsKeyId ?? ensureKmsKey(log),
   ]);
-  return { topicArn, lockTable, kmsKeyId };
+  // The account the local resources live in is the run's hub account.
+  const hubAccountId = given.hubAccountId ?? topicArn.split(':')[4] ?? '';
+  return { topicArn, lockTable, kmsKeyId, hubAccountId };
 }
 
 async function ensureTopic(log: (message: string) => void): Promise<string> {

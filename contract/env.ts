@@ -85,6 +85,24 @@ export const RekeyEnvSchema = z.object({
    */
   REKEY_CLEANUP_SETTLE_SECONDS: intFrom(0, 900),
 
+  // AWS Organizations (contract/organization.ts, docs/organizations.md).
+  /** The hub's own account: the Lambdas act there with their own roles. Set by the stack. */
+  REKEY_HUB_ACCOUNT_ID: z.optional(z.string().check(z.regex(/^\d{12}$/, 'must be 12 digits'))),
+  /**
+   * Member roles are named `<prefix><lambda>`. Set only with `organization`: unset, no account
+   * other than the hub's may be named.
+   */
+  REKEY_MEMBER_ROLE_PREFIX: z.optional(z.string().check(z.regex(/^[A-Za-z0-9+=,.@_-]{1,40}$/))),
+  /** Where a member account's secrets live: `member` (its own Secrets Manager; unset means this) or `hub`. */
+  REKEY_SECRETS_LOCATION: z.optional(z.enum(['member', 'hub'])),
+  /** The organization (`o-...`) whose member accounts may be named. */
+  REKEY_ORGANIZATION_ID: z.optional(z.string().check(z.regex(/^o-[a-z0-9]{10,32}$/))),
+  /**
+   * The accounts in scope: JSON of contract/organization.ts AccountScope, parsed where it is
+   * used (accountScopeFrom), so that the Lambdas that never read it do not bundle its schema.
+   */
+  REKEY_ORGANIZATION_SCOPE: z.optional(z.string().check(z.minLength(2))),
+
   // The scheduled audit (lambdas/audit; ages and idle times are whole days, see lambdas/audit/findings.ts).
   /** An active key older than this many days is OLD_KEY (IAM.3: "rotated every 90 days or less"). */
   REKEY_MAX_KEY_AGE_DAYS: orDefault(intFrom(1, 3650), 90),

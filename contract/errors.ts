@@ -116,6 +116,20 @@ export class RotationInProgress extends RekeyError {
   }
 }
 
+/**
+ * A Lambda cannot act in a member account: its member role there is missing, or refuses to be
+ * assumed by the Lambda's own role (docs/organizations.md). Raised before any call into the
+ * account, so nothing there was changed; not retried, since it lasts until the role is deployed.
+ */
+export class MemberRoleUnavailable extends RekeyError {
+  constructor(accountId: string, roleArn: string, cause: string) {
+    super(
+      'MemberRoleUnavailable',
+      `cannot act in account ${accountId}: its member role ${roleArn} is missing or cannot be assumed (${cause}); deploy the member stack there (the StackSet) and start again`,
+    );
+  }
+}
+
 /** Errors that mean "the request was refused before anything happened": no notification is sent. */
 export const REJECTION_ERRORS = ['InvalidInput', 'UserNotFound'] as const;
 

@@ -49,6 +49,22 @@ const ELIGIBILITY_ENV = [
   'REKEY_OPT_IN_TAG',
 ] as const satisfies readonly RekeyEnvKey[];
 
+/**
+ * What a Lambda that acts in member accounts reads (lambdas/shared/member-account.ts): the hub's
+ * account, the member roles' prefix, where member secrets live.
+ */
+export const MEMBER_ACCOUNT_ENV = [
+  'REKEY_HUB_ACCOUNT_ID',
+  'REKEY_MEMBER_ROLE_PREFIX',
+  'REKEY_SECRETS_LOCATION',
+] as const satisfies readonly RekeyEnvKey[];
+
+/** What the plan and the organization audit check a named account against. */
+export const ORGANIZATION_SCOPE_ENV = [
+  'REKEY_ORGANIZATION_ID',
+  'REKEY_ORGANIZATION_SCOPE',
+] as const satisfies readonly RekeyEnvKey[];
+
 /** The audit's thresholds and policies: all that decides what it finds and does (the demo uses these). */
 export const AUDIT_POLICY_ENV = [
   'REKEY_MAX_KEY_AGE_DAYS',
@@ -76,6 +92,8 @@ export const AUDIT_ENV = [
   'REKEY_EVENT_BUS_NAME',
   'REKEY_KEY_ID_CACHE_TABLE',
   'REKEY_REPORT_BUCKET',
+  ...MEMBER_ACCOUNT_ENV,
+  ...ORGANIZATION_SCOPE_ENV,
 ] as const satisfies readonly RekeyEnvKey[];
 
 /**
@@ -100,6 +118,8 @@ export const FUNCTIONS = {
       'REKEY_OPT_IN_TAG',
       'REKEY_CONSUMER_TAG',
       'REKEY_OWNER_TAG',
+      ...MEMBER_ACCOUNT_ENV,
+      ...ORGANIZATION_SCOPE_ENV,
     ],
     // GetUser; DescribeSecret (a secret under the request's spelling of the name); GetItem (lock);
     // ListAccessKeys; GetAccessKeyLastUsed per key (2); DescribeSecret (is the journal's key
@@ -116,6 +136,7 @@ export const FUNCTIONS = {
       'REKEY_CONSUMER_PRINCIPALS',
       'REKEY_SECRET_READER_ROLES',
       ...ELIGIBILITY_ENV,
+      ...MEMBER_ACCOUNT_ENV,
     ],
     // ListAccessKeys; the first sweep: GetItem (lock) and DescribeSecret; its never-handed-out key of the
     // journal: DescribeSecret, DeleteAccessKey, UpdateSecretVersionStage (its AWSPENDING label, a
@@ -131,7 +152,7 @@ export const FUNCTIONS = {
   'verify-new-key': {
     kind: 'step',
     description: 'Proves the stored key authenticates as its user, then makes it AWSCURRENT',
-    env: ['REKEY_VERIFY_ATTEMPTS', 'REKEY_VERIFY_BASE_DELAY_MS'],
+    env: ['REKEY_VERIFY_ATTEMPTS', 'REKEY_VERIFY_BASE_DELAY_MS', ...MEMBER_ACCOUNT_ENV],
     // GetSecretValue; the verify loop (STS or ListServiceSpecificCredentials per attempt); then
     // either the promotion, DescribeSecret and UpdateSecretVersionStage twice (AWSCURRENT, then
     // AWSPENDING), each refused move (a retry of an applied one) re-read with DescribeSecret; or,
@@ -144,14 +165,19 @@ export const FUNCTIONS = {
     kind: 'step',
     description:
       'Checks whether the old key was used since it had to be quiet (the hand-out, or the last check that found use)',
-    env: ['REKEY_MAX_ADOPTION_CHECKS', 'REKEY_LAST_USED_GRACE_SECONDS', 'REKEY_CLOUDTRAIL_LOOKUP'],
+    env: [
+      'REKEY_MAX_ADOPTION_CHECKS',
+      'REKEY_LAST_USED_GRACE_SECONDS',
+      'REKEY_CLOUDTRAIL_LOOKUP',
+      ...MEMBER_ACCOUNT_ENV,
+    ],
     // GetAccessKeyLastUsed; LookupEvents (with cloudTrailLookup).
     calls: 2,
   },
   'deactivate-old-key': {
     kind: 'step',
     description: 'Re-checks the old key is quiet and the user still in scope, then deactivates it',
-    env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV],
+    env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV, ...MEMBER_ACCOUNT_ENV],
     // ListAccessKeys; GetAccessKeyLastUsed; GetUser (the re-check); UpdateAccessKey.
     calls: 4,
   },
@@ -159,7 +185,7 @@ export const FUNCTIONS = {
     kind: 'step',
     description:
       'Checks the new key still works and the old key stayed inactive and unused since it had to be quiet, then deletes the old key',
-    env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV],
+    env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV, ...MEMBER_ACCOUNT_ENV],
     // ListAccessKeys; GetSecretValue; STS GetCallerIdentity with the new key; GetAccessKeyLastUsed;
     // GetUser (the re-check); DeleteAccessKey.
     calls: 6,
@@ -167,7 +193,7 @@ export const FUNCTIONS = {
   'reactivate-old-key': {
     kind: 'step',
     description: 'Rollback: reactivates the old access key',
-    env: [],
+    env: [...MEMBER_ACCOUNT_ENV],
     // ListAccessKeys; UpdateAccessKey.
     calls: 2,
   },
@@ -175,7 +201,7 @@ export const FUNCTIONS = {
     kind: 'step',
     description:
       'Deletes the inactive extra key that was never used, the user still in scope, to free the second key slot',
-    env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV],
+    env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV, ...MEMBER_ACCOUNT_ENV],
     // ListAccessKeys; GetAccessKeyLastUsed; GetUser (the re-check); DeleteAccessKey.
     calls: 4,
   },
@@ -190,7 +216,7 @@ export const FUNCTIONS = {
     kind: 'step',
     description:
       'After a failed, aborted or timed-out execution: removes the key it made and never handed out, releases its lock',
-    env: ['REKEY_LOCK_TABLE', 'REKEY_SECRET_PREFIX', 'REKEY_CLEANUP_SETTLE_SECONDS'],
+    env: ['REKEY_LOCK_TABLE', 'REKEY_SECRET_PREFIX', 'REKEY_CLEANUP_SETTLE_SECONDS', ...MEMBER_ACCOUNT_ENV],
     // GetItem (lock); ListAccessKeys; DescribeSecret (was the journal's key handed out?);
     // DeleteAccessKey and UpdateSecretVersionStage (its AWSPENDING label, a retried move refused)
     // and DescribeSecret (is the label gone?); GetAccessKeyLastUsed and DeleteAccessKey (a key a

@@ -9,6 +9,7 @@
  * own role, as in a single-account deployment.
  */
 import * as z from 'zod/mini';
+import { ConfigurationError } from './errors.ts';
 import type { FunctionName } from './functions.ts';
 import './zod-messages.ts';
 
@@ -83,6 +84,33 @@ export const MEMBER_SECRETS_KEY_ALIAS = 'alias/rekey-member-secrets';
 export function memberServices(secrets: SecretsLocation): readonly string[] {
   const always = ['iam', 'cloudtrail', 'securityhub'];
   return secrets === 'member' ? [...always, 'secretsmanager', 'kms'] : always;
+}
+
+const AccountsAndUnitsSchema = z.object({
+  accounts: z.array(AccountId),
+  organizationalUnits: z.array(z.string().check(z.regex(ORGANIZATIONAL_UNIT_PATTERN))),
+});
+/** AccountScope, as the stack writes it into REKEY_ORGANIZATION_SCOPE. */
+export const AccountScopeSchema = z.object({
+  include: AccountsAndUnitsSchema,
+  exclude: AccountsAndUnitsSchema,
+});
+
+/** The account scope in REKEY_ORGANIZATION_SCOPE; throws ConfigurationError naming what is wrong. */
+export function accountScopeFrom(json: string): AccountScope {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch {
+    throw new ConfigurationError('REKEY_ORGANIZATION_SCOPE is not JSON');
+  }
+  const parsed = z.safeParse(AccountScopeSchema, raw);
+  if (!parsed.success) {
+    throw new ConfigurationError(
+      `REKEY_ORGANIZATION_SCOPE is not an account scope: ${z.prettifyError(parsed.error)}`,
+    );
+  }
+  return parsed.data;
 }
 
 /** Which accounts of the organization rekey rotates and audits (the `organization` setting). */

@@ -10,6 +10,7 @@ import { MAX_ROTATION_ATTEMPTS, type RekeyEnvVars } from '../contract/env.ts';
 import type { AuditEnvKey } from '../contract/functions.ts';
 import { STEP_NAMES, STEPS, type StepName, type StepSpec } from '../contract/functions.ts';
 import {
+  type AccountScope,
   DEFAULT_MEMBER_ROLE_PREFIX,
   ORGANIZATION_ID_PATTERN,
   ORGANIZATIONAL_UNIT_PATTERN,
@@ -51,7 +52,7 @@ const AccountsAndUnits = z
 
 /**
  * Organizations: the hub (this stack) rotates and audits IAM users of member accounts through the
- * member roles a StackSet deploys (infra/member-stack.ts; docs/organizations.md).
+ * member roles a StackSet deploys (docs/organizations.md).
  */
 export const OrganizationConfigSchema = z.strictObject({
   /** The organization (`o-...`): every member role trusts only principals inside it. */
@@ -503,6 +504,8 @@ export function cleanupSettleSeconds(c: Pick<RekeyConfig, 'verifyAttempts' | 've
 
 /** The deployed resources the Lambdas address (CDK tokens in the stack, real names locally). */
 export interface RekeyResources {
+  /** The hub's own account (the stack's AWS::AccountId; locally, the emulator's). */
+  readonly hubAccountId: string;
   /** Key id or ARN of the customer-managed KMS key that encrypts the secrets. */
   readonly kmsKeyId: string;
   readonly topicArn: string;
@@ -519,7 +522,38 @@ export interface RekeyResources {
 export type StepEnvKey = (typeof STEPS)[keyof typeof STEPS]['env'][number];
 
 /** The rotation steps' variables that may be absent: each is left out when it is off or unknown. */
-type OptionalStepEnvKey = 'REKEY_OPT_IN_TAG' | 'REKEY_CONSUMER_TAG' | 'REKEY_SECRET_READER_ROLES';
+type OptionalStepEnvKey =
+  | 'REKEY_OPT_IN_TAG'
+  | 'REKEY_CONSUMER_TAG'
+  | 'REKEY_SECRET_READER_ROLES'
+  | OrganizationEnvKey;
+
+/** Set only with `organization` (organizationEnvironment). */
+type OrganizationEnvKey =
+  | 'REKEY_MEMBER_ROLE_PREFIX'
+  | 'REKEY_SECRETS_LOCATION'
+  | 'REKEY_ORGANIZATION_ID'
+  | 'REKEY_ORGANIZATION_SCOPE';
+
+/**
+ * The variables of AWS Organizations (contract/functions.ts MEMBER_ACCOUNT_ENV and
+ * ORGANIZATION_SCOPE_ENV): the hub's account always, the rest only with `organization`.
+ */
+export function organizationEnvironment(
+  config: RekeyConfig,
+  hubAccountId: string,
+): { REKEY_HUB_ACCOUNT_ID: string } & Pick<RekeyEnvVars, OrganizationEnvKey> {
+  const org = config.organization;
+  if (!org) return { REKEY_HUB_ACCOUNT_ID: hubAccountId };
+  const scope: AccountScope = { include: org.include, exclude: org.exclude };
+  return {
+    REKEY_HUB_ACCOUNT_ID: hubAccountId,
+    REKEY_MEMBER_ROLE_PREFIX: org.memberRolePrefix,
+    REKEY_SECRETS_LOCATION: org.secrets,
+    REKEY_ORGANIZATION_ID: org.organizationId,
+    REKEY_ORGANIZATION_SCOPE: JSON.stringify(scope),
+  };
+}
 
 /**
  * The rotation steps' environment: every variable set, as a string, except the opt-in tag,
@@ -555,11 +589,14 @@ export function lambdaEnvironment(config: RekeyConfig, resources: RekeyResources
     REKEY_VERIFY_BASE_DELAY_MS: String(config.verifyBaseDelayMs),
     REKEY_CLOUDTRAIL_LOOKUP: String(config.cloudTrailLookup),
     REKEY_CLEANUP_SETTLE_SECONDS: String(cleanupSettleSeconds(config)),
+    ...organizationEnvironment(config, resources.hubAccountId),
   };
 }
 
 /** What the audit Lambda addresses (CDK tokens in the stack). */
 export interface AuditResources {
+  /** The hub's own account (the stack's AWS::AccountId). */
+  readonly hubAccountId: string;
   readonly topicArn: string;
   /** The rotation state machine; its ARN also names the partition, region and account. */
   readonly stateMachineArn: string;
@@ -574,9 +611,9 @@ export interface AuditResources {
  * bucket only when set.
  */
 export type AuditEnvVars = Required<
-  Pick<RekeyEnvVars, Exclude<AuditEnvKey, 'REKEY_OPT_IN_TAG' | 'REKEY_REPORT_BUCKET'>>
+  Pick<RekeyEnvVars, Exclude<AuditEnvKey, 'REKEY_OPT_IN_TAG' | 'REKEY_REPORT_BUCKET' | OrganizationEnvKey>>
 > &
-  Pick<RekeyEnvVars, 'REKEY_OPT_IN_TAG' | 'REKEY_REPORT_BUCKET'>;
+  Pick<RekeyEnvVars, 'REKEY_OPT_IN_TAG' | 'REKEY_REPORT_BUCKET' | OrganizationEnvKey>;
 
 /** The environment contract (contract/functions.ts AUDIT_ENV) of the audit, for this configuration. */
 export function auditEnvironment(config: RekeyConfig, resources: AuditResources): AuditEnvVars {
@@ -601,5 +638,6 @@ export function auditEnvironment(config: RekeyConfig, resources: AuditResources)
     REKEY_USER_PATH_PREFIX: config.userPathPrefix,
     ...(config.optInTag === undefined ? {} : { REKEY_OPT_IN_TAG: config.optInTag }),
     ...(config.auditReports && resources.reportBucket ? { REKEY_REPORT_BUCKET: resources.reportBucket } : {}),
+    ...organizationEnvironment(config, resources.hubAccountId),
   };
 }

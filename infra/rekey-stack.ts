@@ -67,6 +67,7 @@ export class RekeyStack extends Stack {
     // created with their functions, after the create step's environment names them.
     const secretReaders: StepName[] = ['verify-new-key', 'verify-rotation'];
     const resources: RekeyResources = {
+      hubAccountId: this.account,
       kmsKeyId: secretsKey.keyArn,
       topicArn: notifications.topic.topicArn,
       lockTable: lockTable.tableName,

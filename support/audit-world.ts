@@ -478,6 +478,7 @@ export async function startAuditWorld(options: AuditWorldOptions = {}): Promise<
         ...rawConfig,
       };
       const variables = auditEnvironment(loadConfig(config), {
+        hubAccountId: stateMachineArn.split(':')[4] ?? '',
         stateMachineArn,
         topicArn,
         keyIdCacheTable,

@@ -164,6 +164,7 @@ export class Audit extends Construct {
     this.function = new RekeyFunction(this, 'Function', {
       name: 'audit',
       environment: auditEnvironment(config, {
+        hubAccountId: Stack.of(this).account,
         topicArn: topic.topicArn,
         stateMachineArn: stateMachine.stateMachineArn,
         keyIdCacheTable: this.keyIdCache.tableName,

@@ -17,6 +17,7 @@ import {
   STEPS,
   type StepName,
 } from '../../contract/functions.ts';
+import { MEMBER_LAMBDAS } from '../../contract/organization.ts';
 import type { OptInClient } from '../../lambdas/shared/opt-in.ts';
 import { lambdaEnvironment, type RekeyConfig, type RekeyResources, stepTimeoutSeconds } from '../config.ts';
 
@@ -84,9 +85,19 @@ export const FACADE_ALIASES: Readonly<Record<string, string>> = {
  * function's main bundle.
  */
 export const OPT_IN_BUNDLES: Readonly<Partial<Record<FunctionName, readonly OptInClient[]>>> = {
-  'check-last-used': ['cloudtrail'],
-  audit: ['security-hub', 's3'],
+  ...Object.fromEntries(MEMBER_LAMBDAS.map((name) => [name, ['member-sts']])),
+  'check-last-used': ['cloudtrail', 'member-sts'],
+  audit: ['security-hub', 's3', 'member-sts'],
 };
+
+/** The opt-in files of `name`: the member-role STS client only with `organization` (no member account otherwise). */
+export function optInBundles(
+  name: FunctionName,
+  config: Pick<RekeyConfig, 'organization'>,
+): readonly OptInClient[] {
+  const all = OPT_IN_BUNDLES[name] ?? [];
+  return config.organization ? all : all.filter((client) => client !== 'member-sts');
+}
 
 /** esbuild's settings for every bundle: the function's own (below) and its opt-in files. */
 const ESBUILD_SETTINGS = {
@@ -282,7 +293,7 @@ export class RekeyFunction extends Construct {
               ...DEPLOYED_ALIASES,
               ...FACADE_ALIASES,
             }),
-            ...(OPT_IN_BUNDLES[name] ?? []).map((client) => optInBundleCommand(client, outputDir)),
+            ...optInBundles(name, config).map((client) => optInBundleCommand(client, outputDir)),
           ],
         },
         // Bundle the SDK v3 rather than use the runtime's copy: the clients we test and mock

@@ -1,6 +1,7 @@
 /**
  * Clients that only an opt-in toggle uses (CloudTrail for `cloudTrailLookup`, Security Hub for
- * `securityHub`, S3 for `auditReports`), loaded only when it is on.
+ * `securityHub`, S3 for `auditReports`, STS for a member account of an `organization`), loaded
+ * only when it is on.
  *
  * NodejsFunction bundles each Lambda into one file, which would inline a dynamic `import()` of a
  * literal path, so the import's path is computed. From the sources (the local runner, tests) it
@@ -11,6 +12,7 @@
  * it (docs/performance.md).
  */
 import type * as CloudTrail from './clients/cloudtrail.ts';
+import type * as MemberSts from './clients/member-sts.ts';
 import type * as S3 from './clients/s3.ts';
 import type * as SecurityHub from './clients/security-hub.ts';
 
@@ -18,6 +20,7 @@ interface OptInModules {
   cloudtrail: typeof CloudTrail;
   'security-hub': typeof SecurityHub;
   s3: typeof S3;
+  'member-sts': typeof MemberSts;
 }
 export type OptInClient = keyof OptInModules;
 

@@ -324,7 +324,12 @@ describe('the audit function', () => {
 
   it('maps the configuration as auditEnvironment does, and nothing else', () => {
     const { variables, config } = audit({ protectedUsers: ['a'], maxRotationsPerRun: 3 });
-    const plain = auditEnvironment(config, { topicArn: 't', stateMachineArn: 's', keyIdCacheTable: 'c' });
+    const plain = auditEnvironment(config, {
+      hubAccountId: '123456789012',
+      topicArn: 't',
+      stateMachineArn: 's',
+      keyIdCacheTable: 'c',
+    });
     for (const [key, value] of Object.entries(variables)) {
       if (typeof value === 'string' && key.startsWith('REKEY_'))
         expect(value, key).toBe(plain[key as keyof typeof plain]);
@@ -586,6 +591,7 @@ describe('the audit bundle', () => {
     new RekeyFunction(stack, 'Fn', {
       name: 'audit',
       environment: auditEnvironment(config, {
+        hubAccountId: '123456789012',
         topicArn: 'arn:aws:sns:us-east-1:123456789012:t',
         stateMachineArn: 'arn:aws:states:us-east-1:123456789012:stateMachine:Rotation',
         keyIdCacheTable: 'rekey-key-ids',

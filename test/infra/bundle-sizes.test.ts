@@ -10,8 +10,14 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { deployedFunctions } from '../../bench/template.ts';
+import { readCdkContextConfig } from '../../cli/local-env.ts';
 import type { FunctionName } from '../../contract/functions.ts';
-import { OPT_IN_BUNDLES } from '../../infra/constructs/rekey-function.ts';
+import { loadConfig } from '../../infra/config.ts';
+import { optInBundles } from '../../infra/constructs/rekey-function.ts';
+
+/** cdk.out is synthesized from cdk.json's configuration: its opt-in files are that configuration's. */
+const config = loadConfig(readCdkContextConfig());
+const optIns = (name: string) => optInBundles(name as FunctionName, config);
 
 const KB = 1024;
 
@@ -63,10 +69,7 @@ const STAND_INS = [
 /** Every file the template deploys: each function's main bundle and its opt-in files. */
 function* bundleFiles(): Generator<{ where: string; code: string }> {
   for (const fn of functions)
-    for (const file of [
-      'index.mjs',
-      ...(OPT_IN_BUNDLES[fn.name as FunctionName] ?? []).map((c) => `${c}.mjs`),
-    ])
+    for (const file of ['index.mjs', ...optIns(fn.name).map((c) => `${c}.mjs`)])
       yield { where: `${fn.name} ${file}`, code: readFileSync(join(fn.assetDir, file), 'utf8') };
 }
 
@@ -108,8 +111,8 @@ describe('the Lambda bundles', () => {
 
   it('put each opt-in client in a file of its own, next to the functions that load it', () => {
     for (const fn of functions) {
-      const expected = OPT_IN_BUNDLES[fn.name as FunctionName] ?? [];
-      for (const client of ['cloudtrail', 'security-hub'] as const)
+      const expected = optIns(fn.name);
+      for (const client of ['cloudtrail', 'security-hub', 'member-sts'] as const)
         expect(existsSync(join(fn.assetDir, `${client}.mjs`)), `${fn.name}: ${client}.mjs`).toBe(
           expected.includes(client),
         );

@@ -4,6 +4,7 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { describe, expect, it } from 'vitest';
 import { loadEnv } from '../../contract/env.ts';
 import { STEP_NAMES, STEPS } from '../../contract/functions.ts';
+import { accountScopeFrom } from '../../contract/organization.ts';
 import {
   LOG_RETENTION_DAYS,
   lambdaEnvironment,
@@ -13,10 +14,21 @@ import {
   stepTimeoutSeconds,
 } from '../../infra/config.ts';
 
+/** An organization with every option given. */
+const ORGANIZATION = {
+  organizationId: 'o-abcdefghij',
+  include: { organizationalUnits: ['ou-ab12-cdefghij'] },
+  exclude: { accounts: ['111122223333'] },
+  secrets: 'hub',
+  stackSetTargets: ['ou-ab12-cdefghij'],
+  stackSetRegions: ['eu-west-1'],
+};
+
 /** Every variable some rotation step reads. */
 const STEP_ENV_KEYS = [...new Set(STEP_NAMES.flatMap((step) => STEPS[step].env))];
 
 const RESOURCES: RekeyResources = {
+  hubAccountId: '123456789012',
   kmsKeyId: 'arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555',
   topicArn: 'arn:aws:sns:us-east-1:123456789012:rekey',
   lockTable: 'rekey-locks',
@@ -188,7 +200,10 @@ describe('stateMachineTimeoutSeconds', () => {
 describe('lambdaEnvironment', () => {
   it('sets every variable the rotation steps read, as strings, and nothing else', () => {
     // Act
-    const env = lambdaEnvironment(loadConfig({ optInTag: 'rekey:opt-in' }), RESOURCES);
+    const env = lambdaEnvironment(
+      loadConfig({ optInTag: 'rekey:opt-in', organization: ORGANIZATION }),
+      RESOURCES,
+    );
 
     // Assess
     expect(Object.keys(env).sort()).toEqual([...STEP_ENV_KEYS].sort());
@@ -243,6 +258,33 @@ describe('lambdaEnvironment', () => {
       REKEY_CLOUDTRAIL_LOOKUP: true,
       // The longest step timeout: the create step's (verify-new-key with 5 attempts is shorter).
       REKEY_CLEANUP_SETTLE_SECONDS: stepTimeoutSeconds('create-second-key', config),
+      REKEY_HUB_ACCOUNT_ID: RESOURCES.hubAccountId,
+    });
+  });
+
+  it('sets the organization variables only with organization, the hub account always', () => {
+    const single = lambdaEnvironment(loadConfig({}), RESOURCES);
+    expect(single.REKEY_HUB_ACCOUNT_ID).toBe('123456789012');
+    for (const key of [
+      'REKEY_MEMBER_ROLE_PREFIX',
+      'REKEY_SECRETS_LOCATION',
+      'REKEY_ORGANIZATION_ID',
+      'REKEY_ORGANIZATION_SCOPE',
+    ])
+      expect(single, key).not.toHaveProperty(key);
+    const org = loadEnv(
+      STEP_ENV_KEYS,
+      lambdaEnvironment(loadConfig({ organization: ORGANIZATION }), RESOURCES),
+    );
+    expect(org).toMatchObject({
+      REKEY_HUB_ACCOUNT_ID: '123456789012',
+      REKEY_MEMBER_ROLE_PREFIX: 'rekey-member-',
+      REKEY_SECRETS_LOCATION: 'hub',
+      REKEY_ORGANIZATION_ID: 'o-abcdefghij',
+    });
+    expect(accountScopeFrom(org.REKEY_ORGANIZATION_SCOPE ?? '')).toEqual({
+      include: { accounts: [], organizationalUnits: ['ou-ab12-cdefghij'] },
+      exclude: { accounts: ['111122223333'], organizationalUnits: [] },
     });
   });
 

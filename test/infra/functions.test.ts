@@ -120,7 +120,7 @@ describe('the rekey functions', () => {
         new RekeyFunction(stack, 'Fn', {
           name: 'create-second-key',
           config: loadConfig({}),
-          resources: { kmsKeyId: 'k', topicArn: 't', lockTable: 'l' },
+          resources: { hubAccountId: '123456789012', kmsKeyId: 'k', topicArn: 't', lockTable: 'l' },
           timeout: Duration.minutes(2),
         }),
     ).toThrow("Fn: the create-second-key step's timeout is derived from its calls, not set");
@@ -155,17 +155,31 @@ describe('the rekey functions', () => {
     expect(others).not.toContain(logGroupId);
   });
 
+  const ORGANIZATION_ONLY = [
+    'REKEY_MEMBER_ROLE_PREFIX',
+    'REKEY_SECRETS_LOCATION',
+    'REKEY_ORGANIZATION_ID',
+    'REKEY_ORGANIZATION_SCOPE',
+  ];
+
   it.each(STEP_NAMES)('%s gets exactly the variables its step declares', (step) => {
     const variables = functionOf(resources, step).Properties.Environment.Variables;
-    // The opt-in tag is optional and unset by default: left out rather than set empty.
-    const declared = STEPS[step].env.filter((k) => k !== 'REKEY_OPT_IN_TAG');
+    // The opt-in tag is optional and unset by default, and the organization's variables are set
+    // only with `organization` (test/infra/config.test.ts): left out rather than set empty.
+    const unset = new Set<string>(['REKEY_OPT_IN_TAG', ...ORGANIZATION_ONLY]);
+    const declared = STEPS[step].env.filter((k) => !unset.has(k));
     expect(Object.keys(variables).sort()).toEqual([...declared, 'POWERTOOLS_SERVICE_NAME'].sort());
     // No NODE_OPTIONS: the bundles ship no source map (docs/performance.md, "Source maps").
     expect(variables).toMatchObject({ POWERTOOLS_SERVICE_NAME: 'rekey' });
   });
 
   it('passes configuration values through unchanged', () => {
-    const plain = lambdaEnvironment(config, { kmsKeyId: 'k', topicArn: 't', lockTable: 'l' });
+    const plain = lambdaEnvironment(config, {
+      hubAccountId: '123456789012',
+      kmsKeyId: 'k',
+      topicArn: 't',
+      lockTable: 'l',
+    });
     for (const step of STEP_NAMES) {
       const variables = functionOf(resources, step).Properties.Environment.Variables;
       for (const [key, value] of Object.entries(variables)) {
@@ -219,7 +233,12 @@ describe('the function bundle', () => {
     new RekeyFunction(stack, 'Fn', {
       name: 'deactivate-old-key',
       config,
-      resources: { kmsKeyId: 'k', topicArn: 'arn:aws:sns:us-east-1:123456789012:t', lockTable: 'l' },
+      resources: {
+        hubAccountId: '123456789012',
+        kmsKeyId: 'k',
+        topicArn: 'arn:aws:sns:us-east-1:123456789012:t',
+        lockTable: 'l',
+      },
     });
 
     // Act

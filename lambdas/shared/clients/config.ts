@@ -9,7 +9,7 @@
  * them (worstCaseCallMs, and the call counts in contract/functions.ts), so that a Lambda is
  * never killed half-way through its calls, its compensation included.
  */
-import { invocationCredentials } from './invocation.ts';
+import { credentialsFor, invocationCredentials, type ServicePrefix } from './invocation.ts';
 
 /**
  * Connection and request time limits of every rekey client. The SDK's defaults are none: a
@@ -42,6 +42,11 @@ export const CLIENT_CONFIG = {
   requestHandler: HTTP_TIMEOUTS,
   credentials: invocationCredentials,
 };
+
+/** CLIENT_CONFIG for the client of `service`, signing in a member account where it acts there (account-context.ts). */
+export function clientConfig(service: ServicePrefix) {
+  return { ...CLIENT_CONFIG, credentials: credentialsFor(service) };
+}
 
 /**
  * The longest wait the SDK's standard retry strategy puts before a retry (@smithy/core retry):

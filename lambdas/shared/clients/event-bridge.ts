@@ -1,7 +1,7 @@
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { CLIENT_CONFIG } from './config.ts';
+import { clientConfig } from './config.ts';
 import { bindToInvocations } from './invocation.ts';
 
 /** Module scope: one client per container, exported so unit tests can `mockClient()` it. */
-export const eventBridge = new EventBridgeClient(CLIENT_CONFIG);
+export const eventBridge = new EventBridgeClient(clientConfig('events'));
 bindToInvocations(eventBridge, 'events');

@@ -1,7 +1,7 @@
 import { IAMClient } from '@aws-sdk/client-iam';
-import { CLIENT_CONFIG } from './config.ts';
+import { clientConfig } from './config.ts';
 import { bindToInvocations } from './invocation.ts';
 
 /** Module scope: one client per container, exported so unit tests can `mockClient()` it. */
-export const iam = new IAMClient(CLIENT_CONFIG);
+export const iam = new IAMClient(clientConfig('iam'));
 bindToInvocations(iam, 'iam');

@@ -19,6 +19,8 @@ import type {
   InitializeMiddleware,
   MiddlewareStack,
 } from '@smithy/types';
+import { MemberRoleUnavailable } from '../../../contract/errors.ts';
+import { isMissingRoleAnswer, memberAccountFor } from './account-context.ts';
 
 /** The IAM signing prefix of each service rekey calls: the first half of its action names. */
 export type ServicePrefix =
@@ -50,8 +52,9 @@ export interface AuthorizationRequest {
   /** The command's input, as given to the client. */
   input: Readonly<Record<string, unknown>>;
   /**
-   * The member account the call acts in (a call a member-side client makes inside `inAccount`
-   * for an account other than the hub's); the role is then the member role of `step` there.
+   * The member account the call acts in, signed as the Lambda's member role there
+   * (`memberRoleName(prefix, step)`, contract/organization.ts); absent: the Lambda's own account
+   * and role.
    */
   account?: string;
 }
@@ -130,6 +133,22 @@ export const invocationCredentials = Object.assign(
 );
 
 /**
+ * The credentials provider of the client of `service`: inside `inAccount` for a member account,
+ * where the service acts in that account (account-context.ts), its member role's; otherwise
+ * invocationCredentials. Asked on every request, like invocationCredentials.
+ */
+export function credentialsFor(service: ServicePrefix) {
+  return Object.assign(
+    async (options?: Record<string, unknown>) => {
+      const member = memberAccountFor(service);
+      if (member) return { ...(await member.credentials()), expiration: new Date() };
+      return invocationCredentials(options);
+    },
+    { memoized: true },
+  );
+}
+
+/**
  * Operations whose IAM action is not named after them: SNS authorizes PublishBatch as
  * sns:Publish ("grants permission to both publish and publish batch", the SNS API permissions
  * reference). The emulator checks the operation's own name instead (cli/deployed-roles.ts grants
@@ -143,7 +162,7 @@ export function actionOf(service: ServicePrefix, commandName: string): string {
   return OPERATION_ACTIONS[operation] ?? operation;
 }
 
-/** Where the deserialize-step middleware leaves a 403 answer's body for the initialize-step one. */
+/** Where the deserialize-step middleware leaves a 403 or 500 answer's body for the initialize-step one. */
 const DENIAL_BODY = 'rekeyDenialBody';
 
 /**
@@ -160,15 +179,24 @@ export function bindToInvocations<Input extends object, Output extends object>(
     const invocation = invocations.getStore();
     if (!invocation) return next(args);
     const action = actionOf(service, context.commandName ?? 'UnknownCommand');
+    const member = memberAccountFor(service);
     const resource = await invocation.authorize?.({
       step: invocation.step,
       service,
       action,
       input: args.input as Record<string, unknown>,
+      ...(member ? { account: member.accountId } : {}),
     });
     try {
       return await next(args);
     } catch (error) {
+      if (member && isMissingRoleAnswer(error, context[DENIAL_BODY])) {
+        throw new MemberRoleUnavailable(
+          member.accountId,
+          member.roleArn,
+          `the emulator answered ${action} with an HTML error page, its answer for a role that does not exist`,
+        );
+      }
       const refusal = emulatorRefusal(error, context[DENIAL_BODY]);
       if (refusal === undefined) throw error;
       throw new AccessDenied({
@@ -195,13 +223,17 @@ export function bindToInvocations<Input extends object, Output extends object>(
 }
 
 /**
- * A 403 answer's body, read and put back: for the JSON services moto answers AccessDenied in XML,
+ * A 403 or 500 answer's body, read and put back (a 500's tells a missing member role, account-context.ts): for the JSON services moto answers AccessDenied in XML,
  * the SDK fails to parse it (SyntaxError) and the body it read is lost, so it is kept here.
  */
 async function keepDenialBody(response: unknown, context: HandlerExecutionContext): Promise<void> {
   const answer = response as { statusCode?: number; body?: unknown } | undefined;
   const body = answer?.body as AsyncIterable<Uint8Array> | undefined;
-  if (answer?.statusCode !== 403 || typeof body?.[Symbol.asyncIterator] !== 'function') return;
+  if (
+    (answer?.statusCode !== 403 && answer?.statusCode !== 500) ||
+    typeof body?.[Symbol.asyncIterator] !== 'function'
+  )
+    return;
   const chunks: Uint8Array[] = [];
   for await (const chunk of body) chunks.push(chunk);
   const bytes = Buffer.concat(chunks);

@@ -1,7 +1,7 @@
 import { SNSClient } from '@aws-sdk/client-sns';
-import { CLIENT_CONFIG } from './config.ts';
+import { clientConfig } from './config.ts';
 import { bindToInvocations } from './invocation.ts';
 
 /** Module scope: one client per container, exported so unit tests can `mockClient()` it. */
-export const sns = new SNSClient(CLIENT_CONFIG);
+export const sns = new SNSClient(clientConfig('sns'));
 bindToInvocations(sns, 'sns');
