@@ -1105,3 +1105,30 @@ export async function emulatorRoles(options: {
     throw error;
   }
 }
+
+const synthesizedMembers = new Map<string, Promise<CfnTemplate>>();
+
+/**
+ * The member stack's template (infra/member-stack.ts) for a `rekey` configuration with
+ * `organization`, synthesized in this process with cdk.json's other context, as synthesizeTemplate
+ * does the hub's: the member roles of a run whose configuration is not cdk.json's.
+ */
+export function synthesizeMemberTemplate(rawConfig: unknown): Promise<CfnTemplate> {
+  const key = JSON.stringify(rawConfig);
+  let template = synthesizedMembers.get(key);
+  if (!template) {
+    template = (async () => {
+      const [{ loadConfig }, { synthesizeMemberStack }] = await Promise.all([
+        import('../infra/config.ts'),
+        import('../infra/member-stack.ts'),
+      ]);
+      const cdkJson = JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')) as {
+        context?: Record<string, unknown>;
+      };
+      const { rekey: _ignored, ...context } = cdkJson.context ?? {};
+      return synthesizeMemberStack(loadConfig(rawConfig), context) as CfnTemplate;
+    })();
+    synthesizedMembers.set(key, template);
+  }
+  return template;
+}

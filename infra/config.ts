@@ -85,8 +85,21 @@ export const OrganizationConfigSchema = z.strictObject({
   stackSetTargets: z
     .array(z.string().regex(ORGANIZATIONAL_UNIT_PATTERN, 'must be an OU id (ou-...) or the root id (r-...)'))
     .min(1),
-  /** The regions the StackSet deploys the member stack to (IAM is global; the secrets key is regional). */
-  stackSetRegions: z.array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be a region name')).min(1),
+  /**
+   * The region the StackSet deploys the member stack to: one, since the member roles' names are
+   * global (a second region's stack instance could not create them again); with `secrets: member`
+   * the hub's region, where the member secrets key must be.
+   */
+  stackSetRegions: z
+    .array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be a region name'))
+    .min(1)
+    .max(1, 'must name one region: the member roles have fixed names, and IAM names are global'),
+  /**
+   * Who creates the StackSet: `DELEGATED_ADMIN` when the hub is the StackSets delegated
+   * administrator, `SELF` when the hub is the organization's management account.
+   * @default 'DELEGATED_ADMIN'
+   */
+  stackSetCallAs: z.enum(['DELEGATED_ADMIN', 'SELF']).default('DELEGATED_ADMIN'),
   /**
    * How many accounts the organization audit's Map audits at once.
    * @default 10

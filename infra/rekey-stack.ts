@@ -8,11 +8,12 @@ import { Dashboard } from './constructs/dashboard.ts';
 import { ExecutionCleanup } from './constructs/execution-cleanup.ts';
 import { LockTable } from './constructs/lock-table.ts';
 import { LogsKey } from './constructs/logs-key.ts';
+import { MemberStackSet } from './constructs/member-stack-set.ts';
 import { Notifications } from './constructs/notifications.ts';
 import { RekeyFunction } from './constructs/rekey-function.ts';
 import { RotationStateMachine } from './constructs/rotation-state-machine.ts';
 import { SecretsKey } from './constructs/secrets-key.ts';
-import { grantStepPermissions } from './step-permissions.ts';
+import { acknowledgeAssumeMemberRole, assumeMemberRole, grantStepPermissions } from './step-permissions.ts';
 import { UserScope } from './user-scope.ts';
 
 export interface RekeyStackProps extends StackProps {
@@ -47,6 +48,8 @@ export class RekeyStack extends Stack {
   readonly audit: Audit;
   readonly alarms: Alarms;
   readonly dashboard: Dashboard;
+  /** The StackSet of the member stack, with `organization`. */
+  readonly memberStackSet: MemberStackSet | undefined;
 
   constructor(scope: Construct, id: string, props: RekeyStackProps) {
     super(scope, id, props);
@@ -127,6 +130,22 @@ export class RekeyStack extends Stack {
       userScope,
       logsKey,
     });
+
+    const organization = config.organization;
+    if (organization) {
+      // The audit acts in a member account through its member role, as the steps do.
+      this.audit.function.role.addToPrincipalPolicy(assumeMemberRole(this, organization, 'audit'));
+      acknowledgeAssumeMemberRole(this.audit.function.role, organization, 'audit');
+    }
+    this.memberStackSet = organization
+      ? new MemberStackSet(this, 'Members', {
+          config,
+          hubRoles: {
+            ...byStep((step) => functions[step].role),
+            audit: this.audit.function.role,
+          },
+        })
+      : undefined;
 
     this.alarms = new Alarms(this, 'Alarms', {
       topic: notifications.topic,

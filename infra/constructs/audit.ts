@@ -267,38 +267,20 @@ export class Audit extends Construct {
     const stack = Stack.of(this);
     const allow = (actions: string[], resources: string[], conditions?: Record<string, unknown>) =>
       new iam.PolicyStatement({ actions, resources, ...(conditions ? { conditions } : {}) });
+    const inAccount = auditAccountStatements(stack, config, userScope);
     const statements = [
-      // The credential report and the account's authorization details are account-wide: these
-      // actions have no resource type, so '*' is the only resource IAM accepts.
-      allow(
-        ['iam:GenerateCredentialReport', 'iam:GetCredentialReport', 'iam:GetAccountAuthorizationDetails'],
-        ['*'],
-      ),
-      // Service-specific credentials of all users, one AllUsers listing per service. AWS documents the
-      // action on the `user` resource type but not which resource an AllUsers request (about no
-      // user in particular) is authorized against, so '*' is the one resource sure to match; for
-      // an action whose only resource type is `user` it grants no more than user/*.
-      ...(config.auditServiceCredentials ? [allow(['iam:ListServiceSpecificCredentials'], ['*'])] : []),
-      // Key ids of every user with a finding, in scope or not: the audit reports the whole account
-      // (the credential report already shows every user's key ages), it acts only within scope.
-      allow(['iam:ListAccessKeys'], [userScope.everyUser]),
+      ...inAccount.reads,
       // The key-id cache: read the entries of the users with findings, write the new keys' entries.
       allow(['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem'], [this.keyIdCache.tableArn]),
-      // With the opt-in policy: re-read last use and deactivate, on the users in scope only.
-      ...(config.deactivateUnused
-        ? userScope.allow(['iam:GetAccessKeyLastUsed', 'iam:UpdateAccessKey'])
-        : []),
+      ...inAccount.deactivate,
       allow(['sns:Publish'], [topic.topicArn]),
       // Publishing to an encrypted topic: SNS generates a data key with the caller's rights.
       allow(['kms:GenerateDataKey', 'kms:Decrypt'], [topicKey.keyArn], {
         StringEquals: { 'kms:ViaService': `sns.${stack.region}.amazonaws.com` },
       }),
       allow(['events:PutEvents'], [defaultEventBus(stack)]),
+      ...inAccount.deny,
     ];
-    if (config.deactivateUnused) {
-      const deny = userScope.protectedUsersDeny();
-      if (deny) statements.push(deny);
-    }
     if (config.autoRotate) {
       statements.push(
         allow(['states:StartExecution'], [stateMachine.stateMachineArn]),
@@ -313,14 +295,7 @@ export class Audit extends Construct {
         allow(['s3:PutObject'], [this.reportBucket.bucket.arnForObjects(`${AUDIT_REPORT_PREFIX}*`)]),
       );
     }
-    if (config.securityHub) {
-      statements.push(
-        // Findings are imported through the account's own default product.
-        allow(['securityhub:BatchImportFindings'], [securityHubProductArn(stack)]),
-        // GetFindings authorizes against the account's hub (resource type `hub`).
-        allow(['securityhub:GetFindings'], [securityHubArn(stack)]),
-      );
-    }
+    statements.push(...inAccount.securityHub);
     return statements;
   }
 
@@ -372,6 +347,51 @@ export class Audit extends Construct {
         "the audit's permissions belong to its role alone: inline, they live and die with the role and cannot be attached to another principal by mistake",
     });
   }
+}
+
+/**
+ * The audit's statements that act in the audited account (its users, its Security Hub), in the
+ * order of the role's policy: the hub's audit role holds them for the hub's own account, the
+ * member stack's audit role (infra/member-stack.ts) the same for its account. One source for both.
+ */
+export function auditAccountStatements(
+  stack: Stack,
+  config: RekeyConfig,
+  userScope: AuditUserScope,
+): Record<'reads' | 'deactivate' | 'deny' | 'securityHub', iam.PolicyStatement[]> {
+  const allow = (actions: string[], resources: string[]) => new iam.PolicyStatement({ actions, resources });
+  const deny = config.deactivateUnused ? userScope.protectedUsersDeny() : undefined;
+  return {
+    reads: [
+      // The credential report and the account's authorization details are account-wide: these
+      // actions have no resource type, so '*' is the only resource IAM accepts.
+      allow(
+        ['iam:GenerateCredentialReport', 'iam:GetCredentialReport', 'iam:GetAccountAuthorizationDetails'],
+        ['*'],
+      ),
+      // Service-specific credentials of all users, one AllUsers listing per service. AWS documents the
+      // action on the `user` resource type but not which resource an AllUsers request (about no
+      // user in particular) is authorized against, so '*' is the one resource sure to match; for
+      // an action whose only resource type is `user` it grants no more than user/*.
+      ...(config.auditServiceCredentials ? [allow(['iam:ListServiceSpecificCredentials'], ['*'])] : []),
+      // Key ids of every user with a finding, in scope or not: the audit reports the whole account
+      // (the credential report already shows every user's key ages), it acts only within scope.
+      allow(['iam:ListAccessKeys'], [userScope.everyUser]),
+    ],
+    // With the opt-in policy: re-read last use and deactivate, on the users in scope only.
+    deactivate: config.deactivateUnused
+      ? userScope.allow(['iam:GetAccessKeyLastUsed', 'iam:UpdateAccessKey'])
+      : [],
+    deny: deny ? [deny] : [],
+    securityHub: config.securityHub
+      ? [
+          // Findings are imported through the account's own default product.
+          allow(['securityhub:BatchImportFindings'], [securityHubProductArn(stack)]),
+          // GetFindings authorizes against the account's hub (resource type `hub`).
+          allow(['securityhub:GetFindings'], [securityHubArn(stack)]),
+        ]
+      : [],
+  };
 }
 
 const defaultEventBus = (stack: Stack) =>

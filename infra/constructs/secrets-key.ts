@@ -39,6 +39,11 @@ export interface SecretsKeyProps {
    */
   readonly alias?: string;
   /**
+   * The key's description.
+   * @default 'rekey: encrypts the rotated IAM access keys stored in Secrets Manager'
+   */
+  readonly description?: string;
+  /**
    * The secret name prefix: the key encrypts and decrypts only secrets named with it (Secrets
    * Manager puts the secret's ARN in the encryption context).
    * @default - required
@@ -108,7 +113,8 @@ export class SecretsKey extends Construct {
     });
     this.key = new kms.Key(this, 'Key', {
       alias: props.alias ?? 'alias/rekey-secrets',
-      description: 'rekey: encrypts the rotated IAM access keys stored in Secrets Manager',
+      description:
+        props.description ?? 'rekey: encrypts the rotated IAM access keys stored in Secrets Manager',
       enableKeyRotation: true,
       policy,
       // Losing this key loses every stored access key: never delete it with the stack, and

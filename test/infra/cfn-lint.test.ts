@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../infra/config.ts';
+import { synthesizeMemberStack } from '../../infra/member-stack.ts';
 import { synth } from './helpers.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -69,12 +71,36 @@ const CONFIGS: Record<string, unknown>[] = [
     auditSchedule: 'cron(30 5 ? * MON-FRI *)',
     auditScheduleTimezone: 'Europe/Berlin',
   },
+  // Organizations: the hub with its StackSet, in both secrets modes (the member templates below).
+  {
+    protectedUsers: ['break-glass'],
+    organization: {
+      organizationId: 'o-exampleorg1',
+      stackSetTargets: ['r-ab12'],
+      stackSetRegions: ['us-east-1'],
+    },
+  },
+  {
+    cloudTrailLookup: true,
+    securityHub: true,
+    deactivateUnused: true,
+    organization: {
+      organizationId: 'o-exampleorg1',
+      secrets: 'hub',
+      stackSetTargets: ['ou-ab12-cdefgh34'],
+      stackSetRegions: ['eu-west-1'],
+      stackSetCallAs: 'SELF',
+    },
+  },
 ];
+/** The member stack's template of each configuration with `organization`. */
+const MEMBER_CONFIGS = CONFIGS.filter((raw) => (raw as { organization?: unknown }).organization);
 
 describe('cfn-lint', () => {
   const dir = mkdtempSync(join(tmpdir(), 'rekey-cfn-lint-'));
   const synthesized = join(REPO_ROOT, 'cdk.out', 'RekeyStack.template.json');
   const configured = CONFIGS.map((_raw, i) => join(dir, `config-${i}.template.json`));
+  const members = MEMBER_CONFIGS.map((_raw, i) => join(dir, `member-${i}.template.json`));
   // A template with a warning (an unused parameter) and an error (a property of the wrong type).
   const broken = join(dir, 'broken.template.json');
   let matches: LintMatch[] = [];
@@ -83,6 +109,9 @@ describe('cfn-lint', () => {
   beforeAll(() => {
     CONFIGS.forEach((raw, i) => {
       writeFileSync(configured[i] ?? '', JSON.stringify(synth(raw).template.toJSON()));
+    });
+    MEMBER_CONFIGS.forEach((raw, i) => {
+      writeFileSync(members[i] ?? '', JSON.stringify(synthesizeMemberStack(loadConfig(raw))));
     });
     writeFileSync(
       broken,
@@ -94,7 +123,7 @@ describe('cfn-lint', () => {
       }),
     );
     expect(existsSync(synthesized), 'the global test setup runs cdk synth').toBe(true);
-    matches = cfnLint([synthesized, ...configured, broken]);
+    matches = cfnLint([synthesized, ...configured, ...members, broken]);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -106,6 +135,14 @@ describe('cfn-lint', () => {
     'passes the template of %s, with nothing to report',
     (_name, i) => {
       expect(of(configured[i] ?? '').map(describeMatch)).toEqual([]);
+    },
+  );
+
+  it.each(MEMBER_CONFIGS.map((raw, i) => [JSON.stringify(raw), i] as const))(
+    'passes the member template of %s, with nothing to report',
+    (_name, i) => {
+      expect(existsSync(members[i] ?? '')).toBe(true);
+      expect(of(members[i] ?? '').map(describeMatch)).toEqual([]);
     },
   );
 

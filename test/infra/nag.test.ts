@@ -10,6 +10,7 @@ import { AwsSolutionsChecks, type NagPack, NIST80053R5Checks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/config.ts';
+import { MEMBER_STACK_ID, RekeyMemberStack } from '../../infra/member-stack.ts';
 import { RekeyStack } from '../../infra/rekey-stack.ts';
 import { synth } from './helpers.ts';
 
@@ -87,8 +88,57 @@ const CONFIGS: Array<[string, Record<string, unknown>]> = [
   ['no automatic rotation', { autoRotate: false }],
 ];
 
-describe.each(CONFIGS)('cdk-nag with %s', (name, raw) => {
-  const { stack } = synth(raw);
+/** Organizations, both secrets modes: the hub stack and the member stack (docs/organizations.md). */
+const organization = (secrets: 'member' | 'hub') => ({
+  organizationId: 'o-exampleorg1',
+  secrets,
+  stackSetTargets: ['r-ab12'],
+  stackSetRegions: ['us-east-1'],
+});
+const ORGANIZATION_CONFIGS: Array<[string, Record<string, unknown>]> = [
+  ['an organization, secrets in the members', { organization: organization('member') }],
+  [
+    'an organization, secrets in the hub, every option',
+    {
+      organization: organization('hub'),
+      cloudTrailLookup: true,
+      userPathPrefix: '/ci/',
+      protectedUsers: ['break-glass'],
+      deactivateUnused: true,
+      securityHub: true,
+    },
+  ],
+  [
+    'an organization, secrets in the members, every option',
+    {
+      organization: organization('member'),
+      cloudTrailLookup: true,
+      optInTag: 'rekey:opt-in',
+      protectedUsers: ['break-glass'],
+      consumerPrincipals: ['arn:aws:iam::210987654321:role/reader'],
+      deactivateUnused: true,
+      securityHub: true,
+    },
+  ],
+];
+
+/** The member stack of a configuration, in an app of its own. */
+function memberStack(raw: Record<string, unknown>): RekeyMemberStack {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  return new RekeyMemberStack(app, MEMBER_STACK_ID, { config: loadConfig(raw) });
+}
+
+const STACKS: Array<[string, () => IConstruct]> = [
+  ...[...CONFIGS, ...ORGANIZATION_CONFIGS].map(
+    ([name, raw]) => [`RekeyStack, ${name}`, () => synth(raw).stack] as [string, () => IConstruct],
+  ),
+  ...ORGANIZATION_CONFIGS.map(
+    ([name, raw]) => [`RekeyMemberStack, ${name}`, () => memberStack(raw)] as [string, () => IConstruct],
+  ),
+];
+
+describe.each(STACKS)('cdk-nag on %s', (name, make) => {
+  const stack = make();
 
   it('AwsSolutions and NIST 800-53 rev 5 find nothing unacknowledged', () => {
     expect(unacknowledged(stack).map((f) => `${f.rule} at ${f.path}`)).toEqual([]);
