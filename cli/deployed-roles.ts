@@ -679,6 +679,23 @@ class Targets {
         if (bucket && key) return one(`arn:${this.at.partition}:s3:::${bucket}/${key}`);
         break;
       }
+      case 'organizations': {
+        // Organizations ARNs name the management account (the emulator's default: the hub) and
+        // the organization: `arn:<partition>:organizations::<management>:account/<org>/<id>`.
+        const organizationId = this.organizationOf(this.at.account);
+        const organizationArn = (resource: string) =>
+          `arn:${this.at.partition}:organizations::${this.at.account}:${resource}`;
+        // ListAccounts has no resource type; for ListAccountsForParent only `*` is sure to match.
+        if (action === 'organizations:ListAccounts' || action === 'organizations:ListAccountsForParent')
+          return one('*');
+        const id = str(input.AccountId) ?? str(input.ChildId);
+        if (id && organizationId) {
+          if (id.startsWith('ou-')) return one(organizationArn(`ou/${organizationId}/${id}`));
+          if (id.startsWith('r-')) return one(organizationArn(`root/${organizationId}/${id}`));
+          return one(organizationArn(`account/${organizationId}/${id}`));
+        }
+        break;
+      }
       case 'sts':
         // GetCallerIdentity needs no permission (IAM and moto allow it even under an explicit Deny).
         if (action === 'sts:GetCallerIdentity') return null;

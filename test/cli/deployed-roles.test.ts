@@ -29,14 +29,14 @@ import {
   lambdaRoles,
   memberRoles,
   motoEndpoint,
-  type RoleStatement,
   resourceMatches,
+  synthesizeMemberTemplate,
   type Target,
 } from '../../cli/deployed-roles.ts';
 import { LAMBDA_METADATA_KEY, STEP_NAMES } from '../../contract/functions.ts';
+import { MEMBER_LAMBDAS } from '../../contract/organization.ts';
 import { AccessDenied, type AuthorizationRequest } from '../../lambdas/shared/clients/invocation.ts';
 import { synth } from '../infra/helpers.ts';
-import { memberLikeTemplate } from '../support/member-template.ts';
 
 const AT = { partition: 'aws', region: 'us-east-1', account: '123456789012' };
 const USERS = (path: string) => `arn:aws:iam::123456789012:user${path}`;
@@ -445,8 +445,15 @@ describe('several accounts: the member roles of the member template, in each mem
     sts: mockClient(member.sts),
     kms: mockClient(member.kms),
   };
-  const memberTemplate = memberLikeTemplate({ userPathPrefix: '/ci/' });
-  const hubTemplate = templateOf({ userPathPrefix: '/ci/' });
+  const config = {
+    userPathPrefix: '/ci/',
+    organization: { organizationId: ORG, stackSetTargets: ['r-abcd'], stackSetRegions: ['us-east-1'] },
+  };
+  const hubTemplate = templateOf(config);
+  let memberTemplate: CfnTemplate;
+  beforeAll(async () => {
+    memberTemplate = await synthesizeMemberTemplate(config);
+  });
   const request = (
     action: string,
     input: Record<string, unknown>,
@@ -495,10 +502,10 @@ describe('several accounts: the member roles of the member template, in each mem
         .statements.filter((s) => s.actions.includes(action))
         .flatMap((s) => s.resources);
 
-    expect(roles.map((r) => [r.lambda, r.memberRoleArn])).toEqual([
-      ['plan', `arn:aws:iam::${MEMBER}:role/rekey-member-plan`],
-      ['create-second-key', `arn:aws:iam::${MEMBER}:role/rekey-member-create-second-key`],
-    ]);
+    expect(roles.map((r) => r.lambda)).toEqual([...MEMBER_LAMBDAS]);
+    expect(roleOf(roles, 'create-second-key').memberRoleArn).toBe(
+      `arn:aws:iam::${MEMBER}:role/rekey-member-create-second-key`,
+    );
     expect(resourcesOf('plan', 'iam:ListAccessKeys')).toEqual([memberUsers('/ci/*')]);
     expect(resourcesOf('plan', 'secretsmanager:DescribeSecret')).toEqual([
       `arn:aws:secretsmanager:us-east-1:${MEMBER}:secret:rekey/*`,
@@ -595,25 +602,30 @@ describe('several accounts: the member roles of the member template, in each mem
     expect(seen).toContainEqual(['plan', MEMBER]);
   });
 
-  it("checks a hub role's sts:AssumeRole on the member role's organization (aws:ResourceOrgID)", async () => {
-    const assume: RoleStatement = {
-      effect: 'Allow',
-      actions: ['sts:AssumeRole'],
-      resources: ['arn:aws:iam::*:role/rekey-member-plan'],
-      conditions: { StringEquals: { 'aws:ResourceOrgID': [ORG] } },
-    };
-    const roles = deployedRoles(await connect(), {
-      template: hubTemplate,
-      env: LOCAL,
-      memberTemplate,
-      mutate: (lambda, statements, account) =>
-        lambda === 'plan' && account === undefined ? [...statements, assume] : statements,
-    });
+  it("checks a hub role's sts:AssumeRole on the member role's organization (aws:ResourceOrgID), and its Organizations reads", async () => {
+    const roles = deployedRoles(await connect(), { template: hubTemplate, env: LOCAL, memberTemplate });
     const authorize = (await roles.contextFor('plan')).authorize ?? (() => Promise.resolve(''));
     const assumeInto = (account: string) =>
       authorize(request('sts:AssumeRole', { RoleArn: `arn:aws:iam::${account}:role/rekey-member-plan` }));
 
     await expect(assumeInto(MEMBER)).resolves.toBe(`arn:aws:iam::${MEMBER}:role/rekey-member-plan`);
+    // The plan's Organizations reads act on the organization's accounts and OUs.
+    await expect(authorize(request('organizations:DescribeAccount', { AccountId: MEMBER }))).resolves.toBe(
+      `arn:aws:organizations::123456789012:account/${ORG}/${MEMBER}`,
+    );
+    await expect(
+      authorize(request('organizations:ListParents', { ChildId: 'ou-abcd-12345678' })),
+    ).resolves.toBe(`arn:aws:organizations::123456789012:ou/${ORG}/ou-abcd-12345678`);
+    // Another Lambda's member role is not plan's to assume.
+    expect(
+      (
+        await denial(
+          authorize(
+            request('sts:AssumeRole', { RoleArn: `arn:aws:iam::${MEMBER}:role/rekey-member-delete-key` }),
+          ),
+        )
+      ).message,
+    ).toContain('no statement allowing it matches this resource');
     expect((await denial(assumeInto('999999999999'))).message).toContain(
       `if {"StringEquals":{"aws:ResourceOrgID":["${ORG}"]}}`,
     );
@@ -622,7 +634,9 @@ describe('several accounts: the member roles of the member template, in each mem
   it('makes each member role in the member account under its fixed name, with its Allow actions on *', async () => {
     const roles = deployedRoles(await connect(), { template: hubTemplate, env: LOCAL, memberTemplate });
 
-    const made = await roles.installMemberRoles(MEMBER, { except: ['create-second-key'] });
+    const made = await roles.installMemberRoles(MEMBER, {
+      except: MEMBER_LAMBDAS.filter((lambda) => lambda !== 'plan'),
+    });
 
     expect(made).toEqual([`arn:aws:iam::${MEMBER}:role/rekey-member-plan`]);
     expect(mocks.hubIam.commandCalls(CreateRoleCommand)).toHaveLength(0);
@@ -639,6 +653,7 @@ describe('several accounts: the member roles of the member template, in each mem
           'iam:GetAccessKeyLastUsed',
           'iam:GetUser',
           'iam:ListAccessKeys',
+          'iam:ListServiceSpecificCredentials',
           'iam:ListUserTags',
           'secretsmanager:DescribeSecret',
         ],
@@ -676,7 +691,13 @@ describe('several accounts: the member roles of the member template, in each mem
         }),
       ),
     ).toThrow(/names the plan role other-plan, not rekey-member-plan/);
-    const roles = make(memberTemplate)();
+    const roles = make(
+      withRole((r) => {
+        for (const [id, resource] of Object.entries(r)) {
+          if (resource.Metadata?.['rekey:member-role'] === 'verify-new-key') delete r[id];
+        }
+      }),
+    )();
     const verify = (await roles.contextFor('verify-new-key')).authorize ?? (() => Promise.resolve(''));
     await expect(verify(request('iam:ListAccessKeys', { UserName: 'alice' }, MEMBER))).rejects.toThrow(
       new RegExp(`the member template has no member role for the verify-new-key Lambda .*account ${MEMBER}`),

@@ -46,6 +46,7 @@ import {
   type DeployedRolesOptions,
   deployedRoles,
   type EmulatorOrganization,
+  synthesizeMemberTemplate,
   synthesizeTemplate,
 } from '../../cli/deployed-roles.ts';
 import { type MotoClockServer, startMotoWithClock } from '../../cli/emulator.ts';
@@ -58,7 +59,7 @@ import {
 import { prepareLocalEnv } from '../../cli/local-env.ts';
 import { type RotationResult, type RunRotationOptions, runRotation } from '../../cli/local-runner.ts';
 import type { StepName } from '../../contract/functions.ts';
-import { DEFAULT_MEMBER_ROLE_PREFIX, type MemberLambda } from '../../contract/organization.ts';
+import type { MemberLambda } from '../../contract/organization.ts';
 import { systemClock } from '../../lambdas/shared/clock.ts';
 import { expectNoSecrets } from '../support/secrets.ts';
 
@@ -190,8 +191,11 @@ export interface WorldOrganizationOptions {
   organizationalUnits?: readonly string[];
   /** More of the `organization` configuration (memberRolePrefix, secrets, include, exclude, ...). */
   config?: Record<string, unknown>;
-  /** The member template the member roles come from. */
-  memberTemplate: CfnTemplate;
+  /**
+   * The member template the member roles come from.
+   * @default the member stack synthesized for the world's configuration
+   */
+  memberTemplate?: CfnTemplate;
   /** Member roles not made: member index (0 = the first member) -> the Lambdas whose role is missing. */
   withoutMemberRoles?: Readonly<Record<number, readonly MemberLambda[]>>;
 }
@@ -267,7 +271,6 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
       : {}),
   };
   const env = await prepareLocalEnv({ config, source: {}, log: () => {} });
-  if (organization) withOrganizationEnv(env, organization, config.organization as Record<string, unknown>);
   // Handlers log at INFO in tests so the secret scan reads everything they say.
   env.POWERTOOLS_LOG_LEVEL = 'INFO';
   // And emit their metrics as the deployed Lambdas do, into the captured logs.
@@ -279,7 +282,10 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     env,
     { iam, sts: adminSts },
     organization && options.organization
-      ? { seeded: organization, memberTemplate: options.organization.memberTemplate }
+      ? {
+          seeded: organization,
+          memberTemplate: options.organization.memberTemplate ?? (await synthesizeMemberTemplate(config)),
+        }
       : undefined,
   );
   if (organization) {
@@ -594,28 +600,6 @@ async function worldRoles(
   const rolesWith = (mutate?: DeployedRolesOptions['mutate']) =>
     deployedRoles(emulator, { template, env, ...memberTemplate, ...(mutate ? { mutate } : {}) });
   return { roles: rolesWith(), rolesWith };
-}
-
-/**
- * The organization's REKEY_* variables, where the handler environment lacks them: the hub account,
- * the member role prefix, where secrets live, the organization and its scope (contract/env.ts
- * names them; infra/config.ts sets them for the member Lambdas).
- */
-function withOrganizationEnv(
-  env: Record<string, string>,
-  organization: SeededOrganization,
-  config: Record<string, unknown>,
-): void {
-  const none = { accounts: [], organizationalUnits: [] };
-  env.REKEY_HUB_ACCOUNT_ID ??= organization.hub.accountId;
-  env.REKEY_MEMBER_ROLE_PREFIX ??=
-    (config.memberRolePrefix as string | undefined) ?? DEFAULT_MEMBER_ROLE_PREFIX;
-  env.REKEY_SECRETS_LOCATION ??= (config.secrets as string | undefined) ?? 'member';
-  env.REKEY_ORGANIZATION_ID ??= organization.organizationId;
-  env.REKEY_ORGANIZATION_SCOPE ??= JSON.stringify({
-    include: config.include ?? none,
-    exclude: config.exclude ?? none,
-  });
 }
 
 /**

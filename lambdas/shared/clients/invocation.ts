@@ -34,7 +34,8 @@ export type ServicePrefix =
   | 'securityhub'
   | 'cloudtrail'
   | 'kms'
-  | 's3';
+  | 's3'
+  | 'organizations';
 
 export interface InvocationCredentials {
   accessKeyId: string;
