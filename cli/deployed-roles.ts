@@ -1021,6 +1021,15 @@ export function readTemplate(path: string): CfnTemplate {
   return JSON.parse(readFileSync(path, 'utf8')) as CfnTemplate;
 }
 
+/** cdk.json's context (the feature flags) without its `rekey` configuration. */
+function cdkContextWithoutRekey(): Record<string, unknown> {
+  const cdkJson = JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')) as {
+    context?: Record<string, unknown>;
+  };
+  const { rekey: _ignored, ...context } = cdkJson.context ?? {};
+  return context;
+}
+
 const synthesized = new Map<string, Promise<CfnTemplate>>();
 
 /**
@@ -1038,10 +1047,7 @@ export function synthesizeTemplate(rawConfig: unknown): Promise<CfnTemplate> {
         import('../infra/config.ts'),
         import('../infra/rekey-stack.ts'),
       ]);
-      const cdkJson = JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')) as {
-        context?: Record<string, unknown>;
-      };
-      const { rekey: _ignored, ...context } = cdkJson.context ?? {};
+      const context = cdkContextWithoutRekey();
       const outdir = mkdtempSync(join(tmpdir(), 'rekey-roles-'));
       try {
         const app = new App({ outdir, context: { ...context, 'aws:cdk:bundling-stacks': [] } });
@@ -1139,10 +1145,7 @@ export function synthesizeMemberTemplate(rawConfig: unknown): Promise<CfnTemplat
         import('../infra/config.ts'),
         import('../infra/member-stack.ts'),
       ]);
-      const cdkJson = JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')) as {
-        context?: Record<string, unknown>;
-      };
-      const { rekey: _ignored, ...context } = cdkJson.context ?? {};
+      const context = cdkContextWithoutRekey();
       return synthesizeMemberStack(loadConfig(rawConfig), context) as CfnTemplate;
     })();
     synthesizedMembers.set(key, template);
