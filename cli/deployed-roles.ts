@@ -44,8 +44,17 @@ import {
   NoSuchEntityException,
   PutRolePolicyCommand,
 } from '@aws-sdk/client-iam';
+import { DescribeKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { LAMBDA_METADATA_KEY } from '../contract/functions.ts';
+import {
+  DEFAULT_MEMBER_ROLE_PREFIX,
+  isMemberLambda,
+  MEMBER_ROLE_METADATA_KEY,
+  MEMBER_SECRETS_KEY_ALIAS,
+  memberRoleArn,
+  memberRoleName,
+} from '../contract/organization.ts';
 import {
   AccessDenied,
   type AuthorizationRequest,
@@ -77,9 +86,15 @@ export interface RoleStatement {
 export interface LambdaRole {
   /** Its `rekey:lambda` name (the folder under lambdas/). */
   lambda: string;
-  functionId: string;
+  /** The function's logical id; absent for a member role (the member template has no functions). */
+  functionId?: string;
   roleId: string;
   statements: RoleStatement[];
+  /**
+   * A member role (the member template, in a member account): its ARN there, which a refusal
+   * names. Absent for the Lambda's own role in the hub.
+   */
+  memberRoleArn?: string;
 }
 
 /** The pseudo parameters of the local run: where its ARNs live. */
@@ -185,6 +200,29 @@ function resolve(value: unknown, bindings: Bindings, at: LocalAccount): string |
   if (typeof token.Ref === 'string' && pseudo[token.Ref] !== undefined) return pseudo[token.Ref] ?? null;
   const reference = referenceOf(value);
   if (reference) return bindings.get(reference.id)?.[reference.attribute] ?? null;
+  const sub = token['Fn::Sub'];
+  if (typeof sub === 'string' || (Array.isArray(sub) && typeof sub[0] === 'string')) {
+    const [text, variables] =
+      typeof sub === 'string' ? [sub, {}] : [sub[0] as string, (sub[1] ?? {}) as Record<string, unknown>];
+    let unresolved = false;
+    // `${Name}`, `${Resource.Attribute}` or a variable of the second form; `${!Text}` is literal.
+    const substituted = text.replace(/\$\{([^}]+)\}/g, (_match, name: string) => {
+      if (name.startsWith('!')) return `\${${name.slice(1)}}`;
+      const [id = '', attribute] = name.split('.');
+      const value = resolve(
+        name in variables
+          ? variables[name]
+          : attribute === undefined
+            ? { Ref: id }
+            : { 'Fn::GetAtt': [id, attribute] },
+        bindings,
+        at,
+      );
+      if (value === null) unresolved = true;
+      return value ?? '';
+    });
+    return unresolved ? null : substituted;
+  }
   const join = token['Fn::Join'];
   if (Array.isArray(join) && typeof join[0] === 'string' && Array.isArray(join[1])) {
     const parts = join[1].map((part: unknown) => resolve(part, bindings, at));
@@ -252,6 +290,21 @@ function statementsOf(
   return statements;
 }
 
+/** The Lambda a resource's metadata names (undefined: none); a second resource naming it is refused. */
+function metadataName(
+  resource: CfnResource,
+  key: string,
+  id: string,
+  seen: readonly LambdaRole[],
+): string | undefined {
+  const name = resource.Metadata?.[key];
+  if (name === undefined) return undefined;
+  if (typeof name !== 'string') throw new DeployedRolesError(`${id} has a non-string ${key}`);
+  if (seen.some((r) => r.lambda === name))
+    throw new DeployedRolesError(`two resources carry ${key} "${name}"`);
+  return name;
+}
+
 /**
  * Every rekey Lambda of the template with its role's statements, resolved against the local
  * run's environment (the REKEY_* variables it gives the handlers) and account.
@@ -267,16 +320,43 @@ export function lambdaRoles(
   for (const [functionId, resource] of Object.entries(resources)) {
     if (resource.Type !== 'AWS::Lambda::Function') continue;
     // A function without the metadata is not rekey code (e.g. a CDK provider): no local run calls it.
-    const lambda = resource.Metadata?.[LAMBDA_METADATA_KEY];
+    const lambda = metadataName(resource, LAMBDA_METADATA_KEY, functionId, roles);
     if (lambda === undefined) continue;
-    if (typeof lambda !== 'string')
-      throw new DeployedRolesError(`${functionId} has a non-string ${LAMBDA_METADATA_KEY}`);
     const roleId = referenceOf(resource.Properties?.Role)?.id;
     if (!roleId) throw new DeployedRolesError(`${functionId} (${lambda}) has no role of the template`);
-    if (roles.some((r) => r.lambda === lambda)) {
-      throw new DeployedRolesError(`two functions carry ${LAMBDA_METADATA_KEY} "${lambda}"`);
-    }
     roles.push({ lambda, functionId, roleId, statements: statementsOf(resources, roleId, bindings, at) });
+  }
+  return roles;
+}
+
+/**
+ * The member roles of the member template (each AWS::IAM::Role carrying `rekey:member-role`, the
+ * Lambda that assumes it), their statements resolved in one member account: `AWS::AccountId` is
+ * that account and the template's KMS key (the member secrets key) is `memberKeyArn`, that
+ * account's local key; without one, the key's ARN matches nothing.
+ */
+export function memberRoles(template: CfnTemplate, at: LocalAccount, memberKeyArn?: string): LambdaRole[] {
+  const resources = template.Resources ?? {};
+  const bindings: Bindings = new Map();
+  const keyAttributes = ATTRIBUTES['AWS::KMS::Key'];
+  for (const [id, resource] of Object.entries(resources)) {
+    if (resource.Type === 'AWS::KMS::Key' && memberKeyArn && keyAttributes)
+      bindings.set(id, keyAttributes(memberKeyArn, 'Arn', at));
+  }
+  const roles: LambdaRole[] = [];
+  for (const [roleId, resource] of Object.entries(resources)) {
+    if (resource.Type !== 'AWS::IAM::Role') continue;
+    const lambda = metadataName(resource, MEMBER_ROLE_METADATA_KEY, roleId, roles);
+    if (lambda === undefined) continue;
+    const roleName = resolve(resource.Properties?.RoleName, bindings, at);
+    if (roleName === null)
+      throw new DeployedRolesError(`member role ${roleId} (${lambda}) has no fixed RoleName`);
+    roles.push({
+      lambda,
+      roleId,
+      statements: statementsOf(resources, roleId, bindings, at),
+      memberRoleArn: `arn:${at.partition}:iam::${at.account}:role/${roleName}`,
+    });
   }
   return roles;
 }
@@ -378,6 +458,7 @@ export async function evaluate(role: LambdaRole, action: string, targets: readon
       if (await conditionsHold(statement, target, role.lambda)) {
         throw new AccessDenied({
           step: role.lambda,
+          memberRole: role.memberRoleArn,
           action,
           resource: target.arn,
           reason: `explicitly denied by its statement ${describeStatement(statement)}`,
@@ -395,6 +476,7 @@ export async function evaluate(role: LambdaRole, action: string, targets: readon
     const allows = forAction.filter((s) => s.effect === 'Allow');
     throw new AccessDenied({
       step: role.lambda,
+      memberRole: role.memberRoleArn,
       action,
       resource: target.arn,
       reason:
@@ -421,11 +503,16 @@ const ACCOUNT_WIDE_IAM = new Set([
 export interface EmulatorAdmin {
   iam: IAMClient;
   sts: STSClient;
+  /** A member account's: finds its member secrets key (MEMBER_SECRETS_KEY_ALIAS). */
+  kms?: KMSClient;
 }
 
 const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
 
-/** Derives the target of each call, with the few lookups that needs (cached per emulator). */
+/**
+ * Derives the target of each call in one account, read through that account's administrator, with
+ * the few lookups that needs (cached per emulator and account).
+ */
 class Targets {
   private readonly userArns = new Map<string, Promise<string>>();
   private readonly keyOwners = new Map<string, Promise<string | undefined>>();
@@ -433,6 +520,8 @@ class Targets {
   constructor(
     private readonly admin: EmulatorAdmin,
     private readonly at: LocalAccount,
+    /** The organization an account belongs to (aws:ResourceOrgID of a role there), if any. */
+    private readonly organizationOf: (accountId: string) => string | undefined,
   ) {}
 
   private arn(service: string, resource: string, region = this.at.region): string {
@@ -590,10 +679,39 @@ class Targets {
         if (bucket && key) return one(`arn:${this.at.partition}:s3:::${bucket}/${key}`);
         break;
       }
+      case 'organizations': {
+        // Organizations ARNs name the management account (the emulator's default: the hub) and
+        // the organization: `arn:<partition>:organizations::<management>:account/<org>/<id>`.
+        const organizationId = this.organizationOf(this.at.account);
+        const organizationArn = (resource: string) =>
+          `arn:${this.at.partition}:organizations::${this.at.account}:${resource}`;
+        // ListAccounts has no resource type; for ListAccountsForParent only `*` is sure to match.
+        if (action === 'organizations:ListAccounts' || action === 'organizations:ListAccountsForParent')
+          return one('*');
+        const id = str(input.AccountId) ?? str(input.ChildId);
+        if (id && organizationId) {
+          if (id.startsWith('ou-')) return one(organizationArn(`ou/${organizationId}/${id}`));
+          if (id.startsWith('r-')) return one(organizationArn(`root/${organizationId}/${id}`));
+          return one(organizationArn(`account/${organizationId}/${id}`));
+        }
+        break;
+      }
       case 'sts':
         // GetCallerIdentity needs no permission (IAM and moto allow it even under an explicit Deny).
         if (action === 'sts:GetCallerIdentity') return null;
-        if (str(input.RoleArn)) return one(String(input.RoleArn));
+        if (str(input.RoleArn)) {
+          // A role's aws:ResourceOrgID is the organization of its account (a hub Lambda assumes
+          // its member roles only inside the organization).
+          const roleArn = String(input.RoleArn);
+          const organizationId = this.organizationOf(roleArn.split(':')[4] ?? '');
+          return [
+            {
+              arn: roleArn,
+              keys: async (): Promise<Record<string, string>> =>
+                organizationId ? { 'aws:resourceorgid': organizationId } : {},
+            },
+          ];
+        }
         break;
     }
     throw new DeployedRolesError(
@@ -605,25 +723,59 @@ class Targets {
 // ---------------------------------------------------------------------------------------------
 // The roles in the emulator.
 
-export interface Emulator {
+/** One account of the emulator, read through its own administrator. */
+export interface EmulatorAccount {
   admin: EmulatorAdmin;
   at: LocalAccount;
-  /** The role's moto policy -> its assumed credentials, once per role and emulator. */
-  sessions: Map<string, Promise<InvocationCredentials>>;
   targets: Targets;
 }
 
-/**
- * Connects to the emulator as its administrator (the clients must reach it directly, not through
- * a fault proxy, and must not be rekey's invocation-bound clients).
- */
-export async function connectEmulator(admin: EmulatorAdmin, region: string): Promise<Emulator> {
+/** The emulator's default account (the hub) and, in an organization, its member accounts. */
+export interface Emulator extends EmulatorAccount {
+  /** The role's moto policy -> its assumed credentials, once per role and emulator. */
+  sessions: Map<string, Promise<InvocationCredentials>>;
+  /** The member accounts, by account id (none outside an organization). */
+  members: Map<string, EmulatorAccount>;
+}
+
+export interface EmulatorOrganization {
+  organizationId: string;
+  /** The administrator of each member account (clients acting in that account). */
+  members: readonly EmulatorAdmin[];
+}
+
+async function connectAccount(
+  admin: EmulatorAdmin,
+  region: string,
+  organizationOf: (accountId: string) => string | undefined,
+): Promise<EmulatorAccount> {
   const identity = await admin.sts.send(new GetCallerIdentityCommand({}));
   const account = identity.Account;
   if (!account) throw new DeployedRolesError('the emulator did not say which account it is');
   const partition = identity.Arn?.split(':')[1] ?? 'aws';
   const at = { partition, region, account };
-  return { admin, at, sessions: new Map(), targets: new Targets(admin, at) };
+  return { admin, at, targets: new Targets(admin, at, organizationOf) };
+}
+
+/**
+ * Connects to the emulator as its administrator (the clients must reach it directly, not through
+ * a fault proxy, and must not be rekey's invocation-bound clients), and to each member account of
+ * its organization as that account's administrator.
+ */
+export async function connectEmulator(
+  admin: EmulatorAdmin,
+  region: string,
+  organization?: EmulatorOrganization,
+): Promise<Emulator> {
+  const accounts = new Set<string>();
+  const organizationOf = (accountId: string) =>
+    organization && accounts.has(accountId) ? organization.organizationId : undefined;
+  const [hub, ...members] = await Promise.all(
+    [admin, ...(organization?.members ?? [])].map((a) => connectAccount(a, region, organizationOf)),
+  );
+  if (!hub) throw new DeployedRolesError('no hub account');
+  for (const account of [hub, ...members]) accounts.add(account.at.account);
+  return { ...hub, sessions: new Map(), members: new Map(members.map((m) => [m.at.account, m])) };
 }
 
 /**
@@ -642,6 +794,37 @@ function emulatorPolicy(role: LambdaRole): string {
   });
 }
 
+/**
+ * Makes (or updates) a role in the account `admin` acts in, with `policy` as its only moto policy.
+ * Anyone may assume it: it exists only in the emulator, which does not evaluate trust policies
+ * (the member roles' trust is covered by template assertions, test/infra).
+ */
+async function putRole(admin: EmulatorAdmin, roleName: string, description: string, policy: string) {
+  try {
+    await admin.iam.send(
+      new CreateRoleCommand({
+        RoleName: roleName,
+        Description: description,
+        AssumeRolePolicyDocument: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Principal: { AWS: '*' }, Action: 'sts:AssumeRole' }],
+        }),
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof EntityAlreadyExistsException)) throw error;
+  }
+  if (JSON.parse(policy).Statement.length > 0) {
+    await admin.iam.send(
+      new PutRolePolicyCommand({
+        RoleName: roleName,
+        PolicyName: 'deployed-actions',
+        PolicyDocument: policy,
+      }),
+    );
+  }
+}
+
 async function assumeRole(emulator: Emulator, role: LambdaRole): Promise<InvocationCredentials> {
   const policy = emulatorPolicy(role);
   // Named by its policy: a changed role (another configuration, a mutation test) is another role.
@@ -650,32 +833,13 @@ async function assumeRole(emulator: Emulator, role: LambdaRole): Promise<Invocat
   let session = emulator.sessions.get(roleName);
   if (!session) {
     session = (async () => {
-      const { iam, sts } = emulator.admin;
-      try {
-        await iam.send(
-          new CreateRoleCommand({
-            RoleName: roleName,
-            Description: `rekey local run: the deployed role of the ${role.lambda} Lambda (actions only; the resources are checked by rekey)`,
-            // The role exists only in the emulator, for its administrator to assume.
-            AssumeRolePolicyDocument: JSON.stringify({
-              Version: '2012-10-17',
-              Statement: [{ Effect: 'Allow', Principal: { AWS: '*' }, Action: 'sts:AssumeRole' }],
-            }),
-          }),
-        );
-      } catch (error) {
-        if (!(error instanceof EntityAlreadyExistsException)) throw error;
-      }
-      if (JSON.parse(policy).Statement.length > 0) {
-        await iam.send(
-          new PutRolePolicyCommand({
-            RoleName: roleName,
-            PolicyName: 'deployed-actions',
-            PolicyDocument: policy,
-          }),
-        );
-      }
-      const out = await sts.send(
+      await putRole(
+        emulator.admin,
+        roleName,
+        `rekey local run: the deployed role of the ${role.lambda} Lambda (actions only; the resources are checked by rekey)`,
+        policy,
+      );
+      const out = await emulator.admin.sts.send(
         new AssumeRoleCommand({
           RoleArn: `arn:${emulator.at.partition}:iam::${emulator.at.account}:role/${roleName}`,
           RoleSessionName: `rekey-${role.lambda}`.slice(0, 64),
@@ -693,11 +857,35 @@ async function assumeRole(emulator: Emulator, role: LambdaRole): Promise<Invocat
   return session;
 }
 
+/** The member secrets key of an account (by MEMBER_SECRETS_KEY_ALIAS), if it has one. */
+async function memberKeyArn(account: EmulatorAccount): Promise<string | undefined> {
+  if (!account.admin.kms) return undefined;
+  try {
+    const out = await account.admin.kms.send(new DescribeKeyCommand({ KeyId: MEMBER_SECRETS_KEY_ALIAS }));
+    return out.KeyMetadata?.Arn;
+  } catch (error) {
+    if ((error as Error).name === 'NotFoundException') return undefined;
+    throw error;
+  }
+}
+
 /** Each Lambda's role for one local run, and the invocation context each of its calls runs in. */
 export interface DeployedRoles {
   readonly roles: readonly LambdaRole[];
   /** The context an invocation of `lambda` runs in (its role assumed on first use). */
   contextFor(lambda: string): Promise<InvocationContext>;
+  /**
+   * The member role of `lambda` in a member account: the member template's, resolved in that
+   * account (`mutate` applied). What `authorize` evaluates a call for that account against.
+   */
+  memberRole(accountId: string, lambda: string): Promise<LambdaRole>;
+  /**
+   * Makes each member role of the member template (but those of `except`'s Lambdas) in a member
+   * account of the emulator, under its fixed name (what the Lambdas assume by ARN), with its Allow
+   * actions on `*` as its moto policy. The roles are the account's, not this object's: the last
+   * call for an account sets their moto policies. Returns the ARNs of the roles made.
+   */
+  installMemberRoles(accountId: string, options?: { except?: readonly string[] }): Promise<string[]>;
 }
 
 export interface DeployedRolesOptions {
@@ -705,19 +893,100 @@ export interface DeployedRolesOptions {
   /** The REKEY_* variables the run gives its handlers: they name the local resources. */
   env: Record<string, string | undefined>;
   /**
-   * Changes a Lambda's statements before its role is made (mutation tests: a role missing an
-   * action must make a run fail).
+   * The member template (infra/member-stack.ts): with it, a call made for a member account
+   * (AuthorizationRequest.account) is evaluated against the Lambda's member role there.
    */
-  mutate?: (lambda: string, statements: RoleStatement[]) => RoleStatement[];
+  memberTemplate?: CfnTemplate;
+  /**
+   * Changes a Lambda's statements before its role is made (mutation tests: a role missing an
+   * action must make a run fail). `account` is set for a member role: the account it is in.
+   */
+  mutate?: (lambda: string, statements: RoleStatement[], account?: string) => RoleStatement[];
 }
 
 export function deployedRoles(emulator: Emulator, options: DeployedRolesOptions): DeployedRoles {
+  const { mutate, memberTemplate } = options;
   const roles = lambdaRoles(options.template, options.env, emulator.at).map((role) =>
-    options.mutate ? { ...role, statements: options.mutate(role.lambda, role.statements) } : role,
+    mutate ? { ...role, statements: mutate(role.lambda, role.statements) } : role,
   );
   const byName = new Map(roles.map((role) => [role.lambda, role]));
+  const prefix = options.env.REKEY_MEMBER_ROLE_PREFIX ?? DEFAULT_MEMBER_ROLE_PREFIX;
+  if (memberTemplate) {
+    for (const member of memberRoles(memberTemplate, emulator.at)) {
+      if (!isMemberLambda(member.lambda) || !byName.has(member.lambda)) {
+        throw new DeployedRolesError(
+          `the member template's role ${member.roleId} is for "${member.lambda}", which is no Lambda of the hub template with a member role (it has ${[...byName.keys()].join(', ')})`,
+        );
+      }
+      const expected = memberRoleArn(emulator.at.partition, emulator.at.account, prefix, member.lambda);
+      if (member.memberRoleArn !== expected) {
+        throw new DeployedRolesError(
+          `the member template names the ${member.lambda} role ${member.memberRoleArn?.split('/').pop()}, not ${memberRoleName(prefix, member.lambda)}: the Lambdas would assume a role that is not there`,
+        );
+      }
+    }
+  }
+  const accountOf = (accountId: string): EmulatorAccount => {
+    const account = emulator.members.get(accountId);
+    if (!account) {
+      throw new DeployedRolesError(
+        `account ${accountId} is no member account of the emulator's organization (it has ${[...emulator.members.keys()].join(', ') || 'none'})`,
+      );
+    }
+    return account;
+  };
+  const resolvedMembers = new Map<string, Promise<Map<string, LambdaRole>>>();
+  const memberRolesIn = (accountId: string): Promise<Map<string, LambdaRole>> => {
+    let found = resolvedMembers.get(accountId);
+    if (!found) {
+      found = (async () => {
+        const account = accountOf(accountId);
+        if (!memberTemplate) {
+          throw new DeployedRolesError(
+            `a call for member account ${accountId}, but the run has no member template to take its roles from`,
+          );
+        }
+        const resolved = memberRoles(memberTemplate, account.at, await memberKeyArn(account));
+        return new Map(
+          resolved.map((r) => [
+            r.lambda,
+            mutate ? { ...r, statements: mutate(r.lambda, r.statements, accountId) } : r,
+          ]),
+        );
+      })();
+      found.catch(() => resolvedMembers.delete(accountId));
+      resolvedMembers.set(accountId, found);
+    }
+    return found;
+  };
+  const memberRole = async (accountId: string, lambda: string): Promise<LambdaRole> => {
+    const inAccount = await memberRolesIn(accountId);
+    const role = inAccount.get(lambda);
+    if (!role) {
+      throw new DeployedRolesError(
+        `the member template has no member role for the ${lambda} Lambda (it has ${[...inAccount.keys()].join(', ')}): its calls in account ${accountId} would run with no role`,
+      );
+    }
+    return role;
+  };
   return {
     roles,
+    memberRole,
+    async installMemberRoles(accountId, { except = [] } = {}) {
+      const account = accountOf(accountId);
+      const made: string[] = [];
+      for (const role of (await memberRolesIn(accountId)).values()) {
+        if (except.includes(role.lambda) || !role.memberRoleArn) continue;
+        await putRole(
+          account.admin,
+          role.memberRoleArn.split('/').pop() ?? '',
+          `rekey local run: the member role of the ${role.lambda} Lambda (actions only; the resources are checked by rekey)`,
+          emulatorPolicy(role),
+        );
+        made.push(role.memberRoleArn);
+      }
+      return made;
+    },
     async contextFor(lambda) {
       const role = byName.get(lambda);
       if (!role) {
@@ -730,9 +999,13 @@ export function deployedRoles(emulator: Emulator, options: DeployedRolesOptions)
         step: lambda,
         credentials,
         authorize: async (request) => {
-          const targets = await emulator.targets.of(request);
+          // A member-side call for another account acts there, as the Lambda's member role.
+          const member = request.account !== undefined && request.account !== emulator.at.account;
+          const acting = member ? await memberRole(request.account ?? '', lambda) : role;
+          const account = member ? accountOf(request.account ?? '') : emulator;
+          const targets = await account.targets.of(request);
           if (targets === null) return undefined;
-          await evaluate(role, request.action, targets);
+          await evaluate(acting, request.action, targets);
           return targets.map((t) => t.arn).join(', ') || undefined;
         },
       };
@@ -746,6 +1019,15 @@ export function deployedRoles(emulator: Emulator, options: DeployedRolesOptions)
 /** The synthesized template as `cdk synth` wrote it. */
 export function readTemplate(path: string): CfnTemplate {
   return JSON.parse(readFileSync(path, 'utf8')) as CfnTemplate;
+}
+
+/** cdk.json's context (the feature flags) without its `rekey` configuration. */
+function cdkContextWithoutRekey(): Record<string, unknown> {
+  const cdkJson = JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')) as {
+    context?: Record<string, unknown>;
+  };
+  const { rekey: _ignored, ...context } = cdkJson.context ?? {};
+  return context;
 }
 
 const synthesized = new Map<string, Promise<CfnTemplate>>();
@@ -765,10 +1047,7 @@ export function synthesizeTemplate(rawConfig: unknown): Promise<CfnTemplate> {
         import('../infra/config.ts'),
         import('../infra/rekey-stack.ts'),
       ]);
-      const cdkJson = JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')) as {
-        context?: Record<string, unknown>;
-      };
-      const { rekey: _ignored, ...context } = cdkJson.context ?? {};
+      const context = cdkContextWithoutRekey();
       const outdir = mkdtempSync(join(tmpdir(), 'rekey-roles-'));
       try {
         const app = new App({ outdir, context: { ...context, 'aws:cdk:bundling-stacks': [] } });
@@ -866,10 +1145,7 @@ export function synthesizeMemberTemplate(rawConfig: unknown): Promise<CfnTemplat
         import('../infra/config.ts'),
         import('../infra/member-stack.ts'),
       ]);
-      const cdkJson = JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')) as {
-        context?: Record<string, unknown>;
-      };
-      const { rekey: _ignored, ...context } = cdkJson.context ?? {};
+      const context = cdkContextWithoutRekey();
       return synthesizeMemberStack(loadConfig(rawConfig), context) as CfnTemplate;
     })();
     synthesizedMembers.set(key, template);

@@ -15,6 +15,7 @@ import {
   NoSuchEntityException,
   PutRolePolicyCommand,
 } from '@aws-sdk/client-iam';
+import { DescribeKeyCommand, KMSClient, NotFoundException } from '@aws-sdk/client-kms';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -26,11 +27,14 @@ import {
   evaluate,
   type LambdaRole,
   lambdaRoles,
+  memberRoles,
   motoEndpoint,
   resourceMatches,
+  synthesizeMemberTemplate,
   type Target,
 } from '../../cli/deployed-roles.ts';
 import { LAMBDA_METADATA_KEY, STEP_NAMES } from '../../contract/functions.ts';
+import { MEMBER_LAMBDAS } from '../../contract/organization.ts';
 import { AccessDenied, type AuthorizationRequest } from '../../lambdas/shared/clients/invocation.ts';
 import { synth } from '../infra/helpers.ts';
 
@@ -420,6 +424,303 @@ describe('the roles in the emulator and what each call acts on', () => {
     await expect(
       deployedRoles(emulator, { template: templateOf(), env: LOCAL }).contextFor('nope'),
     ).rejects.toThrow(/the template has no Lambda "nope"/);
+  });
+});
+
+describe('several accounts: the member roles of the member template, in each member account', () => {
+  const MEMBER = '210987654321';
+  const ORG = 'o-exampleorgid';
+  const MEMBER_KEY = `arn:aws:kms:us-east-1:${MEMBER}:key/member-key`;
+  const memberUsers = (path: string) => `arn:aws:iam::${MEMBER}:user${path}`;
+  const hub = { iam: new IAMClient({ region: 'us-east-1' }), sts: new STSClient({ region: 'us-east-1' }) };
+  const member = {
+    iam: new IAMClient({ region: 'us-east-1' }),
+    sts: new STSClient({ region: 'us-east-1' }),
+    kms: new KMSClient({ region: 'us-east-1' }),
+  };
+  const mocks = {
+    hubIam: mockClient(hub.iam),
+    hubSts: mockClient(hub.sts),
+    iam: mockClient(member.iam),
+    sts: mockClient(member.sts),
+    kms: mockClient(member.kms),
+  };
+  const config = {
+    userPathPrefix: '/ci/',
+    organization: { organizationId: ORG, stackSetTargets: ['r-abcd'], stackSetRegions: ['us-east-1'] },
+  };
+  const hubTemplate = templateOf(config);
+  let memberTemplate: CfnTemplate;
+  beforeAll(async () => {
+    memberTemplate = await synthesizeMemberTemplate(config);
+  });
+  const request = (
+    action: string,
+    input: Record<string, unknown>,
+    account?: string,
+  ): AuthorizationRequest => ({
+    step: 'plan',
+    service: action.split(':')[0] as AuthorizationRequest['service'],
+    action,
+    input,
+    ...(account ? { account } : {}),
+  });
+  const connect = () => connectEmulator(hub, 'us-east-1', { organizationId: ORG, members: [member] });
+  const user = (arn: string) => ({
+    User: { UserName: 'x', UserId: 'X', Path: '/', Arn: arn, CreateDate: new Date() },
+  });
+
+  beforeEach(() => {
+    for (const mock of Object.values(mocks)) mock.reset();
+    mocks.hubSts
+      .on(GetCallerIdentityCommand)
+      .resolves({ Account: '123456789012', Arn: 'arn:aws:iam::123456789012:user/admin' });
+    mocks.sts
+      .on(GetCallerIdentityCommand)
+      .resolves({ Account: MEMBER, Arn: `arn:aws:iam::${MEMBER}:user/admin` });
+    mocks.hubSts.on(AssumeRoleCommand).resolves({
+      Credentials: {
+        AccessKeyId: 'ASIAHUB',
+        SecretAccessKey: 's',
+        SessionToken: 't',
+        Expiration: new Date(),
+      },
+    });
+    mocks.kms.on(DescribeKeyCommand).resolves({ KeyMetadata: { KeyId: 'member-key', Arn: MEMBER_KEY } });
+    // alice exists in both accounts, under /ci/ in the member and under /other/ in the hub.
+    mocks.iam.on(GetUserCommand, { UserName: 'alice' }).resolves(user(memberUsers('/ci/alice')));
+    mocks.iam.on(GetUserCommand, { UserName: 'bob' }).resolves(user(memberUsers('/other/bob')));
+    mocks.iam.on(ListUserTagsCommand).resolves({ Tags: [] });
+    mocks.hubIam.on(GetUserCommand, { UserName: 'alice' }).resolves(user(USERS('/other/alice')));
+  });
+
+  it("resolves each member role in its account: that account's ARNs and that account's member key", () => {
+    const at = { ...AT, account: MEMBER };
+    const roles = memberRoles(memberTemplate, at, MEMBER_KEY);
+    const resourcesOf = (lambda: string, action: string, list = roles) =>
+      roleOf(list, lambda)
+        .statements.filter((s) => s.actions.includes(action))
+        .flatMap((s) => s.resources);
+
+    expect(roles.map((r) => r.lambda)).toEqual([...MEMBER_LAMBDAS]);
+    expect(roleOf(roles, 'create-second-key').memberRoleArn).toBe(
+      `arn:aws:iam::${MEMBER}:role/rekey-member-create-second-key`,
+    );
+    expect(resourcesOf('plan', 'iam:ListAccessKeys')).toEqual([memberUsers('/ci/*')]);
+    expect(resourcesOf('plan', 'secretsmanager:DescribeSecret')).toEqual([
+      `arn:aws:secretsmanager:us-east-1:${MEMBER}:secret:rekey/*`,
+    ]);
+    expect(resourcesOf('create-second-key', 'kms:Encrypt')).toEqual([MEMBER_KEY]);
+    // An account without the member key: the key's ARN matches nothing, never everything.
+    expect(resourcesOf('create-second-key', 'kms:Encrypt', memberRoles(memberTemplate, at))).toEqual([null]);
+  });
+
+  it('resolves Fn::Sub as CloudFormation does: pseudo parameters, resources, a literal placeholder', () => {
+    const template = structuredClone(memberTemplate);
+    const policy = Object.values(template.Resources ?? {}).find(
+      (r) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r).includes('iam:GetUser'),
+    );
+    const document = policy?.Properties?.PolicyDocument as { Statement: Array<Record<string, unknown>> };
+    document.Statement = [
+      {
+        Effect: 'Allow',
+        Action: 'iam:GetUser',
+        // biome-ignore-start lint/suspicious/noTemplateCurlyInString: CloudFormation's Fn::Sub placeholders
+        Resource: [
+          { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:user/${!aws:username}' },
+          { 'Fn::Sub': ['arn:aws:iam::${Account}:user/ci/*', { Account: { Ref: 'AWS::AccountId' } }] },
+          { 'Fn::Sub': 'arn:aws:kms:${AWS::Region}:${AWS::AccountId}:key/${NoSuchKey}' },
+        ],
+        // biome-ignore-end lint/suspicious/noTemplateCurlyInString: CloudFormation's Fn::Sub placeholders
+      },
+    ];
+
+    const roles = memberRoles(template, { ...AT, account: MEMBER });
+
+    expect(roles[0]?.statements[0]?.resources).toEqual([
+      `arn:aws:iam::${MEMBER}:user/\${aws:username}`,
+      memberUsers('/ci/*'),
+      null,
+    ]);
+  });
+
+  it("evaluates a call for a member account against the Lambda's member role there, its target read in that account", async () => {
+    const roles = deployedRoles(await connect(), { template: hubTemplate, env: LOCAL, memberTemplate });
+    const plan = await roles.contextFor('plan');
+    const authorize = plan.authorize ?? (() => Promise.resolve('no authorize'));
+
+    await expect(authorize(request('iam:ListAccessKeys', { UserName: 'alice' }, MEMBER))).resolves.toBe(
+      memberUsers('/ci/alice'),
+    );
+    expect(mocks.iam.commandCalls(GetUserCommand)).toHaveLength(1);
+    expect(mocks.hubIam.commandCalls(GetUserCommand)).toHaveLength(0);
+    const outside = await denial(authorize(request('iam:ListAccessKeys', { UserName: 'bob' }, MEMBER)));
+    expect(outside).toBeInstanceOf(AccessDenied);
+    expect(outside.message).toBe(
+      `the plan Lambda's member role arn:aws:iam::${MEMBER}:role/rekey-member-plan does not allow ` +
+        `iam:ListAccessKeys on ${memberUsers('/other/bob')}: no statement allowing it matches this resource ` +
+        `and its conditions (Allow on ${memberUsers('/ci/*')})`,
+    );
+    // The member role has only the member template's actions (the hub role's lock table is not there).
+    expect(
+      (await denial(authorize(request('dynamodb:GetItem', { TableName: 'local-locks' }, MEMBER)))).message,
+    ).toContain('no statement of the role has this action');
+    // The hub's own account, named or not, is the Lambda's own role, as before: alice is outside its path there.
+    for (const account of [undefined, '123456789012']) {
+      const hubCall = await denial(authorize(request('iam:ListAccessKeys', { UserName: 'alice' }, account)));
+      expect(hubCall.message).toMatch(
+        /^the plan Lambda's role does not allow iam:ListAccessKeys on arn:aws:iam::123456789012:user\/other\/alice/,
+      );
+    }
+  });
+
+  it('a mutation reaches the member roles too, told which account each is in', async () => {
+    const seen: Array<[string, string | undefined]> = [];
+    const roles = deployedRoles(await connect(), {
+      template: hubTemplate,
+      env: LOCAL,
+      memberTemplate,
+      mutate: (lambda, statements, account) => {
+        seen.push([lambda, account]);
+        if (account !== MEMBER) return statements;
+        return statements.map((s) => ({
+          ...s,
+          actions: s.actions.filter((a) => a !== 'iam:ListAccessKeys'),
+        }));
+      },
+    });
+    const authorize = (await roles.contextFor('plan')).authorize ?? (() => Promise.resolve(''));
+
+    const error = await denial(authorize(request('iam:ListAccessKeys', { UserName: 'alice' }, MEMBER)));
+
+    expect(error.message).toMatch(
+      new RegExp(
+        `member role arn:aws:iam::${MEMBER}:role/rekey-member-plan does not allow iam:ListAccessKeys on .*: no statement of the role has this action$`,
+      ),
+    );
+    expect(seen).toContainEqual(['plan', undefined]);
+    expect(seen).toContainEqual(['plan', MEMBER]);
+  });
+
+  it("checks a hub role's sts:AssumeRole on the member role's organization (aws:ResourceOrgID), and its Organizations reads", async () => {
+    const roles = deployedRoles(await connect(), { template: hubTemplate, env: LOCAL, memberTemplate });
+    const authorize = (await roles.contextFor('plan')).authorize ?? (() => Promise.resolve(''));
+    const assumeInto = (account: string) =>
+      authorize(request('sts:AssumeRole', { RoleArn: `arn:aws:iam::${account}:role/rekey-member-plan` }));
+
+    await expect(assumeInto(MEMBER)).resolves.toBe(`arn:aws:iam::${MEMBER}:role/rekey-member-plan`);
+    // The plan's Organizations reads act on the organization's accounts and OUs.
+    await expect(authorize(request('organizations:DescribeAccount', { AccountId: MEMBER }))).resolves.toBe(
+      `arn:aws:organizations::123456789012:account/${ORG}/${MEMBER}`,
+    );
+    await expect(
+      authorize(request('organizations:ListParents', { ChildId: 'ou-abcd-12345678' })),
+    ).resolves.toBe(`arn:aws:organizations::123456789012:ou/${ORG}/ou-abcd-12345678`);
+    // Another Lambda's member role is not plan's to assume.
+    expect(
+      (
+        await denial(
+          authorize(
+            request('sts:AssumeRole', { RoleArn: `arn:aws:iam::${MEMBER}:role/rekey-member-delete-key` }),
+          ),
+        )
+      ).message,
+    ).toContain('no statement allowing it matches this resource');
+    expect((await denial(assumeInto('999999999999'))).message).toContain(
+      `if {"StringEquals":{"aws:ResourceOrgID":["${ORG}"]}}`,
+    );
+  });
+
+  it('makes each member role in the member account under its fixed name, with its Allow actions on *', async () => {
+    const roles = deployedRoles(await connect(), { template: hubTemplate, env: LOCAL, memberTemplate });
+
+    const made = await roles.installMemberRoles(MEMBER, {
+      except: MEMBER_LAMBDAS.filter((lambda) => lambda !== 'plan'),
+    });
+
+    expect(made).toEqual([`arn:aws:iam::${MEMBER}:role/rekey-member-plan`]);
+    expect(mocks.hubIam.commandCalls(CreateRoleCommand)).toHaveLength(0);
+    expect(mocks.iam.commandCalls(CreateRoleCommand).map((c) => c.args[0].input.RoleName)).toEqual([
+      'rekey-member-plan',
+    ]);
+    const policy = JSON.parse(
+      mocks.iam.commandCalls(PutRolePolicyCommand)[0]?.args[0].input.PolicyDocument ?? '{}',
+    );
+    expect(policy.Statement).toEqual([
+      {
+        Effect: 'Allow',
+        Action: [
+          'iam:GetAccessKeyLastUsed',
+          'iam:GetUser',
+          'iam:ListAccessKeys',
+          'iam:ListServiceSpecificCredentials',
+          'iam:ListUserTags',
+          'secretsmanager:DescribeSecret',
+        ],
+        Resource: '*',
+      },
+    ]);
+  });
+
+  it('fails by name: a member role the hub lacks, a wrong role name, a Lambda without one, an unknown account', async () => {
+    const emulator = await connect();
+    const withRole = (edit: (resources: NonNullable<CfnTemplate['Resources']>) => void): CfnTemplate => {
+      const template = structuredClone(memberTemplate);
+      edit(template.Resources ?? {});
+      return template;
+    };
+    const planRole = (resources: NonNullable<CfnTemplate['Resources']>) => {
+      const found = Object.values(resources).find((r) => r.Metadata?.['rekey:member-role'] === 'plan');
+      if (!found?.Properties) throw new Error('no plan role');
+      return found;
+    };
+    const make = (template: CfnTemplate) => () =>
+      deployedRoles(emulator, { template: hubTemplate, env: LOCAL, memberTemplate: template });
+
+    expect(
+      make(
+        withRole((r) => {
+          planRole(r).Metadata = { 'rekey:member-role': 'notify' };
+        }),
+      ),
+    ).toThrow(/role .* is for "notify", which is no Lambda of the hub template with a member role/);
+    expect(
+      make(
+        withRole((r) => {
+          (planRole(r).Properties as Record<string, unknown>).RoleName = 'other-plan';
+        }),
+      ),
+    ).toThrow(/names the plan role other-plan, not rekey-member-plan/);
+    const roles = make(
+      withRole((r) => {
+        for (const [id, resource] of Object.entries(r)) {
+          if (resource.Metadata?.['rekey:member-role'] === 'verify-new-key') delete r[id];
+        }
+      }),
+    )();
+    const verify = (await roles.contextFor('verify-new-key')).authorize ?? (() => Promise.resolve(''));
+    await expect(verify(request('iam:ListAccessKeys', { UserName: 'alice' }, MEMBER))).rejects.toThrow(
+      new RegExp(`the member template has no member role for the verify-new-key Lambda .*account ${MEMBER}`),
+    );
+    const plan = (await roles.contextFor('plan')).authorize ?? (() => Promise.resolve(''));
+    await expect(plan(request('iam:ListAccessKeys', { UserName: 'alice' }, '999999999999'))).rejects.toThrow(
+      DeployedRolesError,
+    );
+    // Without a member template, a call for a member account cannot be evaluated.
+    const hubOnly = (await deployedRoles(emulator, { template: hubTemplate, env: LOCAL }).contextFor('plan'))
+      .authorize;
+    await expect(hubOnly?.(request('iam:ListAccessKeys', { UserName: 'alice' }, MEMBER))).rejects.toThrow(
+      /no member template/,
+    );
+  });
+
+  it('an account without the member secrets key resolves the key to nothing', async () => {
+    mocks.kms.on(DescribeKeyCommand).rejects(new NotFoundException({ message: 'no alias', $metadata: {} }));
+    const roles = deployedRoles(await connect(), { template: hubTemplate, env: LOCAL, memberTemplate });
+
+    const role = await roles.memberRole(MEMBER, 'create-second-key');
+
+    expect(role.statements.find((s) => s.actions.includes('kms:Encrypt'))?.resources).toEqual([null]);
   });
 });
 

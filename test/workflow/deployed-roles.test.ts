@@ -66,7 +66,7 @@ function recording(roles: DeployedRoles): { roles: DeployedRoles; calls: Set<str
   return {
     calls,
     roles: {
-      roles: roles.roles,
+      ...roles,
       async contextFor(lambda) {
         const context = await roles.contextFor(lambda);
         const { authorize } = context;

@@ -39,18 +39,27 @@ import {
 } from '@aws-sdk/client-sqs';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { expect } from 'vitest';
-import { type LoadedDefinition, loadDefinition } from '../../cli/definition.ts';
+import { type CfnTemplate, type LoadedDefinition, loadDefinition } from '../../cli/definition.ts';
 import {
   connectEmulator,
   type DeployedRoles,
   type DeployedRolesOptions,
   deployedRoles,
+  type EmulatorOrganization,
+  synthesizeMemberTemplate,
   synthesizeTemplate,
 } from '../../cli/deployed-roles.ts';
 import { type MotoClockServer, startMotoWithClock } from '../../cli/emulator.ts';
+import {
+  type MemberAccountSpec,
+  type OrganizationAccount,
+  type SeededOrganization,
+  seedOrganization,
+} from '../../cli/emulator-organization.ts';
 import { prepareLocalEnv } from '../../cli/local-env.ts';
 import { type RotationResult, type RunRotationOptions, runRotation } from '../../cli/local-runner.ts';
 import type { StepName } from '../../contract/functions.ts';
+import type { MemberLambda } from '../../contract/organization.ts';
 import { systemClock } from '../../lambdas/shared/clock.ts';
 import { expectNoSecrets } from '../support/secrets.ts';
 
@@ -86,7 +95,26 @@ export interface WorldClock {
   now(): Date;
 }
 
-export interface World {
+/** What a test seeds and reads in one account, through that account's administrator. */
+export interface AccountHelpers {
+  createUser(
+    userName: string,
+    options?: { keys?: number; inactive?: number[]; tags?: Record<string, string>; path?: string },
+  ): Promise<Credentials[]>;
+  keysOf(userName: string): Promise<Array<{ id: string; status: string }>>;
+  /** The credential stored under a stage, read with an explicit stage. */
+  storedCredential(
+    userName: string,
+    stage?: string,
+  ): Promise<{ AccessKeyId: string; SecretAccessKey: string; [k: string]: unknown }>;
+  /** Every version of the user's credential secret, with its stages and value; none without a secret. */
+  storedVersions(userName: string): Promise<StoredVersion[]>;
+}
+
+/** One account of an organization world, its administrator's clients and the helpers acting there. */
+export type WorldAccount = OrganizationAccount & AccountHelpers;
+
+export interface World extends AccountHelpers {
   moto: MotoClockServer;
   clock: WorldClock;
   admin: Credentials;
@@ -107,24 +135,22 @@ export interface World {
    * such as the status change rule's to the cleanup. Throws when the step fails.
    */
   invokeStep(step: StepName, payload: unknown): Promise<unknown>;
-  createUser(
-    userName: string,
-    options?: { keys?: number; inactive?: number[]; tags?: Record<string, string>; path?: string },
-  ): Promise<Credentials[]>;
-  keysOf(userName: string): Promise<Array<{ id: string; status: string }>>;
-  /** The credential stored under a stage, read with an explicit stage. */
-  storedCredential(
-    userName: string,
-    stage?: string,
-  ): Promise<{ AccessKeyId: string; SecretAccessKey: string; [k: string]: unknown }>;
+  /**
+   * With the `organization` option: the organization seeded in the emulator (the hub is its
+   * management account), its ids and each account's administrator.
+   */
+  organization?: SeededOrganization;
+  /**
+   * With the `organization` option, each account (the hub first, then the members in order) with
+   * the helpers acting in it; empty without.
+   */
+  accounts: WorldAccount[];
   /** Signs sts:GetCallerIdentity with the credentials; returns the ARN or the error name. */
   whoAmI(credentials: Credentials): Promise<string>;
   /** Reads (and removes) what was published since the last call. */
   drainNotifications(): Promise<Notification>;
   /** Everything a mutating call could change: keys of every user, secrets and their versions, locks. */
   snapshot(): Promise<string>;
-  /** Every version of the user's credential secret, with its stages and value; none without a secret. */
-  storedVersions(userName: string): Promise<StoredVersion[]>;
   /**
    * Every SecretAccessKey that exists or existed (given to users at creation, or stored by rekey),
    * and every ServicePassword rekey stored for a service-specific credential. With `userNames`,
@@ -150,6 +176,28 @@ export interface WorldOptions {
    * campaign's INFO logs would bury its report. @default false
    */
   quiet?: boolean;
+  /**
+   * An organization in the emulator (cli/emulator-organization.ts): the hub as its management
+   * account, member accounts, each with the member roles made from the member template (as the
+   * Lambdas assume them by ARN) and, with `secrets: member`, the member secrets key. The world's
+   * configuration gets `organization` (this id, the root as the StackSet target, plus `config`).
+   */
+  organization?: WorldOrganizationOptions;
+}
+
+export interface WorldOrganizationOptions {
+  members: number | readonly MemberAccountSpec[];
+  /** OUs by name (`parent/child` for a nested one); a member names one to be moved into it. */
+  organizationalUnits?: readonly string[];
+  /** More of the `organization` configuration (memberRolePrefix, secrets, include, exclude, ...). */
+  config?: Record<string, unknown>;
+  /**
+   * The member template the member roles come from.
+   * @default the member stack synthesized for the world's configuration
+   */
+  memberTemplate?: CfnTemplate;
+  /** Member roles not made: member index (0 = the first member) -> the Lambdas whose role is missing. */
+  withoutMemberRoles?: Readonly<Record<number, readonly MemberLambda[]>>;
 }
 
 export async function startWorld(options: WorldOptions = {}): Promise<World> {
@@ -176,6 +224,16 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
   if (!adminKey?.AccessKeyId || !adminKey.SecretAccessKey) throw new Error('no admin key');
   const admin = { accessKeyId: adminKey.AccessKeyId, secretAccessKey: adminKey.SecretAccessKey };
   bootstrap.destroy();
+  // Still with signing off: each member account's administrator is made now.
+  const organization = options.organization
+    ? await seedOrganization({
+        ...base,
+        admin,
+        members: options.organization.members,
+        organizationalUnits: options.organization.organizationalUnits ?? [],
+        secrets: (options.organization.config?.secrets as 'member' | 'hub' | undefined) ?? 'member',
+      })
+    : undefined;
   await moto.enableAuth();
 
   const saved = { ...process.env };
@@ -198,9 +256,19 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
 
   // The grace is the deployed default (900 s, IAM's 15-minute resolution): tests move the clock
   // rather than shrink the rule they test.
-  const config = {
+  const config: Record<string, unknown> = {
     verifyBaseDelayMs: 10,
     ...options.config,
+    ...(organization
+      ? {
+          organization: {
+            organizationId: organization.organizationId,
+            stackSetTargets: [organization.rootId],
+            stackSetRegions: [REGION],
+            ...options.organization?.config,
+          },
+        }
+      : {}),
   };
   const env = await prepareLocalEnv({ config, source: {}, log: () => {} });
   // Handlers log at INFO in tests so the secret scan reads everything they say.
@@ -209,7 +277,28 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
   env.POWERTOOLS_METRICS_DISABLED = 'false';
   Object.assign(process.env, env);
   const adminSts = new STSClient(clientConfig);
-  const { roles, rolesWith } = await worldRoles(config, env, { iam, sts: adminSts });
+  const { roles, rolesWith } = await worldRoles(
+    config,
+    env,
+    { iam, sts: adminSts },
+    organization && options.organization
+      ? {
+          seeded: organization,
+          memberTemplate: options.organization.memberTemplate ?? (await synthesizeMemberTemplate(config)),
+        }
+      : undefined,
+  );
+  if (organization) {
+    const lacking = options.organization?.withoutMemberRoles ?? {};
+    await organization.installMemberRoles(roles, {
+      except: Object.fromEntries(
+        Object.entries(lacking).map(([index, lambdas]) => [
+          organization.members[Number(index)]?.accountId ?? '',
+          lambdas,
+        ]),
+      ),
+    });
+  }
 
   const queue = async (name: string) => {
     const url = (await sqs.send(new CreateQueueCommand({ QueueName: name }))).QueueUrl ?? '';
@@ -266,7 +355,10 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     offsetSeconds: () => offsetSeconds,
     now: () => systemClock.now(),
   };
-  const givenSecrets = new Set<string>([admin.secretAccessKey]);
+  const givenSecrets = new Set<string>([
+    admin.secretAccessKey,
+    ...(organization?.members.map((m) => m.credentials.secretAccessKey) ?? []),
+  ]);
 
   const receiveAll = async (url: string): Promise<Message[]> => {
     const all: Message[] = [];
@@ -282,6 +374,15 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     }
   };
 
+  const hubHelpers = accountHelpers(iam, secrets, env.REKEY_SECRET_PREFIX ?? '', givenSecrets);
+  const accounts: WorldAccount[] = organization
+    ? organization.accounts.map((account) => ({
+        ...account,
+        ...(account === organization.hub
+          ? hubHelpers
+          : accountHelpers(account.iam, account.secrets, env.REKEY_SECRET_PREFIX ?? '', givenSecrets)),
+      }))
+    : [];
   const world: World = {
     moto,
     clock,
@@ -292,6 +393,8 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     definition,
     roles,
     rolesWith,
+    ...(organization ? { organization } : {}),
+    accounts,
     logs,
     run: (input, runOptions = {}) =>
       runRotation({
@@ -326,6 +429,88 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
       if (result.status !== 'SUCCEEDED') throw new Error(`${step} failed: ${result.error}: ${result.cause}`);
       return result.output;
     },
+    ...hubHelpers,
+    async whoAmI(credentials) {
+      const sts = new STSClient({ ...base, credentials, maxAttempts: 1 });
+      try {
+        return (await sts.send(new GetCallerIdentityCommand({}))).Arn ?? '';
+      } catch (error) {
+        return (error as Error).name;
+      } finally {
+        sts.destroy();
+      }
+    },
+    async drainNotifications() {
+      const snsMessages = await receiveAll(snsQueue.url);
+      const eventMessages = await receiveAll(eventQueue.url);
+      return {
+        sns: snsMessages.map((m) => m.Body ?? ''),
+        events: eventMessages.map((m) => JSON.parse(m.Body ?? '{}')),
+      };
+    },
+    async snapshot() {
+      const users = (await iam.send(new ListUsersCommand({}))).Users ?? [];
+      const keys: Record<string, unknown> = {};
+      for (const u of users) keys[u.UserName ?? ''] = await world.keysOf(u.UserName ?? '');
+      const secretList = (await secrets.send(new ListSecretsCommand({}))).SecretList ?? [];
+      const secretVersions: Record<string, unknown> = {};
+      for (const s of secretList) {
+        const versions = await secrets.send(new ListSecretVersionIdsCommand({ SecretId: s.ARN }));
+        secretVersions[s.Name ?? ''] = (versions.Versions ?? []).map((v) => [v.VersionId, v.VersionStages]);
+      }
+      const locks = (await dynamodb.send(new ScanCommand({ TableName: env.REKEY_LOCK_TABLE }))).Items ?? [];
+      return JSON.stringify({ keys, secretVersions, locks });
+    },
+    async knownSecrets(userNames) {
+      const found = new Set(givenSecrets);
+      if (userNames) {
+        for (const userName of userNames) {
+          for (const v of await world.storedVersions(userName)) found.add(v.SecretAccessKey);
+        }
+        return [...found];
+      }
+      const secretList = (await secrets.send(new ListSecretsCommand({}))).SecretList ?? [];
+      for (const s of secretList) {
+        const versions = await secrets.send(new ListSecretVersionIdsCommand({ SecretId: s.ARN }));
+        for (const v of versions.Versions ?? []) {
+          const value = await secrets.send(
+            new GetSecretValueCommand({ SecretId: s.ARN, VersionId: v.VersionId }),
+          );
+          const parsed = JSON.parse(value.SecretString ?? '{}') as {
+            SecretAccessKey?: string;
+            ServicePassword?: string;
+          };
+          if (parsed.SecretAccessKey) found.add(parsed.SecretAccessKey);
+          if (parsed.ServicePassword) found.add(parsed.ServicePassword);
+        }
+      }
+      return [...found];
+    },
+    async stop() {
+      systemClock.now = realNow;
+      process.stdout.write = originalStdout;
+      process.stderr.write = originalStderr;
+      for (const c of [iam, secrets, sqs, sns, events, dynamodb, adminSts]) c.destroy();
+      organization?.close();
+      await moto.stop();
+      for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
+      Object.assign(process.env, saved);
+    },
+  };
+  return world;
+}
+
+/**
+ * The seeding and read-back helpers of one account, through its administrator's clients; every
+ * secret access key they create is added to `givenSecrets` (the world's leak scan).
+ */
+function accountHelpers(
+  iam: IAMClient,
+  secrets: SecretsManagerClient,
+  secretPrefix: string,
+  givenSecrets: Set<string>,
+): AccountHelpers {
+  const helpers: AccountHelpers = {
     async createUser(userName, { keys = 1, inactive = [], tags = {}, path } = {}) {
       await iam.send(
         new CreateUserCommand({
@@ -365,43 +550,12 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     },
     async storedCredential(userName, stage = 'AWSCURRENT') {
       const out = await secrets.send(
-        new GetSecretValueCommand({ SecretId: `${env.REKEY_SECRET_PREFIX}${userName}`, VersionStage: stage }),
+        new GetSecretValueCommand({ SecretId: `${secretPrefix}${userName}`, VersionStage: stage }),
       );
       return JSON.parse(out.SecretString ?? '{}');
     },
-    async whoAmI(credentials) {
-      const sts = new STSClient({ ...base, credentials, maxAttempts: 1 });
-      try {
-        return (await sts.send(new GetCallerIdentityCommand({}))).Arn ?? '';
-      } catch (error) {
-        return (error as Error).name;
-      } finally {
-        sts.destroy();
-      }
-    },
-    async drainNotifications() {
-      const snsMessages = await receiveAll(snsQueue.url);
-      const eventMessages = await receiveAll(eventQueue.url);
-      return {
-        sns: snsMessages.map((m) => m.Body ?? ''),
-        events: eventMessages.map((m) => JSON.parse(m.Body ?? '{}')),
-      };
-    },
-    async snapshot() {
-      const users = (await iam.send(new ListUsersCommand({}))).Users ?? [];
-      const keys: Record<string, unknown> = {};
-      for (const u of users) keys[u.UserName ?? ''] = await world.keysOf(u.UserName ?? '');
-      const secretList = (await secrets.send(new ListSecretsCommand({}))).SecretList ?? [];
-      const secretVersions: Record<string, unknown> = {};
-      for (const s of secretList) {
-        const versions = await secrets.send(new ListSecretVersionIdsCommand({ SecretId: s.ARN }));
-        secretVersions[s.Name ?? ''] = (versions.Versions ?? []).map((v) => [v.VersionId, v.VersionStages]);
-      }
-      const locks = (await dynamodb.send(new ScanCommand({ TableName: env.REKEY_LOCK_TABLE }))).Items ?? [];
-      return JSON.stringify({ keys, secretVersions, locks });
-    },
     async storedVersions(userName) {
-      const secretId = `${env.REKEY_SECRET_PREFIX}${userName}`;
+      const secretId = `${secretPrefix}${userName}`;
       try {
         // Described first: moto answers ListSecretVersionIds for a missing secret with a 500.
         await secrets.send(new DescribeSecretCommand({ SecretId: secretId }));
@@ -422,42 +576,8 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
       }
       return versions;
     },
-    async knownSecrets(userNames) {
-      const found = new Set(givenSecrets);
-      if (userNames) {
-        for (const userName of userNames) {
-          for (const v of await world.storedVersions(userName)) found.add(v.SecretAccessKey);
-        }
-        return [...found];
-      }
-      const secretList = (await secrets.send(new ListSecretsCommand({}))).SecretList ?? [];
-      for (const s of secretList) {
-        const versions = await secrets.send(new ListSecretVersionIdsCommand({ SecretId: s.ARN }));
-        for (const v of versions.Versions ?? []) {
-          const value = await secrets.send(
-            new GetSecretValueCommand({ SecretId: s.ARN, VersionId: v.VersionId }),
-          );
-          const parsed = JSON.parse(value.SecretString ?? '{}') as {
-            SecretAccessKey?: string;
-            ServicePassword?: string;
-          };
-          if (parsed.SecretAccessKey) found.add(parsed.SecretAccessKey);
-          if (parsed.ServicePassword) found.add(parsed.ServicePassword);
-        }
-      }
-      return [...found];
-    },
-    async stop() {
-      systemClock.now = realNow;
-      process.stdout.write = originalStdout;
-      process.stderr.write = originalStderr;
-      for (const c of [iam, secrets, sqs, sns, events, dynamodb, adminSts]) c.destroy();
-      await moto.stop();
-      for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
-      Object.assign(process.env, saved);
-    },
   };
-  return world;
+  return helpers;
 }
 
 /**
@@ -469,13 +589,16 @@ async function worldRoles(
   config: Record<string, unknown>,
   env: Record<string, string>,
   admin: Parameters<typeof connectEmulator>[0],
+  organization?: { seeded: SeededOrganization; memberTemplate: CfnTemplate },
 ): Promise<Pick<World, 'roles' | 'rolesWith'>> {
+  const members: EmulatorOrganization | undefined = organization?.seeded.emulatorOrganization();
   const [template, emulator] = await Promise.all([
     synthesizeTemplate(config),
-    connectEmulator(admin, REGION),
+    connectEmulator(admin, REGION, members),
   ]);
+  const memberTemplate = organization ? { memberTemplate: organization.memberTemplate } : {};
   const rolesWith = (mutate?: DeployedRolesOptions['mutate']) =>
-    deployedRoles(emulator, { template, env, ...(mutate ? { mutate } : {}) });
+    deployedRoles(emulator, { template, env, ...memberTemplate, ...(mutate ? { mutate } : {}) });
   return { roles: rolesWith(), rolesWith };
 }
 

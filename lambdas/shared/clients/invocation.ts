@@ -34,7 +34,8 @@ export type ServicePrefix =
   | 'securityhub'
   | 'cloudtrail'
   | 'kms'
-  | 's3';
+  | 's3'
+  | 'organizations';
 
 export interface InvocationCredentials {
   accessKeyId: string;
@@ -81,9 +82,17 @@ export class AccessDenied extends Error {
   readonly action: string;
   readonly resource: string | undefined;
 
-  constructor(details: { step: string; action: string; resource?: string | undefined; reason: string }) {
+  constructor(details: {
+    step: string;
+    action: string;
+    resource?: string | undefined;
+    reason: string;
+    /** The member role (its ARN) the Lambda acts as in a member account; absent: its own role. */
+    memberRole?: string | undefined;
+  }) {
     const on = details.resource === undefined ? '' : ` on ${details.resource}`;
-    super(`the ${details.step} Lambda's role does not allow ${details.action}${on}: ${details.reason}`);
+    const role = details.memberRole === undefined ? 'role' : `member role ${details.memberRole}`;
+    super(`the ${details.step} Lambda's ${role} does not allow ${details.action}${on}: ${details.reason}`);
     this.name = 'AccessDenied';
     this.step = details.step;
     this.action = details.action;
