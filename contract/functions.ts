@@ -11,7 +11,6 @@ import type { RekeyEnvKey } from './env.ts';
 /** A Lambda the rotation state machine invokes, in lambdas/rotation/<name>/. */
 export interface StepSpec {
   readonly kind: 'step';
-  readonly description: string;
   readonly env: readonly RekeyEnvKey[];
   /**
    * Sequential AWS calls on the step's worst path, compensation and error-path reads included
@@ -35,7 +34,6 @@ export interface StepSpec {
 /** A Lambda that runs on its own (a schedule, the console), in lambdas/<name>/. */
 export interface StandaloneSpec {
   readonly kind: 'standalone';
-  readonly description: string;
   readonly env: readonly RekeyEnvKey[];
 }
 
@@ -107,7 +105,6 @@ export type AuditEnvKey = (typeof AUDIT_ENV)[number];
 export const FUNCTIONS = {
   plan: {
     kind: 'step',
-    description: 'Validates the request, checks the user and its keys, takes the user lock, decides',
     env: [
       'REKEY_SECRET_PREFIX',
       'REKEY_LOCK_TABLE',
@@ -128,7 +125,6 @@ export const FUNCTIONS = {
   },
   'create-second-key': {
     kind: 'step',
-    description: 'Creates the new access key and stores it in Secrets Manager in one invocation',
     env: [
       'REKEY_SECRET_PREFIX',
       'REKEY_KMS_KEY_ID',
@@ -151,7 +147,6 @@ export const FUNCTIONS = {
   },
   'verify-new-key': {
     kind: 'step',
-    description: 'Proves the stored key authenticates as its user, then makes it AWSCURRENT',
     env: ['REKEY_VERIFY_ATTEMPTS', 'REKEY_VERIFY_BASE_DELAY_MS', ...MEMBER_ACCOUNT_ENV],
     // GetSecretValue; the verify loop (STS or ListServiceSpecificCredentials per attempt); then
     // either the promotion, DescribeSecret and UpdateSecretVersionStage twice (AWSCURRENT, then
@@ -163,8 +158,6 @@ export const FUNCTIONS = {
   },
   'check-last-used': {
     kind: 'step',
-    description:
-      'Checks whether the old key was used since it had to be quiet (the hand-out, or the last check that found use)',
     env: [
       'REKEY_MAX_ADOPTION_CHECKS',
       'REKEY_LAST_USED_GRACE_SECONDS',
@@ -176,15 +169,12 @@ export const FUNCTIONS = {
   },
   'deactivate-old-key': {
     kind: 'step',
-    description: 'Re-checks the old key is quiet and the user still in scope, then deactivates it',
     env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV, ...MEMBER_ACCOUNT_ENV],
     // ListAccessKeys; GetAccessKeyLastUsed; GetUser (the re-check); UpdateAccessKey.
     calls: 4,
   },
   'verify-rotation': {
     kind: 'step',
-    description:
-      'Checks the new key still works and the old key stayed inactive and unused since it had to be quiet, then deletes the old key',
     env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV, ...MEMBER_ACCOUNT_ENV],
     // ListAccessKeys; GetSecretValue; STS GetCallerIdentity with the new key; GetAccessKeyLastUsed;
     // GetUser (the re-check); DeleteAccessKey.
@@ -192,30 +182,24 @@ export const FUNCTIONS = {
   },
   'reactivate-old-key': {
     kind: 'step',
-    description: 'Rollback: reactivates the old access key',
     env: [...MEMBER_ACCOUNT_ENV],
     // ListAccessKeys; UpdateAccessKey.
     calls: 2,
   },
   'delete-key': {
     kind: 'step',
-    description:
-      'Deletes the inactive extra key that was never used, the user still in scope, to free the second key slot',
     env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV, ...MEMBER_ACCOUNT_ENV],
     // ListAccessKeys; GetAccessKeyLastUsed; GetUser (the re-check); DeleteAccessKey.
     calls: 4,
   },
   notify: {
     kind: 'step',
-    description: 'Publishes a notification (SNS and EventBridge); terminal events release the user lock',
     env: ['REKEY_TOPIC_ARN', 'REKEY_EVENT_BUS_NAME', 'REKEY_LOCK_TABLE'],
     // PublishBatch (every event of the invocation); PutEvents (the same); UpdateItem (release the lock).
     calls: 3,
   },
   cleanup: {
     kind: 'step',
-    description:
-      'After a failed, aborted or timed-out execution: removes the key it made and never handed out, releases its lock',
     env: ['REKEY_LOCK_TABLE', 'REKEY_SECRET_PREFIX', 'REKEY_CLEANUP_SETTLE_SECONDS', ...MEMBER_ACCOUNT_ENV],
     // GetItem (lock); ListAccessKeys; DescribeSecret (was the journal's key handed out?);
     // DeleteAccessKey and UpdateSecretVersionStage (its AWSPENDING label, a retried move refused)
@@ -227,7 +211,6 @@ export const FUNCTIONS = {
   },
   audit: {
     kind: 'standalone',
-    description: 'Audits access keys from the credential report: alerts, rotations, Security Hub',
     env: AUDIT_ENV,
   },
 } as const satisfies Record<string, FunctionSpec>;

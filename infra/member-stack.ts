@@ -25,7 +25,6 @@ import {
 } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
-import { FUNCTIONS } from '../contract/functions.ts';
 import {
   MEMBER_LAMBDAS,
   MEMBER_ROLE_METADATA_KEY,
@@ -36,6 +35,7 @@ import {
 } from '../contract/organization.ts';
 import type { OrganizationConfig, RekeyConfig } from './config.ts';
 import { auditAccountStatements } from './constructs/audit.ts';
+import { FUNCTION_DESCRIPTIONS } from './constructs/rekey-function.ts';
 import { SecretsKey } from './constructs/secrets-key.ts';
 import {
   acknowledgePrefixWildcards,
@@ -161,7 +161,7 @@ export class RekeyMemberStack extends Stack {
     });
     const role = new iam.Role(this, pascalCase(lambda), {
       roleName: memberRoleName(organization.memberRolePrefix, lambda),
-      description: `rekey ${lambda}, acting in this member account for the hub: ${FUNCTIONS[lambda].description}`,
+      description: `rekey ${lambda}, acting in this member account for the hub: ${FUNCTION_DESCRIPTIONS[lambda]}`,
       // Exactly the hub Lambda's role, and only from inside the organization.
       assumedBy: new iam.ArnPrincipal(hubRole.valueAsString).withConditions({
         StringEquals: { 'aws:PrincipalOrgID': organization.organizationId },

@@ -6,11 +6,12 @@
  *   node deployed-bundle.mjs '<spec as JSON>'
  *
  * spec: `entry`, `outfile`, `settings` (esbuild's format, target, mainFields, banner),
- * `aliases` (package -> stand-in module) and `standIns` (a file inside a package, by the end of
- * its path -> the stand-in module built in its place). On top of the construct's settings:
- * - each file in `standIns` is built from its stand-in (relative imports inside a package,
- *   which esbuild's aliases cannot reach); a stand-in that matches no file fails the build, so
- *   that an SDK update that moves the file is noticed;
+ * `aliases` (package -> stand-in module) and `standIns` (a file inside a package or under
+ * lambdas/, by the end of its path -> the stand-in module built in its place). On top of the
+ * construct's settings:
+ * - each file in `standIns` is built from its stand-in (relative imports, which esbuild's
+ *   aliases cannot reach); a stand-in that matches no file fails the build, so that an SDK
+ *   update (or a rename) that moves the file is noticed;
  * - an SDK client's package.json, which the client imports whole for its version, becomes its
  *   name and version only (the same values; the other 2 KB a client are its npm metadata).
  * docs/performance.md ("Lambda bundles") has what each saves.
@@ -32,7 +33,8 @@ function deployedPlugin({ standIns }) {
         const { name, version } = JSON.parse(readFileSync(args.path, 'utf8'));
         return { contents: JSON.stringify({ name, version }), loader: 'json' };
       });
-      build.onLoad({ filter: /[\\/]node_modules[\\/].*\.js$/ }, (args) => {
+      // The SDK's files, and rekey's own local-run modules (lambdas/shared/clients/*.ts).
+      build.onLoad({ filter: /[\\/]node_modules[\\/].*\.js$|[\\/]lambdas[\\/].*\.ts$/ }, (args) => {
         const path = args.path.replaceAll('\\', '/');
         const file = Object.keys(standIns).find((suffix) => path.endsWith(`/${suffix}`));
         if (file === undefined) return undefined;

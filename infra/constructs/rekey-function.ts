@@ -32,6 +32,29 @@ const ESM_REQUIRE_BANNER =
   "import { createRequire } from 'module';const require = createRequire(import.meta.url);";
 
 /**
+ * Each function's description (the function's and its role's, in the template). Here rather than
+ * in the registry (contract/functions.ts), which every handler bundles: only the stack reads them
+ * (docs/performance.md, "Lambda bundles").
+ */
+export const FUNCTION_DESCRIPTIONS: Readonly<Record<FunctionName, string>> = {
+  plan: 'Validates the request, checks the user and its keys, takes the user lock, decides',
+  'create-second-key': 'Creates the new access key and stores it in Secrets Manager in one invocation',
+  'verify-new-key': 'Proves the stored key authenticates as its user, then makes it AWSCURRENT',
+  'check-last-used':
+    'Checks whether the old key was used since it had to be quiet (the hand-out, or the last check that found use)',
+  'deactivate-old-key': 'Re-checks the old key is quiet and the user still in scope, then deactivates it',
+  'verify-rotation':
+    'Checks the new key still works and the old key stayed inactive and unused since it had to be quiet, then deletes the old key',
+  'reactivate-old-key': 'Rollback: reactivates the old access key',
+  'delete-key':
+    'Deletes the inactive extra key that was never used, the user still in scope, to free the second key slot',
+  notify: 'Publishes a notification (SNS and EventBridge); terminal events release the user lock',
+  cleanup:
+    'After a failed, aborted or timed-out execution: removes the key it made and never handed out, releases its lock',
+  audit: 'Audits access keys from the credential report: alerts, rotations, Security Hub',
+};
+
+/**
  * Modules the deployed bundles replace (esbuild `--alias`), and with what. Only the bundles: the
  * local runner imports the handler sources, with the real modules (docs/performance.md).
  * - The SDK's default credential chain (SSO, INI, process, web identity, IMDS and the nested
@@ -47,19 +70,22 @@ export const DEPLOYED_ALIASES: Readonly<Record<string, string>> = {
 };
 
 /**
- * Files inside the SDK that the deployed bundles build from a stand-in (by the end of their path;
- * relative imports, which an alias cannot reach: deployed-bundle.mjs swaps them). Each is code a
- * Lambda never runs, and its stand-in fails by name should it ever be reached.
+ * Files inside the SDK, and of rekey's own, that the deployed bundles build from a stand-in (by
+ * the end of their path; relative imports, which an alias cannot reach: deployed-bundle.mjs
+ * swaps them). Each is code a Lambda never runs, and its stand-in fails by name should it ever
+ * be reached.
  * - The pure-JavaScript SHA-256, the fallback for a runtime without Node's crypto.
- * - The rate limiter of the adaptive retry mode; rekey's clients retry in the standard mode.
+ * - The adaptive retry mode (its strategy and rate limiter); rekey's clients retry in the standard mode.
  * - The region lookup in EC2 instance metadata; the Lambda runtime always sets AWS_REGION.
+ * - The local runner's checks around each call (lambdas/shared/clients/emulator-calls.ts), which
+ *   run only inside a local invocation context.
  */
 export const DEPLOYED_STAND_INS: Readonly<Record<string, string>> = {
   '@smithy/core/dist-es/submodules/checksum/sha256/Sha256Js.js': join(
     REPO_ROOT,
     'lambdas/shared/deployed/no-js-sha256.ts',
   ),
-  '@smithy/core/dist-es/submodules/retry/util-retry/DefaultRateLimiter.js': join(
+  '@smithy/core/dist-es/submodules/retry/util-retry/AdaptiveRetryStrategy.js': join(
     REPO_ROOT,
     'lambdas/shared/deployed/no-adaptive-retry.ts',
   ),
@@ -67,6 +93,16 @@ export const DEPLOYED_STAND_INS: Readonly<Record<string, string>> = {
     REPO_ROOT,
     'lambdas/shared/deployed/no-imds-region.ts',
   ),
+  'lambdas/shared/clients/emulator-calls.ts': join(REPO_ROOT, 'lambdas/shared/deployed/no-emulator-calls.ts'),
+};
+
+/**
+ * In a function's main bundle only: the SigV4a half of the multi-region signer (EventBridge's and
+ * STS's clients) is left out; every endpoint rekey calls is regional and signs with SigV4. The
+ * opt-in files keep the SDK's (S3's client builds its S3 Express signer on it).
+ */
+export const MAIN_BUNDLE_ALIASES: Readonly<Record<string, string>> = {
+  '@aws-sdk/signature-v4-multi-region': join(REPO_ROOT, 'lambdas/shared/deployed/no-sigv4a.ts'),
 };
 
 /**
@@ -233,7 +269,7 @@ export class RekeyFunction extends Construct {
     const unlisted = Object.keys(environment).filter((key) => !listed.includes(key));
     if (unlisted.length > 0)
       throw new Error(`${id}: ${unlisted.join(', ')} not in the ${name} entry of contract/functions.ts`);
-    const handler = { name, description: FUNCTIONS[name].description, environment };
+    const handler = { name, description: FUNCTION_DESCRIPTIONS[name], environment };
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
       retention: config.logRetentionDays as logs.RetentionDays,
@@ -287,10 +323,11 @@ export class RekeyFunction extends Construct {
           beforeInstall: () => [],
           // esbuild's command line, which NodejsFunction runs, takes no plugins: the deployed
           // bundle is built again in its place with the stand-ins (DEPLOYED_ALIASES,
-          // DEPLOYED_STAND_INS, FACADE_ALIASES), and the opt-in files next to it.
+          // DEPLOYED_STAND_INS, MAIN_BUNDLE_ALIASES, FACADE_ALIASES), and the opt-in files next to it.
           afterBundling: (_inputDir, outputDir) => [
             deployedBundleCommand(entry, join(outputDir, 'index.mjs'), {
               ...DEPLOYED_ALIASES,
+              ...MAIN_BUNDLE_ALIASES,
               ...FACADE_ALIASES,
             }),
             ...optInBundles(name, config).map((client) => optInBundleCommand(client, outputDir)),

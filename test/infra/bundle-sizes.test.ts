@@ -56,6 +56,10 @@ const LEFT_OUT = [
   '/latest/meta-data/placement/region',
   // An SDK client's package.json beyond its name and version.
   'aws-sdk-js-v3.git',
+  // The local runner's checks around each call (lambdas/shared/clients/emulator-calls.ts).
+  'the emulator refused it',
+  // The functions' descriptions, which only the stack reads (one of them).
+  'checks the user and its keys, takes the user lock',
 ];
 
 /** Text of the stand-ins in their place (lambdas/shared/deployed/). */
@@ -64,6 +68,7 @@ const STAND_INS = [
   "JavaScript SHA-256; Node's crypto has none",
   "leave out the SDK's adaptive retry mode",
   'the region lookup in instance metadata',
+  "leave out the local runner's call checks",
 ];
 
 /** Every file the template deploys: each function's main bundle and its opt-in files. */
@@ -128,5 +133,16 @@ describe('the Lambda bundles', () => {
       expect(code.includes('capacity should be positive number'), where).toBe(false);
       expect(code.includes('DynamoDB endpoint discovery'), where).toBe(code.includes('DescribeEndpoints'));
     }
+    // The main bundles' multi-region signer (EventBridge, STS): the SigV4-only stand-in, wherever a
+    // client asks for it.
+    for (const fn of functions) {
+      const code = readFileSync(mainBundle(fn.assetDir), 'utf8');
+      expect(code.includes('Neither CRT nor JS SigV4a implementation is available'), fn.name).toBe(false);
+      expect(code.includes('leave out SigV4a signing'), fn.name).toBe(code.includes('sigv4aDependency'));
+    }
+    const notify = functions.find((fn) => fn.name === 'notify');
+    expect(
+      notify && readFileSync(mainBundle(notify.assetDir), 'utf8').includes('leave out SigV4a signing'),
+    ).toBe(true);
   });
 });

@@ -13,14 +13,11 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
-import type {
-  DeserializeMiddleware,
-  HandlerExecutionContext,
-  InitializeMiddleware,
-  MiddlewareStack,
-} from '@smithy/types';
-import { MemberRoleUnavailable } from '../../../contract/errors.ts';
-import { isMissingRoleAnswer, memberAccountFor } from './account-context.ts';
+import type { DeserializeMiddleware, InitializeMiddleware, MiddlewareStack } from '@smithy/types';
+import { memberAccountFor } from './account-context.ts';
+import { checkedCall, keepDenialBody } from './emulator-calls.ts';
+
+export { AccessDenied, emulatorRefusal } from './emulator-calls.ts';
 
 /** The IAM signing prefix of each service rekey calls: the first half of its action names. */
 export type ServicePrefix =
@@ -71,33 +68,6 @@ export interface InvocationContext {
   step: string;
   credentials: InvocationCredentials;
   authorize?: Authorize;
-}
-
-/**
- * A call the Lambda's role does not allow. `name` is AccessDenied, as AWS names it, so the state
- * machine and the logs treat it like the error a deployed Lambda would get.
- */
-export class AccessDenied extends Error {
-  readonly step: string;
-  readonly action: string;
-  readonly resource: string | undefined;
-
-  constructor(details: {
-    step: string;
-    action: string;
-    resource?: string | undefined;
-    reason: string;
-    /** The member role (its ARN) the Lambda acts as in a member account; absent: its own role. */
-    memberRole?: string | undefined;
-  }) {
-    const on = details.resource === undefined ? '' : ` on ${details.resource}`;
-    const role = details.memberRole === undefined ? 'role' : `member role ${details.memberRole}`;
-    super(`the ${details.step} Lambda's ${role} does not allow ${details.action}${on}: ${details.reason}`);
-    this.name = 'AccessDenied';
-    this.step = details.step;
-    this.action = details.action;
-    this.resource = details.resource;
-  }
 }
 
 const invocations = new AsyncLocalStorage<InvocationContext>();
@@ -163,14 +133,12 @@ export function actionOf(service: ServicePrefix, commandName: string): string {
   return OPERATION_ACTIONS[operation] ?? operation;
 }
 
-/** Where the deserialize-step middleware leaves a 403 or 500 answer's body for the initialize-step one. */
-const DENIAL_BODY = 'rekeyDenialBody';
-
 /**
  * Makes `client` (built with `credentials: invocationCredentials`) honour the invocation
  * context: inside one, each call is first put to the context's `authorize`, and the emulator's
- * AccessDenied is reported as AccessDenied naming the action, the Lambda and the resource.
- * Outside one (deployed), both middlewares pass every call through untouched.
+ * AccessDenied is reported as AccessDenied naming the action, the Lambda and the resource
+ * (emulator-calls.ts). Outside one (deployed), both middlewares pass every call through
+ * untouched, and never call into emulator-calls.ts, which the Lambda bundles leave out.
  */
 export function bindToInvocations<Input extends object, Output extends object>(
   client: { middlewareStack: MiddlewareStack<Input, Output> },
@@ -179,34 +147,14 @@ export function bindToInvocations<Input extends object, Output extends object>(
   const authorizing: InitializeMiddleware<Input, Output> = (next, context) => async (args) => {
     const invocation = invocations.getStore();
     if (!invocation) return next(args);
-    const action = actionOf(service, context.commandName ?? 'UnknownCommand');
-    const member = memberAccountFor(service);
-    const resource = await invocation.authorize?.({
-      step: invocation.step,
+    const call = {
+      invocation,
       service,
-      action,
+      action: actionOf(service, context.commandName ?? 'UnknownCommand'),
       input: args.input as Record<string, unknown>,
-      ...(member ? { account: member.accountId } : {}),
-    });
-    try {
-      return await next(args);
-    } catch (error) {
-      if (member && isMissingRoleAnswer(error, context[DENIAL_BODY])) {
-        throw new MemberRoleUnavailable(
-          member.accountId,
-          member.roleArn,
-          `the emulator answered ${action} with an HTML error page, its answer for a role that does not exist`,
-        );
-      }
-      const refusal = emulatorRefusal(error, context[DENIAL_BODY]);
-      if (refusal === undefined) throw error;
-      throw new AccessDenied({
-        step: invocation.step,
-        action,
-        resource,
-        reason: `the emulator refused it (${refusal})`,
-      });
-    }
+      member: memberAccountFor(service),
+    };
+    return checkedCall(call, context, () => next(args));
   };
   const keepingDenials: DeserializeMiddleware<Input, Output> = (next, context) => async (args) => {
     const result = await next(args);
@@ -221,26 +169,6 @@ export function bindToInvocations<Input extends object, Output extends object>(
     priority: 'low',
     name: 'rekeyDenialBody',
   });
-}
-
-/**
- * A 403 or 500 answer's body, read and put back (a 500's tells a missing member role, account-context.ts): for the JSON services moto answers AccessDenied in XML,
- * the SDK fails to parse it (SyntaxError) and the body it read is lost, so it is kept here.
- */
-async function keepDenialBody(response: unknown, context: HandlerExecutionContext): Promise<void> {
-  const answer = response as { statusCode?: number; body?: unknown } | undefined;
-  const body = answer?.body as AsyncIterable<Uint8Array> | undefined;
-  if (
-    (answer?.statusCode !== 403 && answer?.statusCode !== 500) ||
-    typeof body?.[Symbol.asyncIterator] !== 'function'
-  )
-    return;
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of body) chunks.push(chunk);
-  const bytes = Buffer.concat(chunks);
-  // The SDK reads a body given as bytes as readily as a stream.
-  answer.body = new Uint8Array(bytes);
-  context[DENIAL_BODY] = bytes.toString('utf8');
 }
 
 /**
@@ -259,24 +187,4 @@ export async function authorizeCommand(
     action: actionOf(service, command.constructor.name),
     input: command.input as Record<string, unknown>,
   });
-}
-
-/** The 403 answers that mean "not allowed" (not a bad signature or an unknown key). */
-const DENIED_CODES = ['AccessDenied', 'AccessDeniedException', 'AuthorizationError'];
-
-/**
- * The emulator's message when `error` is its refusal of the call, else undefined. Services that
- * answer XML report it as a named error. For the JSON services moto answers AccessDenied as XML
- * too, which the SDK cannot parse: it throws a SyntaxError, and only the raw `body` (kept by the
- * middleware above) shows the refusal.
- */
-export function emulatorRefusal(error: unknown, body?: unknown): string | undefined {
-  if (!(error instanceof Error)) return undefined;
-  const status = (error as Error & { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-  if (status !== 403) return undefined;
-  if (DENIED_CODES.includes(error.name)) return error.message;
-  if (error.name !== 'SyntaxError' || typeof body !== 'string') return undefined;
-  const code = /<Code>([^<]+)<\/Code>/.exec(body)?.[1];
-  if (code === undefined || !DENIED_CODES.includes(code)) return undefined;
-  return /<Message>([^<]*)<\/Message>/.exec(body)?.[1] ?? code;
 }
