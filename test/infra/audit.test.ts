@@ -240,15 +240,25 @@ describe('the audit function', () => {
     expect(resources[ids.logGroup]?.Properties?.RetentionInDays).toBe(config.logRetentionDays);
   });
 
+  const ORGANIZATION_ONLY: string[] = [
+    'REKEY_MEMBER_ROLE_PREFIX',
+    'REKEY_SECRETS_LOCATION',
+    'REKEY_ORGANIZATION_ID',
+    'REKEY_ORGANIZATION_SCOPE',
+  ];
+
   it("gets exactly the variables of the audit's environment contract (AUDIT_ENV)", () => {
     const { variables } = audit();
-    // The opt-in tag and the report bucket are unset by default: left out rather than set empty.
-    const optional = ['REKEY_OPT_IN_TAG', 'REKEY_REPORT_BUCKET'];
+    // The opt-in tag and the report bucket are unset by default, the organization's variables
+    // without organization: left out rather than set empty.
+    const optional: string[] = ['REKEY_OPT_IN_TAG', 'REKEY_REPORT_BUCKET', ...ORGANIZATION_ONLY];
     expect(Object.keys(variables).sort()).toEqual(
       [...AUDIT_ENV.filter((k) => !optional.includes(k)), 'POWERTOOLS_SERVICE_NAME'].sort(),
     );
     const { variables: optIn } = audit({ optInTag: 'rekey:opt-in', auditReports: true });
-    expect(Object.keys(optIn).sort()).toEqual([...AUDIT_ENV, 'POWERTOOLS_SERVICE_NAME'].sort());
+    expect(Object.keys(optIn).sort()).toEqual(
+      [...AUDIT_ENV.filter((k) => !ORGANIZATION_ONLY.includes(k)), 'POWERTOOLS_SERVICE_NAME'].sort(),
+    );
   });
 
   it('passes every threshold and policy option through', () => {
@@ -298,7 +308,9 @@ describe('the audit function', () => {
             ? `arn:${PARTITION}:sns:${REGION}:${ACCOUNT}:rekey`
             : k === 'REKEY_KEY_ID_CACHE_TABLE'
               ? 'rekey-AuditKeyIdCache'
-              : v,
+              : k === 'REKEY_HUB_ACCOUNT_ID'
+                ? ACCOUNT
+                : v,
       ]),
     ) as Record<string, string>;
 
