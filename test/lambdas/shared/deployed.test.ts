@@ -1,12 +1,20 @@
 /**
  * The deployed bundles' stand-ins (lambdas/shared/deployed/): the environment-only credentials,
- * the SDK code a Lambda never runs, and the opt-in clients' facade. The bundles themselves are checked in test/infra/bundle-sizes.test.ts.
+ * the SDK code a Lambda never runs, the SDK clients' compact errors, and the opt-in clients'
+ * facade. The bundles themselves are checked in test/infra/bundle-sizes.test.ts.
  */
 
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Sha256 } from '@smithy/core/checksum';
 import { HttpRequest } from '@smithy/core/transport';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { build } from 'esbuild';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { compactServiceErrors, deployedPlugin } from '../../../infra/constructs/deployed-bundle.mjs';
 import { facadeClient, facadeCommand, facadePaginator } from '../../../lambdas/shared/deployed/facade.ts';
 import { AdaptiveRetryStrategy } from '../../../lambdas/shared/deployed/no-adaptive-retry.ts';
 import { checkedCall, keepDenialBody } from '../../../lambdas/shared/deployed/no-emulator-calls.ts';
@@ -137,5 +145,130 @@ describe('the opt-in clients', () => {
     expect(pages).toEqual([{ config: { client: real }, input: { b: 2 } }]);
 
     await expect(client.send(new (facadeCommand('Missing'))({}))).rejects.toThrow('has no Missing');
+  });
+});
+
+/** Every SDK client the project installs (each a models/errors.js). */
+const SDK = dirname(dirname(createRequire(import.meta.url).resolve('@aws-sdk/client-iam/package.json')));
+const CLIENTS = readdirSync(SDK).filter((name) => name.startsWith('client-'));
+const errorsFile = (client: string) => join(SDK, client, 'dist-es', 'models', 'errors.js');
+
+type ErrorClass = (new (options: Record<string, unknown>) => Error) & { shapeId?: string };
+interface ErrorsModule {
+  errors: Record<string, ErrorClass>;
+  ServiceException: ErrorClass;
+}
+
+describe("the SDK clients' errors in the deployed bundles", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rekey-service-errors-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /**
+   * The client's errors (and the SDK's base exception) as the SDK writes them (unminified: the
+   * classes keep their names, as in the sources every other test runs), or compacted and minified
+   * as the deployed bundles build them.
+   */
+  async function bundledErrors(client: string, compact: boolean): Promise<ErrorsModule> {
+    const outfile = join(dir, `${client}-${compact ? 'compact' : 'sdk'}.mjs`);
+    await build({
+      stdin: {
+        contents: `export * as errors from ${JSON.stringify(errorsFile(client))};
+export { ServiceException } from '@smithy/core/client';`,
+        resolveDir: SDK,
+        loader: 'js',
+      },
+      outfile,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      minify: compact,
+      keepNames: !compact,
+      plugins: compact ? [deployedPlugin({ standIns: {} })] : [],
+      logLevel: 'silent',
+    });
+    return (await import(pathToFileURL(outfile).href)) as ErrorsModule;
+  }
+
+  /** An error as the SDK's deserializer makes one: every member it declares set, and one it does not. */
+  function construct(Class: ErrorClass, members: readonly string[]): Error {
+    const options: Record<string, unknown> = {
+      message: 'the message',
+      $metadata: { httpStatusCode: 400, requestId: 'r-1' },
+      Unmodelled: 'extra',
+    };
+    for (const member of members) options[member] = `${member} value`;
+    return new Class(options);
+  }
+
+  /** Everything observable of an error, but its stack. */
+  function described(error: Error) {
+    const { stack: _, ...own } = Object.getOwnPropertyDescriptors(error);
+    return {
+      own,
+      keys: Object.keys(error),
+      json: JSON.stringify(error),
+      message: error.message,
+      text: String(error),
+    };
+  }
+
+  it.each(CLIENTS)(
+    '%s: the same classes, errors and instanceof answers as the SDK writes them',
+    async (client) => {
+      const sdk = await bundledErrors(client, false);
+      const compact = await bundledErrors(client, true);
+      const names = Object.keys(sdk.errors);
+      expect(names.length).toBeGreaterThan(5);
+      expect(Object.keys(compact.errors)).toEqual(names);
+      for (const name of names) {
+        const [Sdk, Compact] = [sdk.errors[name], compact.errors[name]] as [ErrorClass, ErrorClass];
+        expect(Compact.name, name).toBe(Sdk.name);
+        for (const key of ['name', 'shapeId', 'length'])
+          expect(Object.getOwnPropertyDescriptor(Compact, key), `${name}.${key}`).toEqual(
+            Object.getOwnPropertyDescriptor(Sdk, key),
+          );
+        // The members the class declares: its own keys once built from options with none.
+        const members = Object.keys(new Sdk({})).filter(
+          (key) => !['name', '$fault', '$retryable', '$metadata'].includes(key),
+        );
+        const [sdkError, compactError] = [construct(Sdk, members), construct(Compact, members)];
+        expect(described(compactError), name).toEqual(described(sdkError));
+        expect(compactError, name).toBeInstanceOf(Compact);
+        expect(compactError, name).toBeInstanceOf(compact.ServiceException);
+        // A subclass of the client's base exception (<Service>ServiceException), by its shape id.
+        expect(Object.getPrototypeOf(Compact).shapeId, name).toBe(Object.getPrototypeOf(Sdk).shapeId);
+        expect(Object.getPrototypeOf(Compact).shapeId, name).toMatch(/^smithy\.ts\.sdk\.synthetic\./);
+        // Another error of the client is no instance of this one, in either form.
+        const other = names.find((n) => n !== name) as string;
+        expect(construct(compact.errors[other] as ErrorClass, []) instanceof Compact, name).toBe(
+          construct(sdk.errors[other] as ErrorClass, []) instanceof Sdk,
+        );
+      }
+    },
+  );
+
+  it('refuse, by client and name, an error class of any other form', () => {
+    const path = errorsFile('client-iam');
+    const source = readFileSync(path, 'utf8');
+    expect(compactServiceErrors(source, path)).toContain('export const NoSuchEntityException = ');
+    const changed = source.replace(
+      '        Object.setPrototypeOf(this, NoSuchEntityException.prototype);\n',
+      '        Object.setPrototypeOf(this, NoSuchEntityException.prototype);\n        this.extra = true;\n',
+    );
+    expect(changed).not.toBe(source);
+    expect(() => compactServiceErrors(changed, path)).toThrow(
+      `rekey: the error NoSuchEntityException of ${path} is not of the form the SDK generates`,
+    );
+    const renamed = source.replace(
+      'static shapeId = "com.amazonaws.iam#NoSuchEntityException"',
+      'static shapeId = "com.amazonaws.iam#NoSuchEntity"',
+    );
+    expect(() => compactServiceErrors(renamed, path)).toThrow(
+      `NoSuchEntityException of ${path} has the shape id com.amazonaws.iam#NoSuchEntity`,
+    );
+    const uncopied = source.replace('        this.Message = opts.Message;\n', '');
+    expect(() => compactServiceErrors(uncopied, path)).toThrow(
+      'does not copy exactly the members it declares',
+    );
   });
 });
