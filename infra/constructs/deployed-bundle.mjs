@@ -14,7 +14,7 @@
  *   update (or a rename) that moves the file is noticed;
  * - an SDK client's package.json, which the client imports whole for its version, becomes its
  *   name and version only (the same values; the other 2 KB a client are its npm metadata);
- * - an SDK client's modelled errors (`models/errors.js`, a class each, all of them kept: the
+ * - an SDK client's modelled errors (its `models/errors` module, a class each, all of them kept: the
  *   client's schemas register every one) become one call each of serviceError
  *   (lambdas/shared/deployed/service-error.ts), which makes the same class; an error class of any
  *   other form fails the build, by client and name.
@@ -33,7 +33,7 @@ const SERVICE_ERROR = join(
   '../../lambdas/shared/deployed/service-error.ts',
 );
 
-/** The base exception's import that opens a client's errors.js. */
+/** The base exception's import that opens a client's errors module. */
 const ERRORS_HEAD = /^import \{ (\w+) as __BaseException \} from "(\.\/\w+)";\n/;
 /** One error class, exactly as the SDK's code generator writes it (the name three times over). */
 const ERROR_CLASS = new RegExp(
@@ -53,7 +53,7 @@ const ERROR_CLASS = new RegExp(
 );
 
 /**
- * A client's errors.js (`source`, at `path`) as one serviceError call a class: the same names,
+ * A client's errors module (`source`, at `path`) as one serviceError call a class: the same names,
  * exported in the same order. Throws, naming the class, on any class the SDK writes otherwise.
  */
 export function compactServiceErrors(source, path, serviceError = SERVICE_ERROR) {

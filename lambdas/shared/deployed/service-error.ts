@@ -1,5 +1,5 @@
 /**
- * The deployed bundles' form of an SDK client's modelled errors (`models/errors.js` of each
+ * The deployed bundles' form of an SDK client's modelled errors (the `models/errors` module of each
  * @aws-sdk/client-*; infra/constructs/deployed-bundle.mjs rewrites the file into one call of
  * `serviceError` a class). Each client ships every error of its service as a class of its own,
  * some 250 bytes minified, and keeps all of them: its schemas register every error at import so

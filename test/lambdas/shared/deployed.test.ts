@@ -148,7 +148,7 @@ describe('the opt-in clients', () => {
   });
 });
 
-/** Every SDK client the project installs (each a models/errors.js). */
+/** Every SDK client the project installs (each with its models/errors module). */
 const SDK = dirname(dirname(createRequire(import.meta.url).resolve('@aws-sdk/client-iam/package.json')));
 const CLIENTS = readdirSync(SDK).filter((name) => name.startsWith('client-'));
 const errorsFile = (client: string) => join(SDK, client, 'dist-es', 'models', 'errors.js');
