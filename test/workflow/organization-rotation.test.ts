@@ -129,7 +129,9 @@ describe('rotation across accounts (secrets: member)', () => {
   let noPlanRole: WorldAccount;
   let prefix: string;
 
+  let seededIn = 0;
   beforeAll(async () => {
+    const started = Date.now();
     world = await startWorld({
       organization: {
         organizationalUnits: ['workloads', 'quarantine', 'quarantine/deep'],
@@ -166,10 +168,12 @@ describe('rotation across accounts (secrets: member)', () => {
     // alice in every account, each with one key of her own.
     for (const account of world.accounts) await account.createUser('alice');
     await world.organization?.suspend(suspended.accountId);
-  }, 180_000);
+    seededIn = Date.now() - started;
+  }, 300_000);
 
   afterAll(async () => {
     await world?.stop();
+    console.info(`organization-rotation (secrets: member): the world of 8 accounts seeded in ${seededIn} ms`);
   });
 
   it("rotates A's alice in A: a new key stored in A's secret, the old one deleted; every other account unchanged", async () => {
@@ -371,5 +375,71 @@ describe('rotation across accounts (secrets: member)', () => {
       expect(await locksOf(world)).toEqual(locksBefore);
       await expectCleanRun(world, result, await world.drainNotifications());
     });
+  });
+});
+
+describe('rotation across accounts (secrets: hub)', () => {
+  let world: World;
+  let hub: WorldAccount;
+  let a: WorldAccount;
+  let b: WorldAccount;
+  let prefix: string;
+
+  beforeAll(async () => {
+    world = await startWorld({
+      organization: { members: [{ name: 'workload-a' }, { name: 'workload-b' }], config: { secrets: 'hub' } },
+      quiet: true,
+    });
+    [hub, a, b] = world.accounts as [WorldAccount, WorldAccount, WorldAccount];
+    prefix = world.env.REKEY_SECRET_PREFIX ?? '';
+    for (const account of world.accounts) await account.createUser('alice');
+  }, 300_000);
+
+  afterAll(async () => {
+    await world?.stop();
+  });
+
+  it("keeps A's alice's new key in the hub under the per-account name; nothing in A's Secrets Manager", async () => {
+    const before = await statesOf(world.accounts);
+    const [oldKey] = before[a.accountId]?.users.alice ?? [];
+    if (!oldKey) throw new Error('no key');
+
+    const { result, calls } = await recordedRun(world, { userName: 'alice', accountId: a.accountId });
+
+    expect(result.status).toBe('SUCCEEDED');
+    expect(outcomeStatus(result)).toBe('ROTATED');
+    const after = await statesOf(world.accounts);
+    const newKeyId = after[a.accountId]?.users.alice?.[0]?.id ?? '';
+    expect(newKeyId).not.toBe(oldKey.id);
+    // A: alice's key replaced, no secret made there.
+    expect(after[a.accountId]).toEqual(
+      rotatedState(before[a.accountId] as AccountState, newKeyId, undefined),
+    );
+    // The hub: one new secret, `<prefix>accounts/<A>/alice`; the hub's own alice and her (absent) secret untouched.
+    const secretName = `${prefix}accounts/${a.accountId}/alice`;
+    expect(after[hub.accountId]).toEqual({
+      users: before[hub.accountId]?.users,
+      secrets: {
+        ...before[hub.accountId]?.secrets,
+        [secretName]: [{ versionId: expect.any(String), stages: ['AWSCURRENT'], accessKeyId: newKeyId }],
+      },
+    });
+    expect(Object.keys(before[hub.accountId]?.secrets ?? {})).not.toContain(`${prefix}alice`);
+    expect(after[b.accountId]).toEqual(before[b.accountId]);
+    const stored = await hub.storedCredential(`accounts/${a.accountId}/alice`);
+    expect(stored).toMatchObject({ AccessKeyId: newKeyId, UserName: 'alice' });
+    expect(await world.whoAmI({ accessKeyId: newKeyId, secretAccessKey: stored.SecretAccessKey })).toBe(
+      `arn:aws:iam::${a.accountId}:user/alice`,
+    );
+    // IAM acted in A, Secrets Manager in the hub.
+    const iamCalls = calls.filter((x) => x.action.startsWith('iam:'));
+    const secretCalls = calls.filter((x) => x.action.startsWith('secretsmanager:'));
+    expect(iamCalls.length).toBeGreaterThan(3);
+    expect(secretCalls.length).toBeGreaterThan(0);
+    for (const call of iamCalls) expect(call.account, call.action).toBe(a.accountId);
+    for (const call of secretCalls) expect(call.account, call.action).toBeUndefined();
+    const notifications = await world.drainNotifications({ attributes: true });
+    expectAccountEverywhere(notifications, a.accountId);
+    await expectCleanRun(world, result, notifications);
   });
 });
