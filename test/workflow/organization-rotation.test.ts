@@ -9,107 +9,27 @@
  * after, and reads the calls the handlers made from the deployed roles' `authorize` (recordCalls
  * in test/workflow/harness.ts): what was never called is proven from that log.
  */
-import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RotationResult } from '../../cli/local-runner.ts';
 import {
   type AccountState,
   callsInto,
   expectCleanRun,
-  type NotificationWithAttributes,
   outcomeStatus,
-  type RecordedCall,
-  recordCalls,
   startWorld,
   type World,
   type WorldAccount,
 } from './harness.ts';
-
-/** A 12-digit id no account of the emulator's organization has. */
-const OUTSIDE = '999999999999';
-
-/** A Lambda error's Cause, as Step Functions reports it: {"errorType", "errorMessage"}. */
-const causeOf = (r: RotationResult): { errorType?: string; errorMessage?: string } =>
-  JSON.parse(r.cause ?? '{}');
-
-interface LockRow {
-  subject: string;
-  owner: string | undefined;
-}
-
-/** The lock table's items: each subject and who holds it (undefined: released). */
-async function locksOf(world: World): Promise<LockRow[]> {
-  const dynamodb = new DynamoDBClient({
-    endpoint: world.moto.endpoint,
-    region: 'us-east-1',
-    credentials: world.admin,
-  });
-  try {
-    const items =
-      (await dynamodb.send(new ScanCommand({ TableName: world.env.REKEY_LOCK_TABLE }))).Items ?? [];
-    return items.map((i) => ({ subject: i.userName?.S ?? '', owner: i.owner?.S }));
-  } finally {
-    dynamodb.destroy();
-  }
-}
-
-/** Every account's state, by account id. */
-async function statesOf(accounts: readonly WorldAccount[]): Promise<Record<string, AccountState>> {
-  const states: Record<string, AccountState> = {};
-  for (const account of accounts) states[account.accountId] = await account.state();
-  return states;
-}
-
-/** Runs the rotation with every call recorded. */
-async function recordedRun(
-  world: World,
-  input: Record<string, unknown>,
-): Promise<{ result: RotationResult; calls: RecordedCall[] }> {
-  const { roles, calls } = recordCalls(world.roles);
-  const result = await world.run(input, { roles });
-  return { result, calls };
-}
-
-/** The accounts (other than the hub) the calls acted in or assumed a role in. */
-const accountsCalled = (calls: readonly RecordedCall[], hubId: string): string[] => {
-  const found = new Set<string>();
-  for (const c of calls) {
-    if (c.account !== undefined) found.add(c.account);
-    const arn = String(c.input.RoleArn ?? '');
-    if (c.action === 'sts:AssumeRole') found.add(arn.split(':')[4] ?? arn);
-  }
-  found.delete(hubId);
-  return [...found].sort();
-};
-
-/**
- * What the account's state is after alice's only key was replaced by `newKeyId` and the new key
- * stored in `secretName` (a secret made by this rotation: one version, AWSCURRENT).
- */
-const rotatedState = (
-  before: AccountState,
-  newKeyId: string,
-  secretName: string | undefined,
-): AccountState => ({
-  users: { ...before.users, alice: [{ id: newKeyId, status: 'Active' }] },
-  secrets:
-    secretName === undefined
-      ? before.secrets
-      : {
-          ...before.secrets,
-          [secretName]: [{ versionId: expect.any(String), stages: ['AWSCURRENT'], accessKeyId: newKeyId }],
-        },
-});
-
-/** Every event and SNS message carries `accountId`, and the message text names it. */
-function expectAccountEverywhere(notifications: NotificationWithAttributes, accountId: string): void {
-  expect(notifications.events.length).toBeGreaterThan(0);
-  expect(notifications.sns.length).toBeGreaterThan(0);
-  for (const event of notifications.events) expect(event.detail.accountId).toBe(accountId);
-  expect(notifications.snsAttributes).toHaveLength(notifications.sns.length);
-  for (const attributes of notifications.snsAttributes) expect(attributes.accountId).toBe(accountId);
-  for (const body of notifications.sns) expect(body).toContain(accountId);
-}
+import {
+  accountsCalled,
+  causeOf,
+  expectAccountEverywhere,
+  failures,
+  locksOf,
+  OUTSIDE,
+  recordedRun,
+  rotatedState,
+  statesOf,
+} from './organization-rotation-support.ts';
 
 describe('rotation across accounts (secrets: member)', () => {
   let world: World;
@@ -184,7 +104,7 @@ describe('rotation across accounts (secrets: member)', () => {
 
     const { result, calls } = await recordedRun(world, { userName: 'alice', accountId: a.accountId });
 
-    expect(result.status).toBe('SUCCEEDED');
+    expect(result.status, failures(result)).toBe('SUCCEEDED');
     expect(outcomeStatus(result)).toBe('ROTATED');
     const after = await statesOf(world.accounts);
     const newKeyId = after[a.accountId]?.users.alice?.[0]?.id ?? '';
@@ -238,7 +158,7 @@ describe('rotation across accounts (secrets: member)', () => {
 
     const { result, calls } = await recordedRun(world, { userName: 'alice' });
 
-    expect(result.status).toBe('SUCCEEDED');
+    expect(result.status, failures(result)).toBe('SUCCEEDED');
     expect(outcomeStatus(result)).toBe('ROTATED');
     const after = await statesOf(world.accounts);
     const newKeyId = after[hub.accountId]?.users.alice?.[0]?.id ?? '';
@@ -295,15 +215,30 @@ describe('rotation across accounts (secrets: member)', () => {
       const { result, calls } = await recordedRun(world, { userName: 'alice', accountId: c.accountId });
 
       expect(result.status).toBe('FAILED');
-      expect(result.error).toBe('MemberRoleUnavailable');
-      expect(causeOf(result).errorMessage).toContain(
+      expect(result.error, failures(result)).toBe('RotationFailed');
+      // The create step failed (once: MemberRoleUnavailable is not retried), naming the account and the role.
+      const failed = result.tasks.filter((t) => t.error && t.step !== 'cleanup');
+      expect(failed.map((t) => [t.step, t.error?.name])).toEqual([
+        ['create-second-key', 'MemberRoleUnavailable'],
+      ]);
+      expect(failed[0]?.error?.message).toContain(
         `cannot act in account ${c.accountId}: its member role arn:aws:iam::${c.accountId}:role/rekey-member-create-second-key is missing`,
       );
       // No key created anywhere, no secret written: every account as before.
       expect(await statesOf(world.accounts)).toEqual(before);
       // The plan did act in C (its role is there) and took the lock; the cleanup released it.
       expect(calls.some((x) => x.step === 'plan' && x.account === c.accountId)).toBe(true);
-      expect(calls.some((x) => x.step === 'create-second-key' && x.account === c.accountId)).toBe(false);
+      // The create step asked for its member role in C (after its first call there was authorized:
+      // credentials are resolved after the check), and got none.
+      expect(calls).toContainEqual(
+        expect.objectContaining({
+          step: 'create-second-key',
+          action: 'sts:AssumeRole',
+          input: expect.objectContaining({
+            RoleArn: `arn:aws:iam::${c.accountId}:role/rekey-member-create-second-key`,
+          }),
+        }),
+      );
       expect(accountsCalled(calls, hub.accountId)).toEqual([c.accountId]);
       expect((await locksOf(world)).filter((l) => l.owner !== undefined)).toEqual([]);
       const notifications = await world.drainNotifications({ attributes: true });
@@ -321,8 +256,10 @@ describe('rotation across accounts (secrets: member)', () => {
       });
 
       expect(result.status).toBe('FAILED');
-      expect(result.error).toBe('MemberRoleUnavailable');
-      expect(causeOf(result).errorMessage).toContain(
+      expect(result.error, failures(result)).toBe('RotationFailed');
+      const failed = result.tasks.filter((t) => t.error && t.step !== 'cleanup');
+      expect(failed.map((t) => [t.step, t.error?.name])).toEqual([['plan', 'MemberRoleUnavailable']]);
+      expect(failed[0]?.error?.message).toContain(
         `cannot act in account ${noPlanRole.accountId}: its member role arn:aws:iam::${noPlanRole.accountId}:role/rekey-member-plan is missing`,
       );
       expect(await statesOf(world.accounts)).toEqual(before);
@@ -353,7 +290,9 @@ describe('rotation across accounts (secrets: member)', () => {
       const { result, calls } = await recordedRun(world, { userName: 'alice', accountId });
 
       expect(result.status).toBe('FAILED');
-      expect(result.error).toBe('AccountRefused');
+      // A rejection: the Fail state's error, the plan's error as its cause, not retried.
+      expect(result.error, failures(result)).toBe('RotationRequestRejected');
+      expect(causeOf(result).errorType).toBe('AccountRefused');
       const message = causeOf(result).errorMessage ?? '';
       expect(message).toContain(accountId);
       expect(message).toMatch(why);
@@ -375,71 +314,5 @@ describe('rotation across accounts (secrets: member)', () => {
       expect(await locksOf(world)).toEqual(locksBefore);
       await expectCleanRun(world, result, await world.drainNotifications());
     });
-  });
-});
-
-describe('rotation across accounts (secrets: hub)', () => {
-  let world: World;
-  let hub: WorldAccount;
-  let a: WorldAccount;
-  let b: WorldAccount;
-  let prefix: string;
-
-  beforeAll(async () => {
-    world = await startWorld({
-      organization: { members: [{ name: 'workload-a' }, { name: 'workload-b' }], config: { secrets: 'hub' } },
-      quiet: true,
-    });
-    [hub, a, b] = world.accounts as [WorldAccount, WorldAccount, WorldAccount];
-    prefix = world.env.REKEY_SECRET_PREFIX ?? '';
-    for (const account of world.accounts) await account.createUser('alice');
-  }, 300_000);
-
-  afterAll(async () => {
-    await world?.stop();
-  });
-
-  it("keeps A's alice's new key in the hub under the per-account name; nothing in A's Secrets Manager", async () => {
-    const before = await statesOf(world.accounts);
-    const [oldKey] = before[a.accountId]?.users.alice ?? [];
-    if (!oldKey) throw new Error('no key');
-
-    const { result, calls } = await recordedRun(world, { userName: 'alice', accountId: a.accountId });
-
-    expect(result.status).toBe('SUCCEEDED');
-    expect(outcomeStatus(result)).toBe('ROTATED');
-    const after = await statesOf(world.accounts);
-    const newKeyId = after[a.accountId]?.users.alice?.[0]?.id ?? '';
-    expect(newKeyId).not.toBe(oldKey.id);
-    // A: alice's key replaced, no secret made there.
-    expect(after[a.accountId]).toEqual(
-      rotatedState(before[a.accountId] as AccountState, newKeyId, undefined),
-    );
-    // The hub: one new secret, `<prefix>accounts/<A>/alice`; the hub's own alice and her (absent) secret untouched.
-    const secretName = `${prefix}accounts/${a.accountId}/alice`;
-    expect(after[hub.accountId]).toEqual({
-      users: before[hub.accountId]?.users,
-      secrets: {
-        ...before[hub.accountId]?.secrets,
-        [secretName]: [{ versionId: expect.any(String), stages: ['AWSCURRENT'], accessKeyId: newKeyId }],
-      },
-    });
-    expect(Object.keys(before[hub.accountId]?.secrets ?? {})).not.toContain(`${prefix}alice`);
-    expect(after[b.accountId]).toEqual(before[b.accountId]);
-    const stored = await hub.storedCredential(`accounts/${a.accountId}/alice`);
-    expect(stored).toMatchObject({ AccessKeyId: newKeyId, UserName: 'alice' });
-    expect(await world.whoAmI({ accessKeyId: newKeyId, secretAccessKey: stored.SecretAccessKey })).toBe(
-      `arn:aws:iam::${a.accountId}:user/alice`,
-    );
-    // IAM acted in A, Secrets Manager in the hub.
-    const iamCalls = calls.filter((x) => x.action.startsWith('iam:'));
-    const secretCalls = calls.filter((x) => x.action.startsWith('secretsmanager:'));
-    expect(iamCalls.length).toBeGreaterThan(3);
-    expect(secretCalls.length).toBeGreaterThan(0);
-    for (const call of iamCalls) expect(call.account, call.action).toBe(a.accountId);
-    for (const call of secretCalls) expect(call.account, call.action).toBeUndefined();
-    const notifications = await world.drainNotifications({ attributes: true });
-    expectAccountEverywhere(notifications, a.accountId);
-    await expectCleanRun(world, result, notifications);
   });
 });
