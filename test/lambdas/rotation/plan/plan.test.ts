@@ -33,6 +33,7 @@ import { dynamodb, iam, secretsManager } from '../../../../lambdas/shared/client
 import type { CreatedKey } from '../../../../lambdas/shared/own-key.ts';
 import { versionTokenFor } from '../../../../lambdas/shared/secret.ts';
 import {
+  ACCOUNT,
   awsError,
   callOrder,
   daysAgo,
@@ -78,6 +79,7 @@ const ENV: PlanEnv = {
   REKEY_PROTECTED_USERS: ['BreakGlass', 'terraform-ci'],
   REKEY_USER_PATH_PREFIX: '/',
   REKEY_OPT_IN_TAG: undefined,
+  REKEY_HUB_ACCOUNT_ID: ACCOUNT,
 };
 const nowEpoch = Math.floor(NOW.getTime() / 1000);
 const ACQUIRE_CONDITION = 'attribute_not_exists(#owner) OR #owner = :owner OR expiresAt < :nowEpoch';
@@ -555,6 +557,8 @@ describe('planRotation', () => {
     expect(Plan.parse(plan)).toEqual(plan);
     expect(plan).toEqual({
       userName: USER,
+      // The request named no account: the hub's own.
+      accountId: ACCOUNT,
       userArn: USER_ARN,
       dryRun: false,
       reason: 'quarterly',
@@ -1466,6 +1470,7 @@ describe('planRotation: a service-specific credential', () => {
     REKEY_PROTECTED_USERS: [],
     REKEY_USER_PATH_PREFIX: '/',
     REKEY_OPT_IN_TAG: undefined,
+    REKEY_HUB_ACCOUNT_ID: ACCOUNT,
   };
   const deps = () => ({
     iam,
