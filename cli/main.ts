@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { AccountId } from '../contract/organization.ts';
 import { rotationInputProblems, SERVICE_NAMES, ServiceName } from '../contract/schemas.ts';
 import { auditCommand } from './audit.ts';
 import type { JsonValue } from './local-runner.ts';
@@ -30,6 +31,8 @@ export interface RotateFlags {
   user?: string;
   /** Rotate the user's service-specific credential for this service (SERVICE_NAMES) instead of its access key. */
   service?: string;
+  /** The member account the user is in (default: the hub's own). */
+  account?: string;
   dryRun?: boolean;
   reason?: string;
   input?: string;
@@ -55,12 +58,19 @@ export function rotationInputFrom(flags: RotateFlags): JsonValue {
       );
     }
   } else if (flags.user !== undefined) {
+    if (flags.account !== undefined) {
+      const account = AccountId.safeParse(flags.account);
+      if (!account.success) {
+        throw new UsageError(`--account ${account.error.issues[0]?.message ?? 'is invalid'} (got "${flags.account}")`);
+      }
+    }
     if (flags.service !== undefined && !ServiceName.safeParse(flags.service).success) {
       throw new UsageError(`--service must be one of ${SERVICE_NAMES.join(', ')} (got "${flags.service}")`);
     }
     raw = {
       userName: flags.user,
       ...(flags.service === undefined ? {} : { serviceName: flags.service }),
+      ...(flags.account === undefined ? {} : { accountId: flags.account }),
       ...(flags.dryRun ? { dryRun: true } : {}),
       ...(flags.reason === undefined ? {} : { reason: flags.reason }),
     };
@@ -78,12 +88,18 @@ export function rotationInputFrom(flags: RotateFlags): JsonValue {
 
 /** Readable and unique: the user's lock is owned by the execution, so a name is never reused. */
 function executionNameFor(input: JsonValue): string {
-  const { userName, serviceName } = input as { userName: string; serviceName?: string };
+  const { userName, serviceName, accountId } = input as {
+    userName: string;
+    serviceName?: string;
+    accountId?: string;
+  };
   // cassandra.amazonaws.com -> cassandra: the name stays readable and within 80 characters.
   const who = serviceName ? `${userName}-${serviceName.split('.')[0]}` : userName;
-  const user = who.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40);
+  const user = who.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, accountId ? 27 : 40);
   const stamp = new Date().toISOString().replace(/[-:]|\.\d+Z$/g, '');
-  return `cli-${user}-${stamp}-${randomBytes(3).toString('hex')}`;
+  // A member account's: `rekey-<accountId>-...` (the audit names its executions the same way).
+  const head = accountId ? `rekey-${accountId}` : 'cli';
+  return `${head}-${user}-${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
 /** Exit codes of a rotate or demo ended by a signal (the shell's convention: 128 + the signal's number). */
@@ -316,12 +332,14 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         '--service <name>',
         `rotate the user's service-specific credential for this service instead (${SERVICE_NAMES.join(' or ')})`,
       )
+      .option('--account <id>', "the member account the user is in (12 digits; default: the hub's own)")
       .option('--dry-run', 'plan only: report what would happen, change nothing')
       .option('--reason <text>', 'why this rotation runs (kept with the execution)')
       .addOption(
         new Option('--input <json>', 'the raw execution input, as the console takes it').conflicts([
           'user',
           'service',
+          'account',
           'dryRun',
           'reason',
         ]),

@@ -130,8 +130,19 @@ export class MemberRoleUnavailable extends RekeyError {
   }
 }
 
+/**
+ * The plan refused the account a request names (docs/organizations.md): the organization option
+ * is off, or the account is not an active member of the organization, or it is outside the
+ * configured scope. Raised before any call into that account; nothing was changed, nothing locked.
+ */
+export class AccountRefused extends RekeyError {
+  constructor(accountId: string, reason: string) {
+    super('AccountRefused', `rekey does not act in account ${accountId}: ${reason}`);
+  }
+}
+
 /** Errors that mean "the request was refused before anything happened": no notification is sent. */
-export const REJECTION_ERRORS = ['InvalidInput', 'UserNotFound'] as const;
+export const REJECTION_ERRORS = ['InvalidInput', 'UserNotFound', 'AccountRefused'] as const;
 
 /** Errors after which the workflow must reactivate the old key. */
 export const ROLLBACK_ERRORS = ['RotationVerificationFailed', 'UnsafeToDelete'] as const;

@@ -20,6 +20,12 @@ export interface StepSpec {
    */
   readonly calls: number;
   /**
+   * How many of `calls` only a run in a member account makes (lambdas/shared/member-account.ts):
+   * the AssumeRole of the step's member role, and for the plan its check of the account in
+   * Organizations. A run in the hub's own account makes `calls` less these (hubPathCalls).
+   */
+  readonly memberAccountCalls?: number;
+  /**
    * The step also retries the new key in-process: REKEY_VERIFY_ATTEMPTS calls more (an STS call
    * signed with the key, or a listing of the credential), with the backoff sleeps between them.
    */
@@ -121,7 +127,10 @@ export const FUNCTIONS = {
     // GetUser; DescribeSecret (a secret under the request's spelling of the name); GetItem (lock);
     // ListAccessKeys; GetAccessKeyLastUsed per key (2); DescribeSecret (is the journal's key
     // rekey's own?); UpdateItem (acquire); GetItem (the rival's owner, when the acquire loses).
-    calls: 9,
+    // A member account first: DescribeAccount, ListParents from the account up to the root (an
+    // account sits at most 5 OUs deep: 6 calls), AssumeRole.
+    calls: 17,
+    memberAccountCalls: 8,
   },
   'create-second-key': {
     kind: 'step',
@@ -143,7 +152,9 @@ export const FUNCTIONS = {
     // UpdateItem (mark), CreateAccessKey; UpdateItem (record); CreateSecret, PutResourcePolicy,
     // PutSecretValue failing, then DescribeSecret, DeleteAccessKey (compensation), UpdateItem
     // (clear) lost to a rival, GetItem (who holds the lock).
-    calls: 26,
+    // In a member account, AssumeRole first.
+    calls: 27,
+    memberAccountCalls: 1,
   },
   'verify-new-key': {
     kind: 'step',
@@ -153,7 +164,9 @@ export const FUNCTIONS = {
     // AWSPENDING), each refused move (a retry of an applied one) re-read with DescribeSecret; or,
     // for a key that never worked, DescribeSecret (was it handed out?), ListAccessKeys and
     // DeleteAccessKey, which is shorter.
-    calls: 6,
+    // In a member account, AssumeRole first.
+    calls: 7,
+    memberAccountCalls: 1,
     verifyLoop: true,
   },
   'check-last-used': {
@@ -165,36 +178,47 @@ export const FUNCTIONS = {
       ...MEMBER_ACCOUNT_ENV,
     ],
     // GetAccessKeyLastUsed; LookupEvents (with cloudTrailLookup).
-    calls: 2,
+    // In a member account, AssumeRole first.
+    calls: 3,
+    memberAccountCalls: 1,
   },
   'deactivate-old-key': {
     kind: 'step',
     env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV, ...MEMBER_ACCOUNT_ENV],
     // ListAccessKeys; GetAccessKeyLastUsed; GetUser (the re-check); UpdateAccessKey.
-    calls: 4,
+    // In a member account, AssumeRole first.
+    calls: 5,
+    memberAccountCalls: 1,
   },
   'verify-rotation': {
     kind: 'step',
     env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV, ...MEMBER_ACCOUNT_ENV],
     // ListAccessKeys; GetSecretValue; STS GetCallerIdentity with the new key; GetAccessKeyLastUsed;
     // GetUser (the re-check); DeleteAccessKey.
-    calls: 6,
+    // In a member account, AssumeRole first.
+    calls: 7,
+    memberAccountCalls: 1,
   },
   'reactivate-old-key': {
     kind: 'step',
     env: [...MEMBER_ACCOUNT_ENV],
     // ListAccessKeys; UpdateAccessKey.
-    calls: 2,
+    // In a member account, AssumeRole first.
+    calls: 3,
+    memberAccountCalls: 1,
   },
   'delete-key': {
     kind: 'step',
     env: ['REKEY_LAST_USED_GRACE_SECONDS', ...ELIGIBILITY_ENV, ...MEMBER_ACCOUNT_ENV],
     // ListAccessKeys; GetAccessKeyLastUsed; GetUser (the re-check); DeleteAccessKey.
-    calls: 4,
+    // In a member account, AssumeRole first.
+    calls: 5,
+    memberAccountCalls: 1,
   },
   notify: {
     kind: 'step',
-    env: ['REKEY_TOPIC_ARN', 'REKEY_EVENT_BUS_NAME', 'REKEY_LOCK_TABLE'],
+    // The hub's account: a lock subject names any other account (lambdas/shared/lock.ts).
+    env: ['REKEY_TOPIC_ARN', 'REKEY_EVENT_BUS_NAME', 'REKEY_LOCK_TABLE', 'REKEY_HUB_ACCOUNT_ID'],
     // PublishBatch (every event of the invocation); PutEvents (the same); UpdateItem (release the lock).
     calls: 3,
   },
@@ -206,7 +230,9 @@ export const FUNCTIONS = {
     // and DescribeSecret (is the label gone?); GetAccessKeyLastUsed and DeleteAccessKey (a key a
     // crashed create left beside the journal's, the replaced key deleted meanwhile: a user holds
     // two keys at most); UpdateItem (release). Plus the settle wait.
-    calls: 9,
+    // In a member account, AssumeRole first.
+    calls: 10,
+    memberAccountCalls: 1,
     waitsForSteps: true,
   },
   audit: {
@@ -229,6 +255,12 @@ export const STEP_NAMES = FUNCTION_NAMES.filter(isStep);
 export const STEPS = Object.fromEntries(STEP_NAMES.map((name) => [name, FUNCTIONS[name]])) as {
   readonly [K in StepName]: (typeof FUNCTIONS)[K];
 };
+
+/** The calls of a step's worst path in the hub's own account: no member role, no account check. */
+export function hubPathCalls(name: StepName): number {
+  const spec: StepSpec = STEPS[name];
+  return spec.calls - (spec.memberAccountCalls ?? 0);
+}
 
 /** A function's folder under lambdas/: its handler is `lambdas/<folder>/index.ts` (export `handler`). */
 export function functionFolder(name: FunctionName): string {

@@ -66,6 +66,22 @@ export function memberRoleArn(
   return `arn:${partition}:iam::${accountId}:role/${memberRoleName(prefix, lambda)}`;
 }
 
+/**
+ * Where a rotation acts: the account its request names, and the hub's own. The hub's own account
+ * (or none named) is not a member account: its locks and secrets keep a single-account
+ * deployment's names (lambdas/shared/lock.ts lockSubject, lambdas/shared/secret.ts secretNameFor).
+ */
+export interface AccountPlace {
+  readonly accountId?: string | undefined;
+  readonly hubAccountId?: string | undefined;
+}
+
+/** The member account `place` names; undefined for the hub's own account, or when none is named. */
+export function memberAccountOf(place: AccountPlace | undefined): string | undefined {
+  const accountId = place?.accountId;
+  return accountId === undefined || accountId === place?.hubAccountId ? undefined : accountId;
+}
+
 /** Metadata key on each member role (AWS::IAM::Role) of the member template: its Lambda's name. */
 export const MEMBER_ROLE_METADATA_KEY = 'rekey:member-role';
 

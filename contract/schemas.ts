@@ -25,6 +25,7 @@
  */
 import * as z from 'zod/mini';
 import { ConsumerPrincipal } from './consumers.ts';
+import { AccountId } from './organization.ts';
 import './zod-messages.ts';
 
 /** IAM user names: 1-64 of letters, digits and +=,.@_- (IAM's own rule). */
@@ -64,6 +65,11 @@ export const RotationInput = z.strictObject(
     ),
     /** Rotate the user's service-specific credential for this service instead of its access key. */
     serviceName: z.optional(ServiceName),
+    /**
+     * The account the user is in: a member account of the organization (docs/organizations.md),
+     * or the hub's own. Absent: the hub's own.
+     */
+    accountId: z.optional(AccountId),
     dryRun: z.optional(z.boolean({ error: 'dryRun must be true or false' })),
     reason: z.optional(
       z
@@ -133,6 +139,11 @@ export type NewKey = z.infer<typeof NewKey>;
 /** What PlanRotation decides; it becomes the root of the state document. */
 export const Plan = z.object({
   userName: UserName,
+  /**
+   * The account the user is in: the request's, or the hub's own (REKEY_HUB_ACCOUNT_ID) when it
+   * names none. Every later step acts in this account (lambdas/shared/member-account.ts).
+   */
+  accountId: AccountId,
   /** Present only when a service-specific credential is rotated: the kind discriminator of every step. */
   serviceName: z.optional(ServiceName),
   userArn: z.nullable(z.string()),
@@ -286,6 +297,8 @@ export const ReactivateInput = z.extend(RotationState, { oldKey: KeyRef });
  */
 export const DeleteKeyInput = z.object({
   userName: UserName,
+  /** The account the user is in (the plan's). */
+  accountId: AccountId,
   accessKeyId: z.string().check(z.minLength(16)),
   /**
    * The key must not have been used at or after this instant (less the grace), such as a

@@ -122,17 +122,24 @@ export const FACADE_ALIASES: Readonly<Record<string, string>> = {
  */
 export const OPT_IN_BUNDLES: Readonly<Partial<Record<FunctionName, readonly OptInClient[]>>> = {
   ...Object.fromEntries(MEMBER_LAMBDAS.map((name) => [name, ['member-sts']])),
+  plan: ['member-sts', 'organizations'],
   'check-last-used': ['cloudtrail', 'member-sts'],
   audit: ['security-hub', 's3', 'member-sts'],
 };
 
-/** The opt-in files of `name`: the member-role STS client only with `organization` (no member account otherwise). */
+/** The opt-in clients that only a member account uses: without `organization` there is none. */
+const ORGANIZATION_ONLY: readonly OptInClient[] = ['member-sts', 'organizations'];
+
+/**
+ * The opt-in files of `name`: the member-role STS client and the plan's Organizations check only
+ * with `organization` (no member account otherwise).
+ */
 export function optInBundles(
   name: FunctionName,
   config: Pick<RekeyConfig, 'organization'>,
 ): readonly OptInClient[] {
   const all = OPT_IN_BUNDLES[name] ?? [];
-  return config.organization ? all : all.filter((client) => client !== 'member-sts');
+  return config.organization ? all : all.filter((client) => !ORGANIZATION_ONLY.includes(client));
 }
 
 /** esbuild's settings for every bundle: the function's own (below) and its opt-in files. */

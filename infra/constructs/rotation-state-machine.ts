@@ -142,7 +142,8 @@ export class RotationStateMachine extends Construct {
 
     const reject = new sfn.Fail(this, STATE.reject, {
       stateName: STATE.reject,
-      comment: 'The request is invalid or names no IAM user; nothing was changed.',
+      comment:
+        'The request is invalid, names no IAM user or an account rekey may not act in; nothing was changed.',
       error: FAIL_ERRORS.rejected,
       causePath: '$.Cause',
     });
@@ -235,6 +236,8 @@ export class RotationStateMachine extends Construct {
       {
         payload: sfn.TaskInput.fromObject({
           userName: sfn.JsonPath.stringAt('$.userName'),
+          // The plan always names the account (the hub's own when the request named none).
+          accountId: sfn.JsonPath.stringAt('$.accountId'),
           accessKeyId: sfn.JsonPath.stringAt('$.extraKey.accessKeyId'),
           // null = the key must never have been used (the schema requires the field).
           notUsedSince: jsonNull(),
@@ -396,7 +399,8 @@ export class RotationStateMachine extends Construct {
       comment:
         'rekey: rotate one IAM user access key safely (create, verify, hand out, wait for adoption, ' +
         'deactivate, verify, delete; roll back on failed verification). Input: {"userName": "..."}, ' +
-        'plus "serviceName" to rotate a Keyspaces or CodeCommit service-specific credential instead.',
+        'plus "serviceName" to rotate a Keyspaces or CodeCommit service-specific credential instead, ' +
+        'and "accountId" for a user of a member account of the organization.',
       definitionBody: sfn.DefinitionBody.fromChainable(plan),
       timeout: Duration.seconds(stateMachineTimeoutSeconds(config)),
       tracingEnabled: true,

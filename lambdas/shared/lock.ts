@@ -15,6 +15,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { RotationInProgress } from '../../contract/errors.ts';
+import { type AccountPlace, memberAccountOf } from '../../contract/organization.ts';
 import type { ServiceName } from '../../contract/schemas.ts';
 
 export interface LockItem {
@@ -48,10 +49,15 @@ export interface LockDeps {
  * What one lock covers: a user's access keys (`alice`), or its service-specific credentials for
  * one service (`alice/cassandra.amazonaws.com`), so that rotations of different credentials of one
  * user never block each other while two of the same credential do. IAM user names hold no '/'.
+ * In a member account the subject starts with the account (`123456789012:alice`; ':' is in no
+ * IAM user name, so no subject of the hub's own account looks like it); in the hub's own account
+ * it is what it is in a single-account deployment.
  * The lock functions below take this subject wherever they say `userName`.
  */
-export function lockSubject(userName: string, serviceName?: ServiceName): string {
-  return serviceName ? `${userName}/${serviceName}` : userName;
+export function lockSubject(userName: string, serviceName?: ServiceName, place?: AccountPlace): string {
+  const subject = serviceName ? `${userName}/${serviceName}` : userName;
+  const member = memberAccountOf(place);
+  return member ? `${member}:${subject}` : subject;
 }
 
 /** IAM user names are unique case-insensitively, so the lock is too. */

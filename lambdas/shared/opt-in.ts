@@ -1,6 +1,7 @@
 /**
  * Clients that only an opt-in toggle uses (CloudTrail for `cloudTrailLookup`, Security Hub for
- * `securityHub`, S3 for `auditReports`, STS for a member account of an `organization`), loaded
+ * `securityHub`, S3 for `auditReports`, STS for a member account of an `organization`, Organizations for the plan's check of a member
+ * account), loaded
  * only when it is on.
  *
  * NodejsFunction bundles each Lambda into one file, which would inline a dynamic `import()` of a
@@ -13,6 +14,7 @@
  */
 import type * as CloudTrail from './clients/cloudtrail.ts';
 import type * as MemberSts from './clients/member-sts.ts';
+import type * as Organizations from './clients/organizations.ts';
 import type * as S3 from './clients/s3.ts';
 import type * as SecurityHub from './clients/security-hub.ts';
 
@@ -21,6 +23,7 @@ interface OptInModules {
   'security-hub': typeof SecurityHub;
   s3: typeof S3;
   'member-sts': typeof MemberSts;
+  organizations: typeof Organizations;
 }
 export type OptInClient = keyof OptInModules;
 

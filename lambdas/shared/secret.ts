@@ -18,6 +18,7 @@ import {
 import * as z from 'zod/mini';
 import { consumerPrincipalProblem } from '../../contract/consumers.ts';
 import { ConfigurationError, InvalidInput, isAwsError } from '../../contract/errors.ts';
+import { type AccountPlace, memberAccountOf, type SecretsLocation } from '../../contract/organization.ts';
 import { ServiceName } from '../../contract/schemas.ts';
 
 export const CredentialSecret = z.object({
@@ -54,16 +55,34 @@ export const isServiceCredential = (value: StoredCredential): value is ServiceCr
 export const storedCredentialId = (value: StoredCredential): string =>
   isServiceCredential(value) ? value.ServiceSpecificCredentialId : value.AccessKeyId;
 
+/** Where a rotation's secret lives: the account the user is in, the hub's, and `organization.secrets`. */
+export interface SecretPlace extends AccountPlace {
+  readonly secrets?: SecretsLocation | undefined;
+}
+
 /**
  * `<prefix><userName>` for the access key, `<prefix><userName>/<serviceName>` for a
  * service-specific credential (IAM user names hold no '/', so the two never collide).
  * Secrets Manager names allow letters, digits and /_+=.@- ; IAM user names may also hold ','.
+ *
+ * A member account's user (docs/organizations.md): with `secrets: member` the secret is in that
+ * account under the same name; with `secrets: hub` it is in the hub under
+ * `<prefix>accounts/<accountId>/<userName>` (and `/<serviceName>`). After the prefix, a name of
+ * the hub's own users holds at most one '/', a member account's at least two: they never collide.
+ * The one function every step and the CLI name a secret with.
  */
-export function secretNameFor(prefix: string, userName: string, serviceName?: ServiceName): string {
+export function secretNameFor(
+  prefix: string,
+  userName: string,
+  serviceName?: ServiceName,
+  place?: SecretPlace,
+): string {
   if (userName.includes(',')) {
     throw new InvalidInput(`userName "${userName}" contains ',', which Secrets Manager names do not allow`);
   }
-  return serviceName ? `${prefix}${userName}/${serviceName}` : `${prefix}${userName}`;
+  const name = serviceName ? `${userName}/${serviceName}` : userName;
+  const member = memberAccountOf(place);
+  return member && place?.secrets === 'hub' ? `${prefix}accounts/${member}/${name}` : `${prefix}${name}`;
 }
 
 /**

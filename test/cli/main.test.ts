@@ -70,6 +70,22 @@ describe('rotationInputFrom', () => {
     });
   });
 
+  it('--account names the member account the user is in', () => {
+    expect(rotationInputFrom({ user: 'alice', account: '210987654321', wait: true })).toEqual({
+      userName: 'alice',
+      accountId: '210987654321',
+    });
+  });
+
+  it.each(['21098765432', '21098765432a', ' 210987654321'])(
+    'refuses --account %j before synth or AWS',
+    (account) => {
+      expect(() => rotationInputFrom({ user: 'alice', account, wait: true })).toThrow(
+        new UsageError(`--account accountId must be 12 digits (got "${account}")`),
+      );
+    },
+  );
+
   it('passes --input on exactly as typed', () => {
     expect(rotationInputFrom({ input: '{"userName":"a.b@c","dryRun":false}', wait: true })).toEqual({
       userName: 'a.b@c',

@@ -154,6 +154,7 @@ export const TOKEN = versionTokenFor(EXECUTION_ID, USER, OLD_KEY_ID, NEW_KEY_ID)
 export function plannedState(): RotationState & { oldKey: KeyRef } {
   return {
     userName: USER,
+    accountId: ACCOUNT,
     userArn: USER_ARN,
     dryRun: false,
     executionId: EXECUTION_ID,

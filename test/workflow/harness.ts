@@ -18,6 +18,7 @@ import {
   ListAccessKeysCommand,
   ListUsersCommand,
   PutUserPolicyCommand,
+  paginateListUsers,
   TagUserCommand,
   UpdateAccessKeyCommand,
 } from '@aws-sdk/client-iam';
@@ -26,6 +27,7 @@ import {
   GetSecretValueCommand,
   ListSecretsCommand,
   ListSecretVersionIdsCommand,
+  paginateListSecrets,
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
@@ -73,6 +75,32 @@ export interface Notification {
   events: Array<{ 'detail-type': string; source: string; detail: Record<string, unknown> }>;
 }
 
+/** What the SNS queue received, with the message attributes SNS delivered alongside each body. */
+export interface NotificationWithAttributes extends Notification {
+  /** Per SNS message (in the order of `sns`): its String message attributes, by name. */
+  snsAttributes: Array<Record<string, string>>;
+}
+
+/**
+ * One account's state, as a mutation could change it: every user's keys (id and status) and every
+ * secret's versions (id, stages and the key id each holds), sorted so that two reads compare equal.
+ */
+export interface AccountState {
+  users: Record<string, Array<{ id: string; status: string }>>;
+  secrets: Record<string, Array<{ versionId: string; stages: string[]; accessKeyId: string | null }>>;
+}
+
+/** A call a handler made, as the deployed roles' `authorize` saw it (recordCalls). */
+export interface RecordedCall {
+  step: string;
+  /** The member account the call acted in; undefined: the hub's own. */
+  account: string | undefined;
+  action: string;
+  input: Readonly<Record<string, unknown>>;
+  /** False when `authorize` refused it (it was never sent). */
+  allowed: boolean;
+}
+
 export interface StoredVersion {
   versionId: string;
   stages: string[];
@@ -109,6 +137,8 @@ export interface AccountHelpers {
   ): Promise<{ AccessKeyId: string; SecretAccessKey: string; [k: string]: unknown }>;
   /** Every version of the user's credential secret, with its stages and value; none without a secret. */
   storedVersions(userName: string): Promise<StoredVersion[]>;
+  /** Every user's keys and every secret's versions in the account (see AccountState). */
+  state(): Promise<AccountState>;
 }
 
 /** One account of an organization world, its administrator's clients and the helpers acting there. */
@@ -149,6 +179,8 @@ export interface World extends AccountHelpers {
   whoAmI(credentials: Credentials): Promise<string>;
   /** Reads (and removes) what was published since the last call. */
   drainNotifications(): Promise<Notification>;
+  /** The same, with each SNS message's attributes. */
+  drainNotifications(options: { attributes: true }): Promise<NotificationWithAttributes>;
   /** Everything a mutating call could change: keys of every user, secrets and their versions, locks. */
   snapshot(): Promise<string>;
   /**
@@ -191,6 +223,11 @@ export interface WorldOrganizationOptions {
   organizationalUnits?: readonly string[];
   /** More of the `organization` configuration (memberRolePrefix, secrets, include, exclude, ...). */
   config?: Record<string, unknown>;
+  /**
+   * More of it that names what seeding made (account and OU ids are the emulator's choice), e.g.
+   * `include`/`exclude`; applied after `config`.
+   */
+  configFor?: (seeded: SeededOrganization) => Record<string, unknown>;
   /**
    * The member template the member roles come from.
    * @default the member stack synthesized for the world's configuration
@@ -266,6 +303,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
             stackSetTargets: [organization.rootId],
             stackSetRegions: [REGION],
             ...options.organization?.config,
+            ...options.organization?.configFor?.(organization),
           },
         }
       : {}),
@@ -364,7 +402,12 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     const all: Message[] = [];
     for (;;) {
       const out = await sqs.send(
-        new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+        new ReceiveMessageCommand({
+          QueueUrl: url,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: 0,
+          MessageAttributeNames: ['All'],
+        }),
       );
       const batch = out.Messages ?? [];
       all.push(...batch);
@@ -440,14 +483,22 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         sts.destroy();
       }
     },
-    async drainNotifications() {
+    drainNotifications: (async (options?: { attributes: true }) => {
       const snsMessages = await receiveAll(snsQueue.url);
       const eventMessages = await receiveAll(eventQueue.url);
-      return {
+      const drained: Notification = {
         sns: snsMessages.map((m) => m.Body ?? ''),
         events: eventMessages.map((m) => JSON.parse(m.Body ?? '{}')),
       };
-    },
+      if (!options?.attributes) return drained;
+      const snsAttributes = snsMessages.map((m) =>
+        Object.fromEntries(
+          Object.entries(m.MessageAttributes ?? {}).map(([name, value]) => [name, value.StringValue ?? '']),
+        ),
+      );
+      const withAttributes: NotificationWithAttributes = { ...drained, snsAttributes };
+      return withAttributes;
+    }) as World['drainNotifications'],
     async snapshot() {
       const users = (await iam.send(new ListUsersCommand({}))).Users ?? [];
       const keys: Record<string, unknown> = {};
@@ -576,6 +627,36 @@ function accountHelpers(
       }
       return versions;
     },
+    async state() {
+      const users: AccountState['users'] = {};
+      for await (const page of paginateListUsers({ client: iam }, {})) {
+        for (const u of page.Users ?? []) users[u.UserName ?? ''] = await helpers.keysOf(u.UserName ?? '');
+      }
+      const stored: AccountState['secrets'] = {};
+      for await (const page of paginateListSecrets({ client: secrets }, {})) {
+        for (const s of page.SecretList ?? []) {
+          const listed = await secrets.send(
+            new ListSecretVersionIdsCommand({ SecretId: s.ARN, IncludeDeprecated: true }),
+          );
+          const versions = [];
+          for (const v of listed.Versions ?? []) {
+            const value = await secrets.send(
+              new GetSecretValueCommand({ SecretId: s.ARN, VersionId: v.VersionId }),
+            );
+            const parsed = JSON.parse(value.SecretString ?? '{}') as { AccessKeyId?: string };
+            versions.push({
+              versionId: v.VersionId ?? '',
+              stages: [...(v.VersionStages ?? [])].sort(),
+              accessKeyId: parsed.AccessKeyId ?? null,
+            });
+          }
+          stored[s.Name ?? ''] = versions.sort((x, y) => x.versionId.localeCompare(y.versionId));
+        }
+      }
+      const sortedKeys = <T>(o: Record<string, T>) =>
+        Object.fromEntries(Object.entries(o).sort(([x], [y]) => x.localeCompare(y)));
+      return { users: sortedKeys(users), secrets: sortedKeys(stored) };
+    },
   };
   return helpers;
 }
@@ -601,6 +682,49 @@ async function worldRoles(
     deployedRoles(emulator, { template, env, ...memberTemplate, ...(mutate ? { mutate } : {}) });
   return { roles: rolesWith(), rolesWith };
 }
+
+/**
+ * `roles` with every call its handlers make recorded in `calls` (as `authorize` sees it, before it
+ * is sent): pass `roles` as `run`'s option. The AssumeRole of a member role is recorded as a hub
+ * call (sts:AssumeRole, input.RoleArn), the calls made as the member role with their `account`.
+ */
+export function recordCalls(base: DeployedRoles): { roles: DeployedRoles; calls: RecordedCall[] } {
+  const calls: RecordedCall[] = [];
+  const roles: DeployedRoles = {
+    ...base,
+    async contextFor(lambda) {
+      const context = await base.contextFor(lambda);
+      return {
+        ...context,
+        authorize: async (request) => {
+          const call = {
+            step: request.step,
+            account: request.account,
+            action: request.action,
+            input: structuredClone(request.input),
+          };
+          try {
+            const target = await context.authorize?.(request);
+            calls.push({ ...call, allowed: true });
+            return target;
+          } catch (error) {
+            calls.push({ ...call, allowed: false });
+            throw error;
+          }
+        },
+      };
+    },
+  };
+  return { roles, calls };
+}
+
+/** The calls of `calls` that act in `accountId` or assume a role there. */
+export const callsInto = (calls: readonly RecordedCall[], accountId: string): RecordedCall[] =>
+  calls.filter(
+    (c) =>
+      c.account === accountId ||
+      (c.action === 'sts:AssumeRole' && String(c.input.RoleArn ?? '').includes(`::${accountId}:`)),
+  );
 
 /**
  * Asserts that no secret value occurs in any of the haystacks (execution history, task inputs and

@@ -14,6 +14,8 @@ const cloudTrail = env.REKEY_CLOUDTRAIL_LOOKUP
   ? (await loadOptInClient('cloudtrail')).cloudTrail
   : switchedOff<CloudTrailClient>('cloudTrailLookup');
 
-export const handler = makeHandler(CheckLastUsedInput, (state) =>
-  checkLastUsed({ iam, cloudTrail, clock: systemClock, env }, state),
+export const handler = makeHandler(
+  CheckLastUsedInput,
+  (state) => checkLastUsed({ iam, cloudTrail, clock: systemClock, env }, state),
+  { member: 'check-last-used' },
 );

@@ -11,6 +11,7 @@
  */
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SecretsLocation } from '../../../contract/organization.ts';
 import { type CleanupInput, type CleanupResult, RotationInput } from '../../../contract/schemas.ts';
 import type { Clock } from '../../shared/clock.ts';
 import { credentialKind } from '../../shared/credentials.ts';
@@ -26,7 +27,13 @@ export interface CleanupDeps {
   secretsManager: SecretsManagerClient;
   lock: LockDeps;
   clock: Clock;
-  env: { REKEY_SECRET_PREFIX: string; REKEY_CLEANUP_SETTLE_SECONDS: number };
+  env: {
+    REKEY_SECRET_PREFIX: string;
+    REKEY_CLEANUP_SETTLE_SECONDS: number;
+    /** The hub's own account; a request naming another one is a member account's. */
+    REKEY_HUB_ACCOUNT_ID?: string | undefined;
+    REKEY_SECRETS_LOCATION?: SecretsLocation | undefined;
+  };
 }
 
 const untouched = (message: string): CleanupResult => ({
@@ -37,8 +44,11 @@ const untouched = (message: string): CleanupResult => ({
   message,
 });
 
-/** The user (and service) the ended execution was about, or null when its input names none. */
-function requestOf(input: string | null): RotationInput | null {
+/**
+ * The user (and service, and account) the ended execution was about, or null when its input
+ * names none. The handler runs the cleanup in that account (lambdas/shared/handler.ts).
+ */
+export function requestOf(input: string | null): RotationInput | null {
   if (input === null) return null;
   try {
     const parsed = RotationInput.safeParse(JSON.parse(input));
@@ -54,7 +64,12 @@ export async function cleanUp(deps: CleanupDeps, event: CleanupInput): Promise<C
   // A request the plan rejected never took a lock nor made a key.
   if (!request) return untouched(`${status}: the execution input names no valid user; nothing to clean up`);
   const { userName, serviceName } = request;
-  const subject = lockSubject(userName, serviceName);
+  const place = {
+    accountId: request.accountId,
+    hubAccountId: deps.env.REKEY_HUB_ACCOUNT_ID,
+    secrets: deps.env.REKEY_SECRETS_LOCATION,
+  };
+  const subject = lockSubject(userName, serviceName, place);
   // An aborted or timed-out execution may still have a step running (Step Functions does not stop
   // a Lambda it invoked), e.g. a verify about to make the new key AWSCURRENT: removing that key
   // now would hand consumers a dead one. After this wait no step of that execution runs any more.
@@ -76,7 +91,7 @@ export async function cleanUp(deps: CleanupDeps, event: CleanupInput): Promise<C
       ? await createdKeyOf(
           deps.secretsManager,
           lock,
-          secretNameFor(deps.env.REKEY_SECRET_PREFIX, userName, serviceName),
+          secretNameFor(deps.env.REKEY_SECRET_PREFIX, userName, serviceName, place),
         )
       : null;
   if (created?.handedOut) {

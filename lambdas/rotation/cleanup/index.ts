@@ -6,11 +6,14 @@ import { iam } from '../../shared/clients/iam.ts';
 import { secretsManager } from '../../shared/clients/secrets-manager.ts';
 import { systemClock } from '../../shared/clock.ts';
 import { makeHandler } from '../../shared/handler.ts';
-import { cleanUp } from './cleanup.ts';
+import { cleanUp, requestOf } from './cleanup.ts';
 
 const env = loadEnv(STEPS.cleanup.env);
 const lock = { dynamodb, table: env.REKEY_LOCK_TABLE };
 
-export const handler = makeHandler(CleanupInput, (input) =>
-  cleanUp({ iam, secretsManager, lock, clock: systemClock, env }, input),
+// The account is the ended execution's: its input names it (the event carries that input).
+export const handler = makeHandler(
+  CleanupInput,
+  (input) => cleanUp({ iam, secretsManager, lock, clock: systemClock, env }, input),
+  { member: 'cleanup', accountOf: (input) => requestOf(input.input)?.accountId },
 );

@@ -23,6 +23,7 @@ import {
   safeCause,
   UnexpectedKeyState,
 } from '../../../contract/errors.ts';
+import { MEMBER_SECRETS_KEY_ALIAS, memberAccountOf, memberRoleArn } from '../../../contract/organization.ts';
 import type { NewKey, RotationState } from '../../../contract/schemas.ts';
 import type { Clock } from '../../shared/clock.ts';
 import { type CreatedCredential, credentialKind } from '../../shared/credentials.ts';
@@ -37,6 +38,7 @@ import {
   recordCreatedKey,
 } from '../../shared/lock.ts';
 import { logger } from '../../shared/logger.ts';
+import { partitionOf } from '../../shared/member-account.ts';
 import { createdKeyOf, removeNeverHandedOut } from '../../shared/own-key.ts';
 import {
   describeVersions,
@@ -50,8 +52,42 @@ export interface CreateKeyDeps {
   secretsManager: SecretsManagerClient;
   lock: LockDeps;
   clock: Clock;
-  env: Pick<RekeyEnv, 'REKEY_KMS_KEY_ID' | 'REKEY_CONSUMER_PRINCIPALS' | 'REKEY_SECRET_READER_ROLES'> &
+  env: Pick<
+    RekeyEnv,
+    | 'REKEY_KMS_KEY_ID'
+    | 'REKEY_CONSUMER_PRINCIPALS'
+    | 'REKEY_SECRET_READER_ROLES'
+    | 'REKEY_HUB_ACCOUNT_ID'
+    | 'REKEY_MEMBER_ROLE_PREFIX'
+    | 'REKEY_SECRETS_LOCATION'
+  > &
     EligibilityEnv;
+}
+
+/** The steps that read a secret (REKEY_SECRET_READER_ROLES are their roles in the hub). */
+const SECRET_READERS = ['verify-new-key', 'verify-rotation'] as const;
+
+/**
+ * The KMS key of the secret and the rekey roles that may read it: the hub's, unless the secret is
+ * kept in the member account the user is in (`secrets: member`), where the member stack's key
+ * (MEMBER_SECRETS_KEY_ALIAS) encrypts it and the verify steps read it as their member roles.
+ */
+export function secretSettings(
+  env: CreateKeyDeps['env'],
+  accountId: string | undefined,
+): { kmsKeyId: string; rekeyReaders: readonly string[] | undefined } {
+  const member = memberAccountOf({ accountId, hubAccountId: env.REKEY_HUB_ACCOUNT_ID });
+  const prefix = env.REKEY_MEMBER_ROLE_PREFIX;
+  if (!member || env.REKEY_SECRETS_LOCATION === 'hub' || !prefix) {
+    return { kmsKeyId: env.REKEY_KMS_KEY_ID, rekeyReaders: env.REKEY_SECRET_READER_ROLES };
+  }
+  const partition = partitionOf(process.env.AWS_REGION);
+  return {
+    kmsKeyId: MEMBER_SECRETS_KEY_ALIAS,
+    rekeyReaders:
+      env.REKEY_SECRET_READER_ROLES &&
+      SECRET_READERS.map((lambda) => memberRoleArn(partition, member, prefix, lambda)),
+  };
 }
 
 type CreateInput = RotationState & { oldKey: NonNullable<RotationState['oldKey']> };
@@ -60,7 +96,11 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
   const { userName, userArn, executionId, secretName, serviceName } = state;
   const oldKeyId = state.oldKey.accessKeyId;
   const kind = credentialKind(deps.iam, serviceName);
-  const subject = lockSubject(userName, serviceName);
+  const subject = lockSubject(userName, serviceName, {
+    accountId: state.accountId,
+    hubAccountId: deps.env.REKEY_HUB_ACCOUNT_ID,
+  });
+  const settings = secretSettings(deps.env, state.accountId);
   // The secret's policy names its user: without the ARN (the plan reads it) nothing is created.
   if (!userArn)
     throw new UnexpectedKeyState(`the plan carries no ARN for "${userName}"; nothing was changed`);
@@ -68,7 +108,7 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
   const policy = secretResourcePolicy({
     userArn,
     consumers: [...deps.env.REKEY_CONSUMER_PRINCIPALS, ...(state.consumers ?? [])],
-    rekeyReaders: deps.env.REKEY_SECRET_READER_ROLES,
+    rekeyReaders: settings.rekeyReaders,
   });
 
   // The lock is not read up front: the first write of a create, the journal's mark, is
@@ -183,7 +223,7 @@ export async function createSecondKey(deps: CreateKeyDeps, state: CreateInput): 
     });
     stored = await storePendingKey(deps.secretsManager, {
       name: secretName,
-      kmsKeyId: deps.env.REKEY_KMS_KEY_ID,
+      kmsKeyId: settings.kmsKeyId,
       token,
       policy,
       value: created.value,

@@ -11,6 +11,8 @@ import { createSecondKey } from './create-second-key.ts';
 const env = loadEnv(STEPS['create-second-key'].env);
 const lock = { dynamodb, table: env.REKEY_LOCK_TABLE };
 
-export const handler = makeHandler(CreateSecondKeyInput, (state) =>
-  createSecondKey({ iam, secretsManager, lock, clock: systemClock, env }, state),
+export const handler = makeHandler(
+  CreateSecondKeyInput,
+  (state) => createSecondKey({ iam, secretsManager, lock, clock: systemClock, env }, state),
+  { member: 'create-second-key' },
 );

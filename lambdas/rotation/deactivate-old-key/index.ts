@@ -8,6 +8,8 @@ import { deactivateOldKey } from './deactivate-old-key.ts';
 
 const env = loadEnv(STEPS['deactivate-old-key'].env);
 
-export const handler = makeHandler(DeactivateInput, (state) =>
-  deactivateOldKey({ iam, clock: systemClock, env }, state),
+export const handler = makeHandler(
+  DeactivateInput,
+  (state) => deactivateOldKey({ iam, clock: systemClock, env }, state),
+  { member: 'deactivate-old-key' },
 );

@@ -8,6 +8,8 @@ import { deleteKey } from './delete-key.ts';
 
 const env = loadEnv(STEPS['delete-key'].env);
 
-export const handler = makeHandler(DeleteKeyInput, (input) =>
-  deleteKey({ iam, clock: systemClock, env }, input),
+export const handler = makeHandler(
+  DeleteKeyInput,
+  (input) => deleteKey({ iam, clock: systemClock, env }, input),
+  { member: 'delete-key' },
 );

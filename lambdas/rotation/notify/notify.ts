@@ -25,7 +25,12 @@ export interface NotifyDeps {
   eventBridge: EventBridgeClient;
   lock: LockDeps;
   clock: Clock;
-  env: { REKEY_TOPIC_ARN: string; REKEY_EVENT_BUS_NAME: string };
+  env: {
+    REKEY_TOPIC_ARN: string;
+    REKEY_EVENT_BUS_NAME: string;
+    /** The hub's own account: the account of a state that names none, and of its lock subject. */
+    REKEY_HUB_ACCOUNT_ID?: string | undefined;
+  };
 }
 
 type State = NotifyInput['state'];
@@ -218,11 +223,17 @@ function keySummary(event: NotificationEvent, state: State): string {
 }
 
 /** The event detail: an explicit list of fields (an allow-list is what keeps secrets out). */
-export function detailOf(event: NotificationEvent, state: State): Record<string, unknown> {
+export function detailOf(
+  event: NotificationEvent,
+  state: State,
+  hubAccountId?: string,
+): Record<string, unknown> {
   const outcome = outcomeOf(event, state);
   const service = state.serviceName;
   return {
     event,
+    // The account the user is in: the plan's, or the hub's when the state names none.
+    accountId: accountOf(state, hubAccountId) ?? null,
     userName: state.userName ?? null,
     owner: state.owner ?? null,
     executionId: state.executionId ?? null,
@@ -249,6 +260,11 @@ export function detailOf(event: NotificationEvent, state: State): Record<string,
     reason: outcome?.reason ?? state.stopReason ?? null,
     message: summary(event, state),
   };
+}
+
+/** The account of the rotation: the state's, else (a request that named none) the hub's own. */
+function accountOf(state: State, hubAccountId: string | undefined): string | undefined {
+  return state.accountId ?? hubAccountId;
 }
 
 /**
@@ -280,16 +296,20 @@ export async function notify(
     // the notification): a user must not stay locked for the whole execution timeout because an
     // alert could not go out.
     if (terminal && state.userName && state.executionId) {
-      const subject = lockSubject(state.userName, state.serviceName);
+      const subject = lockSubject(state.userName, state.serviceName, {
+        accountId: state.accountId,
+        hubAccountId: deps.env.REKEY_HUB_ACCOUNT_ID,
+      });
       await releaseLock(deps.lock, subject, state.executionId, deps.clock.now());
     }
   }
 }
 
 /** One event's SNS subject and body, and its EventBridge entry. */
-function messageOf(event: NotificationEvent, state: State, bus: string) {
+function messageOf(event: NotificationEvent, state: State, env: NotifyDeps['env']) {
   const detailType = NOTIFICATION_EVENTS[event];
-  const detail = detailOf(event, state);
+  const detail = detailOf(event, state, env.REKEY_HUB_ACCOUNT_ID);
+  const accountId = accountOf(state, env.REKEY_HUB_ACCOUNT_ID);
   const who = `${state.userName ?? 'unknown user'}${state.serviceName ? ` (${state.serviceName})` : ''}`;
   const body = [
     detail.message,
@@ -305,22 +325,23 @@ function messageOf(event: NotificationEvent, state: State, bus: string) {
       Message: body,
       MessageAttributes: {
         event: { DataType: 'String', StringValue: event },
-        // For a subscription filter policy on the owner (contract/owner.ts).
+        // For a subscription filter policy on the owner (contract/owner.ts) or the account.
         ...(state.owner ? { owner: { DataType: 'String', StringValue: state.owner } } : {}),
+        ...(accountId ? { accountId: { DataType: 'String', StringValue: accountId } } : {}),
       },
     },
     entry: {
       Source: 'rekey',
       DetailType: detailType,
       Detail: JSON.stringify(detail),
-      EventBusName: bus,
+      EventBusName: env.REKEY_EVENT_BUS_NAME,
       Resources: state.newKey?.secretArn ? [state.newKey.secretArn] : [],
     },
   };
 }
 
 async function publish(deps: NotifyDeps, events: NotificationEvent[], state: State): Promise<void> {
-  const messages = events.map((event) => messageOf(event, state, deps.env.REKEY_EVENT_BUS_NAME));
+  const messages = events.map((event) => messageOf(event, state, deps.env));
   const batch = await deps.sns.send(
     new PublishBatchCommand({
       TopicArn: deps.env.REKEY_TOPIC_ARN,

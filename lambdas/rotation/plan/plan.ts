@@ -7,7 +7,8 @@ import type { IAMClient } from '@aws-sdk/client-iam';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { tagConsumers } from '../../../contract/consumers.ts';
 import type { RekeyEnv } from '../../../contract/env.ts';
-import { InvalidInput } from '../../../contract/errors.ts';
+import { AccountRefused, ConfigurationError, InvalidInput } from '../../../contract/errors.ts';
+import { memberAccountOf } from '../../../contract/organization.ts';
 import {
   type KeyRef,
   type Plan,
@@ -21,6 +22,8 @@ import { type CredentialKind, credentialKind } from '../../shared/credentials.ts
 import { protectedRefusal, readUser, refusalOf } from '../../shared/eligibility.ts';
 import { type AccessKeyInfo, isOrphanKey, iso, type LastUse } from '../../shared/keys.ts';
 import { acquireLock, type LockDeps, type LockItem, lockSubject, readLock } from '../../shared/lock.ts';
+import { inAccount } from '../../shared/member-account.ts';
+import { loadOptInClient } from '../../shared/opt-in.ts';
 import { type CreatedKey, createdKeyOf } from '../../shared/own-key.ts';
 import { ownerOfUser } from '../../shared/owner.ts';
 import { describeVersions, secretNameFor, versionTokenFor } from '../../shared/secret.ts';
@@ -35,6 +38,10 @@ export type PlanEnv = Pick<
   | 'REKEY_OPT_IN_TAG'
   | 'REKEY_CONSUMER_TAG'
   | 'REKEY_OWNER_TAG'
+  | 'REKEY_HUB_ACCOUNT_ID'
+  | 'REKEY_SECRETS_LOCATION'
+  | 'REKEY_ORGANIZATION_ID'
+  | 'REKEY_ORGANIZATION_SCOPE'
 >;
 
 export interface PlanDeps {
@@ -322,20 +329,62 @@ function journalOf(
   return { creatingSince: lock?.creatingSince ?? null, ownKeyId: own?.accessKeyId ?? null, created };
 }
 
+/**
+ * Refuses a member account the request names unless the organization option is on and
+ * Organizations shows the account active, in this organization and in scope
+ * (lambdas/shared/organization-membership.ts): before any call into that account. The check and
+ * its client are the opt-in 'organizations' bundle, loaded only here.
+ */
+async function requireMemberAccount(accountId: string, env: PlanEnv): Promise<void> {
+  if (!env.REKEY_ORGANIZATION_ID) {
+    throw new AccountRefused(
+      accountId,
+      `it is not this deployment's own account (${env.REKEY_HUB_ACCOUNT_ID ?? 'unknown'}), and the organization option is not set`,
+    );
+  }
+  const { organizations, memberAccountRefusal } = await loadOptInClient('organizations');
+  const reason = await memberAccountRefusal(organizations, accountId, env);
+  if (reason) throw new AccountRefused(accountId, reason);
+}
+
 export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<Plan> {
   const input = parseRotationInput(request.input);
+  const { env } = deps;
+  const accountId = input.accountId ?? env.REKEY_HUB_ACCOUNT_ID;
+  if (!accountId) {
+    throw new ConfigurationError(
+      'REKEY_HUB_ACCOUNT_ID is not set: the plan cannot tell which account it is in',
+    );
+  }
+  const member = memberAccountOf({ accountId, hubAccountId: env.REKEY_HUB_ACCOUNT_ID });
+  if (member) await requireMemberAccount(member, env);
+  // In a member account, IAM (and there, Secrets Manager) sign as the plan's member role; the
+  // lock table stays the hub's. In the hub's own account nothing changes.
+  return inAccount({ accountId: member, lambda: 'plan' }, () =>
+    planInAccount(deps, request, input, accountId),
+  );
+}
+
+async function planInAccount(
+  deps: PlanDeps,
+  request: PlanInput,
+  input: RotationInput,
+  accountId: string,
+): Promise<Plan> {
   const { serviceName } = input;
   const dryRun = input.dryRun ?? false;
   const { env } = deps;
+  const place = { accountId, hubAccountId: env.REKEY_HUB_ACCOUNT_ID, secrets: env.REKEY_SECRETS_LOCATION };
   const kind = credentialKind(deps.iam, serviceName);
   const base = {
     userName: input.userName,
+    accountId,
     ...(serviceName ? { serviceName } : {}),
     userArn: null as string | null,
     dryRun,
     ...(input.reason ? { reason: input.reason } : {}),
     executionId: request.executionId,
-    secretName: secretNameFor(env.REKEY_SECRET_PREFIX, input.userName, serviceName),
+    secretName: secretNameFor(env.REKEY_SECRET_PREFIX, input.userName, serviceName, place),
     quietSince: null as string | null,
   };
   /** A note appended to the plan's message (the secret kept under the request's case of the name). */
@@ -366,9 +415,9 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
   const userName = user.userName;
   base.userName = userName;
   owner = ownerOfUser(userName, user.tags, env.REKEY_OWNER_TAG);
-  base.secretName = secretNameFor(env.REKEY_SECRET_PREFIX, userName, serviceName);
+  base.secretName = secretNameFor(env.REKEY_SECRET_PREFIX, userName, serviceName, place);
   if (userName !== input.userName) {
-    const asRequested = secretNameFor(env.REKEY_SECRET_PREFIX, input.userName, serviceName);
+    const asRequested = secretNameFor(env.REKEY_SECRET_PREFIX, input.userName, serviceName, place);
     // Secret names are case-sensitive: consumers may already read a secret made under the
     // request's spelling; moving them to another name would break them, so that one is kept.
     if (await describeVersions(deps.secretsManager, asRequested)) {
@@ -398,7 +447,7 @@ export async function planRotation(deps: PlanDeps, request: PlanInput): Promise<
 
   // Everything up to the decision only reads: a plan that stops (or a dry run) changes nothing,
   // not even the lock table. The lock is taken only to rotate, with a conditional write.
-  const subject = lockSubject(userName, serviceName);
+  const subject = lockSubject(userName, serviceName, place);
   const inProgress = (owner: string) =>
     finish(
       stop('RotationInProgress', false, `a rotation of "${subject}" is in progress (${owner})`),

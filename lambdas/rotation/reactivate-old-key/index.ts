@@ -3,4 +3,6 @@ import { iam } from '../../shared/clients/iam.ts';
 import { makeHandler } from '../../shared/handler.ts';
 import { reactivateOldKey } from './reactivate-old-key.ts';
 
-export const handler = makeHandler(ReactivateInput, (state) => reactivateOldKey({ iam }, state));
+export const handler = makeHandler(ReactivateInput, (state) => reactivateOldKey({ iam }, state), {
+  member: 'reactivate-old-key',
+});

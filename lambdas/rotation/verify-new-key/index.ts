@@ -10,6 +10,8 @@ import { verifyNewKey } from './verify-new-key.ts';
 
 const env = loadEnv(STEPS['verify-new-key'].env);
 
-export const handler = makeHandler(VerifyNewKeyInput, (state) =>
-  verifyNewKey({ iam, secretsManager, stsFor: stsClientFor, clock: systemClock, env }, state),
+export const handler = makeHandler(
+  VerifyNewKeyInput,
+  (state) => verifyNewKey({ iam, secretsManager, stsFor: stsClientFor, clock: systemClock, env }, state),
+  { member: 'verify-new-key' },
 );

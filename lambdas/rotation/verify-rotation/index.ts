@@ -10,6 +10,8 @@ import { verifyRotation } from './verify-rotation.ts';
 
 const env = loadEnv(STEPS['verify-rotation'].env);
 
-export const handler = makeHandler(VerifyRotationInput, (state) =>
-  verifyRotation({ iam, secretsManager, stsFor: stsClientFor, clock: systemClock, env }, state),
+export const handler = makeHandler(
+  VerifyRotationInput,
+  (state) => verifyRotation({ iam, secretsManager, stsFor: stsClientFor, clock: systemClock, env }, state),
+  { member: 'verify-rotation' },
 );

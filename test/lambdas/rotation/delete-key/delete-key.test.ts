@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/client-iam';
 import { describe, expect, it } from 'vitest';
 import { UnsafeToDelete } from '../../../../contract/errors.ts';
-import { STEPS } from '../../../../contract/functions.ts';
+import { hubPathCalls } from '../../../../contract/functions.ts';
 import { deleteKey } from '../../../../lambdas/rotation/delete-key/delete-key.ts';
 import {
   statusDeps as deps,
@@ -16,6 +16,7 @@ import {
   statusIamMock,
 } from '../../../support/key-status-fixtures.ts';
 import {
+  ACCOUNT,
   awsError,
   callOrder,
   daysAgo,
@@ -36,6 +37,7 @@ describe('deleteKey', () => {
   const deactivatedAt = daysAgo(7);
   const input = (notUsedSince: Date | null, accessKeyId = OLD_KEY_ID) => ({
     userName: USER,
+    accountId: ACCOUNT,
     accessKeyId,
     notUsedSince: notUsedSince ? notUsedSince.toISOString() : null,
   });
@@ -177,7 +179,12 @@ describe('the eligibility re-check right before a key change', () => {
     const error = await rejectionOf(
       deleteKey(
         { ...deps(), env: { ...deps().env, REKEY_USER_PATH_PREFIX: '/ci/' } },
-        { userName: USER, accessKeyId: OLD_KEY_ID, notUsedSince: daysAgo(7).toISOString() },
+        {
+          userName: USER,
+          accountId: ACCOUNT,
+          accessKeyId: OLD_KEY_ID,
+          notUsedSince: daysAgo(7).toISOString(),
+        },
       ),
     );
 
@@ -194,7 +201,12 @@ describe('deleteKey: a service-specific credential', () => {
     iamMock.on(DeleteServiceSpecificCredentialCommand).resolves({});
 
     await expect(
-      deleteKey(deps(), { userName: USER, accessKeyId: OLD_ID, notUsedSince: NOW.toISOString() }),
+      deleteKey(deps(), {
+        userName: USER,
+        accountId: ACCOUNT,
+        accessKeyId: OLD_ID,
+        notUsedSince: NOW.toISOString(),
+      }),
     ).resolves.toEqual({ deleted: true });
     expect(inputsOf(iamMock.commandCalls(ListServiceSpecificCredentialsCommand))).toEqual([
       { UserName: USER },
@@ -209,7 +221,12 @@ describe('deleteKey: a service-specific credential', () => {
     mockListed(iamMock, [{ id: OLD_ID }]);
 
     const error = await rejectionOf(
-      deleteKey(deps(), { userName: USER, accessKeyId: OLD_ID, notUsedSince: null }),
+      deleteKey(deps(), {
+        userName: USER,
+        accountId: ACCOUNT,
+        accessKeyId: OLD_ID,
+        notUsedSince: null,
+      }),
     );
 
     expect(error).toBeInstanceOf(UnsafeToDelete);
@@ -221,13 +238,14 @@ describe('deleteKey: a service-specific credential', () => {
 });
 
 describe('the call budget its Lambda timeout is derived from', () => {
-  it('delete-key: its longest path makes exactly STEPS[delete-key].calls calls', async () => {
+  it('delete-key: its longest path makes exactly its hub-path calls (STEPS[delete-key].calls less memberAccountCalls)', async () => {
     // Prepare: inactive, unused since Q, the user still eligible.
     mockKeys(iamMock, [old('Inactive', daysAgo(9.5)), newKey]);
 
     // Act
     await deleteKey(deps(), {
       userName: USER,
+      accountId: ACCOUNT,
       accessKeyId: OLD_KEY_ID,
       notUsedSince: QUIET_SINCE.toISOString(),
     });
@@ -239,6 +257,6 @@ describe('the call budget its Lambda timeout is derived from', () => {
       'GetUser',
       'DeleteAccessKey',
     ]);
-    expect(callOrder(iamMock)).toHaveLength(STEPS['delete-key'].calls);
+    expect(callOrder(iamMock)).toHaveLength(hubPathCalls('delete-key'));
   });
 });

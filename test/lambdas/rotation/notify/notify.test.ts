@@ -4,7 +4,7 @@ import { PublishBatchCommand } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { STILL_IN_USE_ADVICE } from '../../../../contract/errors.ts';
-import { STEPS } from '../../../../contract/functions.ts';
+import { hubPathCalls } from '../../../../contract/functions.ts';
 import {
   NOTIFICATION_EVENTS,
   type NotificationEvent,
@@ -20,6 +20,7 @@ import {
 } from '../../../../lambdas/rotation/notify/notify.ts';
 import { dynamodb, eventBridge, sns } from '../../../../lambdas/shared/clients.ts';
 import {
+  ACCOUNT,
   awsError,
   callOrder,
   daysAgo,
@@ -56,6 +57,7 @@ const BUS = 'default';
 const nowEpoch = Math.floor(NOW.getTime() / 1000);
 const DETAIL_FIELDS = [
   'event',
+  'accountId',
   'userName',
   'owner',
   'executionId',
@@ -76,7 +78,7 @@ const deps = (): NotifyDeps => ({
   eventBridge,
   lock: { dynamodb, table: LOCK_TABLE },
   clock: fakeClock(),
-  env: { REKEY_TOPIC_ARN: TOPIC_ARN, REKEY_EVENT_BUS_NAME: BUS },
+  env: { REKEY_TOPIC_ARN: TOPIC_ARN, REKEY_EVENT_BUS_NAME: BUS, REKEY_HUB_ACCOUNT_ID: ACCOUNT },
 });
 
 const releaseInput = {
@@ -134,6 +136,7 @@ describe('notify', () => {
     expect(result).toEqual({ published: true });
     const detail = {
       event: 'NEW_KEY_READY',
+      accountId: ACCOUNT,
       userName: USER,
       owner: null,
       executionId: EXECUTION_ID,
@@ -172,6 +175,7 @@ describe('notify', () => {
               expectedMessage,
               '',
               'event: NEW_KEY_READY',
+              `accountId: ${ACCOUNT}`,
               `userName: ${USER}`,
               `executionId: ${EXECUTION_ID}`,
               `oldAccessKeyId: ${OLD_KEY_ID}`,
@@ -179,7 +183,10 @@ describe('notify', () => {
               `newAccessKeyId: ${NEW_KEY_ID}`,
               `secretArn: ${SECRET_ARN}`,
             ].join('\n'),
-            MessageAttributes: { event: { DataType: 'String', StringValue: 'NEW_KEY_READY' } },
+            MessageAttributes: {
+              event: { DataType: 'String', StringValue: 'NEW_KEY_READY' },
+              accountId: { DataType: 'String', StringValue: ACCOUNT },
+            },
           },
         ],
       },
@@ -218,12 +225,18 @@ describe('notify', () => {
       [
         '0',
         `[rekey] Access Key Rotation Started: ${USER}`,
-        { event: { DataType: 'String', StringValue: 'ROTATION_STARTED' } },
+        {
+          event: { DataType: 'String', StringValue: 'ROTATION_STARTED' },
+          accountId: { DataType: 'String', StringValue: ACCOUNT },
+        },
       ],
       [
         '1',
         `[rekey] New Access Key Ready: ${USER}`,
-        { event: { DataType: 'String', StringValue: 'NEW_KEY_READY' } },
+        {
+          event: { DataType: 'String', StringValue: 'NEW_KEY_READY' },
+          accountId: { DataType: 'String', StringValue: ACCOUNT },
+        },
       ],
     ]);
     expect(batch?.PublishBatchRequestEntries?.[0]?.Message).toMatch(
@@ -719,7 +732,7 @@ describe('notify: a service-specific credential', () => {
     eventBridge,
     lock: { dynamodb, table: LOCK_TABLE },
     clock: fakeClock(),
-    env: { REKEY_TOPIC_ARN: TOPIC_ARN, REKEY_EVENT_BUS_NAME: 'default' },
+    env: { REKEY_TOPIC_ARN: TOPIC_ARN, REKEY_EVENT_BUS_NAME: 'default', REKEY_HUB_ACCOUNT_ID: ACCOUNT },
   });
 
   it('the "ready" event keeps its detail-type, names the service and the credential ids, and says what was not verified', async () => {
@@ -774,7 +787,7 @@ describe('notify: a service-specific credential', () => {
 });
 
 describe('the call budget its Lambda timeout is derived from', () => {
-  it('notify: its longest path (a terminal event) makes exactly STEPS.notify.calls calls', async () => {
+  it('notify: its longest path (a terminal event) makes exactly its hub-path calls (STEPS.notify.calls less memberAccountCalls)', async () => {
     await notify(deps(), { events: ['ROTATION_STOPPED'], state: stillInUse() });
 
     expect(callOrder(snsMock, ebMock, ddbMock)).toEqual([
@@ -782,6 +795,6 @@ describe('the call budget its Lambda timeout is derived from', () => {
       'PutEvents',
       'UpdateItem(REMOVE #owner, acquiredAt SET expiresAt = :exp)',
     ]);
-    expect(callOrder(snsMock, ebMock, ddbMock)).toHaveLength(STEPS.notify.calls);
+    expect(callOrder(snsMock, ebMock, ddbMock)).toHaveLength(hubPathCalls('notify'));
   });
 });

@@ -18,7 +18,7 @@ import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidInput, UserNotFound } from '../../../../contract/errors.ts';
-import { STEPS } from '../../../../contract/functions.ts';
+import { hubPathCalls } from '../../../../contract/functions.ts';
 import { Plan } from '../../../../contract/schemas.ts';
 import {
   decide,
@@ -33,6 +33,7 @@ import { dynamodb, iam, secretsManager } from '../../../../lambdas/shared/client
 import type { CreatedKey } from '../../../../lambdas/shared/own-key.ts';
 import { versionTokenFor } from '../../../../lambdas/shared/secret.ts';
 import {
+  ACCOUNT,
   awsError,
   callOrder,
   daysAgo,
@@ -78,6 +79,7 @@ const ENV: PlanEnv = {
   REKEY_PROTECTED_USERS: ['BreakGlass', 'terraform-ci'],
   REKEY_USER_PATH_PREFIX: '/',
   REKEY_OPT_IN_TAG: undefined,
+  REKEY_HUB_ACCOUNT_ID: ACCOUNT,
 };
 const nowEpoch = Math.floor(NOW.getTime() / 1000);
 const ACQUIRE_CONDITION = 'attribute_not_exists(#owner) OR #owner = :owner OR expiresAt < :nowEpoch';
@@ -555,6 +557,8 @@ describe('planRotation', () => {
     expect(Plan.parse(plan)).toEqual(plan);
     expect(plan).toEqual({
       userName: USER,
+      // The request named no account: the hub's own.
+      accountId: ACCOUNT,
       userArn: USER_ARN,
       dryRun: false,
       reason: 'quarterly',
@@ -1466,6 +1470,7 @@ describe('planRotation: a service-specific credential', () => {
     REKEY_PROTECTED_USERS: [],
     REKEY_USER_PATH_PREFIX: '/',
     REKEY_OPT_IN_TAG: undefined,
+    REKEY_HUB_ACCOUNT_ID: ACCOUNT,
   };
   const deps = () => ({
     iam,
@@ -1554,7 +1559,7 @@ describe('planRotation: a service-specific credential', () => {
 });
 
 describe('planRotation: the call budget its Lambda timeout is derived from', () => {
-  it('its longest path (a case variant, a journal key, two keys, the lock lost to a rival) makes exactly STEPS.plan.calls calls', async () => {
+  it('its longest path (a case variant, a journal key, two keys, the lock lost to a rival) makes exactly its hub-path calls (STEPS.plan.calls less memberAccountCalls)', async () => {
     // Prepare: the request spells the user as IAM does not (a look for a secret under that
     // spelling); a released lock whose journal names a key an earlier rotation made and never
     // handed out (its version read); both keys' last use; the acquire lost to a rival, whose
@@ -1605,6 +1610,6 @@ describe('planRotation: the call budget its Lambda timeout is derived from', () 
       { SecretId: 'rekey/ALICE' },
       { SecretId: SECRET_NAME },
     ]);
-    expect(callOrder(iamMock, smMock, ddbMock)).toHaveLength(STEPS.plan.calls);
+    expect(callOrder(iamMock, smMock, ddbMock)).toHaveLength(hubPathCalls('plan'));
   });
 });
