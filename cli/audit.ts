@@ -5,6 +5,11 @@
  *
  *   rekey audit [--json] [--html FILE] [--csv FILE] [--max-age-days N] [--unused-days N] [--warn-days N]
  *               [--fail-on TYPE,...] [--no-service-credentials]
+ *               [--organization [--accounts ID,...] [--role-name NAME] [--concurrency N]]
+ *
+ * With --organization the same scan runs in every account of the organization in scope
+ * (cli/audit-organization.ts, loaded only then); --accounts, --role-name and --concurrency are
+ * refused without it.
  *
  * stdout: a table, or with --json exactly `{"findings":[{"type","userName","accessKeyId","ageDays",
  * "lastUsedDate"}, ...]}`; a service-specific credential's finding also has "serviceName" and
@@ -40,6 +45,7 @@ import {
   type Finding,
   type FindingType,
   isActiveExemption,
+  type Thresholds,
 } from '../lambdas/audit/findings.ts';
 import type { ReportInput } from '../lambdas/audit/report/columns.ts';
 import { renderCsv } from '../lambdas/audit/report/csv.ts';
@@ -51,6 +57,7 @@ import {
   runInInvocation,
 } from '../lambdas/shared/clients/invocation.ts';
 import { type Clock, systemClock } from '../lambdas/shared/clock.ts';
+import type { OrganizationAuditClients } from './audit-organization.ts';
 import { checkWritable, writeReportFile } from './report-files.ts';
 import { nameOperationOnFailure } from './unsupported-operation.ts';
 
@@ -71,7 +78,15 @@ export interface AuditFlags {
   serviceCredentials?: boolean;
 }
 
-export interface AuditCommandDeps {
+/** The flags of `rekey audit --organization` (cli/audit-organization.ts). */
+export interface OrganizationFlags {
+  organization?: boolean;
+  accounts?: string[];
+  roleName?: string;
+  concurrency?: number;
+}
+
+export interface AuditCommandDeps extends OrganizationAuditClients {
   /**
    * @default an IAMClient from the SDK's default chain, created when the command runs (signing
    * as the audit's deployed role when the endpoint is a local moto server)
@@ -89,6 +104,35 @@ export interface AuditCommandDeps {
 const wholeNumber = (min: number, max: number) => (value: string) => {
   if (!/^\d+$/.test(value.trim()))
     throw new InvalidArgumentError(`must be a whole number of days (${min}-${max})`);
+  const n = Number(value);
+  if (n < min || n > max) throw new InvalidArgumentError(`must be between ${min} and ${max}`);
+  return n;
+};
+
+/** --accounts: comma-separated 12-digit account ids, at least one; duplicates dropped. */
+export function parseAccountIds(value: string): string[] {
+  const ids = value
+    .split(',')
+    .map((id) => id.trim())
+    .filter((id) => id.length > 0);
+  if (ids.length === 0) throw new InvalidArgumentError('name at least one account id (12 digits)');
+  const bad = ids.filter((id) => !/^\d{12}$/.test(id));
+  if (bad.length)
+    throw new InvalidArgumentError(
+      `not an account id (12 digits): ${bad.map((id) => JSON.stringify(id)).join(', ')}`,
+    );
+  return [...new Set(ids)];
+}
+
+/** --role-name: an IAM role name (path not included). */
+function parseRoleName(value: string): string {
+  if (!/^[\w+=,.@-]{1,64}$/.test(value))
+    throw new InvalidArgumentError('must be an IAM role name (1-64 of letters, digits and +=,.@_-)');
+  return value;
+}
+
+const wholeCount = (min: number, max: number) => (value: string) => {
+  if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError(`must be a whole number (${min}-${max})`);
   const n = Number(value);
   if (n < min || n > max) throw new InvalidArgumentError(`must be between ${min} and ${max}`);
   return n;
@@ -159,10 +203,11 @@ export function tableLines(findings: readonly Finding[]): string[] {
   return lines;
 }
 
-async function audit(flags: AuditFlags, deps: AuditCommandDeps): Promise<void> {
-  const out = deps.stdout ?? ((text: string) => process.stdout.write(text));
-  const err = deps.stderr ?? ((text: string) => process.stderr.write(text));
-  const say = (line: string) => err(`${line}\n`);
+/** The scan's policy: the flags over the REKEY_* variables (as the Lambda reads them) over the defaults. */
+export function scanPolicyFrom(
+  flags: AuditFlags,
+  source: Record<string, string | undefined>,
+): { thresholds: Thresholds; exemptTag: string; serviceCredentials: boolean } {
   const env = loadEnv(
     [
       'REKEY_MAX_KEY_AGE_DAYS',
@@ -171,14 +216,24 @@ async function audit(flags: AuditFlags, deps: AuditCommandDeps): Promise<void> {
       'REKEY_EXEMPT_TAG',
       'REKEY_AUDIT_SERVICE_CREDENTIALS',
     ],
-    deps.env ?? process.env,
+    source,
   );
-  const thresholds = {
-    maxKeyAgeDays: flags.maxAgeDays ?? env.REKEY_MAX_KEY_AGE_DAYS,
-    unusedDays: flags.unusedDays ?? env.REKEY_UNUSED_DAYS,
-    warnDays: flags.warnDays ?? env.REKEY_WARN_DAYS,
+  return {
+    thresholds: {
+      maxKeyAgeDays: flags.maxAgeDays ?? env.REKEY_MAX_KEY_AGE_DAYS,
+      unusedDays: flags.unusedDays ?? env.REKEY_UNUSED_DAYS,
+      warnDays: flags.warnDays ?? env.REKEY_WARN_DAYS,
+    },
+    exemptTag: env.REKEY_EXEMPT_TAG,
+    serviceCredentials: flags.serviceCredentials ?? env.REKEY_AUDIT_SERVICE_CREDENTIALS,
   };
-  const files = [
+}
+
+/** The report files the flags ask for, each path checked before the scan starts. */
+export function reportFilesFrom(
+  flags: AuditFlags,
+): Array<{ path: string; what: string; render: (input: ReportInput) => string }> {
+  return [
     ...(flags.html
       ? [{ path: checkWritable(flags.html, 'HTML report'), what: 'HTML report', render: renderHtml }]
       : []),
@@ -186,6 +241,23 @@ async function audit(flags: AuditFlags, deps: AuditCommandDeps): Promise<void> {
       ? [{ path: checkWritable(flags.csv, 'CSV report'), what: 'CSV report', render: renderCsv }]
       : []),
   ];
+}
+
+/** `N finding(s) of type T (--fail-on)` for the findings of a --fail-on type that are not exempt; null when none. */
+export function failOnMessage(flags: AuditFlags, findings: readonly Finding[]): string | null {
+  if (!flags.failOn?.length) return null;
+  const failing = findings.filter((f) => flags.failOn?.includes(f.type) && !isActiveExemption(f.exemption));
+  if (!failing.length) return null;
+  return `${failing.length} finding(s) of type ${[...new Set(failing.map((f) => f.type))].join(', ')} (--fail-on)`;
+}
+
+async function audit(flags: AuditFlags, deps: AuditCommandDeps): Promise<void> {
+  const out = deps.stdout ?? ((text: string) => process.stdout.write(text));
+  const err = deps.stderr ?? ((text: string) => process.stderr.write(text));
+  const say = (line: string) => err(`${line}\n`);
+  const policy = scanPolicyFrom(flags, deps.env ?? process.env);
+  const { thresholds } = policy;
+  const files = reportFilesFrom(flags);
   const emulated = deps.iam ? undefined : await auditRoleOnEmulator(deps.env ?? process.env, say);
   const invocation = emulated?.context;
   let iam = deps.iam;
@@ -200,14 +272,7 @@ async function audit(flags: AuditFlags, deps: AuditCommandDeps): Promise<void> {
   try {
     const client = iam;
     const run = () =>
-      scanAccount(
-        { iam: client, clock: deps.clock ?? systemClock, calls, log: (m) => say(m) },
-        {
-          thresholds,
-          exemptTag: env.REKEY_EXEMPT_TAG,
-          serviceCredentials: flags.serviceCredentials ?? env.REKEY_AUDIT_SERVICE_CREDENTIALS,
-        },
-      );
+      scanAccount({ iam: client, clock: deps.clock ?? systemClock, calls, log: (m) => say(m) }, policy);
     const scan = await (invocation ? runInInvocation(invocation, run) : run());
     if (flags.json) out(`${JSON.stringify(jsonDocument(scan.findings))}\n`);
     else out(`${tableLines(scan.findings).join('\n')}\n`);
@@ -231,16 +296,11 @@ async function audit(flags: AuditFlags, deps: AuditCommandDeps): Promise<void> {
         .map(([op, n]) => `${op} ${n}`)
         .join(', ')}; ${calls.perFindingCalls} of them per user with a finding)`,
     );
-    if (flags.failOn?.length) {
-      const failing = scan.findings.filter(
-        (f) => flags.failOn?.includes(f.type) && !isActiveExemption(f.exemption),
-      );
-      if (failing.length) {
-        const message = `${failing.length} finding(s) of type ${[...new Set(failing.map((f) => f.type))].join(', ')} (--fail-on)`;
-        say(`rekey: ${message}`);
-        if (!deps.setExitCode) throw new CommanderError(EXIT_FINDINGS, 'rekey.audit.findings', message);
-        deps.setExitCode(EXIT_FINDINGS);
-      }
+    const message = failOnMessage(flags, scan.findings);
+    if (message) {
+      say(`rekey: ${message}`);
+      if (!deps.setExitCode) throw new CommanderError(EXIT_FINDINGS, 'rekey.audit.findings', message);
+      deps.setExitCode(EXIT_FINDINGS);
     }
   } finally {
     if (!deps.iam) iam.destroy();
@@ -311,7 +371,40 @@ export function auditCommand(deps: AuditCommandDeps = {}): Command {
       '--no-service-credentials',
       'access keys only: for an emulator without ListServiceSpecificCredentials',
     )
+    .option(
+      '--organization',
+      'scan every account of the organization in scope (REKEY_ORGANIZATION_SCOPE, else all), each through --role-name; this account with your own credentials',
+    )
+    .option(
+      '--accounts <ids>',
+      'with --organization: only these comma-separated account ids (12 digits each)',
+      parseAccountIds,
+    )
+    .option(
+      '--role-name <name>',
+      'with --organization: the role to assume in each other account (default OrganizationAccountAccessRole)',
+      parseRoleName,
+    )
+    .option(
+      '--concurrency <n>',
+      'with --organization: accounts scanned at the same time (default 4)',
+      wholeCount(1, 32),
+    )
     .showHelpAfterError('(add --help for usage)')
     .exitOverride()
-    .action(async (flags: AuditFlags) => audit(flags, deps));
+    .action(async (flags: AuditFlags & OrganizationFlags, command: Command) => {
+      if (!flags.organization) {
+        const stray = (['accounts', 'roleName', 'concurrency'] as const).filter(
+          (k) => flags[k] !== undefined,
+        );
+        if (stray.length)
+          command.error(
+            `error: ${stray.map((k) => `--${k === 'roleName' ? 'role-name' : k}`).join(', ')} only with --organization`,
+          );
+        return audit(flags, deps);
+      }
+      // Loaded only for --organization: the Organizations and STS clients and the account listing.
+      const { auditOrganization } = await import('./audit-organization.ts');
+      return auditOrganization({ ...flags, organization: true }, deps);
+    });
 }

@@ -102,6 +102,11 @@ export const RekeyEnvSchema = z.object({
    * used (accountScopeFrom), so that the Lambdas that never read it do not bundle its schema.
    */
   REKEY_ORGANIZATION_SCOPE: z.optional(z.string().check(z.minLength(2))),
+  /**
+   * The organization audit's results table (one item per run and account, contract/tables.ts).
+   * Set by the stack only with `organization`; the audit's `account` and `aggregate` modes need it.
+   */
+  REKEY_ORGANIZATION_RESULTS_TABLE: z.optional(z.string().check(z.minLength(1))),
 
   // The scheduled audit (lambdas/audit; ages and idle times are whole days, see lambdas/audit/findings.ts).
   /** An active key older than this many days is OLD_KEY (IAM.3: "rotated every 90 days or less"). */

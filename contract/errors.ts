@@ -141,6 +141,33 @@ export class AccountRefused extends RekeyError {
   }
 }
 
+/**
+ * The organization audit was asked for accounts (`accounts` in its input) that are not in the
+ * organization, are suspended or are out of the configured scope. Raised before any audit.
+ */
+export class AccountsNotInScope extends RekeyError {
+  constructor(skipped: readonly { accountId: string; reason: string }[]) {
+    super(
+      'AccountsNotInScope',
+      `not audited, out of scope: ${skipped.map((s) => `${s.accountId} (${s.reason})`).join('; ')}`,
+    );
+  }
+}
+
+/**
+ * The organization audit's digest went out, but some accounts failed or left no result: raised
+ * after the digest, so the execution fails and names them.
+ */
+export class OrganizationAuditIncomplete extends RekeyError {
+  constructor(failed: readonly string[], missing: readonly string[]) {
+    const parts = [
+      ...(failed.length > 0 ? [`failed: ${failed.join(', ')}`] : []),
+      ...(missing.length > 0 ? [`no result: ${missing.join(', ')}`] : []),
+    ];
+    super('OrganizationAuditIncomplete', `the organization audit is incomplete (${parts.join('; ')})`);
+  }
+}
+
 /** Errors that mean "the request was refused before anything happened": no notification is sent. */
 export const REJECTION_ERRORS = ['InvalidInput', 'UserNotFound', 'AccountRefused'] as const;
 

@@ -98,6 +98,7 @@ export const AUDIT_ENV = [
   'REKEY_REPORT_BUCKET',
   ...MEMBER_ACCOUNT_ENV,
   ...ORGANIZATION_SCOPE_ENV,
+  'REKEY_ORGANIZATION_RESULTS_TABLE',
 ] as const satisfies readonly RekeyEnvKey[];
 
 /**
@@ -238,6 +239,14 @@ export const FUNCTIONS = {
   audit: {
     kind: 'standalone',
     env: AUDIT_ENV,
+  },
+  /**
+   * The organization audit's first state: the accounts in scope, read from Organizations in the
+   * hub (lambdas/organization-accounts). Not a member Lambda: it acts in no member account.
+   */
+  'organization-accounts': {
+    kind: 'standalone',
+    env: ['REKEY_HUB_ACCOUNT_ID', ...ORGANIZATION_SCOPE_ENV],
   },
 } as const satisfies Record<string, FunctionSpec>;
 

@@ -623,10 +623,13 @@ export interface AuditResources {
  * The audit's environment: every AUDIT_ENV variable as a string, the opt-in tag and the report
  * bucket only when set.
  */
-export type AuditEnvVars = Required<
-  Pick<RekeyEnvVars, Exclude<AuditEnvKey, 'REKEY_OPT_IN_TAG' | 'REKEY_REPORT_BUCKET' | OrganizationEnvKey>>
-> &
-  Pick<RekeyEnvVars, 'REKEY_OPT_IN_TAG' | 'REKEY_REPORT_BUCKET' | OrganizationEnvKey>;
+export type AuditEnvVars = Required<Pick<RekeyEnvVars, Exclude<AuditEnvKey, OptionalAuditEnvKey>>> &
+  Pick<RekeyEnvVars, OptionalAuditEnvKey>;
+type OptionalAuditEnvKey =
+  | 'REKEY_OPT_IN_TAG'
+  | 'REKEY_REPORT_BUCKET'
+  | 'REKEY_ORGANIZATION_RESULTS_TABLE'
+  | OrganizationEnvKey;
 
 /** The environment contract (contract/functions.ts AUDIT_ENV) of the audit, for this configuration. */
 export function auditEnvironment(config: RekeyConfig, resources: AuditResources): AuditEnvVars {

@@ -52,6 +52,7 @@ export const FUNCTION_DESCRIPTIONS: Readonly<Record<FunctionName, string>> = {
   cleanup:
     'After a failed, aborted or timed-out execution: removes the key it made and never handed out, releases its lock',
   audit: 'Audits access keys from the credential report: alerts, rotations, Security Hub',
+  'organization-accounts': 'Lists the organization accounts in scope for the organization audit',
 };
 
 /**
