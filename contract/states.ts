@@ -107,3 +107,12 @@ export const ORGANIZATION_AUDIT_STATE = {
 } as const;
 export type OrganizationAuditStateName =
   (typeof ORGANIZATION_AUDIT_STATE)[keyof typeof ORGANIZATION_AUDIT_STATE];
+
+/**
+ * Metadata key on the organization audit's AWS::StepFunctions::StateMachine (value
+ * `organization-audit`): with organization the hub template holds two state machines, and the
+ * local runner (cli/definition.ts) tells them apart by it. The rotation's carries none, so that a
+ * template without organization stays as it was.
+ */
+export const STATE_MACHINE_METADATA_KEY = 'rekey:state-machine';
+export const ORGANIZATION_AUDIT_MACHINE = 'organization-audit';

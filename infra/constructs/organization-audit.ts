@@ -8,7 +8,11 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { FUNCTIONS } from '../../contract/functions.ts';
-import { ORGANIZATION_AUDIT_STATE as STATE } from '../../contract/states.ts';
+import {
+  ORGANIZATION_AUDIT_MACHINE,
+  ORGANIZATION_AUDIT_STATE as STATE,
+  STATE_MACHINE_METADATA_KEY,
+} from '../../contract/states.ts';
 import { ORGANIZATION_RESULTS } from '../../contract/tables.ts';
 import { type OrganizationConfig, organizationEnvironment, type RekeyConfig } from '../config.ts';
 import { RekeyFunction } from './rekey-function.ts';
@@ -297,6 +301,11 @@ export class OrganizationAudit extends Construct {
       tracingEnabled: true,
       logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
     });
+
+    (stateMachine.node.defaultChild as sfn.CfnStateMachine).addMetadata(
+      STATE_MACHINE_METADATA_KEY,
+      ORGANIZATION_AUDIT_MACHINE,
+    );
 
     const role = stateMachine.role;
     Validations.of(role).acknowledge({

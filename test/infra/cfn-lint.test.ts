@@ -90,6 +90,10 @@ const CONFIGS: Record<string, unknown>[] = [
       stackSetTargets: ['ou-ab12-cdefgh34'],
       stackSetRegions: ['eu-west-1'],
       stackSetCallAs: 'SELF',
+      // OU rules: the organization audit's listing walks the tree (its own grants).
+      include: { organizationalUnits: ['ou-ab12-cdefgh34'] },
+      exclude: { accounts: ['210987654321'] },
+      auditConcurrency: 25,
     },
   },
 ];
