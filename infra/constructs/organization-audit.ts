@@ -267,15 +267,15 @@ export class OrganizationAudit extends Construct {
     sendDigest.addRetry(TRANSIENT_ERRORS_RETRY);
     auditEachAccount.next(sendDigest);
 
-    // `[*]` of an empty list matches nothing, which a JSONPath cannot take: an empty listing (the
-    // request named no account) ends here.
+    // `[*]` of an empty list matches nothing, which a JSONPath cannot take. The listing always
+    // holds the hub and refuses an empty `accounts`; should it ever return none, the run ends here.
     const nothingToAudit = new sfn.Succeed(this, STATE.nothingToAudit, {
       stateName: STATE.nothingToAudit,
-      comment: 'The request named no account: nothing was audited, no digest is sent.',
+      comment: 'The listing returned no account: nothing was audited, no digest is sent.',
     });
     const isAnyAccountListed = new sfn.Choice(this, STATE.isAnyAccountListed, {
       stateName: STATE.isAnyAccountListed,
-      comment: 'The listing always holds the hub, unless the request named no account at all.',
+      comment: 'The listing always holds the hub; an empty one would leave the digest nothing to cover.',
     })
       .when(sfn.Condition.isPresent('$.listing.accounts[0]'), auditEachAccount)
       .otherwise(nothingToAudit);

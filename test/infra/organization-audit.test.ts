@@ -266,7 +266,8 @@ describe('the organization audit in the local engine', () => {
     expect(of(STATE.sendDigest)).toMatchObject([{ accountIds: [ACCOUNT, '111122223333', '444455556666'] }]);
   });
 
-  it('ends without a digest when the request names no account', async () => {
+  it('ends without a digest when the listing returns no account', async () => {
+    // The real listing refuses an empty `accounts`; this stand-in returns what it is given.
     const { result, of } = await run({ accounts: [] });
     expect(result.status).toBe('SUCCEEDED');
     expect(result.lastState).toBe(STATE.nothingToAudit);
