@@ -128,7 +128,8 @@ describe('cfn-lint', () => {
     );
     expect(existsSync(synthesized), 'the global test setup runs cdk synth').toBe(true);
     matches = cfnLint([synthesized, ...configured, ...members, broken]);
-  });
+    // Every configuration's synth, then one cfn-lint over all templates: minutes on a loaded machine.
+  }, 300_000);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('passes the template `cdk synth` wrote, with nothing to report', () => {
