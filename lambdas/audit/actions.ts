@@ -53,6 +53,8 @@ export interface ActionPolicy {
 export interface RotationRequest {
   executionName: string;
   userName: string;
+  /** A member account's user (the organization audit): the account, also in the execution input. */
+  accountId?: string;
   /** The old access key; null when a service-specific credential is rotated. */
   accessKeyId: string | null;
   /** A service-specific credential's rotation: its service (also in the execution input)... */
@@ -124,7 +126,8 @@ const MAX_FIRST_NAME = MAX_NAME - 1 - String(MAX_ROTATION_ATTEMPTS).length;
 const HASH_CHARS = 8;
 
 /**
- * `rekey-<user>-<credentialId>`, then `-<attempt>` from attempt 2 on: deterministic per user,
+ * `rekey-<user>-<credentialId>` (a member account's user: `rekey-<accountId>-<user>-<credentialId>`),
+ * then `-<attempt>` from attempt 2 on: deterministic per user,
  * credential and attempt, where the credential is an access key (its id) or a service-specific
  * credential (its ServiceSpecificCredentialId, unique in the account like a key id, so the service
  * need not be in the name). IAM user names may hold `+=,.@`, which execution names may not: they
@@ -133,18 +136,24 @@ const HASH_CHARS = 8;
  * the credential id (16-128 characters, real ones 20-21) is kept whole up to 62. A credential id
  * has no `-` and at least 16 characters, so the `-<n>` of an attempt never makes another key's name.
  */
-export function executionNameFor(userName: string, credentialId: string, attempt = 1): string {
+export function executionNameFor(
+  userName: string,
+  credentialId: string,
+  attempt = 1,
+  memberAccountId?: string,
+): string {
+  const prefix = memberAccountId ? `${PREFIX}${memberAccountId}-` : PREFIX;
   const key = credentialId
     .replace(/[^A-Za-z0-9_-]/g, '_')
-    .slice(0, MAX_FIRST_NAME - PREFIX.length - 2 - HASH_CHARS);
-  const room = MAX_FIRST_NAME - PREFIX.length - 1 - key.length;
+    .slice(0, MAX_FIRST_NAME - prefix.length - 2 - HASH_CHARS);
+  const room = MAX_FIRST_NAME - prefix.length - 1 - key.length;
   const sanitized = userName.replace(/[^A-Za-z0-9_-]/g, '_');
   let user = sanitized;
   if (sanitized !== userName || sanitized.length > room) {
     const hash = createHash('sha256').update(userName, 'utf8').digest('hex').slice(0, HASH_CHARS);
     user = `${sanitized.slice(0, room - HASH_CHARS - 1)}-${hash}`;
   }
-  return attemptName(`${PREFIX}${user}-${key}`, attempt);
+  return attemptName(`${prefix}${user}-${key}`, attempt);
 }
 
 /** Attempt n of the rotation whose first attempt is named `first`: `first`, then `first-<n>`. */
@@ -249,6 +258,7 @@ export class SfnRotationStarter implements RotationStarter {
           stateMachineArn: this.stateMachineArn,
           name: here.executionName,
           input: JSON.stringify({
+            ...(request.accountId ? { accountId: request.accountId } : {}),
             userName: request.userName,
             ...(request.serviceName ? { serviceName: request.serviceName } : {}),
             reason,
@@ -286,6 +296,8 @@ export type ActionStatus =
 export interface ActionOutcome {
   kind: 'ROTATION' | 'DEACTIVATION';
   status: ActionStatus;
+  /** The organization audit's account (its findings carry the same); absent in a single-account audit. */
+  accountId?: string;
   userName: string;
   /** The access key acted on; null for the root user's and a service credential's. */
   accessKeyId: string | null;
@@ -375,9 +387,32 @@ export async function applyActions(
   findings: readonly Finding[],
   users: ReadonlyMap<string, UserDetail>,
   policy: ActionPolicy,
-  options: { dryRun: boolean },
+  options: {
+    dryRun: boolean;
+    /**
+     * The organization audit's account: every outcome carries it; in a member account (`member`)
+     * the rotations are also named after it and started with it in their input.
+     */
+    account?: { accountId: string; member: boolean };
+  },
 ): Promise<ActionOutcome[]> {
   const outcomes: ActionOutcome[] = [];
+  const tagged = await decide(deps, findings, users, policy, options);
+  const account = options.account;
+  if (!account) return tagged;
+  for (const o of tagged) outcomes.push({ accountId: account.accountId, ...o });
+  return outcomes;
+}
+
+async function decide(
+  deps: ActionDeps,
+  findings: readonly Finding[],
+  users: ReadonlyMap<string, UserDetail>,
+  policy: ActionPolicy,
+  options: { dryRun: boolean; account?: { accountId: string; member: boolean } },
+): Promise<ActionOutcome[]> {
+  const outcomes: ActionOutcome[] = [];
+  const member = options.account?.member ? options.account.accountId : undefined;
   const skip = (kind: ActionOutcome['kind'], f: Finding, detail: string) =>
     outcomes.push({ kind, status: 'SKIPPED', ...target(f), detail });
   const deactivated = new Set<string>();
@@ -483,7 +518,7 @@ export async function applyActions(
       );
       continue;
     }
-    const executionName = executionNameFor(f.userName, credentialId);
+    const executionName = executionNameFor(f.userName, credentialId, 1, member);
     if (started >= policy.maxRotationsPerRun) {
       skip(
         'ROTATION',
@@ -503,6 +538,7 @@ export async function applyActions(
     try {
       const result = await deps.starter.start({
         executionName,
+        ...(member ? { accountId: member } : {}),
         ...target(f),
         reason: rotationReason(f),
         maxAttempts: policy.maxRotationAttempts,

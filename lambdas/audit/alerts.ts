@@ -85,6 +85,22 @@ export interface AuditReport {
   dryRun: boolean;
   /** Set on an owner's digest (owners.ts): the findings and actions are that owner's only. */
   owner?: string;
+  /**
+   * The organization audit's one digest over every account (lambdas/audit/organization.ts): the
+   * run, and each account's line. Its findings and actions carry their accountId.
+   */
+  organization?: { runId: string; accounts: readonly AccountLine[] };
+}
+
+/** One account of an organization audit, as the digest's per-account summary shows it. */
+export interface AccountLine {
+  accountId: string;
+  status: 'audited' | 'failed' | 'missing';
+  usersScanned: number;
+  findings: number;
+  rotationsStarted: number;
+  /** A failed account's error: name and message. */
+  error?: { name: string; message: string };
 }
 
 /** The action taken (or not) on a finding, as one short phrase. */
@@ -94,6 +110,7 @@ export function actionFor(f: Finding, actions: readonly ActionOutcome[]): Action
   return actions.find(
     (a) =>
       a.kind === kind &&
+      a.accountId === f.accountId &&
       a.userName === f.userName &&
       a.accessKeyId === f.accessKeyId &&
       a.serviceSpecificCredentialId === f.serviceSpecificCredentialId,
@@ -146,29 +163,38 @@ const cell = (s: string, width: number) => (s.length > width ? `${s.slice(0, wid
  * A fixed-width table (monospace in any mail client that shows plain text as such): access keys
  * (the findings without serviceName), or serviceCredentialsTable for the others.
  */
-export function findingsTable(findings: readonly Finding[], actions: readonly ActionOutcome[]): string[] {
-  const header = `${cell('TYPE', 15)} ${cell('USER', 32)} ${cell('ACCESS KEY', 20)} ${'AGE'.padStart(4)}  ${cell('LAST USED', 10)}  ACTION`;
+export function findingsTable(
+  findings: readonly Finding[],
+  actions: readonly ActionOutcome[],
+  withAccount = false,
+): string[] {
+  const header = `${accountCell(withAccount, 'ACCOUNT')}${cell('TYPE', 15)} ${cell('USER', 32)} ${cell('ACCESS KEY', 20)} ${'AGE'.padStart(4)}  ${cell('LAST USED', 10)}  ACTION`;
   const rows = findings.map(
     (f) =>
-      `${cell(f.type, 15)} ${cell(f.userName, 32)} ${cell(f.accessKeyId ?? `(key ${f.keySlot})`, 20)} ${String(f.ageDays).padStart(4)}  ${cell(day(f.lastUsedDate), 10)}  ${actionText(f, actions)}`,
+      `${accountCell(withAccount, f.accountId)}${cell(f.type, 15)} ${cell(f.userName, 32)} ${cell(f.accessKeyId ?? `(key ${f.keySlot})`, 20)} ${String(f.ageDays).padStart(4)}  ${cell(day(f.lastUsedDate), 10)}  ${actionText(f, actions)}`,
   );
   return [header, '-'.repeat(header.length + 12), ...rows];
 }
+
+/** The ACCOUNT column of an organization digest's tables (none in a single account's). */
+const accountCell = (withAccount: boolean, value: string | undefined) =>
+  withAccount ? `${cell(value ?? '', 12)} ` : '';
 
 /** The table of service-specific credentials' findings: service and credential id, no last use. */
 export function serviceCredentialsTable(
   findings: readonly Finding[],
   actions: readonly ActionOutcome[],
+  withAccount = false,
 ): string[] {
-  const header = `${cell('TYPE', 15)} ${cell('USER', 32)} ${cell('SERVICE', 24)} ${cell('CREDENTIAL', 24)} ${'AGE'.padStart(4)}  ACTION`;
+  const header = `${accountCell(withAccount, 'ACCOUNT')}${cell('TYPE', 15)} ${cell('USER', 32)} ${cell('SERVICE', 24)} ${cell('CREDENTIAL', 24)} ${'AGE'.padStart(4)}  ACTION`;
   const rows = findings.map(
     (f) =>
-      `${cell(f.type, 15)} ${cell(f.userName, 32)} ${cell(f.serviceName ?? '', 24)} ${cell(f.serviceSpecificCredentialId ?? '', 24)} ${String(f.ageDays).padStart(4)}  ${actionText(f, actions)}`,
+      `${accountCell(withAccount, f.accountId)}${cell(f.type, 15)} ${cell(f.userName, 32)} ${cell(f.serviceName ?? '', 24)} ${cell(f.serviceSpecificCredentialId ?? '', 24)} ${String(f.ageDays).padStart(4)}  ${actionText(f, actions)}`,
   );
   return [header, '-'.repeat(header.length + 12), ...rows];
 }
 
-export function countsByType(findings: readonly Finding[]): Record<string, number> {
+export function countsByType(findings: readonly Pick<Finding, 'type'>[]): Record<string, number> {
   return Object.fromEntries(FINDING_TYPES.map((t) => [t, findings.filter((f) => f.type === t).length]));
 }
 
@@ -188,7 +214,8 @@ export function digestSubject(report: AuditReport): string {
   const givenUp = givenUpActions(report.actions).length;
   const failing = givenUp ? `, ${givenUp} rotation${givenUp === 1 ? '' : 's'} still failing` : '';
   // SNS subjects: ASCII, no line breaks, at most 100 characters.
-  const audit = `Access key audit${report.owner ? ` for ${report.owner}` : ''}`;
+  const across = report.organization ? ` of ${report.organization.accounts.length} accounts` : '';
+  const audit = `Access key audit${across}${report.owner ? ` for ${report.owner}` : ''}`;
   return `[rekey] ${audit}${report.dryRun ? ' (dry run)' : ''}: ${n} finding${n === 1 ? '' : 's'}${failing} (${parts.join(', ')})`.slice(
     0,
     100,
@@ -205,12 +232,18 @@ export function digestText(report: AuditReport): string {
   const lines: string[] = [
     `rekey access key audit${report.dryRun ? ' (DRY RUN: nothing was started or changed)' : ''}`,
     '',
-    `Account:            ${report.accountId ?? 'unknown'}`,
+    ...(report.organization
+      ? [
+          `Accounts:           ${report.organization.accounts.length} (organization audit ${report.organization.runId})`,
+        ]
+      : [`Account:            ${report.accountId ?? 'unknown'}`]),
     ...(report.owner
       ? [`Owner:              ${report.owner} (only the findings of users this owner owns)`]
       : []),
     `Audited at:         ${report.auditedAt.toISOString()}`,
-    `Credential report:  generated ${report.reportGeneratedAt?.toISOString() ?? 'at an unknown time'}, ${report.usersScanned} users`,
+    report.organization
+      ? `Credential reports: one per account, ${report.usersScanned} users in all`
+      : `Credential report:  generated ${report.reportGeneratedAt?.toISOString() ?? 'at an unknown time'}, ${report.usersScanned} users`,
     `Thresholds:         old after ${thresholds.maxKeyAgeDays} days, warning ${thresholds.warnDays} days before, unused after ${thresholds.unusedDays} days`,
     ...reportLines(report.reports),
     '',
@@ -231,23 +264,25 @@ export function digestText(report: AuditReport): string {
     const shown = list.slice(0, DIGEST_MAX_ROWS);
     const keys = shown.filter((f) => !f.serviceName);
     const services = shown.filter((f) => f.serviceName);
-    const out = keys.length || !services.length ? findingsTable(keys, actions) : [];
+    const withAccount = report.organization !== undefined;
+    const out = keys.length || !services.length ? findingsTable(keys, actions, withAccount) : [];
     if (services.length)
       out.push(
         ...(keys.length ? ['', 'Service-specific credentials (Amazon Keyspaces, CodeCommit)', ''] : []),
-        ...serviceCredentialsTable(services, actions),
+        ...serviceCredentialsTable(services, actions, withAccount),
       );
     if (list.length > shown.length)
       out.push(`... and ${list.length - shown.length} more (every finding is also an EventBridge event)`);
     return out;
   };
+  lines.push(...accountsSection(report.organization?.accounts ?? []));
   lines.push(...givenUpSection(actions), ...retriedSection(actions, policy.maxRotationAttempts));
   if (acted.length) lines.push('Findings', '', ...table(acted), '');
   if (exempt.length) {
     lines.push('Exempt (reported, never acted on)', '', ...table(exempt), '');
     for (const f of exempt.slice(0, DIGEST_MAX_ROWS))
       lines.push(
-        `  ${f.userName}: ${f.exemption?.reason}${f.exemption?.until ? ` (until ${day(f.exemption.until)})` : ''}`,
+        `  ${f.accountId ? `${f.accountId} ` : ''}${f.userName}: ${f.exemption?.reason}${f.exemption?.until ? ` (until ${day(f.exemption.until)})` : ''}`,
       );
     lines.push('');
   }
@@ -255,7 +290,10 @@ export function digestText(report: AuditReport): string {
   if (expired.length) {
     lines.push('Expired exemptions (no longer exempt, acted on as usual)', '');
     for (const u of new Set(
-      expired.map((f) => `${f.userName}: expired ${day(f.exemption?.until ?? null)}, ${f.exemption?.reason}`),
+      expired.map(
+        (f) =>
+          `${f.accountId ? `${f.accountId} ` : ''}${f.userName}: expired ${day(f.exemption?.until ?? null)}, ${f.exemption?.reason}`,
+      ),
     ))
       lines.push(`  ${u}`);
     lines.push('');
@@ -265,7 +303,7 @@ export function digestText(report: AuditReport): string {
     lines.push('Skipped or failed, and why', '');
     for (const a of notable.slice(0, DIGEST_MAX_ROWS))
       lines.push(
-        `  ${a.kind === 'ROTATION' ? 'rotate' : 'deactivate'} ${a.userName} ${a.serviceName ? `${a.serviceName} ` : ''}${credentialIdOf(a) ?? ''}: ${a.status === 'FAILED' ? 'FAILED, ' : ''}${a.detail}`,
+        `  ${a.kind === 'ROTATION' ? 'rotate' : 'deactivate'} ${a.accountId ? `${a.accountId} ` : ''}${a.userName} ${a.serviceName ? `${a.serviceName} ` : ''}${credentialIdOf(a) ?? ''}: ${a.status === 'FAILED' ? 'FAILED, ' : ''}${a.detail}`,
       );
     lines.push('');
   }
@@ -293,6 +331,32 @@ function reportLines(reports: AuditReport['reports']): string[] {
   ];
 }
 
+/**
+ * The organization digest's summary per account: what each audited, and every account that failed
+ * or left no result (the run fails after this digest: OrganizationAuditIncomplete).
+ */
+function accountsSection(accounts: readonly AccountLine[]): string[] {
+  if (!accounts.length) return [];
+  const lines = [
+    'Accounts',
+    '',
+    `  ${cell('ACCOUNT', 12)} ${'USERS'.padStart(7)} ${'FINDINGS'.padStart(8)} ${'ROTATIONS'.padStart(9)}  STATUS`,
+  ];
+  for (const a of accounts) {
+    const status =
+      a.status === 'audited'
+        ? 'audited'
+        : a.status === 'failed'
+          ? `FAILED: ${a.error ? `${a.error.name}: ${a.error.message}` : 'unknown error'}`
+          : 'NO RESULT: the audit of this account did not finish';
+    lines.push(
+      `  ${cell(a.accountId, 12)} ${String(a.usersScanned).padStart(7)} ${String(a.findings).padStart(8)} ${String(a.rotationsStarted).padStart(9)}  ${status}`,
+    );
+  }
+  lines.push('');
+  return lines;
+}
+
 /** The users whose owner tag names no owner, and why (a note, never an error). */
 function ownerNotesSection(findings: readonly Finding[]): string[] {
   const notes = new Map(findings.flatMap((f) => (f.ownerNote ? [[f.userName, f.ownerNote] as const] : [])));
@@ -308,11 +372,15 @@ const givenUpActions = (actions: readonly ActionOutcome[]) =>
   actions.filter((a) => a.kind === 'ROTATION' && a.status === 'GIVEN_UP');
 
 const who = (a: ActionOutcome) =>
-  `${a.userName} ${a.serviceName ? `${a.serviceName} ` : ''}${credentialIdOf(a) ?? ''}`;
+  `${a.accountId ? `${a.accountId} ` : ''}${a.userName} ${a.serviceName ? `${a.serviceName} ` : ''}${credentialIdOf(a) ?? ''}`;
 
 /** The rotation input that starts this rotation again by hand (what the audit sends, minus the reason). */
-export const manualInput = (a: Pick<ActionOutcome, 'userName' | 'serviceName'>): string =>
-  JSON.stringify({ userName: a.userName, ...(a.serviceName ? { serviceName: a.serviceName } : {}) });
+export const manualInput = (a: Pick<ActionOutcome, 'accountId' | 'userName' | 'serviceName'>): string =>
+  JSON.stringify({
+    ...(a.accountId ? { accountId: a.accountId } : {}),
+    userName: a.userName,
+    ...(a.serviceName ? { serviceName: a.serviceName } : {}),
+  });
 
 /**
  * First in the digest: each rotation the audit gave up on, every attempt with how it ended, and
@@ -482,14 +550,22 @@ export interface AlertDeps {
   eventBusName: string;
 }
 
+/**
+ * The digest(s) and the events of a run. The organization audit sends each account's events from
+ * that account's audit (`digest: false`) and one digest over them all at the end (`events: false`);
+ * that digest goes out also without findings when an account failed or left no result.
+ */
 export async function publishAlerts(
   deps: AlertDeps,
   report: AuditReport,
+  send: { digest?: boolean; events?: boolean } = {},
 ): Promise<{ digestPublished: boolean; eventsPublished: number }> {
-  if (report.findings.length === 0) return { digestPublished: false, eventsPublished: 0 };
+  const incomplete = report.organization?.accounts.some((a) => a.status !== 'audited') ?? false;
+  if (report.findings.length === 0 && !incomplete) return { digestPublished: false, eventsPublished: 0 };
+  const withDigest = send.digest ?? true;
   // The full digest (owner `*`), then one per owner holding only that owner's findings: a
   // subscription filtered on its owner never receives another owner's findings.
-  for (const digest of [report, ...ownerReports(report)]) {
+  for (const digest of withDigest ? [report, ...ownerReports(report)] : []) {
     await deps.sns.send(
       new PublishCommand({
         TopicArn: deps.topicArn,
@@ -502,14 +578,14 @@ export async function publishAlerts(
       }),
     );
   }
-  const entries = [
-    ...findingEvents(report, deps.eventBusName),
-    ...stillFailingEvents(report, deps.eventBusName),
-  ];
+  const entries =
+    (send.events ?? true)
+      ? [...findingEvents(report, deps.eventBusName), ...stillFailingEvents(report, deps.eventBusName)]
+      : [];
   for (let i = 0; i < entries.length; i += EVENTS_PER_CALL) {
     await putWithRetry(deps, entries.slice(i, i + EVENTS_PER_CALL));
   }
-  return { digestPublished: true, eventsPublished: entries.length };
+  return { digestPublished: withDigest, eventsPublished: entries.length };
 }
 
 async function putWithRetry(deps: AlertDeps, batch: PutEventsRequestEntry[]): Promise<void> {

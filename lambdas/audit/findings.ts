@@ -63,6 +63,8 @@ export interface FindingExemption {
 
 export interface Finding {
   type: FindingType;
+  /** The organization audit's account of the user (lambdas/audit/organization.ts); absent in a single-account audit. */
+  accountId?: string;
   userName: string;
   userArn: string;
   /**

@@ -22,6 +22,9 @@
  * TTL): an entry lives KEY_ID_CACHE_TTL_DAYS after it was last written, and an entry read with
  * less than half of that left is written again, so the keys of a long-lived finding stay cached
  * while entries of deleted keys and users go away.
+ *
+ * The organization audit keeps a member account's entries under `<accountId>/<userName>` (IAM
+ * user names hold no `/`), so that no two accounts share an entry; the hub's keep the bare name.
  */
 import {
   type AttributeValue,
@@ -95,6 +98,7 @@ const chunks = <T>(items: readonly T[], size: number): T[][] =>
 export function entryOf(
   ref: KeyRef,
   item: Record<string, AttributeValue> | undefined,
+  partition: string = ref.userName,
 ): (CachedKeyId & { expiresAt: number }) | undefined {
   if (!item) return undefined;
   const userName = item.userName?.S;
@@ -102,7 +106,7 @@ export function entryOf(
   const accessKeyId = item.accessKeyId?.S;
   const createDate = item.createDate?.S ? new Date(item.createDate.S) : undefined;
   const expiresAt = Number(item[KEY_ID_CACHE_TTL_ATTRIBUTE]?.N ?? Number.NaN);
-  if (userName !== ref.userName || keyCreated !== ref.created.toISOString()) return undefined;
+  if (userName !== partition || keyCreated !== ref.created.toISOString()) return undefined;
   if (!accessKeyId || !KEY_ID.test(accessKeyId)) return undefined;
   if (!createDate || Number.isNaN(createDate.getTime()) || !sameSecond(createDate, ref.created))
     return undefined;
@@ -115,6 +119,8 @@ export interface DynamoKeyIdCacheDeps {
   clock: Clock;
   /** Why a DynamoDB call failed (the audit goes on without the cache). */
   log?: (message: string) => void;
+  /** A member account's cache (the organization audit): its entries are that account's only. */
+  memberAccountId?: string;
 }
 
 export class DynamoKeyIdCache implements KeyIdCache {
@@ -125,6 +131,12 @@ export class DynamoKeyIdCache implements KeyIdCache {
     this.#deps = deps;
   }
 
+  /** The partition key of a user's entries. */
+  #partition(userName: string): string {
+    const account = this.#deps.memberAccountId;
+    return account ? `${account}/${userName}` : userName;
+  }
+
   async lookup(refs: readonly KeyRef[]): Promise<Map<string, CachedKeyId>> {
     const found = new Map<string, CachedKeyId>();
     const unique = [...new Map(refs.map((r) => [keyRefId(r), r])).values()];
@@ -132,9 +144,11 @@ export class DynamoKeyIdCache implements KeyIdCache {
     const nowS = Math.floor(this.#deps.clock.now().getTime() / 1000);
     const { tableName } = this.#deps;
     for (const batch of chunks(unique, READ_BATCH)) {
-      const byId = new Map(batch.map((r) => [keyRefId(r), r]));
+      const byId = new Map(
+        batch.map((r) => [itemId(this.#partition(r.userName), r.created.toISOString()), r]),
+      );
       let keys: Array<Record<string, AttributeValue>> = batch.map((r) => ({
-        userName: { S: r.userName },
+        userName: { S: this.#partition(r.userName) },
         keyCreated: { S: r.created.toISOString() },
       }));
       for (let attempt = 0; keys.length && attempt <= UNPROCESSED_RETRIES; attempt++) {
@@ -158,10 +172,10 @@ export class DynamoKeyIdCache implements KeyIdCache {
         for (const item of answer.Responses?.[tableName] ?? []) {
           const id = itemId(item.userName?.S, item.keyCreated?.S);
           const ref = byId.get(id);
-          const entry = ref ? entryOf(ref, item) : undefined;
-          if (!entry) continue;
+          const entry = ref ? entryOf(ref, item, this.#partition(ref.userName)) : undefined;
+          if (!ref || !entry) continue;
           const { expiresAt, ...cached } = entry;
-          found.set(id, cached);
+          found.set(keyRefId(ref), cached);
           if (!(expiresAt - nowS >= (KEY_ID_CACHE_TTL_DAYS * DAY_S) / 2)) refresh.push(cached);
         }
         keys = answer.UnprocessedKeys?.[tableName]?.Keys ?? [];
@@ -179,7 +193,7 @@ export class DynamoKeyIdCache implements KeyIdCache {
       let requests = batch.map((e) => ({
         PutRequest: {
           Item: {
-            userName: { S: e.userName },
+            userName: { S: this.#partition(e.userName) },
             keyCreated: { S: e.created.toISOString() },
             accessKeyId: { S: e.accessKeyId },
             createDate: { S: e.createDate.toISOString() },

@@ -6,7 +6,7 @@
 import { METRIC } from '../../contract/metrics.ts';
 import { type MetricGroup, MetricUnit } from '../shared/metrics.ts';
 import type { ScanResult } from './audit.ts';
-import { FINDING_TYPES, wholeDays } from './findings.ts';
+import { FINDING_TYPES, type FindingType, wholeDays } from './findings.ts';
 
 export interface AuditMetricsInput {
   scan: Pick<ScanResult, 'findings' | 'users' | 'activeCreated' | 'auditedAt'>;
@@ -15,21 +15,43 @@ export interface AuditMetricsInput {
 }
 
 export function auditMetrics({ scan, policy, durationMs }: AuditMetricsInput): MetricGroup[] {
-  const count = (type: string) => scan.findings.filter((f) => f.type === type).length;
   const oldest = scan.activeCreated.reduce<Date | null>((a, d) => (a && a <= d ? a : d), null);
-  const inScope = [...scan.users.values()].filter((u) => u.path.startsWith(policy.userPathPrefix)).length;
+  return metricsOf({
+    findings: Object.fromEntries(
+      FINDING_TYPES.map((t) => [t, scan.findings.filter((f) => f.type === t).length]),
+    ) as Record<FindingType, number>,
+    oldestActiveKeyAgeDays: oldest ? wholeDays(oldest, scan.auditedAt) : null,
+    usersInScope: [...scan.users.values()].filter((u) => u.path.startsWith(policy.userPathPrefix)).length,
+    durationMs,
+  });
+}
+
+/** What the metrics say of one run: of one account, or summed over an organization's (lambdas/audit/organization.ts). */
+export interface AuditMetricValues {
+  findings: Record<FindingType, number>;
+  /** null: no active credential. */
+  oldestActiveKeyAgeDays: number | null;
+  usersInScope: number;
+  durationMs: number;
+}
+
+export function metricsOf(m: AuditMetricValues): MetricGroup[] {
+  const count = (type: FindingType) => m.findings[type];
+  const oldest = m.oldestActiveKeyAgeDays;
+  const inScope = m.usersInScope;
+  const durationMs = m.durationMs;
   return [
     {
       dimensionSets: [],
       values: [
         { name: METRIC.keysOverMaxAge, unit: MetricUnit.Count, value: count('OLD_KEY') },
         // No active credential, no age: a 0 would read as "all keys are new".
-        ...(oldest
+        ...(oldest !== null
           ? [
               {
                 name: METRIC.oldestActiveKeyAgeDays,
                 unit: MetricUnit.Count,
-                value: wholeDays(oldest, scan.auditedAt),
+                value: oldest,
               },
             ]
           : []),

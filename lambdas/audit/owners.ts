@@ -9,13 +9,16 @@ export function ownerReports(report: AuditReport): AuditReport[] {
   const owners = [...new Set(report.findings.flatMap((f) => (f.owner ? [f.owner] : [])))].sort();
   return owners.map((owner) => {
     const findings = report.findings.filter((f) => f.owner === owner);
-    const users = new Set(findings.map((f) => f.userName));
+    // In an organization digest, a user is a user of one account: another account's namesake is not this owner's.
+    const userOf = (x: { accountId?: string | undefined; userName: string }) =>
+      `${x.accountId ?? ''}/${x.userName}`;
+    const users = new Set(findings.map(userOf));
     return {
       ...report,
       owner,
       findings,
       stale: report.stale.filter((s) => s.finding.owner === owner),
-      actions: report.actions.filter((a) => users.has(a.userName)),
+      actions: report.actions.filter((a) => users.has(userOf(a))),
     };
   });
 }

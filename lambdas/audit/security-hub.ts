@@ -67,12 +67,16 @@ export interface AccountContext {
   accountId: string;
 }
 
-/** partition, region and account of an ARN such as the state machine's. */
-export function accountContextFromArn(arn: string): AccountContext {
+/**
+ * partition, region and account of an ARN such as the state machine's; with `memberAccountId`
+ * (the organization audit of a member account), that account instead: its findings are imported
+ * into its own Security Hub, under its own AwsAccountId and default product ARN.
+ */
+export function accountContextFromArn(arn: string, memberAccountId?: string): AccountContext {
   const [prefix, partition, , region, accountId] = arn.split(':');
   if (prefix !== 'arn' || !partition || !region || !accountId || !/^\d{12}$/.test(accountId))
     throw new ConfigurationError(`cannot read partition, region and account from "${arn}"`);
-  return { partition, region, accountId };
+  return { partition, region, accountId: memberAccountId ?? accountId };
 }
 
 export const productArnFor = (ctx: AccountContext) =>

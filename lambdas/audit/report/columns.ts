@@ -23,13 +23,13 @@ export interface ReportInput {
 }
 
 /** A finding with the account it belongs to, as a row of the report. */
-export type ReportRow = Finding & { accountId: string | null };
+export type ReportRow = Omit<Finding, 'accountId'> & { accountId: string | null };
 
 export function reportRows(input: ReportInput): ReportRow[] {
   const only = input.accountIds.length === 1 ? (input.accountIds[0] ?? null) : null;
   return input.findings.map((f) => ({
     ...f,
-    accountId: (f as Partial<ReportRow>).accountId ?? only,
+    accountId: f.accountId ?? only,
   }));
 }
 
