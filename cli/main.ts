@@ -61,7 +61,9 @@ export function rotationInputFrom(flags: RotateFlags): JsonValue {
     if (flags.account !== undefined) {
       const account = AccountId.safeParse(flags.account);
       if (!account.success) {
-        throw new UsageError(`--account ${account.error.issues[0]?.message ?? 'is invalid'} (got "${flags.account}")`);
+        throw new UsageError(
+          `--account ${account.error.issues[0]?.message ?? 'is invalid'} (got "${flags.account}")`,
+        );
       }
     }
     if (flags.service !== undefined && !ServiceName.safeParse(flags.service).success) {

@@ -23,6 +23,8 @@ export const ORGANIZATION_RESULTS = {
   counts: 'counts',
   /** (B) the account's findings: gzip of their JSON array. */
   findings: 'findings',
+  /** (B) the account's actions (rotations, deactivations, skips): gzip of their JSON array, for the digest. */
+  actions: 'actions',
   /** (M) name and message (S) of the error that failed the account. */
   error: 'error',
   /** (N) epoch seconds; DynamoDB TTL removes the item after ORGANIZATION_RESULTS_TTL_DAYS. */

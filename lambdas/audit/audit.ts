@@ -30,7 +30,7 @@ import {
   type UserDetail,
 } from './findings.ts';
 import type { KeyIdCache, KeyIdCacheStats } from './key-id-cache.ts';
-import { auditMetrics } from './metrics.ts';
+import { type AuditMetricValues, auditMetricValues, metricsOf } from './metrics.ts';
 import { type ReportLinks, uploadReports } from './report/upload.ts';
 import { type AccountContext, syncSecurityHub } from './security-hub.ts';
 import { listServiceCredentials } from './service-credentials.ts';
@@ -282,21 +282,52 @@ const listed = (
       })),
     }));
 
+export interface AuditOptions extends ReportOptions {
+  dryRun?: boolean;
+  /**
+   * One account of the organization audit (lambdas/audit/organization.ts): its findings and
+   * actions carry the account, a member account's rotations are named and started in it, and no
+   * digest goes out (the events do: the aggregate sends one digest over every account).
+   */
+  organization?: { accountId: string; member: boolean };
+}
+
+/** A run's summary, its report, and the failure runAudit raises after the alerts (if any). */
+export interface AuditOutcome {
+  summary: AuditSummary;
+  report: AuditReport;
+  /** What the run's metrics say (published unless a dry run, when deps.publishMetrics is set). */
+  metrics: AuditMetricValues;
+  failure: AuditActionsFailed | ReportsNotWritten | undefined;
+}
+
 export async function runAudit(
   deps: AuditDeps,
   policy: AuditPolicy,
-  options: { dryRun?: boolean } & ReportOptions = {},
+  options: AuditOptions = {},
 ): Promise<AuditSummary> {
+  const { summary, failure } = await auditWithReport(deps, policy, options);
+  if (failure) throw failure;
+  return summary;
+}
+
+export async function auditWithReport(
+  deps: AuditDeps,
+  policy: AuditPolicy,
+  options: AuditOptions = {},
+): Promise<AuditOutcome> {
   const dryRun = options.dryRun ?? false;
+  const organization = options.organization;
   const started = deps.clock.now();
   const scan = await scanAccount(deps, policy, options);
+  if (organization) for (const f of scan.findings) f.accountId = organization.accountId;
   const { calls } = scan;
   const actions = await applyActions(
     { iam: deps.iam, starter: deps.starter, clock: deps.clock, calls },
     scan.findings,
     scan.users,
     policy,
-    { dryRun },
+    { dryRun, ...(organization ? { account: organization } : {}) },
   );
   // Before the alerts, so that the digest links to the files.
   let reports: ReportLinks | null = null;
@@ -342,6 +373,7 @@ export async function runAudit(
           eventBusName: deps.eventBusName,
         },
         report,
+        { digest: !organization },
       );
   const securityHub =
     policy.securityHub && !dryRun
@@ -373,18 +405,20 @@ export async function runAudit(
   };
   // Emitted before a failure is raised: the run's findings are real either way. A dry run
   // publishes nothing, metrics included.
-  if (!dryRun)
-    deps.publishMetrics?.(
-      auditMetrics({ scan, policy, durationMs: deps.clock.now().getTime() - started.getTime() }),
-    );
+  const metrics = auditMetricValues({
+    scan,
+    policy,
+    durationMs: deps.clock.now().getTime() - started.getTime(),
+  });
+  if (!dryRun) deps.publishMetrics?.(metricsOf(metrics));
   const failed = actions.filter((a) => a.status === 'FAILED');
   if (failed.length) {
     deps.log?.(`audit finished with failures: ${JSON.stringify(summary)}`);
-    throw new AuditActionsFailed(failed);
+    return { summary, report, metrics, failure: new AuditActionsFailed(failed) };
   }
   if (reportsError) {
     deps.log?.(`audit finished without its reports: ${JSON.stringify(summary)}`);
-    throw new ReportsNotWritten(reportsError);
+    return { summary, report, metrics, failure: new ReportsNotWritten(reportsError) };
   }
-  return summary;
+  return { summary, report, metrics, failure: undefined };
 }

@@ -14,16 +14,20 @@ export interface AuditMetricsInput {
   durationMs: number;
 }
 
-export function auditMetrics({ scan, policy, durationMs }: AuditMetricsInput): MetricGroup[] {
+export function auditMetrics(input: AuditMetricsInput): MetricGroup[] {
+  return metricsOf(auditMetricValues(input));
+}
+
+export function auditMetricValues({ scan, policy, durationMs }: AuditMetricsInput): AuditMetricValues {
   const oldest = scan.activeCreated.reduce<Date | null>((a, d) => (a && a <= d ? a : d), null);
-  return metricsOf({
+  return {
     findings: Object.fromEntries(
       FINDING_TYPES.map((t) => [t, scan.findings.filter((f) => f.type === t).length]),
     ) as Record<FindingType, number>,
     oldestActiveKeyAgeDays: oldest ? wholeDays(oldest, scan.auditedAt) : null,
     usersInScope: [...scan.users.values()].filter((u) => u.path.startsWith(policy.userPathPrefix)).length,
     durationMs,
-  });
+  };
 }
 
 /** What the metrics say of one run: of one account, or summed over an organization's (lambdas/audit/organization.ts). */
