@@ -221,6 +221,7 @@ describe('the deployed bundles, each in a fresh process against the emulator', (
     expect(errorName(await invokeBundle('verify-rotation', later))).toBe('RotationVerificationFailed');
     expect(await invokeBundle('reactivate-old-key', later)).toEqual({ result: { reactivated: false } });
     const deletion = await invokeBundle('delete-key', {
+      accountId: plan.accountId,
       userName: USER,
       accessKeyId: plan.oldKey?.accessKeyId,
       notUsedSince: null,
