@@ -4,7 +4,10 @@
  * emulator's clock, runs the audit's scan and its decisions (the same code as `rekey audit` and
  * the audit Lambda), rotates every due user through the synthesized state machine with its waits
  * compressed, while a consumer application keeps using one user's old key, then reads the
- * emulator back to check what happened and reports per user.
+ * emulator back to check what happened and reports per user. Then the same across accounts
+ * (cli/demo-organization.ts): the account is the management account of an organization whose two
+ * member accounts hold the member roles of the synthesized member template; their due users are
+ * found by the code of `rekey audit --organization` and rotated with `accountId` in the input.
  *
  * runDemo() is the core, usable from a test with its own emulator; the CLI wraps it (main.ts).
  */
