@@ -45,7 +45,10 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
       ResultPath: undefined,
       Parameters: { 'input.$': '$', 'executionId.$': '$$.Execution.Id' },
       Next: 'What does the plan say?',
-      Catch: [{ ErrorEquals: ['InvalidInput', 'UserNotFound'], Next: 'Reject the request' }, toFailure],
+      Catch: [
+        { ErrorEquals: ['InvalidInput', 'UserNotFound', 'AccountRefused'], Next: 'Reject the request' },
+        toFailure,
+      ],
     }),
     'Reject the request': { Type: 'Fail', Error: 'RotationRequestRejected', CausePath: '$.Cause' },
     // One Choice routes every plan; its rules are tried in this order.
@@ -88,6 +91,8 @@ function expectedStates(adoptionWaitDays: number, deleteAfterDays: number): Reco
     'Remove the unused extra key': task('delete-key', {
       Parameters: {
         'userName.$': '$.userName',
+        // The account the plan names (the hub's own when the request named none).
+        'accountId.$': '$.accountId',
         'accessKeyId.$': '$.extraKey.accessKeyId',
         notUsedSince: null,
       },

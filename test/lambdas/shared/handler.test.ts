@@ -102,6 +102,7 @@ describe('a real thin handler (lambdas/plan)', () => {
     vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
     vi.stubEnv('REKEY_LOCK_TABLE', LOCK_TABLE);
     vi.stubEnv('REKEY_PROTECTED_USERS', 'break-glass');
+    vi.stubEnv('REKEY_HUB_ACCOUNT_ID', '123456789012');
   });
   afterEach(() => {
     vi.unstubAllEnvs();

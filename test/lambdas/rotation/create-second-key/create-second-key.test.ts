@@ -24,10 +24,12 @@ import { hubPathCalls } from '../../../../contract/functions.ts';
 import {
   type CreateKeyDeps,
   createSecondKey,
+  secretSettings,
 } from '../../../../lambdas/rotation/create-second-key/create-second-key.ts';
 import { dynamodb, iam, secretsManager } from '../../../../lambdas/shared/clients.ts';
 import { secretResourcePolicy, versionTokenFor } from '../../../../lambdas/shared/secret.ts';
 import {
+  ACCOUNT,
   awsError,
   callOrder,
   daysAgo,
@@ -103,6 +105,7 @@ function deps(): CreateKeyDeps {
       REKEY_KMS_KEY_ID: KMS_KEY_ID,
       REKEY_CONSUMER_PRINCIPALS: [CONSUMER],
       REKEY_SECRET_READER_ROLES: [VERIFY_ROLE],
+      REKEY_HUB_ACCOUNT_ID: ACCOUNT,
     },
   };
 }
@@ -1075,6 +1078,7 @@ describe('createSecondKey: a service-specific credential', () => {
       REKEY_KMS_KEY_ID: KMS_KEY_ID,
       REKEY_CONSUMER_PRINCIPALS: [],
       REKEY_SECRET_READER_ROLES: undefined,
+      REKEY_HUB_ACCOUNT_ID: ACCOUNT,
     },
   });
   const created = {
@@ -1208,5 +1212,33 @@ describe('createSecondKey: a service-specific credential', () => {
       { UserName: USER, ServiceSpecificCredentialId: EXTRA_ID },
     ]);
     expect(iamMock.commandCalls(CreateServiceSpecificCredentialCommand)).toHaveLength(1);
+  });
+});
+
+describe("secretSettings: where a member account user's secret is kept", () => {
+  const env = {
+    ...ELIGIBILITY,
+    REKEY_KMS_KEY_ID: KMS_KEY_ID,
+    REKEY_CONSUMER_PRINCIPALS: [],
+    REKEY_SECRET_READER_ROLES: [VERIFY_ROLE],
+    REKEY_HUB_ACCOUNT_ID: ACCOUNT,
+    REKEY_MEMBER_ROLE_PREFIX: 'rekey-member-',
+  };
+  const MEMBER = '210987654321';
+
+  it("the hub's own account, or secrets in the hub: the hub's key and reader roles", () => {
+    const hub = { kmsKeyId: KMS_KEY_ID, rekeyReaders: [VERIFY_ROLE] };
+    expect(secretSettings({ ...env, REKEY_SECRETS_LOCATION: 'member' }, ACCOUNT)).toEqual(hub);
+    expect(secretSettings({ ...env, REKEY_SECRETS_LOCATION: 'hub' }, MEMBER)).toEqual(hub);
+  });
+
+  it("secrets in the member account: the member stack's key, the verify steps' member roles", () => {
+    expect(secretSettings({ ...env, REKEY_SECRETS_LOCATION: 'member' }, MEMBER)).toEqual({
+      kmsKeyId: 'alias/rekey-member-secrets',
+      rekeyReaders: [
+        `arn:aws:iam::${MEMBER}:role/rekey-member-verify-new-key`,
+        `arn:aws:iam::${MEMBER}:role/rekey-member-verify-rotation`,
+      ],
+    });
   });
 });

@@ -347,6 +347,37 @@ describe('notify', () => {
     },
   );
 
+  it("a member account's rotation: its account in the detail, the text and the attribute; its own lock", async () => {
+    const member = '210987654321';
+    await notify(deps(), {
+      events: ['ROTATION_COMPLETED'],
+      state: { ...stateWithNewKey(), accountId: member },
+    });
+
+    const detail = JSON.parse(
+      inputsOf(ebMock.commandCalls(PutEventsCommand))[0]?.Entries?.[0]?.Detail ?? '{}',
+    );
+    expect(detail.accountId).toBe(member);
+    const message = inputsOf(snsMock.commandCalls(PublishBatchCommand))[0]?.PublishBatchRequestEntries?.[0];
+    expect(message?.MessageAttributes?.accountId).toEqual({ DataType: 'String', StringValue: member });
+    expect(message?.Message).toContain(`accountId: ${member}`);
+    // The hub's lock of the same user name is another one.
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([
+      { ...releaseInput, Key: { userName: { S: `${member}:${USER}` } } },
+    ]);
+  });
+
+  it('a state that names no account (the raw request, the plan failed): the hub account', async () => {
+    const { accountId: _none, ...state } = stateWithNewKey();
+    await notify(deps(), { events: ['ROTATION_FAILED'], state });
+
+    const detail = JSON.parse(
+      inputsOf(ebMock.commandCalls(PutEventsCommand))[0]?.Entries?.[0]?.Detail ?? '{}',
+    );
+    expect(detail.accountId).toBe(ACCOUNT);
+    expect(inputsOf(ddbMock.commandCalls(UpdateItemCommand))).toEqual([releaseInput]);
+  });
+
   it.each(['ROTATION_STARTED', 'NEW_KEY_READY', 'OLD_KEY_STILL_IN_USE', 'KEY_DEACTIVATED'] as const)(
     'milestone event %s keeps the lock',
     async (event) => {
