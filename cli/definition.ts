@@ -1,7 +1,10 @@
 /**
  * Extracts the rotation state machine from the synthesized CloudFormation template, so the local
  * runner executes exactly the definition that deploys, and binds every Task to its handler module
- * through the `rekey:handler` metadata the stack writes on each Lambda function.
+ * through the `rekey:handler` metadata the stack writes on each Lambda function. With
+ * organization, the template also holds the organization audit's state machine (marked by
+ * STATE_MACHINE_METADATA_KEY); extractOrganizationAuditDefinition gives it, its Tasks bound to
+ * the standalone Lambdas they invoke through their `rekey:lambda` metadata.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -9,7 +12,15 @@ import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import aslValidator from 'asl-validator';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
-import { HANDLER_METADATA_KEY, STEPS, type StepName } from '../contract/functions.ts';
+import {
+  FUNCTIONS,
+  type FunctionName,
+  HANDLER_METADATA_KEY,
+  LAMBDA_METADATA_KEY,
+  STEPS,
+  type StepName,
+} from '../contract/functions.ts';
+import { ORGANIZATION_AUDIT_MACHINE, STATE_MACHINE_METADATA_KEY } from '../contract/states.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const DEFAULT_TEMPLATE_PATH = join(REPO_ROOT, 'cdk.out', 'RekeyStack.template.json');
@@ -24,6 +35,16 @@ export interface LoadedDefinition {
   definition: StateMachineDefinition;
   /** Every Task state (nested ones included) mapped to the handler folder it runs. */
   bindings: Record<string, StepName>;
+}
+
+/**
+ * The organization audit's definition: every Task mapped to the standalone Lambda it invokes
+ * (`audit`, `organization-accounts`), whose handler is lambdas/<name>/index.ts (the local runner
+ * with handlersDir = lambdas/).
+ */
+export interface LoadedOrganizationAuditDefinition {
+  definition: StateMachineDefinition;
+  bindings: Record<string, FunctionName>;
 }
 
 export interface CfnResource {
@@ -98,19 +119,50 @@ function readDefinition(templatePath: string): LoadedDefinition {
   return extractDefinition(template);
 }
 
-/** Pure part of loadDefinition: template in, validated definition and Task bindings out. */
+/**
+ * Pure part of loadDefinition: template in, validated definition and Task bindings out. The
+ * rotation is the one state machine without STATE_MACHINE_METADATA_KEY.
+ */
 export function extractDefinition(template: CfnTemplate): LoadedDefinition {
   const resources = template.Resources ?? {};
-  const machines = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::StepFunctions::StateMachine');
+  const functions = lambdaFunctions(resources);
+  const definition = machineDefinition(resources, functions, undefined);
+  return { definition, bindings: bindTasks(definition, functions) };
+}
+
+/** The organization audit's state machine of a template synthesized with organization. */
+export function extractOrganizationAuditDefinition(template: CfnTemplate): LoadedOrganizationAuditDefinition {
+  const resources = template.Resources ?? {};
+  const functions = lambdaFunctions(resources);
+  const definition = machineDefinition(resources, functions, ORGANIZATION_AUDIT_MACHINE);
+  return { definition, bindings: bindStandaloneTasks(definition, functions) };
+}
+
+/** extractOrganizationAuditDefinition of the template at `templatePath` (never synthesizes). */
+export function loadOrganizationAuditDefinition(templatePath: string): LoadedOrganizationAuditDefinition {
+  if (!existsSync(templatePath)) throw new DefinitionError(`template not found: ${templatePath}`);
+  return extractOrganizationAuditDefinition(JSON.parse(readFileSync(templatePath, 'utf8')) as CfnTemplate);
+}
+
+/** The validated definition of the one state machine whose STATE_MACHINE_METADATA_KEY is `marker`. */
+function machineDefinition(
+  resources: Record<string, CfnResource>,
+  functions: Map<string, LambdaFunction>,
+  marker: string | undefined,
+): StateMachineDefinition {
+  const machines = Object.entries(resources).filter(
+    ([, r]) =>
+      r.Type === 'AWS::StepFunctions::StateMachine' && r.Metadata?.[STATE_MACHINE_METADATA_KEY] === marker,
+  );
   const [machine, ...others] = machines;
+  const which = marker === undefined ? '' : ` with ${STATE_MACHINE_METADATA_KEY} "${marker}"`;
   if (!machine || others.length > 0) {
     throw new DefinitionError(
-      `expected exactly one AWS::StepFunctions::StateMachine in the template, found ${machines.length}`,
+      `expected exactly one AWS::StepFunctions::StateMachine${which} in the template, found ${machines.length}`,
     );
   }
   const [machineId, { Properties: props = {} }] = machine;
 
-  const functions = lambdaFunctions(resources);
   const resolve = (value: unknown) => resolveToken(value, resources, functions);
   if (props.DefinitionString === undefined) {
     throw new DefinitionError(`state machine ${machineId} has no DefinitionString`);
@@ -131,7 +183,7 @@ export function extractDefinition(template: CfnTemplate): LoadedDefinition {
   if (!validation.isValid) {
     throw new DefinitionError(`the state machine definition is invalid:\n${validation.errorsText('\n')}`);
   }
-  return { definition, bindings: bindTasks(definition, functions) };
+  return definition;
 }
 
 /** Calls `visit` for every state, descending into Parallel branches and Map iterators. */
@@ -153,6 +205,12 @@ interface LambdaFunction {
   logicalId: string;
   arn: string;
   step?: StepName;
+  /** Its `rekey:lambda` metadata: every rekey function's name in FUNCTIONS. */
+  lambda?: FunctionName;
+}
+
+function isFunctionName(value: unknown): value is FunctionName {
+  return typeof value === 'string' && Object.hasOwn(FUNCTIONS, value);
 }
 
 function isStep(value: unknown): value is StepName {
@@ -171,10 +229,17 @@ function lambdaFunctions(resources: Record<string, CfnResource>): Map<string, La
           `(${Object.keys(STEPS).join(', ')})`,
       );
     }
-    // Bound functions get the step as name so ARNs read well in logs; unbound ones keep their id.
-    const name = handler ?? logicalId;
+    const lambda = resource.Metadata?.[LAMBDA_METADATA_KEY];
+    // Bound functions get the step (or the standalone Lambda's name) as name so ARNs read well
+    // in logs; unbound ones keep their id.
+    const name = handler ?? (isFunctionName(lambda) ? lambda : logicalId);
     const arn = `arn:aws:lambda:${PLACEHOLDER_REGION}:${PLACEHOLDER_ACCOUNT}:function:${name}`;
-    found.set(logicalId, handler === undefined ? { logicalId, arn } : { logicalId, arn, step: handler });
+    found.set(logicalId, {
+      logicalId,
+      arn,
+      ...(handler === undefined ? {} : { step: handler }),
+      ...(isFunctionName(lambda) ? { lambda } : {}),
+    });
   }
   return found;
 }
@@ -238,6 +303,27 @@ function bindTasks(definition: StateMachineDefinition, functions: Map<string, La
       );
     }
     bindings[name] = fn.step;
+  });
+  return bindings;
+}
+
+/**
+ * The organization audit's guard: every Task runs a standalone Lambda of the registry, found by
+ * its `rekey:lambda` metadata (a workflow step there would be a wiring mistake).
+ */
+function bindStandaloneTasks(definition: StateMachineDefinition, functions: Map<string, LambdaFunction>) {
+  const byArn = new Map([...functions.values()].map((fn) => [fn.arn, fn]));
+  const bindings: Record<string, FunctionName> = {};
+  walkStates(definition, (name, state) => {
+    if (state.Type !== 'Task') return;
+    const fn = LAMBDA_ARN.test(state.Resource) ? byArn.get(state.Resource) : undefined;
+    if (!fn?.lambda || fn.step) {
+      throw new DefinitionError(
+        `Task "${name}" has no local binding: its Resource ${fn ? fn.logicalId : state.Resource} is no ` +
+          `standalone rekey Lambda with "${LAMBDA_METADATA_KEY}" metadata`,
+      );
+    }
+    bindings[name] = fn.lambda;
   });
   return bindings;
 }

@@ -19,7 +19,7 @@ import {
   StateMachine,
   type StateMachineDefinition,
 } from 'aws-local-stepfunctions';
-import type { StepName } from '../contract/functions.ts';
+import type { FunctionName } from '../contract/functions.ts';
 import { type CleanupInput, Outcome } from '../contract/schemas.ts';
 import { type InvocationContext, runInInvocation } from '../lambdas/shared/clients/invocation.ts';
 import {
@@ -41,12 +41,12 @@ export type InvokeHandler = (input: JsonValue) => Promise<JsonValue>;
 export type TaskOverride = (
   input: JsonValue,
   invoke: InvokeHandler,
-  task: { state: string; step: StepName },
+  task: { state: string; step: FunctionName },
 ) => Promise<JsonValue> | JsonValue;
 
 export interface TaskRecord {
   state: string;
-  step: StepName;
+  step: FunctionName;
   input: JsonValue;
   output?: JsonValue;
   error?: { name: string; message: string };
@@ -55,7 +55,7 @@ export interface TaskRecord {
 export interface RunRotationOptions {
   input: JsonValue;
   definition: StateMachineDefinition;
-  bindings: Record<string, StepName>;
+  bindings: Record<string, FunctionName>;
   /** Set on process.env before any handler module is imported (handlers validate it at import). */
   env?: Record<string, string>;
   /** Every Wait state takes 0 ms. */
@@ -67,14 +67,19 @@ export interface RunRotationOptions {
   handlers?: Record<string, TaskOverride>;
   /** Every Retry waits this long instead of its backoff (tests: 0). */
   retryIntervalMs?: number;
-  /** Where the step handlers' folders live. @default lambdas/rotation/ of this repository */
+  /**
+   * Where the handlers' folders live (each bound name's folder in it). The organization audit's
+   * Tasks run standalone Lambdas (cli/definition.ts extractOrganizationAuditDefinition): pass
+   * lambdas/ of this repository.
+   * @default lambdas/rotation/ of this repository
+   */
   handlersDir?: string;
   /**
    * Each step's invocation context: the credentials of its Lambda's role and the check of its
    * calls against that role (cli/deployed-roles.ts `deployedRoles`). @default none: every handler
    * signs with the SDK's default chain, i.e. the caller's credentials
    */
-  roles?: { contextFor(lambda: StepName): Promise<InvocationContext> };
+  roles?: { contextFor(lambda: FunctionName): Promise<InvocationContext> };
   /** Aborting stops the execution as a console Stop would (status ABORTED), then cleans up. */
   signal?: AbortSignal;
 }
@@ -133,9 +138,9 @@ export async function runRotation(options: RunRotationOptions): Promise<Rotation
   walkStates(definition, (name, state) => states.set(name, state));
   if (!options.noWait) refuseUnwaitableWaits(states);
   const tasks: TaskRecord[] = [];
-  const modules = new Map<StepName, Promise<Handler>>();
+  const modules = new Map<FunctionName, Promise<Handler>>();
 
-  const taskFor = (state: string, step: StepName) => {
+  const taskFor = (state: string, step: FunctionName) => {
     const stateDef = states.get(state);
     const timeoutSeconds =
       stateDef?.Type === 'Task'
@@ -315,7 +320,7 @@ function describeFailure(error: unknown): {
   return { status: 'FAILED', error: 'Error', cause: String(error) };
 }
 
-async function loadHandler(handlersDir: string, step: StepName): Promise<Handler> {
+async function loadHandler(handlersDir: string, step: FunctionName): Promise<Handler> {
   const path = join(handlersDir, step, 'index.ts');
   const module = (await import(/* @vite-ignore */ pathToFileURL(path).href)) as { handler?: unknown };
   if (typeof module.handler !== 'function') throw new Error(`${path} does not export a handler function`);

@@ -87,3 +87,32 @@ export const FAIL_ERRORS = {
   rolledBack: 'RotationRolledBack',
   failed: 'RotationFailed',
 } as const;
+
+/**
+ * The organization audit's states (infra/constructs/organization-audit.ts): one listing of the
+ * accounts in scope, one audit per account in an inline Map, one digest over all of them.
+ */
+export const ORGANIZATION_AUDIT_STATE = {
+  takeNamedAccounts: 'Take the named accounts',
+  takeEveryAccount: 'Take every account in scope',
+  areAccountsNamed: 'Are accounts named?',
+  applyDefaults: 'Apply the defaults',
+  listAccounts: 'List the accounts in scope',
+  isAnyAccountListed: 'Is any account listed?',
+  nothingToAudit: 'Nothing to audit',
+  auditEachAccount: 'Audit each account',
+  auditOneAccount: 'Audit one account',
+  leaveFailureToDigest: 'Leave the failure to the digest',
+  sendDigest: 'Send one digest',
+} as const;
+export type OrganizationAuditStateName =
+  (typeof ORGANIZATION_AUDIT_STATE)[keyof typeof ORGANIZATION_AUDIT_STATE];
+
+/**
+ * Metadata key on the organization audit's AWS::StepFunctions::StateMachine (value
+ * `organization-audit`): with organization the hub template holds two state machines, and the
+ * local runner (cli/definition.ts) tells them apart by it. The rotation's carries none, so that a
+ * template without organization stays as it was.
+ */
+export const STATE_MACHINE_METADATA_KEY = 'rekey:state-machine';
+export const ORGANIZATION_AUDIT_MACHINE = 'organization-audit';

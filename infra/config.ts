@@ -617,6 +617,8 @@ export interface AuditResources {
   readonly keyIdCacheTable: string;
   /** The bucket of audit reports, with auditReports (infra/constructs/report-bucket.ts). */
   readonly reportBucket?: string;
+  /** The organization audit's results table, with organization (infra/constructs/organization-audit.ts). */
+  readonly organizationResultsTable?: string;
 }
 
 /**
@@ -655,5 +657,8 @@ export function auditEnvironment(config: RekeyConfig, resources: AuditResources)
     ...(config.optInTag === undefined ? {} : { REKEY_OPT_IN_TAG: config.optInTag }),
     ...(config.auditReports && resources.reportBucket ? { REKEY_REPORT_BUCKET: resources.reportBucket } : {}),
     ...organizationEnvironment(config, resources.hubAccountId),
+    ...(config.organization && resources.organizationResultsTable
+      ? { REKEY_ORGANIZATION_RESULTS_TABLE: resources.organizationResultsTable }
+      : {}),
   };
 }

@@ -10,6 +10,7 @@ import { LockTable } from './constructs/lock-table.ts';
 import { LogsKey } from './constructs/logs-key.ts';
 import { MemberStackSet } from './constructs/member-stack-set.ts';
 import { Notifications } from './constructs/notifications.ts';
+import { OrganizationAudit } from './constructs/organization-audit.ts';
 import { RekeyFunction } from './constructs/rekey-function.ts';
 import { RotationStateMachine } from './constructs/rotation-state-machine.ts';
 import { SecretsKey } from './constructs/secrets-key.ts';
@@ -50,6 +51,8 @@ export class RekeyStack extends Stack {
   readonly dashboard: Dashboard;
   /** The StackSet of the member stack, with `organization`. */
   readonly memberStackSet: MemberStackSet | undefined;
+  /** The organization audit (its state machine the schedule starts), with `organization`. */
+  readonly organizationAudit: OrganizationAudit | undefined;
 
   constructor(scope: Construct, id: string, props: RekeyStackProps) {
     super(scope, id, props);
@@ -125,6 +128,12 @@ export class RekeyStack extends Stack {
       cleanupFunction: functions.cleanup.lambdaFunction,
     });
 
+    const organization = config.organization;
+    // Its table and listing first: the audit's environment names the table, and the audit builds
+    // the state machine around its function.
+    this.organizationAudit = organization
+      ? new OrganizationAudit(this, 'OrganizationAudit', { config, logsKey })
+      : undefined;
     this.audit = new Audit(this, 'Audit', {
       config,
       stateMachine: this.rotation.stateMachine,
@@ -132,9 +141,9 @@ export class RekeyStack extends Stack {
       topicKey: notifications.key,
       userScope,
       logsKey,
+      ...(this.organizationAudit ? { organizationAudit: this.organizationAudit } : {}),
     });
 
-    const organization = config.organization;
     if (organization) {
       // The audit acts in a member account through its member role, as the steps do.
       this.audit.function.role.addToPrincipalPolicy(assumeMemberRole(this, organization, 'audit'));
@@ -183,5 +192,11 @@ export class RekeyStack extends Stack {
       description: 'Encrypts the stored access keys',
       value: secretsKey.keyArn,
     });
+    if (this.organizationAudit)
+      new CfnOutput(this, 'OrganizationAuditStateMachineArn', {
+        description:
+          'Audit the organization now: {} or {"dryRun": true}, plus "accounts": [...] to audit only those',
+        value: this.organizationAudit.stateMachine.stateMachineArn,
+      });
   }
 }

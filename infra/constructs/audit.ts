@@ -21,6 +21,7 @@ import { Construct } from 'constructs';
 import { AUDIT_REPORT_PREFIX } from '../../contract/functions.ts';
 import { KEY_ID_CACHE_TTL_ATTRIBUTE } from '../../contract/tables.ts';
 import { auditEnvironment, type RekeyConfig } from '../config.ts';
+import type { OrganizationAudit } from './organization-audit.ts';
 import { RekeyFunction } from './rekey-function.ts';
 import { ReportBucket } from './report-bucket.ts';
 
@@ -93,6 +94,13 @@ export interface AuditProps {
    * @default - encrypted by CloudWatch Logs with a key AWS owns
    */
   readonly logsKey?: kms.IKey;
+  /**
+   * With `organization`: the organization audit (infra/constructs/organization-audit.ts), whose
+   * state machine this builds around the audit function and the schedule starts instead of
+   * invoking the function; the function writes and reads its results table.
+   * @default - none: the schedule invokes the function for the hub's own account
+   */
+  readonly organizationAudit?: OrganizationAudit;
 }
 
 /**
@@ -169,6 +177,9 @@ export class Audit extends Construct {
         stateMachineArn: stateMachine.stateMachineArn,
         keyIdCacheTable: this.keyIdCache.tableName,
         ...(this.reportBucket ? { reportBucket: this.reportBucket.bucket.bucketName } : {}),
+        ...(props.organizationAudit
+          ? { organizationResultsTable: props.organizationAudit.resultsTable.tableName }
+          : {}),
       }),
       config,
       timeout: AUDIT_TIMEOUT,
@@ -176,8 +187,11 @@ export class Audit extends Construct {
       // authorization details is the audit's only real work.
       memorySize: 512,
       // One run at a time: two concurrent runs would race to start the same rotations (the
-      // deterministic execution names keep that safe) and send two digests.
-      reservedConcurrentExecutions: 1,
+      // deterministic execution names keep that safe) and send two digests. With organization,
+      // one per account the Map audits at once (each on its own account, one digest at the end).
+      reservedConcurrentExecutions: props.organizationAudit
+        ? (config.organization?.auditConcurrency ?? 1)
+        : 1,
       ...(props.logsKey ? { logsKey: props.logsKey } : {}),
     });
     const fn = this.function.lambdaFunction;
@@ -204,8 +218,12 @@ export class Audit extends Construct {
       // next deployment. Deleting it deletes only the audit schedule.
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    // With organization the schedule starts the organization audit, whose Tasks invoke the function.
+    const organizationMachine = props.organizationAudit?.auditWith(fn);
     this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
-      description: 'rekey: EventBridge Scheduler invokes the audit',
+      description: organizationMachine
+        ? 'rekey: EventBridge Scheduler starts the organization audit'
+        : 'rekey: EventBridge Scheduler invokes the audit',
       assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
         conditions: {
           StringEquals: {
@@ -217,13 +235,16 @@ export class Audit extends Construct {
     });
     Validations.of(this.schedulerRole).acknowledge({
       id: 'NIST.800.53.R5-IAMNoInlinePolicy',
-      reason:
-        'the policy belongs to this role alone (invoke the audit, write to its dead-letter queue): inline, it lives and dies with the role',
+      reason: organizationMachine
+        ? 'the policy belongs to this role alone (start the organization audit, write to its dead-letter queue): inline, it lives and dies with the role'
+        : 'the policy belongs to this role alone (invoke the audit, write to its dead-letter queue): inline, it lives and dies with the role',
     });
-    Validations.of(this.schedulerRole).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${stack.resolve((fn.node.defaultChild as CfnResource).logicalId)}.Arn>:*]`,
-      reason: 'grantInvoke covers the audit function and its versions/aliases (<arn>:*); only this function',
-    });
+    if (!organizationMachine)
+      Validations.of(this.schedulerRole).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${stack.resolve((fn.node.defaultChild as CfnResource).logicalId)}.Arn>:*]`,
+        reason:
+          'grantInvoke covers the audit function and its versions/aliases (<arn>:*); only this function',
+      });
 
     this.schedule = new scheduler.Schedule(this, 'Schedule', {
       description: 'rekey: audit the account access keys',
@@ -234,12 +255,20 @@ export class Audit extends Construct {
         TimeZone.of(config.auditScheduleTimezone),
       ),
       timeWindow: scheduler.TimeWindow.off(),
-      target: new targets.LambdaInvoke(fn, {
-        role: this.schedulerRole,
-        input: scheduler.ScheduleTargetInput.fromObject({}),
-        deadLetterQueue: this.deadLetterQueue,
-        ...SCHEDULE_RETRY_POLICY,
-      }),
+      target: organizationMachine
+        ? // states:StartExecution on this state machine only; the execution name is generated.
+          new targets.StepFunctionsStartExecution(organizationMachine, {
+            role: this.schedulerRole,
+            input: scheduler.ScheduleTargetInput.fromObject({}),
+            deadLetterQueue: this.deadLetterQueue,
+            ...SCHEDULE_RETRY_POLICY,
+          })
+        : new targets.LambdaInvoke(fn, {
+            role: this.schedulerRole,
+            input: scheduler.ScheduleTargetInput.fromObject({}),
+            deadLetterQueue: this.deadLetterQueue,
+            ...SCHEDULE_RETRY_POLICY,
+          }),
     });
     // The group's name is a literal in the schedule, not a reference; and the first run must
     // find its permissions in place.
@@ -293,6 +322,13 @@ export class Audit extends Construct {
       // Each run's two report objects, under the report prefix only (no read, list or delete).
       statements.push(
         allow(['s3:PutObject'], [this.reportBucket.bucket.arnForObjects(`${AUDIT_REPORT_PREFIX}*`)]),
+      );
+    }
+    if (props.organizationAudit) {
+      // The organization audit's results: one item per account (account mode), then every item
+      // of the run (aggregate mode, a Query on the run's partition). No update, scan or delete.
+      statements.push(
+        allow(['dynamodb:PutItem', 'dynamodb:Query'], [props.organizationAudit.resultsTable.tableArn]),
       );
     }
     statements.push(...inAccount.securityHub);

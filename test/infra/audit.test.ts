@@ -245,6 +245,8 @@ describe('the audit function', () => {
     'REKEY_SECRETS_LOCATION',
     'REKEY_ORGANIZATION_ID',
     'REKEY_ORGANIZATION_SCOPE',
+    // The organization audit's results table (infra/constructs/organization-audit.ts).
+    'REKEY_ORGANIZATION_RESULTS_TABLE',
   ];
 
   it("gets exactly the variables of the audit's environment contract (AUDIT_ENV)", () => {

@@ -100,7 +100,12 @@ const ORGANIZATION_CONFIGS: Array<[string, Record<string, unknown>]> = [
   [
     'an organization, secrets in the hub, every option',
     {
-      organization: organization('hub'),
+      // OU rules: the organization audit's listing walks the tree (its own grants).
+      organization: {
+        ...organization('hub'),
+        include: { organizationalUnits: ['ou-ab12-cdefgh34'] },
+        auditConcurrency: 25,
+      },
       cloudTrailLookup: true,
       userPathPrefix: '/ci/',
       protectedUsers: ['break-glass'],
