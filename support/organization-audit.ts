@@ -191,25 +191,34 @@ export function runOrganizationAudit(run: OrganizationAuditRun): Promise<Rotatio
 
 /**
  * The most iterations of the Map `state` that were running at once, from the execution's event
- * log (MapIterationStarted up, MapIterationSucceeded/Failed down).
+ * log: each iteration runs from its MapIterationStarted to its MapIterationSucceeded/Failed, at
+ * the timestamps those carry (those of the iteration's own start and end). The order of the
+ * events is not used: the engine forwards an iteration's events asynchronously, so the next
+ * iteration's start can be logged before the end of the one whose slot it took.
  */
 export function mapConcurrency(
   events: readonly ExecutionEvent[],
   state: string = ORGANIZATION_AUDIT_STATE.auditEachAccount,
 ): { iterations: number; maxRunning: number } {
-  let running = 0;
-  let maxRunning = 0;
+  const edges: Array<{ at: number; delta: 1 | -1 }> = [];
   let iterations = 0;
   for (const event of events) {
     const parent = (event as { parentState?: { name?: string } }).parentState?.name;
     if (parent !== state) continue;
     if (event.type === 'MapIterationStarted') {
       iterations += 1;
-      running += 1;
-      maxRunning = Math.max(maxRunning, running);
+      edges.push({ at: event.timestamp, delta: 1 });
     } else if (event.type === 'MapIterationSucceeded' || event.type === 'MapIterationFailed') {
-      running -= 1;
+      edges.push({ at: event.timestamp, delta: -1 });
     }
+  }
+  // At the same millisecond an end comes first: the slot it frees is the one the start takes.
+  edges.sort((x, y) => x.at - y.at || x.delta - y.delta);
+  let running = 0;
+  let maxRunning = 0;
+  for (const edge of edges) {
+    running += edge.delta;
+    maxRunning = Math.max(maxRunning, running);
   }
   return { iterations, maxRunning };
 }
