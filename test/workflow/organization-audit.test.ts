@@ -35,7 +35,12 @@ import {
 
 const CONCURRENCY = 2;
 const USERS = 20;
-const OLD = 5;
+/**
+ * Few findings per account: moto delivers each matching event to the harness's SQS rule inside
+ * the PutEvents request (about 0.35 s each), and two accounts' batches at once outran the SDK's
+ * 4 s request timeout with 5 old keys each.
+ */
+const OLD = 2;
 const OLD_DAYS = 100;
 const DAY = 86_400;
 
@@ -242,7 +247,7 @@ describe('an organization audit run over every account in scope', () => {
         expect(digest).toMatch(new RegExp(`${member.accountId}\\s+OLD_KEY\\s+${userName}\\b`));
     }
     expect(digest).toMatch(new RegExp(`${f.accountId}\\s+0\\s+0\\s+0\\s+FAILED: MemberRoleUnavailable`));
-    expect(digest).toMatch(new RegExp(`${c.accountId}\\s+${USERS}\\s+0\\s+0\\s+audited`));
+    expect(digest).toMatch(new RegExp(`${c.accountId}\\s+${USERS + 1}\\s+0\\s+0\\s+audited`));
     for (const outside of [d, e]) expect(digest).not.toContain(outside.accountId);
     // Each finding's event carries its account.
     const stale = notifications.events.filter((x) => x.detail.accountId === a.accountId);
@@ -265,7 +270,8 @@ describe('an organization audit run over every account in scope', () => {
       .map((t) => t.output);
     expect(counts).toContainEqual({
       accountId: a.accountId,
-      usersScanned: USERS,
+      // The credential report also holds the account's administrator (outside the path).
+      usersScanned: USERS + 1,
       findings: 2 * OLD,
       rotationsStarted: OLD,
     });
@@ -306,17 +312,29 @@ describe('an organization audit run over every account in scope', () => {
 });
 
 describe('an organization audit run naming its accounts, dry run', () => {
-  it('succeeds with totals only in its output, F and D left out of the request', async () => {
+  it('succeeds with totals only in its output, the hub and F left out of the request', async () => {
     const { result, notifications } = await run(
       { accounts: [a.accountId, c.accountId], dryRun: true },
       'org-audit-named',
     );
     expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
-    expect(result.output).toMatchObject({
-      listing: { accounts: [hub, a, c].map((x) => ({ accountId: x.accountId })), skipped: 0 },
+    const listing = result.tasks.find((t) => t.state === STATE.listAccounts)?.output;
+    expect(listing).toEqual({
+      accounts: [a, c]
+        .map((x) => x.accountId)
+        .sort()
+        .map((accountId) => ({ accountId })),
+      skipped: 0,
     });
-    const totals = result.tasks.find((t) => t.state === STATE.sendDigest)?.output;
-    expect(totals).toEqual({ accounts: 3, audited: 3, failed: 0, findings: 2 * OLD, rotationsStarted: OLD });
+    // The execution's output is the aggregate's totals: counts only (a dry run counts the
+    // rotations it would start).
+    expect(result.output).toEqual({
+      accounts: 2,
+      audited: 2,
+      failed: 0,
+      findings: 2 * OLD,
+      rotationsStarted: OLD,
+    });
     expect(notifications.sns).toEqual([]);
   });
 
