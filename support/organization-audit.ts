@@ -117,6 +117,8 @@ export interface RecordedCall {
   account?: string;
   /** `<service>:<operation>`, e.g. `iam:ListAccessKeys`. */
   action: string;
+  /** events:PutEvents only: the entries sent (what an EventBridge rule would match). */
+  entries?: unknown[];
 }
 
 const auditing = new AsyncLocalStorage<string>();
@@ -141,6 +143,9 @@ export function recordingRoles(
             action: request.action,
             ...(audited === undefined ? {} : { audited }),
             ...(request.account === undefined ? {} : { account: request.account }),
+            ...(request.action === 'events:PutEvents'
+              ? { entries: structuredClone((request.input.Entries as unknown[] | undefined) ?? []) }
+              : {}),
           });
           return context.authorize?.(request);
         },
