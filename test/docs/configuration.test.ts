@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { FUNCTION_NAMES, FUNCTIONS, type FunctionName } from '../../contract/functions.ts';
 import { loadConfig, RekeyConfigSchema, stepTimeoutSeconds } from '../../infra/config.ts';
 import { REPO_ROOT, workingTree } from '../support/markdown.ts';
 
@@ -46,11 +47,13 @@ describe('docs/configuration.md', () => {
 describe('the Lambda timeouts of docs/design.md', () => {
   const table = rows(page('design.md').slice(page('design.md').indexOf('## Lambda timeouts')));
   const config = loadConfig({});
-  // Every workflow step has a handler folder of its own (the audit is no step).
+  // Every workflow step has a handler folder of its own (the standalone Lambdas, the audit and
+  // the organization accounts, are no steps).
+  const standalone = new Set(FUNCTION_NAMES.filter((name) => FUNCTIONS[name].kind === 'standalone'));
   const steps = workingTree()
     .files.filter((f) => f.startsWith('lambdas/') && f.endsWith('/index.ts'))
     .map((f) => f.split('/').at(-2) ?? '')
-    .filter((name) => name !== 'audit');
+    .filter((name) => !standalone.has(name as FunctionName));
 
   it('has a row for every step', () => {
     expect(steps.length).toBeGreaterThanOrEqual(10);
