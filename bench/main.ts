@@ -8,18 +8,20 @@
  *               at list prices, against a baseline ref
  *   bundles     (c) each Lambda bundle's minified size and cold import time, against a baseline ref
  *   throughput  (d) 500 users rotated through the local workflow, waits compressed
+ *   organization (e) the organization audit at 1 / 5 / 20 member accounts × 200 users, MaxConcurrency 10 vs 1
  */
 import { loadavg } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadDefinition } from '../cli/definition.ts';
 import { AUDIT_DEFAULTS, auditBench } from './audit.ts';
 import { BUNDLE_DEFAULTS, bundlesBench } from './bundles.ts';
+import { ORGANIZATION_DEFAULTS, organizationBench } from './organization.ts';
 import { heading, machineLine, print, progress, reproduce } from './report.ts';
 import { ROTATION_BASELINE, rotationBench } from './rotation.ts';
 import { type RotationWorld, startRotationWorld } from './rotation-world.ts';
 import { THROUGHPUT_DEFAULTS, throughputBench } from './throughput.ts';
 
-const BENCHMARKS = ['audit', 'rotation', 'bundles', 'throughput'] as const;
+const BENCHMARKS = ['audit', 'rotation', 'bundles', 'throughput', 'organization'] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
 const positiveInt = (max: number) => (value: string) => {
@@ -39,6 +41,9 @@ interface Flags {
   baseline?: string;
   users: number;
   concurrency: number[];
+  orgAccounts: number[];
+  orgUsers: number;
+  orgConcurrency: number;
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -80,6 +85,24 @@ export async function main(argv: string[]): Promise<void> {
         .argParser(intList(64))
         .default(THROUGHPUT_DEFAULTS.concurrency),
     )
+    .option(
+      '--org-accounts <n,...>',
+      '(e) member accounts audited, one run per size',
+      intList(200),
+      ORGANIZATION_DEFAULTS.accounts,
+    )
+    .option(
+      '--org-users <n>',
+      '(e) users per member account',
+      positiveInt(10_000),
+      ORGANIZATION_DEFAULTS.users,
+    )
+    .option(
+      '--org-concurrency <n>',
+      "(e) the Map's MaxConcurrency (organization.auditConcurrency) compared with 1",
+      positiveInt(40),
+      ORGANIZATION_DEFAULTS.concurrency,
+    )
     .showHelpAfterError('(add --help for usage)')
     .action(async (names: string[], flags: Flags) => {
       const unknown = names.filter((n) => !(BENCHMARKS as readonly string[]).includes(n));
@@ -102,7 +125,7 @@ async function runAll(chosen: Benchmark[], flags: Flags): Promise<void> {
     return world;
   };
   try {
-    if (chosen.some((b) => b !== 'audit')) {
+    if (chosen.some((b) => b !== 'audit' && b !== 'organization')) {
       // Once per run, whatever cdk.out holds: (b) and (d) run the state machine the app defines now
       // and (c) measures the bundles it builds now (a fresh clone has no cdk.out at all).
       progress('Synthesizing the CDK app (15-60 s)');
@@ -128,6 +151,13 @@ async function runAll(chosen: Benchmark[], flags: Flags): Promise<void> {
           await throughputBench(await rotationWorld(), {
             users: flags.users,
             concurrency: flags.concurrency,
+          });
+          break;
+        case 'organization':
+          await organizationBench({
+            accounts: flags.orgAccounts,
+            users: flags.orgUsers,
+            concurrency: flags.orgConcurrency,
           });
           break;
       }

@@ -4,6 +4,7 @@
  */
 import { renderHtml } from '../lambdas/audit/report/html.ts';
 import type { DemoOutcome, DemoReport, DemoUserReport } from './demo.ts';
+import type { AcrossAccountsReport } from './demo-organization.ts';
 import { maskKeyId, type Paint, plain } from './progress.ts';
 
 const OUTCOME_STYLE: Record<DemoOutcome, Parameters<Paint>[0]> = {
@@ -39,6 +40,34 @@ function pad(text: string, width: number): string {
   return text.length >= width ? text : text + ' '.repeat(width - text.length);
 }
 
+/** A table of users, its OUTCOME column colored, each column as wide as its widest cell. */
+function tableLines(
+  header: readonly string[],
+  rows: readonly string[][],
+  outcomes: readonly DemoOutcome[],
+  paint: Paint,
+): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[], outcome?: DemoOutcome) =>
+    cells
+      .map((cell, i) => {
+        const last = i === cells.length - 1;
+        const padded = last ? cell : pad(cell, widths[i] ?? 0);
+        return last && outcome ? paint(OUTCOME_STYLE[outcome], padded) : padded;
+      })
+      .join('  ');
+  return [paint('bold', line(header)), ...rows.map((row, i) => line(row, outcomes[i]))];
+}
+
+function counts(users: ReadonlyArray<Pick<DemoUserReport, 'outcome'>>): string {
+  const count = (o: DemoOutcome) => users.filter((u) => u.outcome === o).length;
+  return (
+    `${count('rotated')} rotated, ${count('stopped safely')} stopped safely, ` +
+    `${count('refused')} refused, ${count('reported')} reported (alert only), ${count('nothing to do')} with nothing to do, ` +
+    `${count('failed')} failed.`
+  );
+}
+
 export function reportLines(report: DemoReport, paint: Paint = plain): string[] {
   const rows = report.users.map((u) => [
     u.userName,
@@ -48,26 +77,15 @@ export function reportLines(report: DemoReport, paint: Paint = plain): string[] 
     mask(u.newKeyId),
     outcomeText(u),
   ]);
-  const header = ['USER', 'FINDINGS', 'ACTION', 'KEY', 'NEW KEY', 'OUTCOME'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[], styles: Array<Parameters<Paint>[0] | null> = []) =>
-    cells
-      .map((cell, i) => {
-        const padded = i === cells.length - 1 ? cell : pad(cell, widths[i] ?? 0);
-        const style = styles[i];
-        return style ? paint(style, padded) : padded;
-      })
-      .join('  ');
-  const count = (o: DemoOutcome) => report.users.filter((u) => u.outcome === o).length;
   const lines = [
-    paint('bold', line(header)),
-    ...report.users.map((u, i) =>
-      line(rows[i] ?? [], [null, null, null, null, null, OUTCOME_STYLE[u.outcome]]),
+    ...tableLines(
+      ['USER', 'FINDINGS', 'ACTION', 'KEY', 'NEW KEY', 'OUTCOME'],
+      rows,
+      report.users.map((u) => u.outcome),
+      paint,
     ),
     '',
-    `${report.users.length} users: ${count('rotated')} rotated, ${count('stopped safely')} stopped safely, ` +
-      `${count('refused')} refused, ${count('reported')} reported (alert only), ${count('nothing to do')} with nothing to do, ` +
-      `${count('failed')} failed.`,
+    `${report.users.length} users: ${counts(report.users)}`,
   ];
   if (report.consumer) {
     lines.push(
@@ -75,10 +93,42 @@ export function reportLines(report: DemoReport, paint: Paint = plain): string[] 
         `during the rotation; ${report.consumer.failures} failed: rekey never cut it off.`,
     );
   }
+  lines.push('', ...acrossAccountsLines(report.acrossAccounts, paint));
   lines.push(
-    `Rotations took ${report.seconds.rotations.toFixed(1)} s; the whole demo ${report.seconds.total.toFixed(1)} s.`,
+    `Rotations took ${report.seconds.rotations.toFixed(1)} s (across accounts ${report.acrossAccounts.seconds.rotations.toFixed(1)} s); ` +
+      `the whole demo ${report.seconds.total.toFixed(1)} s.`,
   );
   return lines;
+}
+
+/** The "Across accounts" section: the members' users per account, then what was checked. */
+export function acrossAccountsLines(across: AcrossAccountsReport, paint: Paint = plain): string[] {
+  const rows = across.users.map((u) => [
+    `${u.accountName} ${u.accountId}`,
+    u.userName,
+    findingText(u),
+    u.action,
+    mask(u.oldKeyId),
+    mask(u.newKeyId),
+    outcomeText(u),
+  ]);
+  const failed = across.checks.filter((c) => !c.ok);
+  return [
+    paint('bold', `Across accounts (organization ${across.organizationId}, hub ${across.hubAccountId}):`),
+    ...tableLines(
+      ['ACCOUNT', 'USER', 'FINDINGS', 'ACTION', 'KEY', 'NEW KEY', 'OUTCOME'],
+      rows,
+      across.users.map((u) => u.outcome),
+      paint,
+    ),
+    '',
+    `${across.users.length} users in ${across.accounts.length} member accounts: ${counts(across.users)}`,
+    ...(failed.length === 0
+      ? [
+          `Each rotated in its own account; the hub's user of the same name and every other hub user untouched.`,
+        ]
+      : failed.map((c) => paint('red', `✗ ${c.text}`))),
+  ];
 }
 
 /** The report as data: the same fields, key ids masked (execution names are left out: they hold key ids). */
@@ -100,6 +150,22 @@ export function jsonReport(report: DemoReport): unknown {
     audit: report.audit,
     consumer: report.consumer,
     checks: report.checks,
+    acrossAccounts: {
+      organizationId: report.acrossAccounts.organizationId,
+      hubAccountId: report.acrossAccounts.hubAccountId,
+      accounts: report.acrossAccounts.accounts,
+      users: report.acrossAccounts.users.map((u) => ({
+        ...u,
+        findings: u.findings.map((f) => ({
+          ...f,
+          accessKeyId: f.accessKeyId ? maskKeyId(f.accessKeyId) : null,
+        })),
+        oldKeyId: u.oldKeyId ? maskKeyId(u.oldKeyId) : null,
+        newKeyId: u.newKeyId ? maskKeyId(u.newKeyId) : null,
+      })),
+      checks: report.acrossAccounts.checks,
+      seconds: report.acrossAccounts.seconds,
+    },
     seconds: report.seconds,
   };
 }

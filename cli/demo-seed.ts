@@ -277,3 +277,35 @@ export function startConsumer(endpoint: string, credentials: Credentials, interv
     },
   };
 }
+
+/** A member account of the demo's organization and its users (seeded as its administrator). */
+export interface DemoMemberSpec {
+  name: string;
+  users: readonly DemoUserSpec[];
+}
+
+/**
+ * The user whose name is also one of the hub's (DEMO_USERS): each account's is its own user, and
+ * the run across accounts must leave the hub's alone.
+ */
+export const SAME_NAMED_USER = 'payments-api';
+
+/** The two member accounts of the demo's organization: old keys to rotate, fresh ones to leave. */
+export const DEMO_MEMBERS: readonly DemoMemberSpec[] = [
+  {
+    name: 'workload-a',
+    users: [
+      { userName: SAME_NAMED_USER, story: 'old key, in use (same name as a hub user)', keys: [used(120, 1)] },
+      { userName: 'orders-worker', story: 'old key, in use', keys: [used(150, 2)] },
+      { userName: 'web-frontend', story: 'fresh key, in use', keys: [used(10, 0)] },
+    ],
+  },
+  {
+    name: 'workload-b',
+    users: [
+      { userName: SAME_NAMED_USER, story: 'old key, in use (same name as a hub user)', keys: [used(95, 1)] },
+      { userName: 'data-lake-loader', story: 'old key, never used', keys: [{ createdDaysAgo: 210 }] },
+      { userName: 'search-indexer', story: 'fresh key, in use', keys: [used(5, 1)] },
+    ],
+  },
+];

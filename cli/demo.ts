@@ -4,12 +4,16 @@
  * emulator's clock, runs the audit's scan and its decisions (the same code as `rekey audit` and
  * the audit Lambda), rotates every due user through the synthesized state machine with its waits
  * compressed, while a consumer application keeps using one user's old key, then reads the
- * emulator back to check what happened and reports per user.
+ * emulator back to check what happened and reports per user. Then the same across accounts
+ * (cli/demo-organization.ts): the account is the management account of an organization whose two
+ * member accounts hold the member roles of the synthesized member template; their due users are
+ * found by the code of `rekey audit --organization` and rotated with `accountId` in the input.
  *
  * runDemo() is the core, usable from a test with its own emulator; the CLI wraps it (main.ts).
  */
 
 import { IAMClient, ListAccessKeysCommand } from '@aws-sdk/client-iam';
+import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import {
   GetSecretValueCommand,
   ResourceNotFoundException,
@@ -36,12 +40,14 @@ import {
 import { systemClock } from '../lambdas/shared/clock.ts';
 import { tableLines } from './audit.ts';
 import { type LoadedDefinition, loadDefinitionAsync, walkStates } from './definition.ts';
+import { type AcrossAccountsReport, runAcrossAccounts } from './demo-organization.ts';
 import {
   CONSUMER_USER,
   type Consumer,
   type Credentials,
   createAdmin,
   DEMO_ADMIN,
+  DEMO_MEMBERS,
   DEMO_USERS,
   type DemoUserSpec,
   PROTECTED_USER,
@@ -50,8 +56,14 @@ import {
   seedAccount,
   startConsumer,
 } from './demo-seed.ts';
-import { connectEmulator, deployedRoles, synthesizeTemplate } from './deployed-roles.ts';
+import {
+  connectEmulator,
+  deployedRoles,
+  synthesizeMemberTemplate,
+  synthesizeTemplate,
+} from './deployed-roles.ts';
 import { type MotoClockServer, motoProblem, startMotoWithClock } from './emulator.ts';
+import { seedOrganization } from './emulator-organization.ts';
 import { prepareLocalEnv } from './local-env.ts';
 import { outcomeOf, type RotationResult, runRotation, type TaskOverride } from './local-runner.ts';
 import { finalDocument, humanDuration, maskKeyId, type Paint, plain } from './progress.ts';
@@ -118,6 +130,8 @@ export interface DemoReport {
   checks: DemoCheck[];
   /** The audit's findings as the report files show them (key ids masked, as everywhere in the demo). */
   auditReport: ReportInput;
+  /** The run across the accounts of the demo's organization (cli/demo-organization.ts). */
+  acrossAccounts: AcrossAccountsReport;
   seconds: { total: number; rotations: number };
 }
 
@@ -174,12 +188,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
 
   try {
     checkAborted();
-    // The synth (15-60 s on a fresh clone) and the emulator start together, and so does the
-    // in-process synth of the template for the demo's configuration, which the roles come from.
-    // The emulator does not implement ListServiceSpecificCredentials: the demo audits access keys.
-    const deployedTemplate = synthesizeTemplate({ ...DEMO_CONFIG, auditServiceCredentials: false });
-    // Awaited below; this keeps a failure before then from being reported as unhandled.
-    deployedTemplate.catch(() => {});
+    // The synth (15-60 s on a fresh clone) and the emulator start together.
     if (ownEmulator) log(`Starting the AWS emulator (moto, 127.0.0.1 only, with a movable clock)`);
     const [definitionResult, emulatorResult] = await Promise.allSettled([
       options.definition ??
@@ -220,6 +229,34 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     const bootstrap = new IAMClient({ endpoint, region: REGION, credentials: ANYBODY, maxAttempts: 3 });
     cleanup.push(() => bootstrap.destroy());
     const admin = await createAdmin(bootstrap);
+    // The organization: the hub is its management account; each member gets its administrator
+    // now (signing still off) and its member secrets key.
+    const organization = await seedOrganization({
+      endpoint,
+      region: REGION,
+      admin,
+      members: DEMO_MEMBERS.map((m) => ({ name: m.name })),
+      secrets: 'member',
+    });
+    cleanup.push(() => organization.close());
+    const config = {
+      ...DEMO_CONFIG,
+      organization: {
+        organizationId: organization.organizationId,
+        stackSetTargets: [organization.rootId],
+        stackSetRegions: [REGION],
+      },
+    };
+    // The in-process synth of the templates for the demo's configuration (the hub's and the member
+    // stack's), which the roles come from, runs while the accounts are seeded. The emulator does
+    // not implement ListServiceSpecificCredentials: the demo audits access keys.
+    const templateConfig = { ...config, auditServiceCredentials: false };
+    const templates = Promise.all([
+      synthesizeTemplate(templateConfig),
+      synthesizeMemberTemplate(templateConfig),
+    ]);
+    // Awaited below; this keeps a failure before then from being reported as unhandled.
+    templates.catch(() => {});
     const seeded = await seedAccount(emulator, bootstrap, DEMO_USERS);
     const oldest = Math.max(...DEMO_USERS.flatMap((u) => u.keys.map((k) => k.createdDaysAgo)));
     log(
@@ -228,13 +265,25 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     );
     await emulator.enableAuth();
     log(`Request signing is on: every call is checked as in a real account (the demo runs as ${DEMO_ADMIN})`);
+    // Each member's users, made as its administrator (with signing on, a key acts in its own account).
+    const memberSeeds = new Map<string, SeededKey[]>();
+    for (const [index, spec] of DEMO_MEMBERS.entries()) {
+      const member = organization.members[index];
+      if (member) memberSeeds.set(member.accountId, await seedAccount(emulator, member.iam, spec.users));
+    }
+    log(
+      `Organization ${organization.organizationId}: the hub ${organization.hub.accountId} is its management account; ` +
+        organization.members
+          .map((m, i) => `${m.name} ${m.accountId} (${DEMO_MEMBERS[i]?.users.length ?? 0} users)`)
+          .join(', '),
+    );
     checkAborted();
 
     // 2. Handlers and the demo's own clients reach the emulator through the SDK's default chain.
     const restoreEnv = pointSdkAt(endpoint, admin);
     cleanup.push(restoreEnv);
     // Handlers log JSON at WARN and above (rotate's default): a rollback or a crash still shows.
-    const env = await prepareLocalEnv({ config: DEMO_CONFIG, source: {}, log: () => {} });
+    const env = await prepareLocalEnv({ config, source: {}, log: () => {} });
     log('Local resources ready: SNS topic rekey-local, DynamoDB lock table, KMS key alias/rekey-local');
 
     const clients = { endpoint, region: REGION, credentials: admin, maxAttempts: 3 };
@@ -250,14 +299,19 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
 
     // Every Lambda, the audit included, runs as its deployed role: the stack's template for the
     // demo's configuration, each role made in the emulator (the admin only sets up and reads back).
-    const [template, emulatorRoles] = await Promise.all([
-      deployedTemplate,
-      connectEmulator({ iam, sts }, REGION),
+    const [[template, memberTemplate], emulatorRoles] = await Promise.all([
+      templates,
+      connectEmulator({ iam, sts }, REGION, organization.emulatorOrganization()),
     ]);
-    const roles = deployedRoles(emulatorRoles, { template, env });
+    const roles = deployedRoles(emulatorRoles, { template, env, memberTemplate });
+    const memberRoles = await organization.installMemberRoles(roles);
     log(
       `Each of the ${roles.roles.length} Lambdas runs as its deployed role (from the synthesized template), ` +
         'checked call by call: a step can do here only what it can do in AWS',
+    );
+    log(
+      `Member roles from the synthesized member template: ${memberRoles.length / organization.members.length} ` +
+        `in each member account (${env.REKEY_MEMBER_ROLE_PREFIX}<lambda>)`,
     );
     checkAborted();
 
@@ -380,6 +434,31 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       consumerStats,
     );
     for (const check of checks) log(`${check.ok ? paint('green', '✓') : paint('red', '✗')} ${check.text}`);
+    checkAborted();
+
+    // 7. The same job across the organization's accounts.
+    const organizations = new OrganizationsClient(clients);
+    cleanup.push(() => organizations.destroy());
+    const acrossAccounts = await runAcrossAccounts({
+      organizationId: organization.organizationId,
+      hub: organization.hub,
+      members: organization.members,
+      seeded: memberSeeds,
+      organizations,
+      sts,
+      iamClient: (credentials) => new IAMClient({ ...clients, credentials }),
+      definition,
+      env,
+      roles,
+      concurrency,
+      log,
+      paint,
+      checkAborted,
+      describeRun,
+      progressMark: (result) => progressMark(result, paint),
+      stopWords: STOP_WORDS,
+      keyIdAt,
+    });
     return {
       endpoint,
       users,
@@ -392,6 +471,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
         auditedAt: scan.auditedAt,
         accountIds: scan.accountId ? [scan.accountId] : [],
       },
+      acrossAccounts,
       seconds: { total: (Date.now() - started) / 1000, rotations: rotationSeconds },
     };
   } catch (error) {

@@ -685,10 +685,17 @@ class Targets {
         const organizationId = this.organizationOf(this.at.account);
         const organizationArn = (resource: string) =>
           `arn:${this.at.partition}:organizations::${this.at.account}:${resource}`;
-        // ListAccounts has no resource type; for ListAccountsForParent only `*` is sure to match.
-        if (action === 'organizations:ListAccounts' || action === 'organizations:ListAccountsForParent')
+        // DescribeOrganization, ListAccounts and ListRoots have no resource type; for
+        // ListAccountsForParent only `*` is sure to match.
+        if (
+          action === 'organizations:DescribeOrganization' ||
+          action === 'organizations:ListAccounts' ||
+          action === 'organizations:ListRoots' ||
+          action === 'organizations:ListAccountsForParent'
+        )
           return one('*');
-        const id = str(input.AccountId) ?? str(input.ChildId);
+        // ListOrganizationalUnitsForParent acts on its parent (an OU or the root).
+        const id = str(input.AccountId) ?? str(input.ChildId) ?? str(input.ParentId);
         if (id && organizationId) {
           if (id.startsWith('ou-')) return one(organizationArn(`ou/${organizationId}/${id}`));
           if (id.startsWith('r-')) return one(organizationArn(`root/${organizationId}/${id}`));

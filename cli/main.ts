@@ -255,7 +255,7 @@ async function demo(flags: DemoFlags): Promise<number> {
     const written = writeReportFile(reportFile, demoHtmlReport(report), 'HTML report');
     // The last line: the page to open (on stderr with --json, whose stdout is the document).
     (flags.json ? err : process.stdout).write(`The audit report (open it in a browser): ${written}\n`);
-    const failed = report.checks.filter((c) => !c.ok);
+    const failed = [...report.checks, ...report.acrossAccounts.checks].filter((c) => !c.ok);
     if (failed.length > 0) {
       err.write(`rekey demo: ${failed.length} check(s) against the emulator failed (marked ✗ above)\n`);
       return 1;
@@ -370,7 +370,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     program
       .command('demo')
       .description(
-        'See rekey do its whole job on a local AWS emulator (moto): seed an account, audit, rotate, report',
+        'See rekey do its whole job on a local AWS emulator (moto): seed an account and an organization, audit, rotate, report',
       )
       .option('--json', 'print the report as JSON on stdout (progress goes to stderr)')
       .option('--python <command>', 'the Python that has moto[server] installed', nonEmpty, 'python3')

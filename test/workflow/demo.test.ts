@@ -18,12 +18,14 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import type { BuildMiddleware } from '@smithy/types';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDefinition } from '../../cli/definition.ts';
 import { type DemoReport, runDemo } from '../../cli/demo.ts';
-import { DEMO_ADMIN, DEMO_USERS } from '../../cli/demo-seed.ts';
+import { DEMO_ADMIN, DEMO_MEMBERS, DEMO_USERS, SAME_NAMED_USER } from '../../cli/demo-seed.ts';
 import { type MotoClockServer, startMotoWithClock } from '../../cli/emulator.ts';
 import { STEP_NAMES } from '../../contract/functions.ts';
+import { DEFAULT_MEMBER_ROLE_PREFIX, MEMBER_LAMBDAS } from '../../contract/organization.ts';
 import { isRunning } from '../support/moto.ts';
 
 const REGION = 'us-east-1';
@@ -89,6 +91,21 @@ const seededAge = (userName: string) =>
     .map((k) => k.createdDaysAgo)
     .sort((a, b) => b - a);
 
+/** The same clients acting in another account of the emulator (request signing off: moto takes the header). */
+function inAccount<T extends IAMClient | SecretsManagerClient>(client: T, accountId: string): T {
+  const stack = client.middlewareStack as unknown as {
+    add(middleware: BuildMiddleware<object, object>, options: { step: 'build'; name: string }): void;
+  };
+  stack.add(
+    (next) => async (args) => {
+      (args.request as { headers: Record<string, string> }).headers['x-moto-account-id'] = accountId;
+      return next(args);
+    },
+    { step: 'build', name: 'motoAccountId' },
+  );
+  return client;
+}
+
 beforeAll(async () => {
   moto = await startMotoWithClock();
   report = await runDemo({
@@ -107,7 +124,7 @@ beforeAll(async () => {
     credentials: anybody,
     maxAttempts: 1,
   });
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   iam?.destroy();
@@ -248,6 +265,135 @@ describe('runDemo against the emulator', () => {
   });
 });
 
+describe('runDemo across the accounts of its organization', () => {
+  const readers: Array<{ destroy(): void }> = [];
+  afterAll(() => {
+    for (const client of readers) client.destroy();
+  });
+  /** Read-back clients acting in a member account. */
+  const member = (accountId: string) => {
+    const config = {
+      endpoint: moto.endpoint,
+      region: REGION,
+      credentials: { accessKeyId: 'AKIATESTREADER000000', secretAccessKey: 'testing' },
+      maxAttempts: 1,
+    };
+    const clients = {
+      iam: inAccount(new IAMClient(config), accountId),
+      secrets: inAccount(new SecretsManagerClient(config), accountId),
+    };
+    readers.push(clients.iam, clients.secrets);
+    return clients;
+  };
+  const accountOf = (name: string) => {
+    const account = report.acrossAccounts.accounts.find((a) => a.name === name);
+    if (!account) throw new Error(`no account ${name} in the report`);
+    return account;
+  };
+  const due: Record<string, string[]> = {
+    'workload-a': [SAME_NAMED_USER, 'orders-worker'],
+    'workload-b': [SAME_NAMED_USER, 'data-lake-loader'],
+  };
+
+  it('audits both member accounts (not the hub), each scanned through its member audit role', () => {
+    expect(report.acrossAccounts.hubAccountId).toBe('123456789012');
+    expect(report.acrossAccounts.organizationId).toMatch(/^o-[a-z0-9]{10,32}$/);
+    expect(report.acrossAccounts.accounts.map((a) => a.name).sort()).toEqual(['workload-a', 'workload-b']);
+    for (const account of report.acrossAccounts.accounts) {
+      expect(account.accountId).toMatch(/^\d{12}$/);
+      expect(account.accountId).not.toBe('123456789012');
+      // Its users and its administrator.
+      expect(account).toMatchObject({ usersScanned: 4 });
+      expect(account.error).toBeUndefined();
+    }
+    expect(progress.join('\n')).toMatch(/each member as its rekey-member-audit role/);
+  });
+
+  it('made the member roles of the synthesized member template in each member account', async () => {
+    for (const { accountId } of report.acrossAccounts.accounts) {
+      const roles = ((await member(accountId).iam.send(new ListRolesCommand({}))).Roles ?? []).map(
+        (r) => r.RoleName,
+      );
+      expect(roles, accountId).toEqual(
+        expect.arrayContaining(MEMBER_LAMBDAS.map((l) => `${DEFAULT_MEMBER_ROLE_PREFIX}${l}`)),
+      );
+    }
+  });
+
+  it.each(Object.entries(due))(
+    'rotates the due users of %s in that account: one new active key, its secret there holds it and works',
+    async (name, userNames) => {
+      const { accountId } = accountOf(name);
+      const { iam: memberIam, secrets: memberSecrets } = member(accountId);
+      for (const userName of userNames) {
+        const keys = (await memberIam.send(new ListAccessKeysCommand({ UserName: userName })))
+          .AccessKeyMetadata;
+        expect(
+          keys?.map((k) => [k.Status, Math.floor((Date.now() - (k.CreateDate?.getTime() ?? 0)) / DAY_MS)]),
+        ).toEqual([['Active', 0]]);
+        const stored = JSON.parse(
+          (
+            await memberSecrets.send(
+              new GetSecretValueCommand({ SecretId: `rekey/${userName}`, VersionStage: 'AWSCURRENT' }),
+            )
+          ).SecretString ?? '{}',
+        );
+        expect(stored.AccessKeyId, `${name} ${userName}`).toBe(keys?.[0]?.AccessKeyId);
+        expect(await whoAmI(stored.AccessKeyId, stored.SecretAccessKey)).toBe(
+          `arn:aws:iam::${accountId}:user/${userName}`,
+        );
+        expect(
+          report.acrossAccounts.users.find((u) => u.accountId === accountId && u.userName === userName),
+        ).toMatchObject({
+          outcome: 'rotated',
+          newKeyId: stored.AccessKeyId,
+        });
+      }
+    },
+  );
+
+  it("leaves the members' users without a due rotation untouched: the seeded key, no secret", async () => {
+    for (const spec of DEMO_MEMBERS) {
+      const { accountId } = accountOf(spec.name);
+      const { iam: memberIam, secrets: memberSecrets } = member(accountId);
+      const names = ((await memberSecrets.send(new ListSecretsCommand({}))).SecretList ?? [])
+        .map((s) => s.Name)
+        .sort();
+      expect(names, spec.name).toEqual((due[spec.name] ?? []).map((u) => `rekey/${u}`).sort());
+      for (const user of spec.users.filter((u) => !due[spec.name]?.includes(u.userName))) {
+        const keys = (await memberIam.send(new ListAccessKeysCommand({ UserName: user.userName })))
+          .AccessKeyMetadata;
+        expect(
+          keys?.map((k) => Math.floor((Date.now() - (k.CreateDate?.getTime() ?? 0)) / DAY_MS)),
+          `${spec.name} ${user.userName}`,
+        ).toEqual(user.keys.map((k) => k.createdDaysAgo));
+        expect(
+          report.acrossAccounts.users.find((u) => u.accountId === accountId && u.userName === user.userName)
+            ?.outcome,
+        ).toBe('nothing to do');
+      }
+    }
+  });
+
+  it("leaves the hub's user of the same name as the single-account run left it", async () => {
+    const hubUser = report.users.find((u) => u.userName === SAME_NAMED_USER);
+    expect(hubUser?.outcome).toBe('rotated');
+    const keys = await keysOf(SAME_NAMED_USER);
+    expect(keys.map((k) => [k.id, k.status])).toEqual([[hubUser?.newKeyId, 'Active']]);
+    expect((await current(SAME_NAMED_USER))?.AccessKeyId).toBe(hubUser?.newKeyId);
+    // Not any member's key: each member's user of that name has a key of its own.
+    const memberKeys = report.acrossAccounts.users
+      .filter((u) => u.userName === SAME_NAMED_USER)
+      .map((u) => u.newKeyId);
+    expect(memberKeys).toHaveLength(2);
+    expect(memberKeys).not.toContain(hubUser?.newKeyId);
+    expect(report.acrossAccounts.checks.every((c) => c.ok)).toBe(true);
+    expect(report.acrossAccounts.checks.map((c) => c.text).join('\n')).toMatch(
+      /hub users' keys are as they were before the run across accounts$/m,
+    );
+  });
+});
+
 const BIN = fileURLToPath(new URL('../../bin/rekey.mjs', import.meta.url));
 
 describe('rekey demo (child process)', () => {
@@ -256,7 +402,7 @@ describe('rekey demo (child process)', () => {
       execFile(
         process.execPath,
         [BIN, 'demo'],
-        { env: process.env, timeout: 110_000 },
+        { env: process.env, timeout: 200_000 },
         (error, stdout, stderr) =>
           resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr }),
       );
@@ -265,6 +411,14 @@ describe('rekey demo (child process)', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/^\nUSER +FINDINGS +ACTION +KEY +NEW KEY +OUTCOME\n/);
     expect(run.stdout).toMatch(/^billing-app .* stopped safely: old key still in use$/m);
+    expect(run.stdout).toMatch(
+      /^Across accounts \(organization o-[a-z0-9]+, hub 123456789012\):\nACCOUNT +USER +FINDINGS/m,
+    );
+    expect(run.stdout).toMatch(/^workload-a \d{12} +payments-api +OLD_KEY 120d +rotation .* rotated$/m);
+    expect(run.stdout).toMatch(/^workload-b \d{12} +data-lake-loader .* rotated$/m);
+    expect(run.stdout).toMatch(
+      /^6 users in 2 member accounts: 4 rotated, .* 2 with nothing to do, 0 failed\.$/m,
+    );
     expect(run.stdout).not.toMatch(/AKIA[A-Z0-9]{16}/);
     // The handlers' metrics stay off a local run's stdout (no EMF line among the report).
     expect(run.stdout).not.toContain('CloudWatchMetrics');
@@ -272,5 +426,5 @@ describe('rekey demo (child process)', () => {
     expect(pid).toBeGreaterThan(0);
     expect(run.stderr).toMatch(new RegExp(`Emulator stopped \\(pid ${pid}\\)`));
     expect(isRunning(pid)).toBe(false);
-  }, 120_000);
+  }, 210_000);
 });

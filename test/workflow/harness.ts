@@ -41,7 +41,12 @@ import {
 } from '@aws-sdk/client-sqs';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { expect } from 'vitest';
-import { type CfnTemplate, type LoadedDefinition, loadDefinition } from '../../cli/definition.ts';
+import {
+  type CfnTemplate,
+  type LoadedDefinition,
+  type LoadedOrganizationAuditDefinition,
+  loadDefinition,
+} from '../../cli/definition.ts';
 import {
   connectEmulator,
   type DeployedRoles,
@@ -63,6 +68,10 @@ import { type RotationResult, type RunRotationOptions, runRotation } from '../..
 import type { StepName } from '../../contract/functions.ts';
 import type { MemberLambda } from '../../contract/organization.ts';
 import { systemClock } from '../../lambdas/shared/clock.ts';
+import {
+  organizationAuditDefinition,
+  prepareOrganizationAuditEnv,
+} from '../../support/organization-audit.ts';
 import { expectNoSecrets } from '../support/secrets.ts';
 
 const REGION = 'us-east-1';
@@ -175,6 +184,12 @@ export interface World extends AccountHelpers {
    * the helpers acting in it; empty without.
    */
   accounts: WorldAccount[];
+  /**
+   * With `organizationAudit`: the organization audit's definition from the world's template, and
+   * the stand-in rotation state machine its audits start executions of (support/organization-audit.ts;
+   * `env` then holds the audit's variables too, and `roles` were resolved with them).
+   */
+  organizationAudit?: { loaded: LoadedOrganizationAuditDefinition; stateMachineArn: string };
   /** Signs sts:GetCallerIdentity with the credentials; returns the ARN or the error name. */
   whoAmI(credentials: Credentials): Promise<string>;
   /** Reads (and removes) what was published since the last call. */
@@ -215,19 +230,23 @@ export interface WorldOptions {
    * configuration gets `organization` (this id, the root as the StackSet target, plus `config`).
    */
   organization?: WorldOrganizationOptions;
+  /**
+   * With `organization`: the organization audit's hub resources and environment
+   * (support/organization-audit.ts), and its definition as `world.organizationAudit`.
+   */
+  organizationAudit?: boolean;
 }
 
 export interface WorldOrganizationOptions {
   members: number | readonly MemberAccountSpec[];
   /** OUs by name (`parent/child` for a nested one); a member names one to be moved into it. */
   organizationalUnits?: readonly string[];
-  /** More of the `organization` configuration (memberRolePrefix, secrets, include, exclude, ...). */
-  config?: Record<string, unknown>;
   /**
-   * More of it that names what seeding made (account and OU ids are the emulator's choice), e.g.
-   * `include`/`exclude`; applied after `config`.
+   * More of the `organization` configuration (memberRolePrefix, secrets, include, exclude, ...);
+   * a function of the seeded organization when it names its accounts or OUs (their ids are the
+   * emulator's).
    */
-  configFor?: (seeded: SeededOrganization) => Record<string, unknown>;
+  config?: Record<string, unknown> | ((seeded: SeededOrganization) => Record<string, unknown>);
   /**
    * The member template the member roles come from.
    * @default the member stack synthesized for the world's configuration
@@ -268,7 +287,10 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         admin,
         members: options.organization.members,
         organizationalUnits: options.organization.organizationalUnits ?? [],
-        secrets: (options.organization.config?.secrets as 'member' | 'hub' | undefined) ?? 'member',
+        secrets:
+          (typeof options.organization.config === 'object'
+            ? (options.organization.config.secrets as 'member' | 'hub' | undefined)
+            : undefined) ?? 'member',
       })
     : undefined;
   await moto.enableAuth();
@@ -302,8 +324,9 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
             organizationId: organization.organizationId,
             stackSetTargets: [organization.rootId],
             stackSetRegions: [REGION],
-            ...options.organization?.config,
-            ...options.organization?.configFor?.(organization),
+            ...(typeof options.organization?.config === 'function'
+              ? options.organization.config(organization)
+              : options.organization?.config),
           },
         }
       : {}),
@@ -313,6 +336,15 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
   env.POWERTOOLS_LOG_LEVEL = 'INFO';
   // And emit their metrics as the deployed Lambdas do, into the captured logs.
   env.POWERTOOLS_METRICS_DISABLED = 'false';
+  let audit: { env: Record<string, string>; stateMachineArn: string } | undefined;
+  if (options.organizationAudit) {
+    if (!organization) throw new Error('organizationAudit needs the organization option');
+    audit = await prepareOrganizationAuditEnv(
+      { ...base, credentials: admin },
+      { config, hubAccountId: env.REKEY_HUB_ACCOUNT_ID ?? '', topicArn: env.REKEY_TOPIC_ARN ?? '' },
+    );
+    Object.assign(env, audit.env);
+  }
   Object.assign(process.env, env);
   const adminSts = new STSClient(clientConfig);
   const { roles, rolesWith } = await worldRoles(
@@ -379,6 +411,12 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
   if (options.handlerEndpoint) process.env.AWS_ENDPOINT_URL = await options.handlerEndpoint(moto.endpoint);
 
   const definition = loadDefinition({ synth: false, log: () => {} });
+  const organizationAudit = audit
+    ? {
+        loaded: organizationAuditDefinition(await synthesizeTemplate(config)),
+        stateMachineArn: audit.stateMachineArn,
+      }
+    : undefined;
 
   let offsetSeconds = 0;
   const realNow = systemClock.now;
@@ -437,6 +475,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     roles,
     rolesWith,
     ...(organization ? { organization } : {}),
+    ...(organizationAudit ? { organizationAudit } : {}),
     accounts,
     logs,
     run: (input, runOptions = {}) =>

@@ -65,7 +65,7 @@ describe('rotation across accounts (secrets: member)', () => {
           { name: 'no-plan-role' },
         ],
         withoutMemberRoles: { 2: ['create-second-key'], 6: ['plan'] },
-        configFor: (seeded) => ({
+        config: (seeded) => ({
           exclude: {
             accounts: [seeded.members[3]?.accountId],
             organizationalUnits: [seeded.organizationalUnits.quarantine],

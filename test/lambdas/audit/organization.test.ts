@@ -433,5 +433,7 @@ describe('the aggregate mode', () => {
       .find((i) => i.MessageAttributes?.owner?.StringValue === 'team-a@example.com');
     expect(owned?.Message).toContain(HUB);
     expect(owned?.Message).not.toContain('AKIA1111ALICE');
+    // The member's alice and her rotation are another user's: one rotation in this owner's digest.
+    expect(owned?.Message).toMatch(/^ {2}rotations started: +1 /m);
   });
 });
